@@ -1,0 +1,200 @@
+//! The one internal error type.
+//!
+//! Every layer below the HTTP front end returns [`Error`]. It names the ACME
+//! problem type (RFC 8555 §6.7) that a client should see, a human-readable
+//! detail, and optional subproblems (§6.7.1). The front end turns it into an
+//! RFC 7807 problem document in exactly one place (`http::problem`); nothing
+//! below it builds wire errors.
+//!
+//! Internal failures (database, I/O, signing) are [`ErrorKind::ServerInternal`]:
+//! their detail is logged, never shown to the client.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use crate::protocol::Identifier;
+
+/// What went wrong, as an ACME problem type, plus a few HTTP-level kinds that
+/// RFC 8555 leaves to plain HTTP semantics. Ordered as in RFC 8555 §6.7, then
+/// the extensions, then the HTTP-only kinds.
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    AccountDoesNotExist,
+    AlreadyRevoked,
+    BadCsr,
+    BadNonce,
+    BadPublicKey,
+    BadRevocationReason,
+    BadSignatureAlgorithm,
+    Caa,
+    Compound,
+    Connection,
+    Dns,
+    ExternalAccountRequired,
+    IncorrectResponse,
+    InvalidContact,
+    Malformed,
+    OrderNotReady,
+    RateLimited,
+    RejectedIdentifier,
+    ServerInternal,
+    Tls,
+    Unauthorized,
+    UnsupportedContact,
+    UnsupportedIdentifier,
+    UserActionRequired,
+    /// draft-aaron-acme-profiles: the requested profile does not exist.
+    InvalidProfile,
+    /// The resource does not exist (HTTP 404, problem type `malformed`).
+    NotFound,
+    /// The method is not allowed on this resource (HTTP 405).
+    MethodNotAllowed,
+    /// The request's Content-Type is not `application/jose+json` (HTTP 415).
+    UnsupportedMediaType,
+    /// The request conflicts with existing state (HTTP 409), e.g. a key
+    /// already bound to another account.
+    Conflict,
+}
+
+impl ErrorKind {
+    /// The problem type URN suffix (after `urn:ietf:params:acme:error:`).
+    pub fn acme_type(self) -> &'static str {
+        use ErrorKind::*;
+        match self {
+            AccountDoesNotExist => "accountDoesNotExist",
+            AlreadyRevoked => "alreadyRevoked",
+            BadCsr => "badCSR",
+            BadNonce => "badNonce",
+            BadPublicKey => "badPublicKey",
+            BadRevocationReason => "badRevocationReason",
+            BadSignatureAlgorithm => "badSignatureAlgorithm",
+            Caa => "caa",
+            Compound => "compound",
+            Connection => "connection",
+            Dns => "dns",
+            ExternalAccountRequired => "externalAccountRequired",
+            IncorrectResponse => "incorrectResponse",
+            InvalidContact => "invalidContact",
+            Malformed | NotFound | MethodNotAllowed | UnsupportedMediaType | Conflict => {
+                "malformed"
+            }
+            OrderNotReady => "orderNotReady",
+            RateLimited => "rateLimited",
+            RejectedIdentifier => "rejectedIdentifier",
+            ServerInternal => "serverInternal",
+            Tls => "tls",
+            Unauthorized => "unauthorized",
+            UnsupportedContact => "unsupportedContact",
+            UnsupportedIdentifier => "unsupportedIdentifier",
+            UserActionRequired => "userActionRequired",
+            InvalidProfile => "invalidProfile",
+        }
+    }
+
+    /// The HTTP status a problem of this kind is sent with.
+    pub fn http_status(self) -> u16 {
+        use ErrorKind::*;
+        match self {
+            ServerInternal => 500,
+            Unauthorized => 403,
+            AccountDoesNotExist => 400,
+            NotFound => 404,
+            MethodNotAllowed => 405,
+            Conflict => 409,
+            UnsupportedMediaType => 415,
+            RateLimited => 429,
+            OrderNotReady => 403,
+            _ => 400,
+        }
+    }
+}
+
+/// A subproblem (RFC 8555 §6.7.1): a problem about one identifier.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubError {
+    pub kind: ErrorKind,
+    pub detail: String,
+    pub identifier: Identifier,
+}
+
+/// The internal error: a problem kind, a detail for the client, subproblems.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Error {
+    pub kind: ErrorKind,
+    pub detail: Cow<'static, str>,
+    pub subproblems: Vec<SubError>,
+}
+
+impl Error {
+    /// An error of `kind` with a client-visible `detail`.
+    pub fn new(kind: ErrorKind, detail: impl Into<Cow<'static, str>>) -> Self {
+        Error {
+            kind,
+            detail: detail.into(),
+            subproblems: Vec::new(),
+        }
+    }
+
+    /// An internal failure. The cause is logged here and replaced by a
+    /// generic detail, so that no internals reach a client.
+    #[track_caller]
+    pub fn internal(cause: impl fmt::Display) -> Self {
+        let loc = std::panic::Location::caller();
+        tracing::error!(%cause, at = %loc, "internal error");
+        Error::new(ErrorKind::ServerInternal, "internal server error")
+    }
+
+    /// Attach subproblems (RFC 8555 §6.7.1).
+    pub fn with_subproblems(mut self, subproblems: Vec<SubError>) -> Self {
+        self.subproblems = subproblems;
+        self
+    }
+
+    pub fn malformed(detail: impl Into<Cow<'static, str>>) -> Self {
+        Error::new(ErrorKind::Malformed, detail)
+    }
+
+    pub fn unauthorized(detail: impl Into<Cow<'static, str>>) -> Self {
+        Error::new(ErrorKind::Unauthorized, detail)
+    }
+
+    pub fn not_found(detail: impl Into<Cow<'static, str>>) -> Self {
+        Error::new(ErrorKind::NotFound, detail)
+    }
+
+    pub fn bad_csr(detail: impl Into<Cow<'static, str>>) -> Self {
+        Error::new(ErrorKind::BadCsr, detail)
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.kind.acme_type(), self.detail)
+    }
+}
+
+impl std::error::Error for Error {}
+
+/// Shorthand used throughout the crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn internal_errors_hide_their_cause() {
+        let e = Error::internal("disk on fire at /var/lib/secret");
+        assert_eq!(e.kind, ErrorKind::ServerInternal);
+        assert!(!e.detail.contains("secret"));
+    }
+
+    #[test]
+    fn http_only_kinds_are_malformed_on_the_wire() {
+        assert_eq!(ErrorKind::NotFound.acme_type(), "malformed");
+        assert_eq!(ErrorKind::NotFound.http_status(), 404);
+        assert_eq!(ErrorKind::UnsupportedMediaType.http_status(), 415);
+        assert_eq!(ErrorKind::BadCsr.acme_type(), "badCSR");
+    }
+}
