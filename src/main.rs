@@ -1,6 +1,1 @@
-//! acme-ca: an ACME (RFC 8555) certificate authority server.
-
-pub mod error;
-pub mod protocol;
-
 fn main() {}
