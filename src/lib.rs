@@ -1,4 +1,20 @@
 //! acme-ca: an ACME (RFC 8555) certificate authority server.
+//!
+//! Modules follow the components of a CA (see docs/ARCHITECTURE.md):
+//! `protocol` (wire types), `jose` (JWS/JWK), `http` (the thin front end),
+//! `ra` (rules), `va` (validation), `ca` (signing), `store` (persistence),
+//! with `config`, `error`, `model` and `clock` shared by all.
 
+pub mod ca;
+pub mod clock;
+pub mod config;
 pub mod error;
+pub mod http;
+pub mod jose;
+pub mod model;
 pub mod protocol;
+pub mod ra;
+pub mod rand;
+pub mod server;
+pub mod store;
+pub mod va;

@@ -1,1 +1,126 @@
-fn main() {}
+//! The `acme-ca` binary: command line → config → tracing → bound listener →
+//! `Server::run` until SIGINT or SIGTERM.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use tokio::net::TcpListener;
+
+use acme_ca::config::Config;
+use acme_ca::server::{default_base_url, Server};
+
+#[derive(Parser)]
+#[command(name = "acme-ca", version, about = "An ACME (RFC 8555) certificate authority")]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the ACME server (the default).
+    Serve(ServeArgs),
+}
+
+#[derive(clap::Args, Default)]
+struct ServeArgs {
+    /// TOML configuration file (see docs/CONFIG.md).
+    #[arg(long, short = 'c')]
+    config: Option<PathBuf>,
+    /// Address of the HTTPS listener (overrides server.listen).
+    #[arg(long)]
+    listen: Option<SocketAddr>,
+    /// Data directory for the CA and the database (overrides server.data_dir).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Accept every challenge without validating it (development only).
+    #[arg(long)]
+    always_valid: bool,
+}
+
+fn load_config(args: &ServeArgs) -> Result<Config, String> {
+    let mut config = match &args.config {
+        Some(path) => Config::from_file(path)?,
+        None => Config::default(),
+    };
+    if let Some(listen) = args.listen {
+        config.server.listen = listen;
+    }
+    if let Some(dir) = &args.data_dir {
+        config.server.data_dir = dir.clone();
+    }
+    if args.always_valid {
+        config.validation.always_valid = true;
+    }
+    config.apply_env(|k| std::env::var(k).ok())?;
+    config.validate()?;
+    Ok(config)
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => return std::future::pending().await,
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {},
+        _ = term.recv() => {},
+    }
+    tracing::info!("shutting down");
+}
+
+async fn serve(args: ServeArgs) -> Result<(), String> {
+    let config = load_config(&args)?;
+    let listener = TcpListener::bind(config.server.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", config.server.listen))?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let server = Server::build(&config, addr)
+        .await
+        .map_err(|e| format!("cannot start: {e} (see the log above)"))?;
+    let base = config
+        .server
+        .external_url
+        .clone()
+        .unwrap_or_else(|| default_base_url(addr));
+    println!("acme-ca: directory {base}/directory");
+    println!("acme-ca: root-ca {}", server.root_pem_path.display());
+    println!("acme-ca: ready");
+    tracing::info!(%addr, "listening");
+    server.run(listener, shutdown_signal()).await;
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("acme-ca: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let command = cli.command.unwrap_or(Command::Serve(ServeArgs::default()));
+    let result = runtime.block_on(async {
+        match command {
+            Command::Serve(args) => serve(args).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("acme-ca: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -56,3 +56,158 @@ impl std::fmt::Display for Identifier {
         write!(f, "{}:{}", self.kind.as_str(), self.value)
     }
 }
+
+/// The URN prefix of ACME problem types (RFC 8555 §6.7).
+pub const ERROR_NS: &str = "urn:ietf:params:acme:error:";
+
+/// An error as an RFC 7807 problem document with RFC 8555 fields: `type`,
+/// `detail`, `status`, and `subproblems` (§6.7.1). This is the only place an
+/// error becomes wire JSON: the HTTP edge sends it, and a failed challenge
+/// stores it as the challenge's `error`.
+pub fn problem_json(e: &crate::error::Error) -> serde_json::Value {
+    let mut doc = serde_json::json!({
+        "type": format!("{ERROR_NS}{}", e.kind.acme_type()),
+        "detail": e.detail,
+        "status": e.kind.http_status(),
+    });
+    if !e.subproblems.is_empty() {
+        doc["subproblems"] = e
+            .subproblems
+            .iter()
+            .map(|s| {
+                serde_json::json!({
+                    "type": format!("{ERROR_NS}{}", s.kind.acme_type()),
+                    "detail": s.detail,
+                    "identifier": s.identifier,
+                })
+            })
+            .collect();
+    }
+    doc
+}
+
+/// newAccount payload (RFC 8555 §7.3).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NewAccount {
+    pub contact: Option<Vec<String>>,
+    pub terms_of_service_agreed: Option<bool>,
+    pub only_return_existing: Option<bool>,
+    pub external_account_binding: Option<serde_json::Value>,
+}
+
+/// Account update payload (RFC 8555 §7.3.2, §7.3.6).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AccountUpdate {
+    pub contact: Option<Vec<String>>,
+    pub status: Option<String>,
+    pub terms_of_service_agreed: Option<bool>,
+}
+
+/// newOrder payload (RFC 8555 §7.4).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NewOrder {
+    pub identifiers: Vec<Identifier>,
+    pub not_before: Option<String>,
+    pub not_after: Option<String>,
+}
+
+/// finalize payload (RFC 8555 §7.4).
+#[derive(Debug, Clone, Deserialize)]
+pub struct Finalize {
+    pub csr: String,
+}
+
+/// The directory (RFC 8555 §7.1.1).
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Directory {
+    pub new_nonce: String,
+    pub new_account: String,
+    pub new_order: String,
+    pub revoke_cert: String,
+    pub key_change: String,
+    pub meta: DirectoryMeta,
+}
+
+/// Directory `meta` (RFC 8555 §7.1.1).
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DirectoryMeta {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub terms_of_service: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub website: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub caa_identities: Vec<String>,
+    pub external_account_required: bool,
+}
+
+/// An account resource (RFC 8555 §7.1.2).
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AccountResource {
+    pub status: &'static str,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub contact: Vec<String>,
+    pub terms_of_service_agreed: bool,
+    pub orders: String,
+    pub key: serde_json::Value,
+    pub created_at: String,
+}
+
+/// An order resource (RFC 8555 §7.1.3).
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OrderResource {
+    pub status: &'static str,
+    pub expires: String,
+    pub identifiers: Vec<Identifier>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub not_before: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub not_after: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<serde_json::Value>,
+    pub authorizations: Vec<String>,
+    pub finalize: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub certificate: Option<String>,
+}
+
+/// An authorization resource (RFC 8555 §7.1.4).
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AuthzResource {
+    pub identifier: Identifier,
+    pub status: &'static str,
+    pub expires: String,
+    pub challenges: Vec<ChallengeResource>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub wildcard: bool,
+}
+
+/// A challenge resource (RFC 8555 §7.1.5, §8).
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ChallengeResource {
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub url: String,
+    pub status: &'static str,
+    pub token: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub validated: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub validation_record: Option<serde_json::Value>,
+}
+
+/// The orders list of an account (RFC 8555 §7.1.2.1).
+#[derive(Debug, Clone, Serialize)]
+pub struct OrdersList {
+    pub orders: Vec<String>,
+}

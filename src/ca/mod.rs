@@ -1,0 +1,260 @@
+//! The certificate authority: a root, an intermediate that signs leaves, and
+//! the checks on what subscribers send us.
+//!
+//! * [`Ca::load_or_generate`] loads the root and intermediate from configured
+//!   PEM files or from the data directory, or generates them on first start.
+//!   Everything the issuance hot path needs (the intermediate's name, key
+//!   identifier and parsed signing key) is prepared once, there.
+//! * [`csr::parse_and_verify`] and [`csr::check_names`] check a finalize
+//!   request's CSR: its self-signature, its key and its names.
+//! * [`Ca::issue`] signs a leaf following the CA/Browser Forum Baseline
+//!   Requirements TLS subscriber profile. Nothing from the CSR reaches the
+//!   certificate except the public key and the (already checked) names.
+//!
+//! Only aws-lc-rs does cryptography here (through rcgen for signing).
+
+pub mod csr;
+mod issuer;
+mod leaf;
+mod verify;
+
+#[cfg(test)]
+mod tests;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::Result;
+use crate::protocol::Identifier;
+
+pub use csr::PublicKeyKind;
+
+/// The key algorithm of a generated root and intermediate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+pub enum KeyAlgorithm {
+    /// ECDSA on NIST P-256, signing with SHA-256 (the default).
+    #[default]
+    #[serde(rename = "ecdsa-p256")]
+    EcdsaP256,
+    /// ECDSA on NIST P-384, signing with SHA-384.
+    #[serde(rename = "ecdsa-p384")]
+    EcdsaP384,
+    /// RSA 2048 bits, PKCS#1 v1.5 signatures with SHA-256.
+    #[serde(rename = "rsa-2048")]
+    Rsa2048,
+    /// RSA 4096 bits, PKCS#1 v1.5 signatures with SHA-256. Slow to generate.
+    #[serde(rename = "rsa-4096")]
+    Rsa4096,
+}
+
+impl KeyAlgorithm {
+    /// Every algorithm, in the order of the enum.
+    pub const ALL: [KeyAlgorithm; 4] = [
+        KeyAlgorithm::EcdsaP256,
+        KeyAlgorithm::EcdsaP384,
+        KeyAlgorithm::Rsa2048,
+        KeyAlgorithm::Rsa4096,
+    ];
+
+    /// The configuration name: `"ecdsa-p256"`, `"ecdsa-p384"`, `"rsa-2048"`
+    /// or `"rsa-4096"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyAlgorithm::EcdsaP256 => "ecdsa-p256",
+            KeyAlgorithm::EcdsaP384 => "ecdsa-p384",
+            KeyAlgorithm::Rsa2048 => "rsa-2048",
+            KeyAlgorithm::Rsa4096 => "rsa-4096",
+        }
+    }
+}
+
+impl fmt::Display for KeyAlgorithm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for KeyAlgorithm {
+    type Err = String;
+
+    /// Parses the configuration name (see [`KeyAlgorithm::as_str`]).
+    fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
+        KeyAlgorithm::ALL
+            .into_iter()
+            .find(|a| a.as_str() == s)
+            .ok_or_else(|| {
+                format!(
+                    "unknown key algorithm {s:?} (expected one of: ecdsa-p256, ecdsa-p384, rsa-2048, rsa-4096)"
+                )
+            })
+    }
+}
+
+/// Where the CA's certificates and keys come from, and how to make new ones.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CaSettings {
+    /// Key algorithm for a newly generated root and intermediate. Ignored
+    /// when they are loaded from files.
+    pub key_algorithm: KeyAlgorithm,
+    /// PEM file with the root certificate. Set together with
+    /// `intermediate_cert` and `intermediate_key` to use an existing CA.
+    pub root_cert: Option<PathBuf>,
+    /// PEM file with the root's private key. Optional even with an existing
+    /// CA (the root key is not needed to issue); when set, it is checked
+    /// against `root_cert`.
+    pub root_key: Option<PathBuf>,
+    /// PEM file with the intermediate certificate, signed by the root.
+    pub intermediate_cert: Option<PathBuf>,
+    /// PEM file with the intermediate's private key (PKCS#8, SEC1 or PKCS#1).
+    pub intermediate_key: Option<PathBuf>,
+    /// Start of the generated CA names: "`<prefix> root <6 hex>`" and
+    /// "`<prefix> intermediate <6 hex>`". Empty means `"acme-ca"`.
+    pub name_prefix: String,
+}
+
+impl Default for CaSettings {
+    fn default() -> Self {
+        CaSettings {
+            key_algorithm: KeyAlgorithm::default(),
+            root_cert: None,
+            root_key: None,
+            intermediate_cert: None,
+            intermediate_key: None,
+            name_prefix: "acme-ca".to_owned(),
+        }
+    }
+}
+
+/// The certificate authority: root and intermediate certificates, and the
+/// intermediate's key ready to sign.
+pub struct Ca {
+    root_der: Vec<u8>,
+    root_pem: String,
+    intermediate_der: Vec<u8>,
+    intermediate_pem: String,
+    intermediate_not_after: time::OffsetDateTime,
+    issuer: rcgen::Issuer<'static, rcgen::KeyPair>,
+}
+
+impl fmt::Debug for Ca {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Ca")
+            .field("issuer", &self.issuer)
+            .field("intermediate_not_after", &self.intermediate_not_after)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Ca {
+    /// Load root+intermediate from the configured PEM files, or else from
+    /// `data_dir` (files root.pem, root.key, intermediate.pem,
+    /// intermediate.key), or else generate them and write them there
+    /// (private keys written with mode 0600, created atomically: write temp
+    /// file then rename). Same data_dir ⇒ same CA after restart.
+    ///
+    /// Loading checks that each key matches its certificate, that the
+    /// intermediate is a CA certificate issued and signed by the root, and
+    /// that leaves signed here name the intermediate byte for byte as their
+    /// issuer. A data directory holding only some of the four files is an
+    /// error (nothing is overwritten).
+    ///
+    /// Errors are [`ErrorKind::ServerInternal`](crate::error::ErrorKind) with
+    /// a detail meant for the operator (this runs at startup, never on behalf
+    /// of a client).
+    pub fn load_or_generate(data_dir: &Path, settings: &CaSettings) -> Result<Ca> {
+        issuer::load_or_generate(data_dir, settings)
+    }
+
+    /// The root certificate, PEM.
+    pub fn root_pem(&self) -> &str {
+        &self.root_pem
+    }
+
+    /// The root certificate, DER.
+    pub fn root_der(&self) -> &[u8] {
+        &self.root_der
+    }
+
+    /// The intermediate certificate, DER.
+    pub fn intermediate_der(&self) -> &[u8] {
+        &self.intermediate_der
+    }
+
+    /// The intermediate certificate, PEM: what follows the leaf in an
+    /// `application/pem-certificate-chain` download.
+    pub fn chain_pem(&self) -> &str {
+        &self.intermediate_pem
+    }
+
+    /// When the intermediate expires. Leaves should not outlive it.
+    pub fn intermediate_not_after(&self) -> time::OffsetDateTime {
+        self.intermediate_not_after
+    }
+
+    /// Sign a leaf certificate (Baseline Requirements TLS subscriber
+    /// profile) for `req`. Failures are internal errors: the request is
+    /// expected to have been checked already.
+    pub fn issue(&self, req: &LeafRequest) -> Result<IssuedCert> {
+        leaf::issue(&self.issuer, req)
+    }
+
+    /// A certificate for the server's own HTTPS listener (e.g. localhost,
+    /// 127.0.0.1, ::1), with a fresh ECDSA P-256 key: returns (chain DER:
+    /// [leaf, intermediate], PKCS#8 key DER).
+    ///
+    /// Valid from five minutes ago for a year, but not past the
+    /// intermediate's expiry.
+    pub fn tls_server_identity(&self, names: &[Identifier]) -> Result<(Vec<Vec<u8>>, Vec<u8>)> {
+        leaf::tls_server_identity(self, names)
+    }
+}
+
+/// What goes into a leaf certificate. Everything here has been checked by the
+/// caller (CSR verified, identifiers authorized and policy-checked).
+#[derive(Debug, Clone)]
+pub struct LeafRequest<'a> {
+    /// The subject's SubjectPublicKeyInfo, DER, from the checked CSR
+    /// ([`csr::CheckedCsr::spki_der`], which is in canonical form).
+    pub spki_der: &'a [u8],
+    /// The kind of that key, to choose key usages.
+    pub key_kind: PublicKeyKind,
+    /// DNS names and IP addresses for the subjectAltName, in order.
+    pub identifiers: &'a [Identifier],
+    /// Start of validity (UTC, whole seconds; finer parts are dropped).
+    pub not_before: time::OffsetDateTime,
+    /// End of validity (UTC, whole seconds; finer parts are dropped).
+    pub not_after: time::OffsetDateTime,
+    /// AIA caIssuers URL (the server serves the intermediate there).
+    pub ca_issuers_url: Option<&'a str>,
+}
+
+/// A freshly signed leaf certificate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IssuedCert {
+    /// The serial number, big-endian, positive, exactly as in the
+    /// certificate's INTEGER (16 bytes).
+    pub serial: Vec<u8>,
+    /// The certificate, DER.
+    pub der: Vec<u8>,
+    /// The certificate, PEM.
+    pub pem: String,
+    /// Start of validity as written in the certificate (UTC, whole seconds).
+    pub not_before: time::OffsetDateTime,
+    /// End of validity as written in the certificate (UTC, whole seconds).
+    pub not_after: time::OffsetDateTime,
+}
+
+/// A serial number as lowercase hex, no separators.
+pub fn serial_hex(serial: &[u8]) -> String {
+    use std::fmt::Write;
+    serial
+        .iter()
+        .fold(String::with_capacity(serial.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
+}

@@ -1,0 +1,395 @@
+//! Typed configuration: a TOML file (every field optional, unknown fields
+//! refused), then command-line flags, then the Pebble-compatible environment
+//! variables, mapped onto fields in [`Config::apply_env`] and nowhere else.
+//! `docs/CONFIG.md` documents every field; `docs/acme-ca.example.toml` is the
+//! annotated example.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer};
+
+use crate::ca::{CaSettings, KeyAlgorithm};
+use crate::store::sqlite::Durability;
+
+/// The whole configuration.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub ca: CaConfig,
+    pub acme: AcmeConfig,
+    pub validation: ValidationConfig,
+    pub store: StoreConfig,
+}
+
+/// `[server]`: listeners and limits of the HTTP front end.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Address of the HTTPS ACME listener.
+    pub listen: SocketAddr,
+    /// Where the CA, keys and database live.
+    pub data_dir: PathBuf,
+    /// Base URL clients use (e.g. "https://acme.example.com"). When unset,
+    /// URLs are built from each request's Host.
+    pub external_url: Option<String>,
+    /// PEM certificate chain and key for the listener; when unset, the CA
+    /// issues one for the names in `tls_names` at every start.
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    /// Names (DNS or IP) the generated listener certificate covers.
+    pub tls_names: Vec<String>,
+    /// Largest accepted request body.
+    pub max_body_bytes: usize,
+    /// Connections served at once; more wait in the kernel's backlog.
+    pub max_connections: usize,
+    /// Time allowed for a TLS handshake and for reading request headers.
+    #[serde(deserialize_with = "de_duration")]
+    pub handshake_timeout: Duration,
+    /// Time allowed for a whole request, body and handling included.
+    #[serde(deserialize_with = "de_duration")]
+    pub request_timeout: Duration,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: "0.0.0.0:14000".parse().expect("valid literal address"),
+            data_dir: PathBuf::from("data"),
+            external_url: None,
+            tls_cert: None,
+            tls_key: None,
+            tls_names: vec!["localhost".into(), "127.0.0.1".into(), "::1".into()],
+            max_body_bytes: 64 * 1024,
+            max_connections: 4096,
+            handshake_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// `[ca]`: the issuing hierarchy and leaf certificates.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CaConfig {
+    /// Key algorithm of a generated root and intermediate.
+    pub key_algorithm: KeyAlgorithm,
+    pub root_cert: Option<PathBuf>,
+    pub root_key: Option<PathBuf>,
+    pub intermediate_cert: Option<PathBuf>,
+    pub intermediate_key: Option<PathBuf>,
+    /// Prefix of generated CA names.
+    pub name: String,
+    /// Validity of issued certificates.
+    #[serde(deserialize_with = "de_duration")]
+    pub leaf_validity: Duration,
+    /// How far before the issuance time notBefore is set, to tolerate
+    /// clients whose clocks run slow.
+    #[serde(deserialize_with = "de_duration")]
+    pub backdate: Duration,
+}
+
+impl Default for CaConfig {
+    fn default() -> Self {
+        CaConfig {
+            key_algorithm: KeyAlgorithm::default(),
+            root_cert: None,
+            root_key: None,
+            intermediate_cert: None,
+            intermediate_key: None,
+            name: "acme-ca".into(),
+            leaf_validity: Duration::from_secs(90 * 86400),
+            backdate: Duration::from_secs(60),
+        }
+    }
+}
+
+/// The longest leaf validity the CA/Browser Forum Baseline Requirements
+/// allow (398 days, §6.3.2).
+pub const MAX_LEAF_VALIDITY: Duration = Duration::from_secs(398 * 86400);
+
+impl CaConfig {
+    pub fn settings(&self) -> CaSettings {
+        CaSettings {
+            key_algorithm: self.key_algorithm,
+            root_cert: self.root_cert.clone(),
+            root_key: self.root_key.clone(),
+            intermediate_cert: self.intermediate_cert.clone(),
+            intermediate_key: self.intermediate_key.clone(),
+            name_prefix: self.name.clone(),
+        }
+    }
+}
+
+/// `[acme]`: protocol settings shown in the directory and lifetimes.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AcmeConfig {
+    /// Directory meta `termsOfService`.
+    pub terms_of_service: Option<String>,
+    /// Directory meta `website`.
+    pub website: Option<String>,
+    /// Directory meta `caaIdentities`.
+    pub caa_identities: Vec<String>,
+    /// Whether IP address identifiers (RFC 8738) are accepted.
+    pub allow_ip_identifiers: bool,
+    /// Names under these domains are refused.
+    pub blocked_domains: Vec<String>,
+    #[serde(deserialize_with = "de_duration")]
+    pub order_lifetime: Duration,
+    #[serde(deserialize_with = "de_duration")]
+    pub pending_authz_lifetime: Duration,
+    #[serde(deserialize_with = "de_duration")]
+    pub valid_authz_lifetime: Duration,
+    /// How long an unused nonce stays valid.
+    #[serde(deserialize_with = "de_duration")]
+    pub nonce_lifetime: Duration,
+    /// Orders per page of an account's orders list.
+    pub orders_per_page: u32,
+    /// `Retry-After` sent with processing authorizations and orders.
+    #[serde(deserialize_with = "de_duration")]
+    pub retry_after: Duration,
+}
+
+impl Default for AcmeConfig {
+    fn default() -> Self {
+        AcmeConfig {
+            terms_of_service: None,
+            website: None,
+            caa_identities: Vec::new(),
+            allow_ip_identifiers: true,
+            blocked_domains: Vec::new(),
+            order_lifetime: Duration::from_secs(7 * 86400),
+            pending_authz_lifetime: Duration::from_secs(7 * 86400),
+            valid_authz_lifetime: Duration::from_secs(30 * 86400),
+            nonce_lifetime: Duration::from_secs(3600),
+            orders_per_page: 50,
+            retry_after: Duration::from_secs(1),
+        }
+    }
+}
+
+/// `[validation]`: the validation authority.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ValidationConfig {
+    /// Treat every challenge as fulfilled without contacting anything (for
+    /// development and CI only; Pebble's PEBBLE_VA_ALWAYS_VALID).
+    pub always_valid: bool,
+    /// Validations run at once; more wait in the queue.
+    pub concurrency: usize,
+    /// Validations waiting at most; beyond, challenge POSTs are refused
+    /// with rateLimited until the queue drains.
+    pub queue_size: usize,
+    /// Time allowed for one validation attempt.
+    #[serde(deserialize_with = "de_duration")]
+    pub timeout: Duration,
+}
+
+impl Default for ValidationConfig {
+    fn default() -> Self {
+        ValidationConfig {
+            always_valid: false,
+            concurrency: 64,
+            queue_size: 4096,
+            timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// `[store]`: the database.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    /// SQLite database file; default `<data_dir>/acme-ca.sqlite3`.
+    pub path: Option<PathBuf>,
+    /// "issuance" (default) or "full"; see docs/CONFIG.md.
+    pub durability: Durability,
+}
+
+impl Config {
+    /// Reads and parses a TOML file.
+    pub fn from_file(path: &Path) -> Result<Config, String> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read config {}: {e}", path.display()))?;
+        Config::from_toml(&text).map_err(|e| format!("config {}: {e}", path.display()))
+    }
+
+    pub fn from_toml(text: &str) -> Result<Config, String> {
+        toml::from_str(text).map_err(|e| e.to_string())
+    }
+
+    /// Applies Pebble's environment variables (the one place they are read).
+    pub fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) -> Result<(), String> {
+        if let Some(v) = get("PEBBLE_VA_ALWAYS_VALID") {
+            self.validation.always_valid = parse_env_bool("PEBBLE_VA_ALWAYS_VALID", &v)?;
+        }
+        Ok(())
+    }
+
+    /// Checks cross-field rules once, at load.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.ca.leaf_validity.is_zero() || self.ca.leaf_validity > MAX_LEAF_VALIDITY {
+            return Err(format!(
+                "ca.leaf_validity must be between 1s and {} days",
+                MAX_LEAF_VALIDITY.as_secs() / 86400
+            ));
+        }
+        if self.server.tls_cert.is_some() != self.server.tls_key.is_some() {
+            return Err("server.tls_cert and server.tls_key go together".into());
+        }
+        if let Some(url) = &self.server.external_url {
+            if !(url.starts_with("https://") || url.starts_with("http://")) || url.ends_with('/') {
+                return Err(
+                    "server.external_url must be an http(s) URL without a trailing slash".into(),
+                );
+            }
+        }
+        if self.server.max_body_bytes < 1024 {
+            return Err("server.max_body_bytes must be at least 1024".into());
+        }
+        if self.server.max_connections == 0 || self.validation.concurrency == 0 {
+            return Err("server.max_connections and validation.concurrency must be > 0".into());
+        }
+        if !self.validation.always_valid {
+            return Err("this build of acme-ca validates challenges only in always-valid mode: \
+                 set validation.always_valid = true or PEBBLE_VA_ALWAYS_VALID=1"
+                .into());
+        }
+        if self.acme.orders_per_page == 0 || self.acme.orders_per_page > 1000 {
+            return Err("acme.orders_per_page must be between 1 and 1000".into());
+        }
+        Ok(())
+    }
+
+    /// The database file.
+    pub fn store_path(&self) -> PathBuf {
+        self.store
+            .path
+            .clone()
+            .unwrap_or_else(|| self.server.data_dir.join("acme-ca.sqlite3"))
+    }
+}
+
+fn parse_env_bool(name: &str, v: &str) -> Result<bool, String> {
+    match v.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Ok(true),
+        "0" | "false" | "no" | "off" | "" => Ok(false),
+        _ => Err(format!("{name}={v:?} is not a boolean (use 1 or 0)")),
+    }
+}
+
+/// Parses durations written as "90d", "6h", "30m", "10s", "500ms", or a bare
+/// number of seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("bad duration {s:?} (use e.g. \"90d\", \"6h\", \"30s\")"))?;
+    let secs = |mult: u64| {
+        n.checked_mul(mult)
+            .map(Duration::from_secs)
+            .ok_or_else(|| format!("duration {s:?} is too large"))
+    };
+    match unit {
+        "" | "s" => secs(1),
+        "ms" => Ok(Duration::from_millis(n)),
+        "m" => secs(60),
+        "h" => secs(3600),
+        "d" => secs(86400),
+        _ => Err(format!("bad duration unit in {s:?} (ms, s, m, h or d)")),
+    }
+}
+
+fn de_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        Secs(u64),
+        Text(String),
+    }
+    match Raw::deserialize(d)? {
+        Raw::Secs(n) => Ok(Duration::from_secs(n)),
+        Raw::Text(s) => parse_duration(&s).map_err(serde::de::Error::custom),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("90d").unwrap(), Duration::from_secs(90 * 86400));
+        assert_eq!(parse_duration("6h").unwrap(), Duration::from_secs(6 * 3600));
+        assert_eq!(parse_duration("15").unwrap(), Duration::from_secs(15));
+        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
+        assert!(parse_duration("3 weeks").is_err());
+        assert!(parse_duration("d").is_err());
+        assert!(parse_duration("99999999999999999999d").is_err());
+    }
+
+    #[test]
+    fn empty_file_gives_defaults_and_unknown_fields_are_refused() {
+        let c = Config::from_toml("").unwrap();
+        assert_eq!(c.server.listen.port(), 14000);
+        assert!(!c.validation.always_valid);
+        let e = Config::from_toml("[server]\nlisten_address = \"x\"\n").unwrap_err();
+        assert!(e.contains("listen_address"), "{e}");
+        let e = Config::from_toml("[nope]\n").unwrap_err();
+        assert!(e.contains("nope"), "{e}");
+    }
+
+    #[test]
+    fn parses_a_full_file() {
+        let c = Config::from_toml(
+            r#"
+            [server]
+            listen = "127.0.0.1:8443"
+            data_dir = "/var/lib/acme-ca"
+            [ca]
+            key_algorithm = "rsa-2048"
+            leaf_validity = "6d"
+            [acme]
+            terms_of_service = "https://example.com/tos"
+            order_lifetime = 3600
+            [validation]
+            always_valid = true
+            [store]
+            durability = "full"
+            "#,
+        )
+        .unwrap();
+        c.validate().unwrap();
+        assert_eq!(c.ca.key_algorithm, KeyAlgorithm::Rsa2048);
+        assert_eq!(c.ca.leaf_validity, Duration::from_secs(6 * 86400));
+        assert_eq!(c.acme.order_lifetime, Duration::from_secs(3600));
+        assert_eq!(c.store.durability, Durability::Full);
+        assert_eq!(c.store_path(), PathBuf::from("/var/lib/acme-ca/acme-ca.sqlite3"));
+    }
+
+    #[test]
+    fn env_overrides() {
+        let mut c = Config::default();
+        c.apply_env(|k| (k == "PEBBLE_VA_ALWAYS_VALID").then(|| "1".to_string()))
+            .unwrap();
+        assert!(c.validation.always_valid);
+        assert!(c
+            .apply_env(|k| (k == "PEBBLE_VA_ALWAYS_VALID").then(|| "maybe".to_string()))
+            .is_err());
+    }
+
+    #[test]
+    fn validation_rules() {
+        let mut c = Config::default();
+        c.ca.leaf_validity = Duration::from_secs(400 * 86400);
+        assert!(c.validate().is_err());
+        let mut c = Config::default();
+        c.server.external_url = Some("https://x.example/".into());
+        assert!(c.validate().is_err());
+    }
+}

@@ -1,0 +1,368 @@
+//! One handler per ACME resource. Each is a recipe: extract checked values,
+//! make one RA call, render the wire type.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Deserialize;
+
+use super::paths;
+use super::request::{AcmePost, BaseUrl, Signer};
+use super::App;
+use crate::clock::rfc3339;
+use crate::error::{Error, Result};
+use crate::jose::b64;
+use crate::model::{Account, AccountId, AccountStatus, Authz, AuthzId, CertId, ChallengeType, Order, OrderId};
+use crate::protocol::{
+    AccountResource, AccountUpdate, AuthzResource, ChallengeResource, Directory, Finalize,
+    NewAccount, NewOrder, OrderResource, OrdersList,
+};
+use crate::ra::state::{authz_status, challenge_status, order_status, AuthzStatus, OrderStatus};
+
+fn location(resp: &mut Response, url: &str) {
+    if let Ok(v) = HeaderValue::from_str(url) {
+        resp.headers_mut().insert(header::LOCATION, v);
+    }
+}
+
+fn add_link(resp: &mut Response, url: &str, rel: &str) {
+    if let Ok(v) = HeaderValue::from_str(&format!("<{url}>;rel=\"{rel}\"")) {
+        resp.headers_mut().append(header::LINK, v);
+    }
+}
+
+fn retry_after(resp: &mut Response, app: &App) {
+    let secs = app.retry_after.as_secs().max(1);
+    resp.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+}
+
+/// GET (or POST-as-GET) /directory.
+pub async fn directory(State(app): State<Arc<App>>, base: BaseUrl) -> Json<Directory> {
+    Json(Directory {
+        new_nonce: base.url(paths::NEW_NONCE),
+        new_account: base.url(paths::NEW_ACCOUNT),
+        new_order: base.url(paths::NEW_ORDER),
+        revoke_cert: base.url(paths::REVOKE_CERT),
+        key_change: base.url(paths::KEY_CHANGE),
+        meta: app.directory_meta.clone(),
+    })
+}
+
+/// HEAD → 200 and GET → 204 (RFC 8555 §7.2); the nonce itself is added by
+/// the shared header wrapper.
+pub async fn new_nonce(method: axum::http::Method) -> Response {
+    let status = if method == axum::http::Method::HEAD {
+        StatusCode::OK
+    } else {
+        StatusCode::NO_CONTENT
+    };
+    let mut resp = status.into_response();
+    resp.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
+}
+
+fn account_resource(base: &BaseUrl, a: &Account) -> Result<AccountResource> {
+    Ok(AccountResource {
+        status: a.status.as_str(),
+        contact: a.contact.clone(),
+        terms_of_service_agreed: a.tos_agreed,
+        orders: base.url(&paths::orders(&a.id)),
+        key: serde_json::from_str(&a.jwk).map_err(Error::internal)?,
+        created_at: rfc3339(a.created_at),
+    })
+}
+
+/// POST /acme/new-account (RFC 8555 §7.3).
+pub async fn new_account(State(app): State<Arc<App>>, post: AcmePost) -> Result<Response> {
+    let Signer::Key(jwk) = &post.signer else {
+        return Err(Error::malformed(
+            "newAccount must be signed with a jwk, not a kid (RFC 8555 §7.3)",
+        ));
+    };
+    let req: NewAccount = post.json()?;
+    let (account, created) = app.ra.new_account(jwk, &req).await?;
+    if account.status != AccountStatus::Valid {
+        return Err(Error::unauthorized(format!(
+            "the account of this key is {}",
+            account.status.as_str()
+        )));
+    }
+    let status = if created { StatusCode::CREATED } else { StatusCode::OK };
+    let mut resp = (status, Json(account_resource(&post.base, &account)?)).into_response();
+    location(&mut resp, &post.base.url(&paths::account(&account.id)));
+    Ok(resp)
+}
+
+fn path_id<T>(raw: &str, parse: impl Fn(&str) -> Option<T>, what: &'static str) -> Result<T> {
+    parse(raw).ok_or_else(|| Error::not_found(what))
+}
+
+/// POST /acme/acct/{id}: read, update contact, or deactivate (§7.3.2, §7.3.6).
+pub async fn account(
+    State(app): State<Arc<App>>,
+    Path(id): Path<String>,
+    post: AcmePost,
+) -> Result<Response> {
+    let id = path_id(&id, AccountId::parse, "no such account")?;
+    let (account, _) = post.account()?;
+    if account.id != id {
+        return Err(Error::unauthorized("the kid does not match the account URL"));
+    }
+    let account = if post.jws.is_post_as_get() {
+        account.clone()
+    } else {
+        let update: AccountUpdate = post.json()?;
+        app.ra
+            .update_account(account, update.contact.as_deref(), update.status.as_deref())
+            .await?
+    };
+    let mut resp = Json(account_resource(&post.base, &account)?).into_response();
+    location(&mut resp, &post.base.url(&paths::account(&account.id)));
+    Ok(resp)
+}
+
+#[derive(Deserialize)]
+pub struct Cursor {
+    cursor: Option<i64>,
+}
+
+/// POST-as-GET /acme/acct/{id}/orders (§7.1.2.1), paginated with
+/// `Link: rel="next"`.
+pub async fn orders(
+    State(app): State<Arc<App>>,
+    Path(id): Path<String>,
+    Query(q): Query<Cursor>,
+    post: AcmePost,
+) -> Result<Response> {
+    let id = path_id(&id, AccountId::parse, "no such account")?;
+    post.expect_post_as_get()?;
+    let (account, _) = post.account()?;
+    if account.id != id {
+        return Err(Error::unauthorized("these orders belong to another account"));
+    }
+    let (entries, next) = app.ra.orders_page(account, q.cursor.unwrap_or(0)).await?;
+    let list = OrdersList {
+        orders: entries
+            .iter()
+            .map(|e| post.base.url(&paths::order(&e.id)))
+            .collect(),
+    };
+    let mut resp = Json(list).into_response();
+    if let Some(next) = next {
+        let url = post.base.url(&format!("{}?cursor={next}", paths::orders(&id)));
+        add_link(&mut resp, &url, "next");
+    }
+    Ok(resp)
+}
+
+fn order_resource(base: &BaseUrl, order: &Order, authzs: &[Authz], now: i64) -> (OrderResource, OrderStatus) {
+    let status = order_status(order, authzs, now);
+    let res = OrderResource {
+        status: status.as_str(),
+        expires: rfc3339(order.expires),
+        identifiers: order.identifiers.clone(),
+        not_before: order.not_before.map(rfc3339),
+        not_after: order.not_after.map(rfc3339),
+        error: order.error.clone(),
+        authorizations: order
+            .authz_ids
+            .iter()
+            .map(|a| base.url(&paths::authz(a)))
+            .collect(),
+        finalize: base.url(&paths::finalize(&order.id)),
+        certificate: order.cert_id.as_ref().map(|c| base.url(&paths::cert(c))),
+    };
+    (res, status)
+}
+
+fn render_order(app: &App, base: &BaseUrl, order: &Order, authzs: &[Authz], status: StatusCode) -> Response {
+    let (res, order_status) = order_resource(base, order, authzs, app.ra.clock.now());
+    let mut resp = (status, Json(res)).into_response();
+    location(&mut resp, &base.url(&paths::order(&order.id)));
+    if order_status == OrderStatus::Processing {
+        retry_after(&mut resp, app);
+    }
+    resp
+}
+
+/// POST /acme/new-order (§7.4).
+pub async fn new_order(State(app): State<Arc<App>>, post: AcmePost) -> Result<Response> {
+    let (account, _) = post.account()?;
+    let req: NewOrder = post.json()?;
+    let (order, authzs) = app.ra.new_order(account, &req).await?;
+    Ok(render_order(&app, &post.base, &order, &authzs, StatusCode::CREATED))
+}
+
+/// POST-as-GET /acme/order/{id}.
+pub async fn order(
+    State(app): State<Arc<App>>,
+    Path(id): Path<String>,
+    post: AcmePost,
+) -> Result<Response> {
+    let id = path_id(&id, OrderId::parse, "no such order")?;
+    post.expect_post_as_get()?;
+    let (account, _) = post.account()?;
+    let (order, authzs) = app.ra.order(account, &id).await?;
+    Ok(render_order(&app, &post.base, &order, &authzs, StatusCode::OK))
+}
+
+/// Upper bound on the base64url CSR text: the body cap bounds it already;
+/// this keeps the decode honest if the cap is raised.
+const MAX_CSR_B64: usize = 64 * 1024;
+
+/// POST /acme/order/{id}/finalize (§7.4).
+pub async fn finalize(
+    State(app): State<Arc<App>>,
+    Path(id): Path<String>,
+    post: AcmePost,
+) -> Result<Response> {
+    let id = path_id(&id, OrderId::parse, "no such order")?;
+    let (account, _) = post.account()?;
+    let req: Finalize = post.json()?;
+    if req.csr.len() > MAX_CSR_B64 {
+        return Err(Error::bad_csr("the CSR is too large"));
+    }
+    let der = b64::decode(&req.csr)
+        .map_err(|_| Error::bad_csr("the csr field is not base64url without padding"))?;
+    let (order, authzs) = app.ra.finalize(account, &id, &der).await?;
+    Ok(render_order(&app, &post.base, &order, &authzs, StatusCode::OK))
+}
+
+fn authz_resource(base: &BaseUrl, authz: &Authz, now: i64) -> (AuthzResource, bool) {
+    let mut processing = false;
+    let challenges = authz
+        .offered
+        .iter()
+        .map(|&kind| challenge_resource(base, authz, kind, &mut processing))
+        .collect();
+    let status = authz_status(authz, now);
+    // RFC 8555 §7.1.4: the identifier of a wildcard authorization is the
+    // base name, with "wildcard": true.
+    let res = AuthzResource {
+        identifier: authz.identifier.clone(),
+        status: status.as_str(),
+        expires: rfc3339(authz.expires),
+        challenges,
+        wildcard: authz.wildcard,
+    };
+    (res, processing && status == AuthzStatus::Pending)
+}
+
+fn challenge_resource(
+    base: &BaseUrl,
+    authz: &Authz,
+    kind: ChallengeType,
+    processing: &mut bool,
+) -> ChallengeResource {
+    let status = challenge_status(authz, kind);
+    if status == crate::ra::state::ChallengeStatus::Processing {
+        *processing = true;
+    }
+    let attempt = authz.attempt.as_ref().filter(|a| a.kind == kind);
+    ChallengeResource {
+        kind: kind.as_str(),
+        url: base.url(&paths::challenge(&authz.id, kind)),
+        status: status.as_str(),
+        token: authz.token.clone(),
+        validated: attempt.and_then(|a| a.validated_at).map(rfc3339),
+        error: attempt.and_then(|a| a.error.clone()),
+        validation_record: attempt.and_then(|a| a.records.clone()),
+    }
+}
+
+/// POST-as-GET /acme/authz/{id} (§7.5).
+pub async fn authz(
+    State(app): State<Arc<App>>,
+    Path(id): Path<String>,
+    post: AcmePost,
+) -> Result<Response> {
+    let id = path_id(&id, AuthzId::parse, "no such authorization")?;
+    post.expect_post_as_get()?;
+    let (account, _) = post.account()?;
+    let authz = app.ra.authz(account, &id).await?;
+    let (res, processing) = authz_resource(&post.base, &authz, app.ra.clock.now());
+    let mut resp = Json(res).into_response();
+    if processing {
+        retry_after(&mut resp, &app);
+    }
+    Ok(resp)
+}
+
+/// POST /acme/chall/{authz}/{type}: `{}` starts validation (§7.5.1); an
+/// empty payload reads the challenge.
+pub async fn challenge(
+    State(app): State<Arc<App>>,
+    Path((authz_id, kind)): Path<(String, String)>,
+    post: AcmePost,
+) -> Result<Response> {
+    let id = path_id(&authz_id, AuthzId::parse, "no such challenge")?;
+    let kind = path_id(&kind, ChallengeType::parse, "no such challenge")?;
+    let (account, jwk) = post.account()?;
+    let authz = if post.jws.is_post_as_get() {
+        app.ra.authz(account, &id).await?
+    } else {
+        // §7.5.1: the payload is an empty JSON object; other members are
+        // ignored for extensibility, but it must be an object.
+        let _: serde_json::Map<String, serde_json::Value> = post.json()?;
+        app.ra.answer_challenge(account, jwk, &id, kind).await?
+    };
+    if !authz.offered.contains(&kind) {
+        return Err(Error::not_found("no such challenge"));
+    }
+    let mut processing = false;
+    let res = challenge_resource(&post.base, &authz, kind, &mut processing);
+    let mut resp = Json(res).into_response();
+    add_link(&mut resp, &post.base.url(&paths::authz(&authz.id)), "up");
+    if processing {
+        retry_after(&mut resp, &app);
+    }
+    Ok(resp)
+}
+
+/// POST-as-GET /acme/cert/{id} (§7.4.2): the PEM chain, leaf first.
+pub async fn certificate(
+    State(app): State<Arc<App>>,
+    Path(id): Path<String>,
+    post: AcmePost,
+) -> Result<Response> {
+    let id = path_id(&id, CertId::parse, "no such certificate")?;
+    post.expect_post_as_get()?;
+    let (account, _) = post.account()?;
+    let cert = app.ra.certificate(account, &id).await?;
+    let mut body = der::pem::encode_string("CERTIFICATE", der::pem::LineEnding::LF, &cert.der)
+        .map_err(Error::internal)?;
+    body.push_str(app.ra.ca.chain_pem());
+    let mut resp = body.into_response();
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/pem-certificate-chain"),
+    );
+    Ok(resp)
+}
+
+/// GET /acme/issuer-cert: the intermediate in DER, the AIA caIssuers target
+/// (RFC 5280 §4.2.2.1).
+pub async fn issuer_cert(State(app): State<Arc<App>>) -> Response {
+    let mut resp = app.ra.ca.intermediate_der().to_vec().into_response();
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/pkix-cert"));
+    resp
+}
+
+/// Anything else.
+pub async fn not_found() -> Error {
+    Error::not_found("no such resource")
+}
+
+/// A known resource asked with the wrong method.
+pub async fn method_not_allowed() -> Error {
+    Error::new(
+        crate::error::ErrorKind::MethodNotAllowed,
+        "method not allowed on this resource; ACME resources take POST (RFC 8555 §6.3)",
+    )
+}

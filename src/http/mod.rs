@@ -1,0 +1,234 @@
+//! The thin HTTP front end: TLS accept loop, router, the one wrapper that
+//! adds ACME's shared headers, and the error edge.
+//!
+//! Bounds: at most `max_connections` connections at once; a TLS handshake
+//! and the request headers must arrive within `handshake_timeout`; a body
+//! is read up to `max_body_bytes`; a whole request is cut off after
+//! `request_timeout`.
+
+pub mod handlers;
+pub mod nonce;
+pub mod problem;
+pub mod request;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderValue, Method};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio_rustls::TlsAcceptor;
+
+use crate::error::{Error, ErrorKind};
+use crate::protocol::DirectoryMeta;
+use crate::ra::Ra;
+use nonce::NonceService;
+
+/// URL paths of every resource, in one place.
+pub mod paths {
+    use crate::model::{AccountId, AuthzId, CertId, ChallengeType, OrderId};
+
+    pub const DIRECTORY: &str = "/directory";
+    pub const NEW_NONCE: &str = "/acme/new-nonce";
+    pub const NEW_ACCOUNT: &str = "/acme/new-account";
+    pub const NEW_ORDER: &str = "/acme/new-order";
+    pub const REVOKE_CERT: &str = "/acme/revoke-cert";
+    pub const KEY_CHANGE: &str = "/acme/key-change";
+    pub const ACCOUNT_PREFIX: &str = "/acme/acct/";
+    pub const ISSUER_CERT: &str = "/acme/issuer-cert";
+
+    pub fn account(id: &AccountId) -> String {
+        format!("{ACCOUNT_PREFIX}{id}")
+    }
+    pub fn orders(id: &AccountId) -> String {
+        format!("{ACCOUNT_PREFIX}{id}/orders")
+    }
+    pub fn order(id: &OrderId) -> String {
+        format!("/acme/order/{id}")
+    }
+    pub fn finalize(id: &OrderId) -> String {
+        format!("/acme/order/{id}/finalize")
+    }
+    pub fn authz(id: &AuthzId) -> String {
+        format!("/acme/authz/{id}")
+    }
+    pub fn challenge(id: &AuthzId, kind: ChallengeType) -> String {
+        format!("/acme/chall/{id}/{}", kind.as_str())
+    }
+    pub fn cert(id: &CertId) -> String {
+        format!("/acme/cert/{id}")
+    }
+}
+
+/// Everything a request handler can reach.
+pub struct App {
+    pub ra: Ra,
+    pub nonces: NonceService,
+    pub directory_meta: DirectoryMeta,
+    pub external_url: Option<String>,
+    pub max_body: usize,
+    pub retry_after: Duration,
+    pub request_timeout: Duration,
+}
+
+/// The router, without sockets, so tests can drive it in process.
+pub fn router(app: Arc<App>) -> Router {
+    use handlers as h;
+    Router::new()
+        .route(paths::DIRECTORY, get(h::directory).post(h::directory))
+        .route(
+            paths::NEW_NONCE,
+            get(h::new_nonce)
+                .head(h::new_nonce)
+                .fallback(h::method_not_allowed),
+        )
+        .route(paths::NEW_ACCOUNT, post(h::new_account).fallback(h::method_not_allowed))
+        .route(paths::NEW_ORDER, post(h::new_order).fallback(h::method_not_allowed))
+        .route("/acme/acct/{id}", post(h::account).fallback(h::method_not_allowed))
+        .route("/acme/acct/{id}/orders", post(h::orders).fallback(h::method_not_allowed))
+        .route("/acme/order/{id}", post(h::order).fallback(h::method_not_allowed))
+        .route(
+            "/acme/order/{id}/finalize",
+            post(h::finalize).fallback(h::method_not_allowed),
+        )
+        .route("/acme/authz/{id}", post(h::authz).fallback(h::method_not_allowed))
+        .route(
+            "/acme/chall/{authz}/{kind}",
+            post(h::challenge).fallback(h::method_not_allowed),
+        )
+        .route("/acme/cert/{id}", post(h::certificate).fallback(h::method_not_allowed))
+        .route(paths::ISSUER_CERT, get(h::issuer_cert))
+        .fallback(h::not_found)
+        .layer(middleware::from_fn_with_state(app.clone(), acme_headers))
+        .with_state(app)
+}
+
+/// The one wrapper around every route: a fresh `Replay-Nonce` on every
+/// response to a POST and on newNonce (RFC 8555 §6.5, §7.2), `Link:
+/// rel="index"` (§7.1), no caching of POST answers, and the request timeout.
+async fn acme_headers(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
+    let method = req.method().clone();
+    let path_is_nonce = req.uri().path() == paths::NEW_NONCE;
+    let path_is_directory = req.uri().path() == paths::DIRECTORY;
+    let base = match &app.external_url {
+        Some(u) => Some(u.clone()),
+        None => req
+            .headers()
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .or_else(|| req.uri().authority().map(|a| a.as_str()))
+            .map(|h| format!("https://{h}")),
+    };
+    let mut resp = match tokio::time::timeout(app.request_timeout, next.run(req)).await {
+        Ok(r) => r,
+        Err(_) => Error::new(ErrorKind::ServerInternal, "the request took too long").into_response(),
+    };
+    let h = resp.headers_mut();
+    if method == Method::POST || path_is_nonce {
+        if let Ok(v) = HeaderValue::from_str(&app.nonces.issue()) {
+            h.insert("replay-nonce", v);
+        }
+    }
+    if method == Method::POST {
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    if !path_is_directory {
+        if let Some(v) = base.and_then(|b| {
+            HeaderValue::from_str(&format!("<{b}{}>;rel=\"index\"", paths::DIRECTORY)).ok()
+        }) {
+            h.append(header::LINK, v);
+        }
+    }
+    resp
+}
+
+/// Limits of the accept loop.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub max_connections: usize,
+    pub handshake_timeout: Duration,
+}
+
+/// Serves `router` over TLS on an already-bound listener until `shutdown`
+/// completes, then lets open requests finish for up to 10 seconds.
+pub async fn serve(
+    listener: TcpListener,
+    tls: Arc<rustls::ServerConfig>,
+    router: Router,
+    limits: Limits,
+    shutdown: impl Future<Output = ()>,
+) {
+    let acceptor = TlsAcceptor::from(tls);
+    let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.handshake_timeout)
+        .keep_alive(true);
+    builder.http2().timer(TokioTimer::new()).max_concurrent_streams(128);
+    let builder = Arc::new(builder);
+    tokio::pin!(shutdown);
+    loop {
+        let slot = tokio::select! {
+            _ = &mut shutdown => break,
+            s = slots.clone().acquire_owned() => match s {
+                Ok(s) => s,
+                Err(_) => break,
+            },
+        };
+        let (tcp, peer) = tokio::select! {
+            _ = &mut shutdown => break,
+            r = listener.accept() => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    // Out of file descriptors and similar: back off briefly.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = tcp.set_nodelay(true);
+        let acceptor = acceptor.clone();
+        let router = router.clone();
+        let builder = builder.clone();
+        let watcher = graceful.watcher();
+        let handshake_timeout = limits.handshake_timeout;
+        tokio::spawn(async move {
+            let tls = match tokio::time::timeout(handshake_timeout, acceptor.accept(tcp)).await {
+                Ok(Ok(s)) => s,
+                Ok(Err(e)) => {
+                    tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                    return;
+                }
+                Err(_) => {
+                    tracing::debug!(%peer, "TLS handshake timed out");
+                    return;
+                }
+            };
+            let svc = hyper_util::service::TowerToHyperService::new(router);
+            let conn = builder.serve_connection(TokioIo::new(tls), svc);
+            if let Err(e) = watcher.watch(conn).await {
+                tracing::debug!(%peer, error = %e, "connection ended with an error");
+            }
+            drop(slot);
+        });
+    }
+    drop(listener);
+    if tokio::time::timeout(Duration::from_secs(10), graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("open connections did not finish within 10 s of shutdown");
+    }
+}

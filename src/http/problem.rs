@@ -1,0 +1,27 @@
+//! The HTTP edge of errors: [`Error`] becomes an RFC 7807 problem document
+//! (`application/problem+json`) here and nowhere else.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+
+use crate::error::{Error, ErrorKind};
+use crate::jose::Alg;
+use crate::protocol::problem_json;
+
+impl IntoResponse for Error {
+    fn into_response(self) -> Response {
+        let mut doc = problem_json(&self);
+        if self.kind == ErrorKind::BadSignatureAlgorithm {
+            // RFC 8555 §6.2: the problem lists the algorithms we accept.
+            doc["algorithms"] = Alg::accepted_names().iter().map(|a| serde_json::Value::from(*a)).collect();
+        }
+        let status =
+            StatusCode::from_u16(self.kind.http_status()).unwrap_or(StatusCode::BAD_REQUEST);
+        let mut resp = (status, doc.to_string()).into_response();
+        resp.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        resp
+    }
+}

@@ -1,0 +1,192 @@
+//! Turning an HTTP request into checked values: the base URL a client uses,
+//! and a verified JWS (RFC 8555 §6.2–§6.5) with the key or account that
+//! signed it.
+
+use axum::body::Body;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{header, Method};
+use serde::de::DeserializeOwned;
+use std::sync::Arc;
+
+use super::paths;
+use super::App;
+use crate::error::{Error, ErrorKind, Result};
+use crate::jose::{Jwk, Jws, KeyRef};
+use crate::model::{Account, AccountId};
+
+/// The scheme and authority clients use to reach us, e.g.
+/// `https://localhost:14000`: the configured external URL, or else built
+/// from the request's Host (HTTP/1.1) or authority (HTTP/2).
+#[derive(Debug, Clone)]
+pub struct BaseUrl(pub String);
+
+impl BaseUrl {
+    pub fn url(&self, path: &str) -> String {
+        let mut s = String::with_capacity(self.0.len() + path.len());
+        s.push_str(&self.0);
+        s.push_str(path);
+        s
+    }
+}
+
+fn valid_host(h: &str) -> bool {
+    !h.is_empty()
+        && h.len() <= 255
+        && h.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']'))
+}
+
+impl FromRequestParts<Arc<App>> for BaseUrl {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, app: &Arc<App>) -> Result<Self> {
+        if let Some(url) = &app.external_url {
+            return Ok(BaseUrl(url.clone()));
+        }
+        let host = parts
+            .headers
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .or_else(|| parts.uri.authority().map(|a| a.as_str()))
+            .ok_or_else(|| Error::malformed("the request has no Host"))?;
+        if !valid_host(host) {
+            return Err(Error::malformed("the request's Host is not a valid host name"));
+        }
+        Ok(BaseUrl(format!("https://{host}")))
+    }
+}
+
+/// Who signed a verified request.
+pub enum Signer {
+    /// A `jwk` header: newAccount (and revokeCert by certificate key).
+    Key(Jwk),
+    /// A `kid` header naming a valid account; with the account's key.
+    Account(Account, Jwk),
+}
+
+/// A POST whose JWS was parsed, whose signature verified, whose nonce was
+/// spent and whose `url` matched the request URL.
+pub struct AcmePost {
+    pub jws: Jws,
+    pub signer: Signer,
+    pub base: BaseUrl,
+}
+
+impl AcmePost {
+    /// The signing account; requests that need one refuse a `jwk`.
+    pub fn account(&self) -> Result<(&Account, &Jwk)> {
+        match &self.signer {
+            Signer::Account(a, k) => Ok((a, k)),
+            Signer::Key(_) => Err(Error::malformed(
+                "this request must be signed with an account's kid, not a jwk",
+            )),
+        }
+    }
+
+    /// The payload must be empty: a POST-as-GET (RFC 8555 §6.3).
+    pub fn expect_post_as_get(&self) -> Result<()> {
+        if self.jws.is_post_as_get() {
+            Ok(())
+        } else {
+            Err(Error::malformed(
+                "this resource is read with POST-as-GET: the payload must be empty",
+            ))
+        }
+    }
+
+    /// The payload as JSON of type `T` (not a POST-as-GET).
+    pub fn json<T: DeserializeOwned>(&self) -> Result<T> {
+        if self.jws.is_post_as_get() {
+            return Err(Error::malformed("this request needs a JSON payload"));
+        }
+        serde_json::from_slice(self.jws.payload())
+            .map_err(|e| Error::malformed(format!("the payload is not valid: {e}")))
+    }
+}
+
+impl FromRequest<Arc<App>> for AcmePost {
+    type Rejection = Error;
+
+    async fn from_request(req: Request<Body>, app: &Arc<App>) -> Result<Self> {
+        let (mut parts, body) = req.into_parts();
+        if parts.method != Method::POST {
+            return Err(Error::new(
+                ErrorKind::MethodNotAllowed,
+                "ACME resources are read and changed with POST (RFC 8555 §6.3)",
+            ));
+        }
+        let base = BaseUrl::from_request_parts(&mut parts, app).await?;
+        // RFC 8555 §6.2: the only accepted media type; parameters are not
+        // expected but tolerated.
+        let ct_ok = parts
+            .headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/jose+json"));
+        if !ct_ok {
+            return Err(Error::new(
+                ErrorKind::UnsupportedMediaType,
+                "the Content-Type must be application/jose+json",
+            ));
+        }
+        let body = axum::body::to_bytes(body, app.max_body).await.map_err(|_| {
+            Error::malformed(format!(
+                "the request body is larger than {} bytes, or could not be read",
+                app.max_body
+            ))
+        })?;
+        let jws = Jws::parse(&body)?;
+
+        let (signer, key) = match &jws.protected.key {
+            KeyRef::Jwk(jwk) => (None, jwk.clone()),
+            KeyRef::Kid(kid) => {
+                let id = kid
+                    .strip_prefix(base.0.as_str())
+                    .and_then(|p| p.strip_prefix(paths::ACCOUNT_PREFIX))
+                    .and_then(AccountId::parse)
+                    .ok_or_else(|| {
+                        Error::new(
+                            ErrorKind::AccountDoesNotExist,
+                            "kid is not the URL of an account on this server",
+                        )
+                    })?;
+                let account = app.ra.account_for_kid(&id).await?;
+                let jwk = Jwk::from_json_str(&account.jwk)
+                    .map_err(|e| Error::internal(format_args!("stored JWK: {e}")))?;
+                (Some(account), jwk)
+            }
+        };
+        jws.verify(&key)?;
+
+        // Only a correctly signed request spends a nonce (RFC 8555 §6.5).
+        let nonce = jws
+            .protected
+            .nonce
+            .as_deref()
+            .ok_or_else(|| Error::new(ErrorKind::BadNonce, "the JWS has no nonce"))?;
+        if !app.nonces.redeem(nonce) {
+            return Err(Error::new(
+                ErrorKind::BadNonce,
+                "the nonce is unknown, expired or already used; retry with the one in this response",
+            ));
+        }
+        // RFC 8555 §6.4: the url header must be the URL of this request.
+        let path = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+        let expected_len = base.0.len() + path.len();
+        let url = &jws.protected.url;
+        if url.len() != expected_len || !url.starts_with(&base.0) || &url[base.0.len()..] != path {
+            return Err(Error::unauthorized(format!(
+                "the JWS url {:?} is not this request's URL {:?}",
+                url.chars().take(200).collect::<String>(),
+                base.url(path)
+            )));
+        }
+        let signer = match signer {
+            Some(account) => Signer::Account(account, key),
+            None => Signer::Key(key),
+        };
+        Ok(AcmePost { jws, signer, base })
+    }
+}

@@ -1,0 +1,271 @@
+//! Stored facts: the records the store keeps and the rules read.
+//!
+//! These are not wire types (see `protocol`) and hold no derived state: an
+//! order's status, for instance, is computed from its authorizations, its
+//! expiry and whether a certificate exists (`ra::state`), never stored.
+
+use serde::{Deserialize, Serialize};
+
+use crate::protocol::Identifier;
+
+/// Seconds since the Unix epoch. All stored times use it.
+pub type Timestamp = i64;
+
+macro_rules! id_type {
+    ($(#[$m:meta])* $name:ident) => {
+        $(#[$m])*
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub struct $name(pub String);
+
+        impl $name {
+            /// A fresh random identifier (96 bits, base64url).
+            pub fn random() -> Self {
+                $name(random_id())
+            }
+
+            /// Accepts an identifier taken from a URL path if it has the
+            /// shape of ours (bounded length, base64url alphabet), so junk
+            /// never reaches a query.
+            pub fn parse(s: &str) -> Option<Self> {
+                let ok = !s.is_empty()
+                    && s.len() <= 64
+                    && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+                ok.then(|| $name(s.to_owned()))
+            }
+
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    };
+}
+
+id_type!(
+    /// An account's identifier, the last segment of its URL.
+    AccountId
+);
+id_type!(
+    /// An order's identifier.
+    OrderId
+);
+id_type!(
+    /// An authorization's identifier.
+    AuthzId
+);
+id_type!(
+    /// A certificate's identifier (not its serial).
+    CertId
+);
+
+/// 96 random bits, base64url without padding: 16 characters.
+pub fn random_id() -> String {
+    let mut buf = [0u8; 12];
+    crate::rand::fill(&mut buf);
+    crate::jose::b64::encode(&buf)
+}
+
+/// Stored account status (RFC 8555 §7.1.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AccountStatus {
+    Valid,
+    Deactivated,
+    Revoked,
+}
+
+impl AccountStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AccountStatus::Valid => "valid",
+            AccountStatus::Deactivated => "deactivated",
+            AccountStatus::Revoked => "revoked",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "valid" => AccountStatus::Valid,
+            "deactivated" => AccountStatus::Deactivated,
+            "revoked" => AccountStatus::Revoked,
+            _ => return None,
+        })
+    }
+}
+
+/// An ACME account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Account {
+    pub id: AccountId,
+    pub status: AccountStatus,
+    /// The account key as RFC 7638 canonical JSON.
+    pub jwk: String,
+    /// RFC 7638 thumbprint of `jwk`; unique across accounts.
+    pub thumbprint: String,
+    pub contact: Vec<String>,
+    pub tos_agreed: bool,
+    pub created_at: Timestamp,
+}
+
+/// Challenge types this server knows (RFC 8555 §8, RFC 8737).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum ChallengeType {
+    #[serde(rename = "http-01")]
+    Http01,
+    #[serde(rename = "dns-01")]
+    Dns01,
+    #[serde(rename = "tls-alpn-01")]
+    TlsAlpn01,
+}
+
+impl ChallengeType {
+    pub const ALL: [ChallengeType; 3] = [
+        ChallengeType::Http01,
+        ChallengeType::Dns01,
+        ChallengeType::TlsAlpn01,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChallengeType::Http01 => "http-01",
+            ChallengeType::Dns01 => "dns-01",
+            ChallengeType::TlsAlpn01 => "tls-alpn-01",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        ChallengeType::ALL.into_iter().find(|t| t.as_str() == s)
+    }
+}
+
+/// What is stored about an authorization's progress. `Pending` with no
+/// attempt, then the attempt's own states; `Deactivated`/`Revoked` are
+/// terminal states set by the client or the CA.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthzState {
+    Pending,
+    Valid,
+    Invalid,
+    Deactivated,
+    Revoked,
+}
+
+impl AuthzState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthzState::Pending => "pending",
+            AuthzState::Valid => "valid",
+            AuthzState::Invalid => "invalid",
+            AuthzState::Deactivated => "deactivated",
+            AuthzState::Revoked => "revoked",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "pending" => AuthzState::Pending,
+            "valid" => AuthzState::Valid,
+            "invalid" => AuthzState::Invalid,
+            "deactivated" => AuthzState::Deactivated,
+            "revoked" => AuthzState::Revoked,
+            _ => return None,
+        })
+    }
+}
+
+/// State of the one challenge attempt an authorization may have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttemptState {
+    Processing,
+    Valid,
+    Invalid,
+}
+
+impl AttemptState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AttemptState::Processing => "processing",
+            AttemptState::Valid => "valid",
+            AttemptState::Invalid => "invalid",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "processing" => AttemptState::Processing,
+            "valid" => AttemptState::Valid,
+            "invalid" => AttemptState::Invalid,
+            _ => return None,
+        })
+    }
+}
+
+/// The challenge attempt of an authorization: which type the client chose
+/// and how its validation went. As in Boulder, an authorization is settled
+/// by its first attempted challenge; the others stay pending.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attempt {
+    pub kind: ChallengeType,
+    pub state: AttemptState,
+    pub started_at: Timestamp,
+    pub validated_at: Option<Timestamp>,
+    /// Problem document JSON (type, detail) if the validation failed.
+    pub error: Option<serde_json::Value>,
+    /// RFC 8555 §8.x validation records, as JSON.
+    pub records: Option<serde_json::Value>,
+}
+
+/// An authorization (RFC 8555 §7.1.4) with its challenges.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Authz {
+    pub id: AuthzId,
+    pub account_id: AccountId,
+    /// The identifier without any `*.` prefix.
+    pub identifier: Identifier,
+    pub wildcard: bool,
+    pub state: AuthzState,
+    pub expires: Timestamp,
+    /// The challenge token (RFC 8555 §8.3), shared by the offered challenges.
+    pub token: String,
+    pub offered: Vec<ChallengeType>,
+    pub attempt: Option<Attempt>,
+    pub created_at: Timestamp,
+}
+
+/// An order (RFC 8555 §7.1.3) as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Order {
+    pub id: OrderId,
+    pub account_id: AccountId,
+    pub identifiers: Vec<Identifier>,
+    pub authz_ids: Vec<AuthzId>,
+    pub expires: Timestamp,
+    pub not_before: Option<Timestamp>,
+    pub not_after: Option<Timestamp>,
+    /// Set while one finalize request holds the order; a lease, so that a
+    /// crash mid-issuance never leaves the order processing forever.
+    pub processing_until: Option<Timestamp>,
+    pub cert_id: Option<CertId>,
+    /// A problem document that made the order invalid, if any.
+    pub error: Option<serde_json::Value>,
+    pub created_at: Timestamp,
+}
+
+/// An issued certificate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Certificate {
+    pub id: CertId,
+    /// Lowercase hex serial.
+    pub serial: String,
+    pub account_id: AccountId,
+    pub order_id: Option<OrderId>,
+    pub der: Vec<u8>,
+    pub not_before: Timestamp,
+    pub not_after: Timestamp,
+    pub issued_at: Timestamp,
+}

@@ -1,0 +1,510 @@
+//! Registration authority: the business rules of ACME.
+//!
+//! The HTTP front end hands the RA checked values (a verified JWS's account
+//! or key, a parsed payload) and gets back stored records to render. The RA
+//! decides what is allowed, derives statuses (`state`), asks the VA to
+//! validate and the CA to sign, and writes through the store with
+//! conditional updates. It never builds wire errors or URLs.
+
+pub mod policy;
+pub mod state;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::ca::csr::{self, CheckedCsr};
+use crate::ca::{Ca, LeafRequest};
+use crate::clock::Clock;
+use crate::error::{Error, ErrorKind, Result};
+use crate::jose::Jwk;
+use crate::model::{
+    Account, AccountId, AccountStatus, Authz, AuthzId, AuthzState, CertId, Certificate,
+    ChallengeType, Order, OrderId, Timestamp,
+};
+use crate::protocol::{IdentifierType, NewAccount, NewOrder};
+use crate::store::{AccountCreation, OrderListEntry, Store};
+use crate::va::{ValidationRequest, Va};
+
+use policy::Policy;
+use state::{order_status, OrderStatus};
+
+/// Settings the rules need, taken from the config once.
+#[derive(Debug, Clone)]
+pub struct RaSettings {
+    pub order_lifetime: Duration,
+    pub pending_authz_lifetime: Duration,
+    pub leaf_validity: Duration,
+    pub backdate: Duration,
+    /// How long one finalize may hold an order before others may retry.
+    pub finalize_lease: Duration,
+    pub orders_per_page: u32,
+    /// Whether newAccount needs termsOfServiceAgreed (set when the
+    /// directory shows terms of service).
+    pub require_tos: bool,
+}
+
+/// The most contacts an account may list.
+pub const MAX_CONTACTS: usize = 10;
+
+/// The registration authority.
+pub struct Ra {
+    pub store: Arc<dyn Store>,
+    pub ca: Arc<Ca>,
+    pub va: Arc<Va>,
+    pub clock: Arc<dyn Clock>,
+    pub policy: Policy,
+    pub settings: RaSettings,
+    /// AIA caIssuers URL put in every certificate (where the server serves
+    /// the intermediate).
+    pub ca_issuers_url: Option<String>,
+}
+
+fn secs(d: Duration) -> i64 {
+    i64::try_from(d.as_secs()).unwrap_or(i64::MAX)
+}
+
+/// Checks an account's contact URLs (RFC 8555 §7.3: "mailto:" URLs; other
+/// schemes are unsupportedContact, bad addresses invalidContact).
+pub fn check_contacts(contacts: &[String]) -> Result<()> {
+    if contacts.len() > MAX_CONTACTS {
+        return Err(Error::new(
+            ErrorKind::InvalidContact,
+            format!("at most {MAX_CONTACTS} contacts are allowed"),
+        ));
+    }
+    for c in contacts {
+        let Some(addr) = c.strip_prefix("mailto:") else {
+            let scheme = c.split(':').next().unwrap_or("");
+            return Err(Error::new(
+                ErrorKind::UnsupportedContact,
+                format!(
+                    "contact scheme {:?} is not supported; use mailto:",
+                    scheme.chars().take(20).collect::<String>()
+                ),
+            ));
+        };
+        let invalid = |why: &str| {
+            Error::new(
+                ErrorKind::InvalidContact,
+                format!(
+                    "contact {:?} is invalid: {why}",
+                    c.chars().take(100).collect::<String>()
+                ),
+            )
+        };
+        if addr.contains(['?', ',', '%', ' ', '<', '>', '"']) || addr.len() > 254 {
+            return Err(invalid(
+                "one plain e-mail address per mailto: URL, without header fields",
+            ));
+        }
+        let Some((local, domain)) = addr.rsplit_once('@') else {
+            return Err(invalid("missing '@'"));
+        };
+        if local.is_empty() || local.len() > 64 || !local.is_ascii() {
+            return Err(invalid("bad local part"));
+        }
+        if policy::check_dns_name(domain).is_err() || domain.starts_with("*.") {
+            return Err(invalid("the domain is not a valid DNS name"));
+        }
+    }
+    Ok(())
+}
+
+impl Ra {
+    fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+
+    /// newAccount (RFC 8555 §7.3): returns the account and whether it was
+    /// created by this request.
+    pub async fn new_account(&self, jwk: &Jwk, req: &NewAccount) -> Result<(Account, bool)> {
+        if let Some(existing) = self.store.account_by_thumbprint(jwk.thumbprint()).await? {
+            return Ok((existing, false));
+        }
+        if req.only_return_existing == Some(true) {
+            return Err(Error::new(
+                ErrorKind::AccountDoesNotExist,
+                "no account exists with this key",
+            ));
+        }
+        let contact = req.contact.clone().unwrap_or_default();
+        check_contacts(&contact)?;
+        let tos_agreed = req.terms_of_service_agreed == Some(true);
+        if self.settings.require_tos && !tos_agreed {
+            return Err(Error::malformed(
+                "the terms of service must be agreed to (termsOfServiceAgreed: true)",
+            ));
+        }
+        let account = Account {
+            id: AccountId::random(),
+            status: AccountStatus::Valid,
+            jwk: jwk.canonical_json().to_owned(),
+            thumbprint: jwk.thumbprint().to_owned(),
+            contact,
+            tos_agreed,
+            created_at: self.now(),
+        };
+        match self.store.create_account(&account).await? {
+            AccountCreation::Created => Ok((account, true)),
+            AccountCreation::Existing(a) => Ok((a, false)),
+        }
+    }
+
+    /// The account a `kid` names, if it exists and is valid (RFC 8555 §6.2).
+    pub async fn account_for_kid(&self, id: &AccountId) -> Result<Account> {
+        let account = self.store.account_by_id(id).await?.ok_or_else(|| {
+            Error::new(ErrorKind::AccountDoesNotExist, "the account in kid does not exist")
+        })?;
+        if account.status != AccountStatus::Valid {
+            return Err(Error::unauthorized(format!(
+                "the account is {}",
+                account.status.as_str()
+            )));
+        }
+        Ok(account)
+    }
+
+    /// Account update or deactivation (RFC 8555 §7.3.2, §7.3.6).
+    pub async fn update_account(
+        &self,
+        account: &Account,
+        contact: Option<&[String]>,
+        status: Option<&str>,
+    ) -> Result<Account> {
+        match status {
+            None | Some("valid") => {}
+            Some("deactivated") => {
+                if !self.store.deactivate_account(&account.id).await? {
+                    return Err(Error::unauthorized("the account is not valid"));
+                }
+            }
+            Some(other) => {
+                return Err(Error::malformed(format!(
+                    "an account's status can only be set to \"deactivated\", not {:?}",
+                    other.chars().take(30).collect::<String>()
+                )))
+            }
+        }
+        if let (Some(contact), None | Some("valid")) = (contact, status) {
+            check_contacts(contact)?;
+            if !self.store.update_account_contact(&account.id, contact).await? {
+                return Err(Error::unauthorized("the account is not valid"));
+            }
+        }
+        self.store
+            .account_by_id(&account.id)
+            .await?
+            .ok_or_else(|| Error::internal("account vanished during update"))
+    }
+
+    /// newOrder (RFC 8555 §7.4): one new authorization per identifier.
+    pub async fn new_order(&self, account: &Account, req: &NewOrder) -> Result<(Order, Vec<Authz>)> {
+        let checked = self.policy.check_order(&req.identifiers)?;
+        let now = self.now();
+        let (not_before, not_after) = self.requested_validity(req, now)?;
+        let authz_expires = now + secs(self.settings.pending_authz_lifetime);
+        let mut authzs = Vec::with_capacity(checked.len());
+        for c in &checked {
+            let identifier = c.authz_identifier();
+            // RFC 8555 §7.1.3: wildcards are validated by dns-01 only; RFC 8738
+            // §7: IP identifiers by http-01 and tls-alpn-01 only.
+            let offered = if c.wildcard {
+                vec![ChallengeType::Dns01]
+            } else if identifier.kind == IdentifierType::Ip {
+                vec![ChallengeType::Http01, ChallengeType::TlsAlpn01]
+            } else {
+                ChallengeType::ALL.to_vec()
+            };
+            let mut token = [0u8; 32];
+            crate::rand::fill(&mut token);
+            authzs.push(Authz {
+                id: AuthzId::random(),
+                account_id: account.id.clone(),
+                identifier,
+                wildcard: c.wildcard,
+                state: AuthzState::Pending,
+                expires: authz_expires,
+                token: crate::jose::b64::encode(&token),
+                offered,
+                attempt: None,
+                created_at: now,
+            });
+        }
+        let order = Order {
+            id: OrderId::random(),
+            account_id: account.id.clone(),
+            identifiers: checked.into_iter().map(|c| c.identifier).collect(),
+            authz_ids: authzs.iter().map(|a| a.id.clone()).collect(),
+            // An order never outlives its authorizations (§7.1.3).
+            expires: (now + secs(self.settings.order_lifetime)).min(authz_expires),
+            not_before,
+            not_after,
+            processing_until: None,
+            cert_id: None,
+            error: None,
+            created_at: now,
+        };
+        self.store.create_order(&order, &authzs).await?;
+        Ok((order, authzs))
+    }
+
+    fn requested_validity(
+        &self,
+        req: &NewOrder,
+        now: Timestamp,
+    ) -> Result<(Option<Timestamp>, Option<Timestamp>)> {
+        let parse = |field: &str, v: &Option<String>| -> Result<Option<Timestamp>> {
+            v.as_deref()
+                .map(|s| {
+                    crate::clock::parse_rfc3339(s).ok_or_else(|| {
+                        Error::malformed(format!("{field} is not an RFC 3339 date-time"))
+                    })
+                })
+                .transpose()
+        };
+        let nb = parse("notBefore", &req.not_before)?;
+        let na = parse("notAfter", &req.not_after)?;
+        let start = nb.unwrap_or(now);
+        let end = na.unwrap_or(start + secs(self.settings.leaf_validity));
+        if end <= start {
+            return Err(Error::malformed("notAfter must be later than notBefore"));
+        }
+        if end <= now {
+            return Err(Error::malformed("notAfter is in the past"));
+        }
+        if nb.is_some_and(|t| t > now + secs(self.settings.order_lifetime)) {
+            return Err(Error::malformed("notBefore is too far in the future"));
+        }
+        if end - start > secs(self.settings.leaf_validity) {
+            return Err(Error::malformed(format!(
+                "the requested validity is longer than this CA's maximum of {} seconds",
+                self.settings.leaf_validity.as_secs()
+            )));
+        }
+        Ok((nb, na))
+    }
+
+    fn check_owner(account: &Account, owner: &AccountId, what: &str) -> Result<()> {
+        if &account.id == owner {
+            Ok(())
+        } else {
+            Err(Error::unauthorized(format!(
+                "this {what} belongs to another account"
+            )))
+        }
+    }
+
+    /// An order of `account` with its authorizations.
+    pub async fn order(&self, account: &Account, id: &OrderId) -> Result<(Order, Vec<Authz>)> {
+        let order = self
+            .store
+            .order_by_id(id)
+            .await?
+            .ok_or_else(|| Error::not_found("no such order"))?;
+        Self::check_owner(account, &order.account_id, "order")?;
+        let authzs = self.store.authzs_by_ids(&order.authz_ids).await?;
+        Ok((order, authzs))
+    }
+
+    /// An authorization of `account`.
+    pub async fn authz(&self, account: &Account, id: &AuthzId) -> Result<Authz> {
+        let authz = self
+            .store
+            .authz_by_id(id)
+            .await?
+            .ok_or_else(|| Error::not_found("no such authorization"))?;
+        Self::check_owner(account, &authz.account_id, "authorization")?;
+        Ok(authz)
+    }
+
+    /// POST to a challenge (RFC 8555 §7.5.1): starts its validation if the
+    /// authorization is pending and has no attempt yet; otherwise the
+    /// challenge is returned as it stands.
+    pub async fn answer_challenge(
+        &self,
+        account: &Account,
+        jwk: &Jwk,
+        id: &AuthzId,
+        kind: ChallengeType,
+    ) -> Result<Authz> {
+        let authz = self.authz(account, id).await?;
+        if !authz.offered.contains(&kind) {
+            return Err(Error::not_found("no such challenge"));
+        }
+        let now = self.now();
+        if authz.state != AuthzState::Pending || authz.attempt.is_some() || now >= authz.expires {
+            // Already settled or in progress: report it as it is (the
+            // client polls the authorization anyway).
+            return Ok(authz);
+        }
+        let reservation = self.va.reserve()?;
+        if self.store.start_challenge(&authz.id, kind, now).await? {
+            let req = ValidationRequest {
+                key_authorization: crate::jose::key_authorization(&authz.token, jwk),
+                authz,
+                kind,
+            };
+            self.va.submit(reservation, req).await?;
+        }
+        self.store
+            .authz_by_id(id)
+            .await?
+            .ok_or_else(|| Error::internal("authorization vanished"))
+    }
+
+    /// finalize (RFC 8555 §7.4): checks the CSR against a ready order, takes
+    /// the order's lease, signs, and commits certificate and order together.
+    pub async fn finalize(
+        &self,
+        account: &Account,
+        id: &OrderId,
+        csr_der: &[u8],
+    ) -> Result<(Order, Vec<Authz>)> {
+        let (order, authzs) = self.order(account, id).await?;
+        let now = self.now();
+        let status = order_status(&order, &authzs, now);
+        if status != OrderStatus::Ready {
+            return Err(Error::new(
+                ErrorKind::OrderNotReady,
+                format!(
+                    "the order is {}, not ready: {}",
+                    status.as_str(),
+                    match status {
+                        OrderStatus::Pending => "its authorizations are not all valid yet",
+                        OrderStatus::Processing => "it is being finalized",
+                        OrderStatus::Valid => "it already has a certificate",
+                        _ => "it can no longer be finalized",
+                    }
+                ),
+            ));
+        }
+        let csr: CheckedCsr = csr::parse_and_verify(csr_der)?;
+        csr::check_names(&csr, &order.identifiers)?;
+        let lease_until = now + secs(self.settings.finalize_lease).max(1);
+        if !self.store.claim_order(&order.id, now, lease_until).await? {
+            return Err(Error::new(
+                ErrorKind::OrderNotReady,
+                "the order is being finalized by another request",
+            ));
+        }
+        match self.issue(account, &order, &csr, now).await {
+            Ok(()) => self.order(account, id).await,
+            Err(e) => {
+                if let Err(release) = self.store.release_order(&order.id).await {
+                    tracing::warn!(order = %order.id, error = %release, "could not release lease");
+                }
+                Err(e)
+            }
+        }
+    }
+
+    async fn issue(
+        &self,
+        account: &Account,
+        order: &Order,
+        csr: &CheckedCsr,
+        now: Timestamp,
+    ) -> Result<()> {
+        let (not_before, not_after) = match (order.not_before, order.not_after) {
+            (None, None) => {
+                let nb = now - secs(self.settings.backdate);
+                // Validity counts both ends (RFC 5280 §4.1.2.5), hence -1.
+                (nb, nb + secs(self.settings.leaf_validity) - 1)
+            }
+            (nb, na) => {
+                let nb = nb.unwrap_or(now - secs(self.settings.backdate));
+                (nb, na.unwrap_or(nb + secs(self.settings.leaf_validity) - 1))
+            }
+        };
+        let to_time = |t: Timestamp| {
+            time::OffsetDateTime::from_unix_timestamp(t).map_err(Error::internal)
+        };
+        let issued = self.ca.issue(&LeafRequest {
+            spki_der: &csr.spki_der,
+            key_kind: csr.key_kind,
+            identifiers: &order.identifiers,
+            not_before: to_time(not_before)?,
+            not_after: to_time(not_after)?,
+            ca_issuers_url: self.ca_issuers_url.as_deref(),
+        })?;
+        let cert = Certificate {
+            id: CertId::random(),
+            serial: crate::ca::serial_hex(&issued.serial),
+            account_id: account.id.clone(),
+            order_id: Some(order.id.clone()),
+            der: issued.der,
+            not_before: issued.not_before.unix_timestamp(),
+            not_after: issued.not_after.unix_timestamp(),
+            issued_at: now,
+        };
+        if !self.store.store_certificate(&cert, &order.id).await? {
+            tracing::error!(order = %order.id, serial = %cert.serial,
+                "certificate recorded but the order already had one");
+            return Err(Error::new(
+                ErrorKind::OrderNotReady,
+                "the order was finalized by another request",
+            ));
+        }
+        tracing::info!(order = %order.id, serial = %cert.serial, account = %account.id, "issued");
+        Ok(())
+    }
+
+    /// A certificate of `account`.
+    pub async fn certificate(&self, account: &Account, id: &CertId) -> Result<Certificate> {
+        let cert = self
+            .store
+            .certificate_by_id(id)
+            .await?
+            .ok_or_else(|| Error::not_found("no such certificate"))?;
+        Self::check_owner(account, &cert.account_id, "certificate")?;
+        Ok(cert)
+    }
+
+    /// One page of the account's orders: entries plus the cursor of the next
+    /// page, if there is one.
+    pub async fn orders_page(
+        &self,
+        account: &Account,
+        after: i64,
+    ) -> Result<(Vec<OrderListEntry>, Option<i64>)> {
+        let per_page = self.settings.orders_per_page;
+        let mut entries = self
+            .store
+            .orders_for_account(&account.id, after, per_page + 1, self.now())
+            .await?;
+        let next = if entries.len() > per_page as usize {
+            entries.truncate(per_page as usize);
+            entries.last().map(|e| e.cursor)
+        } else {
+            None
+        };
+        Ok((entries, next))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn contacts() {
+        let ok = |c: &str| check_contacts(&[c.to_string()]);
+        assert!(ok("mailto:admin@example.com").is_ok());
+        assert_eq!(ok("tel:+1555").unwrap_err().kind, ErrorKind::UnsupportedContact);
+        assert_eq!(ok("admin@example.com").unwrap_err().kind, ErrorKind::UnsupportedContact);
+        for bad in [
+            "mailto:",
+            "mailto:admin",
+            "mailto:@example.com",
+            "mailto:a@b",
+            "mailto:a@example..com",
+            "mailto:a@example.com?subject=x",
+            "mailto:a@example.com,b@example.com",
+            "mailto:a b@example.com",
+        ] {
+            assert_eq!(ok(bad).unwrap_err().kind, ErrorKind::InvalidContact, "{bad}");
+        }
+        let many: Vec<String> = (0..11).map(|i| format!("mailto:a{i}@example.com")).collect();
+        assert_eq!(check_contacts(&many).unwrap_err().kind, ErrorKind::InvalidContact);
+    }
+}

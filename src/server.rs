@@ -1,0 +1,216 @@
+//! Assembly: from a checked [`Config`] to a running server.
+//!
+//! [`Server::build`] opens the store, loads or creates the CA and wires the
+//! RA, VA and front end; [`Server::run`] serves on an already-bound listener
+//! (so tests can bind port 0) until the shutdown future completes.
+
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+
+use crate::ca::Ca;
+use crate::clock::{Clock, SystemClock};
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::http::{self, nonce::NonceService, App, Limits};
+use crate::protocol::{DirectoryMeta, Identifier};
+use crate::ra::{policy::Policy, Ra, RaSettings};
+use crate::store::sqlite::SqliteStore;
+use crate::store::Store;
+use crate::va::{AlwaysValid, Va, VaSettings};
+
+/// A built server, ready to serve.
+pub struct Server {
+    pub app: Arc<App>,
+    pub tls: Arc<rustls::ServerConfig>,
+    pub limits: Limits,
+    /// Where the root certificate PEM that clients must trust is.
+    pub root_pem_path: PathBuf,
+    store: Arc<SqliteStore>,
+}
+
+/// The base URL for `addr` when none is configured: loopback and wildcard
+/// addresses become `localhost`, which the listener certificate covers.
+pub fn default_base_url(addr: SocketAddr) -> String {
+    match addr.ip() {
+        ip if ip.is_unspecified() => format!("https://localhost:{}", addr.port()),
+        IpAddr::V4(v4) => format!("https://{v4}:{}", addr.port()),
+        IpAddr::V6(v6) => format!("https://[{v6}]:{}", addr.port()),
+    }
+}
+
+fn install_crypto_provider() {
+    // Several tests may race to install it; only the first one wins, and
+    // every one of them installs the same aws-lc-rs provider.
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+}
+
+fn tls_config(config: &Config, ca: &Ca) -> Result<rustls::ServerConfig> {
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+    let (chain, key): (Vec<CertificateDer<'static>>, PrivateKeyDer<'static>) =
+        match (&config.server.tls_cert, &config.server.tls_key) {
+            (Some(cert), Some(key)) => {
+                use rustls::pki_types::pem::PemObject;
+                let chain = CertificateDer::pem_file_iter(cert)
+                    .and_then(|it| it.collect::<std::result::Result<Vec<_>, _>>())
+                    .map_err(|e| Error::internal(format_args!("{}: {e}", cert.display())))?;
+                let key = PrivateKeyDer::from_pem_file(key)
+                    .map_err(|e| Error::internal(format_args!("{}: {e}", key.display())))?;
+                (chain, key)
+            }
+            _ => {
+                let names: Vec<Identifier> = config
+                    .server
+                    .tls_names
+                    .iter()
+                    .map(|n| match n.parse::<IpAddr>() {
+                        Ok(ip) => Identifier::ip(ip.to_string()),
+                        Err(_) => Identifier::dns(n.clone()),
+                    })
+                    .collect();
+                let (chain, key) = ca.tls_server_identity(&names)?;
+                (
+                    chain.into_iter().map(CertificateDer::from).collect(),
+                    PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key)),
+                )
+            }
+        };
+    let mut tls = rustls::ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .map_err(|e| Error::internal(format_args!("listener certificate: {e}")))?;
+    tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(tls)
+}
+
+impl Server {
+    /// Builds everything from a validated config. `listen` is the address
+    /// actually bound (it may differ from the config's when port 0 was
+    /// asked for).
+    pub async fn build(config: &Config, listen: SocketAddr) -> Result<Server> {
+        install_crypto_provider();
+        let data_dir = &config.server.data_dir;
+        create_private_dir(data_dir)?;
+        let ca = Arc::new(Ca::load_or_generate(data_dir, &config.ca.settings())?);
+        let root_pem_path = data_dir.join("root.pem");
+        if !root_pem_path.exists() {
+            // Configured CA files live elsewhere; clients still find the
+            // root here.
+            std::fs::write(&root_pem_path, ca.root_pem()).map_err(Error::internal)?;
+        }
+        let root_pem_path = std::fs::canonicalize(&root_pem_path).map_err(Error::internal)?;
+        let tls = Arc::new(tls_config(config, &ca)?);
+
+        let store = Arc::new(SqliteStore::open(&config.store_path(), config.store.durability).await?);
+        let released = store.release_all_leases().await?;
+        if released > 0 {
+            tracing::warn!(orders = released, "released finalize leases left by a previous run");
+        }
+        let store_dyn: Arc<dyn Store> = store.clone();
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+
+        let va = Va::start(
+            store_dyn.clone(),
+            Arc::new(AlwaysValid),
+            clock.clone(),
+            VaSettings {
+                inline: true,
+                concurrency: config.validation.concurrency,
+                queue_size: config.validation.queue_size,
+                timeout: config.validation.timeout,
+                valid_authz_lifetime: config.acme.valid_authz_lifetime,
+            },
+        );
+
+        let base = config
+            .server
+            .external_url
+            .clone()
+            .unwrap_or_else(|| default_base_url(listen));
+        let ra = Ra {
+            store: store_dyn.clone(),
+            ca,
+            va: va.clone(),
+            clock,
+            policy: Policy {
+                blocked_domains: config.acme.blocked_domains.clone(),
+                allow_ip: config.acme.allow_ip_identifiers,
+            },
+            settings: RaSettings {
+                order_lifetime: config.acme.order_lifetime,
+                pending_authz_lifetime: config.acme.pending_authz_lifetime,
+                leaf_validity: config.ca.leaf_validity,
+                backdate: config.ca.backdate,
+                finalize_lease: Duration::from_secs(30),
+                orders_per_page: config.acme.orders_per_page,
+                require_tos: config.acme.terms_of_service.is_some(),
+            },
+            ca_issuers_url: Some(format!("{base}{}", http::paths::ISSUER_CERT)),
+        };
+        // Attempts a previous run left processing are validated again.
+        let resume_store = store_dyn.clone();
+        let accounts = {
+            let mut map = std::collections::HashMap::new();
+            for authz in resume_store.authzs_processing().await? {
+                if let Some(acct) = resume_store.account_by_id(&authz.account_id).await? {
+                    map.insert(authz.account_id.clone(), acct.jwk);
+                }
+            }
+            map
+        };
+        va.resume(|authz| {
+            let jwk = crate::jose::Jwk::from_json_str(accounts.get(&authz.account_id)?).ok()?;
+            Some(crate::jose::key_authorization(&authz.token, &jwk))
+        })
+        .await?;
+
+        let app = Arc::new(App {
+            ra,
+            nonces: NonceService::new(config.acme.nonce_lifetime),
+            directory_meta: DirectoryMeta {
+                terms_of_service: config.acme.terms_of_service.clone(),
+                website: config.acme.website.clone(),
+                caa_identities: config.acme.caa_identities.clone(),
+                external_account_required: false,
+            },
+            external_url: config.server.external_url.clone(),
+            max_body: config.server.max_body_bytes,
+            retry_after: config.acme.retry_after,
+            request_timeout: config.server.request_timeout,
+        });
+        Ok(Server {
+            app,
+            tls,
+            limits: Limits {
+                max_connections: config.server.max_connections,
+                handshake_timeout: config.server.handshake_timeout,
+            },
+            root_pem_path,
+            store,
+        })
+    }
+
+    /// Serves until `shutdown` completes, then closes the store.
+    pub async fn run(self, listener: TcpListener, shutdown: impl Future<Output = ()>) {
+        let router = http::router(self.app.clone());
+        http::serve(listener, self.tls, router, self.limits, shutdown).await;
+        self.store.close().await;
+    }
+}
+
+/// Creates `dir` (and parents) readable by the owner only.
+fn create_private_dir(dir: &std::path::Path) -> Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    if dir.is_dir() {
+        return Ok(());
+    }
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|e| Error::internal(format_args!("creating {}: {e}", dir.display())))
+}

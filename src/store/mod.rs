@@ -1,0 +1,127 @@
+//! Persistence: the only module that talks to a database.
+//!
+//! [`Store`] is the interface the rules (`ra`) use. Every state transition is
+//! a conditional update that succeeds for exactly one caller: the loser of a
+//! race learns it from the return value and answers with an ACME error, so
+//! no order is ever left stuck. [`sqlite::SqliteStore`] is the embedded
+//! default; the trait is shaped (no SQLite types, no connection handles) so a
+//! PostgreSQL backend can be added for deployments with several instances.
+
+pub mod sqlite;
+
+use std::future::Future;
+use std::pin::Pin;
+
+use crate::error::Result;
+use crate::model::{
+    Account, AccountId, AttemptState, Authz, AuthzId, CertId, Certificate, ChallengeType, Order,
+    OrderId, Timestamp,
+};
+
+/// The future every store method returns.
+pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T>> + Send + 'a>>;
+
+/// What [`Store::create_account`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AccountCreation {
+    Created,
+    /// An account with this key already existed (RFC 8555 §7.3.1: answer
+    /// with it); this covers two concurrent registrations of one key.
+    Existing(Account),
+}
+
+/// The outcome of a validation, written by [`Store::finish_challenge`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ValidationResult {
+    pub state: AttemptState,
+    pub validated_at: Timestamp,
+    pub error: Option<serde_json::Value>,
+    pub records: Option<serde_json::Value>,
+    /// The authorization's new expiry (a valid one lives longer).
+    pub expires: Timestamp,
+}
+
+/// An entry of an account's orders list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderListEntry {
+    /// Opaque, increasing cursor for pagination.
+    pub cursor: i64,
+    pub id: OrderId,
+}
+
+/// The persistence interface. All methods are cancel-safe at their await
+/// points: a transaction either commits whole or not at all.
+pub trait Store: Send + Sync + 'static {
+    /// Inserts an account unless one with the same key thumbprint exists.
+    fn create_account<'a>(&'a self, account: &'a Account) -> StoreFuture<'a, AccountCreation>;
+    fn account_by_id<'a>(&'a self, id: &'a AccountId) -> StoreFuture<'a, Option<Account>>;
+    fn account_by_thumbprint<'a>(&'a self, thumbprint: &'a str)
+        -> StoreFuture<'a, Option<Account>>;
+    /// Replaces the contact list of a valid account; false if not valid.
+    fn update_account_contact<'a>(
+        &'a self,
+        id: &'a AccountId,
+        contact: &'a [String],
+    ) -> StoreFuture<'a, bool>;
+    /// Moves a valid account to deactivated; false if it was not valid.
+    fn deactivate_account<'a>(&'a self, id: &'a AccountId) -> StoreFuture<'a, bool>;
+
+    /// Inserts an order with its new authorizations in one transaction.
+    fn create_order<'a>(&'a self, order: &'a Order, authzs: &'a [Authz]) -> StoreFuture<'a, ()>;
+    fn order_by_id<'a>(&'a self, id: &'a OrderId) -> StoreFuture<'a, Option<Order>>;
+    /// Authorizations by id, in the order asked; missing ids are skipped.
+    fn authzs_by_ids<'a>(&'a self, ids: &'a [AuthzId]) -> StoreFuture<'a, Vec<Authz>>;
+    fn authz_by_id<'a>(&'a self, id: &'a AuthzId) -> StoreFuture<'a, Option<Authz>>;
+    /// One page of an account's orders that are not known to be stale
+    /// (unexpired, or with a certificate), after `after` (exclusive).
+    fn orders_for_account<'a>(
+        &'a self,
+        account: &'a AccountId,
+        after: i64,
+        limit: u32,
+        now: Timestamp,
+    ) -> StoreFuture<'a, Vec<OrderListEntry>>;
+
+    /// Starts the one challenge attempt of a pending, unexpired authorization
+    /// with no attempt yet. False if another request got there first or the
+    /// authorization is no longer pending.
+    fn start_challenge<'a>(
+        &'a self,
+        authz: &'a AuthzId,
+        kind: ChallengeType,
+        now: Timestamp,
+    ) -> StoreFuture<'a, bool>;
+    /// Records a validation's outcome on an attempt still processing.
+    fn finish_challenge<'a>(
+        &'a self,
+        authz: &'a AuthzId,
+        result: &'a ValidationResult,
+    ) -> StoreFuture<'a, bool>;
+    /// Authorizations whose attempt is still processing (to resume after a
+    /// restart).
+    fn authzs_processing(&self) -> StoreFuture<'_, Vec<Authz>>;
+
+    /// Takes the finalize lease of an order that has no certificate, no
+    /// error and no live lease. Exactly one concurrent caller gets true.
+    fn claim_order<'a>(
+        &'a self,
+        id: &'a OrderId,
+        now: Timestamp,
+        until: Timestamp,
+    ) -> StoreFuture<'a, bool>;
+    /// Gives the lease back after a failed issuance.
+    fn release_order<'a>(&'a self, id: &'a OrderId) -> StoreFuture<'a, ()>;
+    /// Records an issued certificate and attaches it to its order in one
+    /// durable transaction (flushed to disk before returning). Returns false
+    /// if the order already had a certificate; the new one is still recorded.
+    fn store_certificate<'a>(
+        &'a self,
+        cert: &'a Certificate,
+        order: &'a OrderId,
+    ) -> StoreFuture<'a, bool>;
+    fn certificate_by_id<'a>(&'a self, id: &'a CertId) -> StoreFuture<'a, Option<Certificate>>;
+
+    /// Drops every finalize lease (a single-instance server calls this at
+    /// start: no process of it can still be signing).
+    fn release_all_leases(&self) -> StoreFuture<'_, u64>;
+}

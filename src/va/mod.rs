@@ -1,0 +1,239 @@
+//! Validation authority: decides whether a challenge is fulfilled.
+//!
+//! Validation runs asynchronously behind the [`Validator`] trait. A challenge
+//! POST reserves a place in a bounded queue, marks the attempt processing,
+//! and returns; a dispatcher runs at most `concurrency` validations at once,
+//! each under a timeout, and records the outcome with a conditional store
+//! update. At start, attempts left processing by a previous run are queued
+//! again, so none stays processing forever.
+//!
+//! With `always_valid` (Pebble's PEBBLE_VA_ALWAYS_VALID) no network is
+//! touched and the outcome is recorded before the POST returns.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, Semaphore};
+
+use crate::clock::Clock;
+use crate::error::{Error, ErrorKind, Result};
+use crate::model::{AttemptState, Authz, AuthzId, ChallengeType};
+use crate::store::{Store, ValidationResult};
+
+/// What a validator is asked to check.
+#[derive(Debug, Clone)]
+pub struct ValidationRequest {
+    pub authz: Authz,
+    pub kind: ChallengeType,
+    /// RFC 8555 §8.1 key authorization for the authorization's token.
+    pub key_authorization: String,
+}
+
+/// A validator's verdict with its validation records (RFC 8555 §8.x).
+#[derive(Debug, Clone)]
+pub enum Outcome {
+    Valid { records: serde_json::Value },
+    Invalid { error: Error, records: serde_json::Value },
+}
+
+/// The future a validator returns.
+pub type ValidationFuture<'a> = Pin<Box<dyn Future<Output = Outcome> + Send + 'a>>;
+
+/// Checks one challenge. Implementations must bound their own I/O; the VA
+/// also cancels them after the configured timeout.
+pub trait Validator: Send + Sync + 'static {
+    fn validate<'a>(&'a self, req: &'a ValidationRequest) -> ValidationFuture<'a>;
+}
+
+/// Accepts every challenge without contacting anything. For development and
+/// CI only.
+pub struct AlwaysValid;
+
+impl Validator for AlwaysValid {
+    fn validate<'a>(&'a self, req: &'a ValidationRequest) -> ValidationFuture<'a> {
+        Box::pin(async move {
+            Outcome::Valid {
+                records: serde_json::json!([{
+                    "hostname": req.authz.identifier.value,
+                    "note": "validation skipped: always_valid is set",
+                }]),
+            }
+        })
+    }
+}
+
+/// Settings of the VA.
+#[derive(Debug, Clone)]
+pub struct VaSettings {
+    /// Record outcomes before the challenge POST returns (only sensible for
+    /// validators that do no I/O, such as [`AlwaysValid`]).
+    pub inline: bool,
+    pub concurrency: usize,
+    pub queue_size: usize,
+    pub timeout: Duration,
+    pub valid_authz_lifetime: Duration,
+}
+
+struct Job {
+    req: ValidationRequest,
+}
+
+/// The validation authority.
+pub struct Va {
+    store: Arc<dyn Store>,
+    validator: Arc<dyn Validator>,
+    clock: Arc<dyn Clock>,
+    settings: VaSettings,
+    queue: mpsc::Sender<Job>,
+}
+
+/// A place reserved in the validation queue.
+pub struct Reservation<'a> {
+    permit: Option<mpsc::Permit<'a, Job>>,
+}
+
+impl Va {
+    /// Creates the VA and starts its dispatcher on the current runtime.
+    pub fn start(
+        store: Arc<dyn Store>,
+        validator: Arc<dyn Validator>,
+        clock: Arc<dyn Clock>,
+        settings: VaSettings,
+    ) -> Arc<Va> {
+        let (tx, rx) = mpsc::channel(settings.queue_size.max(1));
+        let va = Arc::new(Va {
+            store,
+            validator,
+            clock,
+            settings,
+            queue: tx,
+        });
+        tokio::spawn(dispatch(Arc::downgrade(&va), rx));
+        va
+    }
+
+    /// Reserves a place for one validation, so that a challenge is only
+    /// marked processing if it will be validated. Fails with rateLimited
+    /// when the queue is full.
+    pub fn reserve(&self) -> Result<Reservation<'_>> {
+        if self.settings.inline {
+            return Ok(Reservation { permit: None });
+        }
+        match self.queue.try_reserve() {
+            Ok(permit) => Ok(Reservation {
+                permit: Some(permit),
+            }),
+            Err(_) => Err(Error::new(
+                ErrorKind::RateLimited,
+                "too many validations are waiting; retry shortly",
+            )),
+        }
+    }
+
+    /// Validates `req` in the reserved place. Inline mode records the outcome
+    /// before returning; otherwise the job is queued.
+    pub async fn submit(&self, reservation: Reservation<'_>, req: ValidationRequest) -> Result<()> {
+        match reservation.permit {
+            Some(permit) => {
+                permit.send(Job { req });
+                Ok(())
+            }
+            None => self.run(&req).await,
+        }
+    }
+
+    /// Queues again every attempt a previous run left processing.
+    pub async fn resume(&self, key_authorization: impl Fn(&Authz) -> Option<String>) -> Result<()> {
+        let pending = self.store.authzs_processing().await?;
+        let n = pending.len();
+        for authz in pending {
+            let Some(attempt) = &authz.attempt else { continue };
+            let kind = attempt.kind;
+            let Some(key_authorization) = key_authorization(&authz) else {
+                continue;
+            };
+            let req = ValidationRequest {
+                authz,
+                kind,
+                key_authorization,
+            };
+            if self.settings.inline {
+                self.run(&req).await?;
+            } else if self.queue.send(Job { req }).await.is_err() {
+                return Err(Error::internal("validation queue closed"));
+            }
+        }
+        if n > 0 {
+            tracing::info!(count = n, "resumed validations left processing");
+        }
+        Ok(())
+    }
+
+    async fn run(&self, req: &ValidationRequest) -> Result<()> {
+        let outcome = match tokio::time::timeout(
+            self.settings.timeout,
+            self.validator.validate(req),
+        )
+        .await
+        {
+            Ok(o) => o,
+            Err(_) => Outcome::Invalid {
+                error: Error::new(
+                    ErrorKind::Connection,
+                    format!(
+                        "validation of {} did not finish within {:?}",
+                        req.authz.identifier.value, self.settings.timeout
+                    ),
+                ),
+                records: serde_json::Value::Array(Vec::new()),
+            },
+        };
+        self.record(&req.authz.id, outcome).await
+    }
+
+    async fn record(&self, authz: &AuthzId, outcome: Outcome) -> Result<()> {
+        let now = self.clock.now();
+        let result = match outcome {
+            Outcome::Valid { records } => ValidationResult {
+                state: AttemptState::Valid,
+                validated_at: now,
+                error: None,
+                records: Some(records),
+                expires: now + self.settings.valid_authz_lifetime.as_secs() as i64,
+            },
+            Outcome::Invalid { error, records } => ValidationResult {
+                state: AttemptState::Invalid,
+                validated_at: now,
+                error: Some(crate::protocol::problem_json(&error)),
+                records: Some(records),
+                expires: now + self.settings.valid_authz_lifetime.as_secs() as i64,
+            },
+        };
+        if !self.store.finish_challenge(authz, &result).await? {
+            tracing::debug!(%authz, "validation outcome not recorded: attempt no longer processing");
+        }
+        Ok(())
+    }
+}
+
+async fn dispatch(va: std::sync::Weak<Va>, mut rx: mpsc::Receiver<Job>) {
+    let limit = match va.upgrade() {
+        Some(v) => v.settings.concurrency,
+        None => return,
+    };
+    let slots = Arc::new(Semaphore::new(limit));
+    while let Some(job) = rx.recv().await {
+        let Ok(slot) = slots.clone().acquire_owned().await else {
+            return;
+        };
+        let Some(va) = va.upgrade() else { return };
+        tokio::spawn(async move {
+            if let Err(e) = va.run(&job.req).await {
+                tracing::warn!(authz = %job.req.authz.id, error = %e, "recording validation failed");
+            }
+            drop(slot);
+        });
+    }
+}
