@@ -232,3 +232,6 @@ pub async fn serve(
         tracing::warn!("open connections did not finish within 10 s of shutdown");
     }
 }
+
+#[cfg(test)]
+mod tests;

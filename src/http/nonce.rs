@@ -24,7 +24,8 @@ const RAW_LEN: usize = 8 + MAC_LEN;
 struct Inner {
     next: u64,
     unused: Vec<u64>,
-    /// (time, first counter issued at or after that time), one a second.
+    /// (time t, k): every counter below k was issued at or before t. One
+    /// entry a second at most.
     checkpoints: VecDeque<(Instant, u64)>,
     /// Counters below this are expired.
     floor: u64,
@@ -89,7 +90,7 @@ impl NonceService {
                 .back()
                 .is_none_or(|(t, _)| now.duration_since(*t) >= Duration::from_secs(1));
             if stale {
-                inner.checkpoints.push_back((now, c));
+                inner.checkpoints.push_back((now, c + 1));
                 self.prune(&mut inner, now);
             }
             c

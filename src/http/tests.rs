@@ -1,0 +1,617 @@
+//! In-process HTTP tests: the real router, store and CA, no sockets.
+
+use std::sync::Arc;
+
+use aws_lc_rs::rand::SystemRandom;
+use aws_lc_rs::signature::{EcdsaKeyPair, KeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
+use axum::body::Body;
+use axum::http::{header, Method, Request, StatusCode};
+use axum::Router;
+use serde_json::{json, Value};
+use tower::ServiceExt;
+
+use crate::config::Config;
+use crate::jose::b64;
+use crate::server::Server;
+
+const BASE: &str = "https://localhost:14000";
+
+struct Harness {
+    router: Router,
+    server: Server,
+    _dir: tempfile::TempDir,
+}
+
+struct Resp {
+    status: StatusCode,
+    headers: axum::http::HeaderMap,
+    body: Vec<u8>,
+}
+
+impl Resp {
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or(Value::Null)
+    }
+    fn header(&self, name: &str) -> Option<String> {
+        self.headers
+            .get(name)
+            .map(|v| v.to_str().unwrap().to_string())
+    }
+    fn problem(&self) -> String {
+        assert_eq!(
+            self.header("content-type").as_deref(),
+            Some("application/problem+json"),
+            "not a problem document: {} {}",
+            self.status,
+            String::from_utf8_lossy(&self.body)
+        );
+        self.json()["type"]
+            .as_str()
+            .unwrap()
+            .trim_start_matches("urn:ietf:params:acme:error:")
+            .to_string()
+    }
+}
+
+async fn harness() -> Harness {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = Config::default();
+    config.server.data_dir = dir.path().to_path_buf();
+    config.validation.always_valid = true;
+    config.acme.orders_per_page = 2;
+    let server = Server::build(&config, "127.0.0.1:14000".parse().unwrap())
+        .await
+        .unwrap();
+    let router = crate::http::router(server.app.clone());
+    Harness {
+        router,
+        server,
+        _dir: dir,
+    }
+}
+
+/// An ACME client key (ES256) and, once registered, its account URL.
+struct Client {
+    key: EcdsaKeyPair,
+    jwk: Value,
+    kid: Option<String>,
+}
+
+impl Client {
+    fn new() -> Client {
+        let key = EcdsaKeyPair::generate(&ECDSA_P256_SHA256_FIXED_SIGNING).unwrap();
+        let public = key.public_key().as_ref().to_vec();
+        let jwk = json!({
+            "kty": "EC", "crv": "P-256",
+            "x": b64::encode(&public[1..33]), "y": b64::encode(&public[33..65]),
+        });
+        Client {
+            key,
+            jwk,
+            kid: None,
+        }
+    }
+
+    fn sign(&self, protected: Value, payload: &str) -> String {
+        let p = b64::encode(protected.to_string());
+        let input = format!("{p}.{payload}");
+        let sig = self
+            .key
+            .sign(&SystemRandom::new(), input.as_bytes())
+            .unwrap();
+        json!({"protected": p, "payload": payload, "signature": b64::encode(sig.as_ref())})
+            .to_string()
+    }
+
+    /// A JWS for `url` with `payload` (None: POST-as-GET).
+    fn jws(&self, nonce: &str, url: &str, payload: Option<&Value>) -> String {
+        let mut protected = json!({"alg": "ES256", "nonce": nonce, "url": url});
+        match &self.kid {
+            Some(kid) => protected["kid"] = json!(kid),
+            None => protected["jwk"] = self.jwk.clone(),
+        }
+        let payload = payload.map(|p| b64::encode(p.to_string())).unwrap_or_default();
+        self.sign(protected, &payload)
+    }
+}
+
+impl Harness {
+    async fn send(&self, req: Request<Body>) -> Resp {
+        let resp = self.router.clone().oneshot(req).await.unwrap();
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let body = axum::body::to_bytes(resp.into_body(), usize::MAX)
+            .await
+            .unwrap()
+            .to_vec();
+        Resp {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    async fn get(&self, path: &str) -> Resp {
+        self.send(
+            Request::get(path)
+                .header(header::HOST, "localhost:14000")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+    }
+
+    async fn raw_post(&self, path: &str, content_type: &str, body: String) -> Resp {
+        self.send(
+            Request::post(path)
+                .header(header::HOST, "localhost:14000")
+                .header(header::CONTENT_TYPE, content_type)
+                .body(Body::from(body))
+                .unwrap(),
+        )
+        .await
+    }
+
+    fn nonce(&self) -> String {
+        self.server.app.nonces.issue()
+    }
+
+    /// Signs and posts; `url` may be a full URL or a path on BASE.
+    async fn post(&self, c: &Client, url: &str, payload: Option<&Value>) -> Resp {
+        let url = if url.starts_with("https://") {
+            url.to_string()
+        } else {
+            format!("{BASE}{url}")
+        };
+        let body = c.jws(&self.nonce(), &url, payload);
+        self.raw_post(&url[BASE.len()..], "application/jose+json", body)
+            .await
+    }
+
+    async fn register(&self, c: &mut Client) {
+        let r = self
+            .post(c, "/acme/new-account", Some(&json!({"termsOfServiceAgreed": true})))
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", String::from_utf8_lossy(&r.body));
+        c.kid = r.header("location");
+    }
+
+    /// newOrder → answer every challenge → (order URL, order JSON).
+    async fn ready_order(&self, c: &Client, names: &[&str]) -> (String, Value) {
+        let ids: Vec<Value> = names.iter().map(|n| json!({"type": "dns", "value": n})).collect();
+        let r = self
+            .post(c, "/acme/new-order", Some(&json!({"identifiers": ids})))
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", String::from_utf8_lossy(&r.body));
+        let order_url = r.header("location").unwrap();
+        for authz in r.json()["authorizations"].as_array().unwrap() {
+            let a = self.post(c, authz.as_str().unwrap(), None).await.json();
+            let chall = a["challenges"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|ch| ch["type"] == "http-01")
+                .unwrap()
+                .clone();
+            let r = self
+                .post(c, chall["url"].as_str().unwrap(), Some(&json!({})))
+                .await;
+            assert_eq!(r.status, StatusCode::OK);
+            assert_eq!(r.json()["status"], "valid");
+        }
+        let order = self.post(c, &order_url, None).await.json();
+        (order_url, order)
+    }
+}
+
+fn csr_for(names: &[&str]) -> String {
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let mut params =
+        rcgen::CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+            .unwrap();
+    params.distinguished_name = rcgen::DistinguishedName::new();
+    let csr = params.serialize_request(&key).unwrap();
+    b64::encode(csr.der())
+}
+
+#[tokio::test]
+async fn directory_and_nonces() {
+    let h = harness().await;
+    let r = h.get("/directory").await;
+    assert_eq!(r.status, StatusCode::OK);
+    let d = r.json();
+    for k in ["newNonce", "newAccount", "newOrder", "revokeCert", "keyChange"] {
+        assert!(d[k].as_str().unwrap().starts_with(BASE), "{k}");
+    }
+    assert_eq!(d["meta"]["externalAccountRequired"], false);
+
+    let head = h
+        .send(
+            Request::head("/acme/new-nonce")
+                .header(header::HOST, "localhost:14000")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(head.status, StatusCode::OK);
+    assert_eq!(head.header("cache-control").as_deref(), Some("no-store"));
+    assert!(head.header("replay-nonce").is_some());
+    let get = h.get("/acme/new-nonce").await;
+    assert_eq!(get.status, StatusCode::NO_CONTENT);
+    assert_eq!(get.header("cache-control").as_deref(), Some("no-store"));
+    assert_ne!(get.header("replay-nonce"), head.header("replay-nonce"));
+    assert_eq!(
+        get.header("link").as_deref(),
+        Some("<https://localhost:14000/directory>;rel=\"index\"")
+    );
+    // POST-as-GET of the directory is accepted too.
+    let c = Client::new();
+    let r = h.post(&c, "/directory", None).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(r.json()["newOrder"].is_string());
+}
+
+#[tokio::test]
+async fn new_account_create_existing_and_only_return_existing() {
+    let h = harness().await;
+    let mut c = Client::new();
+    let r = h
+        .post(&c, "/acme/new-account", Some(&json!({"onlyReturnExisting": true})))
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert_eq!(r.problem(), "accountDoesNotExist");
+
+    let r = h
+        .post(
+            &c,
+            "/acme/new-account",
+            Some(&json!({"contact": ["mailto:a@example.com"], "termsOfServiceAgreed": true})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED);
+    let loc = r.header("location").unwrap();
+    assert!(loc.starts_with("https://localhost:14000/acme/acct/"));
+    assert_eq!(r.json()["status"], "valid");
+    assert_eq!(r.json()["contact"][0], "mailto:a@example.com");
+    assert!(r.header("replay-nonce").is_some());
+    assert!(r.header("link").unwrap().contains("rel=\"index\""));
+
+    let r = h.post(&c, "/acme/new-account", Some(&json!({}))).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.header("location").unwrap(), loc);
+
+    let r = h
+        .post(&c, "/acme/new-account", Some(&json!({"onlyReturnExisting": true})))
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.header("location").unwrap(), loc);
+
+    // With a kid instead of a jwk: malformed.
+    c.kid = Some(loc.clone());
+    let r = h.post(&c, "/acme/new-account", Some(&json!({}))).await;
+    assert_eq!(r.problem(), "malformed");
+
+    // Account: POST-as-GET, contact update, bad contacts, deactivation.
+    let r = h.post(&c, &loc, None).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let r = h
+        .post(&c, &loc, Some(&json!({"contact": ["mailto:b@example.com"]})))
+        .await;
+    assert_eq!(r.json()["contact"][0], "mailto:b@example.com");
+    let r = h.post(&c, &loc, Some(&json!({"contact": ["tel:+15555"]}))).await;
+    assert_eq!(r.problem(), "unsupportedContact");
+    let r = h
+        .post(&c, &loc, Some(&json!({"contact": ["mailto:not-an-address"]})))
+        .await;
+    assert_eq!(r.problem(), "invalidContact");
+    let r = h.post(&c, &loc, Some(&json!({"status": "deactivated"}))).await;
+    assert_eq!(r.json()["status"], "deactivated");
+    let r = h.post(&c, &loc, None).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert_eq!(r.problem(), "unauthorized");
+}
+
+#[tokio::test]
+async fn jws_rejections_at_the_edge() {
+    let h = harness().await;
+    let mut c = Client::new();
+    h.register(&mut c).await;
+    let url = format!("{BASE}/acme/new-order");
+    let payload = json!({"identifiers": [{"type": "dns", "value": "example.com"}]});
+
+    // Content-Type
+    let body = c.jws(&h.nonce(), &url, Some(&payload));
+    let r = h.raw_post("/acme/new-order", "application/json", body).await;
+    assert_eq!(r.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    assert_eq!(r.problem(), "malformed");
+
+    // Unknown nonce, and a nonce used twice; each answer has a fresh nonce.
+    let body = c.jws("AAAAAAAAAAAAAAAAAAAAAA", &url, Some(&payload));
+    let r = h.raw_post("/acme/new-order", "application/jose+json", body).await;
+    assert_eq!(r.problem(), "badNonce");
+    assert!(r.header("replay-nonce").is_some());
+    let n = h.nonce();
+    let r = h
+        .raw_post("/acme/new-order", "application/jose+json", c.jws(&n, &url, Some(&payload)))
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED);
+    let r = h
+        .raw_post("/acme/new-order", "application/jose+json", c.jws(&n, &url, Some(&payload)))
+        .await;
+    assert_eq!(r.problem(), "badNonce");
+    assert!(r.header("replay-nonce").is_some());
+
+    // url header for another resource
+    let body = c.jws(&h.nonce(), &format!("{BASE}/acme/new-account"), Some(&payload));
+    let r = h.raw_post("/acme/new-order", "application/jose+json", body).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert_eq!(r.problem(), "unauthorized");
+
+    // kid naming no account
+    let mut ghost = Client::new();
+    ghost.kid = Some(format!("{BASE}/acme/acct/doesnotexist"));
+    let r = h.post(&ghost, "/acme/new-order", Some(&payload)).await;
+    assert_eq!(r.problem(), "accountDoesNotExist");
+    // kid of an account but signed with another key
+    let mut impostor = Client::new();
+    impostor.kid = c.kid.clone();
+    let r = h.post(&impostor, "/acme/new-order", Some(&payload)).await;
+    assert_eq!(r.problem(), "malformed");
+    assert_eq!(r.json()["detail"], "JWS verification error");
+
+    // alg none: badSignatureAlgorithm with the accepted list
+    let p = b64::encode(
+        json!({"alg": "none", "nonce": h.nonce(), "url": url, "kid": c.kid}).to_string(),
+    );
+    let body = json!({"protected": p, "payload": b64::encode(payload.to_string()), "signature": ""})
+        .to_string();
+    let r = h.raw_post("/acme/new-order", "application/jose+json", body).await;
+    assert_eq!(r.problem(), "badSignatureAlgorithm");
+    assert!(r.json()["algorithms"]
+        .as_array()
+        .unwrap()
+        .contains(&json!("ES256")));
+
+    // not JSON, and too large
+    let r = h
+        .raw_post("/acme/new-order", "application/jose+json", "{not json".into())
+        .await;
+    assert_eq!(r.problem(), "malformed");
+    let r = h
+        .raw_post("/acme/new-order", "application/jose+json", "x".repeat(100_000))
+        .await;
+    assert_eq!(r.problem(), "malformed");
+
+    // GET on a POST-only resource, and an unknown path
+    let r = h.get("/acme/new-order").await;
+    assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(r.problem(), "malformed");
+    let r = h.get("/nope").await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    assert_eq!(r.problem(), "malformed");
+}
+
+#[tokio::test]
+async fn full_issuance_flow() {
+    let h = harness().await;
+    let mut c = Client::new();
+    h.register(&mut c).await;
+    let names = ["www.example.com", "example.com"];
+    let (order_url, order) = h.ready_order(&c, &names).await;
+    assert_eq!(order["status"], "ready");
+    let finalize = order["finalize"].as_str().unwrap().to_string();
+
+    // A CSR for other names: badCSR; the order stays ready.
+    let r = h
+        .post(&c, &finalize, Some(&json!({"csr": csr_for(&["other.example.com"])})))
+        .await;
+    assert_eq!(r.problem(), "badCSR");
+    let r = h
+        .post(&c, &finalize, Some(&json!({"csr": "!!notbase64"})))
+        .await;
+    assert_eq!(r.problem(), "badCSR");
+
+    let r = h
+        .post(&c, &finalize, Some(&json!({"csr": csr_for(&names)})))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", String::from_utf8_lossy(&r.body));
+    let order = r.json();
+    assert_eq!(order["status"], "valid");
+    assert_eq!(r.header("location").unwrap(), order_url);
+    let cert_url = order["certificate"].as_str().unwrap();
+
+    let r = h.post(&c, cert_url, None).await;
+    assert_eq!(
+        r.header("content-type").as_deref(),
+        Some("application/pem-certificate-chain")
+    );
+    let pem = String::from_utf8(r.body).unwrap();
+    assert_eq!(pem.matches("BEGIN CERTIFICATE").count(), 2);
+    assert!(pem.ends_with(h.server.app.ra.ca.chain_pem()));
+
+    // Finalizing again: orderNotReady (403), the order stays valid.
+    let r = h
+        .post(&c, &finalize, Some(&json!({"csr": csr_for(&names)})))
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert_eq!(r.problem(), "orderNotReady");
+
+    // POST-as-GET with a payload is refused; GET is not allowed.
+    let r = h.post(&c, &order_url, Some(&json!({}))).await;
+    assert_eq!(r.problem(), "malformed");
+    let r = h.get(&order_url[BASE.len()..]).await;
+    assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED);
+
+    // Another account may not read it.
+    let mut other = Client::new();
+    h.register(&mut other).await;
+    let r = h.post(&other, &order_url, None).await;
+    assert_eq!(r.problem(), "unauthorized");
+    let r = h.post(&other, cert_url, None).await;
+    assert_eq!(r.problem(), "unauthorized");
+}
+
+#[tokio::test]
+async fn finalize_before_ready_is_order_not_ready() {
+    let h = harness().await;
+    let mut c = Client::new();
+    h.register(&mut c).await;
+    let r = h
+        .post(
+            &c,
+            "/acme/new-order",
+            Some(&json!({"identifiers": [{"type": "dns", "value": "pending.example.com"}]})),
+        )
+        .await;
+    assert_eq!(r.json()["status"], "pending");
+    let finalize = r.json()["finalize"].as_str().unwrap().to_string();
+    let r = h
+        .post(&c, &finalize, Some(&json!({"csr": csr_for(&["pending.example.com"])})))
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert_eq!(r.problem(), "orderNotReady");
+}
+
+#[tokio::test]
+async fn concurrent_finalizes_issue_one_certificate() {
+    let h = Arc::new(harness().await);
+    let mut c = Client::new();
+    h.register(&mut c).await;
+    let c = Arc::new(c);
+    for round in 0..5 {
+        let name = format!("race{round}.example.com");
+        let (_, order) = h.ready_order(&c, &[&name]).await;
+        let finalize = order["finalize"].as_str().unwrap().to_string();
+        let mut tasks = Vec::new();
+        for _ in 0..8 {
+            let (h, c, finalize, name) = (h.clone(), c.clone(), finalize.clone(), name.clone());
+            tasks.push(tokio::spawn(async move {
+                let r = h
+                    .post(&c, &finalize, Some(&json!({"csr": csr_for(&[&name])})))
+                    .await;
+                (r.status, r.json())
+            }));
+        }
+        let mut ok = 0;
+        let mut certs = std::collections::HashSet::new();
+        for t in tasks {
+            let (status, body) = t.await.unwrap();
+            if status == StatusCode::OK {
+                ok += 1;
+                certs.insert(body["certificate"].as_str().unwrap().to_string());
+            } else {
+                assert_eq!(body["type"], "urn:ietf:params:acme:error:orderNotReady");
+            }
+        }
+        assert!(ok >= 1, "round {round}: no finalize succeeded");
+        assert_eq!(certs.len(), 1, "round {round}: more than one certificate");
+    }
+}
+
+#[tokio::test]
+async fn wildcards_get_dns01_only_and_bad_identifiers_are_subproblems() {
+    let h = harness().await;
+    let mut c = Client::new();
+    h.register(&mut c).await;
+    let r = h
+        .post(
+            &c,
+            "/acme/new-order",
+            Some(&json!({"identifiers": [{"type": "dns", "value": "*.example.com"}]})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED);
+    let authz_url = r.json()["authorizations"][0].as_str().unwrap().to_string();
+    let a = h.post(&c, &authz_url, None).await.json();
+    assert_eq!(a["identifier"]["value"], "example.com");
+    assert_eq!(a["wildcard"], true);
+    let types: Vec<&str> = a["challenges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(types, ["dns-01"]);
+
+    let r = h
+        .post(
+            &c,
+            "/acme/new-order",
+            Some(&json!({"identifiers": [
+                {"type": "dns", "value": "good.example.com"},
+                {"type": "dns", "value": "*.*.example.com"},
+                {"type": "dns", "value": "foo..com"},
+            ]})),
+        )
+        .await;
+    assert_eq!(r.problem(), "rejectedIdentifier");
+    let subs = r.json()["subproblems"].as_array().unwrap().clone();
+    assert_eq!(subs.len(), 2);
+    assert_eq!(subs[0]["identifier"]["value"], "*.*.example.com");
+    assert_eq!(subs[1]["type"], "urn:ietf:params:acme:error:rejectedIdentifier");
+
+    let r = h
+        .post(
+            &c,
+            "/acme/new-order",
+            Some(&json!({"identifiers": [{"type": "email", "value": "a@example.com"}]})),
+        )
+        .await;
+    assert_eq!(r.problem(), "unsupportedIdentifier");
+}
+
+#[tokio::test]
+async fn orders_list_is_paginated() {
+    let h = harness().await;
+    let mut c = Client::new();
+    h.register(&mut c).await;
+    let mut created = Vec::new();
+    for i in 0..5 {
+        let r = h
+            .post(
+                &c,
+                "/acme/new-order",
+                Some(&json!({"identifiers": [{"type": "dns", "value": format!("o{i}.example.com")}]})),
+            )
+            .await;
+        created.push(r.header("location").unwrap());
+    }
+    let acct = h.post(&c, c.kid.as_deref().unwrap(), None).await.json();
+    let mut url = acct["orders"].as_str().unwrap().to_string();
+    let mut seen = Vec::new();
+    for _ in 0..10 {
+        let r = h.post(&c, &url, None).await;
+        assert_eq!(r.status, StatusCode::OK);
+        for o in r.json()["orders"].as_array().unwrap() {
+            seen.push(o.as_str().unwrap().to_string());
+        }
+        let next = r
+            .headers
+            .get_all(header::LINK)
+            .iter()
+            .map(|v| v.to_str().unwrap().to_string())
+            .find(|v| v.ends_with("rel=\"next\""));
+        match next {
+            Some(link) => url = link[1..link.find('>').unwrap()].to_string(),
+            None => break,
+        }
+    }
+    assert_eq!(seen, created);
+}
+
+#[tokio::test]
+async fn method_checks() {
+    let h = harness().await;
+    let r = h
+        .send(
+            Request::builder()
+                .method(Method::PUT)
+                .uri("/acme/new-account")
+                .header(header::HOST, "localhost:14000")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(r.problem(), "malformed");
+}
