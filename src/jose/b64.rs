@@ -34,8 +34,7 @@ pub fn decode(s: impl AsRef<[u8]>) -> Result<Vec<u8>> {
 /// (`A-Z a-z 0-9 - _`). Checks the characters, not that `s` decodes.
 pub fn is_alphabet(s: &str) -> bool {
     !s.is_empty()
-        && s
-            .bytes()
+        && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 

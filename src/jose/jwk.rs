@@ -177,7 +177,9 @@ impl Jwk {
                 let x = decode_member(x_b64, "x")?;
                 let y = decode_member(y_b64, "y")?;
                 if x.len() != len || y.len() != len {
-                    return Err(bad_key("EC coordinates have the wrong length for the curve"));
+                    return Err(bad_key(
+                        "EC coordinates have the wrong length for the curve",
+                    ));
                 }
                 let mut point = Vec::with_capacity(1 + 2 * len);
                 point.push(0x04);
@@ -217,9 +219,7 @@ impl Jwk {
                 let e = strip_leading_zeros(&e);
                 let bits = bit_len(n);
                 if !(RSA_MIN_BITS..=RSA_MAX_BITS).contains(&bits) {
-                    return Err(bad_key(
-                        "RSA key size must be between 2048 and 8192 bits",
-                    ));
+                    return Err(bad_key("RSA key size must be between 2048 and 8192 bits"));
                 }
                 if n[n.len() - 1] & 1 == 0 {
                     return Err(bad_key("RSA modulus must be odd"));
@@ -305,7 +305,9 @@ impl Jwk {
             KeyMaterial::P256(k) | KeyMaterial::P384(k) | KeyMaterial::Ed25519(k) => k,
             KeyMaterial::Rsa(r) => r.parsed_for(0)?,
         };
-        let der = parsed.as_der().map_err(|_| Error::internal("SPKI encoding failed"))?;
+        let der = parsed
+            .as_der()
+            .map_err(|_| Error::internal("SPKI encoding failed"))?;
         Ok(der.as_ref().to_vec())
     }
 
@@ -382,11 +384,8 @@ fn required_str<'a>(obj: &'a Map<String, Value>, member: &'static str) -> Result
 }
 
 fn decode_member(s: &str, member: &'static str) -> Result<Vec<u8>> {
-    b64::decode(s).map_err(|_| {
-        Error::malformed(format!(
-            "JWK member \"{member}\" is not valid base64url"
-        ))
-    })
+    b64::decode(s)
+        .map_err(|_| Error::malformed(format!("JWK member \"{member}\" is not valid base64url")))
 }
 
 fn strip_leading_zeros(b: &[u8]) -> &[u8] {

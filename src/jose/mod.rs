@@ -45,8 +45,9 @@ pub enum Alg {
 /// The JWS `alg` names this server accepts, in the order of [`Alg::ALL`];
 /// the HTTP layer puts them in a `badSignatureAlgorithm` problem's
 /// `algorithms` field (RFC 8555 §6.2).
-pub const ACCEPTED_ALGORITHMS: [&str; 7] =
-    ["ES256", "ES384", "RS256", "RS384", "RS512", "PS256", "EdDSA"];
+pub const ACCEPTED_ALGORITHMS: [&str; 7] = [
+    "ES256", "ES384", "RS256", "RS384", "RS512", "PS256", "EdDSA",
+];
 
 /// [`ACCEPTED_ALGORITHMS`] as one comma-separated string, for details.
 pub const ACCEPTED_ALGORITHMS_LIST: &str = "ES256, ES384, RS256, RS384, RS512, PS256, EdDSA";

@@ -365,7 +365,10 @@ fn verify_refuses_alg_that_does_not_fit_the_key() {
         ErrorKind::BadSignatureAlgorithm
     );
     // And Jwk::verify directly.
-    let e = Signer::p384().jwk().verify(Alg::Es256, b"x", &[0; 64]).unwrap_err();
+    let e = Signer::p384()
+        .jwk()
+        .verify(Alg::Es256, b"x", &[0; 64])
+        .unwrap_err();
     assert_eq!(e.kind, ErrorKind::BadSignatureAlgorithm);
 }
 
@@ -720,13 +723,24 @@ fn modulus(bits: usize) -> Vec<u8> {
 fn rsa_size_bounds() {
     assert!(Jwk::from_json(&rsa_json(&modulus(2048), &[1, 0, 1])).is_ok());
     assert!(Jwk::from_json(&rsa_json(&modulus(8192), &[1, 0, 1])).is_ok());
-    assert_eq!(Jwk::from_json(&rsa_json(&modulus(3072), &[3])).unwrap().key_type(), KeyType::Rsa);
+    assert_eq!(
+        Jwk::from_json(&rsa_json(&modulus(3072), &[3]))
+            .unwrap()
+            .key_type(),
+        KeyType::Rsa
+    );
 }
 
 #[test]
 fn rsa_too_small_is_bad_public_key() {
-    assert_eq!(jwk_kind(rsa_json(&modulus(2047), &[1, 0, 1])), ErrorKind::BadPublicKey);
-    assert_eq!(jwk_kind(rsa_json(&modulus(1024), &[1, 0, 1])), ErrorKind::BadPublicKey);
+    assert_eq!(
+        jwk_kind(rsa_json(&modulus(2047), &[1, 0, 1])),
+        ErrorKind::BadPublicKey
+    );
+    assert_eq!(
+        jwk_kind(rsa_json(&modulus(1024), &[1, 0, 1])),
+        ErrorKind::BadPublicKey
+    );
     // Leading zero octets do not count towards the size.
     let mut n = vec![0, 0];
     n.extend(modulus(2040));
@@ -735,14 +749,28 @@ fn rsa_too_small_is_bad_public_key() {
 
 #[test]
 fn rsa_too_large_is_bad_public_key() {
-    assert_eq!(jwk_kind(rsa_json(&modulus(8193), &[1, 0, 1])), ErrorKind::BadPublicKey);
-    assert_eq!(jwk_kind(rsa_json(&modulus(16384), &[1, 0, 1])), ErrorKind::BadPublicKey);
+    assert_eq!(
+        jwk_kind(rsa_json(&modulus(8193), &[1, 0, 1])),
+        ErrorKind::BadPublicKey
+    );
+    assert_eq!(
+        jwk_kind(rsa_json(&modulus(16384), &[1, 0, 1])),
+        ErrorKind::BadPublicKey
+    );
 }
 
 #[test]
 fn rsa_bad_exponent_is_bad_public_key() {
     let n = modulus(2048);
-    for e in [&[][..], &[0], &[1], &[0, 1], &[1, 0, 0], &[2], &[1, 0, 0, 0, 1]] {
+    for e in [
+        &[][..],
+        &[0],
+        &[1],
+        &[0, 1],
+        &[1, 0, 0],
+        &[2],
+        &[1, 0, 0, 0, 1],
+    ] {
         assert_eq!(jwk_kind(rsa_json(&n, e)), ErrorKind::BadPublicKey, "{e:?}");
     }
 }
@@ -756,8 +784,14 @@ fn rsa_even_modulus_is_bad_public_key() {
 
 #[test]
 fn rsa_missing_member_is_malformed() {
-    assert_eq!(jwk_kind(json!({"kty": "RSA", "e": "AQAB"})), ErrorKind::Malformed);
-    assert_eq!(jwk_kind(json!({"kty": "RSA", "n": RFC7638_N})), ErrorKind::Malformed);
+    assert_eq!(
+        jwk_kind(json!({"kty": "RSA", "e": "AQAB"})),
+        ErrorKind::Malformed
+    );
+    assert_eq!(
+        jwk_kind(json!({"kty": "RSA", "n": RFC7638_N})),
+        ErrorKind::Malformed
+    );
 }
 
 #[test]
@@ -766,8 +800,8 @@ fn rsa_leading_zeros_are_normalized() {
     let v = signer.jwk_json();
     let mut n = vec![0];
     n.extend(b64::decode(v["n"].as_str().unwrap()).unwrap());
-    let padded = Jwk::from_json(&json!({"kty": "RSA", "n": b64::encode(&n), "e": "AAEAAQ"}))
-        .unwrap();
+    let padded =
+        Jwk::from_json(&json!({"kty": "RSA", "n": b64::encode(&n), "e": "AAEAAQ"})).unwrap();
     let plain = signer.jwk();
     assert_eq!(padded.canonical_json(), plain.canonical_json());
     assert_eq!(padded.thumbprint(), plain.thumbprint());
@@ -799,8 +833,14 @@ fn ed25519_wrong_length_is_bad_public_key() {
 #[test]
 fn unsupported_kty_is_bad_public_key() {
     assert_eq!(jwk_kind(json!({"kty": "oct"})), ErrorKind::BadPublicKey);
-    assert_eq!(jwk_kind(json!({"kty": "DSA", "y": "AQAB"})), ErrorKind::BadPublicKey);
-    assert_eq!(jwk_kind(json!({"kty": "ec", "crv": "P-256"})), ErrorKind::BadPublicKey);
+    assert_eq!(
+        jwk_kind(json!({"kty": "DSA", "y": "AQAB"})),
+        ErrorKind::BadPublicKey
+    );
+    assert_eq!(
+        jwk_kind(json!({"kty": "ec", "crv": "P-256"})),
+        ErrorKind::BadPublicKey
+    );
 }
 
 #[test]
@@ -867,10 +907,15 @@ fn alg_key_mismatch_in_jwk_header_is_bad_signature_algorithm() {
 #[test]
 fn key_type_fits_table() {
     for alg in Alg::ALL {
-        let fitting: Vec<KeyType> = [KeyType::Rsa, KeyType::EcP256, KeyType::EcP384, KeyType::Ed25519]
-            .into_iter()
-            .filter(|kt| kt.fits(alg))
-            .collect();
+        let fitting: Vec<KeyType> = [
+            KeyType::Rsa,
+            KeyType::EcP256,
+            KeyType::EcP384,
+            KeyType::Ed25519,
+        ]
+        .into_iter()
+        .filter(|kt| kt.fits(alg))
+        .collect();
         let expected = match alg {
             Alg::Es256 => KeyType::EcP256,
             Alg::Es384 => KeyType::EcP384,
@@ -913,13 +958,19 @@ fn canonical_json_shapes() {
     assert_eq!(jwk.canonical_json(), expected);
     let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, expected.as_bytes());
     assert_eq!(jwk.thumbprint(), b64::encode(digest.as_ref()));
-    assert_eq!(jwk.to_value(), serde_json::from_str::<Value>(&expected).unwrap());
+    assert_eq!(
+        jwk.to_value(),
+        serde_json::from_str::<Value>(&expected).unwrap()
+    );
 
     let v = Signer::ed25519().jwk_json();
     let jwk = Jwk::from_json(&v).unwrap();
     assert_eq!(
         jwk.canonical_json(),
-        format!(r#"{{"crv":"Ed25519","kty":"OKP","x":"{}"}}"#, v["x"].as_str().unwrap())
+        format!(
+            r#"{{"crv":"Ed25519","kty":"OKP","x":"{}"}}"#,
+            v["x"].as_str().unwrap()
+        )
     );
     assert_eq!(jwk.thumbprint().len(), 43);
 }
@@ -940,13 +991,21 @@ fn optional_members_do_not_change_the_key() {
 
 #[test]
 fn canonical_json_round_trips() {
-    for signer in [Signer::p256(), Signer::p384(), Signer::ed25519(), Signer::rsa()] {
+    for signer in [
+        Signer::p256(),
+        Signer::p384(),
+        Signer::ed25519(),
+        Signer::rsa(),
+    ] {
         let jwk = signer.jwk();
         let again = Jwk::from_json_str(jwk.canonical_json()).unwrap();
         assert_eq!(again, jwk);
         assert_eq!(again.thumbprint(), jwk.thumbprint());
     }
-    assert_eq!(Jwk::from_json_str("{").unwrap_err().kind, ErrorKind::Malformed);
+    assert_eq!(
+        Jwk::from_json_str("{").unwrap_err().kind,
+        ErrorKind::Malformed
+    );
 }
 
 #[test]
@@ -957,11 +1016,24 @@ fn spki_der_matches_aws_lc() {
     assert_eq!(signer.jwk().to_spki_der().unwrap(), expected.as_ref());
 
     let expected = rsa_pair().public_key().as_der().unwrap();
-    assert_eq!(Signer::rsa().jwk().to_spki_der().unwrap(), expected.as_ref());
+    assert_eq!(
+        Signer::rsa().jwk().to_spki_der().unwrap(),
+        expected.as_ref()
+    );
 
     let kp = Ed25519KeyPair::generate().unwrap();
     let expected = kp.public_key().as_der().unwrap();
-    assert_eq!(Signer::Ed(kp).jwk().to_spki_der().unwrap(), expected.as_ref());
+    assert_eq!(
+        Signer::Ed(kp).jwk().to_spki_der().unwrap(),
+        expected.as_ref()
+    );
+}
+
+#[test]
+fn parsed_values_can_be_shared_across_threads() {
+    fn assert_send_sync<T: Send + Sync + Clone>() {}
+    assert_send_sync::<Jwk>();
+    assert_send_sync::<Jws>();
 }
 
 #[test]
