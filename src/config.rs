@@ -254,9 +254,11 @@ impl Config {
             return Err("server.max_connections and validation.concurrency must be > 0".into());
         }
         if !self.validation.always_valid {
-            return Err("this build of acme-ca validates challenges only in always-valid mode: \
+            return Err(
+                "this build of acme-ca validates challenges only in always-valid mode: \
                  set validation.always_valid = true or PEBBLE_VA_ALWAYS_VALID=1"
-                .into());
+                    .into(),
+            );
         }
         if self.acme.orders_per_page == 0 || self.acme.orders_per_page > 1000 {
             return Err("acme.orders_per_page must be between 1 and 1000".into());
@@ -324,7 +326,10 @@ mod tests {
 
     #[test]
     fn durations() {
-        assert_eq!(parse_duration("90d").unwrap(), Duration::from_secs(90 * 86400));
+        assert_eq!(
+            parse_duration("90d").unwrap(),
+            Duration::from_secs(90 * 86400)
+        );
         assert_eq!(parse_duration("6h").unwrap(), Duration::from_secs(6 * 3600));
         assert_eq!(parse_duration("15").unwrap(), Duration::from_secs(15));
         assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
@@ -369,7 +374,10 @@ mod tests {
         assert_eq!(c.ca.leaf_validity, Duration::from_secs(6 * 86400));
         assert_eq!(c.acme.order_lifetime, Duration::from_secs(3600));
         assert_eq!(c.store.durability, Durability::Full);
-        assert_eq!(c.store_path(), PathBuf::from("/var/lib/acme-ca/acme-ca.sqlite3"));
+        assert_eq!(
+            c.store_path(),
+            PathBuf::from("/var/lib/acme-ca/acme-ca.sqlite3")
+        );
     }
 
     #[test]

@@ -12,7 +12,11 @@ use acme_ca::config::Config;
 use acme_ca::server::{default_base_url, Server};
 
 #[derive(Parser)]
-#[command(name = "acme-ca", version, about = "An ACME (RFC 8555) certificate authority")]
+#[command(
+    name = "acme-ca",
+    version,
+    about = "An ACME (RFC 8555) certificate authority"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -103,7 +107,10 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("acme-ca: cannot start the runtime: {e}");

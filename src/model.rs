@@ -67,7 +67,7 @@ id_type!(
 pub fn random_id() -> String {
     let mut buf = [0u8; 12];
     crate::rand::fill(&mut buf);
-    crate::jose::b64::encode(&buf)
+    crate::jose::b64::encode(buf)
 }
 
 /// Stored account status (RFC 8555 §7.1.2).

@@ -105,10 +105,14 @@ impl Server {
         let root_pem_path = std::fs::canonicalize(&root_pem_path).map_err(Error::internal)?;
         let tls = Arc::new(tls_config(config, &ca)?);
 
-        let store = Arc::new(SqliteStore::open(&config.store_path(), config.store.durability).await?);
+        let store =
+            Arc::new(SqliteStore::open(&config.store_path(), config.store.durability).await?);
         let released = store.release_all_leases().await?;
         if released > 0 {
-            tracing::warn!(orders = released, "released finalize leases left by a previous run");
+            tracing::warn!(
+                orders = released,
+                "released finalize leases left by a previous run"
+            );
         }
         let store_dyn: Arc<dyn Store> = store.clone();
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);

@@ -141,8 +141,11 @@ fn load_files(
     Ok(ca)
 }
 
-/// The PEM blocks of `text` as (label, DER). Text outside blocks is ignored.
+/// The PEM blocks of `text` as (label, DER). Text outside blocks is
+/// ignored; inside a block, line length and line endings do not matter.
 fn pem_blocks(input: &Input) -> Result<Vec<(String, Vec<u8>)>> {
+    use base64::Engine;
+
     let mut blocks = Vec::new();
     let mut rest = input.text.as_str();
     while let Some(start) = rest.find("-----BEGIN ") {
@@ -151,22 +154,32 @@ fn pem_blocks(input: &Input) -> Result<Vec<(String, Vec<u8>)>> {
             .find("-----")
             .ok_or_else(|| setup(format!("{}: malformed PEM header", input.name)))?;
         let label = &after[..label_end];
+        let body_start = label_end + "-----".len();
         let footer = format!("-----END {label}-----");
-        let end = rest[start..].find(&footer).ok_or_else(|| {
+        let body_len = after[body_start..].find(&footer).ok_or_else(|| {
             setup(format!(
                 "{}: PEM block {label:?} has no end line",
                 input.name
             ))
         })?;
-        let block = &rest[start..start + end + footer.len()];
-        let (decoded_label, der) = der::pem::decode_vec(block.as_bytes()).map_err(|e| {
-            setup(format!(
-                "{}: PEM block {label:?} does not decode: {e}",
+        let body = &after[body_start..body_start + body_len];
+        if body.contains(':') {
+            return Err(setup(format!(
+                "{}: PEM block {label:?} has headers (an encrypted legacy key?); not supported",
                 input.name
-            ))
-        })?;
-        blocks.push((decoded_label.to_owned(), der));
-        rest = &rest[start + end + footer.len()..];
+            )));
+        }
+        let b64: String = body.chars().filter(|c| !c.is_ascii_whitespace()).collect();
+        let der = base64::engine::general_purpose::STANDARD
+            .decode(b64)
+            .map_err(|e| {
+                setup(format!(
+                    "{}: PEM block {label:?} does not decode: {e}",
+                    input.name
+                ))
+            })?;
+        blocks.push((label.to_owned(), der));
+        rest = &after[body_start + body_len + footer.len()..];
     }
     Ok(blocks)
 }

@@ -78,8 +78,8 @@ pub(crate) fn split_signed(der: &[u8]) -> der::Result<Signed<'_>> {
     reader.finish(signed)
 }
 
-/// The raw issuer, subject and SubjectPublicKeyInfo TLVs of a certificate's
-/// TBSCertificate, exactly as encoded.
+/// The raw issuer and subject Name TLVs of a certificate's TBSCertificate,
+/// exactly as encoded.
 pub(crate) struct RawTbsNames<'a> {
     pub issuer: &'a [u8],
     pub subject: &'a [u8],

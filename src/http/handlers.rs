@@ -15,7 +15,9 @@ use super::App;
 use crate::clock::rfc3339;
 use crate::error::{Error, Result};
 use crate::jose::b64;
-use crate::model::{Account, AccountId, AccountStatus, Authz, AuthzId, CertId, ChallengeType, Order, OrderId};
+use crate::model::{
+    Account, AccountId, AccountStatus, Authz, AuthzId, CertId, ChallengeType, Order, OrderId,
+};
 use crate::protocol::{
     AccountResource, AccountUpdate, AuthzResource, ChallengeResource, Directory, Finalize,
     NewAccount, NewOrder, OrderResource, OrdersList,
@@ -92,7 +94,11 @@ pub async fn new_account(State(app): State<Arc<App>>, post: AcmePost) -> Result<
             account.status.as_str()
         )));
     }
-    let status = if created { StatusCode::CREATED } else { StatusCode::OK };
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
     let mut resp = (status, Json(account_resource(&post.base, &account)?)).into_response();
     location(&mut resp, &post.base.url(&paths::account(&account.id)));
     Ok(resp)
@@ -111,7 +117,9 @@ pub async fn account(
     let id = path_id(&id, AccountId::parse, "no such account")?;
     let (account, _) = post.account()?;
     if account.id != id {
-        return Err(Error::unauthorized("the kid does not match the account URL"));
+        return Err(Error::unauthorized(
+            "the kid does not match the account URL",
+        ));
     }
     let account = if post.jws.is_post_as_get() {
         account.clone()
@@ -143,7 +151,9 @@ pub async fn orders(
     post.expect_post_as_get()?;
     let (account, _) = post.account()?;
     if account.id != id {
-        return Err(Error::unauthorized("these orders belong to another account"));
+        return Err(Error::unauthorized(
+            "these orders belong to another account",
+        ));
     }
     let (entries, next) = app.ra.orders_page(account, q.cursor.unwrap_or(0)).await?;
     let list = OrdersList {
@@ -154,13 +164,20 @@ pub async fn orders(
     };
     let mut resp = Json(list).into_response();
     if let Some(next) = next {
-        let url = post.base.url(&format!("{}?cursor={next}", paths::orders(&id)));
+        let url = post
+            .base
+            .url(&format!("{}?cursor={next}", paths::orders(&id)));
         add_link(&mut resp, &url, "next");
     }
     Ok(resp)
 }
 
-fn order_resource(base: &BaseUrl, order: &Order, authzs: &[Authz], now: i64) -> (OrderResource, OrderStatus) {
+fn order_resource(
+    base: &BaseUrl,
+    order: &Order,
+    authzs: &[Authz],
+    now: i64,
+) -> (OrderResource, OrderStatus) {
     let status = order_status(order, authzs, now);
     let res = OrderResource {
         status: status.as_str(),
@@ -180,7 +197,13 @@ fn order_resource(base: &BaseUrl, order: &Order, authzs: &[Authz], now: i64) -> 
     (res, status)
 }
 
-fn render_order(app: &App, base: &BaseUrl, order: &Order, authzs: &[Authz], status: StatusCode) -> Response {
+fn render_order(
+    app: &App,
+    base: &BaseUrl,
+    order: &Order,
+    authzs: &[Authz],
+    status: StatusCode,
+) -> Response {
     let (res, order_status) = order_resource(base, order, authzs, app.ra.clock.now());
     let mut resp = (status, Json(res)).into_response();
     location(&mut resp, &base.url(&paths::order(&order.id)));
@@ -195,7 +218,13 @@ pub async fn new_order(State(app): State<Arc<App>>, post: AcmePost) -> Result<Re
     let (account, _) = post.account()?;
     let req: NewOrder = post.json()?;
     let (order, authzs) = app.ra.new_order(account, &req).await?;
-    Ok(render_order(&app, &post.base, &order, &authzs, StatusCode::CREATED))
+    Ok(render_order(
+        &app,
+        &post.base,
+        &order,
+        &authzs,
+        StatusCode::CREATED,
+    ))
 }
 
 /// POST-as-GET /acme/order/{id}.
@@ -208,7 +237,13 @@ pub async fn order(
     post.expect_post_as_get()?;
     let (account, _) = post.account()?;
     let (order, authzs) = app.ra.order(account, &id).await?;
-    Ok(render_order(&app, &post.base, &order, &authzs, StatusCode::OK))
+    Ok(render_order(
+        &app,
+        &post.base,
+        &order,
+        &authzs,
+        StatusCode::OK,
+    ))
 }
 
 /// Upper bound on the base64url CSR text: the body cap bounds it already;
@@ -230,7 +265,13 @@ pub async fn finalize(
     let der = b64::decode(&req.csr)
         .map_err(|_| Error::bad_csr("the csr field is not base64url without padding"))?;
     let (order, authzs) = app.ra.finalize(account, &id, &der).await?;
-    Ok(render_order(&app, &post.base, &order, &authzs, StatusCode::OK))
+    Ok(render_order(
+        &app,
+        &post.base,
+        &order,
+        &authzs,
+        StatusCode::OK,
+    ))
 }
 
 fn authz_resource(base: &BaseUrl, authz: &Authz, now: i64) -> (AuthzResource, bool) {
@@ -349,8 +390,10 @@ pub async fn certificate(
 /// (RFC 5280 §4.2.2.1).
 pub async fn issuer_cert(State(app): State<Arc<App>>) -> Response {
     let mut resp = app.ra.ca.intermediate_der().to_vec().into_response();
-    resp.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/pkix-cert"));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/pkix-cert"),
+    );
     resp
 }
 

@@ -90,21 +90,42 @@ pub fn router(app: Arc<App>) -> Router {
                 .head(h::new_nonce)
                 .fallback(h::method_not_allowed),
         )
-        .route(paths::NEW_ACCOUNT, post(h::new_account).fallback(h::method_not_allowed))
-        .route(paths::NEW_ORDER, post(h::new_order).fallback(h::method_not_allowed))
-        .route("/acme/acct/{id}", post(h::account).fallback(h::method_not_allowed))
-        .route("/acme/acct/{id}/orders", post(h::orders).fallback(h::method_not_allowed))
-        .route("/acme/order/{id}", post(h::order).fallback(h::method_not_allowed))
+        .route(
+            paths::NEW_ACCOUNT,
+            post(h::new_account).fallback(h::method_not_allowed),
+        )
+        .route(
+            paths::NEW_ORDER,
+            post(h::new_order).fallback(h::method_not_allowed),
+        )
+        .route(
+            "/acme/acct/{id}",
+            post(h::account).fallback(h::method_not_allowed),
+        )
+        .route(
+            "/acme/acct/{id}/orders",
+            post(h::orders).fallback(h::method_not_allowed),
+        )
+        .route(
+            "/acme/order/{id}",
+            post(h::order).fallback(h::method_not_allowed),
+        )
         .route(
             "/acme/order/{id}/finalize",
             post(h::finalize).fallback(h::method_not_allowed),
         )
-        .route("/acme/authz/{id}", post(h::authz).fallback(h::method_not_allowed))
+        .route(
+            "/acme/authz/{id}",
+            post(h::authz).fallback(h::method_not_allowed),
+        )
         .route(
             "/acme/chall/{authz}/{kind}",
             post(h::challenge).fallback(h::method_not_allowed),
         )
-        .route("/acme/cert/{id}", post(h::certificate).fallback(h::method_not_allowed))
+        .route(
+            "/acme/cert/{id}",
+            post(h::certificate).fallback(h::method_not_allowed),
+        )
         .route(paths::ISSUER_CERT, get(h::issuer_cert))
         .fallback(h::not_found)
         .layer(middleware::from_fn_with_state(app.clone(), acme_headers))
@@ -129,7 +150,9 @@ async fn acme_headers(State(app): State<Arc<App>>, req: Request, next: Next) -> 
     };
     let mut resp = match tokio::time::timeout(app.request_timeout, next.run(req)).await {
         Ok(r) => r,
-        Err(_) => Error::new(ErrorKind::ServerInternal, "the request took too long").into_response(),
+        Err(_) => {
+            Error::new(ErrorKind::ServerInternal, "the request took too long").into_response()
+        }
     };
     let h = resp.headers_mut();
     if method == Method::POST || path_is_nonce {
@@ -175,7 +198,10 @@ pub async fn serve(
         .timer(TokioTimer::new())
         .header_read_timeout(limits.handshake_timeout)
         .keep_alive(true);
-    builder.http2().timer(TokioTimer::new()).max_concurrent_streams(128);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(128);
     let builder = Arc::new(builder);
     tokio::pin!(shutdown);
     loop {

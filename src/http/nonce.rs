@@ -99,7 +99,7 @@ impl NonceService {
         raw[..8].copy_from_slice(&counter.to_be_bytes());
         let tag = hmac::sign(&self.key, &raw[..8]);
         raw[8..].copy_from_slice(&tag.as_ref()[..MAC_LEN]);
-        b64::encode(&raw)
+        b64::encode(raw)
     }
 
     /// Spends a nonce: true exactly once for a nonce this server issued that

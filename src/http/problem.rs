@@ -13,7 +13,10 @@ impl IntoResponse for Error {
         let mut doc = problem_json(&self);
         if self.kind == ErrorKind::BadSignatureAlgorithm {
             // RFC 8555 §6.2: the problem lists the algorithms we accept.
-            doc["algorithms"] = Alg::accepted_names().iter().map(|a| serde_json::Value::from(*a)).collect();
+            doc["algorithms"] = Alg::accepted_names()
+                .iter()
+                .map(|a| serde_json::Value::from(*a))
+                .collect();
         }
         let status =
             StatusCode::from_u16(self.kind.http_status()).unwrap_or(StatusCode::BAD_REQUEST);

@@ -51,7 +51,9 @@ impl FromRequestParts<Arc<App>> for BaseUrl {
             .or_else(|| parts.uri.authority().map(|a| a.as_str()))
             .ok_or_else(|| Error::malformed("the request has no Host"))?;
         if !valid_host(host) {
-            return Err(Error::malformed("the request's Host is not a valid host name"));
+            return Err(Error::malformed(
+                "the request's Host is not a valid host name",
+            ));
         }
         Ok(BaseUrl(format!("https://{host}")))
     }
@@ -131,12 +133,14 @@ impl FromRequest<Arc<App>> for AcmePost {
                 "the Content-Type must be application/jose+json",
             ));
         }
-        let body = axum::body::to_bytes(body, app.max_body).await.map_err(|_| {
-            Error::malformed(format!(
-                "the request body is larger than {} bytes, or could not be read",
-                app.max_body
-            ))
-        })?;
+        let body = axum::body::to_bytes(body, app.max_body)
+            .await
+            .map_err(|_| {
+                Error::malformed(format!(
+                    "the request body is larger than {} bytes, or could not be read",
+                    app.max_body
+                ))
+            })?;
         let jws = Jws::parse(&body)?;
 
         let (signer, key) = match &jws.protected.key {
@@ -173,7 +177,11 @@ impl FromRequest<Arc<App>> for AcmePost {
             ));
         }
         // RFC 8555 §6.4: the url header must be the URL of this request.
-        let path = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+        let path = parts
+            .uri
+            .path_and_query()
+            .map(|p| p.as_str())
+            .unwrap_or("/");
         let expected_len = base.0.len() + path.len();
         let url = &jws.protected.url;
         if url.len() != expected_len || !url.starts_with(&base.0) || &url[base.0.len()..] != path {

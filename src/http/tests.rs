@@ -110,7 +110,9 @@ impl Client {
             Some(kid) => protected["kid"] = json!(kid),
             None => protected["jwk"] = self.jwk.clone(),
         }
-        let payload = payload.map(|p| b64::encode(p.to_string())).unwrap_or_default();
+        let payload = payload
+            .map(|p| b64::encode(p.to_string()))
+            .unwrap_or_default();
         self.sign(protected, &payload)
     }
 }
@@ -170,19 +172,36 @@ impl Harness {
 
     async fn register(&self, c: &mut Client) {
         let r = self
-            .post(c, "/acme/new-account", Some(&json!({"termsOfServiceAgreed": true})))
+            .post(
+                c,
+                "/acme/new-account",
+                Some(&json!({"termsOfServiceAgreed": true})),
+            )
             .await;
-        assert_eq!(r.status, StatusCode::CREATED, "{}", String::from_utf8_lossy(&r.body));
+        assert_eq!(
+            r.status,
+            StatusCode::CREATED,
+            "{}",
+            String::from_utf8_lossy(&r.body)
+        );
         c.kid = r.header("location");
     }
 
     /// newOrder → answer every challenge → (order URL, order JSON).
     async fn ready_order(&self, c: &Client, names: &[&str]) -> (String, Value) {
-        let ids: Vec<Value> = names.iter().map(|n| json!({"type": "dns", "value": n})).collect();
+        let ids: Vec<Value> = names
+            .iter()
+            .map(|n| json!({"type": "dns", "value": n}))
+            .collect();
         let r = self
             .post(c, "/acme/new-order", Some(&json!({"identifiers": ids})))
             .await;
-        assert_eq!(r.status, StatusCode::CREATED, "{}", String::from_utf8_lossy(&r.body));
+        assert_eq!(
+            r.status,
+            StatusCode::CREATED,
+            "{}",
+            String::from_utf8_lossy(&r.body)
+        );
         let order_url = r.header("location").unwrap();
         for authz in r.json()["authorizations"].as_array().unwrap() {
             let a = self.post(c, authz.as_str().unwrap(), None).await.json();
@@ -220,7 +239,13 @@ async fn directory_and_nonces() {
     let r = h.get("/directory").await;
     assert_eq!(r.status, StatusCode::OK);
     let d = r.json();
-    for k in ["newNonce", "newAccount", "newOrder", "revokeCert", "keyChange"] {
+    for k in [
+        "newNonce",
+        "newAccount",
+        "newOrder",
+        "revokeCert",
+        "keyChange",
+    ] {
         assert!(d[k].as_str().unwrap().starts_with(BASE), "{k}");
     }
     assert_eq!(d["meta"]["externalAccountRequired"], false);
@@ -256,7 +281,11 @@ async fn new_account_create_existing_and_only_return_existing() {
     let h = harness().await;
     let mut c = Client::new();
     let r = h
-        .post(&c, "/acme/new-account", Some(&json!({"onlyReturnExisting": true})))
+        .post(
+            &c,
+            "/acme/new-account",
+            Some(&json!({"onlyReturnExisting": true})),
+        )
         .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     assert_eq!(r.problem(), "accountDoesNotExist");
@@ -281,7 +310,11 @@ async fn new_account_create_existing_and_only_return_existing() {
     assert_eq!(r.header("location").unwrap(), loc);
 
     let r = h
-        .post(&c, "/acme/new-account", Some(&json!({"onlyReturnExisting": true})))
+        .post(
+            &c,
+            "/acme/new-account",
+            Some(&json!({"onlyReturnExisting": true})),
+        )
         .await;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(r.header("location").unwrap(), loc);
@@ -295,16 +328,28 @@ async fn new_account_create_existing_and_only_return_existing() {
     let r = h.post(&c, &loc, None).await;
     assert_eq!(r.status, StatusCode::OK);
     let r = h
-        .post(&c, &loc, Some(&json!({"contact": ["mailto:b@example.com"]})))
+        .post(
+            &c,
+            &loc,
+            Some(&json!({"contact": ["mailto:b@example.com"]})),
+        )
         .await;
     assert_eq!(r.json()["contact"][0], "mailto:b@example.com");
-    let r = h.post(&c, &loc, Some(&json!({"contact": ["tel:+15555"]}))).await;
+    let r = h
+        .post(&c, &loc, Some(&json!({"contact": ["tel:+15555"]})))
+        .await;
     assert_eq!(r.problem(), "unsupportedContact");
     let r = h
-        .post(&c, &loc, Some(&json!({"contact": ["mailto:not-an-address"]})))
+        .post(
+            &c,
+            &loc,
+            Some(&json!({"contact": ["mailto:not-an-address"]})),
+        )
         .await;
     assert_eq!(r.problem(), "invalidContact");
-    let r = h.post(&c, &loc, Some(&json!({"status": "deactivated"}))).await;
+    let r = h
+        .post(&c, &loc, Some(&json!({"status": "deactivated"})))
+        .await;
     assert_eq!(r.json()["status"], "deactivated");
     let r = h.post(&c, &loc, None).await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
@@ -321,29 +366,47 @@ async fn jws_rejections_at_the_edge() {
 
     // Content-Type
     let body = c.jws(&h.nonce(), &url, Some(&payload));
-    let r = h.raw_post("/acme/new-order", "application/json", body).await;
+    let r = h
+        .raw_post("/acme/new-order", "application/json", body)
+        .await;
     assert_eq!(r.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
     assert_eq!(r.problem(), "malformed");
 
     // Unknown nonce, and a nonce used twice; each answer has a fresh nonce.
     let body = c.jws("AAAAAAAAAAAAAAAAAAAAAA", &url, Some(&payload));
-    let r = h.raw_post("/acme/new-order", "application/jose+json", body).await;
+    let r = h
+        .raw_post("/acme/new-order", "application/jose+json", body)
+        .await;
     assert_eq!(r.problem(), "badNonce");
     assert!(r.header("replay-nonce").is_some());
     let n = h.nonce();
     let r = h
-        .raw_post("/acme/new-order", "application/jose+json", c.jws(&n, &url, Some(&payload)))
+        .raw_post(
+            "/acme/new-order",
+            "application/jose+json",
+            c.jws(&n, &url, Some(&payload)),
+        )
         .await;
     assert_eq!(r.status, StatusCode::CREATED);
     let r = h
-        .raw_post("/acme/new-order", "application/jose+json", c.jws(&n, &url, Some(&payload)))
+        .raw_post(
+            "/acme/new-order",
+            "application/jose+json",
+            c.jws(&n, &url, Some(&payload)),
+        )
         .await;
     assert_eq!(r.problem(), "badNonce");
     assert!(r.header("replay-nonce").is_some());
 
     // url header for another resource
-    let body = c.jws(&h.nonce(), &format!("{BASE}/acme/new-account"), Some(&payload));
-    let r = h.raw_post("/acme/new-order", "application/jose+json", body).await;
+    let body = c.jws(
+        &h.nonce(),
+        &format!("{BASE}/acme/new-account"),
+        Some(&payload),
+    );
+    let r = h
+        .raw_post("/acme/new-order", "application/jose+json", body)
+        .await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
     assert_eq!(r.problem(), "unauthorized");
 
@@ -363,9 +426,12 @@ async fn jws_rejections_at_the_edge() {
     let p = b64::encode(
         json!({"alg": "none", "nonce": h.nonce(), "url": url, "kid": c.kid}).to_string(),
     );
-    let body = json!({"protected": p, "payload": b64::encode(payload.to_string()), "signature": ""})
-        .to_string();
-    let r = h.raw_post("/acme/new-order", "application/jose+json", body).await;
+    let body =
+        json!({"protected": p, "payload": b64::encode(payload.to_string()), "signature": ""})
+            .to_string();
+    let r = h
+        .raw_post("/acme/new-order", "application/jose+json", body)
+        .await;
     assert_eq!(r.problem(), "badSignatureAlgorithm");
     assert!(r.json()["algorithms"]
         .as_array()
@@ -374,11 +440,19 @@ async fn jws_rejections_at_the_edge() {
 
     // not JSON, and too large
     let r = h
-        .raw_post("/acme/new-order", "application/jose+json", "{not json".into())
+        .raw_post(
+            "/acme/new-order",
+            "application/jose+json",
+            "{not json".into(),
+        )
         .await;
     assert_eq!(r.problem(), "malformed");
     let r = h
-        .raw_post("/acme/new-order", "application/jose+json", "x".repeat(100_000))
+        .raw_post(
+            "/acme/new-order",
+            "application/jose+json",
+            "x".repeat(100_000),
+        )
         .await;
     assert_eq!(r.problem(), "malformed");
 
@@ -403,7 +477,11 @@ async fn full_issuance_flow() {
 
     // A CSR for other names: badCSR; the order stays ready.
     let r = h
-        .post(&c, &finalize, Some(&json!({"csr": csr_for(&["other.example.com"])})))
+        .post(
+            &c,
+            &finalize,
+            Some(&json!({"csr": csr_for(&["other.example.com"])})),
+        )
         .await;
     assert_eq!(r.problem(), "badCSR");
     let r = h
@@ -414,7 +492,12 @@ async fn full_issuance_flow() {
     let r = h
         .post(&c, &finalize, Some(&json!({"csr": csr_for(&names)})))
         .await;
-    assert_eq!(r.status, StatusCode::OK, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(
+        r.status,
+        StatusCode::OK,
+        "{}",
+        String::from_utf8_lossy(&r.body)
+    );
     let order = r.json();
     assert_eq!(order["status"], "valid");
     assert_eq!(r.header("location").unwrap(), order_url);
@@ -466,7 +549,11 @@ async fn finalize_before_ready_is_order_not_ready() {
     assert_eq!(r.json()["status"], "pending");
     let finalize = r.json()["finalize"].as_str().unwrap().to_string();
     let r = h
-        .post(&c, &finalize, Some(&json!({"csr": csr_for(&["pending.example.com"])})))
+        .post(
+            &c,
+            &finalize,
+            Some(&json!({"csr": csr_for(&["pending.example.com"])})),
+        )
         .await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
     assert_eq!(r.problem(), "orderNotReady");
@@ -548,7 +635,10 @@ async fn wildcards_get_dns01_only_and_bad_identifiers_are_subproblems() {
     let subs = r.json()["subproblems"].as_array().unwrap().clone();
     assert_eq!(subs.len(), 2);
     assert_eq!(subs[0]["identifier"]["value"], "*.*.example.com");
-    assert_eq!(subs[1]["type"], "urn:ietf:params:acme:error:rejectedIdentifier");
+    assert_eq!(
+        subs[1]["type"],
+        "urn:ietf:params:acme:error:rejectedIdentifier"
+    );
 
     let r = h
         .post(

@@ -23,7 +23,7 @@ use crate::model::{
 };
 use crate::protocol::{IdentifierType, NewAccount, NewOrder};
 use crate::store::{AccountCreation, OrderListEntry, Store};
-use crate::va::{ValidationRequest, Va};
+use crate::va::{Va, ValidationRequest};
 
 use policy::Policy;
 use state::{order_status, OrderStatus};
@@ -153,7 +153,10 @@ impl Ra {
     /// The account a `kid` names, if it exists and is valid (RFC 8555 §6.2).
     pub async fn account_for_kid(&self, id: &AccountId) -> Result<Account> {
         let account = self.store.account_by_id(id).await?.ok_or_else(|| {
-            Error::new(ErrorKind::AccountDoesNotExist, "the account in kid does not exist")
+            Error::new(
+                ErrorKind::AccountDoesNotExist,
+                "the account in kid does not exist",
+            )
         })?;
         if account.status != AccountStatus::Valid {
             return Err(Error::unauthorized(format!(
@@ -187,7 +190,11 @@ impl Ra {
         }
         if let (Some(contact), None | Some("valid")) = (contact, status) {
             check_contacts(contact)?;
-            if !self.store.update_account_contact(&account.id, contact).await? {
+            if !self
+                .store
+                .update_account_contact(&account.id, contact)
+                .await?
+            {
                 return Err(Error::unauthorized("the account is not valid"));
             }
         }
@@ -198,7 +205,11 @@ impl Ra {
     }
 
     /// newOrder (RFC 8555 §7.4): one new authorization per identifier.
-    pub async fn new_order(&self, account: &Account, req: &NewOrder) -> Result<(Order, Vec<Authz>)> {
+    pub async fn new_order(
+        &self,
+        account: &Account,
+        req: &NewOrder,
+    ) -> Result<(Order, Vec<Authz>)> {
         let checked = self.policy.check_order(&req.identifiers)?;
         let now = self.now();
         let (not_before, not_after) = self.requested_validity(req, now)?;
@@ -224,7 +235,7 @@ impl Ra {
                 wildcard: c.wildcard,
                 state: AuthzState::Pending,
                 expires: authz_expires,
-                token: crate::jose::b64::encode(&token),
+                token: crate::jose::b64::encode(token),
                 offered,
                 attempt: None,
                 created_at: now,
@@ -416,9 +427,8 @@ impl Ra {
                 (nb, na.unwrap_or(nb + secs(self.settings.leaf_validity) - 1))
             }
         };
-        let to_time = |t: Timestamp| {
-            time::OffsetDateTime::from_unix_timestamp(t).map_err(Error::internal)
-        };
+        let to_time =
+            |t: Timestamp| time::OffsetDateTime::from_unix_timestamp(t).map_err(Error::internal);
         let issued = self.ca.issue(&LeafRequest {
             spki_der: &csr.spki_der,
             key_kind: csr.key_kind,
@@ -490,8 +500,14 @@ mod tests {
     fn contacts() {
         let ok = |c: &str| check_contacts(&[c.to_string()]);
         assert!(ok("mailto:admin@example.com").is_ok());
-        assert_eq!(ok("tel:+1555").unwrap_err().kind, ErrorKind::UnsupportedContact);
-        assert_eq!(ok("admin@example.com").unwrap_err().kind, ErrorKind::UnsupportedContact);
+        assert_eq!(
+            ok("tel:+1555").unwrap_err().kind,
+            ErrorKind::UnsupportedContact
+        );
+        assert_eq!(
+            ok("admin@example.com").unwrap_err().kind,
+            ErrorKind::UnsupportedContact
+        );
         for bad in [
             "mailto:",
             "mailto:admin",
@@ -502,9 +518,18 @@ mod tests {
             "mailto:a@example.com,b@example.com",
             "mailto:a b@example.com",
         ] {
-            assert_eq!(ok(bad).unwrap_err().kind, ErrorKind::InvalidContact, "{bad}");
+            assert_eq!(
+                ok(bad).unwrap_err().kind,
+                ErrorKind::InvalidContact,
+                "{bad}"
+            );
         }
-        let many: Vec<String> = (0..11).map(|i| format!("mailto:a{i}@example.com")).collect();
-        assert_eq!(check_contacts(&many).unwrap_err().kind, ErrorKind::InvalidContact);
+        let many: Vec<String> = (0..11)
+            .map(|i| format!("mailto:a{i}@example.com"))
+            .collect();
+        assert_eq!(
+            check_contacts(&many).unwrap_err().kind,
+            ErrorKind::InvalidContact
+        );
     }
 }

@@ -208,7 +208,10 @@ mod tests {
     #[test]
     fn challenge_status_follows_the_attempt() {
         let mut a = authz(AuthzState::Pending, 100);
-        assert_eq!(challenge_status(&a, ChallengeType::Http01), ChallengeStatus::Pending);
+        assert_eq!(
+            challenge_status(&a, ChallengeType::Http01),
+            ChallengeStatus::Pending
+        );
         a.attempt = Some(Attempt {
             kind: ChallengeType::Http01,
             state: AttemptState::Processing,
@@ -217,25 +220,62 @@ mod tests {
             error: None,
             records: None,
         });
-        assert_eq!(challenge_status(&a, ChallengeType::Http01), ChallengeStatus::Processing);
-        assert_eq!(challenge_status(&a, ChallengeType::Dns01), ChallengeStatus::Pending);
+        assert_eq!(
+            challenge_status(&a, ChallengeType::Http01),
+            ChallengeStatus::Processing
+        );
+        assert_eq!(
+            challenge_status(&a, ChallengeType::Dns01),
+            ChallengeStatus::Pending
+        );
         a.attempt.as_mut().unwrap().state = AttemptState::Invalid;
-        assert_eq!(challenge_status(&a, ChallengeType::Http01), ChallengeStatus::Invalid);
+        assert_eq!(
+            challenge_status(&a, ChallengeType::Http01),
+            ChallengeStatus::Invalid
+        );
         a.attempt.as_mut().unwrap().state = AttemptState::Valid;
-        assert_eq!(challenge_status(&a, ChallengeType::Http01), ChallengeStatus::Valid);
+        assert_eq!(
+            challenge_status(&a, ChallengeType::Http01),
+            ChallengeStatus::Valid
+        );
     }
 
     #[test]
     fn order_status_table() {
         use AuthzState as S;
         use OrderStatus as O;
-        // (authz states, order expires, processing_until, cert, error, now, expected)
-        let cases: &[(&[S], i64, Option<i64>, bool, bool, i64, O)] = &[
+        // (authz states, order expires, lease until, has cert, has error, now, expected)
+        type Case<'a> = (&'a [S], i64, Option<i64>, bool, bool, i64, O);
+        let cases: &[Case] = &[
             (&[S::Pending], 100, None, false, false, 10, O::Pending),
-            (&[S::Valid, S::Pending], 100, None, false, false, 10, O::Pending),
+            (
+                &[S::Valid, S::Pending],
+                100,
+                None,
+                false,
+                false,
+                10,
+                O::Pending,
+            ),
             (&[S::Valid, S::Valid], 100, None, false, false, 10, O::Ready),
-            (&[S::Valid, S::Invalid], 100, None, false, false, 10, O::Invalid),
-            (&[S::Valid, S::Deactivated], 100, None, false, false, 10, O::Invalid),
+            (
+                &[S::Valid, S::Invalid],
+                100,
+                None,
+                false,
+                false,
+                10,
+                O::Invalid,
+            ),
+            (
+                &[S::Valid, S::Deactivated],
+                100,
+                None,
+                false,
+                false,
+                10,
+                O::Invalid,
+            ),
             (&[S::Revoked], 100, None, false, false, 10, O::Invalid),
             // order expired before it was finalized
             (&[S::Valid], 100, None, false, false, 100, O::Invalid),

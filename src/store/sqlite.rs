@@ -174,7 +174,10 @@ async fn migrate(pool: &SqlitePool) -> Result<()> {
     }
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(version) {
         let mut tx = sqlx::Connection::begin(&mut *conn).await.map_err(db_err)?;
-        sqlx::raw_sql(*sql).execute(&mut *tx).await.map_err(db_err)?;
+        sqlx::raw_sql(*sql)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
         // The version is a number we format ourselves: no injection possible.
         sqlx::raw_sql(AssertSqlSafe(format!("PRAGMA user_version = {}", i + 1)))
             .execute(&mut *tx)
@@ -389,12 +392,13 @@ impl Store for SqliteStore {
     ) -> StoreFuture<'a, bool> {
         Box::pin(async move {
             let contact = serde_json::to_string(contact).map_err(json_err)?;
-            let res = sqlx::query("UPDATE accounts SET contact = ? WHERE id = ? AND status = 'valid'")
-                .bind(contact)
-                .bind(&id.0)
-                .execute(&self.writer)
-                .await
-                .map_err(db_err)?;
+            let res =
+                sqlx::query("UPDATE accounts SET contact = ? WHERE id = ? AND status = 'valid'")
+                    .bind(contact)
+                    .bind(&id.0)
+                    .execute(&self.writer)
+                    .await
+                    .map_err(db_err)?;
             Ok(res.rows_affected() == 1)
         })
     }
@@ -609,11 +613,13 @@ impl Store for SqliteStore {
 
     fn release_order<'a>(&'a self, id: &'a OrderId) -> StoreFuture<'a, ()> {
         Box::pin(async move {
-            sqlx::query("UPDATE orders SET processing_until = NULL WHERE id = ? AND cert_id IS NULL")
-                .bind(&id.0)
-                .execute(&self.writer)
-                .await
-                .map_err(db_err)?;
+            sqlx::query(
+                "UPDATE orders SET processing_until = NULL WHERE id = ? AND cert_id IS NULL",
+            )
+            .bind(&id.0)
+            .execute(&self.writer)
+            .await
+            .map_err(db_err)?;
             Ok(())
         })
     }

@@ -34,8 +34,13 @@ pub struct ValidationRequest {
 /// A validator's verdict with its validation records (RFC 8555 §8.x).
 #[derive(Debug, Clone)]
 pub enum Outcome {
-    Valid { records: serde_json::Value },
-    Invalid { error: Error, records: serde_json::Value },
+    Valid {
+        records: serde_json::Value,
+    },
+    Invalid {
+        error: Error,
+        records: serde_json::Value,
+    },
 }
 
 /// The future a validator returns.
@@ -149,7 +154,9 @@ impl Va {
         let pending = self.store.authzs_processing().await?;
         let n = pending.len();
         for authz in pending {
-            let Some(attempt) = &authz.attempt else { continue };
+            let Some(attempt) = &authz.attempt else {
+                continue;
+            };
             let kind = attempt.kind;
             let Some(key_authorization) = key_authorization(&authz) else {
                 continue;
@@ -172,24 +179,20 @@ impl Va {
     }
 
     async fn run(&self, req: &ValidationRequest) -> Result<()> {
-        let outcome = match tokio::time::timeout(
-            self.settings.timeout,
-            self.validator.validate(req),
-        )
-        .await
-        {
-            Ok(o) => o,
-            Err(_) => Outcome::Invalid {
-                error: Error::new(
-                    ErrorKind::Connection,
-                    format!(
-                        "validation of {} did not finish within {:?}",
-                        req.authz.identifier.value, self.settings.timeout
+        let outcome =
+            match tokio::time::timeout(self.settings.timeout, self.validator.validate(req)).await {
+                Ok(o) => o,
+                Err(_) => Outcome::Invalid {
+                    error: Error::new(
+                        ErrorKind::Connection,
+                        format!(
+                            "validation of {} did not finish within {:?}",
+                            req.authz.identifier.value, self.settings.timeout
+                        ),
                     ),
-                ),
-                records: serde_json::Value::Array(Vec::new()),
-            },
-        };
+                    records: serde_json::Value::Array(Vec::new()),
+                },
+            };
         self.record(&req.authz.id, outcome).await
     }
 
