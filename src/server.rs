@@ -175,6 +175,7 @@ impl Server {
         let app = Arc::new(App {
             ra,
             nonces: NonceService::new(config.acme.nonce_lifetime),
+            keys: Default::default(),
             directory_meta: DirectoryMeta {
                 terms_of_service: config.acme.terms_of_service.clone(),
                 website: config.acme.website.clone(),

@@ -1,1 +1,15 @@
+//! Test and benchmark support for acme-ca.
+//!
+//! * [`jws`]: ES256 account keys and flattened-JSON JWS signing (RFC 8555 §6.2).
+//! * [`client`]: a small ACME client (directory, nonces with badNonce retry,
+//!   accounts, orders, authorizations, challenges, finalize, certificate
+//!   download) and a one-call issuance flow, [`client::Account::issue`].
+//! * [`stats`]: latency percentiles and process CPU time, for load tests.
+//!
+//! Binaries: `acme-bench` (load generator, see `acme-bench --help`) and
+//! `acme-test-tls-cert` (writes a throw-away CA and a localhost server
+//! certificate, e.g. for running Pebble, whose Debian package ships none).
 
+pub mod client;
+pub mod jws;
+pub mod stats;

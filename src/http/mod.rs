@@ -72,6 +72,7 @@ pub mod paths {
 pub struct App {
     pub ra: Ra,
     pub nonces: NonceService,
+    pub keys: request::KeyCache,
     pub directory_meta: DirectoryMeta,
     pub external_url: Option<String>,
     pub max_body: usize,

@@ -59,12 +59,50 @@ impl FromRequestParts<Arc<App>> for BaseUrl {
     }
 }
 
+/// Parsed account keys by their canonical JSON, so a request signed with
+/// `kid` does not parse the stored key again. Bounded: when full, it is
+/// emptied (a miss only costs one parse).
+pub struct KeyCache {
+    keys: std::sync::Mutex<std::collections::HashMap<String, Arc<Jwk>>>,
+}
+
+/// Keys kept at most.
+const KEY_CACHE_SIZE: usize = 10_000;
+
+impl Default for KeyCache {
+    fn default() -> Self {
+        KeyCache {
+            keys: std::sync::Mutex::new(std::collections::HashMap::new()),
+        }
+    }
+}
+
+impl KeyCache {
+    /// The parsed key of a stored canonical JWK.
+    pub fn get(&self, canonical: &str) -> Result<Arc<Jwk>> {
+        let lock = || self.keys.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(k) = lock().get(canonical) {
+            return Ok(k.clone());
+        }
+        let jwk = Arc::new(
+            Jwk::from_json_str(canonical)
+                .map_err(|e| Error::internal(format_args!("stored JWK: {e}")))?,
+        );
+        let mut keys = lock();
+        if keys.len() >= KEY_CACHE_SIZE {
+            keys.clear();
+        }
+        keys.insert(canonical.to_owned(), jwk.clone());
+        Ok(jwk)
+    }
+}
+
 /// Who signed a verified request.
 pub enum Signer {
     /// A `jwk` header: newAccount (and revokeCert by certificate key).
     Key(Jwk),
     /// A `kid` header naming a valid account; with the account's key.
-    Account(Account, Jwk),
+    Account(Account, Arc<Jwk>),
 }
 
 /// A POST whose JWS was parsed, whose signature verified, whose nonce was
@@ -79,7 +117,7 @@ impl AcmePost {
     /// The signing account; requests that need one refuse a `jwk`.
     pub fn account(&self) -> Result<(&Account, &Jwk)> {
         match &self.signer {
-            Signer::Account(a, k) => Ok((a, k)),
+            Signer::Account(a, k) => Ok((a, k.as_ref())),
             Signer::Key(_) => Err(Error::malformed(
                 "this request must be signed with an account's kid, not a jwk",
             )),
@@ -144,7 +182,7 @@ impl FromRequest<Arc<App>> for AcmePost {
         let jws = Jws::parse(&body)?;
 
         let (signer, key) = match &jws.protected.key {
-            KeyRef::Jwk(jwk) => (None, jwk.clone()),
+            KeyRef::Jwk(jwk) => (None, Arc::new(jwk.clone())),
             KeyRef::Kid(kid) => {
                 let id = kid
                     .strip_prefix(base.0.as_str())
@@ -157,8 +195,7 @@ impl FromRequest<Arc<App>> for AcmePost {
                         )
                     })?;
                 let account = app.ra.account_for_kid(&id).await?;
-                let jwk = Jwk::from_json_str(&account.jwk)
-                    .map_err(|e| Error::internal(format_args!("stored JWK: {e}")))?;
+                let jwk = app.keys.get(&account.jwk)?;
                 (Some(account), jwk)
             }
         };
@@ -193,7 +230,7 @@ impl FromRequest<Arc<App>> for AcmePost {
         }
         let signer = match signer {
             Some(account) => Signer::Account(account, key),
-            None => Signer::Key(key),
+            None => Signer::Key(Arc::unwrap_or_clone(key)),
         };
         Ok(AcmePost { jws, signer, base })
     }

@@ -349,13 +349,22 @@ impl Ra {
             return Ok(authz);
         }
         let reservation = self.va.reserve()?;
-        if self.store.start_challenge(&authz.id, kind, now).await? {
-            let req = ValidationRequest {
-                key_authorization: crate::jose::key_authorization(&authz.token, jwk),
-                authz,
-                kind,
-            };
-            self.va.submit(reservation, req).await?;
+        let req = ValidationRequest {
+            key_authorization: crate::jose::key_authorization(&authz.token, jwk),
+            authz,
+            kind,
+        };
+        if self.va.is_inline() {
+            let result = self.va.validate_now(&req).await;
+            self.store
+                .start_challenge(&req.authz.id, kind, now, Some(&result))
+                .await?;
+        } else if self
+            .store
+            .start_challenge(&req.authz.id, kind, now, None)
+            .await?
+        {
+            self.va.submit(reservation, req);
         }
         self.store
             .authz_by_id(id)

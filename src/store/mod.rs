@@ -83,13 +83,15 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreFuture<'a, Vec<OrderListEntry>>;
 
     /// Starts the one challenge attempt of a pending, unexpired authorization
-    /// with no attempt yet. False if another request got there first or the
-    /// authorization is no longer pending.
+    /// with no attempt yet: as processing, or already `settled` when the
+    /// outcome is known at once (always-valid). False if another request got
+    /// there first or the authorization is no longer pending.
     fn start_challenge<'a>(
         &'a self,
         authz: &'a AuthzId,
         kind: ChallengeType,
         now: Timestamp,
+        settled: Option<&'a ValidationResult>,
     ) -> StoreFuture<'a, bool>;
     /// Records a validation's outcome on an attempt still processing.
     fn finish_challenge<'a>(
@@ -111,9 +113,9 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreFuture<'a, bool>;
     /// Gives the lease back after a failed issuance.
     fn release_order<'a>(&'a self, id: &'a OrderId) -> StoreFuture<'a, ()>;
-    /// Records an issued certificate and attaches it to its order in one
-    /// durable transaction (flushed to disk before returning). Returns false
-    /// if the order already had a certificate; the new one is still recorded.
+    /// Records an issued certificate, which makes its order valid, in one
+    /// durable write (flushed to disk before returning). Returns false if the
+    /// order already had a certificate; the new one is still recorded.
     fn store_certificate<'a>(
         &'a self,
         cert: &'a Certificate,

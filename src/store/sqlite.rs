@@ -11,15 +11,18 @@
 //! the WAL is sequential, that flush also persists every earlier write.
 //! `durability = "full"` in the config flushes every transaction instead.
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::Mutex;
 use std::time::Duration;
 
+use sqlx::pool::PoolConnection;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
     SqliteSynchronous,
 };
-use sqlx::{AssertSqlSafe, Row, SqliteConnection};
+use sqlx::{AssertSqlSafe, QueryBuilder, Row, Sqlite};
 
 use super::{AccountCreation, OrderListEntry, Store, StoreFuture, ValidationResult};
 use crate::error::{Error, Result};
@@ -71,7 +74,6 @@ CREATE TABLE orders (
     not_before        INTEGER,
     not_after         INTEGER,
     processing_until  INTEGER,
-    cert_id           TEXT,
     error             TEXT,
     created_at        INTEGER NOT NULL
 );
@@ -80,7 +82,7 @@ CREATE TABLE certificates (
     id          TEXT PRIMARY KEY,
     serial      TEXT NOT NULL UNIQUE,
     account_id  TEXT NOT NULL REFERENCES accounts(id),
-    order_id    TEXT,
+    order_id    TEXT UNIQUE REFERENCES orders(id),
     der         BLOB NOT NULL,
     not_before  INTEGER NOT NULL,
     not_after   INTEGER NOT NULL,
@@ -101,11 +103,70 @@ pub enum Durability {
     Full,
 }
 
+/// A map that holds at most `cap` entries; when full, an arbitrary entry
+/// makes room. Used for the read cache, whose misses are only slower.
+struct Bounded<K, V> {
+    map: HashMap<K, V>,
+    cap: usize,
+}
+
+impl<K: std::hash::Hash + Eq + Clone, V: Clone> Bounded<K, V> {
+    fn new(cap: usize) -> Self {
+        Bounded {
+            map: HashMap::with_capacity(cap.min(1024)),
+            cap,
+        }
+    }
+
+    fn get(&self, k: &K) -> Option<V> {
+        self.map.get(k).cloned()
+    }
+
+    fn put(&mut self, k: K, v: V) {
+        if self.map.len() >= self.cap && !self.map.contains_key(&k) {
+            if let Some(victim) = self.map.keys().next().cloned() {
+                self.map.remove(&victim);
+            }
+        }
+        self.map.insert(k, v);
+    }
+
+    fn update(&mut self, k: &K, f: impl FnOnce(&mut V)) {
+        if let Some(v) = self.map.get_mut(k) {
+            f(v)
+        }
+    }
+
+    fn clear(&mut self) {
+        self.map.clear()
+    }
+}
+
+/// Recently used records, so that the requests of one issuance flow read
+/// the database once at most. Coherent because this process is the only
+/// writer: every write updates the cache while it still holds the single
+/// writer connection, and a cache miss is filled through that connection
+/// too, so a stale row can never overwrite a newer one.
+struct Cache {
+    accounts: Bounded<AccountId, Account>,
+    orders: Bounded<OrderId, Order>,
+    authzs: Bounded<AuthzId, Authz>,
+    /// Just-issued certificates, which clients download right away.
+    certs: Bounded<CertId, Certificate>,
+}
+
+/// Entries kept per kind: a few MB at most.
+const CACHE_ACCOUNTS: usize = 4096;
+const CACHE_ORDERS: usize = 4096;
+const CACHE_AUTHZS: usize = 8192;
+const CACHE_CERTS: usize = 1024;
+
 /// The SQLite store.
 pub struct SqliteStore {
     writer: SqlitePool,
     reader: SqlitePool,
     durability: Durability,
+    cache: Mutex<Cache>,
 }
 
 fn db_err(e: sqlx::Error) -> Error {
@@ -148,7 +209,23 @@ impl SqliteStore {
             writer,
             reader,
             durability,
+            cache: Mutex::new(Cache {
+                accounts: Bounded::new(CACHE_ACCOUNTS),
+                orders: Bounded::new(CACHE_ORDERS),
+                authzs: Bounded::new(CACHE_AUTHZS),
+                certs: Bounded::new(CACHE_CERTS),
+            }),
         })
+    }
+
+    fn cache(&self) -> std::sync::MutexGuard<'_, Cache> {
+        // Cache updates cannot panic half-way; a poisoned lock still holds
+        // consistent maps.
+        self.cache.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    async fn writer(&self) -> Result<PoolConnection<Sqlite>> {
+        self.writer.acquire().await.map_err(db_err)
     }
 
     /// Closes both pools, waiting for connections in use.
@@ -304,32 +381,78 @@ fn is_unique_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
 }
 
-async fn insert_authz(conn: &mut SqliteConnection, a: &Authz) -> Result<()> {
-    let offered: Vec<&str> = a.offered.iter().map(|t| t.as_str()).collect();
-    sqlx::query(
-        "INSERT INTO authzs (id, account_id, ident_type, ident_value, wildcard, state, expires, \
-         token, offered, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-    )
-    .bind(&a.id.0)
-    .bind(&a.account_id.0)
-    .bind(a.identifier.kind.as_str())
-    .bind(&a.identifier.value)
-    .bind(a.wildcard)
-    .bind(a.state.as_str())
-    .bind(a.expires)
-    .bind(&a.token)
-    .bind(offered.join(","))
-    .bind(a.created_at)
-    .execute(conn)
-    .await
-    .map_err(db_err)?;
-    Ok(())
+/// SQL literal text for the values of a certificate row. Only used for rows
+/// this server made: identifiers and the serial are checked against their
+/// alphabets, the DER goes in as a hex blob, the rest are integers.
+fn certificate_values(c: &Certificate, order: Option<&OrderId>) -> Result<String> {
+    fn text(v: &str, alphabet: fn(u8) -> bool) -> Result<String> {
+        if !v.is_empty() && v.len() <= 128 && v.bytes().all(alphabet) {
+            Ok(format!("'{v}'"))
+        } else {
+            Err(Error::internal(format_args!(
+                "refusing to inline {v:?} into SQL"
+            )))
+        }
+    }
+    let id = |b: u8| b.is_ascii_alphanumeric() || b == b'-' || b == b'_';
+    let hex = |b: u8| b.is_ascii_hexdigit();
+    let mut der = String::with_capacity(c.der.len() * 2 + 3);
+    der.push_str("X'");
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    for b in &c.der {
+        der.push(char::from(HEX[usize::from(b >> 4)]));
+        der.push(char::from(HEX[usize::from(b & 15)]));
+    }
+    der.push('\'');
+    Ok(format!(
+        "{}, {}, {}, {}, {der}, {}, {}, {}",
+        text(&c.id.0, id)?,
+        text(&c.serial, hex)?,
+        text(&c.account_id.0, id)?,
+        match order {
+            Some(o) => text(&o.0, id)?,
+            None => "NULL".to_owned(),
+        },
+        c.not_before,
+        c.not_after,
+        c.issued_at
+    ))
+}
+
+/// The order row with its certificate id, if one was issued.
+const ORDER_SELECT: &str = "SELECT o.*, c.id AS cert_id FROM orders o \
+     LEFT JOIN certificates c ON c.order_id = o.id WHERE o.id = ?";
+
+fn attempt_from_result(
+    kind: ChallengeType,
+    started_at: Timestamp,
+    r: &ValidationResult,
+) -> Attempt {
+    Attempt {
+        kind,
+        state: r.state,
+        started_at,
+        validated_at: Some(r.validated_at),
+        error: r.error.clone(),
+        records: r.records.clone(),
+    }
+}
+
+fn settled_state(state: AttemptState) -> Result<AuthzState> {
+    match state {
+        AttemptState::Valid => Ok(AuthzState::Valid),
+        AttemptState::Invalid => Ok(AuthzState::Invalid),
+        AttemptState::Processing => Err(Error::internal(
+            "a validation result cannot be 'processing'",
+        )),
+    }
 }
 
 impl Store for SqliteStore {
     fn create_account<'a>(&'a self, a: &'a Account) -> StoreFuture<'a, AccountCreation> {
         Box::pin(async move {
             let contact = serde_json::to_string(&a.contact).map_err(json_err)?;
+            let mut conn = self.writer().await?;
             let res = sqlx::query(
                 "INSERT INTO accounts (id, status, jwk, thumbprint, contact, tos_agreed, \
                  created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -341,16 +464,17 @@ impl Store for SqliteStore {
             .bind(contact)
             .bind(a.tos_agreed)
             .bind(a.created_at)
-            .execute(&self.writer)
+            .execute(&mut *conn)
             .await;
             match res {
-                Ok(_) => Ok(AccountCreation::Created),
+                Ok(_) => {
+                    self.cache().accounts.put(a.id.clone(), a.clone());
+                    Ok(AccountCreation::Created)
+                }
                 Err(e) if is_unique_violation(&e) => {
-                    // Read through the writer: the row that won is committed
-                    // there, and a reader could lag by nothing but be safe.
                     let row = sqlx::query("SELECT * FROM accounts WHERE thumbprint = ?")
                         .bind(&a.thumbprint)
-                        .fetch_one(&self.writer)
+                        .fetch_one(&mut *conn)
                         .await
                         .map_err(db_err)?;
                     Ok(AccountCreation::Existing(account_from_row(&row)?))
@@ -362,12 +486,20 @@ impl Store for SqliteStore {
 
     fn account_by_id<'a>(&'a self, id: &'a AccountId) -> StoreFuture<'a, Option<Account>> {
         Box::pin(async move {
+            if let Some(a) = self.cache().accounts.get(id) {
+                return Ok(Some(a));
+            }
+            let mut conn = self.writer().await?;
             let row = sqlx::query("SELECT * FROM accounts WHERE id = ?")
                 .bind(&id.0)
-                .fetch_optional(&self.reader)
+                .fetch_optional(&mut *conn)
                 .await
                 .map_err(db_err)?;
-            row.as_ref().map(account_from_row).transpose()
+            let account = row.as_ref().map(account_from_row).transpose()?;
+            if let Some(a) = &account {
+                self.cache().accounts.put(a.id.clone(), a.clone());
+            }
+            Ok(account)
         })
     }
 
@@ -391,28 +523,42 @@ impl Store for SqliteStore {
         contact: &'a [String],
     ) -> StoreFuture<'a, bool> {
         Box::pin(async move {
-            let contact = serde_json::to_string(contact).map_err(json_err)?;
+            let json = serde_json::to_string(contact).map_err(json_err)?;
+            let mut conn = self.writer().await?;
             let res =
                 sqlx::query("UPDATE accounts SET contact = ? WHERE id = ? AND status = 'valid'")
-                    .bind(contact)
+                    .bind(json)
                     .bind(&id.0)
-                    .execute(&self.writer)
+                    .execute(&mut *conn)
                     .await
                     .map_err(db_err)?;
-            Ok(res.rows_affected() == 1)
+            let done = res.rows_affected() == 1;
+            if done {
+                self.cache()
+                    .accounts
+                    .update(id, |a| a.contact = contact.to_vec());
+            }
+            Ok(done)
         })
     }
 
     fn deactivate_account<'a>(&'a self, id: &'a AccountId) -> StoreFuture<'a, bool> {
         Box::pin(async move {
+            let mut conn = self.writer().await?;
             let res = sqlx::query(
                 "UPDATE accounts SET status = 'deactivated' WHERE id = ? AND status = 'valid'",
             )
             .bind(&id.0)
-            .execute(&self.writer)
+            .execute(&mut *conn)
             .await
             .map_err(db_err)?;
-            Ok(res.rows_affected() == 1)
+            let done = res.rows_affected() == 1;
+            if done {
+                self.cache()
+                    .accounts
+                    .update(id, |a| a.status = AccountStatus::Deactivated);
+            }
+            Ok(done)
         })
     }
 
@@ -421,9 +567,29 @@ impl Store for SqliteStore {
             let identifiers = serde_json::to_string(&o.identifiers).map_err(json_err)?;
             let ids: Vec<&str> = o.authz_ids.iter().map(|a| a.0.as_str()).collect();
             let ids = serde_json::to_string(&ids).map_err(json_err)?;
-            let mut tx = self.writer.begin().await.map_err(db_err)?;
-            for a in authzs {
-                insert_authz(&mut tx, a).await?;
+            let mut conn = self.writer().await?;
+            // Two statements, no transaction: the authorizations go first, so
+            // a crash in between leaves only unreferenced pending
+            // authorizations (which expire), never an order missing one.
+            if !authzs.is_empty() {
+                let mut q = QueryBuilder::<Sqlite>::new(
+                    "INSERT INTO authzs (id, account_id, ident_type, ident_value, wildcard, \
+                     state, expires, token, offered, created_at) ",
+                );
+                q.push_values(authzs, |mut b, a| {
+                    let offered: Vec<&str> = a.offered.iter().map(|t| t.as_str()).collect();
+                    b.push_bind(a.id.0.clone())
+                        .push_bind(a.account_id.0.clone())
+                        .push_bind(a.identifier.kind.as_str())
+                        .push_bind(a.identifier.value.clone())
+                        .push_bind(a.wildcard)
+                        .push_bind(a.state.as_str())
+                        .push_bind(a.expires)
+                        .push_bind(a.token.clone())
+                        .push_bind(offered.join(","))
+                        .push_bind(a.created_at);
+                });
+                q.build().execute(&mut *conn).await.map_err(db_err)?;
             }
             sqlx::query(
                 "INSERT INTO orders (id, account_id, identifiers, authz_ids, expires, not_before, \
@@ -437,40 +603,69 @@ impl Store for SqliteStore {
             .bind(o.not_before)
             .bind(o.not_after)
             .bind(o.created_at)
-            .execute(&mut *tx)
+            .execute(&mut *conn)
             .await
             .map_err(db_err)?;
-            tx.commit().await.map_err(db_err)
+            let mut cache = self.cache();
+            for a in authzs {
+                cache.authzs.put(a.id.clone(), a.clone());
+            }
+            cache.orders.put(o.id.clone(), o.clone());
+            Ok(())
         })
     }
 
     fn order_by_id<'a>(&'a self, id: &'a OrderId) -> StoreFuture<'a, Option<Order>> {
         Box::pin(async move {
-            let row = sqlx::query("SELECT * FROM orders WHERE id = ?")
+            if let Some(o) = self.cache().orders.get(id) {
+                return Ok(Some(o));
+            }
+            let mut conn = self.writer().await?;
+            let row = sqlx::query(ORDER_SELECT)
                 .bind(&id.0)
-                .fetch_optional(&self.reader)
+                .fetch_optional(&mut *conn)
                 .await
                 .map_err(db_err)?;
-            row.as_ref().map(order_from_row).transpose()
+            let order = row.as_ref().map(order_from_row).transpose()?;
+            if let Some(o) = &order {
+                self.cache().orders.put(o.id.clone(), o.clone());
+            }
+            Ok(order)
         })
     }
 
     fn authzs_by_ids<'a>(&'a self, ids: &'a [AuthzId]) -> StoreFuture<'a, Vec<Authz>> {
         Box::pin(async move {
-            if ids.is_empty() {
-                return Ok(Vec::new());
+            let mut found: Vec<Authz> = Vec::with_capacity(ids.len());
+            let mut missing: Vec<&AuthzId> = Vec::new();
+            {
+                let cache = self.cache();
+                for id in ids {
+                    match cache.authzs.get(id) {
+                        Some(a) => found.push(a),
+                        None => missing.push(id),
+                    }
+                }
             }
-            // Orders hold at most 100 identifiers (ra::policy), well under
-            // SQLite's bound-parameter limit.
-            let placeholders = vec!["?"; ids.len()].join(",");
-            let sql = format!("SELECT * FROM authzs WHERE id IN ({placeholders})");
-            // Only placeholders are formatted into the text; values are bound.
-            let mut q = sqlx::query(AssertSqlSafe(sql));
-            for id in ids {
-                q = q.bind(&id.0);
+            if !missing.is_empty() {
+                // Orders hold at most 100 identifiers (ra::policy), well
+                // under SQLite's bound-parameter limit.
+                let placeholders = vec!["?"; missing.len()].join(",");
+                let sql = format!("SELECT * FROM authzs WHERE id IN ({placeholders})");
+                // Only placeholders are formatted into the text; values are bound.
+                let mut q = sqlx::query(AssertSqlSafe(sql));
+                for id in &missing {
+                    q = q.bind(&id.0);
+                }
+                let mut conn = self.writer().await?;
+                let rows = q.fetch_all(&mut *conn).await.map_err(db_err)?;
+                let loaded: Vec<Authz> = rows.iter().map(authz_from_row).collect::<Result<_>>()?;
+                let mut cache = self.cache();
+                for a in loaded {
+                    cache.authzs.put(a.id.clone(), a.clone());
+                    found.push(a);
+                }
             }
-            let rows = q.fetch_all(&self.reader).await.map_err(db_err)?;
-            let mut found: Vec<Authz> = rows.iter().map(authz_from_row).collect::<Result<_>>()?;
             let mut out = Vec::with_capacity(ids.len());
             for id in ids {
                 if let Some(pos) = found.iter().position(|a| &a.id == id) {
@@ -483,12 +678,11 @@ impl Store for SqliteStore {
 
     fn authz_by_id<'a>(&'a self, id: &'a AuthzId) -> StoreFuture<'a, Option<Authz>> {
         Box::pin(async move {
-            let row = sqlx::query("SELECT * FROM authzs WHERE id = ?")
-                .bind(&id.0)
-                .fetch_optional(&self.reader)
-                .await
-                .map_err(db_err)?;
-            row.as_ref().map(authz_from_row).transpose()
+            Ok(self
+                .authzs_by_ids(std::slice::from_ref(id))
+                .await?
+                .into_iter()
+                .next())
         })
     }
 
@@ -501,9 +695,10 @@ impl Store for SqliteStore {
     ) -> StoreFuture<'a, Vec<OrderListEntry>> {
         Box::pin(async move {
             let rows = sqlx::query(
-                "SELECT seq, id FROM orders WHERE account_id = ? AND seq > ? \
-                 AND (cert_id IS NOT NULL OR (expires > ? AND error IS NULL)) \
-                 ORDER BY seq LIMIT ?",
+                "SELECT o.seq, o.id FROM orders o WHERE o.account_id = ? AND o.seq > ? \
+                 AND (EXISTS (SELECT 1 FROM certificates c WHERE c.order_id = o.id) \
+                      OR (o.expires > ? AND o.error IS NULL)) \
+                 ORDER BY o.seq LIMIT ?",
             )
             .bind(&account.0)
             .bind(after)
@@ -528,21 +723,65 @@ impl Store for SqliteStore {
         authz: &'a AuthzId,
         kind: ChallengeType,
         now: Timestamp,
+        settled: Option<&'a ValidationResult>,
     ) -> StoreFuture<'a, bool> {
         Box::pin(async move {
-            let res = sqlx::query(
-                "UPDATE authzs SET attempt_type = ?, attempt_state = 'processing', \
-                 attempt_started = ? WHERE id = ? AND state = 'pending' \
-                 AND attempt_type IS NULL AND expires > ?",
-            )
-            .bind(kind.as_str())
-            .bind(now)
-            .bind(&authz.0)
-            .bind(now)
-            .execute(&self.writer)
-            .await
-            .map_err(db_err)?;
-            Ok(res.rows_affected() == 1)
+            let mut conn = self.writer().await?;
+            let res = match settled {
+                None => sqlx::query(
+                    "UPDATE authzs SET attempt_type = ?, attempt_state = 'processing', \
+                     attempt_started = ? WHERE id = ? AND state = 'pending' \
+                     AND attempt_type IS NULL AND expires > ?",
+                )
+                .bind(kind.as_str())
+                .bind(now)
+                .bind(&authz.0)
+                .bind(now)
+                .execute(&mut *conn)
+                .await
+                .map_err(db_err)?,
+                Some(r) => sqlx::query(
+                    "UPDATE authzs SET attempt_type = ?, attempt_state = ?, attempt_started = ?, \
+                     attempt_validated = ?, attempt_error = ?, attempt_records = ?, state = ?, \
+                     expires = ? WHERE id = ? AND state = 'pending' \
+                     AND attempt_type IS NULL AND expires > ?",
+                )
+                .bind(kind.as_str())
+                .bind(r.state.as_str())
+                .bind(now)
+                .bind(r.validated_at)
+                .bind(r.error.as_ref().map(|v| v.to_string()))
+                .bind(r.records.as_ref().map(|v| v.to_string()))
+                .bind(settled_state(r.state)?.as_str())
+                .bind(r.expires)
+                .bind(&authz.0)
+                .bind(now)
+                .execute(&mut *conn)
+                .await
+                .map_err(db_err)?,
+            };
+            let done = res.rows_affected() == 1;
+            if done {
+                let state = settled.map(|r| settled_state(r.state)).transpose()?;
+                self.cache().authzs.update(authz, |a| {
+                    a.attempt = Some(match settled {
+                        None => Attempt {
+                            kind,
+                            state: AttemptState::Processing,
+                            started_at: now,
+                            validated_at: None,
+                            error: None,
+                            records: None,
+                        },
+                        Some(r) => attempt_from_result(kind, now, r),
+                    });
+                    if let (Some(state), Some(r)) = (state, settled) {
+                        a.state = state;
+                        a.expires = r.expires;
+                    }
+                });
+            }
+            Ok(done)
         })
     }
 
@@ -552,15 +791,10 @@ impl Store for SqliteStore {
         r: &'a ValidationResult,
     ) -> StoreFuture<'a, bool> {
         Box::pin(async move {
-            let state = match r.state {
-                AttemptState::Valid => AuthzState::Valid,
-                AttemptState::Invalid => AuthzState::Invalid,
-                AttemptState::Processing => {
-                    return Err(Error::internal("finish_challenge with a processing state"))
-                }
-            };
+            let state = settled_state(r.state)?;
             let error = r.error.as_ref().map(|v| v.to_string());
             let records = r.records.as_ref().map(|v| v.to_string());
+            let mut conn = self.writer().await?;
             let res = sqlx::query(
                 "UPDATE authzs SET attempt_state = ?, attempt_validated = ?, attempt_error = ?, \
                  attempt_records = ?, state = ?, expires = ? \
@@ -573,10 +807,25 @@ impl Store for SqliteStore {
             .bind(state.as_str())
             .bind(r.expires)
             .bind(&authz.0)
-            .execute(&self.writer)
+            .execute(&mut *conn)
             .await
             .map_err(db_err)?;
-            Ok(res.rows_affected() == 1)
+            let done = res.rows_affected() == 1;
+            if done {
+                self.cache().authzs.update(authz, |a| {
+                    let started = a
+                        .attempt
+                        .as_ref()
+                        .map(|t| t.started_at)
+                        .unwrap_or(r.validated_at);
+                    if let Some(kind) = a.attempt.as_ref().map(|t| t.kind) {
+                        a.attempt = Some(attempt_from_result(kind, started, r));
+                    }
+                    a.state = state;
+                    a.expires = r.expires;
+                });
+            }
+            Ok(done)
         })
     }
 
@@ -597,29 +846,39 @@ impl Store for SqliteStore {
         until: Timestamp,
     ) -> StoreFuture<'a, bool> {
         Box::pin(async move {
+            let mut conn = self.writer().await?;
             let res = sqlx::query(
-                "UPDATE orders SET processing_until = ? WHERE id = ? AND cert_id IS NULL \
-                 AND error IS NULL AND (processing_until IS NULL OR processing_until <= ?)",
+                "UPDATE orders SET processing_until = ? WHERE id = ? AND error IS NULL \
+                 AND (processing_until IS NULL OR processing_until <= ?) \
+                 AND NOT EXISTS (SELECT 1 FROM certificates c WHERE c.order_id = orders.id)",
             )
             .bind(until)
             .bind(&id.0)
             .bind(now)
-            .execute(&self.writer)
+            .execute(&mut *conn)
             .await
             .map_err(db_err)?;
-            Ok(res.rows_affected() == 1)
+            let done = res.rows_affected() == 1;
+            if done {
+                self.cache()
+                    .orders
+                    .update(id, |o| o.processing_until = Some(until));
+            }
+            Ok(done)
         })
     }
 
     fn release_order<'a>(&'a self, id: &'a OrderId) -> StoreFuture<'a, ()> {
         Box::pin(async move {
-            sqlx::query(
-                "UPDATE orders SET processing_until = NULL WHERE id = ? AND cert_id IS NULL",
-            )
-            .bind(&id.0)
-            .execute(&self.writer)
-            .await
-            .map_err(db_err)?;
+            let mut conn = self.writer().await?;
+            sqlx::query("UPDATE orders SET processing_until = NULL WHERE id = ?")
+                .bind(&id.0)
+                .execute(&mut *conn)
+                .await
+                .map_err(db_err)?;
+            self.cache()
+                .orders
+                .update(id, |o| o.processing_until = None);
             Ok(())
         })
     }
@@ -630,53 +889,65 @@ impl Store for SqliteStore {
         order: &'a OrderId,
     ) -> StoreFuture<'a, bool> {
         Box::pin(async move {
-            let mut conn = self.writer.acquire().await.map_err(db_err)?;
-            let flush = self.durability == Durability::Issuance;
-            if flush {
-                sqlx::raw_sql("PRAGMA synchronous = FULL")
-                    .execute(&mut *conn)
-                    .await
-                    .map_err(db_err)?;
-            }
-            let result = async {
-                let mut tx = sqlx::Connection::begin(&mut *conn).await.map_err(db_err)?;
-                sqlx::query(
-                    "INSERT INTO certificates (id, serial, account_id, order_id, der, not_before, \
-                     not_after, issued_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                )
-                .bind(&c.id.0)
-                .bind(&c.serial)
-                .bind(&c.account_id.0)
-                .bind(c.order_id.as_ref().map(|o| o.0.as_str()))
-                .bind(&c.der)
-                .bind(c.not_before)
-                .bind(c.not_after)
-                .bind(c.issued_at)
-                .execute(&mut *tx)
-                .await
-                .map_err(db_err)?;
-                let res = sqlx::query(
-                    "UPDATE orders SET cert_id = ?, processing_until = NULL \
-                     WHERE id = ? AND cert_id IS NULL",
-                )
-                .bind(&c.id.0)
-                .bind(&order.0)
-                .execute(&mut *tx)
-                .await
-                .map_err(db_err)?;
-                tx.commit().await.map_err(db_err)?;
-                Ok(res.rows_affected() == 1)
-            }
-            .await;
-            if flush {
-                // If this fails the connection keeps flushing every commit:
-                // slower, never less safe.
-                if let Err(e) = sqlx::raw_sql("PRAGMA synchronous = NORMAL")
-                    .execute(&mut *conn)
-                    .await
-                {
-                    tracing::warn!(error = %e, "could not restore synchronous = NORMAL");
+            let mut conn = self.writer().await?;
+            // One round trip to the database thread for the common case:
+            // switch to synchronous = FULL, insert, switch back, as one
+            // batch. The certificate row is the order's link to it
+            // (certificates.order_id is UNIQUE), so recording it and making
+            // the order valid are one atomic, flushed write.
+            let values = certificate_values(c, Some(order))?;
+            let insert = format!(
+                "INSERT INTO certificates (id, serial, account_id, order_id, der, not_before, \
+                 not_after, issued_at) VALUES ({values});"
+            );
+            let batch = match self.durability {
+                Durability::Issuance => {
+                    format!("PRAGMA synchronous = FULL; {insert} PRAGMA synchronous = NORMAL;")
                 }
+                Durability::Full => insert,
+            };
+            // Every value in the text is ours and checked by
+            // certificate_values: no client byte reaches it.
+            let result = match sqlx::raw_sql(AssertSqlSafe(batch))
+                .execute(&mut *conn)
+                .await
+            {
+                Ok(_) => Ok(true),
+                Err(e) => {
+                    if self.durability == Durability::Issuance {
+                        // The batch stopped before switching back.
+                        if let Err(e) = sqlx::raw_sql("PRAGMA synchronous = NORMAL")
+                            .execute(&mut *conn)
+                            .await
+                        {
+                            tracing::warn!(error = %e, "could not restore synchronous = NORMAL");
+                        }
+                    }
+                    if is_unique_violation(&e) {
+                        // The order got a certificate from another request (its
+                        // lease had run out). Record this one anyway,
+                        // unlinked: every signed certificate is kept.
+                        let values = certificate_values(c, None)?;
+                        sqlx::raw_sql(AssertSqlSafe(format!(
+                            "INSERT INTO certificates (id, serial, account_id, order_id, der, \
+                             not_before, not_after, issued_at) VALUES ({values})"
+                        )))
+                        .execute(&mut *conn)
+                        .await
+                        .map(|_| false)
+                        .map_err(db_err)
+                    } else {
+                        Err(db_err(e))
+                    }
+                }
+            };
+            if let Ok(true) = result {
+                let mut cache = self.cache();
+                cache.orders.update(order, |o| {
+                    o.cert_id = Some(c.id.clone());
+                    o.processing_until = None;
+                });
+                cache.certs.put(c.id.clone(), c.clone());
             }
             result
         })
@@ -684,6 +955,9 @@ impl Store for SqliteStore {
 
     fn certificate_by_id<'a>(&'a self, id: &'a CertId) -> StoreFuture<'a, Option<Certificate>> {
         Box::pin(async move {
+            if let Some(c) = self.cache().certs.get(id) {
+                return Ok(Some(c));
+            }
             let row = sqlx::query("SELECT * FROM certificates WHERE id = ?")
                 .bind(&id.0)
                 .fetch_optional(&self.reader)
@@ -695,13 +969,14 @@ impl Store for SqliteStore {
 
     fn release_all_leases(&self) -> StoreFuture<'_, u64> {
         Box::pin(async move {
+            let mut conn = self.writer().await?;
             let res = sqlx::query(
-                "UPDATE orders SET processing_until = NULL \
-                 WHERE processing_until IS NOT NULL AND cert_id IS NULL",
+                "UPDATE orders SET processing_until = NULL WHERE processing_until IS NOT NULL",
             )
-            .execute(&self.writer)
+            .execute(&mut *conn)
             .await
             .map_err(db_err)?;
+            self.cache().orders.clear();
             Ok(res.rows_affected())
         })
     }

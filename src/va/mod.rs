@@ -19,7 +19,7 @@ use tokio::sync::{mpsc, Semaphore};
 
 use crate::clock::Clock;
 use crate::error::{Error, ErrorKind, Result};
-use crate::model::{AttemptState, Authz, AuthzId, ChallengeType};
+use crate::model::{AttemptState, Authz, ChallengeType};
 use crate::store::{Store, ValidationResult};
 
 /// What a validator is asked to check.
@@ -137,15 +137,59 @@ impl Va {
         }
     }
 
-    /// Validates `req` in the reserved place. Inline mode records the outcome
-    /// before returning; otherwise the job is queued.
-    pub async fn submit(&self, reservation: Reservation<'_>, req: ValidationRequest) -> Result<()> {
+    /// Whether outcomes are known before the challenge POST returns.
+    pub fn is_inline(&self) -> bool {
+        self.settings.inline
+    }
+
+    /// Queues `req` in the reserved place (the attempt is already marked
+    /// processing in the store).
+    pub fn submit(&self, reservation: Reservation<'_>, req: ValidationRequest) {
         match reservation.permit {
-            Some(permit) => {
-                permit.send(Job { req });
-                Ok(())
+            Some(permit) => permit.send(Job { req }),
+            None => {
+                // An inline VA hands out no permits: the caller records the
+                // outcome itself through `validate_now`.
+                tracing::error!(authz = %req.authz.id, "submit on an inline VA");
             }
-            None => self.run(&req).await,
+        }
+    }
+
+    /// Runs the validator now, under the timeout, and returns what to store.
+    pub async fn validate_now(&self, req: &ValidationRequest) -> ValidationResult {
+        let outcome =
+            match tokio::time::timeout(self.settings.timeout, self.validator.validate(req)).await {
+                Ok(o) => o,
+                Err(_) => Outcome::Invalid {
+                    error: Error::new(
+                        ErrorKind::Connection,
+                        format!(
+                            "validation of {} did not finish within {:?}",
+                            req.authz.identifier.value, self.settings.timeout
+                        ),
+                    ),
+                    records: serde_json::Value::Array(Vec::new()),
+                },
+            };
+        let now = self.clock.now();
+        let expires = now + self.settings.valid_authz_lifetime.as_secs() as i64;
+        match outcome {
+            Outcome::Valid { records } => ValidationResult {
+                state: AttemptState::Valid,
+                validated_at: now,
+                error: None,
+                records: Some(records),
+                expires,
+            },
+            Outcome::Invalid { error, records } => ValidationResult {
+                state: AttemptState::Invalid,
+                validated_at: now,
+                error: Some(crate::protocol::problem_json(&error)),
+                records: Some(records),
+                // A failed authorization keeps its expiry: it is invalid
+                // whatever the time.
+                expires: req.authz.expires,
+            },
         }
     }
 
@@ -179,43 +223,9 @@ impl Va {
     }
 
     async fn run(&self, req: &ValidationRequest) -> Result<()> {
-        let outcome =
-            match tokio::time::timeout(self.settings.timeout, self.validator.validate(req)).await {
-                Ok(o) => o,
-                Err(_) => Outcome::Invalid {
-                    error: Error::new(
-                        ErrorKind::Connection,
-                        format!(
-                            "validation of {} did not finish within {:?}",
-                            req.authz.identifier.value, self.settings.timeout
-                        ),
-                    ),
-                    records: serde_json::Value::Array(Vec::new()),
-                },
-            };
-        self.record(&req.authz.id, outcome).await
-    }
-
-    async fn record(&self, authz: &AuthzId, outcome: Outcome) -> Result<()> {
-        let now = self.clock.now();
-        let result = match outcome {
-            Outcome::Valid { records } => ValidationResult {
-                state: AttemptState::Valid,
-                validated_at: now,
-                error: None,
-                records: Some(records),
-                expires: now + self.settings.valid_authz_lifetime.as_secs() as i64,
-            },
-            Outcome::Invalid { error, records } => ValidationResult {
-                state: AttemptState::Invalid,
-                validated_at: now,
-                error: Some(crate::protocol::problem_json(&error)),
-                records: Some(records),
-                expires: now + self.settings.valid_authz_lifetime.as_secs() as i64,
-            },
-        };
-        if !self.store.finish_challenge(authz, &result).await? {
-            tracing::debug!(%authz, "validation outcome not recorded: attempt no longer processing");
+        let result = self.validate_now(req).await;
+        if !self.store.finish_challenge(&req.authz.id, &result).await? {
+            tracing::debug!(authz = %req.authz.id, "validation outcome not recorded: attempt no longer processing");
         }
         Ok(())
     }
