@@ -705,3 +705,74 @@ async fn method_checks() {
     assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED);
     assert_eq!(r.problem(), "malformed");
 }
+
+#[tokio::test]
+async fn ip_identifier_certificate_has_no_common_name_and_aia_is_served() {
+    use x509_cert::der::Decode;
+    let h = harness().await;
+    let mut c = Client::new();
+    h.register(&mut c).await;
+    let r = h
+        .post(
+            &c,
+            "/acme/new-order",
+            Some(&json!({"identifiers": [{"type": "ip", "value": "192.0.2.7"}]})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED);
+    let order_url = r.header("location").unwrap();
+    let authz_url = r.json()["authorizations"][0].as_str().unwrap().to_string();
+    let a = h.post(&c, &authz_url, None).await.json();
+    let types: Vec<&str> = a["challenges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        types,
+        ["http-01", "tls-alpn-01"],
+        "RFC 8738: no dns-01 for IPs"
+    );
+    let chall = a["challenges"][0]["url"].as_str().unwrap().to_string();
+    h.post(&c, &chall, Some(&json!({}))).await;
+    let order = h.post(&c, &order_url, None).await.json();
+    assert_eq!(order["status"], "ready");
+
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let mut params = rcgen::CertificateParams::default();
+    params.distinguished_name = rcgen::DistinguishedName::new();
+    params.subject_alt_names = vec![rcgen::SanType::IpAddress("192.0.2.7".parse().unwrap())];
+    let csr = b64::encode(params.serialize_request(&key).unwrap().der());
+    let r = h
+        .post(
+            &c,
+            order["finalize"].as_str().unwrap(),
+            Some(&json!({"csr": csr})),
+        )
+        .await;
+    assert_eq!(
+        r.json()["status"],
+        "valid",
+        "{}",
+        String::from_utf8_lossy(&r.body)
+    );
+    let pem = h
+        .post(&c, r.json()["certificate"].as_str().unwrap(), None)
+        .await
+        .body;
+    let pem = String::from_utf8(pem).unwrap();
+    let end = pem.find("-----END CERTIFICATE-----").unwrap() + "-----END CERTIFICATE-----".len();
+    let (_, der) = x509_cert::der::pem::decode_vec(pem[..end].as_bytes()).unwrap();
+    let cert = x509_cert::Certificate::from_der(&der).unwrap();
+    assert!(cert.tbs_certificate.subject.0.is_empty(), "IP-only: no CN");
+
+    // The AIA caIssuers URL is served: the intermediate in DER.
+    let r = h.get("/acme/issuer-cert").await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(
+        r.header("content-type").as_deref(),
+        Some("application/pkix-cert")
+    );
+    assert_eq!(r.body, h.server.app.ra.ca.intermediate_der());
+}

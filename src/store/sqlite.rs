@@ -981,3 +981,208 @@ impl Store for SqliteStore {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::AuthzState;
+    use crate::protocol::Identifier;
+
+    fn account(id: &str, thumb: &str) -> Account {
+        Account {
+            id: AccountId(id.into()),
+            status: AccountStatus::Valid,
+            jwk: "{}".into(),
+            thumbprint: thumb.into(),
+            contact: vec![],
+            tos_agreed: true,
+            created_at: 1,
+        }
+    }
+
+    fn authz(id: &str) -> Authz {
+        Authz {
+            id: AuthzId(id.into()),
+            account_id: AccountId("acct".into()),
+            identifier: Identifier::dns("example.com"),
+            wildcard: false,
+            state: AuthzState::Pending,
+            expires: 1_000,
+            token: "tok".into(),
+            offered: ChallengeType::ALL.to_vec(),
+            attempt: None,
+            created_at: 1,
+        }
+    }
+
+    fn order(id: &str, authz: &str) -> Order {
+        Order {
+            id: OrderId(id.into()),
+            account_id: AccountId("acct".into()),
+            identifiers: vec![Identifier::dns("example.com")],
+            authz_ids: vec![AuthzId(authz.into())],
+            expires: 1_000,
+            not_before: None,
+            not_after: None,
+            processing_until: None,
+            cert_id: None,
+            error: None,
+            created_at: 1,
+        }
+    }
+
+    fn cert(id: &str, serial: &str) -> Certificate {
+        Certificate {
+            id: CertId(id.into()),
+            serial: serial.into(),
+            account_id: AccountId("acct".into()),
+            order_id: Some(OrderId("o1".into())),
+            der: vec![0x30, 0x03, 0x02, 0x01, 0x27],
+            not_before: 1,
+            not_after: 2,
+            issued_at: 1,
+        }
+    }
+
+    async fn open(dir: &tempfile::TempDir) -> SqliteStore {
+        SqliteStore::open(&dir.path().join("db.sqlite3"), Durability::Issuance)
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn accounts_are_unique_by_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = open(&dir).await;
+        assert_eq!(
+            s.create_account(&account("acct", "t1")).await.unwrap(),
+            AccountCreation::Created
+        );
+        match s.create_account(&account("other", "t1")).await.unwrap() {
+            AccountCreation::Existing(a) => assert_eq!(a.id.0, "acct"),
+            other => panic!("{other:?}"),
+        }
+        assert!(s
+            .deactivate_account(&AccountId("acct".into()))
+            .await
+            .unwrap());
+        assert!(!s
+            .deactivate_account(&AccountId("acct".into()))
+            .await
+            .unwrap());
+        let a = s
+            .account_by_id(&AccountId("acct".into()))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(a.status, AccountStatus::Deactivated);
+        assert!(!s
+            .update_account_contact(&AccountId("acct".into()), &["mailto:a@b.example".into()])
+            .await
+            .unwrap());
+    }
+
+    #[tokio::test]
+    async fn one_attempt_per_authorization_and_one_lease_per_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = open(&dir).await;
+        s.create_account(&account("acct", "t1")).await.unwrap();
+        s.create_order(&order("o1", "a1"), &[authz("a1")])
+            .await
+            .unwrap();
+        let a1 = AuthzId("a1".into());
+        assert!(s
+            .start_challenge(&a1, ChallengeType::Http01, 10, None)
+            .await
+            .unwrap());
+        assert!(!s
+            .start_challenge(&a1, ChallengeType::Dns01, 10, None)
+            .await
+            .unwrap());
+        let result = ValidationResult {
+            state: AttemptState::Valid,
+            validated_at: 11,
+            error: None,
+            records: Some(serde_json::json!([])),
+            expires: 2_000,
+        };
+        assert!(s.finish_challenge(&a1, &result).await.unwrap());
+        assert!(!s.finish_challenge(&a1, &result).await.unwrap());
+        let a = s.authz_by_id(&a1).await.unwrap().unwrap();
+        assert_eq!(a.state, AuthzState::Valid);
+        assert_eq!(a.expires, 2_000);
+
+        let o1 = OrderId("o1".into());
+        assert!(s.claim_order(&o1, 20, 50).await.unwrap());
+        assert!(!s.claim_order(&o1, 21, 51).await.unwrap(), "lease is held");
+        assert!(s.claim_order(&o1, 50, 80).await.unwrap(), "lease ran out");
+        assert!(s.store_certificate(&cert("c1", "0a"), &o1).await.unwrap());
+        // A second certificate for the order is recorded, unlinked.
+        assert!(!s.store_certificate(&cert("c2", "0b"), &o1).await.unwrap());
+        assert!(
+            !s.claim_order(&o1, 100, 130).await.unwrap(),
+            "order has a certificate"
+        );
+        let o = s.order_by_id(&o1).await.unwrap().unwrap();
+        assert_eq!(o.cert_id, Some(CertId("c1".into())));
+        let c2 = s
+            .certificate_by_id(&CertId("c2".into()))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(c2.order_id, None);
+    }
+
+    #[tokio::test]
+    async fn state_survives_reopening_and_leases_are_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let s = open(&dir).await;
+            s.create_account(&account("acct", "t1")).await.unwrap();
+            s.create_order(&order("o1", "a1"), &[authz("a1")])
+                .await
+                .unwrap();
+            s.create_order(&order("o2", "a2"), &[authz("a2")])
+                .await
+                .unwrap();
+            assert!(s
+                .claim_order(&OrderId("o1".into()), 10, 1_000)
+                .await
+                .unwrap());
+            assert!(s
+                .claim_order(&OrderId("o2".into()), 10, 1_000)
+                .await
+                .unwrap());
+            assert!(s
+                .store_certificate(&cert("c1", "0a"), &OrderId("o1".into()))
+                .await
+                .unwrap());
+            s.close().await;
+        }
+        let s = open(&dir).await;
+        assert_eq!(s.release_all_leases().await.unwrap(), 2);
+        let o1 = s.order_by_id(&OrderId("o1".into())).await.unwrap().unwrap();
+        assert_eq!(o1.cert_id, Some(CertId("c1".into())));
+        let o2 = s.order_by_id(&OrderId("o2".into())).await.unwrap().unwrap();
+        assert_eq!(o2.processing_until, None);
+        assert!(s.claim_order(&OrderId("o2".into()), 11, 40).await.unwrap());
+        let c = s
+            .certificate_by_id(&CertId("c1".into()))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(c.der, vec![0x30, 0x03, 0x02, 0x01, 0x27]);
+    }
+
+    #[test]
+    fn inlined_values_are_checked() {
+        let mut c = cert("c1", "0a");
+        assert!(certificate_values(&c, None).is_ok());
+        c.serial = "0a'; DROP TABLE orders; --".into();
+        assert!(certificate_values(&c, None).is_err());
+        let c = cert("c'1", "0a");
+        assert!(certificate_values(&c, None).is_err());
+        let v = certificate_values(&cert("c1", "0a"), Some(&OrderId("o1".into()))).unwrap();
+        assert_eq!(v, "'c1', '0a', 'acct', 'o1', X'3003020127', 1, 2, 1");
+    }
+}
