@@ -763,7 +763,7 @@ async fn ip_identifier_certificate_has_no_common_name_and_aia_is_served() {
         .body;
     let pem = String::from_utf8(pem).unwrap();
     let end = pem.find("-----END CERTIFICATE-----").unwrap() + "-----END CERTIFICATE-----".len();
-    let (_, der) = x509_cert::der::pem::decode_vec(pem[..end].as_bytes()).unwrap();
+    let (_, der) = x509_cert::der::pem::decode_vec(&pem.as_bytes()[..end]).unwrap();
     let cert = x509_cert::Certificate::from_der(&der).unwrap();
     assert!(cert.tbs_certificate.subject.0.is_empty(), "IP-only: no CN");
 
