@@ -1,0 +1,284 @@
+//! Tests of the SQLite store against a real database file.
+
+use super::*;
+use std::sync::Arc;
+
+use crate::model::{AccountStatus, AttemptState, AuthzState};
+use crate::protocol::Identifier;
+
+fn account(id: &str, thumb: &str) -> Account {
+    Account {
+        id: AccountId(id.into()),
+        status: AccountStatus::Valid,
+        jwk: "{}".into(),
+        thumbprint: thumb.into(),
+        contact: vec![],
+        tos_agreed: true,
+        created_at: 1,
+    }
+}
+
+fn authz(id: &str) -> Authz {
+    Authz {
+        id: AuthzId(id.into()),
+        account_id: AccountId("acct".into()),
+        identifier: Identifier::dns("example.com"),
+        wildcard: false,
+        state: AuthzState::Pending,
+        expires: 1_000,
+        token: "tok".into(),
+        offered: ChallengeType::ALL.to_vec(),
+        attempt: None,
+        created_at: 1,
+    }
+}
+
+fn order(id: &str, authz: &str) -> Order {
+    Order {
+        id: OrderId(id.into()),
+        account_id: AccountId("acct".into()),
+        identifiers: vec![Identifier::dns("example.com")],
+        authz_ids: vec![AuthzId(authz.into())],
+        expires: 1_000,
+        not_before: None,
+        not_after: None,
+        processing_until: None,
+        cert_id: None,
+        error: None,
+        created_at: 1,
+    }
+}
+
+fn cert(id: &str, serial: &str) -> Certificate {
+    Certificate {
+        id: CertId(id.into()),
+        serial: serial.into(),
+        account_id: AccountId("acct".into()),
+        order_id: Some(OrderId("o1".into())),
+        der: vec![0x30, 0x03, 0x02, 0x01, 0x27],
+        not_before: 1,
+        not_after: 2,
+        issued_at: 1,
+    }
+}
+
+async fn open(dir: &tempfile::TempDir) -> SqliteStore {
+    SqliteStore::open(&dir.path().join("db.sqlite3"), Durability::Issuance)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn accounts_are_unique_by_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(&dir).await;
+    assert_eq!(
+        s.create_account(&account("acct", "t1")).await.unwrap(),
+        AccountCreation::Created
+    );
+    match s.create_account(&account("other", "t1")).await.unwrap() {
+        AccountCreation::Existing(a) => assert_eq!(a.id.0, "acct"),
+        other => panic!("{other:?}"),
+    }
+    assert!(s
+        .deactivate_account(&AccountId("acct".into()))
+        .await
+        .unwrap());
+    assert!(!s
+        .deactivate_account(&AccountId("acct".into()))
+        .await
+        .unwrap());
+    let a = s
+        .account_by_id(&AccountId("acct".into()))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(a.status, AccountStatus::Deactivated);
+    assert!(!s
+        .update_account_contact(&AccountId("acct".into()), &["mailto:a@b.example".into()])
+        .await
+        .unwrap());
+}
+
+#[tokio::test]
+async fn one_attempt_per_authorization_and_one_lease_per_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(&dir).await;
+    s.create_account(&account("acct", "t1")).await.unwrap();
+    s.create_order(&order("o1", "a1"), &[authz("a1")])
+        .await
+        .unwrap();
+    let a1 = AuthzId("a1".into());
+    assert!(s
+        .start_challenge(&a1, ChallengeType::Http01, 10, None)
+        .await
+        .unwrap());
+    assert!(!s
+        .start_challenge(&a1, ChallengeType::Dns01, 10, None)
+        .await
+        .unwrap());
+    let result = ValidationResult {
+        state: AttemptState::Valid,
+        validated_at: 11,
+        error: None,
+        records: Some(serde_json::json!([])),
+        expires: 2_000,
+    };
+    assert!(s.finish_challenge(&a1, &result).await.unwrap());
+    assert!(!s.finish_challenge(&a1, &result).await.unwrap());
+    let a = s.authz_by_id(&a1).await.unwrap().unwrap();
+    assert_eq!(a.state, AuthzState::Valid);
+    assert_eq!(a.expires, 2_000);
+
+    let o1 = OrderId("o1".into());
+    assert!(s.claim_order(&o1, 20, 50).await.unwrap());
+    assert!(!s.claim_order(&o1, 21, 51).await.unwrap(), "lease is held");
+    assert!(s.claim_order(&o1, 50, 80).await.unwrap(), "lease ran out");
+    assert!(s.store_certificate(&cert("c1", "0a"), &o1).await.unwrap());
+    // A second certificate for the order is recorded, unlinked.
+    assert!(!s.store_certificate(&cert("c2", "0b"), &o1).await.unwrap());
+    assert!(
+        !s.claim_order(&o1, 100, 130).await.unwrap(),
+        "order has a certificate"
+    );
+    let o = s.order_by_id(&o1).await.unwrap().unwrap();
+    assert_eq!(o.cert_id, Some(CertId("c1".into())));
+    let c2 = s
+        .certificate_by_id(&CertId("c2".into()))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(c2.order_id, None);
+}
+
+#[tokio::test]
+async fn state_survives_reopening_and_leases_are_dropped() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let s = open(&dir).await;
+        s.create_account(&account("acct", "t1")).await.unwrap();
+        s.create_order(&order("o1", "a1"), &[authz("a1")])
+            .await
+            .unwrap();
+        s.create_order(&order("o2", "a2"), &[authz("a2")])
+            .await
+            .unwrap();
+        assert!(s
+            .claim_order(&OrderId("o1".into()), 10, 1_000)
+            .await
+            .unwrap());
+        assert!(s
+            .claim_order(&OrderId("o2".into()), 10, 1_000)
+            .await
+            .unwrap());
+        assert!(s
+            .store_certificate(&cert("c1", "0a"), &OrderId("o1".into()))
+            .await
+            .unwrap());
+        s.close().await;
+    }
+    let s = open(&dir).await;
+    assert_eq!(s.release_all_leases().await.unwrap(), 2);
+    let o1 = s.order_by_id(&OrderId("o1".into())).await.unwrap().unwrap();
+    assert_eq!(o1.cert_id, Some(CertId("c1".into())));
+    let o2 = s.order_by_id(&OrderId("o2".into())).await.unwrap().unwrap();
+    assert_eq!(o2.processing_until, None);
+    assert!(s.claim_order(&OrderId("o2".into()), 11, 40).await.unwrap());
+    let c = s
+        .certificate_by_id(&CertId("c1".into()))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(c.der, vec![0x30, 0x03, 0x02, 0x01, 0x27]);
+}
+
+#[tokio::test]
+async fn quoted_values_round_trip() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(&dir).await;
+    let mut a = account("acct", "t1");
+    a.contact = vec![
+        "mailto:o'brien@example.com".into(),
+        "x'); DROP TABLE accounts; --".into(),
+    ];
+    s.create_account(&a).await.unwrap();
+    s.close().await;
+    let s = open(&dir).await;
+    let back = s
+        .account_by_id(&AccountId("acct".into()))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(back, a);
+}
+
+#[tokio::test]
+async fn concurrent_writes_are_committed_together_and_each_answered() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Arc::new(open(&dir).await);
+    s.create_account(&account("acct", "t1")).await.unwrap();
+    let mut tasks = Vec::new();
+    for i in 0..200 {
+        let s = s.clone();
+        tasks.push(tokio::spawn(async move {
+            let (o, a) = (format!("o{i}"), format!("a{i}"));
+            s.create_order(&order(&o, &a), &[authz(&a)]).await.unwrap();
+            // Two claims race; exactly one wins.
+            let id = OrderId(o.clone());
+            let (x, y) = tokio::join!(s.claim_order(&id, 10, 40), s.claim_order(&id, 10, 40));
+            assert!(x.unwrap() ^ y.unwrap(), "{o}: exactly one claim");
+            // A duplicate account key is reported, not an error.
+            match s
+                .create_account(&account(&format!("dup{i}"), "t1"))
+                .await
+                .unwrap()
+            {
+                AccountCreation::Existing(e) => assert_eq!(e.id.0, "acct"),
+                other => panic!("{other:?}"),
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let s = Arc::try_unwrap(s).ok().unwrap();
+    s.close().await;
+    let s = open(&dir).await;
+    for i in [0, 99, 199] {
+        let o = s
+            .order_by_id(&OrderId(format!("o{i}")))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(o.processing_until, Some(40));
+    }
+}
+
+#[tokio::test]
+async fn a_failing_write_does_not_sink_its_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Arc::new(open(&dir).await);
+    s.create_account(&account("acct", "t1")).await.unwrap();
+    let mut tasks = Vec::new();
+    for i in 0..50 {
+        let s = s.clone();
+        tasks.push(tokio::spawn(async move {
+            // Every fifth order reuses an authorization id: its insert
+            // fails (primary key), the others must still commit.
+            let a = if i % 5 == 0 {
+                "shared".to_string()
+            } else {
+                format!("a{i}")
+            };
+            s.create_order(&order(&format!("o{i}"), &a), &[authz(&a)])
+                .await
+                .is_ok()
+        }));
+    }
+    let mut ok = 0;
+    for t in tasks {
+        ok += usize::from(t.await.unwrap());
+    }
+    // 40 distinct ids plus the first "shared" one.
+    assert_eq!(ok, 41);
+}
