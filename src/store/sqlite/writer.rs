@@ -150,6 +150,37 @@ fn json_text(v: &Option<serde_json::Value>) -> Option<String> {
     v.as_ref().map(|v| v.to_string())
 }
 
+/// `col = value, …` for a settled validation's columns.
+fn result_columns<'s>(sql: &'s mut Sql, r: &ValidationResult) -> Result<&'s mut Sql> {
+    sql.raw("attempt_state = ")
+        .text(r.state.as_str())?
+        .raw(", attempt_validated = ")
+        .int(r.validated_at)
+        .raw(", attempt_error = ")
+        .opt_text(json_text(&r.error).as_deref())?
+        .raw(", attempt_records = ")
+        .opt_text(json_text(&r.records).as_deref())?
+        .raw(", state = ")
+        .text(settled_state(r.state)?.as_str())?
+        .raw(", expires = ")
+        .int(r.expires);
+    Ok(sql)
+}
+
+/// Applies a settled validation to a cached authorization.
+fn settle(a: &mut Authz, r: &ValidationResult) {
+    if let Some(t) = a.attempt.as_mut() {
+        t.state = r.state;
+        t.validated_at = Some(r.validated_at);
+        t.error = r.error.clone();
+        t.records = r.records.clone();
+    }
+    if let Ok(state) = settled_state(r.state) {
+        a.state = state;
+    }
+    a.expires = r.expires;
+}
+
 impl Op {
     /// Appends the op's statements; returns how many.
     fn render(&self, sql: &mut Sql) -> Result<usize> {
@@ -265,18 +296,8 @@ impl Op {
                         sql.raw(", attempt_state = 'processing'");
                     }
                     Some(r) => {
-                        sql.raw(", attempt_state = ")
-                            .text(r.state.as_str())?
-                            .raw(", attempt_validated = ")
-                            .int(r.validated_at)
-                            .raw(", attempt_error = ")
-                            .opt_text(json_text(&r.error).as_deref())?
-                            .raw(", attempt_records = ")
-                            .opt_text(json_text(&r.records).as_deref())?
-                            .raw(", state = ")
-                            .text(settled_state(r.state)?.as_str())?
-                            .raw(", expires = ")
-                            .int(r.expires);
+                        sql.raw(", ");
+                        result_columns(sql, r)?;
                     }
                 }
                 sql.raw(" WHERE id = ")
@@ -287,18 +308,8 @@ impl Op {
                 Ok(1)
             }
             Op::FinishChallenge(authz, r) => {
-                sql.raw("UPDATE authzs SET attempt_state = ")
-                    .text(r.state.as_str())?
-                    .raw(", attempt_validated = ")
-                    .int(r.validated_at)
-                    .raw(", attempt_error = ")
-                    .opt_text(json_text(&r.error).as_deref())?
-                    .raw(", attempt_records = ")
-                    .opt_text(json_text(&r.records).as_deref())?
-                    .raw(", state = ")
-                    .text(settled_state(r.state)?.as_str())?
-                    .raw(", expires = ")
-                    .int(r.expires)
+                sql.raw("UPDATE authzs SET ");
+                result_columns(sql, r)?
                     .raw(" WHERE id = ")
                     .text(&authz.0)?
                     .raw(" AND attempt_state = 'processing' AND state = 'pending';\n");
@@ -391,33 +402,17 @@ impl Op {
             } => cache.authzs.update(authz, |a| {
                 a.attempt = Some(Attempt {
                     kind: *kind,
-                    state: settled
-                        .as_ref()
-                        .map_or(AttemptState::Processing, |r| r.state),
+                    state: AttemptState::Processing,
                     started_at: *now,
-                    validated_at: settled.as_ref().map(|r| r.validated_at),
-                    error: settled.as_ref().and_then(|r| r.error.clone()),
-                    records: settled.as_ref().and_then(|r| r.records.clone()),
+                    validated_at: None,
+                    error: None,
+                    records: None,
                 });
                 if let Some(r) = settled {
-                    if let Ok(state) = settled_state(r.state) {
-                        a.state = state;
-                    }
-                    a.expires = r.expires;
+                    settle(a, r);
                 }
             }),
-            Op::FinishChallenge(authz, r) => cache.authzs.update(authz, |a| {
-                if let Some(t) = a.attempt.as_mut() {
-                    t.state = r.state;
-                    t.validated_at = Some(r.validated_at);
-                    t.error = r.error.clone();
-                    t.records = r.records.clone();
-                }
-                if let Ok(state) = settled_state(r.state) {
-                    a.state = state;
-                }
-                a.expires = r.expires;
-            }),
+            Op::FinishChallenge(authz, r) => cache.authzs.update(authz, |a| settle(a, r)),
             Op::ClaimOrder { order, until, .. } => cache
                 .orders
                 .update(order, |o| o.processing_until = Some(*until)),
