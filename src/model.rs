@@ -268,4 +268,33 @@ pub struct Certificate {
     pub not_before: Timestamp,
     pub not_after: Timestamp,
     pub issued_at: Timestamp,
+    /// When it was revoked, and the RFC 5280 §5.3.1 reason code.
+    pub revoked: Option<Revocation>,
+}
+
+/// A certificate's revocation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Revocation {
+    pub at: Timestamp,
+    pub reason: RevocationReason,
+}
+
+/// RFC 5280 §5.3.1 CRLReason codes that may be used (7 is unassigned).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RevocationReason(u8);
+
+impl RevocationReason {
+    pub const UNSPECIFIED: RevocationReason = RevocationReason(0);
+
+    /// Accepts 0–6 and 8–10.
+    pub fn from_code(code: i64) -> Option<RevocationReason> {
+        match code {
+            0..=6 | 8..=10 => Some(RevocationReason(code as u8)),
+            _ => None,
+        }
+    }
+
+    pub fn code(self) -> u8 {
+        self.0
+    }
 }

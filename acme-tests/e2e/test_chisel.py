@@ -12,6 +12,7 @@ from pathlib import Path
 
 import josepy as jose
 import pytest
+from acme import messages
 import requests
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -326,3 +327,25 @@ def test_listener_certificate(server):
 def csr_b64url(csr_pem: bytes) -> str:
     der = x509.load_pem_x509_csr(csr_pem).public_bytes(serialization.Encoding.DER)
     return jose.encode_b64jose(der)
+
+
+def test_revoke_by_account_then_already_revoked(server, client):
+    issued = chisel2.auth_and_issue([chisel2.random_name("revoke")], client=client)
+    client.revoke(issued.leaf, 4)
+    with pytest.raises(messages.Error) as err:
+        client.revoke(issued.leaf, 1)
+    assert err.value.typ == ERR + "alreadyRevoked"
+
+
+def test_revoke_by_certificate_key(server, client):
+    issued = chisel2.auth_and_issue([chisel2.random_name("bykey")], client=client)
+    key = serialization.load_pem_private_key(issued.key_pem, password=None)
+    by_key = chisel2.uninitialized_client(server.directory, jose.JWKEC(key=key), server.tls_ca)
+    by_key.revoke(issued.leaf, 1)
+
+
+def test_revoke_unassigned_reason(server, client):
+    issued = chisel2.auth_and_issue([chisel2.random_name("reason")], client=client)
+    with pytest.raises(messages.Error) as err:
+        client.revoke(issued.leaf, 7)
+    assert err.value.typ == ERR + "badRevocationReason"

@@ -14,13 +14,13 @@ use super::request::{AcmePost, BaseUrl, Signer};
 use super::App;
 use crate::clock::rfc3339;
 use crate::error::{Error, Result};
-use crate::jose::b64;
+use crate::jose::{b64, Jws};
 use crate::model::{
     Account, AccountId, AccountStatus, Authz, AuthzId, CertId, ChallengeType, Order, OrderId,
 };
 use crate::protocol::{
     AccountResource, AccountUpdate, AuthzResource, ChallengeResource, Directory, Finalize,
-    NewAccount, NewOrder, OrderResource, OrdersList,
+    NewAccount, NewOrder, OrderResource, OrdersList, RevokeCert,
 };
 use crate::ra::state::{authz_status, challenge_status, order_status, AuthzStatus, OrderStatus};
 
@@ -395,6 +395,52 @@ pub async fn issuer_cert(State(app): State<Arc<App>>) -> Response {
         HeaderValue::from_static("application/pkix-cert"),
     );
     resp
+}
+
+/// POST /acme/key-change (RFC 8555 §7.3.5): the payload is a JWS signed
+/// by the new key.
+pub async fn key_change(State(app): State<Arc<App>>, post: AcmePost) -> Result<Response> {
+    let (account, _) = post.account()?;
+    // The inner JWS is bounded by the outer body's size cap.
+    let inner = Jws::parse(post.jws.payload())?;
+    let account_url = post.base.url(&paths::account(&account.id));
+    match app
+        .ra
+        .change_key(account, &account_url, &post.jws.protected.url, &inner)
+        .await?
+    {
+        Ok(updated) => {
+            let mut resp = Json(account_resource(&post.base, &updated)?).into_response();
+            location(&mut resp, &account_url);
+            Ok(resp)
+        }
+        Err(other) => {
+            let mut resp = Error::new(
+                crate::error::ErrorKind::Conflict,
+                "the new key already belongs to another account",
+            )
+            .into_response();
+            location(&mut resp, &post.base.url(&paths::account(&other)));
+            Ok(resp)
+        }
+    }
+}
+
+/// POST /acme/revoke-cert (RFC 8555 §7.6): signed by an account (`kid`) or
+/// by the certificate's key (`jwk`).
+pub async fn revoke_cert(State(app): State<Arc<App>>, post: AcmePost) -> Result<Response> {
+    let req: RevokeCert = post.json()?;
+    if req.certificate.len() > MAX_CSR_B64 {
+        return Err(Error::malformed("the certificate is too large"));
+    }
+    let der = b64::decode(&req.certificate)
+        .map_err(|_| Error::malformed("the certificate field is not base64url"))?;
+    let (account, key) = match &post.signer {
+        Signer::Account(a, _) => (Some(a), None),
+        Signer::Key(k) => (None, Some(k)),
+    };
+    app.ra.revoke(account, key, &der, req.reason).await?;
+    Ok(StatusCode::OK.into_response())
 }
 
 /// Anything else.

@@ -100,6 +100,14 @@ pub fn router(app: Arc<App>) -> Router {
             post(h::new_order).fallback(h::method_not_allowed),
         )
         .route(
+            paths::KEY_CHANGE,
+            post(h::key_change).fallback(h::method_not_allowed),
+        )
+        .route(
+            paths::REVOKE_CERT,
+            post(h::revoke_cert).fallback(h::method_not_allowed),
+        )
+        .route(
             "/acme/acct/{id}",
             post(h::account).fallback(h::method_not_allowed),
         )

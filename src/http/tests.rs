@@ -13,6 +13,7 @@ use tower::ServiceExt;
 use crate::config::Config;
 use crate::jose::b64;
 use crate::server::Server;
+use x509_cert::der::Decode;
 
 const BASE: &str = "https://localhost:14000";
 
@@ -775,4 +776,263 @@ async fn ip_identifier_certificate_has_no_common_name_and_aia_is_served() {
         Some("application/pkix-cert")
     );
     assert_eq!(r.body, h.server.app.ra.ca.intermediate_der());
+}
+
+impl Client {
+    /// A client signing with an existing PKCS#8 P-256 key (e.g. a
+    /// certificate's, for revocation by certificate key).
+    fn from_pkcs8(pkcs8: &[u8]) -> Client {
+        let key = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8).unwrap();
+        let public = key.public_key().as_ref().to_vec();
+        let jwk = json!({
+            "kty": "EC", "crv": "P-256",
+            "x": b64::encode(&public[1..33]), "y": b64::encode(&public[33..65]),
+        });
+        Client {
+            key,
+            jwk,
+            kid: None,
+        }
+    }
+
+    /// The inner JWS of a keyChange, signed by this (new) key.
+    fn key_change_inner(
+        &self,
+        url: &str,
+        account: &str,
+        old_jwk: &Value,
+        nonce: Option<&str>,
+    ) -> Value {
+        let mut protected = json!({"alg": "ES256", "jwk": self.jwk, "url": url});
+        if let Some(n) = nonce {
+            protected["nonce"] = json!(n);
+        }
+        let payload = b64::encode(json!({"account": account, "oldKey": old_jwk}).to_string());
+        serde_json::from_str(&self.sign(protected, &payload)).unwrap()
+    }
+}
+
+#[tokio::test]
+async fn key_change_moves_the_account_to_the_new_key() {
+    let h = harness().await;
+    let mut old = Client::new();
+    h.register(&mut old).await;
+    let kid = old.kid.clone().unwrap();
+    let url = format!("{BASE}/acme/key-change");
+    let mut new = Client::new();
+
+    // Refusals first: each leaves the account on its old key.
+    let inner = new.key_change_inner(&format!("{BASE}/acme/new-order"), &kid, &old.jwk, None);
+    assert_eq!(
+        h.post(&old, &url, Some(&inner)).await.problem(),
+        "malformed"
+    );
+    let inner = new.key_change_inner(&url, &kid, &old.jwk, Some(&h.nonce()));
+    assert_eq!(
+        h.post(&old, &url, Some(&inner)).await.problem(),
+        "malformed"
+    );
+    let inner = new.key_change_inner(&url, &kid, &Client::new().jwk, None);
+    let r = h.post(&old, &url, Some(&inner)).await;
+    assert_eq!(r.problem(), "unauthorized", "{}", r.json());
+    let inner = new.key_change_inner(&url, &format!("{BASE}/acme/acct/other"), &old.jwk, None);
+    assert_eq!(
+        h.post(&old, &url, Some(&inner)).await.problem(),
+        "unauthorized"
+    );
+    let mut tampered = new.key_change_inner(&url, &kid, &old.jwk, None);
+    tampered["payload"] = json!(b64::encode(
+        json!({"account": kid, "oldKey": new.jwk}).to_string()
+    ));
+    assert_eq!(
+        h.post(&old, &url, Some(&tampered)).await.problem(),
+        "malformed"
+    );
+
+    // Another account's key: 409 with that account's URL.
+    let mut taken = Client::new();
+    h.register(&mut taken).await;
+    let inner = taken.key_change_inner(&url, &kid, &old.jwk, None);
+    let r = h.post(&old, &url, Some(&inner)).await;
+    assert_eq!(r.status, StatusCode::CONFLICT);
+    assert_eq!(r.header("location"), taken.kid);
+
+    // The real thing.
+    let inner = new.key_change_inner(&url, &kid, &old.jwk, None);
+    let r = h.post(&old, &url, Some(&inner)).await;
+    assert_eq!(
+        r.status,
+        StatusCode::OK,
+        "{}",
+        String::from_utf8_lossy(&r.body)
+    );
+    assert_eq!(r.json()["key"], new.jwk);
+
+    // The old key no longer signs for the account; the new one does.
+    let r = h.post(&old, &kid, None).await;
+    assert_eq!(r.json()["detail"], "JWS verification error");
+    new.kid = Some(kid.clone());
+    assert_eq!(h.post(&new, &kid, None).await.status, StatusCode::OK);
+    new.kid = None;
+    let r = h
+        .post(
+            &new,
+            "/acme/new-account",
+            Some(&json!({"onlyReturnExisting": true})),
+        )
+        .await;
+    assert_eq!(r.header("location"), Some(kid));
+}
+
+/// Issues a certificate for `names` to `c`; returns its DER and the
+/// certificate key as PKCS#8.
+async fn issue(h: &Harness, c: &Client, names: &[&str]) -> (Vec<u8>, Vec<u8>) {
+    let (_, order) = h.ready_order(c, names).await;
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let mut params =
+        rcgen::CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+            .unwrap();
+    params.distinguished_name = rcgen::DistinguishedName::new();
+    let csr = b64::encode(params.serialize_request(&key).unwrap().der());
+    let r = h
+        .post(
+            c,
+            order["finalize"].as_str().unwrap(),
+            Some(&json!({"csr": csr})),
+        )
+        .await;
+    let pem = String::from_utf8(
+        h.post(c, r.json()["certificate"].as_str().unwrap(), None)
+            .await
+            .body,
+    )
+    .unwrap();
+    let end = pem.find("-----END CERTIFICATE-----").unwrap() + "-----END CERTIFICATE-----".len();
+    let (_, der) = x509_cert::der::pem::decode_vec(&pem.as_bytes()[..end]).unwrap();
+    (der, key.serialize_der())
+}
+
+#[tokio::test]
+async fn revocation_rules() {
+    let h = harness().await;
+    let mut c = Client::new();
+    h.register(&mut c).await;
+    let url = "/acme/revoke-cert";
+    let (der, cert_key) = issue(&h, &c, &["revoke.example.com"]).await;
+    let body = |reason: Option<i64>| {
+        let mut v = json!({"certificate": b64::encode(&der)});
+        if let Some(r) = reason {
+            v["reason"] = json!(r);
+        }
+        v
+    };
+
+    // Reason 7 is unassigned; 11 does not exist.
+    for bad in [7, 11, -1] {
+        let r = h.post(&c, url, Some(&body(Some(bad)))).await;
+        assert_eq!(
+            r.problem(),
+            "badRevocationReason",
+            "reason {bad}: {}",
+            r.json()
+        );
+    }
+    // Another account without authorizations for the name.
+    let mut stranger = Client::new();
+    h.register(&mut stranger).await;
+    let r = h.post(&stranger, url, Some(&body(None))).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert_eq!(r.problem(), "unauthorized");
+    // A key that is not the certificate's, signing with jwk.
+    let r = h.post(&Client::new(), url, Some(&body(None))).await;
+    assert_eq!(r.problem(), "unauthorized");
+    // A certificate this CA never issued.
+    let (other_der, _) = {
+        let h2 = harness().await;
+        let mut c2 = Client::new();
+        h2.register(&mut c2).await;
+        issue(&h2, &c2, &["elsewhere.example.com"]).await
+    };
+    let r = h
+        .post(
+            &c,
+            url,
+            Some(&json!({"certificate": b64::encode(&other_der)})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+
+    // The ordering account revokes; a second revocation is alreadyRevoked.
+    let r = h.post(&c, url, Some(&body(Some(4)))).await;
+    assert_eq!(
+        r.status,
+        StatusCode::OK,
+        "{}",
+        String::from_utf8_lossy(&r.body)
+    );
+    assert!(r.header("replay-nonce").is_some());
+    let r = h.post(&c, url, Some(&body(Some(1)))).await;
+    assert_eq!(r.problem(), "alreadyRevoked");
+
+    // Revocation by the certificate's own key (jwk).
+    let (der2, key2) = issue(&h, &c, &["bykey.example.com"]).await;
+    let by_key = Client::from_pkcs8(&key2);
+    let r = h
+        .post(
+            &by_key,
+            url,
+            Some(&json!({"certificate": b64::encode(&der2), "reason": 1})),
+        )
+        .await;
+    assert_eq!(
+        r.status,
+        StatusCode::OK,
+        "{}",
+        String::from_utf8_lossy(&r.body)
+    );
+    let _ = cert_key;
+
+    // An account holding valid authorizations for every name may revoke.
+    let (der3, _) = issue(&h, &c, &["shared.example.com"]).await;
+    let mut holder = Client::new();
+    h.register(&mut holder).await;
+    let r = h
+        .post(
+            &holder,
+            url,
+            Some(&json!({"certificate": b64::encode(&der3)})),
+        )
+        .await;
+    assert_eq!(r.problem(), "unauthorized");
+    h.ready_order(&holder, &["shared.example.com"]).await;
+    let r = h
+        .post(
+            &holder,
+            url,
+            Some(&json!({"certificate": b64::encode(&der3)})),
+        )
+        .await;
+    assert_eq!(
+        r.status,
+        StatusCode::OK,
+        "{}",
+        String::from_utf8_lossy(&r.body)
+    );
+
+    let stored = h
+        .server
+        .app
+        .ra
+        .store
+        .certificate_by_serial(&crate::ca::serial_hex(
+            x509_cert::Certificate::from_der(&der)
+                .unwrap()
+                .tbs_certificate
+                .serial_number
+                .as_bytes(),
+        ))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.revoked.unwrap().reason.code(), 4);
 }

@@ -211,3 +211,20 @@ pub struct ChallengeResource {
 pub struct OrdersList {
     pub orders: Vec<String>,
 }
+
+/// The inner payload of a keyChange request (RFC 8555 §7.3.5).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct KeyChange {
+    pub account: String,
+    pub old_key: serde_json::Value,
+}
+
+/// revokeCert payload (RFC 8555 §7.6).
+#[derive(Debug, Clone, Deserialize)]
+pub struct RevokeCert {
+    /// The certificate, base64url DER.
+    pub certificate: String,
+    /// RFC 5280 §5.3.1 reason code.
+    pub reason: Option<i64>,
+}

@@ -16,12 +16,12 @@ use crate::ca::csr::{self, CheckedCsr};
 use crate::ca::{Ca, LeafRequest};
 use crate::clock::Clock;
 use crate::error::{Error, ErrorKind, Result};
-use crate::jose::Jwk;
+use crate::jose::{Jwk, Jws, KeyRef};
 use crate::model::{
     Account, AccountId, AccountStatus, Authz, AuthzId, AuthzState, CertId, Certificate,
-    ChallengeType, Order, OrderId, Timestamp,
+    ChallengeType, Order, OrderId, Revocation, RevocationReason, Timestamp,
 };
-use crate::protocol::{IdentifierType, NewAccount, NewOrder};
+use crate::protocol::{IdentifierType, KeyChange, NewAccount, NewOrder};
 use crate::store::{AccountCreation, OrderListEntry, Store};
 use crate::va::{Va, ValidationRequest};
 
@@ -455,6 +455,7 @@ impl Ra {
             not_before: issued.not_before.unix_timestamp(),
             not_after: issued.not_after.unix_timestamp(),
             issued_at: now,
+            revoked: None,
         };
         if !self.store.store_certificate(&cert, &order.id).await? {
             tracing::error!(order = %order.id, serial = %cert.serial,
@@ -466,6 +467,179 @@ impl Ra {
         }
         tracing::info!(order = %order.id, serial = %cert.serial, account = %account.id, "issued");
         Ok(())
+    }
+
+    /// keyChange (RFC 8555 §7.3.5), after the outer JWS was verified with
+    /// `account`'s key: checks the inner JWS and moves the account to the
+    /// new key. `Ok(Err(id))`: the new key already belongs to account `id`
+    /// (the caller answers 409 with its URL).
+    pub async fn change_key(
+        &self,
+        account: &Account,
+        account_url: &str,
+        outer_url: &str,
+        inner: &Jws,
+    ) -> Result<std::result::Result<Account, AccountId>> {
+        let KeyRef::Jwk(new_key) = &inner.protected.key else {
+            return Err(Error::malformed(
+                "the inner JWS of keyChange must carry the new key as \"jwk\"",
+            ));
+        };
+        if inner.protected.nonce.is_some() {
+            return Err(Error::malformed(
+                "the inner JWS of keyChange must not have a nonce",
+            ));
+        }
+        if inner.protected.url != outer_url {
+            return Err(Error::malformed(
+                "the inner and outer JWS of keyChange must have the same url",
+            ));
+        }
+        inner
+            .verify(new_key)
+            .map_err(|e| Error::new(e.kind, format!("inner JWS of keyChange: {}", e.detail)))?;
+        let req: KeyChange = serde_json::from_slice(inner.payload())
+            .map_err(|e| Error::malformed(format!("the keyChange payload is not valid: {e}")))?;
+        if req.account != account_url {
+            return Err(Error::unauthorized(
+                "the keyChange payload names another account than the outer JWS's kid",
+            ));
+        }
+        let old_key = Jwk::from_json(&req.old_key)?;
+        if old_key.canonical_json() != account.jwk {
+            return Err(Error::unauthorized(
+                "oldKey in the keyChange payload is not the account's current key",
+            ));
+        }
+        if new_key.thumbprint() == account.thumbprint {
+            return Err(Error::malformed("the new key is the account's current key"));
+        }
+        if let Some(other) = self
+            .store
+            .account_by_thumbprint(new_key.thumbprint())
+            .await?
+        {
+            return Ok(Err(other.id));
+        }
+        let changed = self
+            .store
+            .change_account_key(
+                &account.id,
+                &account.thumbprint,
+                new_key.canonical_json(),
+                new_key.thumbprint(),
+            )
+            .await?;
+        if !changed {
+            // A concurrent request took the key, or changed or deactivated
+            // the account.
+            if let Some(other) = self
+                .store
+                .account_by_thumbprint(new_key.thumbprint())
+                .await?
+            {
+                return Ok(Err(other.id));
+            }
+            return Err(Error::unauthorized(
+                "the account changed while its key was being replaced",
+            ));
+        }
+        let updated = self
+            .store
+            .account_by_id(&account.id)
+            .await?
+            .ok_or_else(|| Error::internal("account vanished during key change"))?;
+        tracing::info!(account = %account.id, "account key changed");
+        Ok(Ok(updated))
+    }
+
+    /// revokeCert (RFC 8555 §7.6). `by_account`: the request was signed by
+    /// this account; `by_key`: signed with this key (`jwk`), which must be
+    /// the certificate's.
+    pub async fn revoke(
+        &self,
+        by_account: Option<&Account>,
+        by_key: Option<&Jwk>,
+        cert_der: &[u8],
+        reason: Option<i64>,
+    ) -> Result<()> {
+        use x509_cert::der::{Decode, Encode};
+        let reason = match reason {
+            None => RevocationReason::UNSPECIFIED,
+            Some(code) => RevocationReason::from_code(code).ok_or_else(|| {
+                Error::new(
+                    ErrorKind::BadRevocationReason,
+                    format!(
+                        "{code} is not an RFC 5280 revocation reason this CA accepts (0-6, 8-10)"
+                    ),
+                )
+            })?,
+        };
+        let parsed = x509_cert::Certificate::from_der(cert_der)
+            .map_err(|_| Error::malformed("the certificate is not valid DER"))?;
+        let serial = crate::ca::serial_hex(parsed.tbs_certificate.serial_number.as_bytes());
+        let cert = self
+            .store
+            .certificate_by_serial(&serial)
+            .await?
+            .filter(|c| c.der == cert_der)
+            .ok_or_else(|| Error::not_found("this CA did not issue that certificate"))?;
+        let allowed = match (by_account, by_key) {
+            (_, Some(key)) => {
+                let spki = parsed
+                    .tbs_certificate
+                    .subject_public_key_info
+                    .to_der()
+                    .map_err(Error::internal)?;
+                key.to_spki_der()? == spki
+            }
+            (Some(account), None) => {
+                account.id == cert.account_id || self.holds_authorizations(account, &parsed).await?
+            }
+            (None, None) => false,
+        };
+        if !allowed {
+            return Err(Error::unauthorized(
+                "the request must be signed by the account that ordered the certificate, \
+                 an account holding authorizations for all its names, or the certificate's key",
+            ));
+        }
+        let revocation = Revocation {
+            at: self.now(),
+            reason,
+        };
+        if !self.store.revoke_certificate(&cert.id, revocation).await? {
+            return Err(Error::new(
+                ErrorKind::AlreadyRevoked,
+                "the certificate is already revoked",
+            ));
+        }
+        tracing::info!(serial = %cert.serial, reason = reason.code(), "revoked");
+        Ok(())
+    }
+
+    /// Whether `account` holds valid authorizations for every name of the
+    /// certificate (a wildcard counts as its base name).
+    async fn holds_authorizations(
+        &self,
+        account: &Account,
+        cert: &x509_cert::Certificate,
+    ) -> Result<bool> {
+        let names = csr::certificate_identifiers(cert)?;
+        if names.is_empty() {
+            return Ok(false);
+        }
+        let now = self.now();
+        for ident in names {
+            let ident = match ident.value.strip_prefix("*.") {
+                Some(base) => crate::protocol::Identifier::dns(base),
+                None => ident,
+            };
+            if !self.store.has_valid_authz(&account.id, &ident, now).await? {
+                return Ok(false);
+            }
+        }
+        Ok(true)
     }
 
     /// A certificate of `account`.

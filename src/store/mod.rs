@@ -15,8 +15,9 @@ use std::pin::Pin;
 use crate::error::Result;
 use crate::model::{
     Account, AccountId, AttemptState, Authz, AuthzId, CertId, Certificate, ChallengeType, Order,
-    OrderId, Timestamp,
+    OrderId, Revocation, Timestamp,
 };
+use crate::protocol::Identifier;
 
 /// The future every store method returns.
 pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T>> + Send + 'a>>;
@@ -122,6 +123,33 @@ pub trait Store: Send + Sync + 'static {
         order: &'a OrderId,
     ) -> StoreFuture<'a, bool>;
     fn certificate_by_id<'a>(&'a self, id: &'a CertId) -> StoreFuture<'a, Option<Certificate>>;
+
+    /// Replaces a valid account's key if it is still `old_thumbprint` and no
+    /// account has the new key; false otherwise.
+    fn change_account_key<'a>(
+        &'a self,
+        id: &'a AccountId,
+        old_thumbprint: &'a str,
+        new_jwk: &'a str,
+        new_thumbprint: &'a str,
+    ) -> StoreFuture<'a, bool>;
+    /// A certificate by its lowercase hex serial.
+    fn certificate_by_serial<'a>(&'a self, serial: &'a str)
+        -> StoreFuture<'a, Option<Certificate>>;
+    /// Marks a certificate revoked unless it already is; false if it was.
+    fn revoke_certificate<'a>(
+        &'a self,
+        id: &'a CertId,
+        revocation: Revocation,
+    ) -> StoreFuture<'a, bool>;
+    /// Whether `account` holds a valid, unexpired authorization for
+    /// `identifier` (RFC 8555 §7.6: revocation by another account).
+    fn has_valid_authz<'a>(
+        &'a self,
+        account: &'a AccountId,
+        identifier: &'a Identifier,
+        now: Timestamp,
+    ) -> StoreFuture<'a, bool>;
 
     /// Drops every finalize lease (a single-instance server calls this at
     /// start: no process of it can still be signing).

@@ -37,8 +37,9 @@ use super::{AccountCreation, OrderListEntry, Store, StoreFuture, ValidationResul
 use crate::error::{Error, Result};
 use crate::model::{
     Account, AccountId, Authz, AuthzId, CertId, Certificate, ChallengeType, Order, OrderId,
-    Timestamp,
+    Revocation, Timestamp,
 };
+use crate::protocol::Identifier;
 use cache::Cache;
 use rows::{account_from_row, authz_from_row, cert_from_row, order_from_row};
 use schema::MIGRATIONS;
@@ -438,6 +439,74 @@ impl Store for SqliteStore {
             },
             |c, cert| c.certs.put(cert.id.clone(), cert),
         ))
+    }
+
+    fn change_account_key<'a>(
+        &'a self,
+        id: &'a AccountId,
+        old_thumbprint: &'a str,
+        new_jwk: &'a str,
+        new_thumbprint: &'a str,
+    ) -> StoreFuture<'a, bool> {
+        Box::pin(async move {
+            let op = Op::ChangeKey {
+                account: id.clone(),
+                old_thumbprint: old_thumbprint.to_owned(),
+                jwk: new_jwk.to_owned(),
+                thumbprint: new_thumbprint.to_owned(),
+            };
+            Ok(self.writer.write(op).await? == 1)
+        })
+    }
+
+    fn certificate_by_serial<'a>(
+        &'a self,
+        serial: &'a str,
+    ) -> StoreFuture<'a, Option<Certificate>> {
+        Box::pin(async move {
+            let row = sqlx::query("SELECT * FROM certificates WHERE serial = ?")
+                .bind(serial)
+                .fetch_optional(&self.reader)
+                .await
+                .map_err(db_err)?;
+            row.as_ref().map(cert_from_row).transpose()
+        })
+    }
+
+    fn revoke_certificate<'a>(
+        &'a self,
+        id: &'a CertId,
+        revocation: Revocation,
+    ) -> StoreFuture<'a, bool> {
+        Box::pin(async move {
+            Ok(self
+                .writer
+                .write(Op::Revoke(id.clone(), revocation))
+                .await?
+                == 1)
+        })
+    }
+
+    fn has_valid_authz<'a>(
+        &'a self,
+        account: &'a AccountId,
+        identifier: &'a Identifier,
+        now: Timestamp,
+    ) -> StoreFuture<'a, bool> {
+        Box::pin(async move {
+            let row = sqlx::query(
+                "SELECT 1 FROM authzs WHERE account_id = ? AND ident_type = ? \
+                 AND ident_value = ? AND state = 'valid' AND expires > ? LIMIT 1",
+            )
+            .bind(&account.0)
+            .bind(identifier.kind.as_str())
+            .bind(&identifier.value)
+            .bind(now)
+            .fetch_optional(&self.reader)
+            .await
+            .map_err(db_err)?;
+            Ok(row.is_some())
+        })
     }
 
     fn release_all_leases(&self) -> StoreFuture<'_, u64> {

@@ -7,7 +7,7 @@ use super::{db_err, json_err};
 use crate::error::{Error, Result};
 use crate::model::{
     Account, AccountId, AccountStatus, Attempt, AttemptState, Authz, AuthzId, AuthzState, CertId,
-    Certificate, ChallengeType, Order, OrderId,
+    Certificate, ChallengeType, Order, OrderId, Revocation, RevocationReason,
 };
 use crate::protocol::{Identifier, IdentifierType};
 
@@ -119,5 +119,18 @@ pub(super) fn cert_from_row(row: &SqliteRow) -> Result<Certificate> {
         not_before: row.try_get("not_before").map_err(db_err)?,
         not_after: row.try_get("not_after").map_err(db_err)?,
         issued_at: row.try_get("issued_at").map_err(db_err)?,
+        revoked: {
+            let at: Option<i64> = row.try_get("revoked_at").map_err(db_err)?;
+            let reason: Option<i64> = row.try_get("revocation_reason").map_err(db_err)?;
+            match (at, reason) {
+                (Some(at), Some(code)) => Some(Revocation {
+                    at,
+                    reason: RevocationReason::from_code(code).ok_or_else(|| {
+                        Error::internal(format_args!("bad stored revocation reason {code}"))
+                    })?,
+                }),
+                _ => None,
+            }
+        },
     })
 }

@@ -2,7 +2,8 @@
 
 /// Schema migrations, applied in order; the index + 1 is the schema version.
 /// Never edit an applied entry: append a new one.
-pub(super) const MIGRATIONS: &[&str] = &[r#"
+pub(super) const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE accounts (
     id          TEXT PRIMARY KEY,
     status      TEXT NOT NULL,
@@ -56,4 +57,9 @@ CREATE TABLE certificates (
     not_after   INTEGER NOT NULL,
     issued_at   INTEGER NOT NULL
 );
-"#];
+"#,
+    r#"
+ALTER TABLE certificates ADD COLUMN revoked_at INTEGER;
+ALTER TABLE certificates ADD COLUMN revocation_reason INTEGER;
+"#,
+];

@@ -59,6 +59,7 @@ fn cert(id: &str, serial: &str) -> Certificate {
         not_before: 1,
         not_after: 2,
         issued_at: 1,
+        revoked: None,
     }
 }
 

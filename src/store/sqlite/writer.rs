@@ -28,8 +28,8 @@ use super::cache::Cache;
 use super::{db_err, json_err, Durability};
 use crate::error::{Error, Result};
 use crate::model::{
-    Account, AccountId, AccountStatus, Attempt, AttemptState, Authz, AuthzId, AuthzState,
-    Certificate, ChallengeType, Order, OrderId, Timestamp,
+    Account, AccountId, AccountStatus, Attempt, AttemptState, Authz, AuthzId, AuthzState, CertId,
+    Certificate, ChallengeType, Order, OrderId, Revocation, Timestamp,
 };
 use crate::store::ValidationResult;
 
@@ -134,6 +134,13 @@ pub(super) enum Op {
     /// Insert a certificate; its `order_id`, if any, links it to its order.
     StoreCertificate(Certificate),
     ReleaseAllLeases,
+    ChangeKey {
+        account: AccountId,
+        old_thumbprint: String,
+        jwk: String,
+        thumbprint: String,
+    },
+    Revoke(CertId, Revocation),
 }
 
 pub(super) fn settled_state(state: AttemptState) -> Result<AuthzState> {
@@ -360,6 +367,35 @@ impl Op {
                 .raw(") ON CONFLICT(order_id) DO NOTHING;\n");
                 Ok(1)
             }
+            Op::ChangeKey {
+                account,
+                old_thumbprint,
+                jwk,
+                thumbprint,
+            } => {
+                sql.raw("UPDATE accounts SET jwk = ")
+                    .text(jwk)?
+                    .raw(", thumbprint = ")
+                    .text(thumbprint)?
+                    .raw(" WHERE id = ")
+                    .text(&account.0)?
+                    .raw(" AND status = 'valid' AND thumbprint = ")
+                    .text(old_thumbprint)?
+                    .raw(" AND NOT EXISTS (SELECT 1 FROM accounts a WHERE a.thumbprint = ")
+                    .text(thumbprint)?
+                    .raw(");\n");
+                Ok(1)
+            }
+            Op::Revoke(id, r) => {
+                sql.raw("UPDATE certificates SET revoked_at = ")
+                    .int(r.at)
+                    .raw(", revocation_reason = ")
+                    .int(i64::from(r.reason.code()))
+                    .raw(" WHERE id = ")
+                    .text(&id.0)?
+                    .raw(" AND revoked_at IS NULL;\n");
+                Ok(1)
+            }
             Op::ReleaseAllLeases => {
                 sql.raw(
                     "UPDATE orders SET processing_until = NULL \
@@ -427,6 +463,16 @@ impl Op {
                 cache.certs.put(cert.id.clone(), cert.clone());
             }
             Op::ReleaseAllLeases => cache.orders.clear(),
+            Op::ChangeKey {
+                account,
+                jwk,
+                thumbprint,
+                ..
+            } => cache.accounts.update(account, |a| {
+                a.jwk = jwk.clone();
+                a.thumbprint = thumbprint.clone();
+            }),
+            Op::Revoke(id, r) => cache.certs.update(id, |c| c.revoked = Some(*r)),
         }
     }
 }
