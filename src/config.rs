@@ -401,3 +401,20 @@ mod tests {
         assert!(c.validate().is_err());
     }
 }
+
+#[cfg(test)]
+mod example_tests {
+    use super::*;
+
+    /// The annotated example in docs/ is a valid config and says the defaults.
+    #[test]
+    fn the_documented_example_parses_and_validates() {
+        let c = Config::from_toml(include_str!("../docs/acme-ca.example.toml")).unwrap();
+        c.validate().unwrap();
+        let d = Config::default();
+        assert_eq!(c.server.listen, d.server.listen);
+        assert_eq!(c.ca.leaf_validity, d.ca.leaf_validity);
+        assert_eq!(c.acme.order_lifetime, d.acme.order_lifetime);
+        assert_eq!(c.validation.queue_size, d.validation.queue_size);
+    }
+}

@@ -219,3 +219,58 @@ fn create_private_dir(dir: &std::path::Path) -> Result<()> {
         .create(dir)
         .map_err(|e| Error::internal(format_args!("creating {}: {e}", dir.display())))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A configured certificate and key serve the listener instead of a
+    /// generated one.
+    #[tokio::test]
+    async fn configured_listener_certificate_is_used() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = Config::default();
+        config.server.data_dir = dir.path().join("data");
+        config.validation.always_valid = true;
+        // Make a chain with a CA of its own, and hand it over as files.
+        let other = Ca::load_or_generate(&dir.path().join("other"), &config.ca.settings()).unwrap();
+        let (chain, key) = other
+            .tls_server_identity(&[Identifier::dns("acme.test")])
+            .unwrap();
+        let pem: String = chain
+            .iter()
+            .map(|c| der::pem::encode_string("CERTIFICATE", der::pem::LineEnding::LF, c).unwrap())
+            .collect();
+        let key_pem =
+            der::pem::encode_string("PRIVATE KEY", der::pem::LineEnding::LF, &key).unwrap();
+        std::fs::write(dir.path().join("tls.pem"), pem).unwrap();
+        std::fs::write(dir.path().join("tls.key"), key_pem).unwrap();
+        config.server.tls_cert = Some(dir.path().join("tls.pem"));
+        config.server.tls_key = Some(dir.path().join("tls.key"));
+        config.validate().unwrap();
+        let server = Server::build(&config, "127.0.0.1:0".parse().unwrap())
+            .await
+            .unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(server.run(listener, async {
+            let _ = stopped.await;
+        }));
+        // A TLS client that trusts only the other CA's root, for acme.test.
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(other.root_der().to_vec().into()).unwrap();
+        let client = rustls::ClientConfig::builder()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let connector = tokio_rustls::TlsConnector::from(Arc::new(client));
+        let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let name = rustls::pki_types::ServerName::try_from("acme.test").unwrap();
+        connector
+            .connect(name, tcp)
+            .await
+            .expect("handshake with the configured certificate");
+        let _ = stop.send(());
+        task.await.unwrap();
+    }
+}

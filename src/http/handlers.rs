@@ -3,14 +3,13 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{RawQuery, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde::Deserialize;
 
 use super::paths;
-use super::request::{AcmePost, BaseUrl, Signer};
+use super::request::{AcmePost, BaseUrl, PathParams, Signer};
 use super::App;
 use crate::clock::rfc3339;
 use crate::error::{Error, Result};
@@ -111,7 +110,7 @@ fn path_id<T>(raw: &str, parse: impl Fn(&str) -> Option<T>, what: &'static str) 
 /// POST /acme/acct/{id}: read, update contact, or deactivate (§7.3.2, §7.3.6).
 pub async fn account(
     State(app): State<Arc<App>>,
-    Path(id): Path<String>,
+    PathParams(id): PathParams<String>,
     post: AcmePost,
 ) -> Result<Response> {
     let id = path_id(&id, AccountId::parse, "no such account")?;
@@ -134,20 +133,16 @@ pub async fn account(
     Ok(resp)
 }
 
-#[derive(Deserialize)]
-pub struct Cursor {
-    cursor: Option<i64>,
-}
-
 /// POST-as-GET /acme/acct/{id}/orders (§7.1.2.1), paginated with
 /// `Link: rel="next"`.
 pub async fn orders(
     State(app): State<Arc<App>>,
-    Path(id): Path<String>,
-    Query(q): Query<Cursor>,
+    PathParams(id): PathParams<String>,
+    RawQuery(query): RawQuery,
     post: AcmePost,
 ) -> Result<Response> {
     let id = path_id(&id, AccountId::parse, "no such account")?;
+    let after = super::request::cursor(query.as_deref())?;
     post.expect_post_as_get()?;
     let (account, _) = post.account()?;
     if account.id != id {
@@ -155,7 +150,7 @@ pub async fn orders(
             "these orders belong to another account",
         ));
     }
-    let (entries, next) = app.ra.orders_page(account, q.cursor.unwrap_or(0)).await?;
+    let (entries, next) = app.ra.orders_page(account, after).await?;
     let list = OrdersList {
         orders: entries
             .iter()
@@ -230,7 +225,7 @@ pub async fn new_order(State(app): State<Arc<App>>, post: AcmePost) -> Result<Re
 /// POST-as-GET /acme/order/{id}.
 pub async fn order(
     State(app): State<Arc<App>>,
-    Path(id): Path<String>,
+    PathParams(id): PathParams<String>,
     post: AcmePost,
 ) -> Result<Response> {
     let id = path_id(&id, OrderId::parse, "no such order")?;
@@ -253,7 +248,7 @@ const MAX_CSR_B64: usize = 64 * 1024;
 /// POST /acme/order/{id}/finalize (§7.4).
 pub async fn finalize(
     State(app): State<Arc<App>>,
-    Path(id): Path<String>,
+    PathParams(id): PathParams<String>,
     post: AcmePost,
 ) -> Result<Response> {
     let id = path_id(&id, OrderId::parse, "no such order")?;
@@ -319,7 +314,7 @@ fn challenge_resource(
 /// POST-as-GET /acme/authz/{id} (§7.5).
 pub async fn authz(
     State(app): State<Arc<App>>,
-    Path(id): Path<String>,
+    PathParams(id): PathParams<String>,
     post: AcmePost,
 ) -> Result<Response> {
     let id = path_id(&id, AuthzId::parse, "no such authorization")?;
@@ -338,7 +333,7 @@ pub async fn authz(
 /// empty payload reads the challenge.
 pub async fn challenge(
     State(app): State<Arc<App>>,
-    Path((authz_id, kind)): Path<(String, String)>,
+    PathParams((authz_id, kind)): PathParams<(String, String)>,
     post: AcmePost,
 ) -> Result<Response> {
     let id = path_id(&authz_id, AuthzId::parse, "no such challenge")?;
@@ -368,7 +363,7 @@ pub async fn challenge(
 /// POST-as-GET /acme/cert/{id} (§7.4.2): the PEM chain, leaf first.
 pub async fn certificate(
     State(app): State<Arc<App>>,
-    Path(id): Path<String>,
+    PathParams(id): PathParams<String>,
     post: AcmePost,
 ) -> Result<Response> {
     let id = path_id(&id, CertId::parse, "no such certificate")?;

@@ -97,6 +97,45 @@ impl KeyCache {
     }
 }
 
+/// Path parameters, with axum's plain-text rejection (e.g. a segment that
+/// is not valid percent-encoded UTF-8) turned into a problem document.
+pub struct PathParams<T>(pub T);
+
+impl<T, S> FromRequestParts<S> for PathParams<T>
+where
+    T: serde::de::DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Path(v)| PathParams(v))
+            .map_err(|_| Error::not_found("no such resource"))
+    }
+}
+
+/// The `cursor` query parameter of a paginated list: absent, or a
+/// non-negative integer.
+pub fn cursor(parts: Option<&str>) -> Result<i64> {
+    let Some(query) = parts else { return Ok(0) };
+    let mut cursor = 0;
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        match pair.split_once('=') {
+            Some(("cursor", v)) => {
+                cursor = v
+                    .parse::<i64>()
+                    .ok()
+                    .filter(|c| *c >= 0)
+                    .ok_or_else(|| Error::malformed("cursor must be a non-negative integer"))?;
+            }
+            _ => return Err(Error::malformed("unknown query parameter")),
+        }
+    }
+    Ok(cursor)
+}
+
 /// Who signed a verified request.
 pub enum Signer {
     /// A `jwk` header: newAccount (and revokeCert by certificate key).

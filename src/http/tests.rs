@@ -1036,3 +1036,30 @@ async fn revocation_rules() {
         .unwrap();
     assert_eq!(stored.revoked.unwrap().reason.code(), 4);
 }
+
+#[tokio::test]
+async fn bad_path_segments_and_queries_get_problem_documents() {
+    let h = harness().await;
+    let mut c = Client::new();
+    h.register(&mut c).await;
+    // Not valid percent-encoded UTF-8, and an id outside our alphabet.
+    for path in [
+        "/acme/order/%FF%FE",
+        "/acme/order/a.b",
+        "/acme/chall/%C0/http-01",
+    ] {
+        let r = h.post(&c, path, None).await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND, "{path}");
+        assert_eq!(r.problem(), "malformed");
+    }
+    let acct = h.post(&c, c.kid.as_deref().unwrap(), None).await.json();
+    let orders = acct["orders"].as_str().unwrap().to_string();
+    for q in ["?cursor=x", "?cursor=-1", "?other=1"] {
+        let r = h.post(&c, &format!("{orders}{q}"), None).await;
+        assert_eq!(r.problem(), "malformed", "{q}");
+    }
+    assert_eq!(
+        h.post(&c, &format!("{orders}?cursor=0"), None).await.status,
+        StatusCode::OK
+    );
+}
