@@ -10,6 +10,9 @@
 //! With `always_valid` (Pebble's PEBBLE_VA_ALWAYS_VALID) no network is
 //! touched and the outcome is recorded before the POST returns.
 
+pub mod addr;
+pub mod dns;
+
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
