@@ -12,6 +12,7 @@
 
 pub mod addr;
 pub mod dns;
+pub mod tlsalpn01;
 
 use std::future::Future;
 use std::pin::Pin;
