@@ -68,7 +68,11 @@ fn reserved_v4(ip: Ipv4Addr) -> Option<&'static str> {
 }
 
 fn in_v6(ip: Ipv6Addr, net: [u16; 8], len: u32) -> bool {
-    let mask = if len == 0 { 0 } else { u128::MAX << (128 - len) };
+    let mask = if len == 0 {
+        0
+    } else {
+        u128::MAX << (128 - len)
+    };
     u128::from(ip) & mask == u128::from(Ipv6Addr::from(net)) & mask
 }
 
@@ -76,14 +80,34 @@ fn reserved_v6(ip: Ipv6Addr) -> Option<&'static str> {
     const NETS: &[([u16; 8], u32, &str)] = &[
         ([0, 0, 0, 0, 0, 0, 0, 0], 128, "the unspecified address"),
         ([0, 0, 0, 0, 0, 0, 0, 1], 128, "a loopback address"),
-        ([0x64, 0xff9b, 1, 0, 0, 0, 0, 0], 48, "a local-use NAT64 address"),
+        (
+            [0x64, 0xff9b, 1, 0, 0, 0, 0, 0],
+            48,
+            "a local-use NAT64 address",
+        ),
         ([0x100, 0, 0, 0, 0, 0, 0, 0], 64, "a discard-only address"),
-        ([0x2001, 0, 0, 0, 0, 0, 0, 0], 23, "an IETF protocol assignment"),
-        ([0x2001, 0xdb8, 0, 0, 0, 0, 0, 0], 32, "a documentation address"),
+        (
+            [0x2001, 0, 0, 0, 0, 0, 0, 0],
+            23,
+            "an IETF protocol assignment",
+        ),
+        (
+            [0x2001, 0xdb8, 0, 0, 0, 0, 0, 0],
+            32,
+            "a documentation address",
+        ),
         ([0x2002, 0, 0, 0, 0, 0, 0, 0], 16, "a 6to4 address"),
         ([0x3fff, 0, 0, 0, 0, 0, 0, 0], 20, "a documentation address"),
-        ([0x5f00, 0, 0, 0, 0, 0, 0, 0], 16, "a segment-routing address"),
-        ([0xfc00, 0, 0, 0, 0, 0, 0, 0], 7, "a unique-local (private) address"),
+        (
+            [0x5f00, 0, 0, 0, 0, 0, 0, 0],
+            16,
+            "a segment-routing address",
+        ),
+        (
+            [0xfc00, 0, 0, 0, 0, 0, 0, 0],
+            7,
+            "a unique-local (private) address",
+        ),
         ([0xfe80, 0, 0, 0, 0, 0, 0, 0], 10, "a link-local address"),
         ([0xff00, 0, 0, 0, 0, 0, 0, 0], 8, "a multicast address"),
     ];
@@ -100,15 +124,37 @@ mod tests {
     fn special_purpose_addresses_are_refused_by_default() {
         let policy = AddressPolicy::default();
         for ip in [
-            "127.0.0.1", "10.1.2.3", "172.16.0.1", "172.31.255.255", "192.168.1.1",
-            "169.254.169.254", "100.64.0.1", "0.0.0.0", "224.0.0.1", "255.255.255.255",
-            "192.0.2.10", "198.18.0.1", "::1", "::", "fe80::1", "fd00::1", "ff02::1",
-            "2001:db8::1", "::ffff:127.0.0.1", "::ffff:10.0.0.1",
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "172.31.255.255",
+            "192.168.1.1",
+            "169.254.169.254",
+            "100.64.0.1",
+            "0.0.0.0",
+            "224.0.0.1",
+            "255.255.255.255",
+            "192.0.2.10",
+            "198.18.0.1",
+            "::1",
+            "::",
+            "fe80::1",
+            "fd00::1",
+            "ff02::1",
+            "2001:db8::1",
+            "::ffff:127.0.0.1",
+            "::ffff:10.0.0.1",
         ] {
             let ip: IpAddr = ip.parse().unwrap();
             assert!(policy.check(ip).is_err(), "{ip} should be refused");
         }
-        for ip in ["8.8.8.8", "1.1.1.1", "172.32.0.1", "100.128.0.1", "2606:4700::1111"] {
+        for ip in [
+            "8.8.8.8",
+            "1.1.1.1",
+            "172.32.0.1",
+            "100.128.0.1",
+            "2606:4700::1111",
+        ] {
             let ip: IpAddr = ip.parse().unwrap();
             assert!(policy.check(ip).is_ok(), "{ip} should be allowed");
         }
@@ -116,7 +162,9 @@ mod tests {
 
     #[test]
     fn test_setups_may_allow_them() {
-        let policy = AddressPolicy { allow_reserved: true };
+        let policy = AddressPolicy {
+            allow_reserved: true,
+        };
         assert!(policy.check("127.0.0.1".parse().unwrap()).is_ok());
     }
 }
