@@ -2,13 +2,9 @@
 # Builds acme-ca (release) and runs it with the embedded defaults: SQLite
 # store and CA in ./data (created on first start, reused after), HTTPS on
 # port 14000. Flags are passed through, e.g. ./start.sh --listen 127.0.0.1:8443
-# Environment variables pass through too (PEBBLE_VA_ALWAYS_VALID, RUST_LOG).
-#
-# This build validates challenges in always-valid mode only (network
-# validation comes with the validation authority), so that mode is the
-# default here unless PEBBLE_VA_ALWAYS_VALID is set explicitly.
+# Environment variables pass through too: PEBBLE_VA_ALWAYS_VALID=1 skips
+# challenge validation (local experiments, CI), RUST_LOG sets the log level.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
 cargo build --release --locked --bin acme-ca
-export PEBBLE_VA_ALWAYS_VALID="${PEBBLE_VA_ALWAYS_VALID:-1}"
 exec ./target/release/acme-ca serve "$@"

@@ -186,6 +186,27 @@ pub struct ValidationConfig {
     /// Time allowed for one validation attempt.
     #[serde(deserialize_with = "de_duration")]
     pub timeout: Duration,
+    /// Port the http-01 validator connects to (Pebble's `httpPort`).
+    pub http_port: u16,
+    /// HTTPS port an http-01 redirect may lead to.
+    pub https_port: u16,
+    /// Port the tls-alpn-01 validator connects to (Pebble's `tlsPort`).
+    pub tls_port: u16,
+    /// DNS servers of the VA's own resolver ("host:port"); empty: the
+    /// nameservers listed in /etc/resolv.conf, asked directly.
+    pub dns_servers: Vec<SocketAddr>,
+    /// Time allowed for one DNS query.
+    #[serde(deserialize_with = "de_duration")]
+    pub dns_timeout: Duration,
+    /// Let the VA connect to loopback, private and other special-purpose
+    /// addresses (development and test setups only).
+    pub allow_reserved_addresses: bool,
+    /// Check CAA records (RFC 8659, RFC 8657) before issuance.
+    pub caa: bool,
+    /// Finalize checks CAA again when an authorization was validated longer
+    /// ago than this.
+    #[serde(deserialize_with = "de_duration")]
+    pub caa_recheck_after: Duration,
 }
 
 impl Default for ValidationConfig {
@@ -195,6 +216,14 @@ impl Default for ValidationConfig {
             concurrency: 64,
             queue_size: 4096,
             timeout: Duration::from_secs(30),
+            http_port: 80,
+            https_port: 443,
+            tls_port: 443,
+            dns_servers: Vec::new(),
+            dns_timeout: Duration::from_secs(5),
+            allow_reserved_addresses: false,
+            caa: true,
+            caa_recheck_after: Duration::from_secs(8 * 3600),
         }
     }
 }
@@ -252,13 +281,6 @@ impl Config {
         }
         if self.server.max_connections == 0 || self.validation.concurrency == 0 {
             return Err("server.max_connections and validation.concurrency must be > 0".into());
-        }
-        if !self.validation.always_valid {
-            return Err(
-                "this build of acme-ca validates challenges only in always-valid mode: \
-                 set validation.always_valid = true or PEBBLE_VA_ALWAYS_VALID=1"
-                    .into(),
-            );
         }
         if self.acme.orders_per_page == 0 || self.acme.orders_per_page > 1000 {
             return Err("acme.orders_per_page must be between 1 and 1000".into());

@@ -42,6 +42,10 @@ struct ServeArgs {
     /// Accept every challenge without validating it (development only).
     #[arg(long)]
     always_valid: bool,
+    /// DNS server of the validation authority, HOST:PORT (repeatable;
+    /// overrides validation.dns_servers).
+    #[arg(long = "dns-server", value_name = "HOST:PORT")]
+    dns_servers: Vec<SocketAddr>,
 }
 
 fn load_config(args: &ServeArgs) -> Result<Config, String> {
@@ -57,6 +61,9 @@ fn load_config(args: &ServeArgs) -> Result<Config, String> {
     }
     if args.always_valid {
         config.validation.always_valid = true;
+    }
+    if !args.dns_servers.is_empty() {
+        config.validation.dns_servers = args.dns_servers.clone();
     }
     config.apply_env(|k| std::env::var(k).ok())?;
     config.validate()?;

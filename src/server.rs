@@ -21,7 +21,14 @@ use crate::protocol::{DirectoryMeta, Identifier};
 use crate::ra::{policy::Policy, Ra, RaSettings};
 use crate::store::sqlite::SqliteStore;
 use crate::store::Store;
-use crate::va::{AlwaysValid, Va, VaSettings};
+use crate::va::addr::AddressPolicy;
+use crate::va::caa::CaaChecker;
+use crate::va::dns::Resolver;
+use crate::va::dns01::Dns01;
+use crate::va::hickory::HickoryResolver;
+use crate::va::http01::Http01;
+use crate::va::tlsalpn01::TlsAlpn01;
+use crate::va::{AlwaysValid, NetworkValidator, Va, VaSettings, Validator};
 
 /// A built server, ready to serve.
 pub struct Server {
@@ -117,12 +124,13 @@ impl Server {
         let store_dyn: Arc<dyn Store> = store.clone();
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
 
+        let (validator, caa) = validators(config)?;
         let va = Va::start(
             store_dyn.clone(),
-            Arc::new(AlwaysValid),
+            validator,
             clock.clone(),
             VaSettings {
-                inline: true,
+                inline: config.validation.always_valid,
                 concurrency: config.validation.concurrency,
                 queue_size: config.validation.queue_size,
                 timeout: config.validation.timeout,
@@ -152,8 +160,11 @@ impl Server {
                 finalize_lease: Duration::from_secs(30),
                 orders_per_page: config.acme.orders_per_page,
                 require_tos: config.acme.terms_of_service.is_some(),
+                base_url: base.clone(),
+                caa_recheck_after: config.validation.caa_recheck_after,
             },
             ca_issuers_url: Some(format!("{base}{}", http::paths::ISSUER_CERT)),
+            caa,
         };
         // Attempts a previous run left processing are validated again.
         let resume_store = store_dyn.clone();
@@ -166,10 +177,13 @@ impl Server {
             }
             map
         };
-        va.resume(|authz| {
-            let jwk = crate::jose::Jwk::from_json_str(accounts.get(&authz.account_id)?).ok()?;
-            Some(crate::jose::key_authorization(&authz.token, &jwk))
-        })
+        va.resume(
+            |authz| {
+                let jwk = crate::jose::Jwk::from_json_str(accounts.get(&authz.account_id)?).ok()?;
+                Some(crate::jose::key_authorization(&authz.token, &jwk))
+            },
+            |authz| ra.account_uri(&authz.account_id),
+        )
         .await?;
 
         let app = Arc::new(App {
@@ -205,6 +219,59 @@ impl Server {
         http::serve(listener, self.tls, router, self.limits, shutdown).await;
         self.store.close().await;
     }
+}
+
+/// The VA's validator and CAA checker for `config`: always-valid (no
+/// network, no CAA), or the network validators on the VA's own resolver.
+#[allow(clippy::type_complexity)]
+fn validators(config: &Config) -> Result<(Arc<dyn Validator>, Option<Arc<CaaChecker>>)> {
+    let v = &config.validation;
+    if v.always_valid {
+        return Ok((Arc::new(AlwaysValid), None));
+    }
+    let servers = if v.dns_servers.is_empty() {
+        system_nameservers()?
+    } else {
+        v.dns_servers.clone()
+    };
+    let resolver: Arc<dyn Resolver> = Arc::new(HickoryResolver::new(&servers, v.dns_timeout, 2)?);
+    let policy = AddressPolicy {
+        allow_reserved: v.allow_reserved_addresses,
+    };
+    let caa = v.caa.then(|| {
+        Arc::new(CaaChecker::new(
+            resolver.clone(),
+            config.acme.caa_identities.clone(),
+        ))
+    });
+    tracing::info!(dns = %resolver.describe(), caa = v.caa, "validating challenges");
+    let validator = NetworkValidator {
+        http01: Http01::new(resolver.clone(), policy, v.timeout)
+            .with_port(v.http_port)
+            .with_https_port(v.https_port),
+        dns01: Dns01::new(resolver.clone()),
+        tls_alpn01: TlsAlpn01::new(resolver, policy, v.timeout).with_port(v.tls_port),
+        caa: caa.clone(),
+    };
+    Ok((Arc::new(validator), caa))
+}
+
+/// The nameservers of /etc/resolv.conf, which the VA's resolver then asks
+/// directly (the system's resolver library is never used).
+fn system_nameservers() -> Result<Vec<SocketAddr>> {
+    let text = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    let servers: Vec<SocketAddr> = text
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("nameserver"))
+        .filter_map(|v| v.trim().parse::<IpAddr>().ok())
+        .map(|ip| SocketAddr::new(ip, 53))
+        .collect();
+    if servers.is_empty() {
+        return Err(Error::internal(
+            "no DNS servers: set validation.dns_servers (or use always-valid mode)",
+        ));
+    }
+    Ok(servers)
 }
 
 /// Creates `dir` (and parents) readable by the owner only.

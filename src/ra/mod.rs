@@ -41,6 +41,11 @@ pub struct RaSettings {
     /// Whether newAccount needs termsOfServiceAgreed (set when the
     /// directory shows terms of service).
     pub require_tos: bool,
+    /// Base URL of the server as clients know it (for account URLs in CAA
+    /// `accounturi` checks).
+    pub base_url: String,
+    /// Finalize checks CAA again for authorizations validated longer ago.
+    pub caa_recheck_after: Duration,
 }
 
 /// The most contacts an account may list.
@@ -57,6 +62,8 @@ pub struct Ra {
     /// AIA caIssuers URL put in every certificate (where the server serves
     /// the intermediate).
     pub ca_issuers_url: Option<String>,
+    /// CAA checker, when validation is real and CAA is on.
+    pub caa: Option<Arc<crate::va::caa::CaaChecker>>,
 }
 
 fn secs(d: Duration) -> i64 {
@@ -351,6 +358,7 @@ impl Ra {
         let reservation = self.va.reserve()?;
         let req = ValidationRequest {
             key_authorization: crate::jose::key_authorization(&authz.token, jwk),
+            account_uri: self.account_uri(&account.id),
             authz,
             kind,
         };
@@ -400,6 +408,7 @@ impl Ra {
         }
         let csr: CheckedCsr = csr::parse_and_verify(csr_der)?;
         csr::check_names(&csr, &order.identifiers)?;
+        self.recheck_caa(account, &authzs, now).await?;
         let lease_until = now + secs(self.settings.finalize_lease).max(1);
         if !self.store.claim_order(&order.id, now, lease_until).await? {
             return Err(Error::new(
@@ -640,6 +649,36 @@ impl Ra {
             }
         }
         Ok(true)
+    }
+
+    /// The URL of an account, as clients know it.
+    pub fn account_uri(&self, id: &AccountId) -> String {
+        format!(
+            "{}{}",
+            self.settings.base_url,
+            crate::http::paths::account(id)
+        )
+    }
+
+    /// RFC 8659 §3 and Boulder's practice: CAA is checked at validation, and
+    /// again before issuance for authorizations validated too long ago.
+    async fn recheck_caa(&self, account: &Account, authzs: &[Authz], now: Timestamp) -> Result<()> {
+        let Some(caa) = &self.caa else { return Ok(()) };
+        let limit = secs(self.settings.caa_recheck_after);
+        for a in authzs {
+            let Some(attempt) = &a.attempt else { continue };
+            let fresh = attempt.validated_at.is_some_and(|t| now - t < limit);
+            if !fresh {
+                caa.check(
+                    &a.identifier,
+                    a.wildcard,
+                    &self.account_uri(&account.id),
+                    attempt.kind,
+                )
+                .await?;
+            }
+        }
+        Ok(())
     }
 
     /// A certificate of `account`.

@@ -132,7 +132,14 @@ impl CaaChecker {
             match self.resolver.lookup_caa(candidate).await {
                 Ok(rrset) if !rrset.is_empty() => return Ok(Some((candidate.to_owned(), rrset))),
                 Ok(_) | Err(DnsError::NoRecords) | Err(DnsError::NxDomain) => {}
-                Err(e) => return Err(lookup_problem(&e, "CAA", candidate)),
+                Err(e) => {
+                    let mut err = lookup_problem(&e, "CAA", candidate);
+                    if candidate != name {
+                        err.detail =
+                            format!("{} (while checking CAA for {name})", err.detail).into();
+                    }
+                    return Err(err);
+                }
             }
             match candidate.split_once('.') {
                 Some((_, parent)) => candidate = parent,
@@ -212,7 +219,11 @@ impl CaaChecker {
         let Some(issuer) = &v.issuer else {
             return Some("authorizes no CA".to_owned());
         };
-        if !self.identities.iter().any(|id| id.eq_ignore_ascii_case(issuer)) {
+        if !self
+            .identities
+            .iter()
+            .any(|id| id.eq_ignore_ascii_case(issuer))
+        {
             return Some("authorizes another CA".to_owned());
         }
         let accounts: Vec<&str> = v.parameter("accounturi").collect();
@@ -221,11 +232,16 @@ impl CaaChecker {
             [uri] if *uri == req.account_uri => {}
             [uri] => {
                 return Some(format!(
-                    "is limited to the account {uri}, not {}",
+                    "is limited to the account {}, not {}",
+                    cut(uri),
                     req.account_uri
                 ))
             }
-            _ => return Some("has more than one accounturi parameter, which makes it unusable".to_owned()),
+            _ => {
+                return Some(
+                    "has more than one accounturi parameter, which makes it unusable".to_owned(),
+                )
+            }
         }
         let methods: Vec<&str> = v.parameter("validationmethods").collect();
         match methods.as_slice() {
@@ -237,7 +253,8 @@ impl CaaChecker {
                     .any(|m| m.eq_ignore_ascii_case(req.method.as_str()));
                 if !allowed {
                     return Some(format!(
-                        "is limited to the validation methods {list}, not {}",
+                        "is limited to the validation methods {}, not {}",
+                        cut(list),
                         req.method.as_str()
                     ));
                 }
@@ -278,6 +295,14 @@ impl Request<'_> {
                 self.name
             ),
         )
+    }
+}
+
+/// `s` cut after [`MAX_QUOTED_CHARS`] characters ("…" marks the cut).
+fn cut(s: &str) -> String {
+    match s.char_indices().nth(MAX_QUOTED_CHARS) {
+        Some((at, _)) => format!("{}…", &s[..at]),
+        None => s.to_owned(),
     }
 }
 
@@ -375,7 +400,9 @@ pub fn parse_issue_value(raw: &[u8]) -> Result<IssueValue, String> {
     let domain = domain.trim_matches(is_wsp);
     let issuer = if domain.is_empty() {
         None
-    } else if domain.len() <= MAX_NAME_LEN && domain.split('.').all(|l| l.len() <= 63 && is_label(l)) {
+    } else if domain.len() <= MAX_NAME_LEN
+        && domain.split('.').all(|l| l.len() <= 63 && is_label(l))
+    {
         Some(domain.to_ascii_lowercase())
     } else {
         return Err(format!(
@@ -409,7 +436,10 @@ pub fn parse_issue_value(raw: &[u8]) -> Result<IssueValue, String> {
                     quote(tag, MAX_QUOTED_CHARS)
                 ));
             }
-            if !value.bytes().all(|b| (0x21..=0x7e).contains(&b) && b != b';') {
+            if !value
+                .bytes()
+                .all(|b| (0x21..=0x7e).contains(&b) && b != b';')
+            {
                 return Err(format!(
                     "bad value for parameter {tag}: {}",
                     quote(value, MAX_QUOTED_CHARS)
@@ -527,7 +557,12 @@ mod tests {
     async fn no_caa_anywhere_allows_and_climbs_every_label() {
         let s = setup(FakeResolver::default().answer("example.com", Err(DnsError::NxDomain)));
         s.checker
-            .check(&Identifier::dns("a.b.example.com"), false, ACCOUNT, ChallengeType::Dns01)
+            .check(
+                &Identifier::dns("a.b.example.com"),
+                false,
+                ACCOUNT,
+                ChallengeType::Dns01,
+            )
             .await
             .unwrap();
         assert_eq!(
@@ -540,7 +575,12 @@ mod tests {
     async fn ip_identifiers_are_not_subject_to_caa() {
         let s = setup(FakeResolver::default());
         s.checker
-            .check(&Identifier::ip("192.0.2.1"), false, ACCOUNT, ChallengeType::Http01)
+            .check(
+                &Identifier::ip("192.0.2.1"),
+                false,
+                ACCOUNT,
+                ChallengeType::Http01,
+            )
             .await
             .unwrap();
         assert!(s.resolver.asked().is_empty());
@@ -548,7 +588,9 @@ mod tests {
 
     #[tokio::test]
     async fn an_issue_property_naming_us_allows() {
-        check(one("acme-ca.test"), "example.com", false).await.unwrap();
+        check(one("acme-ca.test"), "example.com", false)
+            .await
+            .unwrap();
         // Any of our identities, with whitespace and an empty parameter list.
         check(one("  other-name.test ;  "), "example.com", false)
             .await
@@ -614,7 +656,9 @@ mod tests {
 
     #[tokio::test]
     async fn wildcards_fall_back_to_issue() {
-        check(one("acme-ca.test"), "example.com", true).await.unwrap();
+        check(one("acme-ca.test"), "example.com", true)
+            .await
+            .unwrap();
         assert_caa(
             check(one("letsencrypt.org"), "example.com", true).await,
             &["issue \"letsencrypt.org\""],
@@ -632,7 +676,12 @@ mod tests {
 
     #[tokio::test]
     async fn an_empty_issuer_forbids_everyone() {
-        for value in [";", "", "  ;  ", "; accounturi=https://acme-ca.test/acme/acct/1"] {
+        for value in [
+            ";",
+            "",
+            "  ;  ",
+            "; accounturi=https://acme-ca.test/acme/acct/1",
+        ] {
             assert_caa(
                 check(one(value), "example.com", false).await,
                 &["authorizes no CA"],
@@ -669,7 +718,10 @@ mod tests {
         // Only non-restricting properties: anyone may issue.
         let resolver = FakeResolver::default().records(
             "example.com",
-            &[(false, "iodef", "mailto:security@example.com"), (false, "future", "x")],
+            &[
+                (false, "iodef", "mailto:security@example.com"),
+                (false, "future", "x"),
+            ],
         );
         check(resolver, "example.com", false).await.unwrap();
     }
@@ -694,7 +746,10 @@ mod tests {
         );
         // A prefix is not a match.
         let value = "acme-ca.test; accounturi=https://acme-ca.test/acme/acct/";
-        assert_caa(check(one(value), "example.com", false).await, &["is limited to the account"]);
+        assert_caa(
+            check(one(value), "example.com", false).await,
+            &["is limited to the account"],
+        );
         // Two accounturi parameters make the property unusable.
         let value = format!("acme-ca.test; accounturi={ACCOUNT}; accounturi={ACCOUNT}");
         assert_caa(
@@ -721,11 +776,24 @@ mod tests {
         );
         // Both parameters at once.
         let value = format!("acme-ca.test; accounturi={ACCOUNT}; validationmethods=tls-alpn-01");
-        check_full(one(&value), "example.com", false, ACCOUNT, ChallengeType::TlsAlpn01)
-            .await
-            .unwrap();
+        check_full(
+            one(&value),
+            "example.com",
+            false,
+            ACCOUNT,
+            ChallengeType::TlsAlpn01,
+        )
+        .await
+        .unwrap();
         assert_caa(
-            check_full(one(&value), "example.com", false, ACCOUNT, ChallengeType::Http01).await,
+            check_full(
+                one(&value),
+                "example.com",
+                false,
+                ACCOUNT,
+                ChallengeType::Http01,
+            )
+            .await,
             &["not http-01"],
         );
         // Unknown parameters are ignored.
@@ -737,10 +805,17 @@ mod tests {
     #[tokio::test]
     async fn the_closest_rrset_wins() {
         // Only the parent has records.
-        let s = setup(FakeResolver::default().records("example.com", &[(false, "issue", "letsencrypt.org")]));
+        let s = setup(
+            FakeResolver::default().records("example.com", &[(false, "issue", "letsencrypt.org")]),
+        );
         let r = s
             .checker
-            .check(&Identifier::dns("www.example.com"), false, ACCOUNT, ChallengeType::Dns01)
+            .check(
+                &Identifier::dns("www.example.com"),
+                false,
+                ACCOUNT,
+                ChallengeType::Dns01,
+            )
             .await;
         assert_caa(
             r,
@@ -756,7 +831,12 @@ mod tests {
                 .answer("com", Err(DnsError::ServerFailure("SERVFAIL".to_owned()))),
         );
         s.checker
-            .check(&Identifier::dns("www.example.com"), false, ACCOUNT, ChallengeType::Dns01)
+            .check(
+                &Identifier::dns("www.example.com"),
+                false,
+                ACCOUNT,
+                ChallengeType::Dns01,
+            )
             .await
             .unwrap();
         assert_eq!(s.resolver.asked(), ["www.example.com"]);
@@ -791,26 +871,47 @@ mod tests {
             let e = check(resolver, "www.example.com", false).await.unwrap_err();
             assert_eq!(e.kind, ErrorKind::Dns);
             assert!(e.detail.starts_with(detail), "{}", e.detail);
+            assert!(
+                e.detail
+                    .ends_with(" (while checking CAA for www.example.com)"),
+                "{}",
+                e.detail
+            );
         }
+        // At the name itself.
+        let resolver = FakeResolver::default().answer(
+            "example.com",
+            Err(DnsError::ServerFailure("SERVFAIL".to_owned())),
+        );
+        let e = check(resolver, "example.com", false).await.unwrap_err();
+        assert_eq!(
+            e.detail,
+            "DNS problem: SERVFAIL looking up CAA for example.com - the domain's nameservers may be malfunctioning"
+        );
     }
 
     #[tokio::test]
     async fn matching_is_case_insensitive() {
-        let resolver = FakeResolver::default().records("example.com", &[(false, "ISSUE", "ACME-CA.Test")]);
+        let resolver =
+            FakeResolver::default().records("example.com", &[(false, "ISSUE", "ACME-CA.Test")]);
         check(resolver, "WWW.Example.COM.", false).await.unwrap();
         let resolver = FakeResolver::default().records(
             "example.com",
-            &[(false, "IssueWild", "letsencrypt.org"), (false, "issue", "acme-ca.test")],
+            &[
+                (false, "IssueWild", "letsencrypt.org"),
+                (false, "issue", "acme-ca.test"),
+            ],
         );
         assert_caa(check(resolver, "example.com", true).await, &["issuewild"]);
         // Parameter tags too: AccountURI is not ignored.
         let value = "acme-ca.test; AccountURI=https://acme-ca.test/acme/acct/9";
-        assert_caa(check(one(value), "example.com", false).await, &["is limited to the account"]);
-        // A critical tag's case does not make it unknown.
-        let resolver = FakeResolver::default().records(
-            "example.com",
-            &[(true, "ISSUE", "acme-ca.test")],
+        assert_caa(
+            check(one(value), "example.com", false).await,
+            &["is limited to the account"],
         );
+        // A critical tag's case does not make it unknown.
+        let resolver =
+            FakeResolver::default().records("example.com", &[(true, "ISSUE", "acme-ca.test")]);
         check(resolver, "example.com", false).await.unwrap();
     }
 
@@ -853,12 +954,31 @@ mod tests {
     #[tokio::test]
     async fn details_stay_bounded() {
         let long = format!("{}.example", "x".repeat(5000));
-        let many: Vec<(bool, &str, &str)> = (0..50).map(|_| (false, "issue", long.as_str())).collect();
-        let e = check(FakeResolver::default().records("example.com", &many), "example.com", false)
-            .await
-            .unwrap_err();
+        let many: Vec<(bool, &str, &str)> =
+            (0..50).map(|_| (false, "issue", long.as_str())).collect();
+        let e = check(
+            FakeResolver::default().records("example.com", &many),
+            "example.com",
+            false,
+        )
+        .await
+        .unwrap_err();
         assert!(e.detail.len() < 2000, "{}", e.detail.len());
         assert!(e.detail.contains("(and 45 more)"), "{}", e.detail);
+        // Parameter values are cut too.
+        for param in ["accounturi", "validationmethods"] {
+            let value = format!("acme-ca.test; {param}={}", "y".repeat(5000));
+            let many: Vec<(bool, &str, &str)> =
+                (0..50).map(|_| (false, "issue", value.as_str())).collect();
+            let e = check(
+                FakeResolver::default().records("example.com", &many),
+                "example.com",
+                false,
+            )
+            .await
+            .unwrap_err();
+            assert!(e.detail.len() < 2000, "{}", e.detail.len());
+        }
 
         let records: Vec<CaaRecord> = (0..=MAX_RECORDS)
             .map(|_| CaaRecord {
@@ -867,13 +987,25 @@ mod tests {
                 value: b"acme-ca.test".to_vec(),
             })
             .collect();
-        let r = check(FakeResolver::default().answer("example.com", Ok(records)), "example.com", false).await;
+        let r = check(
+            FakeResolver::default().answer("example.com", Ok(records)),
+            "example.com",
+            false,
+        )
+        .await;
         assert_caa(r, &["101 CAA records found"]);
     }
 
     #[tokio::test]
     async fn unusable_names_are_refused_without_lookups() {
-        for name in ["", ".", "a..b", &"a.".repeat(200), &format!("{}.com", "x".repeat(64)), "bücher.de"] {
+        for name in [
+            "",
+            ".",
+            "a..b",
+            &"a.".repeat(200),
+            &format!("{}.com", "x".repeat(64)),
+            "bücher.de",
+        ] {
             let s = setup(FakeResolver::default());
             let e = s
                 .checker
@@ -887,12 +1019,18 @@ mod tests {
 
     #[test]
     fn issue_values_parse_per_rfc_8659() {
-        let v = parse_issue_value(b" CA.Example ;\taccounturi = https://ca.example/acct/1 ; validationmethods=dns-01 ;").unwrap();
+        let v = parse_issue_value(
+            b" CA.Example ;\taccounturi = https://ca.example/acct/1 ; validationmethods=dns-01 ;",
+        )
+        .unwrap();
         assert_eq!(v.issuer.as_deref(), Some("ca.example"));
         assert_eq!(
             v.parameters,
             [
-                ("accounturi".to_owned(), "https://ca.example/acct/1".to_owned()),
+                (
+                    "accounturi".to_owned(),
+                    "https://ca.example/acct/1".to_owned()
+                ),
                 ("validationmethods".to_owned(), "dns-01".to_owned()),
             ]
         );

@@ -220,6 +220,7 @@ mod tests {
 
     fn request(identifier: Identifier, wildcard: bool) -> ValidationRequest {
         ValidationRequest {
+            account_uri: "https://ca.test/acme/acct/acct1".to_owned(),
             authz: Authz {
                 id: AuthzId("authz1".to_owned()),
                 account_id: AccountId("acct1".to_owned()),
@@ -310,10 +311,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_wrong_record_is_unauthorized_and_quoted() {
-        let resolver = FakeResolver::with(
-            "_acme-challenge.example.com",
-            Ok(vec!["abc", "def", "ghi"]),
-        );
+        let resolver =
+            FakeResolver::with("_acme-challenge.example.com", Ok(vec!["abc", "def", "ghi"]));
         let (e, _) = run(resolver, Identifier::dns("example.com"))
             .await
             .unwrap_err();
@@ -340,7 +339,11 @@ mod tests {
         let (e, _) = run(resolver, Identifier::dns("example.com"))
             .await
             .unwrap_err();
-        assert!(e.detail.starts_with("Incorrect TXT record \"\\\"x\\ny"), "{}", e.detail);
+        assert!(
+            e.detail.starts_with("Incorrect TXT record \"\\\"x\\ny"),
+            "{}",
+            e.detail
+        );
         assert!(e.detail.contains("…"));
         assert!(e.detail.len() < 250, "{}", e.detail);
     }
@@ -402,7 +405,9 @@ mod tests {
     #[tokio::test]
     async fn ip_identifiers_are_refused() {
         let resolver: Arc<dyn Resolver> = Arc::new(FakeResolver::default());
-        let (e, _) = run(resolver, Identifier::ip("192.0.2.1")).await.unwrap_err();
+        let (e, _) = run(resolver, Identifier::ip("192.0.2.1"))
+            .await
+            .unwrap_err();
         assert_eq!(e.kind, ErrorKind::Malformed);
         assert!(e.detail.contains("ip:192.0.2.1"), "{}", e.detail);
     }
@@ -419,6 +424,9 @@ mod tests {
     #[test]
     fn challenge_names() {
         assert_eq!(challenge_name("example.com"), "_acme-challenge.example.com");
-        assert_eq!(challenge_name("example.com."), "_acme-challenge.example.com");
+        assert_eq!(
+            challenge_name("example.com."),
+            "_acme-challenge.example.com"
+        );
     }
 }

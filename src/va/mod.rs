@@ -11,7 +11,11 @@
 //! touched and the outcome is recorded before the POST returns.
 
 pub mod addr;
+pub mod caa;
 pub mod dns;
+pub mod dns01;
+pub mod hickory;
+pub mod http01;
 pub mod tlsalpn01;
 
 use std::future::Future;
@@ -33,6 +37,43 @@ pub struct ValidationRequest {
     pub kind: ChallengeType,
     /// RFC 8555 §8.1 key authorization for the authorization's token.
     pub key_authorization: String,
+    /// The account's URL, for CAA `accounturi` (RFC 8657).
+    pub account_uri: String,
+}
+
+/// The validators that reach the network, one per challenge type, and the
+/// CAA check that a successful validation must also pass (RFC 8659).
+pub struct NetworkValidator {
+    pub http01: http01::Http01,
+    pub dns01: dns01::Dns01,
+    pub tls_alpn01: tlsalpn01::TlsAlpn01,
+    /// None when CAA checking is switched off in the config.
+    pub caa: Option<Arc<caa::CaaChecker>>,
+}
+
+impl Validator for NetworkValidator {
+    fn validate<'a>(&'a self, req: &'a ValidationRequest) -> ValidationFuture<'a> {
+        Box::pin(async move {
+            let outcome = match req.kind {
+                ChallengeType::Http01 => self.http01.validate(req).await,
+                ChallengeType::Dns01 => self.dns01.validate(req).await,
+                ChallengeType::TlsAlpn01 => self.tls_alpn01.validate(req).await,
+            };
+            match (outcome, &self.caa) {
+                (Outcome::Valid { records }, Some(caa)) => {
+                    let ident = &req.authz.identifier;
+                    match caa
+                        .check(ident, req.authz.wildcard, &req.account_uri, req.kind)
+                        .await
+                    {
+                        Ok(()) => Outcome::Valid { records },
+                        Err(error) => Outcome::Invalid { error, records },
+                    }
+                }
+                (outcome, _) => outcome,
+            }
+        })
+    }
 }
 
 /// A validator's verdict with its validation records (RFC 8555 §8.x).
@@ -198,7 +239,11 @@ impl Va {
     }
 
     /// Queues again every attempt a previous run left processing.
-    pub async fn resume(&self, key_authorization: impl Fn(&Authz) -> Option<String>) -> Result<()> {
+    pub async fn resume(
+        &self,
+        key_authorization: impl Fn(&Authz) -> Option<String>,
+        account_uri: impl Fn(&Authz) -> String,
+    ) -> Result<()> {
         let pending = self.store.authzs_processing().await?;
         let n = pending.len();
         for authz in pending {
@@ -209,10 +254,12 @@ impl Va {
             let Some(key_authorization) = key_authorization(&authz) else {
                 continue;
             };
+            let account_uri = account_uri(&authz);
             let req = ValidationRequest {
                 authz,
                 kind,
                 key_authorization,
+                account_uri,
             };
             if self.settings.inline {
                 self.run(&req).await?;

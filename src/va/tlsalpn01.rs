@@ -815,6 +815,7 @@ mod tests {
 
     fn request(ident: Identifier) -> ValidationRequest {
         ValidationRequest {
+            account_uri: "https://ca.test/acme/acct/acct1".to_owned(),
             authz: Authz {
                 id: AuthzId("authz1".to_owned()),
                 account_id: AccountId("acct1".to_owned()),
