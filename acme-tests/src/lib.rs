@@ -5,11 +5,16 @@
 //!   accounts, orders, authorizations, challenges, finalize, certificate
 //!   download) and a one-call issuance flow, [`client::Account::issue`].
 //! * [`stats`]: latency percentiles and process CPU time, for load tests.
+//! * [`challtestsrv`]: a challenge test server compatible with
+//!   `pebble-challtestsrv` (mock DNS, HTTP-01, TLS-ALPN-01, management API),
+//!   usable in process or as the `challtestsrv` binary.
 //!
-//! Binaries: `acme-bench` (load generator, see `acme-bench --help`) and
+//! Binaries: `acme-bench` (load generator, see `acme-bench --help`),
+//! `challtestsrv` (a `pebble-challtestsrv` replacement, see `challtestsrv -h`) and
 //! `acme-test-tls-cert` (writes a throw-away CA and a localhost server
 //! certificate, e.g. for running Pebble, whose Debian package ships none).
 
+pub mod challtestsrv;
 pub mod client;
 pub mod jws;
 pub mod stats;
