@@ -258,3 +258,56 @@ def test_ip_identifier_http01(va_server, challsrv, client):
     issued = chisel2.finalize_and_download(client, pending, 30)
     leaf = issued.leaf
     assert not leaf.subject.rfc4514_string(), "an IP-only certificate has no CN"
+
+
+LEGO = "/usr/bin/lego"
+
+
+def _lego(srv, tmp_path, name, *flags, env=None):
+    assert os.path.exists(LEGO), "lego is missing: scripts/test installs the Debian package"
+    run_env = dict(os.environ, LEGO_CA_CERTIFICATES=srv.tls_ca, **(env or {}))
+    return subprocess.run(
+        [LEGO, "--server", srv.directory, "--email", "lego@example.com", "--accept-tos",
+         "--domains", name, "--path", str(tmp_path / "lego"), *flags, "run"],
+        env=run_env, capture_output=True, text=True, timeout=120)
+
+
+def test_lego_tls_alpn01(tmp_path_factory, challsrv, tmp_path):
+    """lego answers tls-alpn-01 itself on the port the VA is configured for."""
+    port = free_port()
+    base = tmp_path_factory.mktemp("acme-ca-tls")
+    srv = ValidatingAcmeCa(base / "data", base / "logs", dns_port=challsrv.dns_port,
+                           http_port=challsrv.http_port, tls_port=port)
+    srv.start()
+    try:
+        name = chisel2.random_name("lego-tls")
+        run = _lego(srv, tmp_path, name, "--tls", "--tls.port", f"127.0.0.1:{port}")
+        assert run.returncode == 0, run.stdout + run.stderr
+        cert = tmp_path / "lego" / "certificates" / f"{name}.crt"
+        verify_chain(cert.read_text(), srv.root_pem, tmp_path / "v", [name])
+    finally:
+        srv.kill()
+
+
+def test_lego_dns01_exec_provider(va_server, challsrv, tmp_path):
+    """lego publishes the TXT record through an exec hook into challtestsrv."""
+    hook = tmp_path / "hook.py"
+    hook.write_text(
+        "import json, sys, urllib.request\n"
+        f"url = 'http://127.0.0.1:{challsrv.mgmt_port}'\n"
+        "action, fqdn, value = sys.argv[1], sys.argv[2], sys.argv[3]\n"
+        "path, body = ('/set-txt', {'host': fqdn, 'value': value}) if action == 'present' "
+        "else ('/clear-txt', {'host': fqdn})\n"
+        "urllib.request.urlopen(urllib.request.Request(url + path, "
+        "data=json.dumps(body).encode(), method='POST'), timeout=5)\n")
+    wrapper = tmp_path / "hook.sh"
+    wrapper.write_text(f"#!/bin/sh\nexec {sys.executable} {hook} \"$@\"\n")
+    wrapper.chmod(0o755)
+    name = chisel2.random_name("lego-dns")
+    run = _lego(va_server, tmp_path, name, "--dns", "exec",
+                "--dns.resolvers", f"127.0.0.1:{challsrv.dns_port}", "--dns.disable-cp",
+                env={"EXEC_PATH": str(wrapper), "EXEC_PROPAGATION_TIMEOUT": "10",
+                     "EXEC_POLLING_INTERVAL": "1"})
+    assert run.returncode == 0, run.stdout + run.stderr
+    cert = tmp_path / "lego" / "certificates" / f"{name}.crt"
+    verify_chain(cert.read_text(), va_server.root_pem, tmp_path / "v", [name])
