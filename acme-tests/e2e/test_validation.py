@@ -71,7 +71,8 @@ class ChallTestSrv:
 class ValidatingAcmeCa(AcmeCaServer):
     """acme-ca validating for real, its VA pointed at challtestsrv."""
 
-    def __init__(self, *a, dns_port: int, http_port: int, tls_port: int, **kw):
+    def __init__(self, *a, dns_port: int, http_port: int, tls_port: int,
+                 allow_reserved: bool = True, extra: str = "", **kw):
         super().__init__(*a, **kw)
         self.config = self.data_dir.parent / "acme-ca.toml"
         self.config.write_text(
@@ -79,8 +80,9 @@ class ValidatingAcmeCa(AcmeCaServer):
             f'dns_servers = ["127.0.0.1:{dns_port}"]\n'
             f"http_port = {http_port}\n"
             f"tls_port = {tls_port}\n"
-            "allow_reserved_addresses = true\n"
+            f"allow_reserved_addresses = {str(allow_reserved).lower()}\n"
             'timeout = "10s"\n'
+            f"{extra}"
             '[acme]\ncaa_identities = ["acme-ca.test"]\n')
 
     def command(self) -> list[str]:
@@ -99,10 +101,11 @@ def challsrv(tmp_path_factory):
     srv.stop()
 
 
-def _validating_server(tmp_path_factory, challsrv, http_port: int) -> ValidatingAcmeCa:
+def _validating_server(tmp_path_factory, challsrv, http_port: int,
+                       **kw) -> ValidatingAcmeCa:
     base = tmp_path_factory.mktemp("acme-ca-validating")
     srv = ValidatingAcmeCa(base / "data", base / "logs", dns_port=challsrv.dns_port,
-                           http_port=http_port, tls_port=challsrv.tls_port)
+                           http_port=http_port, tls_port=challsrv.tls_port, **kw)
     try:
         srv.start()
     except ServerError as exc:
@@ -311,3 +314,77 @@ def test_lego_dns01_exec_provider(va_server, challsrv, tmp_path):
     assert run.returncode == 0, run.stdout + run.stderr
     cert = tmp_path / "lego" / "certificates" / f"{name}.crt"
     verify_chain(cert.read_text(), va_server.root_pem, tmp_path / "v", [name])
+
+
+def test_certbot_manual_dns01_with_hooks_and_wildcard(va_server, challsrv, tmp_path):
+    """certbot --manual publishes the TXT records through hooks into challtestsrv."""
+    mgmt = f"http://127.0.0.1:{challsrv.mgmt_port}"
+    auth = tmp_path / "auth.sh"
+    auth.write_text(
+        "#!/bin/sh\n"
+        f"exec {sys.executable} -c \"import json,os,urllib.request;"
+        f"urllib.request.urlopen(urllib.request.Request('{mgmt}/set-txt',"
+        "data=json.dumps({'host':'_acme-challenge.'+os.environ['CERTBOT_DOMAIN']+'.',"
+        "'value':os.environ['CERTBOT_VALIDATION']}).encode(),method='POST'))\"\n")
+    cleanup = tmp_path / "cleanup.sh"
+    cleanup.write_text(
+        "#!/bin/sh\n"
+        f"exec {sys.executable} -c \"import json,os,urllib.request;"
+        f"urllib.request.urlopen(urllib.request.Request('{mgmt}/clear-txt',"
+        "data=json.dumps({'host':'_acme-challenge.'+os.environ['CERTBOT_DOMAIN']+'.'}).encode(),"
+        "method='POST'))\"\n")
+    auth.chmod(0o755)
+    cleanup.chmod(0o755)
+    base = chisel2.random_name("manual")
+    env = dict(os.environ, REQUESTS_CA_BUNDLE=va_server.tls_ca)
+    certbot = Path(sys.executable).with_name("certbot")
+    run = subprocess.run(
+        [str(certbot), "certonly", "--manual", "--preferred-challenges", "dns",
+         "--manual-auth-hook", str(auth), "--manual-cleanup-hook", str(cleanup),
+         "--server", va_server.directory, "-d", f"*.{base}", "-d", base,
+         "--non-interactive", "--agree-tos", "--register-unsafely-without-email",
+         "--config-dir", str(tmp_path / "c"), "--work-dir", str(tmp_path / "w"),
+         "--logs-dir", str(tmp_path / "l")],
+        env=env, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stdout + run.stderr
+    live = tmp_path / "c" / "live" / base
+    verify_chain((live / "fullchain.pem").read_text(), va_server.root_pem, tmp_path / "v",
+                 [f"*.{base}", base])
+
+
+def test_reserved_addresses_are_refused_by_default(tmp_path_factory, challsrv):
+    """Without allow_reserved_addresses the VA will not connect to 127.0.0.1."""
+    srv = _validating_server(tmp_path_factory, challsrv, challsrv.http_port,
+                             allow_reserved=False)
+    try:
+        client = chisel2.make_client(srv.directory, ca_bundle=srv.tls_ca)
+        pending = chisel2.new_order(client, [chisel2.random_name("reserved")])
+        _answer(client, challsrv, pending, "http-01")
+        authz = _wait_authz(client, pending.orderr.body.authorizations[0])
+        assert authz.status == messages.STATUS_INVALID
+        error = chisel2.find_challenge(authz, "http-01").error
+        assert "127.0.0.1" in error.detail and "loopback" in error.detail, error
+    finally:
+        srv.kill()
+
+
+def test_caa_is_checked_again_at_finalize(tmp_path_factory, challsrv):
+    """With caa_recheck_after = 0 every finalize checks CAA again: a CAA
+    record for another CA published after validation stops issuance."""
+    srv = _validating_server(tmp_path_factory, challsrv, challsrv.http_port,
+                             extra='caa_recheck_after = "0s"\n')
+    try:
+        client = chisel2.make_client(srv.directory, ca_bundle=srv.tls_ca)
+        name = chisel2.random_name("recheck")
+        pending = chisel2.new_order(client, [name])
+        _answer(client, challsrv, pending, "http-01")
+        assert _wait_authz(client, pending.orderr.body.authorizations[0]).status == \
+            messages.STATUS_VALID
+        chisel2.poll_order(client, pending.uri, ("ready",), 30)
+        challsrv.post("/add-caa", {"host": f"{name}.",
+                                   "policies": [{"tag": "issue", "value": "other-ca.test"}]})
+        with pytest.raises(messages.Error) as err:
+            chisel2.finalize_and_download(client, pending, 30)
+        assert err.value.typ == ERR + "caa", err.value
+    finally:
+        srv.kill()
