@@ -301,3 +301,108 @@ async fn dispatch(va: std::sync::Weak<Va>, mut rx: mpsc::Receiver<Job>) {
         });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::FakeClock;
+    use crate::model::{Account, AccountId, AccountStatus, AuthzId, AuthzState, Order, OrderId};
+    use crate::protocol::Identifier;
+    use crate::store::sqlite::{Durability, SqliteStore};
+
+    /// Counts the validations it is asked for and says valid.
+    struct Counting(std::sync::atomic::AtomicUsize);
+
+    impl Validator for Counting {
+        fn validate<'a>(&'a self, _req: &'a ValidationRequest) -> ValidationFuture<'a> {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Box::pin(async {
+                Outcome::Valid {
+                    records: serde_json::json!([]),
+                }
+            })
+        }
+    }
+
+    /// An attempt a previous run left processing is validated again at start.
+    #[tokio::test]
+    async fn processing_attempts_are_resumed() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> = Arc::new(
+            SqliteStore::open(&dir.path().join("db"), Durability::Issuance)
+                .await
+                .unwrap(),
+        );
+        let account = Account {
+            id: AccountId("acct".into()),
+            status: AccountStatus::Valid,
+            jwk: "{}".into(),
+            thumbprint: "t".into(),
+            contact: vec![],
+            tos_agreed: true,
+            created_at: 1,
+        };
+        store.create_account(&account).await.unwrap();
+        let authz = Authz {
+            id: AuthzId("a1".into()),
+            account_id: account.id.clone(),
+            identifier: Identifier::dns("example.com"),
+            wildcard: false,
+            state: AuthzState::Pending,
+            expires: 1_000_000,
+            token: "tok".into(),
+            offered: ChallengeType::ALL.to_vec(),
+            attempt: None,
+            created_at: 1,
+        };
+        let order = Order {
+            id: OrderId("o1".into()),
+            account_id: account.id.clone(),
+            identifiers: vec![Identifier::dns("example.com")],
+            authz_ids: vec![authz.id.clone()],
+            expires: 1_000_000,
+            not_before: None,
+            not_after: None,
+            processing_until: None,
+            cert_id: None,
+            error: None,
+            created_at: 1,
+        };
+        store.create_order(&order, &[authz.clone()]).await.unwrap();
+        assert!(store
+            .start_challenge(&authz.id, ChallengeType::Http01, 10, None)
+            .await
+            .unwrap());
+
+        // A new VA (as after a restart) picks it up.
+        let validator = Arc::new(Counting(Default::default()));
+        let va = Va::start(
+            store.clone(),
+            validator.clone(),
+            Arc::new(FakeClock::new(20)),
+            VaSettings {
+                inline: false,
+                concurrency: 2,
+                queue_size: 8,
+                timeout: Duration::from_secs(5),
+                valid_authz_lifetime: Duration::from_secs(100),
+            },
+        );
+        va.resume(
+            |_| Some("ka".into()),
+            |_| "https://ca.test/acme/acct/acct".into(),
+        )
+        .await
+        .unwrap();
+        for _ in 0..200 {
+            let a = store.authz_by_id(&authz.id).await.unwrap().unwrap();
+            if a.state == AuthzState::Valid {
+                assert_eq!(validator.0.load(std::sync::atomic::Ordering::SeqCst), 1);
+                assert_eq!(a.expires, 120);
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("the attempt left processing was not validated again");
+    }
+}
