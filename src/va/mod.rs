@@ -368,7 +368,10 @@ mod tests {
             error: None,
             created_at: 1,
         };
-        store.create_order(&order, &[authz.clone()]).await.unwrap();
+        store
+            .create_order(&order, std::slice::from_ref(&authz))
+            .await
+            .unwrap();
         assert!(store
             .start_challenge(&authz.id, ChallengeType::Http01, 10, None)
             .await
