@@ -72,7 +72,8 @@ class ValidatingAcmeCa(AcmeCaServer):
     """acme-ca validating for real, its VA pointed at challtestsrv."""
 
     def __init__(self, *a, dns_port: int, http_port: int, tls_port: int,
-                 allow_reserved: bool = True, extra: str = "", **kw):
+                 allow_reserved: bool = True, timeout: str = "10s", extra: str = "",
+                 **kw):
         super().__init__(*a, **kw)
         self.config = self.data_dir.parent / "acme-ca.toml"
         self.config.write_text(
@@ -81,7 +82,7 @@ class ValidatingAcmeCa(AcmeCaServer):
             f"http_port = {http_port}\n"
             f"tls_port = {tls_port}\n"
             f"allow_reserved_addresses = {str(allow_reserved).lower()}\n"
-            'timeout = "10s"\n'
+            f'timeout = "{timeout}"\n'
             f"{extra}"
             '[acme]\ncaa_identities = ["acme-ca.test"]\n')
 
@@ -388,3 +389,33 @@ def test_caa_is_checked_again_at_finalize(tmp_path_factory, challsrv):
         assert err.value.typ == ERR + "caa", err.value
     finally:
         srv.kill()
+
+
+def test_processing_answers_retry_after_then_times_out(tmp_path_factory, challsrv):
+    """A challenge server that accepts and never answers: the authorization
+    is processing (with Retry-After) until the attempt times out."""
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(16)
+    port = silent.getsockname()[1]
+    srv = _validating_server(tmp_path_factory, challsrv, port, timeout="2s")
+    try:
+        client = chisel2.make_client(srv.directory, ca_bundle=srv.tls_ca)
+        pending = chisel2.new_order(client, [chisel2.random_name("silent")])
+        uri = pending.orderr.body.authorizations[0]
+        authz = chisel2.get_authz(client, uri)
+        challb = chisel2.find_challenge(authz, "http-01")
+        client.answer_challenge(challb, challb.chall.response(client.net.key))
+        resp = chisel2.post_as_get(client, uri)
+        body = resp.json()
+        chall = next(c for c in body["challenges"] if c["type"] == "http-01")
+        assert chall["status"] == "processing", body
+        assert body["status"] == "pending"
+        assert int(resp.headers["Retry-After"]) >= 1
+        authz = _wait_authz(client, uri)
+        assert authz.status == messages.STATUS_INVALID
+        error = chisel2.find_challenge(authz, "http-01").error
+        assert error.typ == ERR + "connection", error
+    finally:
+        srv.kill()
+        silent.close()
