@@ -43,10 +43,8 @@ use hyper::client::conn::http1;
 use hyper::header::{HeaderValue, ACCEPT, CONNECTION, HOST, LOCATION, USER_AGENT};
 use hyper::{Method, Request, StatusCode, Uri};
 use hyper_util::rt::TokioIo;
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::WebPkiSupportedAlgorithms;
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{DigitallySignedStruct, SignatureScheme};
+
+use rustls::pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio::time::{timeout_at, Instant};
@@ -575,7 +573,9 @@ impl Http01 {
                         })?,
                         Host::Ip(ip) => ServerName::IpAddress((*ip).into()),
                     };
-                    let connector = tokio_rustls::TlsConnector::from(client_config()?);
+                    let connector = tokio_rustls::TlsConnector::from(
+                        super::tlsclient::client_config(b"http/1.1")?,
+                    );
                     let tls = connector
                         .connect(server_name, tcp)
                         .await
@@ -969,7 +969,7 @@ fn connect_error(e: &io::Error, url: &str, addr: SocketAddr) -> Error {
         ),
         _ => format!(
             "Fetching {url}: Error connecting to {addr}: {}",
-            describe_io(e)
+            super::tlsclient::describe_io(e)
         ),
     };
     Error::new(ErrorKind::Connection, detail)
@@ -989,7 +989,7 @@ fn handshake_error(e: &io::Error, url: &str, addr: SocketAddr) -> Error {
             ErrorKind::Connection,
             format!(
                 "Fetching {url}: Connection to {addr} failed during the TLS handshake: {}",
-                describe_io(e)
+                super::tlsclient::describe_io(e)
             ),
         ),
     }
@@ -1018,97 +1018,12 @@ fn exchange_error(e: &hyper::Error, url: &str, addr: SocketAddr) -> Error {
         match io_error {
             Some(io) => format!(
                 "Error getting validation data from {addr}: {}",
-                describe_io(io)
+                super::tlsclient::describe_io(io)
             ),
             None => format!("Error getting validation data from {addr}: {e}"),
         }
     };
     Error::new(ErrorKind::Connection, format!("Fetching {url}: {why}"))
-}
-
-/// A person-readable account of a socket error.
-fn describe_io(e: &io::Error) -> String {
-    match e.kind() {
-        io::ErrorKind::ConnectionRefused => {
-            "connection refused (nothing listens on that port, or a firewall rejects the connection)"
-                .to_owned()
-        }
-        io::ErrorKind::ConnectionReset => "the server reset the connection".to_owned(),
-        io::ErrorKind::ConnectionAborted => "the connection was aborted".to_owned(),
-        io::ErrorKind::UnexpectedEof => {
-            "the server closed the connection unexpectedly".to_owned()
-        }
-        io::ErrorKind::TimedOut => "the connection timed out".to_owned(),
-        io::ErrorKind::NetworkUnreachable => "the network is unreachable".to_owned(),
-        io::ErrorKind::HostUnreachable => "the host is unreachable".to_owned(),
-        io::ErrorKind::AddrNotAvailable => {
-            "the address cannot be reached from this host (address not available)".to_owned()
-        }
-        _ => e.to_string(),
-    }
-}
-
-/// The TLS client for HTTPS redirect targets: TLS 1.2 and 1.3 with
-/// aws-lc-rs, ALPN `http/1.1`, no session resumption, and a verifier that
-/// accepts any certificate (RFC 8555 §8.3) but checks handshake signatures.
-fn client_config() -> Result<Arc<rustls::ClientConfig>, Error> {
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let verifier = Arc::new(AnyCertificate {
-        algorithms: provider.signature_verification_algorithms,
-    });
-    let mut config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
-        .map_err(Error::internal)?
-        .dangerous()
-        .with_custom_certificate_verifier(verifier)
-        .with_no_client_auth();
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    config.resumption = rustls::client::Resumption::disabled();
-    config.enable_early_data = false;
-    Ok(Arc::new(config))
-}
-
-/// Accepts any certificate chain: the server being validated has no
-/// certificate from this CA yet, so an HTTPS redirect target may present a
-/// self-signed or expired one (RFC 8555 §8.3).
-#[derive(Debug)]
-struct AnyCertificate {
-    algorithms: WebPkiSupportedAlgorithms,
-}
-
-impl ServerCertVerifier for AnyCertificate {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.algorithms.supported_schemes()
-    }
 }
 
 #[cfg(test)]

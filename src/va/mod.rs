@@ -17,6 +17,7 @@ pub mod dns01;
 pub mod hickory;
 pub mod http01;
 pub mod tlsalpn01;
+mod tlsclient;
 
 use std::future::Future;
 use std::pin::Pin;
