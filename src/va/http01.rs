@@ -50,7 +50,7 @@ use tokio::net::TcpStream;
 use tokio::time::{timeout_at, Instant};
 
 use super::addr::AddressPolicy;
-use super::dns::{DnsError, Resolver};
+use super::dns::Resolver;
 use super::{Outcome, ValidationFuture, ValidationRequest, Validator};
 use crate::error::{Error, ErrorKind};
 use crate::protocol::IdentifierType;
@@ -454,7 +454,9 @@ impl Http01 {
                 }
                 vec![*ip]
             }
-            Host::Name(name) => self.resolve(name, deadline).await?,
+            Host::Name(name) => {
+                super::tlsclient::resolve_ips(&*self.resolver, self.timeout, name, deadline).await?
+            }
         };
         record.resolved.clone_from(&addrs);
 
@@ -596,42 +598,6 @@ impl Http01 {
             )),
             Ok(result) => result,
         }
-    }
-
-    /// A and AAAA records of `name`, within the deadline.
-    async fn resolve(&self, name: &str, deadline: Instant) -> Result<Vec<IpAddr>, Error> {
-        let answer = match timeout_at(deadline, self.resolver.lookup_ip(name)).await {
-            Ok(answer) => answer,
-            Err(_) => {
-                return Err(Error::new(
-                    ErrorKind::Dns,
-                    format!(
-                        "DNS problem: looking up A and AAAA for {name} did not finish within the {} allowed (asked {})",
-                        describe_duration(self.timeout),
-                        self.resolver.describe()
-                    ),
-                ))
-            }
-        };
-        let why = match answer {
-            Ok(addrs) if !addrs.is_empty() => return Ok(addrs),
-            Ok(_) | Err(DnsError::NoRecords) => {
-                let detail = format!(
-                    "No valid IP addresses found for {name}: it has no A or AAAA record (asked {})",
-                    self.resolver.describe()
-                );
-                return Err(Error::new(ErrorKind::Dns, detail));
-            }
-            Err(DnsError::NxDomain) => "NXDOMAIN".to_owned(),
-            Err(e) => e.to_string(),
-        };
-        Err(Error::new(
-            ErrorKind::Dns,
-            format!(
-                "DNS problem: {why} looking up A and AAAA for {name} (asked {}) - check that a DNS record exists for this domain",
-                self.resolver.describe()
-            ),
-        ))
     }
 }
 
@@ -1040,7 +1006,7 @@ mod tests {
 
     use crate::model::{AccountId, Authz, AuthzId, AuthzState, ChallengeType};
     use crate::protocol::Identifier;
-    use crate::va::dns::{CaaRecord, DnsFuture};
+    use crate::va::dns::{CaaRecord, DnsError, DnsFuture};
 
     const TOKEN: &str = "evaGxfADs6pSRb2LAv9IZf17Dt3juxGJ-PCt92wr-oA";
     const KEY_AUTH: &str =

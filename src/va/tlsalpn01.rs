@@ -32,7 +32,7 @@ use x509_cert::ext::pkix::SubjectAltName;
 use x509_cert::Certificate;
 
 use super::addr::AddressPolicy;
-use super::dns::{DnsError, Resolver};
+use super::dns::Resolver;
 use super::{Outcome, ValidationFuture, ValidationRequest, Validator};
 use crate::error::{Error, ErrorKind};
 use crate::protocol::IdentifierType;
@@ -138,7 +138,9 @@ impl TlsAlpn01 {
                         )))
                     }
                 };
-                let addrs = self.resolve(value, deadline).await?;
+                let addrs =
+                    super::tlsclient::resolve_ips(&*self.resolver, self.timeout, value, deadline)
+                        .await?;
                 (server_name, Expected::Dns(value), addrs)
             }
             IdentifierType::Ip => {
@@ -265,37 +267,6 @@ impl TlsAlpn01 {
                 "Incorrect validation certificate for {CHALLENGE} challenge. Requested {value} from {used}. {msg}"
             ))
         })
-    }
-
-    /// A and AAAA records of `name`, within the deadline.
-    async fn resolve(&self, name: &str, deadline: Instant) -> Result<Vec<IpAddr>, Error> {
-        let answer = match timeout_at(deadline, self.resolver.lookup_ip(name)).await {
-            Ok(answer) => answer,
-            Err(_) => {
-                return Err(Error::new(
-                    ErrorKind::Dns,
-                    format!(
-                        "DNS problem: looking up A and AAAA for {name} did not finish within {:?} (asked {})",
-                        self.timeout,
-                        self.resolver.describe()
-                    ),
-                ))
-            }
-        };
-        let asked = self.resolver.describe();
-        let detail = match answer {
-            Ok(addrs) if !addrs.is_empty() => return Ok(addrs),
-            Ok(_) | Err(DnsError::NoRecords) => format!(
-                "No valid IP addresses found for {name}: it has no A or AAAA record (asked {asked})"
-            ),
-            Err(DnsError::NxDomain) => format!(
-                "DNS problem: NXDOMAIN looking up A and AAAA for {name} (asked {asked}) - check that a DNS record exists for this domain"
-            ),
-            Err(e) => format!(
-                "DNS problem: {e} looking up A and AAAA for {name} (asked {asked})"
-            ),
-        };
-        Err(Error::new(ErrorKind::Dns, detail))
     }
 }
 
@@ -608,7 +579,7 @@ mod tests {
 
     use crate::model::{AccountId, Authz, AuthzId, AuthzState, ChallengeType};
     use crate::protocol::Identifier;
-    use crate::va::dns::{CaaRecord, DnsFuture};
+    use crate::va::dns::{CaaRecord, DnsError, DnsFuture};
 
     const KEY_AUTH: &str =
         "evaGxfADs6pSRb2LAv9IZf17Dt3juxGJ-PCt92wr-oA.9jg46WB3rR_AHD-EBXdN7cBkH1WOu0tA3M9fm21mqTI";
