@@ -311,16 +311,32 @@ fn challenge_resource(
     }
 }
 
-/// POST-as-GET /acme/authz/{id} (§7.5).
+/// The payload of an authorization update (§7.5.2).
+#[derive(serde::Deserialize)]
+pub struct AuthzUpdate {
+    status: Option<String>,
+}
+
+/// POST-as-GET /acme/authz/{id} (§7.5), or its deactivation (§7.5.2).
 pub async fn authz(
     State(app): State<Arc<App>>,
     PathParams(id): PathParams<String>,
     post: AcmePost,
 ) -> Result<Response> {
     let id = path_id(&id, AuthzId::parse, "no such authorization")?;
-    post.expect_post_as_get()?;
     let (account, _) = post.account()?;
-    let authz = app.ra.authz(account, &id).await?;
+    let authz = if post.jws.is_post_as_get() {
+        app.ra.authz(account, &id).await?
+    } else {
+        // §7.5.2: {"status": "deactivated"} is the only change allowed.
+        let update: AuthzUpdate = post.json()?;
+        if update.status.as_deref() != Some("deactivated") {
+            return Err(Error::malformed(
+                "an authorization can only be updated to {\"status\": \"deactivated\"}",
+            ));
+        }
+        app.ra.deactivate_authz(account, &id).await?
+    };
     let (res, processing) = authz_resource(&post.base, &authz, app.ra.clock.now());
     let mut resp = Json(res).into_response();
     if processing {

@@ -1063,3 +1063,78 @@ async fn bad_path_segments_and_queries_get_problem_documents() {
         StatusCode::OK
     );
 }
+
+#[tokio::test]
+async fn authorization_and_account_deactivation() {
+    let h = harness().await;
+    let mut c = Client::new();
+    h.register(&mut c).await;
+    let new_order = |name: &'static str| json!({"identifiers": [{"type": "dns", "value": name}]});
+
+    // A pending authorization is deactivated; its order becomes invalid.
+    let r = h
+        .post(&c, "/acme/new-order", Some(&new_order("deact.example.com")))
+        .await;
+    let order_url = r.header("location").unwrap();
+    let authz_url = r.json()["authorizations"][0].as_str().unwrap().to_string();
+    let r = h
+        .post(&c, &authz_url, Some(&json!({"status": "deactivated"})))
+        .await;
+    assert_eq!(
+        r.status,
+        StatusCode::OK,
+        "{}",
+        String::from_utf8_lossy(&r.body)
+    );
+    assert_eq!(r.json()["status"], "deactivated");
+    assert_eq!(
+        h.post(&c, &order_url, None).await.json()["status"],
+        "invalid"
+    );
+    // Twice: refused. Another status: refused.
+    let r = h
+        .post(&c, &authz_url, Some(&json!({"status": "deactivated"})))
+        .await;
+    assert_eq!(r.problem(), "malformed");
+    let (_, ready) = h.ready_order(&c, &["valid.example.com"]).await;
+    let valid_authz = ready["authorizations"][0].as_str().unwrap().to_string();
+    let r = h
+        .post(&c, &valid_authz, Some(&json!({"status": "valid"})))
+        .await;
+    assert_eq!(r.problem(), "malformed");
+    // A valid authorization may be deactivated too.
+    let r = h
+        .post(&c, &valid_authz, Some(&json!({"status": "deactivated"})))
+        .await;
+    assert_eq!(r.json()["status"], "deactivated");
+    // Another account may not.
+    let mut other = Client::new();
+    h.register(&mut other).await;
+    let r = h
+        .post(&c, "/acme/new-order", Some(&new_order("mine.example.com")))
+        .await;
+    let mine = r.json()["authorizations"][0].as_str().unwrap().to_string();
+    let r = h
+        .post(&other, &mine, Some(&json!({"status": "deactivated"})))
+        .await;
+    assert_eq!(r.problem(), "unauthorized");
+
+    // Deactivating the account deactivates its pending authorizations.
+    let kid = c.kid.clone().unwrap();
+    let r = h
+        .post(&c, &kid, Some(&json!({"status": "deactivated"})))
+        .await;
+    assert_eq!(r.json()["status"], "deactivated");
+    let a = h
+        .server
+        .app
+        .ra
+        .store
+        .authz_by_id(&crate::model::AuthzId(
+            mine.rsplit('/').next().unwrap().to_string(),
+        ))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(a.state, crate::model::AuthzState::Deactivated);
+}

@@ -335,6 +335,20 @@ impl Ra {
         Ok(authz)
     }
 
+    /// Authorization deactivation (RFC 8555 §7.5.2): a pending or valid
+    /// authorization of `account` becomes deactivated.
+    pub async fn deactivate_authz(&self, account: &Account, id: &AuthzId) -> Result<Authz> {
+        let authz = self.authz(account, id).await?;
+        if !self.store.deactivate_authz(&authz.id).await? {
+            let status = state::authz_status(&authz, self.now());
+            return Err(Error::malformed(format!(
+                "only a pending or valid authorization can be deactivated; this one is {}",
+                status.as_str()
+            )));
+        }
+        self.authz(account, id).await
+    }
+
     /// POST to a challenge (RFC 8555 §7.5.1): starts its validation if the
     /// authorization is pending and has no attempt yet; otherwise the
     /// challenge is returned as it stands.

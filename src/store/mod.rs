@@ -64,8 +64,12 @@ pub trait Store: Send + Sync + 'static {
         id: &'a AccountId,
         contact: &'a [String],
     ) -> StoreFuture<'a, bool>;
-    /// Moves a valid account to deactivated; false if it was not valid.
+    /// Moves a valid account to deactivated, and its pending authorizations
+    /// with it; false if it was not valid.
     fn deactivate_account<'a>(&'a self, id: &'a AccountId) -> StoreFuture<'a, bool>;
+
+    /// Deactivates a pending or valid authorization; false otherwise.
+    fn deactivate_authz<'a>(&'a self, id: &'a AuthzId) -> StoreFuture<'a, bool>;
 
     /// Inserts an order with its new authorizations in one transaction.
     fn create_order<'a>(&'a self, order: &'a Order, authzs: &'a [Authz]) -> StoreFuture<'a, ()>;

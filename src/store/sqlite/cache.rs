@@ -47,6 +47,11 @@ impl<K: Hash + Eq + Clone, V: Clone> Bounded<K, V> {
         }
     }
 
+    /// Applies `f` to every entry.
+    pub(super) fn update_all(&mut self, mut f: impl FnMut(&mut V)) {
+        self.map.values_mut().for_each(&mut f)
+    }
+
     pub(super) fn clear(&mut self) {
         self.map.clear()
     }

@@ -248,6 +248,10 @@ impl Store for SqliteStore {
         Box::pin(async move { Ok(self.writer.write(Op::Deactivate(id.clone())).await? == 1) })
     }
 
+    fn deactivate_authz<'a>(&'a self, id: &'a AuthzId) -> StoreFuture<'a, bool> {
+        Box::pin(async move { Ok(self.writer.write(Op::DeactivateAuthz(id.clone())).await? == 1) })
+    }
+
     fn create_order<'a>(&'a self, o: &'a Order, authzs: &'a [Authz]) -> StoreFuture<'a, ()> {
         Box::pin(async move {
             // Order and authorizations commit in one transaction.

@@ -116,7 +116,10 @@ impl Sql {
 pub(super) enum Op {
     CreateAccount(Account),
     UpdateContact(AccountId, Vec<String>),
+    /// Deactivates an account and its pending authorizations.
     Deactivate(AccountId),
+    /// Deactivates a pending or valid authorization (RFC 8555 §7.5.2).
+    DeactivateAuthz(AuthzId),
     CreateOrder(Order, Vec<Authz>),
     StartChallenge {
         authz: AuthzId,
@@ -224,9 +227,21 @@ impl Op {
                 Ok(1)
             }
             Op::Deactivate(id) => {
-                sql.raw("UPDATE accounts SET status = 'deactivated' WHERE id = ")
+                // RFC 8555 §7.3.6: the account's pending authorizations go
+                // with it. The account update comes last: its row count is
+                // the op's outcome.
+                sql.raw("UPDATE authzs SET state = 'deactivated' WHERE account_id = ")
+                    .text(&id.0)?
+                    .raw(" AND state = 'pending';\n")
+                    .raw("UPDATE accounts SET status = 'deactivated' WHERE id = ")
                     .text(&id.0)?
                     .raw(" AND status = 'valid';\n");
+                Ok(2)
+            }
+            Op::DeactivateAuthz(id) => {
+                sql.raw("UPDATE authzs SET state = 'deactivated' WHERE id = ")
+                    .text(&id.0)?
+                    .raw(" AND state IN ('pending', 'valid');\n");
                 Ok(1)
             }
             Op::CreateOrder(o, authzs) => {
@@ -421,9 +436,19 @@ impl Op {
             Op::UpdateContact(id, contact) => {
                 cache.accounts.update(id, |a| a.contact = contact.clone())
             }
-            Op::Deactivate(id) => cache
-                .accounts
-                .update(id, |a| a.status = AccountStatus::Deactivated),
+            Op::Deactivate(id) => {
+                cache
+                    .accounts
+                    .update(id, |a| a.status = AccountStatus::Deactivated);
+                cache.authzs.update_all(|a| {
+                    if &a.account_id == id && a.state == AuthzState::Pending {
+                        a.state = AuthzState::Deactivated;
+                    }
+                });
+            }
+            Op::DeactivateAuthz(id) => cache
+                .authzs
+                .update(id, |a| a.state = AuthzState::Deactivated),
             Op::CreateOrder(o, authzs) => {
                 for a in authzs {
                     cache.authzs.put(a.id.clone(), a.clone());
