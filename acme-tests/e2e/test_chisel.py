@@ -349,3 +349,12 @@ def test_revoke_unassigned_reason(server, client):
     with pytest.raises(messages.Error) as err:
         client.revoke(issued.leaf, 7)
     assert err.value.typ == ERR + "badRevocationReason"
+
+
+def test_deactivate_authorization(server, client):
+    pending = chisel2.new_order(client, [chisel2.random_name("deact")])
+    uri = pending.orderr.body.authorizations[0]
+    authzr = messages.AuthorizationResource(body=chisel2.get_authz(client, uri), uri=uri)
+    deactivated = client.deactivate_authorization(authzr)
+    assert deactivated.body.status == messages.STATUS_DEACTIVATED
+    assert chisel2.get_order(client, pending.uri).status == messages.STATUS_INVALID
