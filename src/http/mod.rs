@@ -148,15 +148,10 @@ async fn acme_headers(State(app): State<Arc<App>>, req: Request, next: Next) -> 
     let method = req.method().clone();
     let path_is_nonce = req.uri().path() == paths::NEW_NONCE;
     let path_is_directory = req.uri().path() == paths::DIRECTORY;
-    let base = match &app.external_url {
-        Some(u) => Some(u.clone()),
-        None => req
-            .headers()
-            .get(header::HOST)
-            .and_then(|h| h.to_str().ok())
-            .or_else(|| req.uri().authority().map(|a| a.as_str()))
-            .map(|h| format!("https://{h}")),
-    };
+    // An invalid Host gets no Link header: it is never reflected.
+    let base = request::BaseUrl::derive(app.external_url.as_deref(), req.headers(), req.uri())
+        .ok()
+        .map(|b| b.0);
     let mut resp = match tokio::time::timeout(app.request_timeout, next.run(req)).await {
         Ok(r) => r,
         Err(_) => {

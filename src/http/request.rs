@@ -5,7 +5,7 @@
 use axum::body::Body;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
-use axum::http::{header, Method};
+use axum::http::{header, HeaderMap, Method, Uri};
 use serde::de::DeserializeOwned;
 use std::sync::Arc;
 
@@ -22,6 +22,26 @@ use crate::model::{Account, AccountId};
 pub struct BaseUrl(pub String);
 
 impl BaseUrl {
+    /// The base URL of a request: `external` when configured, else built
+    /// from the Host header (HTTP/1.1) or the URI's authority (HTTP/2),
+    /// which must be a plausible host name.
+    pub fn derive(external: Option<&str>, headers: &HeaderMap, uri: &Uri) -> Result<BaseUrl> {
+        if let Some(url) = external {
+            return Ok(BaseUrl(url.to_owned()));
+        }
+        let host = headers
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .or_else(|| uri.authority().map(|a| a.as_str()))
+            .ok_or_else(|| Error::malformed("the request has no Host"))?;
+        if !valid_host(host) {
+            return Err(Error::malformed(
+                "the request's Host is not a valid host name",
+            ));
+        }
+        Ok(BaseUrl(format!("https://{host}")))
+    }
+
     pub fn url(&self, path: &str) -> String {
         let mut s = String::with_capacity(self.0.len() + path.len());
         s.push_str(&self.0);
@@ -41,21 +61,7 @@ impl FromRequestParts<Arc<App>> for BaseUrl {
     type Rejection = Error;
 
     async fn from_request_parts(parts: &mut Parts, app: &Arc<App>) -> Result<Self> {
-        if let Some(url) = &app.external_url {
-            return Ok(BaseUrl(url.clone()));
-        }
-        let host = parts
-            .headers
-            .get(header::HOST)
-            .and_then(|h| h.to_str().ok())
-            .or_else(|| parts.uri.authority().map(|a| a.as_str()))
-            .ok_or_else(|| Error::malformed("the request has no Host"))?;
-        if !valid_host(host) {
-            return Err(Error::malformed(
-                "the request's Host is not a valid host name",
-            ));
-        }
-        Ok(BaseUrl(format!("https://{host}")))
+        BaseUrl::derive(app.external_url.as_deref(), &parts.headers, &parts.uri)
     }
 }
 

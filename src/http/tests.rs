@@ -1138,3 +1138,27 @@ async fn authorization_and_account_deactivation() {
         .unwrap();
     assert_eq!(a.state, crate::model::AuthzState::Deactivated);
 }
+
+#[tokio::test]
+async fn an_invalid_host_is_never_reflected() {
+    let h = harness().await;
+    let r = h
+        .send(
+            Request::get("/acme/new-nonce")
+                .header(header::HOST, "evil.example/<x>")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert!(r.header("link").is_none(), "{:?}", r.header("link"));
+    let r = h
+        .send(
+            Request::get("/directory")
+                .header(header::HOST, "evil.example/<x>")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert_eq!(r.problem(), "malformed");
+}
