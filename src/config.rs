@@ -4,7 +4,8 @@
 //! `docs/CONFIG.md` documents every field; `docs/acme-ca.example.toml` is the
 //! annotated example.
 
-use std::net::SocketAddr;
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -14,7 +15,7 @@ use crate::ca::{CaSettings, KeyAlgorithm};
 use crate::store::sqlite::Durability;
 
 /// The whole configuration.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     pub server: ServerConfig,
@@ -22,6 +23,145 @@ pub struct Config {
     pub acme: AcmeConfig,
     pub validation: ValidationConfig,
     pub store: StoreConfig,
+    pub status: StatusConfig,
+    /// `[profiles.<name>]`: certificate profiles. When the file has no
+    /// `[profiles]` table at all, `classic` and `shortlived` are defined.
+    pub profiles: BTreeMap<String, ProfileConfig>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            server: ServerConfig::default(),
+            ca: CaConfig::default(),
+            acme: AcmeConfig::default(),
+            validation: ValidationConfig::default(),
+            store: StoreConfig::default(),
+            status: StatusConfig::default(),
+            profiles: default_profiles(),
+        }
+    }
+}
+
+/// `[profiles.<name>]`: what certificates of one profile look like and who
+/// may ask for them (draft-aaron-acme-profiles).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProfileConfig {
+    /// Shown in the directory's `meta.profiles`.
+    pub description: String,
+    /// Certificate lifetime (notAfter - notBefore).
+    #[serde(deserialize_with = "de_duration")]
+    pub validity: Duration,
+    /// Put the first DNS name in the subject common name.
+    pub common_name: bool,
+    /// Extended key usages: "serverAuth", "clientAuth".
+    pub extended_key_usages: Vec<String>,
+    /// keyUsage keyEncipherment for RSA keys.
+    pub rsa_key_encipherment: bool,
+    /// Identifier types orders of this profile may hold: "dns", "ip".
+    pub identifier_types: Vec<String>,
+    /// Put the OCSP responder URL in the AIA (and allow Must-Staple).
+    pub ocsp: bool,
+    /// Put the CRL distribution point in the certificate.
+    pub crl: bool,
+}
+
+impl Default for ProfileConfig {
+    fn default() -> Self {
+        ProfileConfig {
+            description: String::new(),
+            validity: Duration::from_secs(90 * 86400),
+            common_name: true,
+            extended_key_usages: vec!["serverAuth".into(), "clientAuth".into()],
+            rsa_key_encipherment: true,
+            identifier_types: vec!["dns".into(), "ip".into()],
+            ocsp: true,
+            crl: true,
+        }
+    }
+}
+
+/// `classic` (90 days, the Baseline Requirements' usual certificate with
+/// OCSP and CRL) and `shortlived` (160 hours, no common name, serverAuth
+/// only, no revocation pointers, as short-lived certificates need none).
+pub fn default_profiles() -> BTreeMap<String, ProfileConfig> {
+    let mut m = BTreeMap::new();
+    m.insert(
+        "classic".to_owned(),
+        ProfileConfig {
+            description: "90-day certificates with OCSP and CRL".into(),
+            ..ProfileConfig::default()
+        },
+    );
+    m.insert(
+        "shortlived".to_owned(),
+        ProfileConfig {
+            description: "160-hour certificates without common name or revocation URLs".into(),
+            validity: Duration::from_secs(160 * 3600),
+            common_name: false,
+            extended_key_usages: vec!["serverAuth".into()],
+            rsa_key_encipherment: false,
+            ocsp: false,
+            crl: false,
+            ..ProfileConfig::default()
+        },
+    );
+    m
+}
+
+/// `[status]`: the plain-HTTP revocation status listener (CRLs, OCSP, the
+/// issuer certificate), whose URLs go into every certificate.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StatusConfig {
+    /// Serve the status listener (otherwise certificates carry no CRL or
+    /// OCSP URL, and caIssuers points at the HTTPS listener).
+    pub enabled: bool,
+    pub listen: SocketAddr,
+    /// Base URL written into certificates, e.g. "http://status.example.com";
+    /// default "http://<listen address>" (localhost for a wildcard address).
+    pub base_url: Option<String>,
+    /// nextUpdate - thisUpdate of a CRL.
+    #[serde(deserialize_with = "de_duration")]
+    pub crl_lifetime: Duration,
+    /// A new CRL is signed at least this often (and at every revocation).
+    #[serde(deserialize_with = "de_duration")]
+    pub crl_refresh: Duration,
+    /// nextUpdate - thisUpdate of an OCSP response.
+    #[serde(deserialize_with = "de_duration")]
+    pub ocsp_lifetime: Duration,
+    /// Sign OCSP responses with a delegated responder certificate (issued
+    /// by the intermediate at each start) instead of the intermediate.
+    pub ocsp_delegated: bool,
+}
+
+impl Default for StatusConfig {
+    fn default() -> Self {
+        StatusConfig {
+            enabled: true,
+            listen: "0.0.0.0:14080".parse().expect("valid literal address"),
+            base_url: None,
+            crl_lifetime: Duration::from_secs(7 * 86400),
+            crl_refresh: Duration::from_secs(6 * 3600),
+            ocsp_lifetime: Duration::from_secs(4 * 86400),
+            ocsp_delegated: false,
+        }
+    }
+}
+
+impl StatusConfig {
+    /// The base URL for status URLs, given the address actually bound.
+    pub fn base_url_for(&self, bound: SocketAddr) -> String {
+        if let Some(url) = &self.base_url {
+            return url.clone();
+        }
+        match bound.ip() {
+            ip if ip.is_unspecified() => format!("http://localhost:{}", bound.port()),
+            IpAddr::V4(v4) => format!("http://{v4}:{}", bound.port()),
+            IpAddr::V6(v6) => format!("http://[{v6}]:{}", bound.port()),
+        }
+    }
 }
 
 /// `[server]`: listeners and limits of the HTTP front end.
@@ -82,9 +222,10 @@ pub struct CaConfig {
     pub intermediate_key: Option<PathBuf>,
     /// Prefix of generated CA names.
     pub name: String,
-    /// Validity of issued certificates.
-    #[serde(deserialize_with = "de_duration")]
-    pub leaf_validity: Duration,
+    /// Older setting, kept for existing files: when set, the validity of
+    /// the default profile's certificates. Profiles set their own.
+    #[serde(deserialize_with = "de_opt_duration")]
+    pub leaf_validity: Option<Duration>,
     /// How far before the issuance time notBefore is set, to tolerate
     /// clients whose clocks run slow.
     #[serde(deserialize_with = "de_duration")]
@@ -100,7 +241,7 @@ impl Default for CaConfig {
             intermediate_cert: None,
             intermediate_key: None,
             name: "acme-ca".into(),
-            leaf_validity: Duration::from_secs(90 * 86400),
+            leaf_validity: None,
             backdate: Duration::from_secs(60),
         }
     }
@@ -151,6 +292,20 @@ pub struct AcmeConfig {
     /// `Retry-After` sent with processing authorizations and orders.
     #[serde(deserialize_with = "de_duration")]
     pub retry_after: Duration,
+    /// Profile used when newOrder names none.
+    pub default_profile: String,
+    /// Percentage (0-100) of new orders that get an account's still-valid
+    /// authorization for an identifier back instead of a new one.
+    pub authz_reuse: u8,
+    /// ARI (RFC 9773): `Retry-After` of renewalInfo answers.
+    #[serde(deserialize_with = "de_duration")]
+    pub ari_retry_after: Duration,
+    /// ARI: `explanationURL` of renewalInfo answers.
+    pub ari_explanation_url: Option<String>,
+    /// newAccount needs an external account binding (RFC 8555 §7.3.4).
+    pub external_account_required: bool,
+    /// External account binding MAC keys: key identifier → base64url key.
+    pub eab_keys: BTreeMap<String, String>,
 }
 
 impl Default for AcmeConfig {
@@ -167,6 +322,12 @@ impl Default for AcmeConfig {
             nonce_lifetime: Duration::from_secs(3600),
             orders_per_page: 50,
             retry_after: Duration::from_secs(1),
+            default_profile: "classic".into(),
+            authz_reuse: 100,
+            ari_retry_after: Duration::from_secs(6 * 3600),
+            ari_explanation_url: None,
+            external_account_required: false,
+            eab_keys: BTreeMap::new(),
         }
     }
 }
@@ -260,11 +421,13 @@ impl Config {
 
     /// Checks cross-field rules once, at load.
     pub fn validate(&self) -> Result<(), String> {
-        if self.ca.leaf_validity.is_zero() || self.ca.leaf_validity > MAX_LEAF_VALIDITY {
-            return Err(format!(
-                "ca.leaf_validity must be between 1s and {} days",
-                MAX_LEAF_VALIDITY.as_secs() / 86400
-            ));
+        if let Some(v) = self.ca.leaf_validity {
+            if v.is_zero() || v > MAX_LEAF_VALIDITY {
+                return Err(format!(
+                    "ca.leaf_validity must be between 1s and {} days",
+                    MAX_LEAF_VALIDITY.as_secs() / 86400
+                ));
+            }
         }
         if self.server.tls_cert.is_some() != self.server.tls_key.is_some() {
             return Err("server.tls_cert and server.tls_key go together".into());
@@ -285,7 +448,91 @@ impl Config {
         if self.acme.orders_per_page == 0 || self.acme.orders_per_page > 1000 {
             return Err("acme.orders_per_page must be between 1 and 1000".into());
         }
+        if self.acme.authz_reuse > 100 {
+            return Err("acme.authz_reuse is a percentage (0-100)".into());
+        }
+        if self.profiles.is_empty() {
+            return Err("at least one profile must be defined".into());
+        }
+        if !self.profiles.contains_key(&self.acme.default_profile) {
+            return Err(format!(
+                "acme.default_profile {:?} is not a defined profile ({})",
+                self.acme.default_profile,
+                self.profiles.keys().cloned().collect::<Vec<_>>().join(", ")
+            ));
+        }
+        for (name, p) in &self.profiles {
+            let bad = |what: String| Err(format!("profiles.{name}: {what}"));
+            if name.is_empty()
+                || name.len() > 64
+                || !name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+            {
+                return bad("a profile name is 1-64 letters, digits, '-', '_' or '.'".into());
+            }
+            if p.validity.is_zero() || p.validity > MAX_LEAF_VALIDITY {
+                return bad(format!(
+                    "validity must be between 1s and {} days",
+                    MAX_LEAF_VALIDITY.as_secs() / 86400
+                ));
+            }
+            for eku in &p.extended_key_usages {
+                if eku != "serverAuth" && eku != "clientAuth" {
+                    return bad(format!(
+                        "unknown extended key usage {eku:?} (serverAuth, clientAuth)"
+                    ));
+                }
+            }
+            if p.identifier_types.is_empty() {
+                return bad("identifier_types must list \"dns\", \"ip\" or both".into());
+            }
+            for t in &p.identifier_types {
+                if t != "dns" && t != "ip" {
+                    return bad(format!("unknown identifier type {t:?} (dns, ip)"));
+                }
+            }
+            if (p.ocsp || p.crl) && !self.status.enabled {
+                return bad(
+                    "ocsp and crl need the status listener ([status] enabled = true)".into(),
+                );
+            }
+        }
+        if self.acme.external_account_required && self.acme.eab_keys.is_empty() {
+            return Err(
+                "acme.external_account_required needs at least one key in [acme.eab_keys]".into(),
+            );
+        }
+        if let Some(url) = &self.status.base_url {
+            if !(url.starts_with("http://") || url.starts_with("https://")) || url.ends_with('/') {
+                return Err(
+                    "status.base_url must be an http(s) URL without a trailing slash".into(),
+                );
+            }
+        }
+        if self.status.crl_refresh.is_zero() || self.status.crl_refresh >= self.status.crl_lifetime
+        {
+            return Err(
+                "status.crl_refresh must be above zero and below status.crl_lifetime".into(),
+            );
+        }
+        if self.status.ocsp_lifetime.is_zero() {
+            return Err("status.ocsp_lifetime must be above zero".into());
+        }
         Ok(())
+    }
+
+    /// The profiles in force: `[profiles]`, with `ca.leaf_validity` (when
+    /// set) as the default profile's validity.
+    pub fn effective_profiles(&self) -> BTreeMap<String, ProfileConfig> {
+        let mut profiles = self.profiles.clone();
+        if let (Some(v), Some(p)) = (
+            self.ca.leaf_validity,
+            profiles.get_mut(&self.acme.default_profile),
+        ) {
+            p.validity = v;
+        }
+        profiles
     }
 
     /// The database file.
@@ -327,6 +574,10 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         "d" => secs(86400),
         _ => Err(format!("bad duration unit in {s:?} (ms, s, m, h or d)")),
     }
+}
+
+fn de_opt_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    de_duration(d).map(Some)
 }
 
 fn de_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
@@ -393,7 +644,11 @@ mod tests {
         .unwrap();
         c.validate().unwrap();
         assert_eq!(c.ca.key_algorithm, KeyAlgorithm::Rsa2048);
-        assert_eq!(c.ca.leaf_validity, Duration::from_secs(6 * 86400));
+        assert_eq!(c.ca.leaf_validity, Some(Duration::from_secs(6 * 86400)));
+        assert_eq!(
+            c.effective_profiles()["classic"].validity,
+            Duration::from_secs(6 * 86400)
+        );
         assert_eq!(c.acme.order_lifetime, Duration::from_secs(3600));
         assert_eq!(c.store.durability, Durability::Full);
         assert_eq!(
@@ -416,7 +671,7 @@ mod tests {
     #[test]
     fn validation_rules() {
         let mut c = Config::default();
-        c.ca.leaf_validity = Duration::from_secs(400 * 86400);
+        c.ca.leaf_validity = Some(Duration::from_secs(400 * 86400));
         assert!(c.validate().is_err());
         let mut c = Config::default();
         c.server.external_url = Some("https://x.example/".into());

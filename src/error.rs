@@ -46,6 +46,8 @@ pub enum ErrorKind {
     UserActionRequired,
     /// draft-aaron-acme-profiles: the requested profile does not exist.
     InvalidProfile,
+    /// RFC 9773: the certificate named in `replaces` is already replaced.
+    AlreadyReplaced,
     /// The resource does not exist (HTTP 404, problem type `malformed`).
     NotFound,
     /// The method is not allowed on this resource (HTTP 405).
@@ -89,6 +91,7 @@ impl ErrorKind {
             UnsupportedIdentifier => "unsupportedIdentifier",
             UserActionRequired => "userActionRequired",
             InvalidProfile => "invalidProfile",
+            AlreadyReplaced => "alreadyReplaced",
         }
     }
 
@@ -101,7 +104,7 @@ impl ErrorKind {
             AccountDoesNotExist => 400,
             NotFound => 404,
             MethodNotAllowed => 405,
-            Conflict => 409,
+            Conflict | AlreadyReplaced => 409,
             UnsupportedMediaType => 415,
             RateLimited => 429,
             OrderNotReady => 403,

@@ -15,6 +15,7 @@ pub mod model;
 pub mod protocol;
 pub mod ra;
 pub mod rand;
+pub mod revocation;
 pub mod server;
 pub mod store;
 pub mod va;

@@ -46,6 +46,10 @@ struct ServeArgs {
     /// overrides validation.dns_servers).
     #[arg(long = "dns-server", value_name = "HOST:PORT")]
     dns_servers: Vec<SocketAddr>,
+    /// Address of the plain-HTTP status listener for CRLs, OCSP and the
+    /// issuer certificate (overrides status.listen).
+    #[arg(long)]
+    status_listen: Option<SocketAddr>,
 }
 
 fn load_config(args: &ServeArgs) -> Result<Config, String> {
@@ -64,6 +68,9 @@ fn load_config(args: &ServeArgs) -> Result<Config, String> {
     }
     if !args.dns_servers.is_empty() {
         config.validation.dns_servers = args.dns_servers.clone();
+    }
+    if let Some(addr) = args.status_listen {
+        config.status.listen = addr;
     }
     config.apply_env(|k| std::env::var(k).ok())?;
     config.validate()?;
@@ -99,6 +106,9 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         .unwrap_or_else(|| default_base_url(addr));
     println!("acme-ca: directory {base}/directory");
     println!("acme-ca: root-ca {}", server.root_pem_path.display());
+    if let Some(status) = &server.status {
+        println!("acme-ca: status {}", status.base_url);
+    }
     println!("acme-ca: ready");
     tracing::info!(%addr, "listening");
     server.run(listener, shutdown_signal()).await;

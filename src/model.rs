@@ -254,6 +254,11 @@ pub struct Order {
     /// A problem document that made the order invalid, if any.
     pub error: Option<serde_json::Value>,
     pub created_at: Timestamp,
+    /// The certificate profile chosen at newOrder.
+    pub profile: String,
+    /// The ARI identifier of the certificate this order replaces (RFC 9773
+    /// `replaces`).
+    pub replaces: Option<String>,
 }
 
 /// An issued certificate.

@@ -16,9 +16,13 @@ use crate::ca::Ca;
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::error::{Error, Result};
+use crate::http::status::StatusApp;
 use crate::http::{self, nonce::NonceService, App, Limits};
+use crate::jose::eab::MacKey;
 use crate::protocol::{DirectoryMeta, Identifier};
-use crate::ra::{policy::Policy, Ra, RaSettings};
+use crate::ra::profile::Profile;
+use crate::ra::{policy::Policy, CertUrls, Ra, RaSettings};
+use crate::revocation::{RevocationEvents, StatusService, StatusSettings};
 use crate::store::sqlite::SqliteStore;
 use crate::store::Store;
 use crate::va::addr::AddressPolicy;
@@ -37,7 +41,17 @@ pub struct Server {
     pub limits: Limits,
     /// Where the root certificate PEM that clients must trust is.
     pub root_pem_path: PathBuf,
+    /// The status listener (CRL, OCSP, issuer), when enabled, and its base
+    /// URL.
+    pub status: Option<StatusListener>,
     store: Arc<SqliteStore>,
+}
+
+/// The bound plain-HTTP status listener.
+pub struct StatusListener {
+    pub listener: TcpListener,
+    pub base_url: String,
+    app: Arc<StatusApp>,
 }
 
 /// The base URL for `addr` when none is configured: loopback and wildcard
@@ -124,6 +138,80 @@ impl Server {
         let store_dyn: Arc<dyn Store> = store.clone();
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
 
+        // The status listener is bound first: its address goes into every
+        // certificate.
+        let status_bound = if config.status.enabled {
+            let l = TcpListener::bind(config.status.listen).await.map_err(|e| {
+                Error::internal(format_args!(
+                    "cannot listen on {} (status.listen): {e}",
+                    config.status.listen
+                ))
+            })?;
+            let addr = l.local_addr().map_err(Error::internal)?;
+            Some((l, config.status.base_url_for(addr)))
+        } else {
+            None
+        };
+        let urls = match &status_bound {
+            Some((_, base)) => CertUrls {
+                ca_issuers: Some(format!("{base}{}", http::status::paths::ISSUER)),
+                ocsp: Some(format!("{base}{}", http::status::paths::OCSP)),
+                crl: Some(format!("{base}{}", http::status::paths::CRL)),
+            },
+            None => CertUrls {
+                ca_issuers: Some(format!(
+                    "{}{}",
+                    config
+                        .server
+                        .external_url
+                        .clone()
+                        .unwrap_or_else(|| default_base_url(listen)),
+                    http::paths::ISSUER_CERT
+                )),
+                ocsp: None,
+                crl: None,
+            },
+        };
+        let events = RevocationEvents::new();
+        let status = match status_bound {
+            Some((listener, base_url)) => {
+                let service = StatusService::new(
+                    store_dyn.clone(),
+                    ca.clone(),
+                    clock.clone(),
+                    events.clone(),
+                    StatusSettings {
+                        crl_lifetime: config.status.crl_lifetime,
+                        crl_refresh: config.status.crl_refresh,
+                        ocsp_lifetime: config.status.ocsp_lifetime,
+                        ocsp_delegated: config.status.ocsp_delegated,
+                        crl_url: urls.crl.clone(),
+                    },
+                )?;
+                service.spawn_refresher();
+                Some(StatusListener {
+                    listener,
+                    base_url,
+                    app: Arc::new(StatusApp {
+                        ca: ca.clone(),
+                        service,
+                    }),
+                })
+            }
+            None => None,
+        };
+        let profiles: std::collections::BTreeMap<String, Profile> = config
+            .effective_profiles()
+            .iter()
+            .map(|(name, p)| (name.clone(), Profile::from_config(name, p)))
+            .collect();
+        let mut eab_keys = std::collections::HashMap::new();
+        for (kid, key) in &config.acme.eab_keys {
+            let key = MacKey::from_b64url(key)
+                .map_err(|e| Error::internal(format_args!("acme.eab_keys.{kid}: {}", e.detail)))?;
+            eab_keys.insert(kid.clone(), key);
+        }
+
         let (validator, caa) = validators(config)?;
         let va = Va::start(
             store_dyn.clone(),
@@ -155,15 +243,21 @@ impl Server {
             settings: RaSettings {
                 order_lifetime: config.acme.order_lifetime,
                 pending_authz_lifetime: config.acme.pending_authz_lifetime,
-                leaf_validity: config.ca.leaf_validity,
+                valid_authz_lifetime: config.acme.valid_authz_lifetime,
                 backdate: config.ca.backdate,
+                profiles: profiles.clone(),
+                default_profile: config.acme.default_profile.clone(),
+                authz_reuse: config.acme.authz_reuse,
+                eab_required: config.acme.external_account_required,
+                eab_keys,
                 finalize_lease: Duration::from_secs(30),
                 orders_per_page: config.acme.orders_per_page,
                 require_tos: config.acme.terms_of_service.is_some(),
                 base_url: base.clone(),
                 caa_recheck_after: config.validation.caa_recheck_after,
             },
-            ca_issuers_url: Some(format!("{base}{}", http::paths::ISSUER_CERT)),
+            urls,
+            revocations: Some(events),
             caa,
         };
         // Attempts a previous run left processing are validated again.
@@ -194,12 +288,18 @@ impl Server {
                 terms_of_service: config.acme.terms_of_service.clone(),
                 website: config.acme.website.clone(),
                 caa_identities: config.acme.caa_identities.clone(),
-                external_account_required: false,
+                external_account_required: config.acme.external_account_required,
+                profiles: profiles
+                    .values()
+                    .map(|p| (p.name.clone(), p.description.clone()))
+                    .collect(),
             },
             external_url: config.server.external_url.clone(),
             max_body: config.server.max_body_bytes,
             retry_after: config.acme.retry_after,
             request_timeout: config.server.request_timeout,
+            ari_retry_after: config.acme.ari_retry_after,
+            ari_explanation_url: config.acme.ari_explanation_url.clone(),
         });
         Ok(Server {
             app,
@@ -209,14 +309,48 @@ impl Server {
                 handshake_timeout: config.server.handshake_timeout,
             },
             root_pem_path,
+            status,
             store,
         })
     }
 
-    /// Serves until `shutdown` completes, then closes the store.
+    /// Serves ACME on `listener` (and the status listener, if any) until
+    /// `shutdown` completes, then closes the store.
     pub async fn run(self, listener: TcpListener, shutdown: impl Future<Output = ()>) {
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|s| *s).await;
+        };
+        let status_task = self.status.map(|s| {
+            let router = http::status::router(s.app);
+            tokio::spawn(http::serve(
+                s.listener,
+                None,
+                router,
+                self.limits.clone(),
+                stopped(stop_rx.clone()),
+            ))
+        });
         let router = http::router(self.app.clone());
-        http::serve(listener, self.tls, router, self.limits, shutdown).await;
+        let acme = http::serve(
+            listener,
+            Some(self.tls),
+            router,
+            self.limits,
+            stopped(stop_rx),
+        );
+        tokio::pin!(acme);
+        tokio::select! {
+            _ = &mut acme => {}
+            _ = shutdown => {
+                let _ = stop_tx.send(true);
+                acme.await;
+            }
+        }
+        let _ = stop_tx.send(true);
+        if let Some(t) = status_task {
+            let _ = t.await;
+        }
         self.store.close().await;
     }
 }
@@ -299,6 +433,7 @@ mod tests {
         let mut config = Config::default();
         config.server.data_dir = dir.path().join("data");
         config.validation.always_valid = true;
+        config.status.listen = "127.0.0.1:0".parse().unwrap();
         // Make a chain with a CA of its own, and hand it over as files.
         let other = Ca::load_or_generate(&dir.path().join("other"), &config.ca.settings()).unwrap();
         let (chain, key) = other

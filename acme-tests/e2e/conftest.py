@@ -217,10 +217,14 @@ class AcmeCaServer(ServerProcess):
         bin_path = os.environ.get("ACME_CA_BIN", "target/debug/acme-ca")
         path = Path(bin_path)
         self.binary = path if path.is_absolute() else (REPO_ROOT / path)
+        # The plain-HTTP listener for CRLs, OCSP and the issuer certificate.
+        self.status_port = free_port()
+        self.status_url = ""
 
     def command(self) -> list[str]:
         return [str(self.binary), "serve", "--listen", f"127.0.0.1:{self.port}",
-                "--data-dir", str(self.data_dir)]
+                "--data-dir", str(self.data_dir),
+                "--status-listen", f"127.0.0.1:{self.status_port}"]
 
     def start(self) -> "ServerProcess":
         if not self.binary.is_file():
@@ -247,6 +251,8 @@ class AcmeCaServer(ServerProcess):
                 directory = value.strip()
             elif key == "root-ca":
                 root = value.strip()
+            elif key == "status":
+                self.status_url = value.strip()
             elif key == "ready":
                 break
         if not directory or not root:

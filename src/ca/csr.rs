@@ -74,6 +74,10 @@ pub struct CheckedCsr {
     pub dns_names: Vec<String>,
     /// subjectAltName IP addresses.
     pub ip_addrs: Vec<IpAddr>,
+    /// The CSR asks for OCSP Must-Staple: a TLS Feature extension (RFC 7633)
+    /// listing status_request. The one requested extension that may reach a
+    /// certificate, and only when the profile has an OCSP responder.
+    pub must_staple: bool,
 }
 
 /// Parse DER (the caller has already base64url-decoded and size-capped it),
@@ -107,7 +111,7 @@ pub fn parse_and_verify(der: &[u8]) -> Result<CheckedCsr> {
     )?;
 
     let common_name = common_name(&info.subject)?;
-    let (dns_names, ip_addrs) = subject_alt_names(&info)?;
+    let (dns_names, ip_addrs, must_staple) = requested_extensions(&info)?;
 
     Ok(CheckedCsr {
         spki_der: super::leaf::canonical_spki(key_kind, key_bits),
@@ -115,6 +119,7 @@ pub fn parse_and_verify(der: &[u8]) -> Result<CheckedCsr> {
         common_name,
         dns_names,
         ip_addrs,
+        must_staple,
     })
 }
 
@@ -308,9 +313,17 @@ fn common_name(subject: &Name) -> Result<Option<String>> {
     Ok(found.filter(|cn| !cn.is_empty()))
 }
 
-/// DNS names and IP addresses of the requested subjectAltName extension.
-fn subject_alt_names(info: &CertReqInfo) -> Result<(Vec<String>, Vec<IpAddr>)> {
+/// The TLS Feature extension (RFC 7633).
+pub(crate) const TLS_FEATURE: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.1.24");
+/// TLS extension number of status_request (RFC 6066), the feature that
+/// makes "OCSP Must-Staple".
+pub(crate) const STATUS_REQUEST: u32 = 5;
+
+/// DNS names and IP addresses of the requested subjectAltName extension,
+/// and whether a TLS Feature extension asks for status_request.
+fn requested_extensions(info: &CertReqInfo) -> Result<(Vec<String>, Vec<IpAddr>, bool)> {
     let mut san: Option<SubjectAltName> = None;
+    let mut must_staple = None;
     for attr in info.attributes.iter() {
         if attr.oid != EXTENSION_REQUEST {
             continue;
@@ -319,6 +332,23 @@ fn subject_alt_names(info: &CertReqInfo) -> Result<(Vec<String>, Vec<IpAddr>)> {
             let extensions: Vec<Extension> = value
                 .decode_as()
                 .map_err(|e| Error::bad_csr(format!("CSR extension request is malformed: {e}")))?;
+            for ext in extensions.iter().filter(|e| e.extn_id == TLS_FEATURE) {
+                if must_staple.is_some() {
+                    return Err(Error::bad_csr(
+                        "CSR requests more than one TLS Feature extension",
+                    ));
+                }
+                let features = Vec::<u32>::from_der(ext.extn_value.as_bytes()).map_err(|e| {
+                    Error::bad_csr(format!("CSR TLS Feature extension is malformed: {e}"))
+                })?;
+                if let Some(other) = features.iter().find(|&&f| f != STATUS_REQUEST) {
+                    return Err(Error::bad_csr(format!(
+                        "CSR TLS Feature extension asks for feature {other}; only \
+                         status_request (5, OCSP Must-Staple) is supported"
+                    )));
+                }
+                must_staple = Some(!features.is_empty());
+            }
             for ext in extensions.iter().filter(|e| e.extn_id == SUBJECT_ALT_NAME) {
                 if san.is_some() {
                     return Err(Error::bad_csr(
@@ -334,7 +364,8 @@ fn subject_alt_names(info: &CertReqInfo) -> Result<(Vec<String>, Vec<IpAddr>)> {
         }
     }
 
-    split_names(san.map(|s| s.0).unwrap_or_default())
+    let (dns, ips) = split_names(san.map(|s| s.0).unwrap_or_default())?;
+    Ok((dns, ips, must_staple.unwrap_or(false)))
 }
 
 /// DNS names and IP addresses of a subjectAltName; any other kind of name

@@ -5,8 +5,11 @@
 //! when the subject is empty), keyUsage (critical: digitalSignature, plus
 //! keyEncipherment for RSA), extKeyUsage (serverAuth, clientAuth),
 //! subjectKeyIdentifier, basicConstraints (critical, CA:FALSE),
-//! certificatePolicies (2.23.140.1.2.1), authorityInfoAccess (caIssuers,
-//! when a URL is given).
+//! certificatePolicies (2.23.140.1.2.1), authorityInfoAccess (OCSP and
+//! caIssuers, when URLs are given), cRLDistributionPoints (when a URL is
+//! given) and the TLS Feature extension (OCSP Must-Staple, when asked).
+//! The profile ([`LeafProfile`]) decides the common name, the extended key
+//! usages and keyEncipherment for RSA keys.
 
 use std::collections::HashSet;
 use std::net::IpAddr;
@@ -24,7 +27,7 @@ use x509_cert::ext::pkix::name::GeneralName;
 use x509_cert::ext::pkix::{AccessDescription, AuthorityInfoAccessSyntax, CertificatePolicies};
 use x509_cert::spki::SubjectPublicKeyInfoRef;
 
-use super::{Ca, IssuedCert, LeafRequest, PublicKeyKind};
+use super::{Ca, IssuedCert, LeafProfile, LeafRequest, PublicKeyKind};
 use crate::error::{Error, Result};
 use crate::protocol::{Identifier, IdentifierType};
 
@@ -32,6 +35,9 @@ use crate::protocol::{Identifier, IdentifierType};
 const DOMAIN_VALIDATED: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.23.140.1.2.1");
 /// id-ad-caIssuers.
 const CA_ISSUERS: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.48.2");
+/// id-ad-ocsp.
+const OCSP: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.48.1");
+const TLS_FEATURE_ARCS: &[u64] = &[1, 3, 6, 1, 5, 5, 7, 1, 24];
 const CERTIFICATE_POLICIES_ARCS: &[u64] = &[2, 5, 29, 32];
 const AUTHORITY_INFO_ACCESS_ARCS: &[u64] = &[1, 3, 6, 1, 5, 5, 7, 1, 1];
 
@@ -123,6 +129,7 @@ pub(super) fn issue(
     }
 
     let (subject_alt_names, common_name) = names(req.identifiers)?;
+    let profile = req.profile;
     let serial = random_serial()?;
 
     let mut params = CertificateParams::default();
@@ -131,26 +138,48 @@ pub(super) fn issue(
     params.serial_number = Some(SerialNumber::from_slice(&serial));
     params.subject_alt_names = subject_alt_names;
     params.distinguished_name = DistinguishedName::new();
-    if let Some(cn) = common_name {
+    if let Some(cn) = common_name.filter(|_| profile.common_name) {
         params.distinguished_name.push(DnType::CommonName, cn);
     }
     params.is_ca = IsCa::ExplicitNoCa;
     params.key_usages = match req.key_kind {
-        PublicKeyKind::Rsa { .. } => vec![
+        PublicKeyKind::Rsa { .. } if profile.rsa_key_encipherment => vec![
             KeyUsagePurpose::DigitalSignature,
             KeyUsagePurpose::KeyEncipherment,
         ],
         _ => vec![KeyUsagePurpose::DigitalSignature],
     };
-    params.extended_key_usages = vec![
-        ExtendedKeyUsagePurpose::ServerAuth,
-        ExtendedKeyUsagePurpose::ClientAuth,
-    ];
+    params.extended_key_usages = Vec::new();
+    if profile.server_auth {
+        params
+            .extended_key_usages
+            .push(ExtendedKeyUsagePurpose::ServerAuth);
+    }
+    if profile.client_auth {
+        params
+            .extended_key_usages
+            .push(ExtendedKeyUsagePurpose::ClientAuth);
+    }
     params.use_authority_key_identifier_extension = true;
     params.key_identifier_method = KeyIdMethod::Sha256;
     params.custom_extensions = vec![certificate_policies()?];
-    if let Some(url) = req.ca_issuers_url {
-        params.custom_extensions.push(authority_info_access(url)?);
+    if req.ocsp_url.is_some() || req.ca_issuers_url.is_some() {
+        params
+            .custom_extensions
+            .push(authority_info_access(req.ocsp_url, req.ca_issuers_url)?);
+    }
+    if let Some(url) = req.crl_url {
+        params.crl_distribution_points = vec![rcgen::CrlDistributionPoint {
+            uris: vec![url.to_owned()],
+        }];
+    }
+    if req.must_staple {
+        if req.ocsp_url.is_none() {
+            return Err(Error::internal(
+                "Must-Staple asked for a certificate without an OCSP URL",
+            ));
+        }
+        params.custom_extensions.push(must_staple()?);
     }
 
     let cert = params
@@ -219,13 +248,18 @@ fn certificate_policies() -> Result<CustomExtension> {
     ))
 }
 
-fn authority_info_access(url: &str) -> Result<CustomExtension> {
-    let uri = Ia5String::new(url)
-        .map_err(|e| Error::internal(format!("caIssuers URL {url:?} is not IA5: {e}")))?;
-    let aia = AuthorityInfoAccessSyntax(vec![AccessDescription {
-        access_method: CA_ISSUERS,
-        access_location: GeneralName::UniformResourceIdentifier(uri),
-    }]);
+fn authority_info_access(ocsp: Option<&str>, ca_issuers: Option<&str>) -> Result<CustomExtension> {
+    let mut access = Vec::with_capacity(2);
+    for (method, url) in [(OCSP, ocsp), (CA_ISSUERS, ca_issuers)] {
+        let Some(url) = url else { continue };
+        let uri = Ia5String::new(url)
+            .map_err(|e| Error::internal(format!("AIA URL {url:?} is not IA5: {e}")))?;
+        access.push(AccessDescription {
+            access_method: method,
+            access_location: GeneralName::UniformResourceIdentifier(uri),
+        });
+    }
+    let aia = AuthorityInfoAccessSyntax(access);
     let der = aia
         .to_der()
         .map_err(|e| Error::internal(format!("encoding authorityInfoAccess: {e}")))?;
@@ -233,6 +267,15 @@ fn authority_info_access(url: &str) -> Result<CustomExtension> {
         AUTHORITY_INFO_ACCESS_ARCS,
         der,
     ))
+}
+
+/// The TLS Feature extension (RFC 7633) with status_request: OCSP
+/// Must-Staple.
+fn must_staple() -> Result<CustomExtension> {
+    let der = vec![super::csr::STATUS_REQUEST]
+        .to_der()
+        .map_err(|e| Error::internal(format!("encoding TLS Feature: {e}")))?;
+    Ok(CustomExtension::from_oid_content(TLS_FEATURE_ARCS, der))
 }
 
 pub(super) fn tls_server_identity(
@@ -253,6 +296,10 @@ pub(super) fn tls_server_identity(
             not_before: now - Duration::minutes(5),
             not_after,
             ca_issuers_url: None,
+            ocsp_url: None,
+            crl_url: None,
+            profile: &LeafProfile::default(),
+            must_staple: false,
         },
     )?;
     Ok((

@@ -169,6 +169,12 @@ impl Ca {
         issuer::load_or_generate(data_dir, settings)
     }
 
+    /// The signing intermediate as an rcgen issuer (its name, key
+    /// identifier and key): what signs leaves, CRLs and OCSP answers.
+    pub fn issuer(&self) -> &rcgen::Issuer<'static, rcgen::KeyPair> {
+        &self.issuer
+    }
+
     /// The root certificate, PEM.
     pub fn root_pem(&self) -> &str {
         &self.root_pem
@@ -230,6 +236,40 @@ pub struct LeafRequest<'a> {
     pub not_after: time::OffsetDateTime,
     /// AIA caIssuers URL (the server serves the intermediate there).
     pub ca_issuers_url: Option<&'a str>,
+    /// AIA OCSP responder URL.
+    pub ocsp_url: Option<&'a str>,
+    /// cRLDistributionPoints URL.
+    pub crl_url: Option<&'a str>,
+    /// What the profile puts in the certificate.
+    pub profile: &'a LeafProfile,
+    /// Add the TLS Feature extension with status_request (OCSP
+    /// Must-Staple). Needs `ocsp_url`.
+    pub must_staple: bool,
+}
+
+/// The parts of a certificate profile that shape the leaf itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeafProfile {
+    /// Put the first DNS name (when it fits) in the subject's common name.
+    pub common_name: bool,
+    /// extKeyUsage id-kp-serverAuth.
+    pub server_auth: bool,
+    /// extKeyUsage id-kp-clientAuth.
+    pub client_auth: bool,
+    /// keyUsage keyEncipherment for RSA keys (besides digitalSignature).
+    pub rsa_key_encipherment: bool,
+}
+
+impl Default for LeafProfile {
+    /// The Baseline Requirements' classic subscriber certificate.
+    fn default() -> Self {
+        LeafProfile {
+            common_name: true,
+            server_auth: true,
+            client_auth: true,
+            rsa_key_encipherment: true,
+        }
+    }
 }
 
 /// A freshly signed leaf certificate.
@@ -246,6 +286,20 @@ pub struct IssuedCert {
     pub not_before: time::OffsetDateTime,
     /// End of validity as written in the certificate (UTC, whole seconds).
     pub not_after: time::OffsetDateTime,
+}
+
+/// The keyIdentifier of a certificate's authorityKeyIdentifier extension.
+pub fn authority_key_id(cert: &x509_cert::Certificate) -> Option<Vec<u8>> {
+    use der::Decode;
+    let ext = cert
+        .tbs_certificate
+        .extensions
+        .iter()
+        .flatten()
+        .find(|e| e.extn_id == der::asn1::ObjectIdentifier::new_unwrap("2.5.29.35"))?;
+    let aki =
+        x509_cert::ext::pkix::AuthorityKeyIdentifier::from_der(ext.extn_value.as_bytes()).ok()?;
+    aki.key_identifier.map(|k| k.as_bytes().to_vec())
 }
 
 /// A serial number as lowercase hex, no separators.

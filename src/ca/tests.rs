@@ -84,6 +84,10 @@ fn issue_from_csr(ca: &Ca, csr_der: &[u8], identifiers: &[Identifier]) -> Issued
         not_before: now - Duration::minutes(1),
         not_after: now + Duration::days(90),
         ca_issuers_url: Some(CA_ISSUERS_URL),
+        ocsp_url: None,
+        crl_url: None,
+        profile: &LeafProfile::default(),
+        must_staple: false,
     })
     .unwrap()
 }
@@ -799,6 +803,10 @@ fn validity_is_exact_to_the_second() {
             not_before,
             not_after,
             ca_issuers_url: None,
+            ocsp_url: None,
+            crl_url: None,
+            profile: &LeafProfile::default(),
+            must_staple: false,
         })
         .unwrap();
     assert_eq!(
@@ -828,6 +836,10 @@ fn validity_is_exact_to_the_second() {
             not_before,
             not_after,
             ca_issuers_url: None,
+            ocsp_url: None,
+            crl_url: None,
+            profile: &LeafProfile::default(),
+            must_staple: false,
         })
         .unwrap();
     assert_ne!(again.serial, issued.serial);
@@ -849,6 +861,10 @@ fn issue_refuses_a_key_kind_that_does_not_match_the_spki() {
             not_before: now,
             not_after: now + Duration::days(1),
             ca_issuers_url: None,
+            ocsp_url: None,
+            crl_url: None,
+            profile: &LeafProfile::default(),
+            must_staple: false,
         })
         .unwrap_err();
     assert_eq!(err.kind, ErrorKind::ServerInternal);

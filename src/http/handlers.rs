@@ -19,7 +19,8 @@ use crate::model::{
 };
 use crate::protocol::{
     AccountResource, AccountUpdate, AuthzResource, ChallengeResource, Directory, Finalize,
-    NewAccount, NewOrder, OrderResource, OrdersList, RevokeCert,
+    NewAccount, NewAuthz, NewOrder, OrderResource, OrdersList, RenewalInfo, RevokeCert,
+    SuggestedWindow,
 };
 use crate::ra::state::{authz_status, challenge_status, order_status, AuthzStatus, OrderStatus};
 
@@ -49,6 +50,8 @@ pub async fn directory(State(app): State<Arc<App>>, base: BaseUrl) -> Json<Direc
         new_order: base.url(paths::NEW_ORDER),
         revoke_cert: base.url(paths::REVOKE_CERT),
         key_change: base.url(paths::KEY_CHANGE),
+        new_authz: base.url(paths::NEW_AUTHZ),
+        renewal_info: base.url(paths::RENEWAL_INFO),
         meta: app.directory_meta.clone(),
     })
 }
@@ -86,7 +89,8 @@ pub async fn new_account(State(app): State<Arc<App>>, post: AcmePost) -> Result<
         ));
     };
     let req: NewAccount = post.json()?;
-    let (account, created) = app.ra.new_account(jwk, &req).await?;
+    let url = post.base.url(paths::NEW_ACCOUNT);
+    let (account, created) = app.ra.new_account(jwk, &url, &req).await?;
     if account.status != AccountStatus::Valid {
         return Err(Error::unauthorized(format!(
             "the account of this key is {}",
@@ -188,6 +192,8 @@ fn order_resource(
             .collect(),
         finalize: base.url(&paths::finalize(&order.id)),
         certificate: order.cert_id.as_ref().map(|c| base.url(&paths::cert(c))),
+        profile: order.profile.clone(),
+        replaces: order.replaces.clone(),
     };
     (res, status)
 }
@@ -220,6 +226,39 @@ pub async fn new_order(State(app): State<Arc<App>>, post: AcmePost) -> Result<Re
         &authzs,
         StatusCode::CREATED,
     ))
+}
+
+/// POST /acme/new-authz (§7.4.1): pre-authorization for one identifier.
+pub async fn new_authz(State(app): State<Arc<App>>, post: AcmePost) -> Result<Response> {
+    let (account, _) = post.account()?;
+    let req: NewAuthz = post.json()?;
+    let authz = app.ra.new_authz(account, &req.identifier).await?;
+    let (res, _) = authz_resource(&post.base, &authz, app.ra.clock.now());
+    let mut resp = (StatusCode::CREATED, Json(res)).into_response();
+    location(&mut resp, &post.base.url(&paths::authz(&authz.id)));
+    Ok(resp)
+}
+
+/// GET /acme/renewal-info/{certID} (RFC 9773 §4.2): the suggested renewal
+/// window, with Retry-After.
+pub async fn renewal_info(
+    State(app): State<Arc<App>>,
+    PathParams(id): PathParams<String>,
+) -> Result<Response> {
+    let window = app.ra.renewal_info(&id).await?;
+    let info = RenewalInfo {
+        suggested_window: SuggestedWindow {
+            start: rfc3339(window.start),
+            end: rfc3339(window.end),
+        },
+        explanation_url: app.ari_explanation_url.clone(),
+    };
+    let mut resp = Json(info).into_response();
+    resp.headers_mut().insert(
+        header::RETRY_AFTER,
+        HeaderValue::from(app.ari_retry_after.as_secs().max(1)),
+    );
+    Ok(resp)
 }
 
 /// POST-as-GET /acme/order/{id}.

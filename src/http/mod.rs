@@ -10,6 +10,7 @@ pub mod handlers;
 pub mod nonce;
 pub mod problem;
 pub mod request;
+pub mod status;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -42,6 +43,8 @@ pub mod paths {
     pub const NEW_ORDER: &str = "/acme/new-order";
     pub const REVOKE_CERT: &str = "/acme/revoke-cert";
     pub const KEY_CHANGE: &str = "/acme/key-change";
+    pub const NEW_AUTHZ: &str = "/acme/new-authz";
+    pub const RENEWAL_INFO: &str = "/acme/renewal-info";
     pub const ACCOUNT_PREFIX: &str = "/acme/acct/";
     pub const ISSUER_CERT: &str = "/acme/issuer-cert";
 
@@ -78,6 +81,9 @@ pub struct App {
     pub max_body: usize,
     pub retry_after: Duration,
     pub request_timeout: Duration,
+    /// ARI answers' Retry-After and explanationURL.
+    pub ari_retry_after: Duration,
+    pub ari_explanation_url: Option<String>,
 }
 
 /// The router, without sockets, so tests can drive it in process.
@@ -102,6 +108,14 @@ pub fn router(app: Arc<App>) -> Router {
         .route(
             paths::KEY_CHANGE,
             post(h::key_change).fallback(h::method_not_allowed),
+        )
+        .route(
+            paths::NEW_AUTHZ,
+            post(h::new_authz).fallback(h::method_not_allowed),
+        )
+        .route(
+            "/acme/renewal-info/{id}",
+            get(h::renewal_info).fallback(h::method_not_allowed),
         )
         .route(
             paths::REVOKE_CERT,
@@ -184,16 +198,17 @@ pub struct Limits {
     pub handshake_timeout: Duration,
 }
 
-/// Serves `router` over TLS on an already-bound listener until `shutdown`
-/// completes, then lets open requests finish for up to 10 seconds.
+/// Serves `router` on an already-bound listener, over TLS when `tls` is
+/// given and plain HTTP otherwise, until `shutdown` completes, then lets
+/// open requests finish for up to 10 seconds.
 pub async fn serve(
     listener: TcpListener,
-    tls: Arc<rustls::ServerConfig>,
+    tls: Option<Arc<rustls::ServerConfig>>,
     router: Router,
     limits: Limits,
     shutdown: impl Future<Output = ()>,
 ) {
-    let acceptor = TlsAcceptor::from(tls);
+    let acceptor = tls.map(TlsAcceptor::from);
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut builder = auto::Builder::new(TokioExecutor::new());
@@ -235,6 +250,15 @@ pub async fn serve(
         let watcher = graceful.watcher();
         let handshake_timeout = limits.handshake_timeout;
         tokio::spawn(async move {
+            let svc = hyper_util::service::TowerToHyperService::new(router);
+            let Some(acceptor) = acceptor else {
+                let conn = builder.serve_connection(TokioIo::new(tcp), svc);
+                if let Err(e) = watcher.watch(conn).await {
+                    tracing::debug!(%peer, error = %e, "connection ended with an error");
+                }
+                drop(slot);
+                return;
+            };
             let tls = match tokio::time::timeout(handshake_timeout, acceptor.accept(tcp)).await {
                 Ok(Ok(s)) => s,
                 Ok(Err(e)) => {
@@ -246,7 +270,6 @@ pub async fn serve(
                     return;
                 }
             };
-            let svc = hyper_util::service::TowerToHyperService::new(router);
             let conn = builder.serve_connection(TokioIo::new(tls), svc);
             if let Err(e) = watcher.watch(conn).await {
                 tracing::debug!(%peer, error = %e, "connection ended with an error");

@@ -55,11 +55,20 @@ impl Resp {
 }
 
 async fn harness() -> Harness {
+    harness_with(|_| {}).await
+}
+
+/// A server on a temporary data directory, always-valid, with its status
+/// listener on a free loopback port; `adjust` changes the config first.
+async fn harness_with(adjust: impl FnOnce(&mut Config)) -> Harness {
     let dir = tempfile::tempdir().unwrap();
     let mut config = Config::default();
     config.server.data_dir = dir.path().to_path_buf();
     config.validation.always_valid = true;
     config.acme.orders_per_page = 2;
+    config.status.listen = "127.0.0.1:0".parse().unwrap();
+    adjust(&mut config);
+    config.validate().unwrap();
     let server = Server::build(&config, "127.0.0.1:14000".parse().unwrap())
         .await
         .unwrap();

@@ -12,6 +12,7 @@
 //! nor re-serializes JSON.
 
 pub mod b64;
+pub mod eab;
 mod jwk;
 
 pub use jwk::{Jwk, KeyType, RSA_MAX_BITS, RSA_MIN_BITS};

@@ -112,6 +112,31 @@ pub struct NewOrder {
     pub identifiers: Vec<Identifier>,
     pub not_before: Option<String>,
     pub not_after: Option<String>,
+    /// draft-aaron-acme-profiles: the certificate profile.
+    pub profile: Option<String>,
+    /// RFC 9773: the ARI identifier of the certificate this order renews.
+    pub replaces: Option<String>,
+}
+
+/// newAuthz payload (RFC 8555 §7.4.1).
+#[derive(Debug, Clone, Deserialize)]
+pub struct NewAuthz {
+    pub identifier: Identifier,
+}
+
+/// A renewalInfo answer (RFC 9773 §4.2).
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RenewalInfo {
+    pub suggested_window: SuggestedWindow,
+    #[serde(rename = "explanationURL", skip_serializing_if = "Option::is_none")]
+    pub explanation_url: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SuggestedWindow {
+    pub start: String,
+    pub end: String,
 }
 
 /// finalize payload (RFC 8555 §7.4).
@@ -129,6 +154,10 @@ pub struct Directory {
     pub new_order: String,
     pub revoke_cert: String,
     pub key_change: String,
+    /// RFC 8555 §7.4.1 pre-authorization.
+    pub new_authz: String,
+    /// RFC 9773 ARI.
+    pub renewal_info: String,
     pub meta: DirectoryMeta,
 }
 
@@ -143,6 +172,9 @@ pub struct DirectoryMeta {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub caa_identities: Vec<String>,
     pub external_account_required: bool,
+    /// draft-aaron-acme-profiles: profile name → description.
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub profiles: std::collections::BTreeMap<String, String>,
 }
 
 /// An account resource (RFC 8555 §7.1.2).
@@ -173,6 +205,11 @@ pub struct OrderResource {
     pub error: Option<serde_json::Value>,
     pub authorizations: Vec<String>,
     pub finalize: String,
+    /// The order's certificate profile.
+    pub profile: String,
+    /// RFC 9773: the certificate this order replaces.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replaces: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub certificate: Option<String>,
 }

@@ -6,9 +6,12 @@
 //! validate and the CA to sign, and writes through the store with
 //! conditional updates. It never builds wire errors or URLs.
 
+pub mod ari;
 pub mod policy;
+pub mod profile;
 pub mod state;
 
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,16 +19,20 @@ use crate::ca::csr::{self, CheckedCsr};
 use crate::ca::{Ca, LeafRequest};
 use crate::clock::Clock;
 use crate::error::{Error, ErrorKind, Result};
+use crate::jose::eab::{self, MacKey};
 use crate::jose::{Jwk, Jws, KeyRef};
 use crate::model::{
     Account, AccountId, AccountStatus, Authz, AuthzId, AuthzState, CertId, Certificate,
     ChallengeType, Order, OrderId, Revocation, RevocationReason, Timestamp,
 };
-use crate::protocol::{IdentifierType, KeyChange, NewAccount, NewOrder};
+use crate::protocol::{Identifier, IdentifierType, KeyChange, NewAccount, NewOrder};
+use crate::revocation::RevocationEvents;
 use crate::store::{AccountCreation, OrderListEntry, Store};
 use crate::va::{Va, ValidationRequest};
 
+use ari::CertIdent;
 use policy::Policy;
+use profile::Profile;
 use state::{order_status, OrderStatus};
 
 /// Settings the rules need, taken from the config once.
@@ -33,8 +40,19 @@ use state::{order_status, OrderStatus};
 pub struct RaSettings {
     pub order_lifetime: Duration,
     pub pending_authz_lifetime: Duration,
-    pub leaf_validity: Duration,
+    pub valid_authz_lifetime: Duration,
     pub backdate: Duration,
+    /// Certificate profiles by name.
+    pub profiles: BTreeMap<String, Profile>,
+    /// The profile of orders that name none.
+    pub default_profile: String,
+    /// Percentage of new orders that reuse an account's valid
+    /// authorizations.
+    pub authz_reuse: u8,
+    /// newAccount needs an external account binding.
+    pub eab_required: bool,
+    /// External account binding MAC keys by key id.
+    pub eab_keys: HashMap<String, MacKey>,
     /// How long one finalize may hold an order before others may retry.
     pub finalize_lease: Duration,
     pub orders_per_page: u32,
@@ -59,11 +77,23 @@ pub struct Ra {
     pub clock: Arc<dyn Clock>,
     pub policy: Policy,
     pub settings: RaSettings,
-    /// AIA caIssuers URL put in every certificate (where the server serves
-    /// the intermediate).
-    pub ca_issuers_url: Option<String>,
+    /// URLs written into certificates.
+    pub urls: CertUrls,
+    /// Told of every revocation (CRLs are signed again).
+    pub revocations: Option<Arc<RevocationEvents>>,
     /// CAA checker, when validation is real and CAA is on.
     pub caa: Option<Arc<crate::va::caa::CaaChecker>>,
+}
+
+/// URLs written into certificates.
+#[derive(Debug, Clone, Default)]
+pub struct CertUrls {
+    /// AIA caIssuers: where the intermediate is served.
+    pub ca_issuers: Option<String>,
+    /// AIA OCSP, for profiles with OCSP.
+    pub ocsp: Option<String>,
+    /// cRLDistributionPoints, for profiles with CRLs.
+    pub crl: Option<String>,
 }
 
 fn secs(d: Duration) -> i64 {
@@ -123,8 +153,14 @@ impl Ra {
     }
 
     /// newAccount (RFC 8555 §7.3): returns the account and whether it was
-    /// created by this request.
-    pub async fn new_account(&self, jwk: &Jwk, req: &NewAccount) -> Result<(Account, bool)> {
+    /// created by this request. `url` is the newAccount URL the request was
+    /// posted to (an external account binding must name it).
+    pub async fn new_account(
+        &self,
+        jwk: &Jwk,
+        url: &str,
+        req: &NewAccount,
+    ) -> Result<(Account, bool)> {
         if let Some(existing) = self.store.account_by_thumbprint(jwk.thumbprint()).await? {
             return Ok((existing, false));
         }
@@ -142,6 +178,19 @@ impl Ra {
                 "the terms of service must be agreed to (termsOfServiceAgreed: true)",
             ));
         }
+        // RFC 8555 §7.3.4. Without configured keys a binding is ignored.
+        let eab_kid = match &req.external_account_binding {
+            Some(binding) if !self.settings.eab_keys.is_empty() => Some(
+                eab::verify_binding(binding, jwk, url, |kid| self.settings.eab_keys.get(kid))?.kid,
+            ),
+            _ if self.settings.eab_required => {
+                return Err(Error::new(
+                    ErrorKind::ExternalAccountRequired,
+                    "this server requires an external account binding (externalAccountBinding)",
+                ))
+            }
+            _ => None,
+        };
         let account = Account {
             id: AccountId::random(),
             status: AccountStatus::Valid,
@@ -151,9 +200,16 @@ impl Ra {
             tos_agreed,
             created_at: self.now(),
         };
-        match self.store.create_account(&account).await? {
+        match self
+            .store
+            .create_account(&account, eab_kid.as_deref())
+            .await?
+        {
             AccountCreation::Created => Ok((account, true)),
             AccountCreation::Existing(a) => Ok((a, false)),
+            AccountCreation::KeyIdTaken => Err(Error::unauthorized(
+                "this external account key is already bound to another account",
+            )),
         }
     }
 
@@ -211,19 +267,69 @@ impl Ra {
             .ok_or_else(|| Error::internal("account vanished during update"))
     }
 
-    /// newOrder (RFC 8555 §7.4): one new authorization per identifier.
+    /// The profile named `name`, or the default one.
+    pub fn profile(&self, name: Option<&str>) -> Result<&Profile> {
+        let name = name.unwrap_or(&self.settings.default_profile);
+        self.settings.profiles.get(name).ok_or_else(|| {
+            Error::new(
+                ErrorKind::InvalidProfile,
+                format!(
+                    "there is no profile {:?}; the directory lists the profiles ({})",
+                    name.chars().take(64).collect::<String>(),
+                    self.settings
+                        .profiles
+                        .keys()
+                        .cloned()
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            )
+        })
+    }
+
+    /// newOrder (RFC 8555 §7.4): an authorization per identifier, new or
+    /// (under `authz_reuse`) one of the account's still-valid ones.
     pub async fn new_order(
         &self,
         account: &Account,
         req: &NewOrder,
     ) -> Result<(Order, Vec<Authz>)> {
         let checked = self.policy.check_order(&req.identifiers)?;
+        let profile = self.profile(req.profile.as_deref())?;
+        profile.check_identifiers(&req.identifiers)?;
         let now = self.now();
-        let (not_before, not_after) = self.requested_validity(req, now)?;
+        let (not_before, not_after) = self.requested_validity(req, profile, now)?;
+        let order_id = OrderId::random();
+        let replaces = match &req.replaces {
+            Some(text) => Some(
+                self.check_replaces(account, text, &checked, &order_id)
+                    .await?,
+            ),
+            None => None,
+        };
         let authz_expires = now + secs(self.settings.pending_authz_lifetime);
+        let reuse = self.settings.authz_reuse > 0 && {
+            let mut b = [0u8; 1];
+            crate::rand::fill(&mut b);
+            u32::from(b[0]) * 100 < u32::from(self.settings.authz_reuse) * 256
+        };
+        // A reused authorization must stay valid a while: a day, or half
+        // its lifetime if that is shorter.
+        let min_expires = now + secs(self.settings.valid_authz_lifetime / 2).min(86400);
         let mut authzs = Vec::with_capacity(checked.len());
+        let mut new_authzs = Vec::with_capacity(checked.len());
         for c in &checked {
             let identifier = c.authz_identifier();
+            if reuse {
+                if let Some(a) = self
+                    .store
+                    .reusable_authz(&account.id, &identifier, c.wildcard, min_expires)
+                    .await?
+                {
+                    authzs.push(a);
+                    continue;
+                }
+            }
             // RFC 8555 §7.1.3: wildcards are validated by dns-01 only; RFC 8738
             // §7: IP identifiers by http-01 and tls-alpn-01 only.
             let offered = if c.wildcard {
@@ -233,42 +339,126 @@ impl Ra {
             } else {
                 ChallengeType::ALL.to_vec()
             };
-            let mut token = [0u8; 32];
-            crate::rand::fill(&mut token);
-            authzs.push(Authz {
-                id: AuthzId::random(),
-                account_id: account.id.clone(),
-                identifier,
-                wildcard: c.wildcard,
-                state: AuthzState::Pending,
-                expires: authz_expires,
-                token: crate::jose::b64::encode(token),
-                offered,
-                attempt: None,
-                created_at: now,
-            });
+            let authz = new_authz(account, identifier, c.wildcard, offered, authz_expires, now);
+            new_authzs.push(authz.clone());
+            authzs.push(authz);
         }
         let order = Order {
-            id: OrderId::random(),
+            id: order_id,
             account_id: account.id.clone(),
             identifiers: checked.into_iter().map(|c| c.identifier).collect(),
             authz_ids: authzs.iter().map(|a| a.id.clone()).collect(),
             // An order never outlives its authorizations (§7.1.3).
-            expires: (now + secs(self.settings.order_lifetime)).min(authz_expires),
+            expires: authzs
+                .iter()
+                .map(|a| a.expires)
+                .fold(now + secs(self.settings.order_lifetime), i64::min),
             not_before,
             not_after,
             processing_until: None,
             cert_id: None,
             error: None,
             created_at: now,
+            profile: profile.name.clone(),
+            replaces,
         };
-        self.store.create_order(&order, &authzs).await?;
+        self.store.create_order(&order, &new_authzs).await?;
         Ok((order, authzs))
+    }
+
+    /// RFC 9773 §5: `replaces` must name a certificate of this account that
+    /// shares an identifier with the new order and is not already being
+    /// replaced. On success the certificate is marked as replaced by
+    /// `order`.
+    async fn check_replaces(
+        &self,
+        account: &Account,
+        text: &str,
+        checked: &[policy::CheckedIdentifier],
+        order: &OrderId,
+    ) -> Result<String> {
+        let ident = CertIdent::parse(text)?;
+        let cert = self.certificate_for_ari(&ident).await?.ok_or_else(|| {
+            Error::malformed("replaces: this CA issued no certificate with that identifier")
+        })?;
+        if cert.account_id != account.id {
+            return Err(Error::unauthorized(
+                "replaces: the certificate belongs to another account",
+            ));
+        }
+        let parsed = parse_stored(&cert.der)?;
+        let names = csr::certificate_identifiers(&parsed)?;
+        if !checked.iter().any(|c| names.contains(&c.identifier)) {
+            return Err(Error::malformed(
+                "replaces: the certificate shares no identifier with this order",
+            ));
+        }
+        if !self
+            .store
+            .claim_replacement(&cert.id, order, self.now())
+            .await?
+        {
+            return Err(Error::new(
+                ErrorKind::AlreadyReplaced,
+                "replaces: another order already replaces this certificate",
+            ));
+        }
+        Ok(ident.encode())
+    }
+
+    /// The certificate an ARI identifier names: its serial, issued by the
+    /// key its authority key identifier names.
+    pub async fn certificate_for_ari(&self, ident: &CertIdent) -> Result<Option<Certificate>> {
+        let serial = crate::ca::serial_hex(&ident.serial);
+        let Some(cert) = self.store.certificate_by_serial(&serial).await? else {
+            return Ok(None);
+        };
+        let parsed = parse_stored(&cert.der)?;
+        let aki = crate::ca::authority_key_id(&parsed);
+        Ok((aki.as_deref() == Some(ident.key_id.as_slice())).then_some(cert))
+    }
+
+    /// renewalInfo (RFC 9773 §4): the suggested window of the certificate
+    /// `text` names; notFound when this CA did not issue it.
+    pub async fn renewal_info(&self, text: &str) -> Result<ari::Window> {
+        let ident = CertIdent::parse(text)?;
+        let cert = self.certificate_for_ari(&ident).await?.ok_or_else(|| {
+            Error::not_found("this CA issued no certificate with that identifier")
+        })?;
+        Ok(ari::window(
+            cert.not_before,
+            cert.not_after,
+            cert.revoked.map(|r| r.at),
+        ))
+    }
+
+    /// newAuthz (RFC 8555 §7.4.1): a pending authorization for one DNS name
+    /// or IP address, outside any order.
+    pub async fn new_authz(&self, account: &Account, identifier: &Identifier) -> Result<Authz> {
+        if identifier.kind == IdentifierType::Dns && identifier.value.starts_with("*.") {
+            return Err(Error::new(
+                ErrorKind::RejectedIdentifier,
+                "pre-authorization is not available for wildcard names; order them instead",
+            ));
+        }
+        let c = self.policy.check(identifier)?;
+        let identifier = c.authz_identifier();
+        let offered = if identifier.kind == IdentifierType::Ip {
+            vec![ChallengeType::Http01, ChallengeType::TlsAlpn01]
+        } else {
+            ChallengeType::ALL.to_vec()
+        };
+        let now = self.now();
+        let expires = now + secs(self.settings.pending_authz_lifetime);
+        let authz = new_authz(account, identifier, false, offered, expires, now);
+        self.store.create_authz(&authz).await?;
+        Ok(authz)
     }
 
     fn requested_validity(
         &self,
         req: &NewOrder,
+        profile: &Profile,
         now: Timestamp,
     ) -> Result<(Option<Timestamp>, Option<Timestamp>)> {
         let parse = |field: &str, v: &Option<String>| -> Result<Option<Timestamp>> {
@@ -283,7 +473,7 @@ impl Ra {
         let nb = parse("notBefore", &req.not_before)?;
         let na = parse("notAfter", &req.not_after)?;
         let start = nb.unwrap_or(now);
-        let end = na.unwrap_or(start + secs(self.settings.leaf_validity));
+        let end = na.unwrap_or(start + secs(profile.validity));
         if end <= start {
             return Err(Error::malformed("notAfter must be later than notBefore"));
         }
@@ -293,10 +483,11 @@ impl Ra {
         if nb.is_some_and(|t| t > now + secs(self.settings.order_lifetime)) {
             return Err(Error::malformed("notBefore is too far in the future"));
         }
-        if end - start > secs(self.settings.leaf_validity) {
+        if end - start > secs(profile.validity) {
             return Err(Error::malformed(format!(
-                "the requested validity is longer than this CA's maximum of {} seconds",
-                self.settings.leaf_validity.as_secs()
+                "the requested validity is longer than the {:?} profile's maximum of {} seconds",
+                profile.name,
+                profile.validity.as_secs()
             )));
         }
         Ok((nb, na))
@@ -422,6 +613,14 @@ impl Ra {
         }
         let csr: CheckedCsr = csr::parse_and_verify(csr_der)?;
         csr::check_names(&csr, &order.identifiers)?;
+        let profile = self.profile(Some(&order.profile))?;
+        if csr.must_staple && !profile.ocsp {
+            return Err(Error::bad_csr(format!(
+                "the CSR asks for OCSP Must-Staple, but certificates of the {:?} profile have \
+                 no OCSP responder",
+                profile.name
+            )));
+        }
         self.recheck_caa(account, &authzs, now).await?;
         let lease_until = now + secs(self.settings.finalize_lease).max(1);
         if !self.store.claim_order(&order.id, now, lease_until).await? {
@@ -430,7 +629,7 @@ impl Ra {
                 "the order is being finalized by another request",
             ));
         }
-        match self.issue(account, &order, &csr, now).await {
+        match self.issue(account, &order, profile, &csr, now).await {
             Ok(()) => self.order(account, id).await,
             Err(e) => {
                 if let Err(release) = self.store.release_order(&order.id).await {
@@ -445,18 +644,20 @@ impl Ra {
         &self,
         account: &Account,
         order: &Order,
+        profile: &Profile,
         csr: &CheckedCsr,
         now: Timestamp,
     ) -> Result<()> {
+        let validity = secs(profile.validity);
         let (not_before, not_after) = match (order.not_before, order.not_after) {
             (None, None) => {
                 let nb = now - secs(self.settings.backdate);
                 // Validity counts both ends (RFC 5280 §4.1.2.5), hence -1.
-                (nb, nb + secs(self.settings.leaf_validity) - 1)
+                (nb, nb + validity - 1)
             }
             (nb, na) => {
                 let nb = nb.unwrap_or(now - secs(self.settings.backdate));
-                (nb, na.unwrap_or(nb + secs(self.settings.leaf_validity) - 1))
+                (nb, na.unwrap_or(nb + validity - 1))
             }
         };
         let to_time =
@@ -467,7 +668,11 @@ impl Ra {
             identifiers: &order.identifiers,
             not_before: to_time(not_before)?,
             not_after: to_time(not_after)?,
-            ca_issuers_url: self.ca_issuers_url.as_deref(),
+            ca_issuers_url: self.urls.ca_issuers.as_deref(),
+            ocsp_url: self.urls.ocsp.as_deref().filter(|_| profile.ocsp),
+            crl_url: self.urls.crl.as_deref().filter(|_| profile.crl),
+            profile: &profile.leaf,
+            must_staple: csr.must_staple,
         })?;
         let cert = Certificate {
             id: CertId::random(),
@@ -637,6 +842,9 @@ impl Ra {
                 "the certificate is already revoked",
             ));
         }
+        if let Some(events) = &self.revocations {
+            events.revoked();
+        }
         tracing::info!(serial = %cert.serial, reason = reason.code(), "revoked");
         Ok(())
     }
@@ -725,6 +933,37 @@ impl Ra {
             None
         };
         Ok((entries, next))
+    }
+}
+
+fn parse_stored(der: &[u8]) -> Result<x509_cert::Certificate> {
+    use x509_cert::der::Decode;
+    x509_cert::Certificate::from_der(der)
+        .map_err(|e| Error::internal(format_args!("stored certificate: {e}")))
+}
+
+/// A new pending authorization.
+fn new_authz(
+    account: &Account,
+    identifier: Identifier,
+    wildcard: bool,
+    offered: Vec<ChallengeType>,
+    expires: Timestamp,
+    now: Timestamp,
+) -> Authz {
+    let mut token = [0u8; 32];
+    crate::rand::fill(&mut token);
+    Authz {
+        id: AuthzId::random(),
+        account_id: account.id.clone(),
+        identifier,
+        wildcard,
+        state: AuthzState::Pending,
+        expires,
+        token: crate::jose::b64::encode(token),
+        offered,
+        attempt: None,
+        created_at: now,
     }
 }
 

@@ -179,6 +179,8 @@ mod tests {
             cert_id: None,
             error: None,
             created_at: 0,
+            profile: "classic".into(),
+            replaces: None,
         }
     }
 

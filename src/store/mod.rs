@@ -29,6 +29,17 @@ pub enum AccountCreation {
     /// An account with this key already existed (RFC 8555 §7.3.1: answer
     /// with it); this covers two concurrent registrations of one key.
     Existing(Account),
+    /// The external account binding key id is bound to another account.
+    KeyIdTaken,
+}
+
+/// A revoked certificate, as a CRL lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RevokedCert {
+    /// Lowercase hex serial.
+    pub serial: String,
+    pub revocation: Revocation,
+    pub not_after: Timestamp,
 }
 
 /// The outcome of a validation, written by [`Store::finish_challenge`].
@@ -54,7 +65,39 @@ pub struct OrderListEntry {
 /// points: a transaction either commits whole or not at all.
 pub trait Store: Send + Sync + 'static {
     /// Inserts an account unless one with the same key thumbprint exists.
-    fn create_account<'a>(&'a self, account: &'a Account) -> StoreFuture<'a, AccountCreation>;
+    /// With `eab_kid`, binds that external account key id to the new
+    /// account, and creates nothing if the id is bound already.
+    fn create_account<'a>(
+        &'a self,
+        account: &'a Account,
+        eab_kid: Option<&'a str>,
+    ) -> StoreFuture<'a, AccountCreation>;
+    /// Inserts a standalone authorization (newAuthz, RFC 8555 §7.4.1).
+    fn create_authz<'a>(&'a self, authz: &'a Authz) -> StoreFuture<'a, ()>;
+    /// A valid authorization of `account` for `identifier` (with the same
+    /// wildcard flag) that expires after `min_expires`, the latest-expiring
+    /// one if several.
+    fn reusable_authz<'a>(
+        &'a self,
+        account: &'a AccountId,
+        identifier: &'a Identifier,
+        wildcard: bool,
+        min_expires: Timestamp,
+    ) -> StoreFuture<'a, Option<Authz>>;
+    /// Marks certificate `cert` as replaced by `order` (RFC 9773) unless a
+    /// live order (no error; unexpired or issued) replaces it already.
+    fn claim_replacement<'a>(
+        &'a self,
+        cert: &'a CertId,
+        order: &'a OrderId,
+        now: Timestamp,
+    ) -> StoreFuture<'a, bool>;
+    /// Revoked certificates that have not expired by `now`, by serial.
+    fn revoked_certificates(&self, now: Timestamp) -> StoreFuture<'_, Vec<RevokedCert>>;
+    /// The last CRL number `issuer` used (0 if none).
+    fn crl_number<'a>(&'a self, issuer: &'a str) -> StoreFuture<'a, i64>;
+    /// Records `number` as the last CRL number of `issuer` (never lowers it).
+    fn set_crl_number<'a>(&'a self, issuer: &'a str, number: i64) -> StoreFuture<'a, ()>;
     fn account_by_id<'a>(&'a self, id: &'a AccountId) -> StoreFuture<'a, Option<Account>>;
     fn account_by_thumbprint<'a>(&'a self, thumbprint: &'a str)
         -> StoreFuture<'a, Option<Account>>;

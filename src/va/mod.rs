@@ -343,7 +343,7 @@ mod tests {
             tos_agreed: true,
             created_at: 1,
         };
-        store.create_account(&account).await.unwrap();
+        store.create_account(&account, None).await.unwrap();
         let authz = Authz {
             id: AuthzId("a1".into()),
             account_id: account.id.clone(),
@@ -368,6 +368,8 @@ mod tests {
             cert_id: None,
             error: None,
             created_at: 1,
+            profile: "classic".into(),
+            replaces: None,
         };
         store
             .create_order(&order, std::slice::from_ref(&authz))

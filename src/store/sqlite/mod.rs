@@ -33,11 +33,11 @@ use sqlx::sqlite::{
 };
 use sqlx::{AssertSqlSafe, Row};
 
-use super::{AccountCreation, OrderListEntry, Store, StoreFuture, ValidationResult};
+use super::{AccountCreation, OrderListEntry, RevokedCert, Store, StoreFuture, ValidationResult};
 use crate::error::{Error, Result};
 use crate::model::{
     Account, AccountId, Authz, AuthzId, CertId, Certificate, ChallengeType, Order, OrderId,
-    Revocation, Timestamp,
+    Revocation, RevocationReason, Timestamp,
 };
 use crate::protocol::Identifier;
 use cache::Cache;
@@ -188,19 +188,127 @@ async fn migrate(pool: &SqlitePool) -> Result<()> {
 }
 
 impl Store for SqliteStore {
-    fn create_account<'a>(&'a self, a: &'a Account) -> StoreFuture<'a, AccountCreation> {
+    fn create_account<'a>(
+        &'a self,
+        a: &'a Account,
+        eab_kid: Option<&'a str>,
+    ) -> StoreFuture<'a, AccountCreation> {
         Box::pin(async move {
-            if self.writer.write(Op::CreateAccount(a.clone())).await? == 1 {
+            let op = Op::CreateAccount(a.clone(), eab_kid.map(str::to_owned));
+            if self.writer.write(op).await? == 1 {
                 return Ok(AccountCreation::Created);
             }
             // Another account has this key (the insert did nothing); it is
-            // committed, so a reader sees it.
+            // committed, so a reader sees it. Otherwise the key id was taken.
             let row = sqlx::query("SELECT * FROM accounts WHERE thumbprint = ?")
                 .bind(&a.thumbprint)
-                .fetch_one(&self.reader)
+                .fetch_optional(&self.reader)
                 .await
                 .map_err(db_err)?;
-            Ok(AccountCreation::Existing(account_from_row(&row)?))
+            match row {
+                Some(row) => Ok(AccountCreation::Existing(account_from_row(&row)?)),
+                None if eab_kid.is_some() => Ok(AccountCreation::KeyIdTaken),
+                None => Err(Error::internal("account insert did nothing")),
+            }
+        })
+    }
+
+    fn create_authz<'a>(&'a self, authz: &'a Authz) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            self.writer.write(Op::CreateAuthz(authz.clone())).await?;
+            Ok(())
+        })
+    }
+
+    fn reusable_authz<'a>(
+        &'a self,
+        account: &'a AccountId,
+        identifier: &'a Identifier,
+        wildcard: bool,
+        min_expires: Timestamp,
+    ) -> StoreFuture<'a, Option<Authz>> {
+        Box::pin(async move {
+            let row = sqlx::query(
+                "SELECT * FROM authzs WHERE account_id = ? AND ident_value = ? \
+                 AND ident_type = ? AND wildcard = ? AND state = 'valid' AND expires > ? \
+                 ORDER BY expires DESC LIMIT 1",
+            )
+            .bind(&account.0)
+            .bind(&identifier.value)
+            .bind(identifier.kind.as_str())
+            .bind(wildcard)
+            .bind(min_expires)
+            .fetch_optional(&self.reader)
+            .await
+            .map_err(db_err)?;
+            row.as_ref().map(authz_from_row).transpose()
+        })
+    }
+
+    fn claim_replacement<'a>(
+        &'a self,
+        cert: &'a CertId,
+        order: &'a OrderId,
+        now: Timestamp,
+    ) -> StoreFuture<'a, bool> {
+        Box::pin(async move {
+            let op = Op::ClaimReplacement {
+                cert: cert.clone(),
+                order: order.clone(),
+                now,
+            };
+            Ok(self.writer.write(op).await? == 1)
+        })
+    }
+
+    fn revoked_certificates(&self, now: Timestamp) -> StoreFuture<'_, Vec<RevokedCert>> {
+        Box::pin(async move {
+            let rows = sqlx::query(
+                "SELECT serial, revoked_at, revocation_reason, not_after FROM certificates \
+                 WHERE revoked_at IS NOT NULL AND not_after > ? ORDER BY serial",
+            )
+            .bind(now)
+            .fetch_all(&self.reader)
+            .await
+            .map_err(db_err)?;
+            rows.iter()
+                .map(|row| {
+                    let code: i64 = row.try_get("revocation_reason").map_err(db_err)?;
+                    Ok(RevokedCert {
+                        serial: row.try_get("serial").map_err(db_err)?,
+                        revocation: Revocation {
+                            at: row.try_get("revoked_at").map_err(db_err)?,
+                            reason: RevocationReason::from_code(code).ok_or_else(|| {
+                                Error::internal(format_args!("bad stored revocation reason {code}"))
+                            })?,
+                        },
+                        not_after: row.try_get("not_after").map_err(db_err)?,
+                    })
+                })
+                .collect()
+        })
+    }
+
+    fn crl_number<'a>(&'a self, issuer: &'a str) -> StoreFuture<'a, i64> {
+        Box::pin(async move {
+            let n: Option<i64> =
+                sqlx::query_scalar("SELECT number FROM crl_numbers WHERE issuer = ?")
+                    .bind(issuer)
+                    .fetch_optional(&self.reader)
+                    .await
+                    .map_err(db_err)?;
+            Ok(n.unwrap_or(0))
+        })
+    }
+
+    fn set_crl_number<'a>(&'a self, issuer: &'a str, number: i64) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            let op = Op::SetCrlNumber {
+                issuer: issuer.to_owned(),
+                number,
+            };
+            self.writer.write(op).await?;
+            Ok(())
         })
     }
 

@@ -105,6 +105,8 @@ pub(super) fn order_from_row(row: &SqliteRow) -> Result<Order> {
         cert_id: cert_id.map(CertId),
         error: opt_json(row, "error")?,
         created_at: row.try_get("created_at").map_err(db_err)?,
+        profile: row.try_get("profile").map_err(db_err)?,
+        replaces: row.try_get("replaces").map_err(db_err)?,
     })
 }
 

@@ -62,4 +62,19 @@ CREATE TABLE certificates (
 ALTER TABLE certificates ADD COLUMN revoked_at INTEGER;
 ALTER TABLE certificates ADD COLUMN revocation_reason INTEGER;
 "#,
+    r#"
+ALTER TABLE orders ADD COLUMN profile TEXT NOT NULL DEFAULT 'classic';
+ALTER TABLE orders ADD COLUMN replaces TEXT;
+ALTER TABLE certificates ADD COLUMN replaced_by TEXT;
+CREATE INDEX certificates_revoked ON certificates(not_after) WHERE revoked_at IS NOT NULL;
+CREATE TABLE eab_bindings (
+    kid         TEXT PRIMARY KEY,
+    account_id  TEXT NOT NULL UNIQUE,
+    bound_at    INTEGER NOT NULL
+);
+CREATE TABLE crl_numbers (
+    issuer  TEXT PRIMARY KEY,
+    number  INTEGER NOT NULL
+);
+"#,
 ];

@@ -46,6 +46,8 @@ fn order(id: &str, authz: &str) -> Order {
         cert_id: None,
         error: None,
         created_at: 1,
+        profile: "classic".into(),
+        replaces: None,
     }
 }
 
@@ -74,10 +76,16 @@ async fn accounts_are_unique_by_key() {
     let dir = tempfile::tempdir().unwrap();
     let s = open(&dir).await;
     assert_eq!(
-        s.create_account(&account("acct", "t1")).await.unwrap(),
+        s.create_account(&account("acct", "t1"), None)
+            .await
+            .unwrap(),
         AccountCreation::Created
     );
-    match s.create_account(&account("other", "t1")).await.unwrap() {
+    match s
+        .create_account(&account("other", "t1"), None)
+        .await
+        .unwrap()
+    {
         AccountCreation::Existing(a) => assert_eq!(a.id.0, "acct"),
         other => panic!("{other:?}"),
     }
@@ -105,7 +113,9 @@ async fn accounts_are_unique_by_key() {
 async fn one_attempt_per_authorization_and_one_lease_per_order() {
     let dir = tempfile::tempdir().unwrap();
     let s = open(&dir).await;
-    s.create_account(&account("acct", "t1")).await.unwrap();
+    s.create_account(&account("acct", "t1"), None)
+        .await
+        .unwrap();
     s.create_order(&order("o1", "a1"), &[authz("a1")])
         .await
         .unwrap();
@@ -157,7 +167,9 @@ async fn state_survives_reopening_and_leases_are_dropped() {
     let dir = tempfile::tempdir().unwrap();
     {
         let s = open(&dir).await;
-        s.create_account(&account("acct", "t1")).await.unwrap();
+        s.create_account(&account("acct", "t1"), None)
+            .await
+            .unwrap();
         s.create_order(&order("o1", "a1"), &[authz("a1")])
             .await
             .unwrap();
@@ -202,7 +214,7 @@ async fn quoted_values_round_trip() {
         "mailto:o'brien@example.com".into(),
         "x'); DROP TABLE accounts; --".into(),
     ];
-    s.create_account(&a).await.unwrap();
+    s.create_account(&a, None).await.unwrap();
     s.close().await;
     let s = open(&dir).await;
     let back = s
@@ -217,7 +229,9 @@ async fn quoted_values_round_trip() {
 async fn concurrent_writes_are_committed_together_and_each_answered() {
     let dir = tempfile::tempdir().unwrap();
     let s = Arc::new(open(&dir).await);
-    s.create_account(&account("acct", "t1")).await.unwrap();
+    s.create_account(&account("acct", "t1"), None)
+        .await
+        .unwrap();
     let mut tasks = Vec::new();
     for i in 0..200 {
         let s = s.clone();
@@ -230,7 +244,7 @@ async fn concurrent_writes_are_committed_together_and_each_answered() {
             assert!(x.unwrap() ^ y.unwrap(), "{o}: exactly one claim");
             // A duplicate account key is reported, not an error.
             match s
-                .create_account(&account(&format!("dup{i}"), "t1"))
+                .create_account(&account(&format!("dup{i}"), "t1"), None)
                 .await
                 .unwrap()
             {
@@ -259,7 +273,9 @@ async fn concurrent_writes_are_committed_together_and_each_answered() {
 async fn a_failing_write_does_not_sink_its_batch() {
     let dir = tempfile::tempdir().unwrap();
     let s = Arc::new(open(&dir).await);
-    s.create_account(&account("acct", "t1")).await.unwrap();
+    s.create_account(&account("acct", "t1"), None)
+        .await
+        .unwrap();
     let mut tasks = Vec::new();
     for i in 0..50 {
         let s = s.clone();

@@ -114,7 +114,23 @@ impl Sql {
 /// One write, as the store's methods ask for it.
 #[derive(Debug, Clone)]
 pub(super) enum Op {
-    CreateAccount(Account),
+    /// Inserts an account; with an external account binding key id, the
+    /// binding too, and the account only if that key id was free.
+    CreateAccount(Account, Option<String>),
+    /// Inserts a standalone authorization (newAuthz).
+    CreateAuthz(Authz),
+    /// Marks a certificate as replaced by an order (RFC 9773), unless a
+    /// live order already replaces it.
+    ClaimReplacement {
+        cert: CertId,
+        order: OrderId,
+        now: Timestamp,
+    },
+    /// Records the last CRL number an issuer used.
+    SetCrlNumber {
+        issuer: String,
+        number: i64,
+    },
     UpdateContact(AccountId, Vec<String>),
     /// Deactivates an account and its pending authorizations.
     Deactivate(AccountId),
@@ -191,30 +207,127 @@ fn settle(a: &mut Authz, r: &ValidationResult) {
     a.expires = r.expires;
 }
 
+/// One INSERT for `authzs` (not empty).
+fn insert_authzs(sql: &mut Sql, authzs: &[Authz]) -> Result<()> {
+    sql.raw(
+        "INSERT INTO authzs (id, account_id, ident_type, ident_value, wildcard, \
+         state, expires, token, offered, created_at) VALUES ",
+    );
+    for (i, a) in authzs.iter().enumerate() {
+        let offered: Vec<&str> = a.offered.iter().map(|t| t.as_str()).collect();
+        sql.raw(if i == 0 { "(" } else { ",(" })
+            .text(&a.id.0)?
+            .raw(",")
+            .text(&a.account_id.0)?
+            .raw(",")
+            .text(a.identifier.kind.as_str())?
+            .raw(",")
+            .text(&a.identifier.value)?
+            .raw(",")
+            .bool(a.wildcard)
+            .raw(",")
+            .text(a.state.as_str())?
+            .raw(",")
+            .int(a.expires)
+            .raw(",")
+            .text(&a.token)?
+            .raw(",")
+            .text(&offered.join(","))?
+            .raw(",")
+            .int(a.created_at)
+            .raw(")");
+    }
+    sql.raw(";\n");
+    Ok(())
+}
+
 impl Op {
     /// Appends the op's statements; returns how many.
     fn render(&self, sql: &mut Sql) -> Result<usize> {
         match self {
-            Op::CreateAccount(a) => {
+            Op::CreateAccount(a, kid) => {
                 let contact = serde_json::to_string(&a.contact).map_err(json_err)?;
-                sql.raw(
-                    "INSERT INTO accounts (id, status, jwk, thumbprint, contact, tos_agreed, \
-                     created_at) VALUES (",
-                )
-                .text(&a.id.0)?
-                .raw(",")
-                .text(a.status.as_str())?
-                .raw(",")
-                .text(&a.jwk)?
-                .raw(",")
-                .text(&a.thumbprint)?
-                .raw(",")
-                .text(&contact)?
-                .raw(",")
-                .bool(a.tos_agreed)
-                .raw(",")
-                .int(a.created_at)
-                .raw(") ON CONFLICT(thumbprint) DO NOTHING;\n");
+                let mut n = 0;
+                if let Some(kid) = kid {
+                    // The binding goes in unless the key already has an
+                    // account (then the answer is that account) or the key
+                    // id is taken; the account only with its binding.
+                    sql.raw("INSERT INTO eab_bindings (kid, account_id, bound_at) SELECT ")
+                        .text(kid)?
+                        .raw(",")
+                        .text(&a.id.0)?
+                        .raw(",")
+                        .int(a.created_at)
+                        .raw(" WHERE NOT EXISTS (SELECT 1 FROM accounts WHERE thumbprint = ")
+                        .text(&a.thumbprint)?
+                        .raw(") ON CONFLICT(kid) DO NOTHING;\n");
+                    n += 1;
+                    sql.raw(
+                        "INSERT INTO accounts (id, status, jwk, thumbprint, contact, tos_agreed, \
+                         created_at) SELECT ",
+                    );
+                } else {
+                    sql.raw(
+                        "INSERT INTO accounts (id, status, jwk, thumbprint, contact, tos_agreed, \
+                         created_at) VALUES (",
+                    );
+                }
+                sql.text(&a.id.0)?
+                    .raw(",")
+                    .text(a.status.as_str())?
+                    .raw(",")
+                    .text(&a.jwk)?
+                    .raw(",")
+                    .text(&a.thumbprint)?
+                    .raw(",")
+                    .text(&contact)?
+                    .raw(",")
+                    .bool(a.tos_agreed)
+                    .raw(",")
+                    .int(a.created_at);
+                if let Some(kid) = kid {
+                    sql.raw(" WHERE EXISTS (SELECT 1 FROM eab_bindings WHERE kid = ")
+                        .text(kid)?
+                        .raw(" AND account_id = ")
+                        .text(&a.id.0)?
+                        .raw(")");
+                } else {
+                    sql.raw(")");
+                }
+                sql.raw(" ON CONFLICT(thumbprint) DO NOTHING;\n");
+                Ok(n + 1)
+            }
+            Op::CreateAuthz(a) => {
+                insert_authzs(sql, std::slice::from_ref(a))?;
+                Ok(1)
+            }
+            Op::ClaimReplacement { cert, order, now } => {
+                // A replacement is live while its order may still produce a
+                // certificate: no error, and unexpired or already issued.
+                sql.raw("UPDATE certificates SET replaced_by = ")
+                    .text(&order.0)?
+                    .raw(" WHERE id = ")
+                    .text(&cert.0)?
+                    .raw(
+                        " AND (replaced_by IS NULL OR NOT EXISTS (SELECT 1 FROM orders o \
+                         WHERE o.id = certificates.replaced_by AND o.error IS NULL AND \
+                         (o.expires > ",
+                    )
+                    .int(*now)
+                    .raw(
+                        " OR EXISTS (SELECT 1 FROM certificates c2 WHERE c2.order_id = o.id))));\n",
+                    );
+                Ok(1)
+            }
+            Op::SetCrlNumber { issuer, number } => {
+                sql.raw("INSERT INTO crl_numbers (issuer, number) VALUES (")
+                    .text(issuer)?
+                    .raw(",")
+                    .int(*number)
+                    .raw(
+                        ") ON CONFLICT(issuer) DO UPDATE SET number = excluded.number \
+                          WHERE excluded.number > crl_numbers.number;\n",
+                    );
                 Ok(1)
             }
             Op::UpdateContact(id, contact) => {
@@ -247,35 +360,7 @@ impl Op {
             Op::CreateOrder(o, authzs) => {
                 let mut n = 0;
                 if !authzs.is_empty() {
-                    sql.raw(
-                        "INSERT INTO authzs (id, account_id, ident_type, ident_value, wildcard, \
-                         state, expires, token, offered, created_at) VALUES ",
-                    );
-                    for (i, a) in authzs.iter().enumerate() {
-                        let offered: Vec<&str> = a.offered.iter().map(|t| t.as_str()).collect();
-                        sql.raw(if i == 0 { "(" } else { ",(" })
-                            .text(&a.id.0)?
-                            .raw(",")
-                            .text(&a.account_id.0)?
-                            .raw(",")
-                            .text(a.identifier.kind.as_str())?
-                            .raw(",")
-                            .text(&a.identifier.value)?
-                            .raw(",")
-                            .bool(a.wildcard)
-                            .raw(",")
-                            .text(a.state.as_str())?
-                            .raw(",")
-                            .int(a.expires)
-                            .raw(",")
-                            .text(&a.token)?
-                            .raw(",")
-                            .text(&offered.join(","))?
-                            .raw(",")
-                            .int(a.created_at)
-                            .raw(")");
-                    }
-                    sql.raw(";\n");
+                    insert_authzs(sql, authzs)?;
                     n += 1;
                 }
                 let identifiers = serde_json::to_string(&o.identifiers).map_err(json_err)?;
@@ -283,7 +368,7 @@ impl Op {
                 let ids = serde_json::to_string(&ids).map_err(json_err)?;
                 sql.raw(
                     "INSERT INTO orders (id, account_id, identifiers, authz_ids, expires, \
-                     not_before, not_after, created_at) VALUES (",
+                     not_before, not_after, created_at, profile, replaces) VALUES (",
                 )
                 .text(&o.id.0)?
                 .raw(",")
@@ -300,6 +385,10 @@ impl Op {
                 .opt_int(o.not_after)
                 .raw(",")
                 .int(o.created_at)
+                .raw(",")
+                .text(&o.profile)?
+                .raw(",")
+                .opt_text(o.replaces.as_deref())?
                 .raw(");\n");
                 Ok(n + 1)
             }
@@ -432,7 +521,9 @@ impl Op {
             return;
         }
         match self {
-            Op::CreateAccount(a) => cache.accounts.put(a.id.clone(), a.clone()),
+            Op::CreateAccount(a, _) => cache.accounts.put(a.id.clone(), a.clone()),
+            Op::CreateAuthz(a) => cache.authzs.put(a.id.clone(), a.clone()),
+            Op::ClaimReplacement { .. } | Op::SetCrlNumber { .. } => {}
             Op::UpdateContact(id, contact) => {
                 cache.accounts.update(id, |a| a.contact = contact.clone())
             }

@@ -1,0 +1,319 @@
+//! Revocation status: CRLs (RFC 5280 §5) and an OCSP responder (RFC 6960)
+//! for the certificates the signing intermediate issues.
+//!
+//! [`StatusService`] answers from the store, so status is consistent with
+//! revocation: `revokeCert` writes the revocation, then bumps
+//! [`RevocationEvents`] before it acknowledges. OCSP reads the certificate
+//! row on every request, so it answers "revoked" at once; a CRL request
+//! that finds the cached CRL older than the last event signs a new one
+//! first. A background task also signs a new CRL soon after each
+//! revocation and every `crl_refresh`, so issuance never waits on a CRL.
+//!
+//! [`crl`] and [`ocsp`] are the DER encoders and decoders; this module
+//! decides what they say.
+
+pub mod crl;
+pub mod ocsp;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rcgen::KeyPair;
+use time::OffsetDateTime;
+use tokio::sync::{Mutex, Notify};
+
+use crate::ca::Ca;
+use crate::clock::Clock;
+use crate::error::{Error, Result};
+use crate::model::Timestamp;
+use crate::store::Store;
+
+/// Key of the signing intermediate's CRL number in the store.
+const CRL_SCOPE: &str = "intermediate";
+
+/// Revocations as they happen: a counter that only grows, and a wake-up
+/// for the task that signs CRLs.
+#[derive(Debug, Default)]
+pub struct RevocationEvents {
+    epoch: AtomicU64,
+    notify: Notify,
+}
+
+impl RevocationEvents {
+    pub fn new() -> Arc<RevocationEvents> {
+        Arc::new(RevocationEvents::default())
+    }
+
+    /// Called after a revocation is stored and before it is acknowledged.
+    pub fn revoked(&self) {
+        self.epoch.fetch_add(1, Ordering::SeqCst);
+        self.notify.notify_one();
+    }
+
+    /// How many revocations this process has seen.
+    pub fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::SeqCst)
+    }
+}
+
+/// Settings of the status service.
+#[derive(Debug, Clone)]
+pub struct StatusSettings {
+    /// nextUpdate - thisUpdate of a CRL.
+    pub crl_lifetime: Duration,
+    /// A CRL is signed again at least this often.
+    pub crl_refresh: Duration,
+    /// nextUpdate - thisUpdate of an OCSP answer.
+    pub ocsp_lifetime: Duration,
+    /// Sign OCSP answers with a delegated responder certificate.
+    pub ocsp_delegated: bool,
+    /// The CRL's URL, written in its issuingDistributionPoint (the same
+    /// URL certificates name in cRLDistributionPoints).
+    pub crl_url: Option<String>,
+}
+
+/// A signed CRL and what it was made from.
+#[derive(Debug, Clone)]
+struct SignedCrl {
+    der: Arc<Vec<u8>>,
+    /// The revocation epoch read before the CRL's entries were listed.
+    epoch: u64,
+    signed_at: Timestamp,
+}
+
+/// The key that signs OCSP answers and its certificate.
+struct OcspSigner {
+    /// Present for a delegated responder; None: the intermediate signs.
+    delegated: Option<(Vec<u8>, KeyPair)>,
+}
+
+/// CRLs and OCSP for the signing intermediate.
+pub struct StatusService {
+    store: Arc<dyn Store>,
+    ca: Arc<Ca>,
+    clock: Arc<dyn Clock>,
+    events: Arc<RevocationEvents>,
+    settings: StatusSettings,
+    crl: Mutex<Option<SignedCrl>>,
+    hashes: ocsp::IssuerHashes,
+    signer: OcspSigner,
+}
+
+fn to_time(t: Timestamp) -> Result<OffsetDateTime> {
+    OffsetDateTime::from_unix_timestamp(t).map_err(Error::internal)
+}
+
+fn secs(d: Duration) -> i64 {
+    i64::try_from(d.as_secs()).unwrap_or(i64::MAX)
+}
+
+/// Hex serial (as stored) back to INTEGER content bytes.
+fn serial_bytes(hex: &str) -> Result<Vec<u8>> {
+    if hex.len() % 2 != 0 {
+        return Err(Error::internal(format_args!(
+            "odd-length stored serial {hex}"
+        )));
+    }
+    (0..hex.len())
+        .step_by(2)
+        .map(|i| {
+            u8::from_str_radix(&hex[i..i + 2], 16)
+                .map_err(|_| Error::internal(format_args!("bad stored serial {hex}")))
+        })
+        .collect()
+}
+
+impl StatusService {
+    /// Prepares the responder: issuer hashes, and a delegated responder
+    /// certificate (valid for a year, not past the intermediate) when asked.
+    pub fn new(
+        store: Arc<dyn Store>,
+        ca: Arc<Ca>,
+        clock: Arc<dyn Clock>,
+        events: Arc<RevocationEvents>,
+        settings: StatusSettings,
+    ) -> Result<Arc<StatusService>> {
+        let hashes = ocsp::IssuerHashes::from_issuer_cert(ca.intermediate_der())
+            .map_err(|e| Error::internal(format_args!("OCSP issuer: {e}")))?;
+        let delegated = if settings.ocsp_delegated {
+            let now = to_time(clock.now())?;
+            let not_after = (now + time::Duration::days(365)).min(ca.intermediate_not_after());
+            let (cert, key) = ocsp::make_delegated_responder(
+                ca.issuer(),
+                ca.intermediate_der(),
+                now - time::Duration::hours(1),
+                not_after,
+            )
+            .map_err(|e| Error::internal(format_args!("OCSP responder certificate: {e}")))?;
+            Some((cert, key))
+        } else {
+            None
+        };
+        Ok(Arc::new(StatusService {
+            store,
+            ca,
+            clock,
+            events,
+            settings,
+            crl: Mutex::new(None),
+            hashes,
+            signer: OcspSigner { delegated },
+        }))
+    }
+
+    /// The current CRL, DER. Signs a new one first when the cached one
+    /// predates a revocation or is due for refresh.
+    pub async fn crl(&self) -> Result<Arc<Vec<u8>>> {
+        let mut cached = self.crl.lock().await;
+        let now = self.clock.now();
+        if let Some(c) = cached.as_ref() {
+            let fresh = c.epoch == self.events.epoch()
+                && now < c.signed_at + secs(self.settings.crl_refresh);
+            if fresh {
+                return Ok(c.der.clone());
+            }
+        }
+        let signed = self.sign_crl(now).await?;
+        let der = signed.der.clone();
+        *cached = Some(signed);
+        Ok(der)
+    }
+
+    async fn sign_crl(&self, now: Timestamp) -> Result<SignedCrl> {
+        // Read the epoch before listing: a revocation racing with this
+        // listing bumps it, and the next request signs again.
+        let epoch = self.events.epoch();
+        let revoked = self.store.revoked_certificates(now).await?;
+        let entries = revoked
+            .iter()
+            .map(|r| {
+                Ok(crl::CrlEntry {
+                    serial: serial_bytes(&r.serial)?,
+                    revoked_at: to_time(r.revocation.at)?,
+                    reason: Some(r.revocation.reason.code()),
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        // CRL numbers only grow: the stored last number, or the time if the
+        // database was reset and the clock is ahead of it.
+        let last = self.store.crl_number(CRL_SCOPE).await?;
+        let number = (last + 1).max(now);
+        let this_update = to_time(now)?;
+        let der = crl::sign_crl(
+            self.ca.issuer(),
+            &crl::CrlSpec {
+                number: u64::try_from(number).map_err(Error::internal)?,
+                this_update,
+                next_update: this_update
+                    + time::Duration::seconds(secs(self.settings.crl_lifetime)),
+                entries: &entries,
+                distribution_point: self.settings.crl_url.as_deref(),
+                issuer_cert_der: self.ca.intermediate_der(),
+            },
+        )
+        .map_err(|e| Error::internal(format_args!("signing CRL: {e}")))?;
+        self.store.set_crl_number(CRL_SCOPE, number).await?;
+        tracing::info!(number, entries = entries.len(), "signed CRL");
+        Ok(SignedCrl {
+            der: Arc::new(der),
+            epoch,
+            signed_at: now,
+        })
+    }
+
+    /// Answers one DER OCSP request with a DER OCSP response: a signed
+    /// answer, or an error status (malformedRequest, unauthorized for
+    /// another issuer, internalError).
+    pub async fn ocsp(&self, request: &[u8]) -> Vec<u8> {
+        match self.answer(request).await {
+            Ok(der) => der,
+            Err(status) => ocsp::error_response(status),
+        }
+    }
+
+    async fn answer(&self, request: &[u8]) -> std::result::Result<Vec<u8>, ocsp::ErrorStatus> {
+        let req = ocsp::parse_request(request).map_err(|e| {
+            tracing::debug!(error = %e, "refused OCSP request");
+            e.status()
+        })?;
+        if !req.cert_ids.iter().all(|id| self.hashes.matches(id)) {
+            return Err(ocsp::ErrorStatus::Unauthorized);
+        }
+        let internal = |e: Error| {
+            tracing::warn!(error = %e, "OCSP answer failed");
+            ocsp::ErrorStatus::InternalError
+        };
+        let now = self.clock.now();
+        let this_update = to_time(now).map_err(internal)?;
+        let next_update = this_update + time::Duration::seconds(secs(self.settings.ocsp_lifetime));
+        let mut statuses = Vec::with_capacity(req.cert_ids.len());
+        for id in &req.cert_ids {
+            let serial = crate::ca::serial_hex(&id.serial);
+            let cert = self
+                .store
+                .certificate_by_serial(&serial)
+                .await
+                .map_err(internal)?;
+            let status = match cert {
+                None => ocsp::CertStatus::Unknown,
+                Some(c) => match c.revoked {
+                    None => ocsp::CertStatus::Good,
+                    Some(r) => ocsp::CertStatus::Revoked {
+                        at: to_time(r.at).map_err(internal)?,
+                        reason: Some(r.reason.code()),
+                    },
+                },
+            };
+            statuses.push(status);
+        }
+        let answers: Vec<ocsp::SingleAnswer<'_>> = req
+            .cert_ids
+            .iter()
+            .zip(statuses)
+            .map(|(id, status)| ocsp::SingleAnswer {
+                id,
+                status,
+                this_update,
+                next_update,
+            })
+            .collect();
+        let responder = match &self.signer.delegated {
+            Some((cert, key)) => ocsp::Responder {
+                key,
+                responder_cert_der: cert,
+                include_cert: true,
+            },
+            None => ocsp::Responder {
+                key: self.ca.issuer().key(),
+                responder_cert_der: self.ca.intermediate_der(),
+                include_cert: false,
+            },
+        };
+        ocsp::build_response(&responder, &answers, this_update, req.nonce.as_deref()).map_err(|e| {
+            tracing::warn!(error = %e, "OCSP response failed");
+            ocsp::ErrorStatus::InternalError
+        })
+    }
+
+    /// Signs a new CRL soon after revocations (batched over a second) and
+    /// every `crl_refresh`, in the background, until the process ends.
+    pub fn spawn_refresher(self: &Arc<Self>) {
+        let this = self.clone();
+        tokio::spawn(async move {
+            loop {
+                let wait = this.settings.crl_refresh;
+                tokio::select! {
+                    _ = this.events.notify.notified() => {
+                        // Let a burst of revocations land in one CRL.
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
+                    _ = tokio::time::sleep(wait) => {}
+                }
+                if let Err(e) = this.crl().await {
+                    tracing::warn!(error = %e, "CRL refresh failed");
+                }
+            }
+        });
+    }
+}
