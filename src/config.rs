@@ -503,6 +503,16 @@ impl Config {
                 "acme.external_account_required needs at least one key in [acme.eab_keys]".into(),
             );
         }
+        for (kid, key) in &self.acme.eab_keys {
+            if kid.is_empty() || kid.len() > crate::jose::eab::MAX_KID_LEN {
+                return Err(format!(
+                    "acme.eab_keys: key ids are 1 to {} bytes",
+                    crate::jose::eab::MAX_KID_LEN
+                ));
+            }
+            crate::jose::eab::MacKey::from_b64url(key)
+                .map_err(|e| format!("acme.eab_keys.{kid}: {}", e.detail))?;
+        }
         if let Some(url) = &self.status.base_url {
             if !(url.starts_with("http://") || url.starts_with("https://")) || url.ends_with('/') {
                 return Err(
@@ -666,6 +676,74 @@ mod tests {
         assert!(c
             .apply_env(|k| (k == "PEBBLE_VA_ALWAYS_VALID").then(|| "maybe".to_string()))
             .is_err());
+    }
+
+    #[test]
+    fn profile_and_lifecycle_rules() {
+        let ok = Config::from_toml(
+            r#"
+            [acme]
+            default_profile = "tls"
+            external_account_required = true
+            [acme.eab_keys]
+            kid-1 = "zWNDZM6eQGHWpSRTPal5eIUYFTu7EajVIoguysqZ9wG44nMEtx3MUAsUDkMTQ12W"
+            [profiles.tls]
+            description = "TLS server"
+            validity = "7d"
+            extended_key_usages = ["serverAuth"]
+            identifier_types = ["dns"]
+            ocsp = false
+            "#,
+        )
+        .unwrap();
+        ok.validate().unwrap();
+        assert_eq!(
+            ok.profiles.len(),
+            1,
+            "a [profiles] table replaces the defaults"
+        );
+        assert_eq!(ok.profiles["tls"].validity, Duration::from_secs(7 * 86400));
+        assert!(ok.profiles["tls"].crl);
+        let bad = |toml: &str, want: &str| {
+            let e = Config::from_toml(toml)
+                .and_then(|c| c.validate())
+                .unwrap_err();
+            assert!(e.contains(want), "{toml}: {e}");
+        };
+        bad("[acme]\ndefault_profile = \"x\"\n", "not a defined profile");
+        bad(
+            "[profiles.a]\nvalidity = \"500d\"\n[acme]\ndefault_profile = \"a\"\n",
+            "validity",
+        );
+        bad(
+            "[profiles.classic]\nextended_key_usages = [\"codeSigning\"]\n",
+            "codeSigning",
+        );
+        bad(
+            "[profiles.classic]\nidentifier_types = [\"email\"]\n",
+            "email",
+        );
+        bad(
+            "[profiles.classic]\nidentifier_types = []\n",
+            "identifier_types",
+        );
+        bad("[profiles.classic]\nbogus = 1\n", "bogus");
+        bad(
+            "[profiles.\"a b\"]\n[acme]\ndefault_profile = \"a b\"\n",
+            "profile name",
+        );
+        bad("[status]\nenabled = false\n", "status listener");
+        bad("[acme]\nexternal_account_required = true\n", "eab_keys");
+        bad("[acme]\nauthz_reuse = 101\n", "percentage");
+        bad("[acme.eab_keys]\nk = \"short\"\n", "acme.eab_keys.k");
+        bad("[status]\ncrl_refresh = \"8d\"\n", "crl_refresh");
+        bad("[status]\nbase_url = \"http://x/\"\n", "base_url");
+        // Without OCSP and CRL in any profile, the status listener may go.
+        let c = Config::from_toml(
+            "[status]\nenabled = false\n[profiles.p]\nocsp = false\ncrl = false\n[acme]\ndefault_profile = \"p\"\n",
+        )
+        .unwrap();
+        c.validate().unwrap();
     }
 
     #[test]

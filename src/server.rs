@@ -51,7 +51,7 @@ pub struct Server {
 pub struct StatusListener {
     pub listener: TcpListener,
     pub base_url: String,
-    app: Arc<StatusApp>,
+    pub(crate) app: Arc<StatusApp>,
 }
 
 /// The base URL for `addr` when none is configured: loopback and wildcard

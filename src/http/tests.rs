@@ -1171,3 +1171,5 @@ async fn an_invalid_host_is_never_reflected() {
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     assert_eq!(r.problem(), "malformed");
 }
+
+mod lifecycle;
