@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
 
-use crate::ca::{CaSettings, KeyAlgorithm};
+use crate::ca::{CaSettings, KeyAlgorithm, MAX_ALTERNATE_ROOTS, MAX_CHAIN_LENGTH};
 use crate::store::sqlite::Durability;
 
 /// The whole configuration.
@@ -222,6 +222,12 @@ pub struct CaConfig {
     pub intermediate_key: Option<PathBuf>,
     /// Prefix of generated CA names.
     pub name: String,
+    /// Intermediates per generated chain (1–4).
+    pub chain_length: u32,
+    /// Generated alternate chains, each with its own root (0–8).
+    pub alternate_roots: u32,
+    /// PEM files of operator-supplied alternate chains.
+    pub alternate_chains: Vec<PathBuf>,
     /// Older setting, kept for existing files: when set, the validity of
     /// the default profile's certificates. Profiles set their own.
     #[serde(deserialize_with = "de_opt_duration")]
@@ -241,6 +247,9 @@ impl Default for CaConfig {
             intermediate_cert: None,
             intermediate_key: None,
             name: "acme-ca".into(),
+            chain_length: 1,
+            alternate_roots: 0,
+            alternate_chains: Vec::new(),
             leaf_validity: None,
             backdate: Duration::from_secs(60),
         }
@@ -260,6 +269,9 @@ impl CaConfig {
             intermediate_cert: self.intermediate_cert.clone(),
             intermediate_key: self.intermediate_key.clone(),
             name_prefix: self.name.clone(),
+            chain_length: self.chain_length,
+            alternate_roots: self.alternate_roots,
+            alternate_chains: self.alternate_chains.clone(),
         }
     }
 }
@@ -428,6 +440,16 @@ impl Config {
                     MAX_LEAF_VALIDITY.as_secs() / 86400
                 ));
             }
+        }
+        if self.ca.chain_length == 0 || self.ca.chain_length > MAX_CHAIN_LENGTH {
+            return Err(format!(
+                "ca.chain_length must be between 1 and {MAX_CHAIN_LENGTH}"
+            ));
+        }
+        if self.ca.alternate_roots > MAX_ALTERNATE_ROOTS {
+            return Err(format!(
+                "ca.alternate_roots must be at most {MAX_ALTERNATE_ROOTS}"
+            ));
         }
         if self.server.tls_cert.is_some() != self.server.tls_key.is_some() {
             return Err("server.tls_cert and server.tls_key go together".into());
@@ -642,6 +664,9 @@ mod tests {
             [ca]
             key_algorithm = "rsa-2048"
             leaf_validity = "6d"
+            chain_length = 2
+            alternate_roots = 1
+            alternate_chains = ["/etc/acme-ca/cross.pem"]
             [acme]
             terms_of_service = "https://example.com/tos"
             order_lifetime = 3600
@@ -658,6 +683,12 @@ mod tests {
         assert_eq!(
             c.effective_profiles()["classic"].validity,
             Duration::from_secs(6 * 86400)
+        );
+        let ca = c.ca.settings();
+        assert_eq!((ca.chain_length, ca.alternate_roots), (2, 1));
+        assert_eq!(
+            ca.alternate_chains,
+            [PathBuf::from("/etc/acme-ca/cross.pem")]
         );
         assert_eq!(c.acme.order_lifetime, Duration::from_secs(3600));
         assert_eq!(c.store.durability, Durability::Full);
@@ -754,6 +785,14 @@ mod tests {
         let mut c = Config::default();
         c.server.external_url = Some("https://x.example/".into());
         assert!(c.validate().is_err());
+        for (chain_length, alternate_roots, ok) in
+            [(0, 0, false), (5, 0, false), (1, 9, false), (4, 8, true)]
+        {
+            let mut c = Config::default();
+            c.ca.chain_length = chain_length;
+            c.ca.alternate_roots = alternate_roots;
+            assert_eq!(c.validate().is_ok(), ok, "{chain_length} {alternate_roots}");
+        }
     }
 }
 
@@ -769,6 +808,7 @@ mod example_tests {
         let d = Config::default();
         assert_eq!(c.server.listen, d.server.listen);
         assert_eq!(c.ca.leaf_validity, d.ca.leaf_validity);
+        assert_eq!(c.ca.settings(), d.ca.settings());
         assert_eq!(c.acme.order_lifetime, d.acme.order_lifetime);
         assert_eq!(c.validation.queue_size, d.validation.queue_size);
     }

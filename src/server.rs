@@ -93,7 +93,10 @@ fn tls_config(config: &Config, ca: &Ca) -> Result<rustls::ServerConfig> {
                         Err(_) => Identifier::dns(n.clone()),
                     })
                     .collect();
-                let (chain, key) = ca.tls_server_identity(&names)?;
+                let (mut chain, key) = ca.tls_server_identity(&names)?;
+                // Chain 0's upper intermediates, if it has any, follow the
+                // signing intermediate.
+                chain.extend(ca.chains()[0].intermediates_der().iter().skip(1).cloned());
                 (
                     chain.into_iter().map(CertificateDer::from).collect(),
                     PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key)),

@@ -1,4 +1,6 @@
-//! The root and the intermediate: loading, checking, generating, storing.
+//! The signing intermediate (subject S, key K) and chain 0, the default
+//! chain: loading, checking, generating, storing. Chains other than chain 0
+//! are in `chains.rs`.
 
 use std::fs;
 use std::io::{self, Write};
@@ -19,6 +21,7 @@ use x509_cert::name::Name;
 use x509_cert::spki::SubjectPublicKeyInfoRef;
 use x509_cert::Certificate;
 
+use super::chains::{self, Chain, Link};
 use super::leaf::{random_serial, whole_seconds_utc};
 use super::verify::{self, raw_tbs_names, split_signed};
 use super::{csr, Ca, CaSettings, KeyAlgorithm};
@@ -30,25 +33,26 @@ pub(super) const ROOT_KEY_FILE: &str = "root.key";
 pub(super) const INTERMEDIATE_CERT_FILE: &str = "intermediate.pem";
 pub(super) const INTERMEDIATE_KEY_FILE: &str = "intermediate.key";
 
-const ROOT_VALIDITY: Duration = Duration::days(3653);
-const INTERMEDIATE_VALIDITY: Duration = Duration::days(1827);
+pub(super) const ROOT_VALIDITY: Duration = Duration::days(3653);
+pub(super) const INTERMEDIATE_VALIDITY: Duration = Duration::days(1827);
 /// Generated CA certificates start this long before their creation, to
 /// tolerate clients whose clocks run a little behind.
 const BACKDATE: Duration = Duration::hours(1);
-/// Warn at startup when the intermediate expires sooner than this.
-const EXPIRY_WARNING: Duration = Duration::days(30);
+/// Warn at startup when a CA certificate expires sooner than this.
+pub(super) const EXPIRY_WARNING: Duration = Duration::days(30);
 
 /// A setup error: the operator sees the detail (it never reaches a client).
-fn setup(detail: impl Into<String>) -> Error {
+pub(super) fn setup(detail: impl Into<String>) -> Error {
     Error::new(ErrorKind::ServerInternal, detail.into())
 }
 
 pub(super) fn load_or_generate(data_dir: &Path, settings: &CaSettings) -> Result<Ca> {
+    chains::check_settings(settings)?;
     let any_configured = settings.root_cert.is_some()
         || settings.root_key.is_some()
         || settings.intermediate_cert.is_some()
         || settings.intermediate_key.is_some();
-    if any_configured {
+    let (signer, chain0) = if any_configured {
         let (Some(root_cert), Some(int_cert), Some(int_key)) = (
             &settings.root_cert,
             &settings.intermediate_cert,
@@ -58,9 +62,27 @@ pub(super) fn load_or_generate(data_dir: &Path, settings: &CaSettings) -> Result
                 "CA files: root_cert, intermediate_cert and intermediate_key must be configured together (root_key is optional)",
             ));
         };
-        return load_files(root_cert, settings.root_key.as_deref(), int_cert, int_key);
-    }
+        if settings.chain_length > 1 {
+            tracing::info!(
+                chain_length = settings.chain_length,
+                "the configured CA is served as configured; chain_length applies to the generated alternate chains"
+            );
+        }
+        load_files(root_cert, settings.root_key.as_deref(), int_cert, int_key)?
+    } else {
+        load_or_generate_in(data_dir, settings)?
+    };
 
+    let mut all = vec![chain0];
+    all.extend(chains::load_alternates(data_dir, settings, &signer)?);
+    if all.len() > 1 {
+        tracing::info!(chains = all.len(), "serving alternate chains");
+    }
+    Ok(signer.into_ca(all))
+}
+
+/// Chain 0 from the data directory, or a new CA generated there.
+fn load_or_generate_in(data_dir: &Path, settings: &CaSettings) -> Result<(Signer, Chain)> {
     let paths = [
         data_dir.join(ROOT_CERT_FILE),
         data_dir.join(ROOT_KEY_FILE),
@@ -69,38 +91,81 @@ pub(super) fn load_or_generate(data_dir: &Path, settings: &CaSettings) -> Result
     ];
     let mut missing = Vec::new();
     for path in &paths {
-        let exists = path
-            .try_exists()
-            .map_err(|e| setup(format!("CA file {}: {e}", path.display())))?;
-        if !exists {
+        if !exists(path)? {
             missing.push(path.display().to_string());
         }
     }
     match missing.len() {
-        0 => {
-            let [root_cert, root_key, int_cert, int_key] = &paths;
-            load_files(root_cert, Some(root_key), int_cert, int_key)
-        }
+        0 => load_data_dir(data_dir, settings),
         4 => generate_into(data_dir, settings),
-        _ => Err(setup(format!(
-            "the data directory {} holds an incomplete CA (missing {}); restore the missing files, or remove {}, {}, {} and {} to generate a new CA",
-            data_dir.display(),
-            missing.join(", "),
-            ROOT_CERT_FILE,
-            ROOT_KEY_FILE,
-            INTERMEDIATE_CERT_FILE,
-            INTERMEDIATE_KEY_FILE
-        ))),
+        _ => {
+            let chains_note = if exists(&data_dir.join(chains::CHAINS_DIR))? {
+                format!(" and {}/", chains::CHAINS_DIR)
+            } else {
+                String::new()
+            };
+            Err(setup(format!(
+                "the data directory {} holds an incomplete CA (missing {}); restore the missing files, or remove {}, {}, {} and {}{chains_note} to generate a new CA",
+                data_dir.display(),
+                missing.join(", "),
+                ROOT_CERT_FILE,
+                ROOT_KEY_FILE,
+                INTERMEDIATE_CERT_FILE,
+                INTERMEDIATE_KEY_FILE
+            )))
+        }
     }
 }
 
-/// One PEM input: where it came from (for messages) and its text.
-struct Input {
-    name: String,
-    text: String,
+/// Chain 0 from the four files in `data_dir` and the upper intermediates in
+/// `chains/0/`.
+fn load_data_dir(data_dir: &Path, settings: &CaSettings) -> Result<(Signer, Chain)> {
+    let input = |file: &str, private: bool| read_input(&data_dir.join(file), private);
+    let signer = load_signer(
+        &input(INTERMEDIATE_CERT_FILE, false)?,
+        &input(INTERMEDIATE_KEY_FILE, true)?,
+    )?;
+    let chain0_dir = data_dir.join(chains::CHAINS_DIR).join("0");
+    let uppers = chains::read_uppers(
+        &chain0_dir,
+        "restore it; the CA cannot be served without it",
+    )?;
+    let stored = uppers.len() as u32 + 1;
+    if stored != settings.chain_length {
+        return Err(setup(format!(
+            "chain_length is {}, but the CA in {} was made with {stored} intermediate(s) per chain; set chain_length = {stored}, or move {}, {}, {}, {} and {}/ out of {} to generate a new CA (a new root and signing key)",
+            settings.chain_length,
+            data_dir.display(),
+            ROOT_CERT_FILE,
+            ROOT_KEY_FILE,
+            INTERMEDIATE_CERT_FILE,
+            INTERMEDIATE_KEY_FILE,
+            chains::CHAINS_DIR,
+            data_dir.display(),
+        )));
+    }
+    let chain0 = build_chain0(
+        &signer,
+        &uppers,
+        &input(ROOT_CERT_FILE, false)?,
+        Some(&input(ROOT_KEY_FILE, true)?),
+    )?;
+    tracing::info!(dir = %data_dir.display(), "loaded CA");
+    Ok((signer, chain0))
 }
 
-fn read_input(path: &Path, private: bool) -> Result<Input> {
+pub(super) fn exists(path: &Path) -> Result<bool> {
+    path.try_exists()
+        .map_err(|e| setup(format!("CA file {}: {e}", path.display())))
+}
+
+/// One PEM input: where it came from (for messages) and its text.
+pub(super) struct Input {
+    pub name: String,
+    pub text: String,
+}
+
+pub(super) fn read_input(path: &Path, private: bool) -> Result<Input> {
     let text =
         fs::read_to_string(path).map_err(|e| setup(format!("reading {}: {e}", path.display())))?;
     if private {
@@ -125,21 +190,6 @@ fn warn_if_readable_by_others(path: &Path) {
 
 #[cfg(not(unix))]
 fn warn_if_readable_by_others(_path: &Path) {}
-
-fn load_files(
-    root_cert: &Path,
-    root_key: Option<&Path>,
-    int_cert: &Path,
-    int_key: &Path,
-) -> Result<Ca> {
-    let root_cert = read_input(root_cert, false)?;
-    let root_key = root_key.map(|p| read_input(p, true)).transpose()?;
-    let int_cert = read_input(int_cert, false)?;
-    let int_key = read_input(int_key, true)?;
-    let ca = build(&root_cert, root_key.as_ref(), &int_cert, &int_key)?;
-    tracing::info!(root = %root_cert.name, intermediate = %int_cert.name, "loaded CA");
-    Ok(ca)
-}
 
 /// The PEM blocks of `text` as (label, DER). Text outside blocks is
 /// ignored; inside a block, line length and line endings do not matter.
@@ -184,27 +234,31 @@ fn pem_blocks(input: &Input) -> Result<Vec<(String, Vec<u8>)>> {
     Ok(blocks)
 }
 
-/// A certificate as loaded: DER, normalized PEM, parsed.
-struct LoadedCert {
-    der: Vec<u8>,
-    pem: String,
-    cert: Certificate,
+fn load_files(
+    root_cert: &Path,
+    root_key: Option<&Path>,
+    int_cert: &Path,
+    int_key: &Path,
+) -> Result<(Signer, Chain)> {
+    let root_cert = read_input(root_cert, false)?;
+    let root_key = root_key.map(|p| read_input(p, true)).transpose()?;
+    let int_cert = read_input(int_cert, false)?;
+    let int_key = read_input(int_key, true)?;
+    let signer = load_signer(&int_cert, &int_key)?;
+    let chain0 = build_chain0(&signer, &[], &root_cert, root_key.as_ref())?;
+    tracing::info!(root = %root_cert.name, intermediate = %int_cert.name, "loaded CA");
+    Ok((signer, chain0))
 }
 
-fn load_cert(input: &Input, what: &str) -> Result<LoadedCert> {
-    let mut certs: Vec<Vec<u8>> = pem_blocks(input)?
-        .into_iter()
-        .filter(|(label, _)| label == "CERTIFICATE")
-        .map(|(_, der)| der)
-        .collect();
-    if certs.len() != 1 {
-        return Err(setup(format!(
-            "{}: expected exactly one {what} certificate, found {} CERTIFICATE blocks",
-            input.name,
-            certs.len()
-        )));
-    }
-    let der = certs.remove(0);
+/// A certificate as loaded: DER, normalized PEM, parsed.
+#[derive(Clone)]
+pub(super) struct LoadedCert {
+    pub der: Vec<u8>,
+    pub pem: String,
+    pub cert: Certificate,
+}
+
+fn parse_cert(der: Vec<u8>, input: &Input, what: &str) -> Result<LoadedCert> {
     let cert = Certificate::from_der(&der).map_err(|e| {
         setup(format!(
             "{}: {what} certificate does not parse: {e}",
@@ -216,7 +270,35 @@ fn load_cert(input: &Input, what: &str) -> Result<LoadedCert> {
     Ok(LoadedCert { der, pem, cert })
 }
 
-fn load_key(input: &Input, what: &str) -> Result<KeyPair> {
+/// Every CERTIFICATE block of `input`, in order.
+pub(super) fn load_certs(input: &Input, what: &str) -> Result<Vec<LoadedCert>> {
+    pem_blocks(input)?
+        .into_iter()
+        .filter(|(label, _)| label == "CERTIFICATE")
+        .map(|(_, der)| parse_cert(der, input, what))
+        .collect()
+}
+
+pub(super) fn load_cert(input: &Input, what: &str) -> Result<LoadedCert> {
+    let mut certs = load_certs(input, what)?;
+    if certs.len() != 1 {
+        return Err(setup(format!(
+            "{}: expected exactly one {what} certificate, found {} CERTIFICATE blocks",
+            input.name,
+            certs.len()
+        )));
+    }
+    Ok(certs.remove(0))
+}
+
+/// A private key as loaded: ready to use, and as PEM (the block as found,
+/// re-encoded with its own label).
+pub(super) struct LoadedKey {
+    pub key: KeyPair,
+    pub pem: String,
+}
+
+pub(super) fn load_key(input: &Input, what: &str) -> Result<LoadedKey> {
     let blocks = pem_blocks(input)?;
     if blocks
         .iter()
@@ -227,7 +309,7 @@ fn load_key(input: &Input, what: &str) -> Result<KeyPair> {
             input.name
         )));
     }
-    let mut keys: Vec<Vec<u8>> = blocks
+    let mut keys: Vec<(String, Vec<u8>)> = blocks
         .into_iter()
         .filter(|(label, _)| {
             matches!(
@@ -235,7 +317,6 @@ fn load_key(input: &Input, what: &str) -> Result<KeyPair> {
                 "PRIVATE KEY" | "EC PRIVATE KEY" | "RSA PRIVATE KEY"
             )
         })
-        .map(|(_, der)| der)
         .collect();
     if keys.len() != 1 {
         return Err(setup(format!(
@@ -244,15 +325,19 @@ fn load_key(input: &Input, what: &str) -> Result<KeyPair> {
             keys.len()
         )));
     }
-    KeyPair::try_from(keys.remove(0)).map_err(|e| {
+    let (label, der) = keys.remove(0);
+    let pem = der::pem::encode_string(&label, der::pem::LineEnding::LF, &der)
+        .map_err(|e| setup(format!("{}: PEM encoding: {e}", input.name)))?;
+    let key = KeyPair::try_from(der).map_err(|e| {
         setup(format!(
             "{}: {what} private key does not parse: {e}",
             input.name
         ))
-    })
+    })?;
+    Ok(LoadedKey { key, pem })
 }
 
-fn spki_of(cert: &LoadedCert) -> Result<Vec<u8>> {
+pub(super) fn spki_of(cert: &LoadedCert) -> Result<Vec<u8>> {
     cert.cert
         .tbs_certificate
         .subject_public_key_info
@@ -261,25 +346,29 @@ fn spki_of(cert: &LoadedCert) -> Result<Vec<u8>> {
 }
 
 /// The key must be the certificate's.
-fn check_key_matches(
+pub(super) fn check_key_matches(
     key: &KeyPair,
     key_input: &Input,
     cert: &LoadedCert,
     cert_name: &str,
 ) -> Result<()> {
-    let cert_key = cert
-        .cert
-        .tbs_certificate
-        .subject_public_key_info
-        .subject_public_key
-        .as_bytes();
-    if cert_key != Some(key.der_bytes()) {
+    if !cert_has_key(cert, key) {
         return Err(setup(format!(
             "the private key in {} does not belong to the certificate in {cert_name}",
             key_input.name
         )));
     }
     Ok(())
+}
+
+/// Whether `cert` holds the public half of `key`.
+pub(super) fn cert_has_key(cert: &LoadedCert, key: &KeyPair) -> bool {
+    cert.cert
+        .tbs_certificate
+        .subject_public_key_info
+        .subject_public_key
+        .as_bytes()
+        == Some(key.der_bytes())
 }
 
 /// Only keys acceptable for a publicly-trusted-style CA sign leaves.
@@ -304,32 +393,49 @@ fn check_ca_key(key: &KeyPair, input: &Input) -> Result<()> {
 }
 
 /// The certificate must be a CA certificate allowed to sign certificates.
-fn check_is_ca(cert: &LoadedCert, input: &Input, what: &str) -> Result<()> {
+/// `label` names it in messages ("the root certificate in /x/root.pem").
+pub(super) fn check_is_ca(cert: &LoadedCert, label: &str) -> Result<()> {
     let tbs = &cert.cert.tbs_certificate;
     let bc = tbs
         .get::<X509BasicConstraints>()
-        .map_err(|e| setup(format!("{}: {what} basicConstraints: {e}", input.name)))?;
+        .map_err(|e| setup(format!("{label}: basicConstraints: {e}")))?;
     if !bc.is_some_and(|(_, bc)| bc.ca) {
         return Err(setup(format!(
-            "{}: the {what} certificate is not a CA certificate (basicConstraints CA:TRUE missing)",
-            input.name
+            "{label} is not a CA certificate (basicConstraints CA:TRUE missing)"
         )));
     }
     let ku = tbs
         .get::<KeyUsage>()
-        .map_err(|e| setup(format!("{}: {what} keyUsage: {e}", input.name)))?;
+        .map_err(|e| setup(format!("{label}: keyUsage: {e}")))?;
     if let Some((_, ku)) = ku {
         if !ku.0.contains(KeyUsages::KeyCertSign) {
-            return Err(setup(format!(
-                "{}: the {what} certificate's keyUsage lacks keyCertSign",
-                input.name
-            )));
+            return Err(setup(format!("{label}: its keyUsage lacks keyCertSign")));
         }
     }
     Ok(())
 }
 
-fn not_after(cert: &LoadedCert) -> Result<OffsetDateTime> {
+/// The basicConstraints pathLenConstraint, if the certificate has one.
+pub(super) fn path_len_constraint(cert: &LoadedCert, label: &str) -> Result<Option<u8>> {
+    let bc = cert
+        .cert
+        .tbs_certificate
+        .get::<X509BasicConstraints>()
+        .map_err(|e| setup(format!("{label}: basicConstraints: {e}")))?;
+    Ok(bc.and_then(|(_, bc)| bc.path_len_constraint))
+}
+
+/// The subjectKeyIdentifier, if the certificate has one.
+pub(super) fn subject_key_identifier(cert: &LoadedCert, label: &str) -> Result<Option<Vec<u8>>> {
+    let ski = cert
+        .cert
+        .tbs_certificate
+        .get::<SubjectKeyIdentifier>()
+        .map_err(|e| setup(format!("{label}: subjectKeyIdentifier: {e}")))?;
+    Ok(ski.map(|(_, ski)| ski.0.as_bytes().to_vec()))
+}
+
+pub(super) fn not_after(cert: &LoadedCert) -> Result<OffsetDateTime> {
     let t = cert
         .cert
         .tbs_certificate
@@ -385,14 +491,9 @@ fn to_rcgen_name(name: &Name) -> std::result::Result<DistinguishedName, String> 
 
 /// The intermediate's key identifier: its subjectKeyIdentifier, or else the
 /// RFC 5280 §4.2.1.2 method 1 value (SHA-1 of the subjectPublicKey).
-fn key_identifier(cert: &LoadedCert, key: &KeyPair) -> Result<Vec<u8>> {
-    let ski = cert
-        .cert
-        .tbs_certificate
-        .get::<SubjectKeyIdentifier>()
-        .map_err(|e| setup(format!("intermediate subjectKeyIdentifier: {e}")))?;
-    Ok(match ski {
-        Some((_, ski)) => ski.0.as_bytes().to_vec(),
+fn key_identifier(cert: &LoadedCert, key: &KeyPair, label: &str) -> Result<Vec<u8>> {
+    Ok(match subject_key_identifier(cert, label)? {
+        Some(ski) => ski,
         None => aws_lc_rs::digest::digest(
             &aws_lc_rs::digest::SHA1_FOR_LEGACY_USE_ONLY,
             key.der_bytes(),
@@ -402,56 +503,65 @@ fn key_identifier(cert: &LoadedCert, key: &KeyPair) -> Result<Vec<u8>> {
     })
 }
 
-/// Check the CA and prepare the intermediate for signing.
-fn build(
-    root_input: &Input,
-    root_key_input: Option<&Input>,
-    int_input: &Input,
-    int_key_input: &Input,
-) -> Result<Ca> {
-    let root = load_cert(root_input, "root")?;
-    let int = load_cert(int_input, "intermediate")?;
-    check_is_ca(&root, root_input, "root")?;
-    check_is_ca(&int, int_input, "intermediate")?;
+/// The signing intermediate: key K, its certificate in chain 0, and what a
+/// certificate for K in another chain must reproduce.
+pub(super) struct Signer {
+    issuer: Issuer<'static, KeyPair>,
+    /// S in rcgen's form; rcgen writes it back byte for byte (checked by
+    /// [`self_check`]).
+    pub name: DistinguishedName,
+    /// S, DER, exactly as in chain 0's certificate.
+    pub subject: Vec<u8>,
+    /// The key identifier leaves carry in their authorityKeyIdentifier.
+    pub key_id: Vec<u8>,
+    /// K, PEM.
+    pub key_pem: String,
+    /// Chain 0's certificate for K.
+    pub cert: LoadedCert,
+    /// The files K's certificate and key came from, for messages.
+    pub cert_name: String,
+    pub key_name: String,
+}
 
-    if let Some(root_key_input) = root_key_input {
-        let root_key = load_key(root_key_input, "root")?;
-        check_key_matches(&root_key, root_key_input, &root, &root_input.name)?;
+impl Signer {
+    pub(super) fn key(&self) -> &KeyPair {
+        self.issuer.key()
     }
-    let int_key = load_key(int_key_input, "intermediate")?;
-    check_key_matches(&int_key, int_key_input, &int, &int_input.name)?;
-    check_ca_key(&int_key, int_key_input)?;
 
-    // The intermediate must be issued and signed by the root.
-    let root_signed = split_signed(&root.der)
-        .map_err(|e| setup(format!("{}: root certificate: {e}", root_input.name)))?;
-    let root_names = raw_tbs_names(root_signed.tbs)
-        .map_err(|e| setup(format!("{}: root certificate: {e}", root_input.name)))?;
+    /// The link for K's certificate in chain 0.
+    fn link(&self) -> Link {
+        Link {
+            cert: self.cert.clone(),
+            label: format!("the intermediate certificate in {}", self.cert_name),
+            key_pem: Some(self.key_pem.clone()),
+        }
+    }
+
+    fn into_ca(self, chains: Vec<Chain>) -> Ca {
+        Ca {
+            intermediate_der: self.cert.der,
+            intermediate_not_after: chains[0].not_after(),
+            issuer: self.issuer,
+            chains,
+        }
+    }
+}
+
+/// Load and check the signing intermediate, and prepare it for signing.
+fn load_signer(int_input: &Input, int_key_input: &Input) -> Result<Signer> {
+    let int = load_cert(int_input, "intermediate")?;
+    let label = format!("the intermediate certificate in {}", int_input.name);
+    check_is_ca(&int, &label)?;
+    let int_key = load_key(int_key_input, "intermediate")?;
+    check_key_matches(&int_key.key, int_key_input, &int, &int_input.name)?;
+    check_ca_key(&int_key.key, int_key_input)?;
+
     let int_signed = split_signed(&int.der)
         .map_err(|e| setup(format!("{}: intermediate certificate: {e}", int_input.name)))?;
-    let int_names = raw_tbs_names(int_signed.tbs)
-        .map_err(|e| setup(format!("{}: intermediate certificate: {e}", int_input.name)))?;
-    if int_names.issuer != root_names.subject {
-        return Err(setup(format!(
-            "the intermediate certificate in {} was not issued by the root in {} (issuer and subject names differ)",
-            int_input.name, root_input.name
-        )));
-    }
-    let root_spki = spki_of(&root)?;
-    let root_spki = SubjectPublicKeyInfoRef::from_der(&root_spki)
-        .map_err(|e| setup(format!("{}: root public key: {e}", root_input.name)))?;
-    verify::verify_signature(
-        &root_spki,
-        &int_signed.algorithm,
-        int_signed.tbs,
-        int_signed.signature,
-    )
-    .map_err(|e| {
-        setup(format!(
-            "the intermediate certificate in {} is not signed by the root key in {}: {e}",
-            int_input.name, root_input.name
-        ))
-    })?;
+    let subject = raw_tbs_names(int_signed.tbs)
+        .map_err(|e| setup(format!("{}: intermediate certificate: {e}", int_input.name)))?
+        .subject
+        .to_vec();
 
     // The issuer for leaves.
     let name = to_rcgen_name(&int.cert.tbs_certificate.subject).map_err(|why| {
@@ -460,37 +570,56 @@ fn build(
             int_input.name
         ))
     })?;
+    let key_id = key_identifier(&int, &int_key.key, &label)?;
     let mut params = CertificateParams::default();
-    params.distinguished_name = name;
-    params.key_identifier_method = KeyIdMethod::PreSpecified(key_identifier(&int, &int_key)?);
+    params.distinguished_name = name.clone();
+    params.key_identifier_method = KeyIdMethod::PreSpecified(key_id.clone());
     params.key_usages = vec![
         KeyUsagePurpose::DigitalSignature,
         KeyUsagePurpose::KeyCertSign,
         KeyUsagePurpose::CrlSign,
     ];
-    let issuer = Issuer::new(params, int_key);
-    self_check(&issuer, &int, int_names.subject, int_input)?;
+    let issuer = Issuer::new(params, int_key.key);
+    self_check(&issuer, &int, &subject, int_input)?;
 
-    let intermediate_not_after = not_after(&int)?;
-    let now = OffsetDateTime::now_utc();
-    if intermediate_not_after <= now {
-        return Err(setup(format!(
-            "the intermediate certificate in {} expired at {intermediate_not_after}",
-            int_input.name
-        )));
-    }
-    if intermediate_not_after - now < EXPIRY_WARNING {
-        tracing::warn!(intermediate = %int_input.name, expires = %intermediate_not_after, "the intermediate certificate expires soon");
-    }
-
-    Ok(Ca {
-        root_der: root.der,
-        root_pem: root.pem,
-        intermediate_der: int.der,
-        intermediate_pem: int.pem,
-        intermediate_not_after,
+    Ok(Signer {
         issuer,
+        name,
+        subject,
+        key_id,
+        key_pem: int_key.pem,
+        cert: int,
+        cert_name: int_input.name.clone(),
+        key_name: int_key_input.name.clone(),
     })
+}
+
+/// Check chain 0: the signing intermediate, the upper intermediates of
+/// `uppers` (certificate and key files, "#1" first) and the root.
+fn build_chain0(
+    signer: &Signer,
+    uppers: &[(Input, Input)],
+    root_input: &Input,
+    root_key_input: Option<&Input>,
+) -> Result<Chain> {
+    let root = load_cert(root_input, "root")?;
+    let root_key_pem = match root_key_input {
+        Some(input) => {
+            let key = load_key(input, "root")?;
+            check_key_matches(&key.key, input, &root, &root_input.name)?;
+            Some(key.pem)
+        }
+        None => None,
+    };
+    let mut links = vec![signer.link()];
+    links.extend(chains::load_uppers(uppers)?);
+    links.push(Link {
+        cert: root,
+        label: format!("the root certificate in {}", root_input.name),
+        key_pem: root_key_pem,
+    });
+    chains::check_links(&links, false)?;
+    Chain::from_links(links)
 }
 
 /// Sign a throwaway certificate and check that it names the intermediate
@@ -535,15 +664,10 @@ fn self_check(
     })
 }
 
-/// PEM text of a freshly generated CA.
-pub(super) struct GeneratedCa {
-    pub root_cert: String,
-    pub root_key: String,
-    pub intermediate_cert: String,
-    pub intermediate_key: String,
-}
+// ---------------------------------------------------------------------------
+// Generation
 
-fn generate_key(alg: KeyAlgorithm) -> Result<KeyPair> {
+pub(super) fn generate_key(alg: KeyAlgorithm) -> Result<KeyPair> {
     let key = match alg {
         KeyAlgorithm::EcdsaP256 => KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256),
         KeyAlgorithm::EcdsaP384 => KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384),
@@ -557,113 +681,189 @@ fn generate_key(alg: KeyAlgorithm) -> Result<KeyPair> {
     key.map_err(|e| setup(format!("generating a {alg} key: {e}")))
 }
 
-/// A prefix short enough that "<prefix> intermediate <6 hex>" fits in a
-/// 64-character common name.
+/// A prefix short enough that "<prefix> intermediate <6 hex> #<n>" fits in
+/// a 64-character common name.
 fn name_prefix(settings: &CaSettings) -> String {
     let prefix = settings.name_prefix.trim();
     let prefix = if prefix.is_empty() { "acme-ca" } else { prefix };
     prefix.chars().take(40).collect()
 }
 
+/// Six random hex digits that tell generated hierarchies apart.
+pub(super) fn random_tag() -> Result<String> {
+    let mut tag = [0u8; 3];
+    aws_lc_rs::rand::fill(&mut tag).map_err(|_| setup("random generator failed"))?;
+    Ok(super::serial_hex(&tag))
+}
+
+fn common_name(cn: String) -> DistinguishedName {
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::CommonName, cn);
+    dn
+}
+
+/// The subjectKeyIdentifier rcgen derives for a new certificate of `key`.
+fn new_key_id(key: &KeyPair) -> Vec<u8> {
+    CertificateParams::default().key_identifier(key)
+}
+
 fn ca_params(
-    common_name: String,
+    name: DistinguishedName,
     is_ca: IsCa,
     key_usages: Vec<KeyUsagePurpose>,
+    now: OffsetDateTime,
     validity: Duration,
-    key: &KeyPair,
+    key_id: Vec<u8>,
 ) -> Result<CertificateParams> {
-    let now = whole_seconds_utc(OffsetDateTime::now_utc());
     let mut params = CertificateParams::default();
-    params.distinguished_name = DistinguishedName::new();
-    params
-        .distinguished_name
-        .push(DnType::CommonName, common_name);
+    params.distinguished_name = name;
     params.is_ca = is_ca;
     params.key_usages = key_usages;
     params.serial_number = Some(SerialNumber::from_slice(&random_serial()?));
     params.not_before = now - BACKDATE;
     params.not_after = now + validity;
-    let ski = params.key_identifier(key);
-    params.key_identifier_method = KeyIdMethod::PreSpecified(ski);
+    params.key_identifier_method = KeyIdMethod::PreSpecified(key_id);
     Ok(params)
 }
 
-/// Generate a root and an intermediate signed by it.
-pub(super) fn generate(settings: &CaSettings) -> Result<GeneratedCa> {
-    let prefix = name_prefix(settings);
-    let mut tag = [0u8; 3];
-    aws_lc_rs::rand::fill(&mut tag).map_err(|_| setup("random generator failed"))?;
-    let tag = super::serial_hex(&tag);
-
-    let root_key = generate_key(settings.key_algorithm)?;
-    let root_params = ca_params(
-        format!("{prefix} root {tag}"),
-        IsCa::Ca(BasicConstraints::Unconstrained),
-        vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign],
-        ROOT_VALIDITY,
-        &root_key,
-    )?;
-    let root_cert = root_params
-        .self_signed(&root_key)
-        .map_err(|e| setup(format!("signing the root certificate: {e}")))?;
-
-    let int_key = generate_key(settings.key_algorithm)?;
-    let mut int_params = ca_params(
-        format!("{prefix} intermediate {tag}"),
-        IsCa::Ca(BasicConstraints::Constrained(0)),
+/// An intermediate that may have `path_len` intermediates below it.
+fn intermediate_params(
+    name: DistinguishedName,
+    path_len: u8,
+    now: OffsetDateTime,
+    key_id: Vec<u8>,
+) -> Result<CertificateParams> {
+    let mut params = ca_params(
+        name,
+        IsCa::Ca(BasicConstraints::Constrained(path_len)),
         vec![
             KeyUsagePurpose::DigitalSignature,
             KeyUsagePurpose::KeyCertSign,
             KeyUsagePurpose::CrlSign,
         ],
+        now,
         INTERMEDIATE_VALIDITY,
-        &int_key,
+        key_id,
     )?;
-    int_params.extended_key_usages = vec![
+    params.extended_key_usages = vec![
         ExtendedKeyUsagePurpose::ServerAuth,
         ExtendedKeyUsagePurpose::ClientAuth,
     ];
-    int_params.use_authority_key_identifier_extension = true;
-    let root_issuer = Issuer::from_params(&root_params, &root_key);
-    let int_cert = int_params
-        .signed_by(&int_key, &root_issuer)
+    params.use_authority_key_identifier_extension = true;
+    Ok(params)
+}
+
+/// PEM text of a freshly generated hierarchy above the signing key K.
+pub(super) struct Hierarchy {
+    pub root_cert: String,
+    pub root_key: String,
+    /// The upper intermediates, certificate and key: `uppers[0]` is "#1",
+    /// which issued the certificate for K; the last was issued by the root.
+    pub uppers: Vec<(String, String)>,
+    /// The certificate for K (subject S).
+    pub signer_cert: String,
+}
+
+/// Generate a root, `chain_length - 1` upper intermediates below it, and a
+/// certificate for the signing key with the name `signer_name` and the key
+/// identifier `signer_key_id` at the bottom. The root is named
+/// "`<prefix> root <tag>`", the upper intermediates
+/// "`<prefix> intermediate <tag> #<n>`", #1 being the lowest.
+pub(super) fn generate_hierarchy(
+    settings: &CaSettings,
+    tag: &str,
+    signer_name: &DistinguishedName,
+    signer_key_id: &[u8],
+    signer_key: &KeyPair,
+) -> Result<Hierarchy> {
+    let prefix = name_prefix(settings);
+    let alg = settings.key_algorithm;
+    let now = whole_seconds_utc(OffsetDateTime::now_utc());
+
+    let root_key = generate_key(alg)?;
+    let root_params = ca_params(
+        common_name(format!("{prefix} root {tag}")),
+        IsCa::Ca(BasicConstraints::Unconstrained),
+        vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign],
+        now,
+        ROOT_VALIDITY,
+        new_key_id(&root_key),
+    )?;
+    let root_cert = root_params
+        .self_signed(&root_key)
+        .map_err(|e| setup(format!("signing the root certificate: {e}")))?;
+
+    // From the top down: #(n-1) is issued by the root, #1 issues K's
+    // certificate.
+    let upper_count = settings.chain_length.saturating_sub(1);
+    let mut uppers: Vec<(CertificateParams, KeyPair, String)> = Vec::new();
+    for n in (1..=upper_count).rev() {
+        let key = generate_key(alg)?;
+        let params = intermediate_params(
+            common_name(format!("{prefix} intermediate {tag} #{n}")),
+            u8::try_from(n).map_err(|_| setup("chain too long"))?,
+            now,
+            new_key_id(&key),
+        )?;
+        let (parent_params, parent_key) = uppers
+            .last()
+            .map_or((&root_params, &root_key), |(p, k, _)| (p, k));
+        let cert = params
+            .signed_by(&key, &Issuer::from_params(parent_params, parent_key))
+            .map_err(|e| setup(format!("signing intermediate #{n}: {e}")))?;
+        uppers.push((params, key, cert.pem()));
+    }
+
+    let signer_params = intermediate_params(signer_name.clone(), 0, now, signer_key_id.to_vec())?;
+    let (parent_params, parent_key) = uppers
+        .last()
+        .map_or((&root_params, &root_key), |(p, k, _)| (p, k));
+    let signer_cert = signer_params
+        .signed_by(signer_key, &Issuer::from_params(parent_params, parent_key))
         .map_err(|e| setup(format!("signing the intermediate certificate: {e}")))?;
 
-    Ok(GeneratedCa {
+    Ok(Hierarchy {
         root_cert: root_cert.pem(),
         root_key: root_key.serialize_pem(),
-        intermediate_cert: int_cert.pem(),
-        intermediate_key: int_key.serialize_pem(),
+        uppers: uppers
+            .into_iter()
+            .rev()
+            .map(|(_, key, cert)| (cert, key.serialize_pem()))
+            .collect(),
+        signer_cert: signer_cert.pem(),
     })
 }
 
-fn generate_into(data_dir: &Path, settings: &CaSettings) -> Result<Ca> {
+/// Generate a new CA in `data_dir`: chain 0 with `chain_length`
+/// intermediates. The upper intermediates go to `chains/0/` first, then the
+/// keys, the root and, last, intermediate.pem.
+fn generate_into(data_dir: &Path, settings: &CaSettings) -> Result<(Signer, Chain)> {
     fs::create_dir_all(data_dir)
         .map_err(|e| setup(format!("creating {}: {e}", data_dir.display())))?;
-    tracing::info!(dir = %data_dir.display(), algorithm = %settings.key_algorithm, "generating a new CA");
-    let generated = generate(settings)?;
+    chains::check_no_stored_chains(data_dir)?;
+    tracing::info!(dir = %data_dir.display(), algorithm = %settings.key_algorithm, chain_length = settings.chain_length, "generating a new CA");
+    let tag = random_tag()?;
+    let int_key = generate_key(settings.key_algorithm)?;
+    let name = common_name(format!("{} intermediate {tag}", name_prefix(settings)));
+    let generated = generate_hierarchy(settings, &tag, &name, &new_key_id(&int_key), &int_key)?;
+    if !generated.uppers.is_empty() {
+        chains::store(data_dir, "0", &chains::upper_files(&generated.uppers))?;
+    }
+    let int_key_pem = int_key.serialize_pem();
     // Keys first, the intermediate certificate last.
     let files: [(&str, &str, bool); 4] = [
         (ROOT_KEY_FILE, &generated.root_key, true),
-        (INTERMEDIATE_KEY_FILE, &generated.intermediate_key, true),
+        (INTERMEDIATE_KEY_FILE, &int_key_pem, true),
         (ROOT_CERT_FILE, &generated.root_cert, false),
-        (INTERMEDIATE_CERT_FILE, &generated.intermediate_cert, false),
+        (INTERMEDIATE_CERT_FILE, &generated.signer_cert, false),
     ];
     for (file, contents, private) in files {
         let path = data_dir.join(file);
         write_atomic(&path, contents.as_bytes(), private)
             .map_err(|e| setup(format!("writing {}: {e}", path.display())))?;
     }
-    let input = |file: &str, text: &str| Input {
-        name: data_dir.join(file).display().to_string(),
-        text: text.to_owned(),
-    };
-    build(
-        &input(ROOT_CERT_FILE, &generated.root_cert),
-        Some(&input(ROOT_KEY_FILE, &generated.root_key)),
-        &input(INTERMEDIATE_CERT_FILE, &generated.intermediate_cert),
-        &input(INTERMEDIATE_KEY_FILE, &generated.intermediate_key),
-    )
+    // Serve what was stored, checked as on every start.
+    load_data_dir(data_dir, settings)
 }
 
 /// Write `contents` to `path` atomically: a new temporary file in the same

@@ -4,7 +4,9 @@
 //! * [`Ca::load_or_generate`] loads the root and intermediate from configured
 //!   PEM files or from the data directory, or generates them on first start.
 //!   Everything the issuance hot path needs (the intermediate's name, key
-//!   identifier and parsed signing key) is prepared once, there.
+//!   identifier and parsed signing key) is prepared once, there. So are the
+//!   [`Chain`]s: the default one and any alternates, each leading from the
+//!   same signing intermediate to its own root.
 //! * [`csr::parse_and_verify`] and [`csr::check_names`] check a finalize
 //!   request's CSR: its self-signature, its key and its names.
 //! * [`Ca::issue`] signs a leaf following the CA/Browser Forum Baseline
@@ -13,6 +15,7 @@
 //!
 //! Only aws-lc-rs does cryptography here (through rcgen for signing).
 
+mod chains;
 pub mod csr;
 mod issuer;
 mod leaf;
@@ -30,6 +33,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::Result;
 use crate::protocol::Identifier;
 
+pub use chains::{Chain, MAX_ALTERNATE_ROOTS, MAX_CHAIN_LENGTH};
 pub use csr::PublicKeyKind;
 
 /// The key algorithm of a generated root and intermediate.
@@ -112,8 +116,27 @@ pub struct CaSettings {
     /// PEM file with the intermediate's private key (PKCS#8, SEC1 or PKCS#1).
     pub intermediate_key: Option<PathBuf>,
     /// Start of the generated CA names: "`<prefix> root <6 hex>`" and
-    /// "`<prefix> intermediate <6 hex>`". Empty means `"acme-ca"`.
+    /// "`<prefix> intermediate <6 hex>`" (upper intermediates add
+    /// "` #<n>`"). Empty means `"acme-ca"`.
     pub name_prefix: String,
+    /// Intermediates per generated chain, from 1 to 4 (default 1): the
+    /// certificate for the signing key plus `chain_length - 1` upper
+    /// intermediates between it and the root. Fixed once a data directory
+    /// holds a CA (a different value is refused at start). A configured CA
+    /// (`root_cert` …) is served as configured; the setting then applies to
+    /// the generated alternate chains only.
+    pub chain_length: u32,
+    /// Generated alternate chains besides the default one, from 0 to 8
+    /// (default 0). Each has its own root and issues its own certificate
+    /// for the signing key, so every leaf also verifies up to that root.
+    /// Stored in the data directory under `chains/`; missing ones are
+    /// generated at start, and a lower number serves the first ones only.
+    pub alternate_roots: u32,
+    /// Operator-supplied alternate chains, served after the generated
+    /// ones: PEM files each holding a certificate for the signing
+    /// intermediate (same subject name, same key) issued by another CA,
+    /// then any further intermediates, then that CA's self-signed root.
+    pub alternate_chains: Vec<PathBuf>,
 }
 
 impl Default for CaSettings {
@@ -125,19 +148,23 @@ impl Default for CaSettings {
             intermediate_cert: None,
             intermediate_key: None,
             name_prefix: "acme-ca".to_owned(),
+            chain_length: 1,
+            alternate_roots: 0,
+            alternate_chains: Vec::new(),
         }
     }
 }
 
-/// The certificate authority: root and intermediate certificates, and the
-/// intermediate's key ready to sign.
+/// The certificate authority: the signing intermediate's key ready to sign,
+/// and the chains from it to one or more roots.
 pub struct Ca {
-    root_der: Vec<u8>,
-    root_pem: String,
+    /// Chain 0's certificate for the signing key.
     intermediate_der: Vec<u8>,
-    intermediate_pem: String,
+    /// The earliest expiry in chain 0.
     intermediate_not_after: time::OffsetDateTime,
     issuer: rcgen::Issuer<'static, rcgen::KeyPair>,
+    /// Chain 0 first; never empty.
+    chains: Vec<Chain>,
 }
 
 impl fmt::Debug for Ca {
@@ -145,6 +172,7 @@ impl fmt::Debug for Ca {
         f.debug_struct("Ca")
             .field("issuer", &self.issuer)
             .field("intermediate_not_after", &self.intermediate_not_after)
+            .field("chains", &self.chains)
             .finish_non_exhaustive()
     }
 }
@@ -156,11 +184,19 @@ impl Ca {
     /// (private keys written with mode 0600, created atomically: write temp
     /// file then rename). Same data_dir ⇒ same CA after restart.
     ///
-    /// Loading checks that each key matches its certificate, that the
-    /// intermediate is a CA certificate issued and signed by the root, and
-    /// that leaves signed here name the intermediate byte for byte as their
-    /// issuer. A data directory holding only some of the four files is an
-    /// error (nothing is overwritten).
+    /// Then the alternate chains: the generated ones under
+    /// `<data_dir>/chains/` (generating those that `alternate_roots` asks
+    /// for and that are not stored yet), then the `alternate_chains` files.
+    /// The layout is described in the `chains` module.
+    ///
+    /// Loading checks that each key matches its certificate, that every
+    /// certificate of every chain is an unexpired CA certificate issued and
+    /// signed by the next one, that every chain starts with a certificate
+    /// for the signing intermediate's name and key, and that leaves signed
+    /// here name the intermediate byte for byte as their issuer. A data
+    /// directory holding only some of the four files, or chains whose
+    /// length differs from `chain_length`, is an error (nothing is
+    /// overwritten).
     ///
     /// Errors are [`ErrorKind::ServerInternal`](crate::error::ErrorKind) with
     /// a detail meant for the operator (this runs at startup, never on behalf
@@ -175,28 +211,35 @@ impl Ca {
         &self.issuer
     }
 
-    /// The root certificate, PEM.
+    /// Every chain, the default one (chain 0) first: then the generated
+    /// alternates, then the operator-supplied ones.
+    pub fn chains(&self) -> &[Chain] {
+        &self.chains
+    }
+
+    /// Chain 0's root certificate, PEM.
     pub fn root_pem(&self) -> &str {
-        &self.root_pem
+        self.chains[0].root_pem()
     }
 
-    /// The root certificate, DER.
+    /// Chain 0's root certificate, DER.
     pub fn root_der(&self) -> &[u8] {
-        &self.root_der
+        self.chains[0].root_der()
     }
 
-    /// The intermediate certificate, DER.
+    /// The intermediate certificate that issues leaves, as in chain 0, DER.
     pub fn intermediate_der(&self) -> &[u8] {
         &self.intermediate_der
     }
 
-    /// The intermediate certificate, PEM: what follows the leaf in an
-    /// `application/pem-certificate-chain` download.
+    /// Chain 0's intermediates, PEM: what follows the leaf in an
+    /// `application/pem-certificate-chain` download of the default chain.
     pub fn chain_pem(&self) -> &str {
-        &self.intermediate_pem
+        self.chains[0].intermediates_pem()
     }
 
-    /// When the intermediate expires. Leaves should not outlive it.
+    /// The earliest expiry among chain 0's certificates (normally the
+    /// intermediate's). Leaves should not outlive it.
     pub fn intermediate_not_after(&self) -> time::OffsetDateTime {
         self.intermediate_not_after
     }

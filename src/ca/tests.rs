@@ -27,6 +27,8 @@ use super::*;
 use crate::error::ErrorKind;
 use crate::protocol::Identifier;
 
+mod alternate_chains;
+
 const CA_ISSUERS_URL: &str = "http://localhost:14000/issuer/intermediate.der";
 
 fn new_ca(alg: KeyAlgorithm) -> (tempfile::TempDir, Ca) {

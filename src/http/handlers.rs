@@ -415,24 +415,58 @@ pub async fn challenge(
     Ok(resp)
 }
 
-/// POST-as-GET /acme/cert/{id} (§7.4.2): the PEM chain, leaf first.
+/// POST-as-GET /acme/cert/{id} (§7.4.2): the PEM chain, leaf first, along
+/// the default chain; the others are linked as `rel="alternate"`.
 pub async fn certificate(
     State(app): State<Arc<App>>,
     PathParams(id): PathParams<String>,
     post: AcmePost,
 ) -> Result<Response> {
     let id = path_id(&id, CertId::parse, "no such certificate")?;
+    certificate_chain(&app, &id, 0, post).await
+}
+
+/// POST-as-GET /acme/cert/{id}/alt/{n}: the same certificate along
+/// alternate chain `n`.
+pub async fn certificate_alternate(
+    State(app): State<Arc<App>>,
+    PathParams((id, n)): PathParams<(String, String)>,
+    post: AcmePost,
+) -> Result<Response> {
+    let id = path_id(&id, CertId::parse, "no such certificate")?;
+    let n = n
+        .parse::<usize>()
+        .ok()
+        .filter(|&n| n >= 1 && n < app.ra.ca.chains().len())
+        .ok_or_else(|| Error::not_found("no such alternate chain"))?;
+    certificate_chain(&app, &id, n, post).await
+}
+
+async fn certificate_chain(
+    app: &App,
+    id: &CertId,
+    chain: usize,
+    post: AcmePost,
+) -> Result<Response> {
     post.expect_post_as_get()?;
     let (account, _) = post.account()?;
-    let cert = app.ra.certificate(account, &id).await?;
+    let cert = app.ra.certificate(account, id).await?;
+    let chains = app.ra.ca.chains();
     let mut body = der::pem::encode_string("CERTIFICATE", der::pem::LineEnding::LF, &cert.der)
         .map_err(Error::internal)?;
-    body.push_str(app.ra.ca.chain_pem());
+    body.push_str(chains[chain].intermediates_pem());
     let mut resp = body.into_response();
     resp.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/pem-certificate-chain"),
     );
+    for other in (0..chains.len()).filter(|&n| n != chain) {
+        let url = match other {
+            0 => post.base.url(&paths::cert(id)),
+            n => post.base.url(&paths::cert_alternate(id, n)),
+        };
+        add_link(&mut resp, &url, "alternate");
+    }
     Ok(resp)
 }
 

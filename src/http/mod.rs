@@ -69,6 +69,11 @@ pub mod paths {
     pub fn cert(id: &CertId) -> String {
         format!("/acme/cert/{id}")
     }
+    /// Alternate chain `n` (1-based: chain 0 is the default) of a
+    /// certificate.
+    pub fn cert_alternate(id: &CertId, n: usize) -> String {
+        format!("/acme/cert/{id}/alt/{n}")
+    }
 }
 
 /// Everything a request handler can reach.
@@ -148,6 +153,10 @@ pub fn router(app: Arc<App>) -> Router {
         .route(
             "/acme/cert/{id}",
             post(h::certificate).fallback(h::method_not_allowed),
+        )
+        .route(
+            "/acme/cert/{id}/alt/{n}",
+            post(h::certificate_alternate).fallback(h::method_not_allowed),
         )
         .route(paths::ISSUER_CERT, get(h::issuer_cert))
         .fallback(h::not_found)

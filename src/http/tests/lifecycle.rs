@@ -828,3 +828,79 @@ async fn revocation_shows_at_once_in_ocsp_and_the_next_crl() {
     .await;
     assert_eq!(r.body, h.server.app.ra.ca.intermediate_der());
 }
+
+/// Splits a PEM chain into DER certificates.
+fn pem_chain(pem: &str) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut rest = pem;
+    while let Some(start) = rest.find("-----BEGIN CERTIFICATE-----") {
+        let end = rest[start..].find("-----END CERTIFICATE-----").unwrap()
+            + start
+            + "-----END CERTIFICATE-----".len();
+        out.push(
+            x509_cert::der::pem::decode_vec(rest[start..end].as_bytes())
+                .unwrap()
+                .1,
+        );
+        rest = &rest[end..];
+    }
+    out
+}
+
+#[tokio::test]
+async fn alternate_chains_are_linked_from_the_certificate() {
+    let h = harness_with(|c| {
+        c.ca.alternate_roots = 2;
+        c.ca.chain_length = 2;
+    })
+    .await;
+    let mut c = Client::new();
+    h.register(&mut c).await;
+    let r = finalize(
+        &h,
+        &c,
+        &["alt.example.com"],
+        json!({}),
+        &csr(&["alt.example.com"], false),
+    )
+    .await;
+    let cert_url = r.json()["certificate"].as_str().unwrap().to_owned();
+    let r = h.post(&c, &cert_url, None).await;
+    let links: Vec<String> = r
+        .headers
+        .get_all("link")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .filter(|l| l.contains("rel=\"alternate\""))
+        .collect();
+    assert_eq!(
+        links,
+        vec![
+            format!("<{cert_url}/alt/1>;rel=\"alternate\""),
+            format!("<{cert_url}/alt/2>;rel=\"alternate\""),
+        ]
+    );
+    let chains = h.server.app.ra.ca.chains();
+    let default = pem_chain(std::str::from_utf8(&r.body).unwrap());
+    assert_eq!(default.len(), 3, "leaf and two intermediates");
+    assert_eq!(&default[1..], chains[0].intermediates_der());
+    for n in 1..=2 {
+        let r = h.post(&c, &format!("{cert_url}/alt/{n}"), None).await;
+        assert_eq!(r.status, StatusCode::OK);
+        let certs = pem_chain(std::str::from_utf8(&r.body).unwrap());
+        assert_eq!(certs[0], default[0], "the same leaf");
+        assert_eq!(&certs[1..], chains[n].intermediates_der());
+        assert_ne!(certs[1], default[1]);
+        let alt_links = r
+            .headers
+            .get_all("link")
+            .iter()
+            .filter(|l| l.to_str().unwrap().contains("alternate"))
+            .count();
+        assert_eq!(alt_links, 2);
+    }
+    let r = h.post(&c, &format!("{cert_url}/alt/3"), None).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    let r = h.post(&c, &format!("{cert_url}/alt/0"), None).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+}
