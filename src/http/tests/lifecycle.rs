@@ -838,7 +838,7 @@ fn pem_chain(pem: &str) -> Vec<Vec<u8>> {
             + start
             + "-----END CERTIFICATE-----".len();
         out.push(
-            x509_cert::der::pem::decode_vec(rest[start..end].as_bytes())
+            x509_cert::der::pem::decode_vec(&rest.as_bytes()[start..end])
                 .unwrap()
                 .1,
         );
@@ -884,12 +884,12 @@ async fn alternate_chains_are_linked_from_the_certificate() {
     let default = pem_chain(std::str::from_utf8(&r.body).unwrap());
     assert_eq!(default.len(), 3, "leaf and two intermediates");
     assert_eq!(&default[1..], chains[0].intermediates_der());
-    for n in 1..=2 {
+    for (n, chain) in chains.iter().enumerate().skip(1) {
         let r = h.post(&c, &format!("{cert_url}/alt/{n}"), None).await;
         assert_eq!(r.status, StatusCode::OK);
         let certs = pem_chain(std::str::from_utf8(&r.body).unwrap());
         assert_eq!(certs[0], default[0], "the same leaf");
-        assert_eq!(&certs[1..], chains[n].intermediates_der());
+        assert_eq!(&certs[1..], chain.intermediates_der());
         assert_ne!(certs[1], default[1]);
         let alt_links = r
             .headers
