@@ -811,5 +811,9 @@ mod example_tests {
         assert_eq!(c.ca.settings(), d.ca.settings());
         assert_eq!(c.acme.order_lifetime, d.acme.order_lifetime);
         assert_eq!(c.validation.queue_size, d.validation.queue_size);
+        assert_eq!(c.profiles, d.profiles);
+        assert_eq!(c.status.listen, d.status.listen);
+        assert_eq!(c.status.crl_refresh, d.status.crl_refresh);
+        assert_eq!(c.acme.authz_reuse, d.acme.authz_reuse);
     }
 }

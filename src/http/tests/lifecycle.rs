@@ -904,3 +904,33 @@ async fn alternate_chains_are_linked_from_the_certificate() {
     let r = h.post(&c, &format!("{cert_url}/alt/0"), None).await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn a_delegated_responder_signs_ocsp_answers() {
+    let h = harness_with(|c| c.status.ocsp_delegated = true).await;
+    let mut c = Client::new();
+    h.register(&mut c).await;
+    let der = issue_with(&h, &c, &["delegated.example.com"], json!({})).await;
+    let (request, cert_id) = ocsp_request(&h, &der);
+    let r = ocsp_post(&h, request).await;
+    assert_eq!(ocsp_status(&r.body, &cert_id), 0x80, "good");
+    // The response carries the responder's certificate: issued by the
+    // intermediate, for OCSP signing only.
+    let ca = &h.server.app.ra.ca;
+    let intermediate = Certificate::from_der(ca.intermediate_der()).unwrap();
+    let responder = (0..r.body.len())
+        .filter(|&i| r.body[i] == 0x30)
+        .filter_map(|i| Certificate::from_der(&r.body[i..]).ok())
+        .next()
+        .expect("a certificate in the response");
+    assert_eq!(
+        responder.tbs_certificate.issuer,
+        intermediate.tbs_certificate.subject
+    );
+    let eku: ExtendedKeyUsage = extension(&responder, "2.5.29.37").unwrap();
+    assert_eq!(
+        eku.0.iter().map(|o| o.to_string()).collect::<Vec<_>>(),
+        vec!["1.3.6.1.5.5.7.3.9"]
+    );
+    assert!(has_extension(&responder, "1.3.6.1.5.5.7.48.1.5"), "ocsp-nocheck");
+}
