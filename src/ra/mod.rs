@@ -393,15 +393,23 @@ impl Ra {
                 "replaces: the certificate shares no identifier with this order",
             ));
         }
+        // RFC 9773 §5: refused while an order that is not invalid replaces
+        // it; the claim is a compare-and-swap on the replacement seen here.
+        let current = self.store.replacement_of(&cert.id).await?;
+        if let Some(previous) = &current {
+            if let Some(o) = self.store.order_by_id(previous).await? {
+                let authzs = self.store.authzs_by_ids(&o.authz_ids).await?;
+                if order_status(&o, &authzs, self.now()) != OrderStatus::Invalid {
+                    return Err(already_replaced());
+                }
+            }
+        }
         if !self
             .store
-            .claim_replacement(&cert.id, order, self.now())
+            .claim_replacement(&cert.id, order, current.as_ref())
             .await?
         {
-            return Err(Error::new(
-                ErrorKind::AlreadyReplaced,
-                "replaces: another order already replaces this certificate",
-            ));
+            return Err(already_replaced());
         }
         Ok(ident.encode())
     }
@@ -934,6 +942,13 @@ impl Ra {
         };
         Ok((entries, next))
     }
+}
+
+fn already_replaced() -> Error {
+    Error::new(
+        ErrorKind::AlreadyReplaced,
+        "replaces: another order already replaces this certificate",
+    )
 }
 
 fn parse_stored(der: &[u8]) -> Result<x509_cert::Certificate> {

@@ -84,13 +84,15 @@ pub trait Store: Send + Sync + 'static {
         wildcard: bool,
         min_expires: Timestamp,
     ) -> StoreFuture<'a, Option<Authz>>;
-    /// Marks certificate `cert` as replaced by `order` (RFC 9773) unless a
-    /// live order (no error; unexpired or issued) replaces it already.
+    /// The order that replaces certificate `cert` (RFC 9773), if any.
+    fn replacement_of<'a>(&'a self, cert: &'a CertId) -> StoreFuture<'a, Option<OrderId>>;
+    /// Marks certificate `cert` as replaced by `order` if its replacement
+    /// is still `expected` (compare and swap); false otherwise.
     fn claim_replacement<'a>(
         &'a self,
         cert: &'a CertId,
         order: &'a OrderId,
-        now: Timestamp,
+        expected: Option<&'a OrderId>,
     ) -> StoreFuture<'a, bool>;
     /// Revoked certificates that have not expired by `now`, by serial.
     fn revoked_certificates(&self, now: Timestamp) -> StoreFuture<'_, Vec<RevokedCert>>;

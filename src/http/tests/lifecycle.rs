@@ -932,5 +932,37 @@ async fn a_delegated_responder_signs_ocsp_answers() {
         eku.0.iter().map(|o| o.to_string()).collect::<Vec<_>>(),
         vec!["1.3.6.1.5.5.7.3.9"]
     );
-    assert!(has_extension(&responder, "1.3.6.1.5.5.7.48.1.5"), "ocsp-nocheck");
+    assert!(
+        has_extension(&responder, "1.3.6.1.5.5.7.48.1.5"),
+        "ocsp-nocheck"
+    );
+}
+
+#[tokio::test]
+async fn a_replacement_that_failed_frees_the_certificate() {
+    let h = harness().await;
+    let mut c = Client::new();
+    h.register(&mut c).await;
+    let der = issue_with(&h, &c, &["again.example.com"], json!({})).await;
+    let id = ari_id(&der);
+    let payload = json!({"identifiers": dns_ids(&["again.example.com"]), "replaces": id});
+    let r = new_order(&h, &c, payload.clone()).await;
+    assert_eq!(r.status, StatusCode::CREATED);
+    // The replacing order reused the valid authorization; deactivating it
+    // makes that order invalid.
+    let authz = r.json()["authorizations"][0].as_str().unwrap().to_owned();
+    let d = h
+        .post(&c, &authz, Some(&json!({"status": "deactivated"})))
+        .await;
+    assert_eq!(d.json()["status"], "deactivated");
+    let order_url = r.header("location").unwrap();
+    assert_eq!(
+        h.post(&c, &order_url, None).await.json()["status"],
+        "invalid"
+    );
+    let r = new_order(&h, &c, payload.clone()).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.json());
+    // That one is live (pending): a third is refused.
+    let r = new_order(&h, &c, payload).await;
+    assert_eq!(r.problem(), "alreadyReplaced");
 }

@@ -245,17 +245,29 @@ impl Store for SqliteStore {
         })
     }
 
+    fn replacement_of<'a>(&'a self, cert: &'a CertId) -> StoreFuture<'a, Option<OrderId>> {
+        Box::pin(async move {
+            let id: Option<Option<String>> =
+                sqlx::query_scalar("SELECT replaced_by FROM certificates WHERE id = ?")
+                    .bind(&cert.0)
+                    .fetch_optional(&self.reader)
+                    .await
+                    .map_err(db_err)?;
+            Ok(id.flatten().map(OrderId))
+        })
+    }
+
     fn claim_replacement<'a>(
         &'a self,
         cert: &'a CertId,
         order: &'a OrderId,
-        now: Timestamp,
+        expected: Option<&'a OrderId>,
     ) -> StoreFuture<'a, bool> {
         Box::pin(async move {
             let op = Op::ClaimReplacement {
                 cert: cert.clone(),
                 order: order.clone(),
-                now,
+                expected: expected.cloned(),
             };
             Ok(self.writer.write(op).await? == 1)
         })

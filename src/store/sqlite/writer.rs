@@ -119,12 +119,12 @@ pub(super) enum Op {
     CreateAccount(Account, Option<String>),
     /// Inserts a standalone authorization (newAuthz).
     CreateAuthz(Authz),
-    /// Marks a certificate as replaced by an order (RFC 9773), unless a
-    /// live order already replaces it.
+    /// Marks a certificate as replaced by an order (RFC 9773) if its
+    /// replacement is still `expected`.
     ClaimReplacement {
         cert: CertId,
         order: OrderId,
-        now: Timestamp,
+        expected: Option<OrderId>,
     },
     /// Records the last CRL number an issuer used.
     SetCrlNumber {
@@ -301,22 +301,19 @@ impl Op {
                 insert_authzs(sql, std::slice::from_ref(a))?;
                 Ok(1)
             }
-            Op::ClaimReplacement { cert, order, now } => {
-                // A replacement is live while its order may still produce a
-                // certificate: no error, and unexpired or already issued.
+            Op::ClaimReplacement {
+                cert,
+                order,
+                expected,
+            } => {
                 sql.raw("UPDATE certificates SET replaced_by = ")
                     .text(&order.0)?
                     .raw(" WHERE id = ")
-                    .text(&cert.0)?
-                    .raw(
-                        " AND (replaced_by IS NULL OR NOT EXISTS (SELECT 1 FROM orders o \
-                         WHERE o.id = certificates.replaced_by AND o.error IS NULL AND \
-                         (o.expires > ",
-                    )
-                    .int(*now)
-                    .raw(
-                        " OR EXISTS (SELECT 1 FROM certificates c2 WHERE c2.order_id = o.id))));\n",
-                    );
+                    .text(&cert.0)?;
+                match expected {
+                    None => sql.raw(" AND replaced_by IS NULL;\n"),
+                    Some(old) => sql.raw(" AND replaced_by = ").text(&old.0)?.raw(";\n"),
+                };
                 Ok(1)
             }
             Op::SetCrlNumber { issuer, number } => {
