@@ -24,9 +24,19 @@ pub struct Config {
     pub validation: ValidationConfig,
     pub store: StoreConfig,
     pub status: StatusConfig,
+    pub management: ManagementConfig,
     /// `[profiles.<name>]`: certificate profiles. When the file has no
     /// `[profiles]` table at all, `classic` and `shortlived` are defined.
     pub profiles: BTreeMap<String, ProfileConfig>,
+}
+
+/// `[management]`: Pebble's management interface (HTTPS, no
+/// authentication: it hands out the CA's private keys). For tests only.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ManagementConfig {
+    /// Address of the management listener; unset: no listener.
+    pub listen: Option<SocketAddr>,
 }
 
 impl Default for Config {
@@ -38,6 +48,7 @@ impl Default for Config {
             validation: ValidationConfig::default(),
             store: StoreConfig::default(),
             status: StatusConfig::default(),
+            management: ManagementConfig::default(),
             profiles: default_profiles(),
         }
     }
@@ -134,6 +145,9 @@ pub struct StatusConfig {
     /// Sign OCSP responses with a delegated responder certificate (issued
     /// by the intermediate at each start) instead of the intermediate.
     pub ocsp_delegated: bool,
+    /// OCSP URL written into certificates instead of this listener's
+    /// (an outside responder, as Pebble's `ocspResponderURL`).
+    pub ocsp_url: Option<String>,
 }
 
 impl Default for StatusConfig {
@@ -146,6 +160,7 @@ impl Default for StatusConfig {
             crl_refresh: Duration::from_secs(6 * 3600),
             ocsp_lifetime: Duration::from_secs(4 * 86400),
             ocsp_delegated: false,
+            ocsp_url: None,
         }
     }
 }
@@ -301,9 +316,19 @@ pub struct AcmeConfig {
     pub nonce_lifetime: Duration,
     /// Orders per page of an account's orders list.
     pub orders_per_page: u32,
-    /// `Retry-After` sent with processing authorizations and orders.
+    /// `Retry-After` sent with processing orders (and authorizations, unless
+    /// `authz_retry_after` is set).
     #[serde(deserialize_with = "de_duration")]
     pub retry_after: Duration,
+    /// `Retry-After` sent with processing authorizations and challenges.
+    #[serde(deserialize_with = "de_opt_duration")]
+    pub authz_retry_after: Option<Duration>,
+    /// When newOrder names no profile, choose one at random instead of
+    /// `default_profile` (Pebble's behaviour, to keep clients honest).
+    pub random_profile: bool,
+    /// Percentage (0-100) of good nonces refused as badNonce, to exercise
+    /// clients' retries (Pebble's PEBBLE_WFE_NONCEREJECT).
+    pub bad_nonce_percent: u8,
     /// Profile used when newOrder names none.
     pub default_profile: String,
     /// Percentage (0-100) of new orders that get an account's still-valid
@@ -334,6 +359,9 @@ impl Default for AcmeConfig {
             nonce_lifetime: Duration::from_secs(3600),
             orders_per_page: 50,
             retry_after: Duration::from_secs(1),
+            authz_retry_after: None,
+            random_profile: false,
+            bad_nonce_percent: 0,
             default_profile: "classic".into(),
             authz_reuse: 100,
             ari_retry_after: Duration::from_secs(6 * 3600),
@@ -359,6 +387,10 @@ pub struct ValidationConfig {
     /// Time allowed for one validation attempt.
     #[serde(deserialize_with = "de_duration")]
     pub timeout: Duration,
+    /// Each validation waits a random time up to this long before it
+    /// starts, so clients must poll (Pebble's PEBBLE_VA_SLEEPTIME).
+    #[serde(deserialize_with = "de_duration")]
+    pub random_delay: Duration,
     /// Port the http-01 validator connects to (Pebble's `httpPort`).
     pub http_port: u16,
     /// HTTPS port an http-01 redirect may lead to.
@@ -389,6 +421,7 @@ impl Default for ValidationConfig {
             concurrency: 64,
             queue_size: 4096,
             timeout: Duration::from_secs(30),
+            random_delay: Duration::ZERO,
             http_port: 80,
             https_port: 443,
             tls_port: 443,
@@ -424,9 +457,47 @@ impl Config {
     }
 
     /// Applies Pebble's environment variables (the one place they are read).
+    /// An empty variable counts as unset, as in Pebble.
     pub fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) -> Result<(), String> {
+        let get = |name: &str| get(name).filter(|v| !v.trim().is_empty());
         if let Some(v) = get("PEBBLE_VA_ALWAYS_VALID") {
             self.validation.always_valid = parse_env_bool("PEBBLE_VA_ALWAYS_VALID", &v)?;
+        }
+        if let Some(v) = get("PEBBLE_VA_SLEEPTIME") {
+            let secs = parse_env_int("PEBBLE_VA_SLEEPTIME", &v, 1, 3600)?;
+            self.validation.random_delay = Duration::from_secs(secs);
+        }
+        if let Some(v) = get("PEBBLE_VA_NOSLEEP") {
+            if parse_env_bool("PEBBLE_VA_NOSLEEP", &v)? {
+                self.validation.random_delay = Duration::ZERO;
+            }
+        }
+        if let Some(v) = get("PEBBLE_WFE_NONCEREJECT") {
+            self.acme.bad_nonce_percent =
+                parse_env_int("PEBBLE_WFE_NONCEREJECT", &v, 0, 100)? as u8;
+        }
+        if let Some(v) = get("PEBBLE_AUTHZREUSE") {
+            self.acme.authz_reuse = parse_env_int("PEBBLE_AUTHZREUSE", &v, 0, 100)? as u8;
+        }
+        if let Some(v) = get("PEBBLE_WFE_ORDERS_PER_PAGE") {
+            self.acme.orders_per_page =
+                parse_env_int("PEBBLE_WFE_ORDERS_PER_PAGE", &v, 1, 1000)? as u32;
+        }
+        if let Some(v) = get("PEBBLE_CHAIN_LENGTH") {
+            self.ca.chain_length = parse_env_int(
+                "PEBBLE_CHAIN_LENGTH",
+                &v,
+                1,
+                u64::from(crate::ca::MAX_CHAIN_LENGTH),
+            )? as u32;
+        }
+        if let Some(v) = get("PEBBLE_ALTERNATE_ROOTS") {
+            self.ca.alternate_roots = parse_env_int(
+                "PEBBLE_ALTERNATE_ROOTS",
+                &v,
+                0,
+                u64::from(crate::ca::MAX_ALTERNATE_ROOTS),
+            )? as u32;
         }
         Ok(())
     }
@@ -574,6 +645,14 @@ impl Config {
             .clone()
             .unwrap_or_else(|| self.server.data_dir.join("acme-ca.sqlite3"))
     }
+}
+
+fn parse_env_int(name: &str, v: &str, min: u64, max: u64) -> Result<u64, String> {
+    v.trim()
+        .parse::<u64>()
+        .ok()
+        .filter(|n| (min..=max).contains(n))
+        .ok_or_else(|| format!("{name}={v:?} must be a whole number from {min} to {max}"))
 }
 
 fn parse_env_bool(name: &str, v: &str) -> Result<bool, String> {
@@ -775,6 +854,55 @@ mod tests {
         )
         .unwrap();
         c.validate().unwrap();
+    }
+
+    #[test]
+    fn every_pebble_environment_variable_maps_onto_a_field() {
+        let env = [
+            ("PEBBLE_VA_ALWAYS_VALID", "1"),
+            ("PEBBLE_VA_SLEEPTIME", "7"),
+            ("PEBBLE_WFE_NONCEREJECT", "15"),
+            ("PEBBLE_AUTHZREUSE", "40"),
+            ("PEBBLE_WFE_ORDERS_PER_PAGE", "3"),
+            ("PEBBLE_CHAIN_LENGTH", "2"),
+            ("PEBBLE_ALTERNATE_ROOTS", "3"),
+        ];
+        let mut c = Config::default();
+        c.apply_env(|k| {
+            env.iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| v.to_string())
+        })
+        .unwrap();
+        assert!(c.validation.always_valid);
+        assert_eq!(c.validation.random_delay, Duration::from_secs(7));
+        assert_eq!(c.acme.bad_nonce_percent, 15);
+        assert_eq!(c.acme.authz_reuse, 40);
+        assert_eq!(c.acme.orders_per_page, 3);
+        assert_eq!((c.ca.chain_length, c.ca.alternate_roots), (2, 3));
+        // NOSLEEP wins over SLEEPTIME; empty values are unset.
+        c.apply_env(|k| match k {
+            "PEBBLE_VA_NOSLEEP" => Some("1".into()),
+            "PEBBLE_AUTHZREUSE" => Some("".into()),
+            _ => None,
+        })
+        .unwrap();
+        assert_eq!(c.validation.random_delay, Duration::ZERO);
+        assert_eq!(c.acme.authz_reuse, 40);
+        for (k, v) in [
+            ("PEBBLE_WFE_NONCEREJECT", "101"),
+            ("PEBBLE_AUTHZREUSE", "-1"),
+            ("PEBBLE_CHAIN_LENGTH", "0"),
+            ("PEBBLE_CHAIN_LENGTH", "9"),
+            ("PEBBLE_ALTERNATE_ROOTS", "x"),
+            ("PEBBLE_VA_SLEEPTIME", "0"),
+            ("PEBBLE_VA_NOSLEEP", "perhaps"),
+        ] {
+            let e = Config::default()
+                .apply_env(|n| (n == k).then(|| v.to_string()))
+                .unwrap_err();
+            assert!(e.contains(k), "{k}={v}: {e}");
+        }
     }
 
     #[test]

@@ -158,7 +158,13 @@ impl Server {
         let urls = match &status_bound {
             Some((_, base)) => CertUrls {
                 ca_issuers: Some(format!("{base}{}", http::status::paths::ISSUER)),
-                ocsp: Some(format!("{base}{}", http::status::paths::OCSP)),
+                ocsp: Some(
+                    config
+                        .status
+                        .ocsp_url
+                        .clone()
+                        .unwrap_or_else(|| format!("{base}{}", http::status::paths::OCSP)),
+                ),
                 crl: Some(format!("{base}{}", http::status::paths::CRL)),
             },
             None => CertUrls {
@@ -225,6 +231,7 @@ impl Server {
                 concurrency: config.validation.concurrency,
                 queue_size: config.validation.queue_size,
                 timeout: config.validation.timeout,
+                random_delay: config.validation.random_delay,
                 valid_authz_lifetime: config.acme.valid_authz_lifetime,
             },
         );
@@ -250,6 +257,7 @@ impl Server {
                 backdate: config.ca.backdate,
                 profiles: profiles.clone(),
                 default_profile: config.acme.default_profile.clone(),
+                random_profile: config.acme.random_profile,
                 authz_reuse: config.acme.authz_reuse,
                 eab_required: config.acme.external_account_required,
                 eab_keys,
@@ -300,6 +308,11 @@ impl Server {
             external_url: config.server.external_url.clone(),
             max_body: config.server.max_body_bytes,
             retry_after: config.acme.retry_after,
+            authz_retry_after: config
+                .acme
+                .authz_retry_after
+                .unwrap_or(config.acme.retry_after),
+            bad_nonce_percent: config.acme.bad_nonce_percent,
             request_timeout: config.server.request_timeout,
             ari_retry_after: config.acme.ari_retry_after,
             ari_explanation_url: config.acme.ari_explanation_url.clone(),

@@ -36,8 +36,8 @@ fn add_link(resp: &mut Response, url: &str, rel: &str) {
     }
 }
 
-fn retry_after(resp: &mut Response, app: &App) {
-    let secs = app.retry_after.as_secs().max(1);
+fn retry_after(resp: &mut Response, after: std::time::Duration) {
+    let secs = after.as_secs().max(1);
     resp.headers_mut()
         .insert(header::RETRY_AFTER, HeaderValue::from(secs));
 }
@@ -209,7 +209,7 @@ fn render_order(
     let mut resp = (status, Json(res)).into_response();
     location(&mut resp, &base.url(&paths::order(&order.id)));
     if order_status == OrderStatus::Processing {
-        retry_after(&mut resp, app);
+        retry_after(&mut resp, app.retry_after);
     }
     resp
 }
@@ -379,7 +379,7 @@ pub async fn authz(
     let (res, processing) = authz_resource(&post.base, &authz, app.ra.clock.now());
     let mut resp = Json(res).into_response();
     if processing {
-        retry_after(&mut resp, &app);
+        retry_after(&mut resp, app.authz_retry_after);
     }
     Ok(resp)
 }
@@ -410,7 +410,7 @@ pub async fn challenge(
     let mut resp = Json(res).into_response();
     add_link(&mut resp, &post.base.url(&paths::authz(&authz.id)), "up");
     if processing {
-        retry_after(&mut resp, &app);
+        retry_after(&mut resp, app.authz_retry_after);
     }
     Ok(resp)
 }

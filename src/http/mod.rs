@@ -84,7 +84,13 @@ pub struct App {
     pub directory_meta: DirectoryMeta,
     pub external_url: Option<String>,
     pub max_body: usize,
+    /// Retry-After of processing orders, and of processing authorizations
+    /// and challenges.
     pub retry_after: Duration,
+    pub authz_retry_after: Duration,
+    /// Percentage of good nonces refused as badNonce (Pebble's
+    /// PEBBLE_WFE_NONCEREJECT).
+    pub bad_nonce_percent: u8,
     pub request_timeout: Duration,
     /// ARI answers' Retry-After and explanationURL.
     pub ari_retry_after: Duration,

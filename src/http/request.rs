@@ -258,6 +258,13 @@ impl FromRequest<Arc<App>> for AcmePost {
                 "the nonce is unknown, expired or already used; retry with the one in this response",
             ));
         }
+        if app.bad_nonce_percent > 0 && crate::rand::percent_chance(app.bad_nonce_percent) {
+            return Err(Error::new(
+                ErrorKind::BadNonce,
+                "this good nonce was refused on purpose (bad_nonce_percent), to exercise \
+                 retries; retry with the one in this response",
+            ));
+        }
         // RFC 8555 §6.4: the url header must be the URL of this request.
         let path = parts
             .uri

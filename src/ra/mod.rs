@@ -46,6 +46,8 @@ pub struct RaSettings {
     pub profiles: BTreeMap<String, Profile>,
     /// The profile of orders that name none.
     pub default_profile: String,
+    /// Orders that name no profile get one at random (Pebble).
+    pub random_profile: bool,
     /// Percentage of new orders that reuse an account's valid
     /// authorizations.
     pub authz_reuse: u8,
@@ -267,8 +269,17 @@ impl Ra {
             .ok_or_else(|| Error::internal("account vanished during update"))
     }
 
-    /// The profile named `name`, or the default one.
+    /// The profile named `name`, or the default one (a random one under
+    /// `random_profile`).
     pub fn profile(&self, name: Option<&str>) -> Result<&Profile> {
+        if name.is_none() && self.settings.random_profile && !self.settings.profiles.is_empty() {
+            let mut b = [0u8; 4];
+            crate::rand::fill(&mut b);
+            let i = u32::from_le_bytes(b) as usize % self.settings.profiles.len();
+            if let Some(p) = self.settings.profiles.values().nth(i) {
+                return Ok(p);
+            }
+        }
         let name = name.unwrap_or(&self.settings.default_profile);
         self.settings.profiles.get(name).ok_or_else(|| {
             Error::new(
@@ -308,11 +319,7 @@ impl Ra {
             None => None,
         };
         let authz_expires = now + secs(self.settings.pending_authz_lifetime);
-        let reuse = self.settings.authz_reuse > 0 && {
-            let mut b = [0u8; 1];
-            crate::rand::fill(&mut b);
-            u32::from(b[0]) * 100 < u32::from(self.settings.authz_reuse) * 256
-        };
+        let reuse = crate::rand::percent_chance(self.settings.authz_reuse);
         // A reused authorization must stay valid a while: a day, or half
         // its lifetime if that is shorter.
         let min_expires = now + secs(self.settings.valid_authz_lifetime / 2).min(86400);

@@ -124,6 +124,8 @@ pub struct VaSettings {
     pub concurrency: usize,
     pub queue_size: usize,
     pub timeout: Duration,
+    /// Each queued validation first waits a random time up to this.
+    pub random_delay: Duration,
     pub valid_authz_lifetime: Duration,
 }
 
@@ -289,11 +291,42 @@ async fn dispatch(va: std::sync::Weak<Va>, mut rx: mpsc::Receiver<Job>) {
         None => return,
     };
     let slots = Arc::new(Semaphore::new(limit));
+    let queue_size = match va.upgrade() {
+        Some(v) => v.settings.queue_size.max(1),
+        None => return,
+    };
+    // Jobs waiting out their random delay, at most a queue's worth: beyond,
+    // the channel fills and challenge POSTs get rateLimited.
+    let waiting = Arc::new(Semaphore::new(queue_size));
     while let Some(job) = rx.recv().await {
+        let Some(va) = va.upgrade() else { return };
+        let delay = va.settings.random_delay;
+        if !delay.is_zero() {
+            // Waiting happens outside the concurrency slots: a delayed job
+            // holds no slot until it runs.
+            let Ok(wait_slot) = waiting.clone().acquire_owned().await else {
+                return;
+            };
+            let slots = slots.clone();
+            tokio::spawn(async move {
+                let mut b = [0u8; 8];
+                crate::rand::fill(&mut b);
+                let ms = u64::from_le_bytes(b) % (delay.as_millis() as u64 + 1);
+                tokio::time::sleep(Duration::from_millis(ms)).await;
+                drop(wait_slot);
+                let Ok(slot) = slots.acquire_owned().await else {
+                    return;
+                };
+                if let Err(e) = va.run(&job.req).await {
+                    tracing::warn!(authz = %job.req.authz.id, error = %e, "recording validation failed");
+                }
+                drop(slot);
+            });
+            continue;
+        }
         let Ok(slot) = slots.clone().acquire_owned().await else {
             return;
         };
-        let Some(va) = va.upgrade() else { return };
         tokio::spawn(async move {
             if let Err(e) = va.run(&job.req).await {
                 tracing::warn!(authz = %job.req.authz.id, error = %e, "recording validation failed");
@@ -328,6 +361,16 @@ mod tests {
     /// An attempt a previous run left processing is validated again at start.
     #[tokio::test]
     async fn processing_attempts_are_resumed() {
+        resume_with_delay(Duration::ZERO).await;
+    }
+
+    /// With a random delay (Pebble's VA sleep), the validation still runs.
+    #[tokio::test]
+    async fn delayed_validations_run() {
+        resume_with_delay(Duration::from_millis(300)).await;
+    }
+
+    async fn resume_with_delay(random_delay: Duration) {
         let dir = tempfile::tempdir().unwrap();
         let store: Arc<dyn Store> = Arc::new(
             SqliteStore::open(&dir.path().join("db"), Durability::Issuance)
@@ -391,6 +434,7 @@ mod tests {
                 concurrency: 2,
                 queue_size: 8,
                 timeout: Duration::from_secs(5),
+                random_delay,
                 valid_authz_lifetime: Duration::from_secs(100),
             },
         );
@@ -400,7 +444,7 @@ mod tests {
         )
         .await
         .unwrap();
-        for _ in 0..200 {
+        for _ in 0..300 {
             let a = store.authz_by_id(&authz.id).await.unwrap().unwrap();
             if a.state == AuthzState::Valid {
                 assert_eq!(validator.0.load(std::sync::atomic::Ordering::SeqCst), 1);
