@@ -206,6 +206,10 @@ pub struct ServerConfig {
     /// Time allowed for a whole request, body and handling included.
     #[serde(deserialize_with = "de_duration")]
     pub request_timeout: Duration,
+    /// The directory lists Pebble's resource paths (`/nonce-plz`,
+    /// `/sign-me-up`, …) instead of `/acme/…`; both sets are always served,
+    /// and `/dir` is always an alias of `/directory`.
+    pub pebble_paths: bool,
 }
 
 impl Default for ServerConfig {
@@ -221,6 +225,7 @@ impl Default for ServerConfig {
             max_connections: 4096,
             handshake_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(30),
+            pebble_paths: false,
         }
     }
 }
@@ -605,6 +610,11 @@ impl Config {
             }
             crate::jose::eab::MacKey::from_b64url(key)
                 .map_err(|e| format!("acme.eab_keys.{kid}: {}", e.detail))?;
+        }
+        if let Some(url) = &self.status.ocsp_url {
+            if !(url.starts_with("http://") || url.starts_with("https://")) || !url.is_ascii() {
+                return Err("status.ocsp_url must be an http(s) URL".into());
+            }
         }
         if let Some(url) = &self.status.base_url {
             if !(url.starts_with("http://") || url.starts_with("https://")) || url.ends_with('/') {

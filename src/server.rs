@@ -44,6 +44,8 @@ pub struct Server {
     /// The status listener (CRL, OCSP, issuer), when enabled, and its base
     /// URL.
     pub status: Option<StatusListener>,
+    /// The management listener (Pebble's management API), when configured.
+    pub management: Option<TcpListener>,
     store: Arc<SqliteStore>,
 }
 
@@ -209,6 +211,14 @@ impl Server {
             }
             None => None,
         };
+        let management = match config.management.listen {
+            Some(addr) => Some(TcpListener::bind(addr).await.map_err(|e| {
+                Error::internal(format_args!(
+                    "cannot listen on {addr} (management.listen): {e}"
+                ))
+            })?),
+            None => None,
+        };
         let profiles: std::collections::BTreeMap<String, Profile> = config
             .effective_profiles()
             .iter()
@@ -269,6 +279,7 @@ impl Server {
             },
             urls,
             revocations: Some(events),
+            ari_overrides: Default::default(),
             caa,
         };
         // Attempts a previous run left processing are validated again.
@@ -305,6 +316,11 @@ impl Server {
                     .map(|p| (p.name.clone(), p.description.clone()))
                     .collect(),
             },
+            dir_paths: if config.server.pebble_paths {
+                http::paths::PEBBLE
+            } else {
+                http::paths::ACME
+            },
             external_url: config.server.external_url.clone(),
             max_body: config.server.max_body_bytes,
             retry_after: config.acme.retry_after,
@@ -326,6 +342,7 @@ impl Server {
             },
             root_pem_path,
             status,
+            management,
             store,
         })
     }
@@ -337,6 +354,15 @@ impl Server {
         let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
             let _ = rx.wait_for(|s| *s).await;
         };
+        let management_task = self.management.map(|l| {
+            tokio::spawn(http::serve(
+                l,
+                Some(self.tls.clone()),
+                http::management::router(self.app.clone()),
+                self.limits.clone(),
+                stopped(stop_rx.clone()),
+            ))
+        });
         let status_task = self.status.map(|s| {
             let router = http::status::router(s.app);
             tokio::spawn(http::serve(
@@ -364,7 +390,7 @@ impl Server {
             }
         }
         let _ = stop_tx.send(true);
-        if let Some(t) = status_task {
+        for t in [status_task, management_task].into_iter().flatten() {
             let _ = t.await;
         }
         self.store.close().await;

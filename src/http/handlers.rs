@@ -44,14 +44,15 @@ fn retry_after(resp: &mut Response, after: std::time::Duration) {
 
 /// GET (or POST-as-GET) /directory.
 pub async fn directory(State(app): State<Arc<App>>, base: BaseUrl) -> Json<Directory> {
+    let p = &app.dir_paths;
     Json(Directory {
-        new_nonce: base.url(paths::NEW_NONCE),
-        new_account: base.url(paths::NEW_ACCOUNT),
-        new_order: base.url(paths::NEW_ORDER),
-        revoke_cert: base.url(paths::REVOKE_CERT),
-        key_change: base.url(paths::KEY_CHANGE),
-        new_authz: base.url(paths::NEW_AUTHZ),
-        renewal_info: base.url(paths::RENEWAL_INFO),
+        new_nonce: base.url(p.new_nonce),
+        new_account: base.url(p.new_account),
+        new_order: base.url(p.new_order),
+        revoke_cert: base.url(p.revoke_cert),
+        key_change: base.url(p.key_change),
+        new_authz: base.url(p.new_authz),
+        renewal_info: base.url(p.renewal_info),
         meta: app.directory_meta.clone(),
     })
 }
@@ -89,7 +90,9 @@ pub async fn new_account(State(app): State<Arc<App>>, post: AcmePost) -> Result<
         ));
     };
     let req: NewAccount = post.json()?;
-    let url = post.base.url(paths::NEW_ACCOUNT);
+    // The URL this request was posted to (either naming); the JWS url has
+    // been checked against it.
+    let url = post.jws.protected.url.clone();
     let (account, created) = app.ra.new_account(jwk, &url, &req).await?;
     if account.status != AccountStatus::Valid {
         return Err(Error::unauthorized(format!(
@@ -245,15 +248,17 @@ pub async fn renewal_info(
     State(app): State<Arc<App>>,
     PathParams(id): PathParams<String>,
 ) -> Result<Response> {
-    let window = app.ra.renewal_info(&id).await?;
-    let info = RenewalInfo {
-        suggested_window: SuggestedWindow {
-            start: rfc3339(window.start),
-            end: rfc3339(window.end),
-        },
-        explanation_url: app.ari_explanation_url.clone(),
+    let mut resp = match app.ra.renewal_info(&id).await? {
+        crate::ra::ari::Answer::Window(window) => Json(RenewalInfo {
+            suggested_window: SuggestedWindow {
+                start: rfc3339(window.start),
+                end: rfc3339(window.end),
+            },
+            explanation_url: app.ari_explanation_url.clone(),
+        })
+        .into_response(),
+        crate::ra::ari::Answer::Set(v) => Json(v).into_response(),
     };
-    let mut resp = Json(info).into_response();
     resp.headers_mut().insert(
         header::RETRY_AFTER,
         HeaderValue::from(app.ari_retry_after.as_secs().max(1)),

@@ -7,6 +7,7 @@
 //! `request_timeout`.
 
 pub mod handlers;
+pub mod management;
 pub mod nonce;
 pub mod problem;
 pub mod request;
@@ -69,6 +70,44 @@ pub mod paths {
     pub fn cert(id: &CertId) -> String {
         format!("/acme/cert/{id}")
     }
+
+    /// The resources the directory lists, under one naming or the other.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub struct DirPaths {
+        pub directory: &'static str,
+        pub new_nonce: &'static str,
+        pub new_account: &'static str,
+        pub new_order: &'static str,
+        pub revoke_cert: &'static str,
+        pub key_change: &'static str,
+        pub new_authz: &'static str,
+        pub renewal_info: &'static str,
+    }
+
+    /// acme-ca's own paths.
+    pub const ACME: DirPaths = DirPaths {
+        directory: DIRECTORY,
+        new_nonce: NEW_NONCE,
+        new_account: NEW_ACCOUNT,
+        new_order: NEW_ORDER,
+        revoke_cert: REVOKE_CERT,
+        key_change: KEY_CHANGE,
+        new_authz: NEW_AUTHZ,
+        renewal_info: RENEWAL_INFO,
+    };
+
+    /// Pebble's paths, for setups that hard-code them. Pebble has no
+    /// newAuthz; ours is listed under its usual path.
+    pub const PEBBLE: DirPaths = DirPaths {
+        directory: "/dir",
+        new_nonce: "/nonce-plz",
+        new_account: "/sign-me-up",
+        new_order: "/order-plz",
+        revoke_cert: "/revoke-cert",
+        key_change: "/rollover-account-key",
+        new_authz: NEW_AUTHZ,
+        renewal_info: "/draft-ietf-acme-ari-03/renewalInfo",
+    };
     /// Alternate chain `n` (1-based: chain 0 is the default) of a
     /// certificate.
     pub fn cert_alternate(id: &CertId, n: usize) -> String {
@@ -82,6 +121,8 @@ pub struct App {
     pub nonces: NonceService,
     pub keys: request::KeyCache,
     pub directory_meta: DirectoryMeta,
+    /// The paths the directory lists.
+    pub dir_paths: paths::DirPaths,
     pub external_url: Option<String>,
     pub max_body: usize,
     /// Retry-After of processing orders, and of processing authorizations
@@ -100,37 +141,43 @@ pub struct App {
 /// The router, without sockets, so tests can drive it in process.
 pub fn router(app: Arc<App>) -> Router {
     use handlers as h;
-    Router::new()
-        .route(paths::DIRECTORY, get(h::directory).post(h::directory))
-        .route(
-            paths::NEW_NONCE,
-            get(h::new_nonce)
-                .head(h::new_nonce)
-                .fallback(h::method_not_allowed),
-        )
-        .route(
-            paths::NEW_ACCOUNT,
-            post(h::new_account).fallback(h::method_not_allowed),
-        )
-        .route(
-            paths::NEW_ORDER,
-            post(h::new_order).fallback(h::method_not_allowed),
-        )
-        .route(
-            paths::KEY_CHANGE,
-            post(h::key_change).fallback(h::method_not_allowed),
-        )
+    let mut router = Router::new();
+    // The directory's resources under both namings (Pebble's revoke-cert
+    // path is the same as ours only in its last segment).
+    for p in [paths::ACME, paths::PEBBLE] {
+        router = router
+            .route(p.directory, get(h::directory).post(h::directory))
+            .route(
+                p.new_nonce,
+                get(h::new_nonce)
+                    .head(h::new_nonce)
+                    .fallback(h::method_not_allowed),
+            )
+            .route(
+                p.new_account,
+                post(h::new_account).fallback(h::method_not_allowed),
+            )
+            .route(
+                p.new_order,
+                post(h::new_order).fallback(h::method_not_allowed),
+            )
+            .route(
+                p.key_change,
+                post(h::key_change).fallback(h::method_not_allowed),
+            )
+            .route(
+                p.revoke_cert,
+                post(h::revoke_cert).fallback(h::method_not_allowed),
+            )
+            .route(
+                &format!("{}/{{id}}", p.renewal_info),
+                get(h::renewal_info).fallback(h::method_not_allowed),
+            );
+    }
+    router
         .route(
             paths::NEW_AUTHZ,
             post(h::new_authz).fallback(h::method_not_allowed),
-        )
-        .route(
-            "/acme/renewal-info/{id}",
-            get(h::renewal_info).fallback(h::method_not_allowed),
-        )
-        .route(
-            paths::REVOKE_CERT,
-            post(h::revoke_cert).fallback(h::method_not_allowed),
         )
         .route(
             "/acme/acct/{id}",
@@ -175,8 +222,9 @@ pub fn router(app: Arc<App>) -> Router {
 /// rel="index"` (§7.1), no caching of POST answers, and the request timeout.
 async fn acme_headers(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
     let method = req.method().clone();
-    let path_is_nonce = req.uri().path() == paths::NEW_NONCE;
-    let path_is_directory = req.uri().path() == paths::DIRECTORY;
+    let path = req.uri().path();
+    let path_is_nonce = path == paths::ACME.new_nonce || path == paths::PEBBLE.new_nonce;
+    let path_is_directory = path == paths::ACME.directory || path == paths::PEBBLE.directory;
     // An invalid Host gets no Link header: it is never reflected.
     let base = request::BaseUrl::derive(app.external_url.as_deref(), req.headers(), req.uri())
         .ok()
@@ -198,7 +246,7 @@ async fn acme_headers(State(app): State<Arc<App>>, req: Request, next: Next) -> 
     }
     if !path_is_directory {
         if let Some(v) = base.and_then(|b| {
-            HeaderValue::from_str(&format!("<{b}{}>;rel=\"index\"", paths::DIRECTORY)).ok()
+            HeaderValue::from_str(&format!("<{b}{}>;rel=\"index\"", app.dir_paths.directory)).ok()
         }) {
             h.append(header::LINK, v);
         }

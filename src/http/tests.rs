@@ -937,7 +937,7 @@ async fn revocation_rules() {
     };
 
     // Reason 7 is unassigned; 11 does not exist.
-    for bad in [7, 11, -1] {
+    for bad in [7, 8, 11, -1] {
         let r = h.post(&c, url, Some(&body(Some(bad)))).await;
         assert_eq!(
             r.problem(),

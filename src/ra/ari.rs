@@ -60,6 +60,13 @@ impl CertIdent {
     }
 }
 
+/// A renewalInfo answer: the computed window, or one set by hand.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Answer {
+    Window(Window),
+    Set(serde_json::Value),
+}
+
 /// A suggested renewal window.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Window {

@@ -83,6 +83,9 @@ pub struct Ra {
     pub urls: CertUrls,
     /// Told of every revocation (CRLs are signed again).
     pub revocations: Option<Arc<RevocationEvents>>,
+    /// renewalInfo answers set by hand for certificates (Pebble's
+    /// management `/set-renewal-info/`), by serial; in memory, bounded.
+    pub ari_overrides: std::sync::Mutex<HashMap<String, serde_json::Value>>,
     /// CAA checker, when validation is real and CAA is on.
     pub caa: Option<Arc<crate::va::caa::CaaChecker>>,
 }
@@ -312,10 +315,7 @@ impl Ra {
         let (not_before, not_after) = self.requested_validity(req, profile, now)?;
         let order_id = OrderId::random();
         let replaces = match &req.replaces {
-            Some(text) => Some(
-                self.check_replaces(account, text, &checked, &order_id)
-                    .await?,
-            ),
+            Some(text) => Some(self.check_replaces(account, text, &checked).await?),
             None => None,
         };
         let authz_expires = now + secs(self.settings.pending_authz_lifetime);
@@ -367,23 +367,26 @@ impl Ra {
             error: None,
             created_at: now,
             profile: profile.name.clone(),
-            replaces,
+            replaces: replaces.as_ref().map(|r| r.text.clone()),
         };
-        self.store.create_order(&order, &new_authzs).await?;
+        let claim = replaces.as_ref().map(|r| (&r.cert, r.expected.as_ref()));
+        if !self.store.create_order(&order, &new_authzs, claim).await? {
+            // Another order took the replacement since it was checked.
+            return Err(already_replaced());
+        }
         Ok((order, authzs))
     }
 
     /// RFC 9773 §5: `replaces` must name a certificate of this account that
-    /// shares an identifier with the new order and is not already being
-    /// replaced. On success the certificate is marked as replaced by
-    /// `order`.
+    /// shares an identifier with the new order and that no order which is
+    /// not invalid replaces. The order's creation then claims it, if its
+    /// replacement is still the one seen here.
     async fn check_replaces(
         &self,
         account: &Account,
         text: &str,
         checked: &[policy::CheckedIdentifier],
-        order: &OrderId,
-    ) -> Result<String> {
+    ) -> Result<ReplaceCheck> {
         let ident = CertIdent::parse(text)?;
         let cert = self.certificate_for_ari(&ident).await?.ok_or_else(|| {
             Error::malformed("replaces: this CA issued no certificate with that identifier")
@@ -400,10 +403,10 @@ impl Ra {
                 "replaces: the certificate shares no identifier with this order",
             ));
         }
-        // RFC 9773 §5: refused while an order that is not invalid replaces
-        // it; the claim is a compare-and-swap on the replacement seen here.
         let current = self.store.replacement_of(&cert.id).await?;
         if let Some(previous) = &current {
+            // The replacing order is written with the claim, in one
+            // transaction: it exists.
             if let Some(o) = self.store.order_by_id(previous).await? {
                 let authzs = self.store.authzs_by_ids(&o.authz_ids).await?;
                 if order_status(&o, &authzs, self.now()) != OrderStatus::Invalid {
@@ -411,14 +414,11 @@ impl Ra {
                 }
             }
         }
-        if !self
-            .store
-            .claim_replacement(&cert.id, order, current.as_ref())
-            .await?
-        {
-            return Err(already_replaced());
-        }
-        Ok(ident.encode())
+        Ok(ReplaceCheck {
+            text: ident.encode(),
+            cert: cert.id,
+            expected: current,
+        })
     }
 
     /// The certificate an ARI identifier names: its serial, issued by the
@@ -434,17 +434,74 @@ impl Ra {
     }
 
     /// renewalInfo (RFC 9773 §4): the suggested window of the certificate
-    /// `text` names; notFound when this CA did not issue it.
-    pub async fn renewal_info(&self, text: &str) -> Result<ari::Window> {
+    /// `text` names, or the answer set for it by hand; notFound when this
+    /// CA did not issue it.
+    pub async fn renewal_info(&self, text: &str) -> Result<ari::Answer> {
         let ident = CertIdent::parse(text)?;
         let cert = self.certificate_for_ari(&ident).await?.ok_or_else(|| {
             Error::not_found("this CA issued no certificate with that identifier")
         })?;
-        Ok(ari::window(
+        if let Some(v) = self.ari_overrides().get(&cert.serial) {
+            return Ok(ari::Answer::Set(v.clone()));
+        }
+        Ok(ari::Answer::Window(ari::window(
             cert.not_before,
             cert.not_after,
             cert.revoked.map(|r| r.at),
-        ))
+        )))
+    }
+
+    fn ari_overrides(&self) -> std::sync::MutexGuard<'_, HashMap<String, serde_json::Value>> {
+        self.ari_overrides
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Sets the renewalInfo answer of the certificate `pem` (one of ours)
+    /// to `answer`, which must be a renewalInfo object with a
+    /// suggestedWindow of two RFC 3339 times, start before end.
+    pub async fn set_renewal_info(&self, pem: &str, answer: serde_json::Value) -> Result<()> {
+        const MAX_OVERRIDES: usize = 10_000;
+        let window = answer.get("suggestedWindow");
+        let time = |k: &str| {
+            window
+                .and_then(|w| w.get(k))
+                .and_then(|v| v.as_str())
+                .and_then(crate::clock::parse_rfc3339)
+        };
+        match (time("start"), time("end")) {
+            (Some(start), Some(end)) if start < end => {}
+            _ => {
+                return Err(Error::malformed(
+                    "the renewal info needs suggestedWindow.start and .end, RFC 3339 times, start before end",
+                ))
+            }
+        }
+        let (label, der) = x509_cert::der::pem::decode_vec(pem.trim().as_bytes())
+            .map_err(|_| Error::malformed("the certificate is not one PEM block"))?;
+        if label != "CERTIFICATE" {
+            return Err(Error::malformed("the PEM block is not a CERTIFICATE"));
+        }
+        let parsed =
+            parse_stored(&der).map_err(|_| Error::malformed("the certificate does not parse"))?;
+        let serial = crate::ca::serial_hex(parsed.tbs_certificate.serial_number.as_bytes());
+        let ours = self
+            .store
+            .certificate_by_serial(&serial)
+            .await?
+            .is_some_and(|c| c.der == der);
+        if !ours {
+            return Err(Error::not_found("this CA did not issue that certificate"));
+        }
+        let mut map = self.ari_overrides();
+        if map.len() >= MAX_OVERRIDES && !map.contains_key(&serial) {
+            return Err(Error::new(
+                ErrorKind::RateLimited,
+                "too many renewal info answers are set",
+            ));
+        }
+        map.insert(serial, answer);
+        Ok(())
     }
 
     /// newAuthz (RFC 8555 §7.4.1): a pending authorization for one DNS name
@@ -488,7 +545,12 @@ impl Ra {
         let nb = parse("notBefore", &req.not_before)?;
         let na = parse("notAfter", &req.not_after)?;
         let start = nb.unwrap_or(now);
-        let end = na.unwrap_or(start + secs(profile.validity));
+        let end = na.unwrap_or(start + secs(profile.validity) - 1);
+        if nb.is_some_and(|t| t < now - secs(self.settings.backdate).max(3600)) {
+            return Err(Error::malformed(
+                "notBefore is in the past; certificates are not backdated on request",
+            ));
+        }
         if end <= start {
             return Err(Error::malformed("notAfter must be later than notBefore"));
         }
@@ -498,7 +560,8 @@ impl Ra {
         if nb.is_some_and(|t| t > now + secs(self.settings.order_lifetime)) {
             return Err(Error::malformed("notBefore is too far in the future"));
         }
-        if end - start > secs(profile.validity) {
+        // Both ends count (RFC 5280 §4.1.2.5): the span is end - start + 1.
+        if end - start + 1 > secs(profile.validity) {
             return Err(Error::malformed(format!(
                 "the requested validity is longer than the {:?} profile's maximum of {} seconds",
                 profile.name,
@@ -545,8 +608,12 @@ impl Ra {
     /// authorization of `account` becomes deactivated.
     pub async fn deactivate_authz(&self, account: &Account, id: &AuthzId) -> Result<Authz> {
         let authz = self.authz(account, id).await?;
-        if !self.store.deactivate_authz(&authz.id).await? {
-            let status = state::authz_status(&authz, self.now());
+        let status = state::authz_status(&authz, self.now());
+        let live = matches!(
+            status,
+            state::AuthzStatus::Pending | state::AuthzStatus::Valid
+        );
+        if !live || !self.store.deactivate_authz(&authz.id).await? {
             return Err(Error::malformed(format!(
                 "only a pending or valid authorization can be deactivated; this one is {}",
                 status.as_str()
@@ -670,10 +737,13 @@ impl Ra {
                 // Validity counts both ends (RFC 5280 §4.1.2.5), hence -1.
                 (nb, nb + validity - 1)
             }
-            (nb, na) => {
-                let nb = nb.unwrap_or(now - secs(self.settings.backdate));
-                (nb, na.unwrap_or(nb + validity - 1))
-            }
+            (Some(nb), na) => (nb, na.unwrap_or(nb + validity - 1)),
+            // Only notAfter asked: backdate, but never beyond the profile's
+            // validity.
+            (None, Some(na)) => (
+                (now - secs(self.settings.backdate)).max(na - validity + 1),
+                na,
+            ),
         };
         let to_time =
             |t: Timestamp| time::OffsetDateTime::from_unix_timestamp(t).map_err(Error::internal);
@@ -809,14 +879,19 @@ impl Ra {
         use x509_cert::der::{Decode, Encode};
         let reason = match reason {
             None => RevocationReason::UNSPECIFIED,
-            Some(code) => RevocationReason::from_code(code).ok_or_else(|| {
-                Error::new(
-                    ErrorKind::BadRevocationReason,
-                    format!(
-                        "{code} is not an RFC 5280 revocation reason this CA accepts (0-6, 8-10)"
-                    ),
-                )
-            })?,
+            // removeFromCRL (8) only has a meaning in delta CRLs, which
+            // this CA does not publish.
+            Some(code) => RevocationReason::from_code(code)
+                .filter(|_| code != 8)
+                .ok_or_else(|| {
+                    Error::new(
+                        ErrorKind::BadRevocationReason,
+                        format!(
+                            "{code} is not an RFC 5280 revocation reason this CA accepts \
+                             (0-6, 9, 10; 8 removeFromCRL is for delta CRLs only)"
+                        ),
+                    )
+                })?,
         };
         let parsed = x509_cert::Certificate::from_der(cert_der)
             .map_err(|_| Error::malformed("the certificate is not valid DER"))?;
@@ -949,6 +1024,14 @@ impl Ra {
         };
         Ok((entries, next))
     }
+}
+
+/// A `replaces` that passed the checks: the certificate, and the
+/// replacement it had then (which the order's creation swaps out).
+struct ReplaceCheck {
+    text: String,
+    cert: CertId,
+    expected: Option<OrderId>,
 }
 
 fn already_replaced() -> Error {

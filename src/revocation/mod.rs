@@ -82,10 +82,17 @@ struct SignedCrl {
     signed_at: Timestamp,
 }
 
-/// The key that signs OCSP answers and its certificate.
+/// A delegated responder: its certificate, key and expiry.
+struct Delegated {
+    cert: Vec<u8>,
+    key: KeyPair,
+    not_after: Timestamp,
+}
+
+/// The key that signs OCSP answers: the intermediate's, or a delegated
+/// responder's, replaced before an answer could outlive it.
 struct OcspSigner {
-    /// Present for a delegated responder; None: the intermediate signs.
-    delegated: Option<(Vec<u8>, KeyPair)>,
+    delegated: Option<std::sync::Mutex<Arc<Delegated>>>,
 }
 
 /// CRLs and OCSP for the signing intermediate.
@@ -98,6 +105,27 @@ pub struct StatusService {
     crl: Mutex<Option<SignedCrl>>,
     hashes: ocsp::IssuerHashes,
     signer: OcspSigner,
+}
+
+/// A delegated responder certificate valid for two answer lifetimes plus a
+/// day (never past the intermediate): short, since clients do not check
+/// its revocation (ocsp-nocheck).
+fn new_delegated(ca: &Ca, settings: &StatusSettings, now: Timestamp) -> Result<Delegated> {
+    let start = to_time(now)?;
+    let life = time::Duration::seconds(secs(settings.ocsp_lifetime) * 2 + 86400);
+    let not_after = (start + life).min(ca.intermediate_not_after());
+    let (cert, key) = ocsp::make_delegated_responder(
+        ca.issuer(),
+        ca.intermediate_der(),
+        start - time::Duration::hours(1),
+        not_after,
+    )
+    .map_err(|e| Error::internal(format_args!("OCSP responder certificate: {e}")))?;
+    Ok(Delegated {
+        cert,
+        key,
+        not_after: not_after.unix_timestamp(),
+    })
 }
 
 fn to_time(t: Timestamp) -> Result<OffsetDateTime> {
@@ -137,16 +165,8 @@ impl StatusService {
         let hashes = ocsp::IssuerHashes::from_issuer_cert(ca.intermediate_der())
             .map_err(|e| Error::internal(format_args!("OCSP issuer: {e}")))?;
         let delegated = if settings.ocsp_delegated {
-            let now = to_time(clock.now())?;
-            let not_after = (now + time::Duration::days(365)).min(ca.intermediate_not_after());
-            let (cert, key) = ocsp::make_delegated_responder(
-                ca.issuer(),
-                ca.intermediate_der(),
-                now - time::Duration::hours(1),
-                not_after,
-            )
-            .map_err(|e| Error::internal(format_args!("OCSP responder certificate: {e}")))?;
-            Some((cert, key))
+            let first = new_delegated(&ca, &settings, clock.now())?;
+            Some(std::sync::Mutex::new(Arc::new(first)))
         } else {
             None
         };
@@ -278,10 +298,14 @@ impl StatusService {
                 next_update,
             })
             .collect();
-        let responder = match &self.signer.delegated {
-            Some((cert, key)) => ocsp::Responder {
-                key,
-                responder_cert_der: cert,
+        let delegated = match &self.signer.delegated {
+            Some(current) => Some(self.delegated_for(current, now).map_err(internal)?),
+            None => None,
+        };
+        let responder = match &delegated {
+            Some(d) => ocsp::Responder {
+                key: &d.key,
+                responder_cert_der: &d.cert,
                 include_cert: true,
             },
             None => ocsp::Responder {
@@ -294,6 +318,23 @@ impl StatusService {
             tracing::warn!(error = %e, "OCSP response failed");
             ocsp::ErrorStatus::InternalError
         })
+    }
+
+    /// The delegated responder, replaced first if an answer made now could
+    /// outlive its certificate.
+    fn delegated_for(
+        &self,
+        current: &std::sync::Mutex<Arc<Delegated>>,
+        now: Timestamp,
+    ) -> Result<Arc<Delegated>> {
+        let mut d = current
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if now + secs(self.settings.ocsp_lifetime) >= d.not_after {
+            *d = Arc::new(new_delegated(&self.ca, &self.settings, now)?);
+            tracing::info!("issued a new delegated OCSP responder certificate");
+        }
+        Ok(d.clone())
     }
 
     /// Signs a new CRL soon after revocations (batched over a second) and

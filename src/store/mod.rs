@@ -86,14 +86,6 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreFuture<'a, Option<Authz>>;
     /// The order that replaces certificate `cert` (RFC 9773), if any.
     fn replacement_of<'a>(&'a self, cert: &'a CertId) -> StoreFuture<'a, Option<OrderId>>;
-    /// Marks certificate `cert` as replaced by `order` if its replacement
-    /// is still `expected` (compare and swap); false otherwise.
-    fn claim_replacement<'a>(
-        &'a self,
-        cert: &'a CertId,
-        order: &'a OrderId,
-        expected: Option<&'a OrderId>,
-    ) -> StoreFuture<'a, bool>;
     /// Revoked certificates that have not expired by `now`, by serial.
     fn revoked_certificates(&self, now: Timestamp) -> StoreFuture<'_, Vec<RevokedCert>>;
     /// The last CRL number `issuer` used (0 if none).
@@ -117,7 +109,16 @@ pub trait Store: Send + Sync + 'static {
     fn deactivate_authz<'a>(&'a self, id: &'a AuthzId) -> StoreFuture<'a, bool>;
 
     /// Inserts an order with its new authorizations in one transaction.
-    fn create_order<'a>(&'a self, order: &'a Order, authzs: &'a [Authz]) -> StoreFuture<'a, ()>;
+    /// With `replaces` (a certificate and the replacement it must still
+    /// have), the same transaction makes the order the certificate's
+    /// replacement (RFC 9773), and nothing is created (false) if the
+    /// certificate's replacement has changed.
+    fn create_order<'a>(
+        &'a self,
+        order: &'a Order,
+        authzs: &'a [Authz],
+        replaces: Option<(&'a CertId, Option<&'a OrderId>)>,
+    ) -> StoreFuture<'a, bool>;
     fn order_by_id<'a>(&'a self, id: &'a OrderId) -> StoreFuture<'a, Option<Order>>;
     /// Authorizations by id, in the order asked; missing ids are skipped.
     fn authzs_by_ids<'a>(&'a self, ids: &'a [AuthzId]) -> StoreFuture<'a, Vec<Authz>>;

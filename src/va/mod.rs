@@ -415,7 +415,7 @@ mod tests {
             replaces: None,
         };
         store
-            .create_order(&order, std::slice::from_ref(&authz))
+            .create_order(&order, std::slice::from_ref(&authz), None)
             .await
             .unwrap();
         assert!(store

@@ -966,3 +966,74 @@ async fn a_replacement_that_failed_frees_the_certificate() {
     let r = new_order(&h, &c, payload).await;
     assert_eq!(r.problem(), "alreadyReplaced");
 }
+
+#[tokio::test]
+async fn concurrent_replacements_let_exactly_one_through() {
+    let h = harness().await;
+    let mut c = Client::new();
+    h.register(&mut c).await;
+    let der = issue_with(&h, &c, &["race.example.com"], json!({})).await;
+    let payload = json!({"identifiers": dns_ids(&["race.example.com"]), "replaces": ari_id(&der)});
+    let results =
+        futures_util::future::join_all((0..8).map(|_| new_order(&h, &c, payload.clone()))).await;
+    let created = results
+        .iter()
+        .filter(|r| r.status == StatusCode::CREATED)
+        .count();
+    assert_eq!(created, 1, "exactly one replacing order");
+    for r in results.iter().filter(|r| r.status != StatusCode::CREATED) {
+        assert_eq!(r.problem(), "alreadyReplaced");
+    }
+}
+
+#[tokio::test]
+async fn requested_validity_stays_within_the_profile() {
+    let h = harness().await;
+    let mut c = Client::new();
+    h.register(&mut c).await;
+    let now = h.server.app.ra.clock.now();
+    let t = crate::clock::rfc3339;
+    // No backdating on request.
+    let r = new_order(
+        &h,
+        &c,
+        json!({"identifiers": dns_ids(&["v.example.com"]), "notBefore": t(now - 86400)}),
+    )
+    .await;
+    assert_eq!(r.problem(), "malformed");
+    assert!(r.json()["detail"].as_str().unwrap().contains("past"));
+    // A span of exactly the profile's validity (both ends counted) is the
+    // most allowed.
+    let nb = now + 60;
+    let r = new_order(
+        &h,
+        &c,
+        json!({"identifiers": dns_ids(&["v.example.com"]), "profile": "shortlived",
+               "notBefore": t(nb), "notAfter": t(nb + 160 * 3600)}),
+    )
+    .await;
+    assert_eq!(r.problem(), "malformed");
+    let r = new_order(
+        &h,
+        &c,
+        json!({"identifiers": dns_ids(&["v.example.com"]), "profile": "shortlived",
+               "notBefore": t(nb), "notAfter": t(nb + 160 * 3600 - 1)}),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.json());
+    // Only notAfter, at the profile's full length: the backdate must not
+    // stretch the certificate beyond it.
+    let der = issue_with(
+        &h,
+        &c,
+        &["v.example.com"],
+        json!({"profile": "shortlived", "notAfter": t(now + 160 * 3600 - 1)}),
+    )
+    .await;
+    let cert = Certificate::from_der(&der).unwrap();
+    assert!(
+        validity_secs(&cert) < 160 * 3600,
+        "{}",
+        validity_secs(&cert)
+    );
+}

@@ -43,7 +43,7 @@ use crate::protocol::Identifier;
 use cache::Cache;
 use rows::{account_from_row, authz_from_row, cert_from_row, order_from_row};
 use schema::MIGRATIONS;
-use writer::{Op, Writer};
+use writer::{Op, Replacement, Writer};
 
 /// How hard commits are flushed to disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
@@ -257,22 +257,6 @@ impl Store for SqliteStore {
         })
     }
 
-    fn claim_replacement<'a>(
-        &'a self,
-        cert: &'a CertId,
-        order: &'a OrderId,
-        expected: Option<&'a OrderId>,
-    ) -> StoreFuture<'a, bool> {
-        Box::pin(async move {
-            let op = Op::ClaimReplacement {
-                cert: cert.clone(),
-                order: order.clone(),
-                expected: expected.cloned(),
-            };
-            Ok(self.writer.write(op).await? == 1)
-        })
-    }
-
     fn revoked_certificates(&self, now: Timestamp) -> StoreFuture<'_, Vec<RevokedCert>> {
         Box::pin(async move {
             let rows = sqlx::query(
@@ -372,13 +356,24 @@ impl Store for SqliteStore {
         Box::pin(async move { Ok(self.writer.write(Op::DeactivateAuthz(id.clone())).await? == 1) })
     }
 
-    fn create_order<'a>(&'a self, o: &'a Order, authzs: &'a [Authz]) -> StoreFuture<'a, ()> {
+    fn create_order<'a>(
+        &'a self,
+        o: &'a Order,
+        authzs: &'a [Authz],
+        replaces: Option<(&'a CertId, Option<&'a OrderId>)>,
+    ) -> StoreFuture<'a, bool> {
         Box::pin(async move {
-            // Order and authorizations commit in one transaction.
-            self.writer
-                .write(Op::CreateOrder(o.clone(), authzs.to_vec()))
+            // Order and authorizations (and the replacement) commit in one
+            // transaction; the order's insert is the last statement.
+            let replacement = replaces.map(|(cert, expected)| Replacement {
+                cert: cert.clone(),
+                expected: expected.cloned(),
+            });
+            let rows = self
+                .writer
+                .write(Op::CreateOrder(o.clone(), authzs.to_vec(), replacement))
                 .await?;
-            Ok(())
+            Ok(rows == 1)
         })
     }
 

@@ -116,7 +116,7 @@ async fn one_attempt_per_authorization_and_one_lease_per_order() {
     s.create_account(&account("acct", "t1"), None)
         .await
         .unwrap();
-    s.create_order(&order("o1", "a1"), &[authz("a1")])
+    s.create_order(&order("o1", "a1"), &[authz("a1")], None)
         .await
         .unwrap();
     let a1 = AuthzId("a1".into());
@@ -170,10 +170,10 @@ async fn state_survives_reopening_and_leases_are_dropped() {
         s.create_account(&account("acct", "t1"), None)
             .await
             .unwrap();
-        s.create_order(&order("o1", "a1"), &[authz("a1")])
+        s.create_order(&order("o1", "a1"), &[authz("a1")], None)
             .await
             .unwrap();
-        s.create_order(&order("o2", "a2"), &[authz("a2")])
+        s.create_order(&order("o2", "a2"), &[authz("a2")], None)
             .await
             .unwrap();
         assert!(s
@@ -237,7 +237,9 @@ async fn concurrent_writes_are_committed_together_and_each_answered() {
         let s = s.clone();
         tasks.push(tokio::spawn(async move {
             let (o, a) = (format!("o{i}"), format!("a{i}"));
-            s.create_order(&order(&o, &a), &[authz(&a)]).await.unwrap();
+            s.create_order(&order(&o, &a), &[authz(&a)], None)
+                .await
+                .unwrap();
             // Two claims race; exactly one wins.
             let id = OrderId(o.clone());
             let (x, y) = tokio::join!(s.claim_order(&id, 10, 40), s.claim_order(&id, 10, 40));
@@ -287,7 +289,7 @@ async fn a_failing_write_does_not_sink_its_batch() {
             } else {
                 format!("a{i}")
             };
-            s.create_order(&order(&format!("o{i}"), &a), &[authz(&a)])
+            s.create_order(&order(&format!("o{i}"), &a), &[authz(&a)], None)
                 .await
                 .is_ok()
         }));

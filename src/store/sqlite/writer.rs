@@ -119,13 +119,6 @@ pub(super) enum Op {
     CreateAccount(Account, Option<String>),
     /// Inserts a standalone authorization (newAuthz).
     CreateAuthz(Authz),
-    /// Marks a certificate as replaced by an order (RFC 9773) if its
-    /// replacement is still `expected`.
-    ClaimReplacement {
-        cert: CertId,
-        order: OrderId,
-        expected: Option<OrderId>,
-    },
     /// Records the last CRL number an issuer used.
     SetCrlNumber {
         issuer: String,
@@ -136,7 +129,10 @@ pub(super) enum Op {
     Deactivate(AccountId),
     /// Deactivates a pending or valid authorization (RFC 8555 §7.5.2).
     DeactivateAuthz(AuthzId),
-    CreateOrder(Order, Vec<Authz>),
+    /// Inserts an order and its new authorizations; with a replacement,
+    /// only if the certificate's replacement is still the expected one,
+    /// which the same transaction moves to this order (RFC 9773).
+    CreateOrder(Order, Vec<Authz>, Option<Replacement>),
     StartChallenge {
         authz: AuthzId,
         kind: ChallengeType,
@@ -207,12 +203,40 @@ fn settle(a: &mut Authz, r: &ValidationResult) {
     a.expires = r.expires;
 }
 
-/// One INSERT for `authzs` (not empty).
-fn insert_authzs(sql: &mut Sql, authzs: &[Authz]) -> Result<()> {
+/// The certificate an order replaces, and the replacement it must still
+/// have for the order to be created.
+#[derive(Debug, Clone)]
+pub(super) struct Replacement {
+    pub cert: CertId,
+    pub expected: Option<OrderId>,
+}
+
+/// ` WHERE EXISTS (…)`: the certificate is now replaced by `order`.
+fn replaced_guard(sql: &mut Sql, r: &Replacement, order: &OrderId) -> Result<()> {
+    sql.raw(" WHERE EXISTS (SELECT 1 FROM certificates WHERE id = ")
+        .text(&r.cert.0)?
+        .raw(" AND replaced_by = ")
+        .text(&order.0)?
+        .raw(")");
+    Ok(())
+}
+
+/// One INSERT for `authzs` (not empty); with a guard, only when the
+/// replacement was claimed.
+fn insert_authzs(
+    sql: &mut Sql,
+    authzs: &[Authz],
+    guard: Option<(&Replacement, &OrderId)>,
+) -> Result<()> {
     sql.raw(
         "INSERT INTO authzs (id, account_id, ident_type, ident_value, wildcard, \
-         state, expires, token, offered, created_at) VALUES ",
+         state, expires, token, offered, created_at) ",
     );
+    sql.raw(if guard.is_some() {
+        "SELECT * FROM (VALUES "
+    } else {
+        "VALUES "
+    });
     for (i, a) in authzs.iter().enumerate() {
         let offered: Vec<&str> = a.offered.iter().map(|t| t.as_str()).collect();
         sql.raw(if i == 0 { "(" } else { ",(" })
@@ -236,6 +260,10 @@ fn insert_authzs(sql: &mut Sql, authzs: &[Authz]) -> Result<()> {
             .raw(",")
             .int(a.created_at)
             .raw(")");
+    }
+    if let Some((r, order)) = guard {
+        sql.raw(")");
+        replaced_guard(sql, r, order)?;
     }
     sql.raw(";\n");
     Ok(())
@@ -298,22 +326,7 @@ impl Op {
                 Ok(n + 1)
             }
             Op::CreateAuthz(a) => {
-                insert_authzs(sql, std::slice::from_ref(a))?;
-                Ok(1)
-            }
-            Op::ClaimReplacement {
-                cert,
-                order,
-                expected,
-            } => {
-                sql.raw("UPDATE certificates SET replaced_by = ")
-                    .text(&order.0)?
-                    .raw(" WHERE id = ")
-                    .text(&cert.0)?;
-                match expected {
-                    None => sql.raw(" AND replaced_by IS NULL;\n"),
-                    Some(old) => sql.raw(" AND replaced_by = ").text(&old.0)?.raw(";\n"),
-                };
+                insert_authzs(sql, std::slice::from_ref(a), None)?;
                 Ok(1)
             }
             Op::SetCrlNumber { issuer, number } => {
@@ -354,10 +367,22 @@ impl Op {
                     .raw(" AND state IN ('pending', 'valid');\n");
                 Ok(1)
             }
-            Op::CreateOrder(o, authzs) => {
+            Op::CreateOrder(o, authzs, replacement) => {
                 let mut n = 0;
+                if let Some(r) = replacement {
+                    sql.raw("UPDATE certificates SET replaced_by = ")
+                        .text(&o.id.0)?
+                        .raw(" WHERE id = ")
+                        .text(&r.cert.0)?;
+                    match &r.expected {
+                        None => sql.raw(" AND replaced_by IS NULL;\n"),
+                        Some(old) => sql.raw(" AND replaced_by = ").text(&old.0)?.raw(";\n"),
+                    };
+                    n += 1;
+                }
+                let guard = replacement.as_ref().map(|r| (r, &o.id));
                 if !authzs.is_empty() {
-                    insert_authzs(sql, authzs)?;
+                    insert_authzs(sql, authzs, guard)?;
                     n += 1;
                 }
                 let identifiers = serde_json::to_string(&o.identifiers).map_err(json_err)?;
@@ -365,8 +390,13 @@ impl Op {
                 let ids = serde_json::to_string(&ids).map_err(json_err)?;
                 sql.raw(
                     "INSERT INTO orders (id, account_id, identifiers, authz_ids, expires, \
-                     not_before, not_after, created_at, profile, replaces) VALUES (",
+                     not_before, not_after, created_at, profile, replaces) ",
                 )
+                .raw(if guard.is_some() {
+                    "SELECT "
+                } else {
+                    "VALUES ("
+                })
                 .text(&o.id.0)?
                 .raw(",")
                 .text(&o.account_id.0)?
@@ -385,8 +415,14 @@ impl Op {
                 .raw(",")
                 .text(&o.profile)?
                 .raw(",")
-                .opt_text(o.replaces.as_deref())?
-                .raw(");\n");
+                .opt_text(o.replaces.as_deref())?;
+                match guard {
+                    Some((r, order)) => replaced_guard(sql, r, order)?,
+                    None => {
+                        sql.raw(")");
+                    }
+                }
+                sql.raw(";\n");
                 Ok(n + 1)
             }
             Op::StartChallenge {
@@ -520,7 +556,7 @@ impl Op {
         match self {
             Op::CreateAccount(a, _) => cache.accounts.put(a.id.clone(), a.clone()),
             Op::CreateAuthz(a) => cache.authzs.put(a.id.clone(), a.clone()),
-            Op::ClaimReplacement { .. } | Op::SetCrlNumber { .. } => {}
+            Op::SetCrlNumber { .. } => {}
             Op::UpdateContact(id, contact) => {
                 cache.accounts.update(id, |a| a.contact = contact.clone())
             }
@@ -537,7 +573,7 @@ impl Op {
             Op::DeactivateAuthz(id) => cache
                 .authzs
                 .update(id, |a| a.state = AuthzState::Deactivated),
-            Op::CreateOrder(o, authzs) => {
+            Op::CreateOrder(o, authzs, _) => {
                 for a in authzs {
                     cache.authzs.put(a.id.clone(), a.clone());
                 }

@@ -1,0 +1,232 @@
+//! Pebble's management interface, for tests: the CA's roots, intermediates
+//! and their private keys, a certificate's status by serial, and renewal
+//! information set by hand. HTTPS on its own listener, without
+//! authentication: it must never face anything but a test network.
+//!
+//! * `GET /roots/{n}`, `/intermediates/{n}`: PEM of chain `n`'s root, and
+//!   of its certificate for the intermediate that signs leaves, with
+//!   `Link: <…>;rel="alternate"` naming the same resource of every other
+//!   chain;
+//! * `GET /root-keys/{n}`, `/intermediate-keys/{n}`: their private keys,
+//!   PEM (404 when the CA does not hold the key);
+//! * `GET /cert-status-by-serial/{hex}`: `{Certificate, Reason, RevokedAt,
+//!   Serial, Status}` as Pebble answers;
+//! * `POST /set-renewal-info/`: `{"Certificate": PEM, "ARIResponse": JSON
+//!   text}` makes renewalInfo answer that for the certificate.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+
+use super::request::BaseUrl;
+use super::App;
+use crate::error::ErrorKind;
+
+/// Largest set-renewal-info body.
+const MAX_BODY: usize = 64 * 1024;
+
+/// The management router.
+pub fn router(app: Arc<App>) -> Router {
+    Router::new()
+        .route("/roots/{n}", get(roots))
+        .route("/root-keys/{n}", get(root_keys))
+        .route("/intermediates/{n}", get(intermediates))
+        .route("/intermediate-keys/{n}", get(intermediate_keys))
+        .route("/cert-status-by-serial/{serial}", get(cert_status))
+        .route("/set-renewal-info/", post(set_renewal_info))
+        .route("/set-renewal-info", post(set_renewal_info))
+        .fallback(|| async { text(StatusCode::NOT_FOUND, "not found") })
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
+        .with_state(app)
+}
+
+fn text(status: StatusCode, msg: &str) -> Response {
+    (status, format!("{msg}\n")).into_response()
+}
+
+/// Which chain `raw` names, if it exists.
+fn chain_index(app: &App, raw: &str) -> Option<usize> {
+    raw.parse::<usize>()
+        .ok()
+        .filter(|&n| n < app.ra.ca.chains().len())
+}
+
+/// A PEM answer with `rel="alternate"` links to `kind` of the other chains.
+fn pem_with_links(
+    app: &App,
+    headers: &HeaderMap,
+    kind: &str,
+    n: usize,
+    pem: String,
+    content_type: &'static str,
+) -> Response {
+    let mut resp = pem.into_response();
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    if let Ok(base) = BaseUrl::derive(None, headers, &axum::http::Uri::from_static("/")) {
+        for other in (0..app.ra.ca.chains().len()).filter(|&o| o != n) {
+            if let Ok(v) = HeaderValue::from_str(&format!(
+                "<{}>;rel=\"alternate\"",
+                base.url(&format!("/{kind}/{other}"))
+            )) {
+                resp.headers_mut().append(header::LINK, v);
+            }
+        }
+    }
+    resp
+}
+
+const PEM_CHAIN: &str = "application/pem-certificate-chain; charset=utf-8";
+const PEM_KEY: &str = "application/x-pem-file; charset=utf-8";
+
+async fn roots(State(app): State<Arc<App>>, headers: HeaderMap, Path(n): Path<String>) -> Response {
+    let Some(n) = chain_index(&app, &n) else {
+        return text(StatusCode::NOT_FOUND, "no such root");
+    };
+    let pem = app.ra.ca.chains()[n].root_pem().to_owned();
+    pem_with_links(&app, &headers, "roots", n, pem, PEM_CHAIN)
+}
+
+async fn root_keys(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    Path(n): Path<String>,
+) -> Response {
+    let Some(n) = chain_index(&app, &n) else {
+        return text(StatusCode::NOT_FOUND, "no such root");
+    };
+    match app.ra.ca.chains()[n].root_key_pem() {
+        Some(pem) => pem_with_links(&app, &headers, "root-keys", n, pem.to_owned(), PEM_KEY),
+        None => text(
+            StatusCode::NOT_FOUND,
+            "this CA does not hold that root's key",
+        ),
+    }
+}
+
+async fn intermediates(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    Path(n): Path<String>,
+) -> Response {
+    let Some(n) = chain_index(&app, &n) else {
+        return text(StatusCode::NOT_FOUND, "no such intermediate");
+    };
+    // The certificate of the intermediate that signs leaves, along chain n.
+    let Some(der) = app.ra.ca.chains()[n].intermediates_der().first() else {
+        return text(StatusCode::NOT_FOUND, "no such intermediate");
+    };
+    match der::pem::encode_string("CERTIFICATE", der::pem::LineEnding::LF, der) {
+        Ok(pem) => pem_with_links(&app, &headers, "intermediates", n, pem, PEM_CHAIN),
+        Err(_) => text(StatusCode::INTERNAL_SERVER_ERROR, "encoding failed"),
+    }
+}
+
+async fn intermediate_keys(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    Path(n): Path<String>,
+) -> Response {
+    let Some(n) = chain_index(&app, &n) else {
+        return text(StatusCode::NOT_FOUND, "no such intermediate");
+    };
+    match app.ra.ca.chains()[n].intermediate_keys_pem().first() {
+        Some(Some(pem)) => {
+            pem_with_links(&app, &headers, "intermediate-keys", n, pem.clone(), PEM_KEY)
+        }
+        _ => text(
+            StatusCode::NOT_FOUND,
+            "this CA does not hold that intermediate's key",
+        ),
+    }
+}
+
+/// Pebble's answer: the certificate and whether it is revoked.
+#[derive(serde::Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct CertStatus {
+    certificate: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<u8>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    revoked_at: Option<String>,
+    serial: String,
+    status: &'static str,
+}
+
+async fn cert_status(State(app): State<Arc<App>>, Path(serial): Path<String>) -> Response {
+    // `openssl x509 -serial` prints upper case, possibly with a leading 0.
+    let serial = serial.trim().to_ascii_lowercase();
+    if serial.is_empty() || serial.len() > 64 || !serial.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return text(StatusCode::BAD_REQUEST, "the serial is not hexadecimal");
+    }
+    let trimmed = serial.trim_start_matches('0');
+    let mut lookup = trimmed.to_owned();
+    if lookup.len() % 2 == 1 {
+        lookup.insert(0, '0');
+    }
+    let cert = match app.ra.store.certificate_by_serial(&lookup).await {
+        Ok(Some(c)) => c,
+        Ok(None) => return text(StatusCode::NOT_FOUND, "no certificate with that serial"),
+        Err(e) => {
+            tracing::warn!(error = %e, "cert-status-by-serial");
+            return text(StatusCode::INTERNAL_SERVER_ERROR, "lookup failed");
+        }
+    };
+    let Ok(pem) = der::pem::encode_string("CERTIFICATE", der::pem::LineEnding::LF, &cert.der)
+    else {
+        return text(StatusCode::INTERNAL_SERVER_ERROR, "encoding failed");
+    };
+    let body = CertStatus {
+        certificate: pem,
+        reason: cert.revoked.map(|r| r.reason.code()),
+        revoked_at: cert.revoked.map(|r| crate::clock::rfc3339(r.at)),
+        serial: cert.serial.clone(),
+        status: if cert.revoked.is_some() {
+            "Revoked"
+        } else {
+            "Valid"
+        },
+    };
+    axum::Json(body).into_response()
+}
+
+/// `{"Certificate": PEM, "ARIResponse": "<renewalInfo JSON>"}`; member
+/// names match case-insensitively, as Pebble's (Go) decoder does.
+async fn set_renewal_info(State(app): State<Arc<App>>, body: Bytes) -> Response {
+    let Ok(serde_json::Value::Object(map)) = serde_json::from_slice::<serde_json::Value>(&body)
+    else {
+        return text(StatusCode::BAD_REQUEST, "the body is not a JSON object");
+    };
+    let field = |name: &str| {
+        map.iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .and_then(|(_, v)| v.as_str())
+    };
+    let (Some(pem), Some(answer)) = (field("certificate"), field("ariresponse")) else {
+        return text(
+            StatusCode::BAD_REQUEST,
+            "the body needs Certificate (PEM) and ARIResponse (renewalInfo JSON text)",
+        );
+    };
+    let Ok(answer) = serde_json::from_str::<serde_json::Value>(answer) else {
+        return text(StatusCode::BAD_REQUEST, "ARIResponse is not JSON");
+    };
+    match app.ra.set_renewal_info(pem, answer).await {
+        Ok(()) => StatusCode::OK.into_response(),
+        Err(e) => {
+            let status = match e.kind {
+                ErrorKind::NotFound => StatusCode::NOT_FOUND,
+                ErrorKind::ServerInternal => StatusCode::INTERNAL_SERVER_ERROR,
+                ErrorKind::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+                _ => StatusCode::BAD_REQUEST,
+            };
+            text(status, &e.detail)
+        }
+    }
+}
