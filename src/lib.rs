@@ -4,8 +4,10 @@
 //! `protocol` (wire types), `jose` (JWS/JWK), `http` (the thin front end),
 //! `ra` (rules), `va` (validation), `ca` (signing), `store` (persistence),
 //! with `config`, `error`, `model` and `clock` shared by all.
+//! `challtestsrv` is a pebble-challtestsrv-compatible test server, not the CA.
 
 pub mod ca;
+pub mod challtestsrv;
 pub mod clock;
 pub mod config;
 pub mod error;

@@ -26,6 +26,15 @@ struct Cli {
 enum Command {
     /// Run the ACME server (the default).
     Serve(ServeArgs),
+    /// Run a pebble-challtestsrv-compatible challenge test server, with its
+    /// Go-style flags (TEST USE ONLY; see `acme-ca challtestsrv -help`).
+    #[command(disable_help_flag = true)]
+    Challtestsrv {
+        /// pebble-challtestsrv flags: -dns01, -http01, -https01, -tlsalpn01,
+        /// -management, -defaultIPv4, -defaultIPv6.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
 }
 
 #[derive(clap::Args, Default)]
@@ -138,6 +147,10 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match command {
             Command::Serve(args) => serve(args).await,
+            Command::Challtestsrv { args } => {
+                let program = "acme-ca challtestsrv".to_string();
+                acme_ca::challtestsrv::cli::run(std::iter::once(program).chain(args)).await
+            }
         }
     });
     match result {

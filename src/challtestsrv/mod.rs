@@ -16,8 +16,8 @@
 //! server (`127.0.0.1:0` lets the OS pick ports, see
 //! [`Config::local_ephemeral`]) and returns a [`Running`] server whose bound
 //! addresses can be read and whose mock data can be set directly, without
-//! HTTP. The `challtestsrv` binary wraps it with `pebble-challtestsrv`'s
-//! command line.
+//! HTTP. [`cli`] wraps it with `pebble-challtestsrv`'s command line, run as
+//! `acme-ca challtestsrv` (and as acme-tests' `challtestsrv` binary).
 //!
 //! Behaviour follows `pebble-challtestsrv` (and so differs from a real DNS
 //! server): names never get NXDOMAIN; unknown query types get NOTIMP; every
@@ -25,6 +25,7 @@
 //! HTTP-01 token gets an empty `200 OK`. Host names are matched
 //! case-insensitively and with or without a trailing dot.
 
+pub mod cli;
 pub mod dns;
 pub mod http;
 pub mod management;
