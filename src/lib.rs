@@ -14,6 +14,7 @@ pub mod error;
 pub mod http;
 pub mod jose;
 pub mod model;
+pub mod pebble;
 pub mod protocol;
 pub mod ra;
 pub mod rand;

@@ -26,6 +26,15 @@ struct Cli {
 enum Command {
     /// Run the ACME server (the default).
     Serve(ServeArgs),
+    /// Run as a drop-in for Pebble (Let's Encrypt's test server), with its
+    /// Go-style flags: -config FILE, -dnsserver HOST:PORT, -strict,
+    /// -version (TEST USE ONLY; see docs/PEBBLE.md).
+    #[command(disable_help_flag = true)]
+    Pebble {
+        /// Pebble's flags.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
     /// Run a pebble-challtestsrv-compatible challenge test server, with its
     /// Go-style flags (TEST USE ONLY; see `acme-ca challtestsrv -help`).
     #[command(disable_help_flag = true)]
@@ -86,19 +95,6 @@ fn load_config(args: &ServeArgs) -> Result<Config, String> {
     Ok(config)
 }
 
-async fn shutdown_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = match signal(SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(_) => return std::future::pending().await,
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {},
-        _ = term.recv() => {},
-    }
-    tracing::info!("shutting down");
-}
-
 async fn serve(args: ServeArgs) -> Result<(), String> {
     let config = load_config(&args)?;
     let listener = TcpListener::bind(config.server.listen)
@@ -120,7 +116,9 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     }
     println!("acme-ca: ready");
     tracing::info!(%addr, "listening");
-    server.run(listener, shutdown_signal()).await;
+    server
+        .run(listener, acme_ca::server::shutdown_signal())
+        .await;
     Ok(())
 }
 
@@ -147,6 +145,7 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match command {
             Command::Serve(args) => serve(args).await,
+            Command::Pebble { args } => acme_ca::pebble::run(args).await,
             Command::Challtestsrv { args } => {
                 let program = "acme-ca challtestsrv".to_string();
                 acme_ca::challtestsrv::cli::run(std::iter::once(program).chain(args)).await

@@ -397,6 +397,20 @@ impl Server {
     }
 }
 
+/// Completes at SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => return std::future::pending().await,
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {},
+        _ = term.recv() => {},
+    }
+    tracing::info!("shutting down");
+}
+
 /// The VA's validator and CAA checker for `config`: always-valid (no
 /// network, no CAA), or the network validators on the VA's own resolver.
 #[allow(clippy::type_complexity)]

@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
@@ -59,7 +59,7 @@ fn chain_index(app: &App, raw: &str) -> Option<usize> {
 /// A PEM answer with `rel="alternate"` links to `kind` of the other chains.
 fn pem_with_links(
     app: &App,
-    headers: &HeaderMap,
+    (headers, uri): (&HeaderMap, &Uri),
     kind: &str,
     n: usize,
     pem: String,
@@ -68,7 +68,7 @@ fn pem_with_links(
     let mut resp = pem.into_response();
     resp.headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    if let Ok(base) = BaseUrl::derive(None, headers, &axum::http::Uri::from_static("/")) {
+    if let Ok(base) = BaseUrl::derive(None, headers, uri) {
         for other in (0..app.ra.ca.chains().len()).filter(|&o| o != n) {
             if let Ok(v) = HeaderValue::from_str(&format!(
                 "<{}>;rel=\"alternate\"",
@@ -84,24 +84,37 @@ fn pem_with_links(
 const PEM_CHAIN: &str = "application/pem-certificate-chain; charset=utf-8";
 const PEM_KEY: &str = "application/x-pem-file; charset=utf-8";
 
-async fn roots(State(app): State<Arc<App>>, headers: HeaderMap, Path(n): Path<String>) -> Response {
+async fn roots(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    uri: Uri,
+    Path(n): Path<String>,
+) -> Response {
     let Some(n) = chain_index(&app, &n) else {
         return text(StatusCode::NOT_FOUND, "no such root");
     };
     let pem = app.ra.ca.chains()[n].root_pem().to_owned();
-    pem_with_links(&app, &headers, "roots", n, pem, PEM_CHAIN)
+    pem_with_links(&app, (&headers, &uri), "roots", n, pem, PEM_CHAIN)
 }
 
 async fn root_keys(
     State(app): State<Arc<App>>,
     headers: HeaderMap,
+    uri: Uri,
     Path(n): Path<String>,
 ) -> Response {
     let Some(n) = chain_index(&app, &n) else {
         return text(StatusCode::NOT_FOUND, "no such root");
     };
     match app.ra.ca.chains()[n].root_key_pem() {
-        Some(pem) => pem_with_links(&app, &headers, "root-keys", n, pem.to_owned(), PEM_KEY),
+        Some(pem) => pem_with_links(
+            &app,
+            (&headers, &uri),
+            "root-keys",
+            n,
+            pem.to_owned(),
+            PEM_KEY,
+        ),
         None => text(
             StatusCode::NOT_FOUND,
             "this CA does not hold that root's key",
@@ -112,6 +125,7 @@ async fn root_keys(
 async fn intermediates(
     State(app): State<Arc<App>>,
     headers: HeaderMap,
+    uri: Uri,
     Path(n): Path<String>,
 ) -> Response {
     let Some(n) = chain_index(&app, &n) else {
@@ -122,7 +136,7 @@ async fn intermediates(
         return text(StatusCode::NOT_FOUND, "no such intermediate");
     };
     match der::pem::encode_string("CERTIFICATE", der::pem::LineEnding::LF, der) {
-        Ok(pem) => pem_with_links(&app, &headers, "intermediates", n, pem, PEM_CHAIN),
+        Ok(pem) => pem_with_links(&app, (&headers, &uri), "intermediates", n, pem, PEM_CHAIN),
         Err(_) => text(StatusCode::INTERNAL_SERVER_ERROR, "encoding failed"),
     }
 }
@@ -130,15 +144,21 @@ async fn intermediates(
 async fn intermediate_keys(
     State(app): State<Arc<App>>,
     headers: HeaderMap,
+    uri: Uri,
     Path(n): Path<String>,
 ) -> Response {
     let Some(n) = chain_index(&app, &n) else {
         return text(StatusCode::NOT_FOUND, "no such intermediate");
     };
     match app.ra.ca.chains()[n].intermediate_keys_pem().first() {
-        Some(Some(pem)) => {
-            pem_with_links(&app, &headers, "intermediate-keys", n, pem.clone(), PEM_KEY)
-        }
+        Some(Some(pem)) => pem_with_links(
+            &app,
+            (&headers, &uri),
+            "intermediate-keys",
+            n,
+            pem.clone(),
+            PEM_KEY,
+        ),
         _ => text(
             StatusCode::NOT_FOUND,
             "this CA does not hold that intermediate's key",

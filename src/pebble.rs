@@ -1,0 +1,696 @@
+//! Pebble compatibility: `acme-ca pebble` takes Pebble's command line
+//! (`-config FILE`, `-dnsserver HOST:PORT`, `-strict`, `-version`) and
+//! Pebble's JSON config file, starts from Pebble's defaults (ephemeral
+//! state, Pebble's directory paths and terms of service, 5 % of good nonces
+//! refused, 50 % authorization reuse, 3 orders per page, a random VA delay
+//! of up to 15 s, a random profile when none is asked for), then applies
+//! Pebble's environment variables through [`Config::apply_env`], the one
+//! place they are read. docs/PEBBLE.md lists what differs on purpose.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_json::{Map, Value};
+
+use crate::ca::KeyAlgorithm;
+use crate::config::{Config, ProfileConfig};
+
+/// Pebble's default config path, relative to the working directory.
+pub const DEFAULT_CONFIG: &str = "test/config/pebble-config.json";
+/// Pebble's terms of service URL.
+pub const TERMS_OF_SERVICE: &str = "data:text/plain,Do%20what%20thou%20wilt";
+/// The largest config file read.
+const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
+
+/// What the command line asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Invocation {
+    Run(PebbleArgs),
+    Version,
+    Help,
+}
+
+/// Pebble's flags, plus `-data-dir` (ours: keep state in a directory
+/// instead of a temporary one).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PebbleArgs {
+    pub config: PathBuf,
+    pub dns_server: Option<SocketAddr>,
+    /// Pebble's `-strict`: acme-ca is always strict (see docs/PEBBLE.md).
+    pub strict: bool,
+    pub data_dir: Option<PathBuf>,
+}
+
+pub const USAGE: &str = "usage: acme-ca pebble [-config FILE] [-dnsserver HOST:PORT] [-strict] [-version] [-data-dir DIR]
+
+  -config FILE          Pebble JSON config (default test/config/pebble-config.json)
+  -dnsserver HOST:PORT  DNS server for validation (default: the system's, from /etc/resolv.conf)
+  -strict               accepted for compatibility; acme-ca always follows RFC 8555 strictly
+  -version              print the version and exit
+  -data-dir DIR         keep the CA and database in DIR (default: a temporary directory, removed at exit)
+";
+
+/// Parses Go-style flags: `-name value`, `-name=value`, `--name` forms;
+/// booleans take `-strict`, `-strict=false` or `-strict false`.
+pub fn parse_args(args: &[String]) -> Result<Invocation, String> {
+    let mut out = PebbleArgs {
+        config: PathBuf::from(DEFAULT_CONFIG),
+        dns_server: None,
+        strict: false,
+        data_dir: None,
+    };
+    let mut i = 0;
+    while i < args.len() {
+        let arg = &args[i];
+        i += 1;
+        if arg == "--" {
+            break;
+        }
+        let Some(flag) = arg.strip_prefix("--").or_else(|| arg.strip_prefix('-')) else {
+            return Err(format!("unexpected argument {arg:?}\n{USAGE}"));
+        };
+        let (name, inline) = match flag.split_once('=') {
+            Some((n, v)) => (n, Some(v.to_owned())),
+            None => (flag, None),
+        };
+        let mut value = |what: &str| -> Result<String, String> {
+            if let Some(v) = inline.clone() {
+                return Ok(v);
+            }
+            let v = args
+                .get(i)
+                .cloned()
+                .ok_or_else(|| format!("flag needs an argument: -{name} ({what})\n{USAGE}"))?;
+            i += 1;
+            Ok(v)
+        };
+        match name {
+            "config" => out.config = PathBuf::from(value("a file")?),
+            "dnsserver" => {
+                let v = value("HOST:PORT")?;
+                out.dns_server = Some(parse_go_addr(&v, Ipv4Addr::LOCALHOST).ok_or_else(|| {
+                    format!("-dnsserver {v:?} is not HOST:PORT with an IP address")
+                })?);
+            }
+            "data-dir" => out.data_dir = Some(PathBuf::from(value("a directory")?)),
+            "strict" => {
+                out.strict = match inline.as_deref() {
+                    Some(v) => {
+                        parse_bool(v).ok_or_else(|| format!("-strict={v:?} is not a boolean"))?
+                    }
+                    None => match args.get(i).and_then(|v| parse_bool(v)) {
+                        Some(b) => {
+                            i += 1;
+                            b
+                        }
+                        None => true,
+                    },
+                }
+            }
+            "version" => return Ok(Invocation::Version),
+            "h" | "help" => return Ok(Invocation::Help),
+            other => return Err(format!("flag provided but not defined: -{other}\n{USAGE}")),
+        }
+    }
+    Ok(Invocation::Run(out))
+}
+
+fn parse_bool(v: &str) -> Option<bool> {
+    match v {
+        "1" | "t" | "T" | "true" | "TRUE" | "True" => Some(true),
+        "0" | "f" | "F" | "false" | "FALSE" | "False" => Some(false),
+        _ => None,
+    }
+}
+
+/// A Go listen/dial address: `host:port`, `:port` (the host given by
+/// `empty_host`), `[v6]:port`, `localhost:port`.
+pub fn parse_go_addr(s: &str, empty_host: Ipv4Addr) -> Option<SocketAddr> {
+    let s = s.trim();
+    if let Ok(a) = s.parse::<SocketAddr>() {
+        return Some(a);
+    }
+    let (host, port) = s.rsplit_once(':')?;
+    let port: u16 = port.parse().ok()?;
+    let ip = match host {
+        "" => IpAddr::V4(empty_host),
+        "localhost" => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        h => h
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse()
+            .ok()?,
+    };
+    Some(SocketAddr::new(ip, port))
+}
+
+/// Pebble's defaults, before its config file and environment.
+pub fn defaults() -> Config {
+    let mut c = Config::default();
+    c.server.listen = "0.0.0.0:14000".parse().expect("valid literal address");
+    c.server.pebble_paths = true;
+    c.acme.terms_of_service = Some(TERMS_OF_SERVICE.to_owned());
+    c.acme.orders_per_page = 3;
+    c.acme.authz_reuse = 50;
+    c.acme.bad_nonce_percent = 5;
+    c.acme.random_profile = true;
+    c.acme.pending_authz_lifetime = Duration::from_secs(3600);
+    c.validation.random_delay = Duration::from_secs(15);
+    c.validation.http_port = 5002;
+    c.validation.tls_port = 5001;
+    // Pebble validates whatever the DNS answers, loopback included.
+    c.validation.allow_reserved_addresses = true;
+    // Its own status listener on any free port: Pebble users never need it,
+    // but certificates still point at a real CRL and OCSP responder.
+    c.status.listen = "0.0.0.0:0".parse().expect("valid literal address");
+    c.profiles = BTreeMap::from([(
+        "default".to_owned(),
+        ProfileConfig {
+            description: "The default profile".into(),
+            ..ProfileConfig::default()
+        },
+    )]);
+    c.acme.default_profile = "default".to_owned();
+    c
+}
+
+/// Keys of the top-level `pebble` object that acme-ca understands.
+const KNOWN_KEYS: &[&str] = &[
+    "listenAddress",
+    "managementListenAddress",
+    "certificate",
+    "privateKey",
+    "httpPort",
+    "tlsPort",
+    "ocspResponderURL",
+    "externalAccountBindingRequired",
+    "externalAccountMACKeys",
+    "domainBlocklist",
+    "caaIdentities",
+    "keyAlgorithm",
+    "profiles",
+    "retryAfter",
+    "certificateValidityPeriod",
+];
+
+/// Reads Pebble's JSON config onto `config`. Member names match
+/// case-insensitively, as Go's decoder does; unknown members are returned
+/// as warnings (Pebble would ignore them silently). Errors name the member.
+pub fn apply_file(config: &mut Config, path: &Path) -> Result<Vec<String>, String> {
+    let meta = std::fs::metadata(path)
+        .map_err(|e| format!("cannot read config {}: {e}", path.display()))?;
+    if meta.len() > MAX_CONFIG_BYTES {
+        return Err(format!("config {} is larger than 1 MiB", path.display()));
+    }
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read config {}: {e}", path.display()))?;
+    apply_json(config, &text).map_err(|e| format!("config {}: {e}", path.display()))
+}
+
+/// [`apply_file`] on text.
+pub fn apply_json(config: &mut Config, text: &str) -> Result<Vec<String>, String> {
+    let root: Value = serde_json::from_str(text).map_err(|e| format!("not valid JSON: {e}"))?;
+    let Value::Object(root) = root else {
+        return Err("the config is not a JSON object".into());
+    };
+    let mut warnings = Vec::new();
+    let mut pebble = None;
+    for (k, v) in &root {
+        if k.eq_ignore_ascii_case("pebble") {
+            pebble = Some(v);
+        } else {
+            warnings.push(format!(
+                "unknown key {k:?} ignored (only \"pebble\" is read)"
+            ));
+        }
+    }
+    let Some(Value::Object(p)) = pebble else {
+        return Err("the config has no \"pebble\" object".into());
+    };
+    for k in p.keys() {
+        if !KNOWN_KEYS.iter().any(|known| known.eq_ignore_ascii_case(k)) {
+            warnings.push(format!("unknown key \"pebble.{k}\" ignored"));
+        }
+    }
+    let f = Fields(p);
+
+    if let Some(v) = f.string("listenAddress")? {
+        config.server.listen = parse_go_addr(&v, Ipv4Addr::UNSPECIFIED)
+            .ok_or_else(|| format!("pebble.listenAddress {v:?} is not HOST:PORT"))?;
+    }
+    config.management.listen = match f.string("managementListenAddress")? {
+        Some(v) if !v.is_empty() => Some(
+            parse_go_addr(&v, Ipv4Addr::UNSPECIFIED)
+                .ok_or_else(|| format!("pebble.managementListenAddress {v:?} is not HOST:PORT"))?,
+        ),
+        _ => None,
+    };
+    match (f.string("certificate")?, f.string("privateKey")?) {
+        (Some(c), Some(k)) if !c.is_empty() && !k.is_empty() => {
+            config.server.tls_cert = Some(PathBuf::from(c));
+            config.server.tls_key = Some(PathBuf::from(k));
+        }
+        (None, None) => {}
+        (Some(c), Some(k)) if c.is_empty() && k.is_empty() => {}
+        _ => return Err("pebble.certificate and pebble.privateKey go together".into()),
+    }
+    if let Some(port) = f.port("httpPort")? {
+        config.validation.http_port = port;
+    }
+    if let Some(port) = f.port("tlsPort")? {
+        config.validation.tls_port = port;
+    }
+    if let Some(url) = f.string("ocspResponderURL")? {
+        config.status.ocsp_url = Some(url).filter(|u| !u.is_empty());
+    }
+    if let Some(b) = f.bool("externalAccountBindingRequired")? {
+        config.acme.external_account_required = b;
+    }
+    if let Some(keys) = f.object("externalAccountMACKeys")? {
+        for (kid, key) in keys {
+            let key = key
+                .as_str()
+                .ok_or_else(|| format!("pebble.externalAccountMACKeys.{kid} is not a string"))?;
+            config.acme.eab_keys.insert(kid.clone(), key.to_owned());
+        }
+    }
+    if let Some(list) = f.strings("domainBlocklist")? {
+        config.acme.blocked_domains = list;
+    }
+    if let Some(list) = f.strings("caaIdentities")? {
+        config.acme.caa_identities = list;
+    }
+    if let Some(alg) = f.string("keyAlgorithm")? {
+        config.ca.key_algorithm = match alg.to_ascii_lowercase().as_str() {
+            "" | "ecdsa" => KeyAlgorithm::EcdsaP256,
+            "rsa" => KeyAlgorithm::Rsa2048,
+            other => other
+                .parse()
+                .map_err(|_| format!("pebble.keyAlgorithm {alg:?} is not \"rsa\" or \"ecdsa\""))?,
+        };
+    }
+    if let Some(retry) = f.object("retryAfter")? {
+        let r = Fields(retry);
+        if let Some(s) = r.seconds("authz")? {
+            config.acme.authz_retry_after = Some(s);
+        }
+        if let Some(s) = r.seconds("order")? {
+            config.acme.retry_after = s;
+        }
+    }
+    let legacy_validity = f.seconds("certificateValidityPeriod")?;
+    if let Some(profiles) = f.object("profiles")? {
+        let mut out = BTreeMap::new();
+        for (name, p) in profiles {
+            let Value::Object(p) = p else {
+                return Err(format!("pebble.profiles.{name} is not an object"));
+            };
+            let pf = Fields(p);
+            for k in p.keys() {
+                if !["description", "validityPeriod"]
+                    .iter()
+                    .any(|known| known.eq_ignore_ascii_case(k))
+                {
+                    warnings.push(format!(
+                        "unknown key \"pebble.profiles.{name}.{k}\" ignored"
+                    ));
+                }
+            }
+            let validity = pf
+                .seconds("validityPeriod")?
+                .or(legacy_validity)
+                .unwrap_or(Duration::from_secs(90 * 86400));
+            out.insert(
+                name.clone(),
+                ProfileConfig {
+                    description: pf.string("description")?.unwrap_or_default(),
+                    validity,
+                    ..ProfileConfig::default()
+                },
+            );
+        }
+        if !out.is_empty() {
+            if !out.contains_key(&config.acme.default_profile) {
+                config.acme.default_profile = out.keys().next().cloned().unwrap_or_default();
+            }
+            config.profiles = out;
+        }
+    } else if let Some(v) = legacy_validity {
+        for p in config.profiles.values_mut() {
+            p.validity = v;
+        }
+    }
+    Ok(warnings)
+}
+
+/// Case-insensitive, typed access to a JSON object's members.
+struct Fields<'a>(&'a Map<String, Value>);
+
+impl<'a> Fields<'a> {
+    fn get(&self, name: &str) -> Option<&'a Value> {
+        self.0
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v)
+            .filter(|v| !v.is_null())
+    }
+
+    fn string(&self, name: &str) -> Result<Option<String>, String> {
+        self.get(name)
+            .map(|v| {
+                v.as_str()
+                    .map(str::to_owned)
+                    .ok_or_else(|| format!("pebble.{name} is not a string"))
+            })
+            .transpose()
+    }
+
+    fn bool(&self, name: &str) -> Result<Option<bool>, String> {
+        self.get(name)
+            .map(|v| {
+                v.as_bool()
+                    .ok_or_else(|| format!("pebble.{name} is not true or false"))
+            })
+            .transpose()
+    }
+
+    fn uint(&self, name: &str) -> Result<Option<u64>, String> {
+        self.get(name)
+            .map(|v| {
+                v.as_u64()
+                    .ok_or_else(|| format!("pebble.{name} is not a whole number"))
+            })
+            .transpose()
+    }
+
+    fn port(&self, name: &str) -> Result<Option<u16>, String> {
+        self.uint(name)?
+            .map(|n| {
+                u16::try_from(n)
+                    .ok()
+                    .filter(|&p| p != 0)
+                    .ok_or_else(|| format!("pebble.{name} {n} is not a port"))
+            })
+            .transpose()
+    }
+
+    fn seconds(&self, name: &str) -> Result<Option<Duration>, String> {
+        Ok(self.uint(name)?.map(Duration::from_secs))
+    }
+
+    fn object(&self, name: &str) -> Result<Option<&'a Map<String, Value>>, String> {
+        self.get(name)
+            .map(|v| {
+                v.as_object()
+                    .ok_or_else(|| format!("pebble.{name} is not an object"))
+            })
+            .transpose()
+    }
+
+    fn strings(&self, name: &str) -> Result<Option<Vec<String>>, String> {
+        self.get(name)
+            .map(|v| {
+                v.as_array()
+                    .and_then(|a| {
+                        a.iter()
+                            .map(|s| s.as_str().map(str::to_owned))
+                            .collect::<Option<Vec<_>>>()
+                    })
+                    .ok_or_else(|| format!("pebble.{name} is not a list of strings"))
+            })
+            .transpose()
+    }
+}
+
+/// The whole configuration for `args`: Pebble's defaults, its config file,
+/// `-dnsserver`, then the environment; checked. Also the file's warnings.
+pub fn load(
+    args: &PebbleArgs,
+    env: impl Fn(&str) -> Option<String>,
+) -> Result<(Config, Vec<String>), String> {
+    let mut config = defaults();
+    let warnings = apply_file(&mut config, &args.config)?;
+    if let Some(dns) = args.dns_server {
+        config.validation.dns_servers = vec![dns];
+    }
+    config.apply_env(env)?;
+    config.validate()?;
+    Ok((config, warnings))
+}
+
+/// A temporary data directory, removed when dropped.
+struct TempDataDir(PathBuf);
+
+impl TempDataDir {
+    fn create() -> Result<TempDataDir, String> {
+        let mut b = [0u8; 8];
+        crate::rand::fill(&mut b);
+        let name: String = b.iter().map(|x| format!("{x:02x}")).collect();
+        let dir = std::env::temp_dir().join(format!("acme-ca-pebble-{name}"));
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        Ok(TempDataDir(dir))
+    }
+}
+
+impl Drop for TempDataDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// `acme-ca pebble ARGS`: runs until SIGINT or SIGTERM.
+pub async fn run(args: Vec<String>) -> Result<(), String> {
+    let args = match parse_args(&args)? {
+        Invocation::Run(a) => a,
+        Invocation::Version => {
+            println!(
+                "acme-ca {} (Pebble-compatible: pebble -config/-dnsserver/-strict, its JSON config, environment and management API)",
+                env!("CARGO_PKG_VERSION")
+            );
+            return Ok(());
+        }
+        Invocation::Help => {
+            print!("{USAGE}");
+            return Ok(());
+        }
+    };
+    let (mut config, warnings) = load(&args, |k| std::env::var(k).ok())?;
+    for w in &warnings {
+        tracing::warn!("pebble config {}: {w}", args.config.display());
+    }
+    if args.strict {
+        tracing::info!("-strict: acme-ca always follows RFC 8555 strictly");
+    }
+    // Ephemeral like Pebble: a new CA and an empty database at every start,
+    // unless -data-dir asks to keep them.
+    let _temp = match &args.data_dir {
+        Some(dir) => {
+            config.server.data_dir = dir.clone();
+            None
+        }
+        None => {
+            let t = TempDataDir::create()?;
+            config.server.data_dir = t.0.clone();
+            Some(t)
+        }
+    };
+    let listener = tokio::net::TcpListener::bind(config.server.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", config.server.listen))?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let server = crate::server::Server::build(&config, addr)
+        .await
+        .map_err(|e| format!("cannot start: {e} (see the log above)"))?;
+    let c = &config;
+    println!(
+        "Pebble-compatible acme-ca: {}% of good nonces refused, authorization reuse {}%, {} orders per page, VA delay up to {} s{}",
+        c.acme.bad_nonce_percent,
+        c.acme.authz_reuse,
+        c.acme.orders_per_page,
+        c.validation.random_delay.as_secs(),
+        if c.validation.always_valid { ", every challenge valid" } else { "" }
+    );
+    if let Some(m) = c.management.listen {
+        println!("Management interface listening on: {m}");
+        println!("Root CA certificate available at: https://{m}/roots/0");
+    }
+    println!("Listening on: {addr}");
+    println!("ACME directory available at: https://{addr}/dir");
+    if let Some(status) = &server.status {
+        println!("acme-ca: status {}", status.base_url);
+    }
+    println!("acme-ca: root-ca {}", server.root_pem_path.display());
+    println!("acme-ca: ready");
+    server.run(listener, crate::server::shutdown_signal()).await;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(list: &[&str]) -> Result<Invocation, String> {
+        parse_args(&list.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+    }
+
+    #[test]
+    fn go_style_flags() {
+        let Invocation::Run(a) = args(&[]).unwrap() else {
+            panic!()
+        };
+        assert_eq!(a.config, PathBuf::from(DEFAULT_CONFIG));
+        assert!(!a.strict && a.dns_server.is_none());
+        let Invocation::Run(a) = args(&[
+            "-config",
+            "x.json",
+            "--dnsserver=:5053",
+            "-strict",
+            "-data-dir",
+            "/tmp/d",
+        ])
+        .unwrap() else {
+            panic!()
+        };
+        assert_eq!(a.config, PathBuf::from("x.json"));
+        assert_eq!(a.dns_server, Some("127.0.0.1:5053".parse().unwrap()));
+        assert!(a.strict);
+        assert_eq!(a.data_dir, Some(PathBuf::from("/tmp/d")));
+        for (list, strict) in [
+            (&["-strict", "false"][..], false),
+            (&["-strict=false"][..], false),
+            (&["-strict=true"][..], true),
+            (&["-strict", "-config", "c"][..], true),
+        ] {
+            let Invocation::Run(a) = args(list).unwrap() else {
+                panic!()
+            };
+            assert_eq!(a.strict, strict, "{list:?}");
+        }
+        assert_eq!(args(&["-version"]).unwrap(), Invocation::Version);
+        assert_eq!(args(&["-h"]).unwrap(), Invocation::Help);
+        assert!(args(&["-bogus"]).unwrap_err().contains("-bogus"));
+        assert!(args(&["-config"])
+            .unwrap_err()
+            .contains("needs an argument"));
+        assert!(args(&["stray"]).is_err());
+        assert!(args(&["-dnsserver", "nope"]).is_err());
+        assert!(args(&["-strict=maybe"]).is_err());
+    }
+
+    #[test]
+    fn go_addresses() {
+        let any = Ipv4Addr::UNSPECIFIED;
+        assert_eq!(
+            parse_go_addr(":14000", any),
+            Some("0.0.0.0:14000".parse().unwrap())
+        );
+        assert_eq!(
+            parse_go_addr("localhost:15000", any),
+            Some("127.0.0.1:15000".parse().unwrap())
+        );
+        assert_eq!(
+            parse_go_addr("[::]:14000", any),
+            Some("[::]:14000".parse().unwrap())
+        );
+        assert_eq!(parse_go_addr("example.com:1", any), None);
+        assert_eq!(parse_go_addr("1.2.3.4", any), None);
+    }
+
+    const TEST_CONFIG: &str = r#"{
+      "pebble": {
+        "listenAddress": "0.0.0.0:14000",
+        "managementListenAddress": "0.0.0.0:15000",
+        "certificate": "test/certs/localhost/cert.pem",
+        "privateKey": "test/certs/localhost/key.pem",
+        "httpPort": 5002,
+        "tlsPort": 5001,
+        "ocspResponderURL": "",
+        "externalAccountBindingRequired": false,
+        "domainBlocklist": ["blocked-domain.example"],
+        "retryAfter": {"authz": 3, "order": 5},
+        "profiles": {
+          "default": {"description": "The profile you know", "validityPeriod": 7776000},
+          "shortlived": {"description": "A short one", "validityPeriod": 518400}
+        }
+      }
+    }"#;
+
+    #[test]
+    fn pebble_test_config_maps_onto_fields() {
+        let mut c = defaults();
+        let warnings = apply_json(&mut c, TEST_CONFIG).unwrap();
+        assert!(warnings.is_empty(), "{warnings:?}");
+        c.validate().unwrap();
+        assert_eq!(c.server.listen, "0.0.0.0:14000".parse().unwrap());
+        assert_eq!(c.management.listen, Some("0.0.0.0:15000".parse().unwrap()));
+        assert_eq!(
+            c.server.tls_cert,
+            Some(PathBuf::from("test/certs/localhost/cert.pem"))
+        );
+        assert_eq!(
+            (c.validation.http_port, c.validation.tls_port),
+            (5002, 5001)
+        );
+        assert_eq!(c.status.ocsp_url, None);
+        assert_eq!(c.acme.blocked_domains, vec!["blocked-domain.example"]);
+        assert_eq!(c.acme.authz_retry_after, Some(Duration::from_secs(3)));
+        assert_eq!(c.acme.retry_after, Duration::from_secs(5));
+        assert_eq!(c.profiles.len(), 2);
+        assert_eq!(
+            c.profiles["shortlived"].validity,
+            Duration::from_secs(518400)
+        );
+        assert_eq!(c.profiles["default"].description, "The profile you know");
+        assert_eq!(c.acme.terms_of_service.as_deref(), Some(TERMS_OF_SERVICE));
+        assert!(c.server.pebble_paths && c.acme.random_profile);
+    }
+
+    #[test]
+    fn eab_keys_case_insensitive_names_and_unknown_keys() {
+        let mut c = defaults();
+        let warnings = apply_json(
+            &mut c,
+            r#"{"pebble": {"ExternalAccountBindingRequired": true,
+                "externalAccountMACKeys": {"kid-1": "zWNDZM6eQGHWpSRTPal5eIUYFTu7EajVIoguysqZ9wG44nMEtx3MUAsUDkMTQ12W"},
+                "ocspresponderurl": "http://127.0.0.1:4002",
+                "keyAlgorithm": "rsa", "certificateValidityPeriod": 3600,
+                "flavour": "vanilla"},
+               "other": 1}"#,
+        )
+        .unwrap();
+        c.validate().unwrap();
+        assert!(c.acme.external_account_required);
+        assert_eq!(c.acme.eab_keys.len(), 1);
+        assert_eq!(c.status.ocsp_url.as_deref(), Some("http://127.0.0.1:4002"));
+        assert_eq!(c.ca.key_algorithm, KeyAlgorithm::Rsa2048);
+        assert_eq!(c.profiles["default"].validity, Duration::from_secs(3600));
+        assert_eq!(warnings.len(), 2, "{warnings:?}");
+        assert!(warnings.iter().any(|w| w.contains("pebble.flavour")));
+        assert!(warnings.iter().any(|w| w.contains("\"other\"")));
+    }
+
+    #[test]
+    fn bad_configs_name_the_member() {
+        for (json, want) in [
+            ("[]", "not a JSON object"),
+            ("{}", "no \"pebble\""),
+            (r#"{"pebble": {"httpPort": "80"}}"#, "pebble.httpPort"),
+            (r#"{"pebble": {"httpPort": 70000}}"#, "pebble.httpPort"),
+            (
+                r#"{"pebble": {"listenAddress": "nowhere"}}"#,
+                "listenAddress",
+            ),
+            (r#"{"pebble": {"keyAlgorithm": "dsa"}}"#, "keyAlgorithm"),
+            (r#"{"pebble": {"certificate": "c.pem"}}"#, "go together"),
+            (r#"{"pebble": {"profiles": {"p": 3}}}"#, "pebble.profiles.p"),
+            (r#"{"pebble": {"domainBlocklist": [1]}}"#, "domainBlocklist"),
+            ("{", "not valid JSON"),
+        ] {
+            let e = apply_json(&mut defaults(), json).unwrap_err();
+            assert!(e.contains(want), "{json}: {e}");
+        }
+    }
+}
