@@ -173,6 +173,8 @@ pub fn defaults() -> Config {
         },
     )]);
     c.acme.default_profile = "default".to_owned();
+    // Pebble's keys are RSA unless keyAlgorithm says "ecdsa".
+    c.ca.key_algorithm = KeyAlgorithm::Rsa2048;
     c
 }
 
@@ -284,8 +286,8 @@ pub fn apply_json(config: &mut Config, text: &str) -> Result<Vec<String>, String
     }
     if let Some(alg) = f.string("keyAlgorithm")? {
         config.ca.key_algorithm = match alg.to_ascii_lowercase().as_str() {
-            "" | "ecdsa" => KeyAlgorithm::EcdsaP256,
-            "rsa" => KeyAlgorithm::Rsa2048,
+            "ecdsa" => KeyAlgorithm::EcdsaP256,
+            "" | "rsa" => KeyAlgorithm::Rsa2048,
             other => other
                 .parse()
                 .map_err(|_| format!("pebble.keyAlgorithm {alg:?} is not \"rsa\" or \"ecdsa\""))?,

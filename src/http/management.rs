@@ -81,6 +81,38 @@ fn pem_with_links(
     resp
 }
 
+/// Keys as Pebble hands them out: RSA keys in PKCS#1 ("RSA PRIVATE KEY",
+/// what Go's `x509.ParsePKCS1PrivateKey` reads); others as stored (PKCS#8).
+fn pebble_key_pem(pem: &str) -> String {
+    pkcs1_from_pkcs8(pem).unwrap_or_else(|| pem.to_owned())
+}
+
+fn pkcs1_from_pkcs8(pem: &str) -> Option<String> {
+    use der::asn1::{ObjectIdentifier, OctetStringRef};
+    use der::{Decode, Reader, SliceReader};
+    const RSA_ENCRYPTION: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.1");
+    let (label, der) = der::pem::decode_vec(pem.trim().as_bytes()).ok()?;
+    if label != "PRIVATE KEY" {
+        return None;
+    }
+    let mut reader = SliceReader::new(&der).ok()?;
+    let inner = reader
+        .sequence(|r| {
+            let _version = u8::decode(r)?;
+            let alg = x509_cert::spki::AlgorithmIdentifierRef::decode(r)?;
+            let key = OctetStringRef::decode(r)?;
+            // Optional attributes and public key follow; not needed.
+            r.read_slice(r.remaining_len())?;
+            Ok((alg.oid, key.as_bytes().to_vec()))
+        })
+        .ok()?;
+    let (oid, key) = inner;
+    if oid != RSA_ENCRYPTION {
+        return None;
+    }
+    der::pem::encode_string("RSA PRIVATE KEY", der::pem::LineEnding::LF, &key).ok()
+}
+
 const PEM_CHAIN: &str = "application/pem-certificate-chain; charset=utf-8";
 const PEM_KEY: &str = "application/x-pem-file; charset=utf-8";
 
@@ -112,7 +144,7 @@ async fn root_keys(
             (&headers, &uri),
             "root-keys",
             n,
-            pem.to_owned(),
+            pebble_key_pem(pem),
             PEM_KEY,
         ),
         None => text(
@@ -156,7 +188,7 @@ async fn intermediate_keys(
             (&headers, &uri),
             "intermediate-keys",
             n,
-            pem.clone(),
+            pebble_key_pem(pem),
             PEM_KEY,
         ),
         _ => text(

@@ -1173,3 +1173,5 @@ async fn an_invalid_host_is_never_reflected() {
 }
 
 mod lifecycle;
+
+mod pebble;

@@ -1,0 +1,1 @@
+"""Pebble-compatibility scenario runner (see pebble-compat/run)."""
