@@ -302,7 +302,14 @@ pub fn apply_json(config: &mut Config, text: &str) -> Result<Vec<String>, String
             config.acme.retry_after = s;
         }
     }
-    let legacy_validity = f.seconds("certificateValidityPeriod")?;
+    let mut legacy_validity = f.seconds("certificateValidityPeriod")?;
+    if let Some(v) = legacy_validity {
+        legacy_validity = Some(clamp_validity(
+            v,
+            "certificateValidityPeriod",
+            &mut warnings,
+        ));
+    }
     if let Some(profiles) = f.object("profiles")? {
         let mut out = BTreeMap::new();
         for (name, p) in profiles {
@@ -320,10 +327,12 @@ pub fn apply_json(config: &mut Config, text: &str) -> Result<Vec<String>, String
                     ));
                 }
             }
-            let validity = pf
-                .seconds("validityPeriod")?
-                .or(legacy_validity)
-                .unwrap_or(Duration::from_secs(90 * 86400));
+            let validity = match pf.seconds("validityPeriod")? {
+                Some(v) => {
+                    clamp_validity(v, &format!("profiles.{name}.validityPeriod"), &mut warnings)
+                }
+                None => legacy_validity.unwrap_or(Duration::from_secs(90 * 86400)),
+            };
             out.insert(
                 name.clone(),
                 ProfileConfig {
@@ -345,6 +354,26 @@ pub fn apply_json(config: &mut Config, text: &str) -> Result<Vec<String>, String
         }
     }
     Ok(warnings)
+}
+
+/// Pebble allows any validity (its old default was five years); acme-ca
+/// issues at most the Baseline Requirements' 398 days, so a longer one is
+/// shortened, with a warning, rather than refusing the config.
+fn clamp_validity(v: Duration, what: &str, warnings: &mut Vec<String>) -> Duration {
+    let max = crate::config::MAX_LEAF_VALIDITY;
+    if v.is_zero() {
+        warnings.push(format!("pebble.{what} is 0: using 90 days"));
+        return Duration::from_secs(90 * 86400);
+    }
+    if v > max {
+        warnings.push(format!(
+            "pebble.{what} {} s is longer than acme-ca's maximum of {} s (398 days): using that",
+            v.as_secs(),
+            max.as_secs()
+        ));
+        return max;
+    }
+    v
 }
 
 /// Case-insensitive, typed access to a JSON object's members.
@@ -670,8 +699,22 @@ mod tests {
         assert_eq!(c.ca.key_algorithm, KeyAlgorithm::Rsa2048);
         assert_eq!(c.profiles["default"].validity, Duration::from_secs(3600));
         assert_eq!(warnings.len(), 2, "{warnings:?}");
+
         assert!(warnings.iter().any(|w| w.contains("pebble.flavour")));
         assert!(warnings.iter().any(|w| w.contains("\"other\"")));
+        // Pebble's old five-year default is shortened to 398 days.
+        let mut c = defaults();
+        let warnings = apply_json(
+            &mut c,
+            r#"{"pebble": {"certificateValidityPeriod": 157766400}}"#,
+        )
+        .unwrap();
+        c.validate().unwrap();
+        assert_eq!(
+            c.profiles["default"].validity,
+            crate::config::MAX_LEAF_VALIDITY
+        );
+        assert!(warnings[0].contains("398 days"), "{warnings:?}");
     }
 
     #[test]
