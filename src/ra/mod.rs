@@ -388,7 +388,7 @@ impl Ra {
         checked: &[policy::CheckedIdentifier],
     ) -> Result<ReplaceCheck> {
         let ident = CertIdent::parse(text)?;
-        let cert = self.certificate_for_ari(&ident).await?.ok_or_else(|| {
+        let (cert, parsed) = self.certificate_for_ari(&ident).await?.ok_or_else(|| {
             Error::malformed("replaces: this CA issued no certificate with that identifier")
         })?;
         if cert.account_id != account.id {
@@ -396,7 +396,6 @@ impl Ra {
                 "replaces: the certificate belongs to another account",
             ));
         }
-        let parsed = parse_stored(&cert.der)?;
         let names = csr::certificate_identifiers(&parsed)?;
         if !checked.iter().any(|c| names.contains(&c.identifier)) {
             return Err(Error::malformed(
@@ -421,16 +420,19 @@ impl Ra {
         })
     }
 
-    /// The certificate an ARI identifier names: its serial, issued by the
-    /// key its authority key identifier names.
-    pub async fn certificate_for_ari(&self, ident: &CertIdent) -> Result<Option<Certificate>> {
+    /// The certificate an ARI identifier names (its serial, issued by the
+    /// key its authority key identifier names), with its parsed form.
+    async fn certificate_for_ari(
+        &self,
+        ident: &CertIdent,
+    ) -> Result<Option<(Certificate, x509_cert::Certificate)>> {
         let serial = crate::ca::serial_hex(&ident.serial);
         let Some(cert) = self.store.certificate_by_serial(&serial).await? else {
             return Ok(None);
         };
         let parsed = parse_stored(&cert.der)?;
         let aki = crate::ca::authority_key_id(&parsed);
-        Ok((aki.as_deref() == Some(ident.key_id.as_slice())).then_some(cert))
+        Ok((aki.as_deref() == Some(ident.key_id.as_slice())).then_some((cert, parsed)))
     }
 
     /// renewalInfo (RFC 9773 §4): the suggested window of the certificate
@@ -438,7 +440,7 @@ impl Ra {
     /// CA did not issue it.
     pub async fn renewal_info(&self, text: &str) -> Result<ari::Answer> {
         let ident = CertIdent::parse(text)?;
-        let cert = self.certificate_for_ari(&ident).await?.ok_or_else(|| {
+        let (cert, _) = self.certificate_for_ari(&ident).await?.ok_or_else(|| {
             Error::not_found("this CA issued no certificate with that identifier")
         })?;
         if let Some(v) = self.ari_overrides().get(&cert.serial) {
