@@ -345,6 +345,38 @@ def certbot_http01(ctx: Ctx) -> None:
     ctx.check(sans(leaf) == [f"dns:{name}"], f"leaf SANs are [{name}] (got {sans(leaf)})")
 
 
+NODE_CLIENTS = COMPAT.parent / "target" / "node-clients"
+
+
+def node_acme_client(ctx: Ctx) -> None:
+    """node acme-client (the npm package, installed by scripts/test under
+    target/node-clients) gets a certificate in its auto mode, answering
+    http-01 through the challenge server's /add-http01 and /del-http01; the
+    subject validates for real. The chain verifies against /roots/0 and the
+    leaf is for exactly the requested name."""
+    module = NODE_CLIENTS / "node_modules" / "acme-client"
+    node = shutil.which("node")
+    if not (module.exists() and node):
+        raise ScenarioSkipped(f"node or {module} missing (scripts/test installs them)")
+    ctx.start_challtestsrv()
+    ctx.start_pebble()
+    name = rand_name("node")
+    d = ctx.path("node")
+    ctx.run("node-acme-client",
+            [node, str(COMPAT / "clients" / "node-acme-client.js"), DIRECTORY, CTS, name, str(d)],
+            timeout=50,
+            env={"NODE_EXTRA_CA_CERTS": CA, "NODE_PATH": str(NODE_CLIENTS / "node_modules")})
+    events = (d / "events.log").read_text().split("\n") if (d / "events.log").exists() else []
+    ctx.check(f"create http-01 {name}" in events and f"remove http-01 {name}" in events,
+              f"the challenge was published and removed (events {events})")
+    ctx.require((d / "fullchain.pem").exists(), "acme-client returned a certificate chain")
+    full = (d / "fullchain.pem").read_text()
+    ok, out = openssl_verify(ctx, "node", full, root_pem(ctx))
+    ctx.check(ok, f"the chain verifies against /roots/0 ({one_line(out, 120)})")
+    leaf = certs_of(full)[0]
+    ctx.check(sans(leaf) == [f"dns:{name}"], f"leaf SANs are [{name}] (got {sans(leaf)})")
+
+
 def dns01_set_txt(ctx: Ctx) -> None:
     """The acme library orders <name> and *.<name>, answers both dns-01
     challenges by POSTing /set-txt {"host": "_acme-challenge.<name>.",
@@ -951,6 +983,7 @@ SCENARIOS = [
     Scenario("eab-config", eab_config, 25),
     Scenario("certbot-http01", certbot_http01, 60),
     Scenario("dns01-set-txt", dns01_set_txt, 30),
+    Scenario("node-acme-client", node_acme_client, 60),
     Scenario("lego-eab", lego_eab, 45),
     Scenario("management", management, 30),
     Scenario("management-renewal-info", management_renewal_info, 30),
