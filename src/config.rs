@@ -25,6 +25,8 @@ pub struct Config {
     pub store: StoreConfig,
     pub status: StatusConfig,
     pub management: ManagementConfig,
+    /// `[service]`: the operator service (REST API).
+    pub service: crate::service::config::ServiceConfig,
     /// `[profiles.<name>]`: certificate profiles. When the file has no
     /// `[profiles]` table at all, `classic` and `shortlived` are defined.
     pub profiles: BTreeMap<String, ProfileConfig>,
@@ -49,6 +51,7 @@ impl Default for Config {
             store: StoreConfig::default(),
             status: StatusConfig::default(),
             management: ManagementConfig::default(),
+            service: Default::default(),
             profiles: default_profiles(),
         }
     }
@@ -632,6 +635,7 @@ impl Config {
         if self.status.ocsp_lifetime.is_zero() {
             return Err("status.ocsp_lifetime must be above zero".into());
         }
+        self.service.validate()?;
         Ok(())
     }
 
@@ -701,7 +705,7 @@ fn de_opt_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, 
     de_duration(d).map(Some)
 }
 
-fn de_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+pub(crate) fn de_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     #[derive(Deserialize)]
     #[serde(untagged)]
     enum Raw {

@@ -20,5 +20,6 @@ pub mod ra;
 pub mod rand;
 pub mod revocation;
 pub mod server;
+pub mod service;
 pub mod store;
 pub mod va;

@@ -275,6 +275,9 @@ pub struct Certificate {
     pub issued_at: Timestamp,
     /// When it was revoked, and the RFC 5280 §5.3.1 reason code.
     pub revoked: Option<Revocation>,
+    /// The subject common name, or the first name of the certificate when
+    /// it has none: what operators search by.
+    pub common_name: Option<String>,
 }
 
 /// A certificate's revocation.
@@ -290,6 +293,7 @@ pub struct RevocationReason(u8);
 
 impl RevocationReason {
     pub const UNSPECIFIED: RevocationReason = RevocationReason(0);
+    pub const SUPERSEDED: RevocationReason = RevocationReason(4);
 
     /// Accepts 0–6 and 8–10.
     pub fn from_code(code: i64) -> Option<RevocationReason> {

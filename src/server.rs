@@ -46,6 +46,8 @@ pub struct Server {
     pub status: Option<StatusListener>,
     /// The management listener (Pebble's management API), when configured.
     pub management: Option<TcpListener>,
+    /// The operator service's listener and the service, when enabled.
+    pub service: Option<(TcpListener, Arc<crate::service::Service>)>,
     store: Arc<SqliteStore>,
 }
 
@@ -333,8 +335,29 @@ impl Server {
             ari_retry_after: config.acme.ari_retry_after,
             ari_explanation_url: config.acme.ari_explanation_url.clone(),
         });
+        let service = if config.service.enabled {
+            let listener = TcpListener::bind(config.service.listen)
+                .await
+                .map_err(|e| {
+                    Error::internal(format_args!(
+                        "cannot listen on {} (service.listen): {e}",
+                        config.service.listen
+                    ))
+                })?;
+            let service = Arc::new(crate::service::Service::new(
+                app.clone(),
+                store.clone(),
+                app.ra.clock.clone(),
+                config.service.clone(),
+            )?);
+            spawn_renewal_scheduler(service.clone());
+            Some((listener, service))
+        } else {
+            None
+        };
         Ok(Server {
             app,
+            service,
             tls,
             limits: Limits {
                 max_connections: config.server.max_connections,
@@ -354,6 +377,15 @@ impl Server {
         let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
             let _ = rx.wait_for(|s| *s).await;
         };
+        let service_task = self.service.map(|(l, service)| {
+            tokio::spawn(http::serve(
+                l,
+                Some(self.tls.clone()),
+                crate::service::http::router(service),
+                self.limits.clone(),
+                stopped(stop_rx.clone()),
+            ))
+        });
         let management_task = self.management.map(|l| {
             tokio::spawn(http::serve(
                 l,
@@ -390,11 +422,29 @@ impl Server {
             }
         }
         let _ = stop_tx.send(true);
-        for t in [status_task, management_task].into_iter().flatten() {
+        for t in [status_task, management_task, service_task]
+            .into_iter()
+            .flatten()
+        {
             let _ = t.await;
         }
         self.store.close().await;
     }
+}
+
+/// Renews the operator service's auto-renew certificates as they enter
+/// their renewal window: a check at start, then every ten minutes.
+fn spawn_renewal_scheduler(service: Arc<crate::service::Service>) {
+    tokio::spawn(async move {
+        loop {
+            match service.renew_due().await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(renewed = n, "renewal scheduler"),
+                Err(e) => tracing::warn!(error = %e, "renewal scheduler"),
+            }
+            tokio::time::sleep(Duration::from_secs(600)).await;
+        }
+    });
 }
 
 /// Completes at SIGINT or SIGTERM.

@@ -128,8 +128,24 @@ pub(super) fn issue(
         )));
     }
 
+    if req.identifiers.is_empty() && req.subject_cn.is_none() {
+        return Err(Error::internal(
+            "leaf request without identifiers or subject",
+        ));
+    }
     let (subject_alt_names, common_name) = names(req.identifiers)?;
     let profile = req.profile;
+    // An explicit subject name (operator service) wins over the first DNS
+    // name; it is bounded like any common name.
+    let common_name = match req.subject_cn {
+        Some(cn) if cn.is_empty() || cn.len() > MAX_CN_LEN => {
+            return Err(Error::internal(format!(
+                "subject common name must be 1 to {MAX_CN_LEN} characters"
+            )))
+        }
+        Some(cn) => Some(cn.to_owned()),
+        None => common_name,
+    };
     let serial = random_serial()?;
 
     let mut params = CertificateParams::default();
@@ -198,9 +214,6 @@ pub(super) fn issue(
 /// duplicates, in order) and the common name: the first DNS name that fits
 /// in a CN, if any.
 fn names(identifiers: &[Identifier]) -> Result<(Vec<SanType>, Option<String>)> {
-    if identifiers.is_empty() {
-        return Err(Error::internal("leaf request without identifiers"));
-    }
     let mut sans = Vec::with_capacity(identifiers.len());
     let mut seen = HashSet::with_capacity(identifiers.len());
     let mut common_name = None;
@@ -300,6 +313,7 @@ pub(super) fn tls_server_identity(
             crl_url: None,
             profile: &LeafProfile::default(),
             must_staple: false,
+            subject_cn: None,
         },
     )?;
     Ok((

@@ -288,6 +288,11 @@ pub struct LeafRequest<'a> {
     /// Add the TLS Feature extension with status_request (OCSP
     /// Must-Staple). Needs `ocsp_url`.
     pub must_staple: bool,
+    /// The subject common name, instead of the first DNS name (the
+    /// operator service's devices and clients; the profile must allow a
+    /// common name). With it, `identifiers` may be empty: no
+    /// subjectAltName then.
+    pub subject_cn: Option<&'a str>,
 }
 
 /// The parts of a certificate profile that shape the leaf itself.

@@ -90,6 +90,7 @@ fn issue_from_csr(ca: &Ca, csr_der: &[u8], identifiers: &[Identifier]) -> Issued
         crl_url: None,
         profile: &LeafProfile::default(),
         must_staple: false,
+        subject_cn: None,
     })
     .unwrap()
 }
@@ -809,6 +810,7 @@ fn validity_is_exact_to_the_second() {
             crl_url: None,
             profile: &LeafProfile::default(),
             must_staple: false,
+            subject_cn: None,
         })
         .unwrap();
     assert_eq!(
@@ -842,6 +844,7 @@ fn validity_is_exact_to_the_second() {
             crl_url: None,
             profile: &LeafProfile::default(),
             must_staple: false,
+            subject_cn: None,
         })
         .unwrap();
     assert_ne!(again.serial, issued.serial);
@@ -867,6 +870,7 @@ fn issue_refuses_a_key_kind_that_does_not_match_the_spki() {
             crl_url: None,
             profile: &LeafProfile::default(),
             must_staple: false,
+            subject_cn: None,
         })
         .unwrap_err();
     assert_eq!(err.kind, ErrorKind::ServerInternal);

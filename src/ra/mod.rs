@@ -760,6 +760,7 @@ impl Ra {
             crl_url: self.urls.crl.as_deref().filter(|_| profile.crl),
             profile: &profile.leaf,
             must_staple: csr.must_staple,
+            subject_cn: None,
         })?;
         let cert = Certificate {
             id: CertId::random(),
@@ -771,6 +772,7 @@ impl Ra {
             not_after: issued.not_after.unix_timestamp(),
             issued_at: now,
             revoked: None,
+            common_name: order.identifiers.first().map(|i| i.value.clone()),
         };
         if !self.store.store_certificate(&cert, &order.id).await? {
             tracing::error!(order = %order.id, serial = %cert.serial,
@@ -938,6 +940,32 @@ impl Ra {
             events.revoked();
         }
         tracing::info!(serial = %cert.serial, reason = reason.code(), "revoked");
+        Ok(())
+    }
+
+    /// Revocation by an operator (the service's REST API, an admin or
+    /// agent): any certificate of this CA, by serial. Like revokeCert, it
+    /// is written, then announced to the CRL signer, before it returns.
+    pub async fn revoke_by_operator(&self, serial: &str, reason: RevocationReason) -> Result<()> {
+        let cert = self
+            .store
+            .certificate_by_serial(serial)
+            .await?
+            .ok_or_else(|| Error::not_found("no such certificate"))?;
+        let revocation = Revocation {
+            at: self.now(),
+            reason,
+        };
+        if !self.store.revoke_certificate(&cert.id, revocation).await? {
+            return Err(Error::new(
+                ErrorKind::AlreadyRevoked,
+                "the certificate is already revoked",
+            ));
+        }
+        if let Some(events) = &self.revocations {
+            events.revoked();
+        }
+        tracing::info!(serial = %cert.serial, reason = reason.code(), "revoked by an operator");
         Ok(())
     }
 

@@ -18,6 +18,7 @@
 mod cache;
 mod rows;
 mod schema;
+mod service;
 mod writer;
 
 #[cfg(test)]
@@ -100,6 +101,7 @@ impl SqliteStore {
             .await
             .map_err(db_err)?;
         migrate(&writer_pool).await?;
+        backfill_common_names(&writer_pool).await?;
         let reader = SqlitePoolOptions::new()
             .max_connections(4)
             .min_connections(1)
@@ -154,6 +156,47 @@ impl SqliteStore {
         self.reader.close().await;
         self.writer_pool.close().await;
     }
+}
+
+/// Certificates stored before the common_name column existed get it, once:
+/// the subject CN, or the first name when there is none.
+async fn backfill_common_names(pool: &SqlitePool) -> Result<()> {
+    use x509_cert::der::Decode;
+    let mut filled = 0u64;
+    loop {
+        let rows =
+            sqlx::query("SELECT id, der FROM certificates WHERE common_name IS NULL LIMIT 500")
+                .fetch_all(pool)
+                .await
+                .map_err(db_err)?;
+        if rows.is_empty() {
+            break;
+        }
+        for row in &rows {
+            let id: String = row.try_get("id").map_err(db_err)?;
+            let der: Vec<u8> = row.try_get("der").map_err(db_err)?;
+            let name = x509_cert::Certificate::from_der(&der)
+                .ok()
+                .and_then(|c| {
+                    crate::ca::csr::certificate_identifiers(&c)
+                        .ok()
+                        .and_then(|ids| ids.first().map(|i| i.value.clone()))
+                })
+                // Never NULL again: an unreadable one is not looked at twice.
+                .unwrap_or_default();
+            sqlx::query("UPDATE certificates SET common_name = ? WHERE id = ?")
+                .bind(name)
+                .bind(&id)
+                .execute(pool)
+                .await
+                .map_err(db_err)?;
+            filled += 1;
+        }
+    }
+    if filled > 0 {
+        tracing::info!(certificates = filled, "filled in common names");
+    }
+    Ok(())
 }
 
 async fn migrate(pool: &SqlitePool) -> Result<()> {

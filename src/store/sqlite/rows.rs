@@ -134,5 +134,6 @@ pub(super) fn cert_from_row(row: &SqliteRow) -> Result<Certificate> {
                 _ => None,
             }
         },
+        common_name: row.try_get("common_name").map_err(db_err)?,
     })
 }

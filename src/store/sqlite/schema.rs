@@ -77,4 +77,48 @@ CREATE TABLE crl_numbers (
     number  INTEGER NOT NULL
 );
 "#,
+    r#"
+ALTER TABLE certificates ADD COLUMN common_name TEXT;
+CREATE INDEX certificates_by_common_name ON certificates(common_name);
+CREATE INDEX certificates_by_not_after ON certificates(not_after);
+INSERT INTO accounts (id, status, jwk, thumbprint, contact, tos_agreed, created_at)
+    VALUES ('service', 'valid', '{}', 'service:operator-api', '[]', 1, 0);
+CREATE TABLE service_certs (
+    serial      TEXT PRIMARY KEY REFERENCES certificates(serial),
+    entity_id   TEXT NOT NULL,
+    profile     TEXT NOT NULL,
+    requester   TEXT NOT NULL,
+    key_sealed  BLOB,
+    auto_renew  INTEGER NOT NULL,
+    renewed_to  TEXT,
+    request_id  TEXT,
+    created_at  INTEGER NOT NULL
+);
+CREATE INDEX service_certs_by_entity ON service_certs(entity_id);
+CREATE INDEX service_certs_by_requester ON service_certs(requester);
+CREATE TABLE service_requests (
+    id          TEXT PRIMARY KEY,
+    status      TEXT NOT NULL,
+    requester   TEXT NOT NULL,
+    profile     TEXT NOT NULL,
+    entity_id   TEXT NOT NULL,
+    params      TEXT NOT NULL,
+    batch_id    TEXT,
+    serial      TEXT,
+    error       TEXT,
+    created_at  INTEGER NOT NULL,
+    decided_by  TEXT,
+    decided_at  INTEGER,
+    reason      TEXT
+);
+CREATE INDEX service_requests_by_status ON service_requests(status, created_at);
+CREATE INDEX service_requests_by_batch ON service_requests(batch_id);
+CREATE TABLE service_batches (
+    id          TEXT PRIMARY KEY,
+    name        TEXT NOT NULL,
+    requester   TEXT NOT NULL,
+    profile     TEXT NOT NULL,
+    created_at  INTEGER NOT NULL
+);
+"#,
 ];

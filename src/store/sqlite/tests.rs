@@ -62,6 +62,7 @@ fn cert(id: &str, serial: &str) -> Certificate {
         not_after: 2,
         issued_at: 1,
         revoked: None,
+        common_name: None,
     }
 }
 

@@ -156,6 +156,8 @@ pub(super) enum Op {
         thumbprint: String,
     },
     Revoke(CertId, Revocation),
+    /// A write of the operator service.
+    Service(super::service::ServiceOp),
 }
 
 pub(super) fn settled_state(state: AttemptState) -> Result<AuthzState> {
@@ -482,7 +484,7 @@ impl Op {
                 let order = c.order_id.as_ref().map(|o| o.0.as_str());
                 sql.raw(
                     "INSERT INTO certificates (id, serial, account_id, order_id, der, \
-                     not_before, not_after, issued_at) VALUES (",
+                     not_before, not_after, issued_at, common_name) VALUES (",
                 )
                 .text(&c.id.0)?
                 .raw(",")
@@ -499,6 +501,8 @@ impl Op {
                 .int(c.not_after)
                 .raw(",")
                 .int(c.issued_at)
+                .raw(",")
+                .opt_text(c.common_name.as_deref())?
                 // The order already has a certificate: nothing is inserted
                 // (0 rows) and the caller records this one unlinked.
                 .raw(") ON CONFLICT(order_id) DO NOTHING;\n");
@@ -533,6 +537,7 @@ impl Op {
                     .raw(" AND revoked_at IS NULL;\n");
                 Ok(1)
             }
+            Op::Service(op) => op.render(sql),
             Op::ReleaseAllLeases => {
                 sql.raw(
                     "UPDATE orders SET processing_until = NULL \
@@ -544,7 +549,11 @@ impl Op {
     }
 
     fn needs_flush(&self) -> bool {
-        matches!(self, Op::StoreCertificate(_))
+        match self {
+            Op::StoreCertificate(_) => true,
+            Op::Service(s) => s.needs_flush(),
+            _ => false,
+        }
     }
 
     /// Brings the cache in line with the committed op (`rows`: the row count
@@ -556,7 +565,7 @@ impl Op {
         match self {
             Op::CreateAccount(a, _) => cache.accounts.put(a.id.clone(), a.clone()),
             Op::CreateAuthz(a) => cache.authzs.put(a.id.clone(), a.clone()),
-            Op::SetCrlNumber { .. } => {}
+            Op::SetCrlNumber { .. } | Op::Service(_) => {}
             Op::UpdateContact(id, contact) => {
                 cache.accounts.update(id, |a| a.contact = contact.clone())
             }

@@ -1,0 +1,225 @@
+//! `[service]`: the operator service's listener, tokens, key-encryption key
+//! and profiles.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::types::Role;
+use crate::config::{de_duration, MAX_LEAF_VALIDITY};
+
+/// `[service]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServiceConfig {
+    /// Serve the REST API (HTTPS, with the ACME listener's certificate).
+    pub enabled: bool,
+    pub listen: SocketAddr,
+    /// `[[service.tokens]]`: bearer tokens and their roles.
+    pub tokens: Vec<TokenConfig>,
+    /// Key-encryption key for archived private keys: 32 bytes, base64.
+    pub kek: Option<String>,
+    /// Lifetime of a download token.
+    #[serde(deserialize_with = "de_duration")]
+    pub download_token_lifetime: Duration,
+    /// Most items of one list page.
+    pub max_page: u32,
+    /// `[service.profiles.NAME]`; without any, `server` and `device`.
+    pub profiles: BTreeMap<String, ServiceProfileConfig>,
+}
+
+impl Default for ServiceConfig {
+    fn default() -> Self {
+        ServiceConfig {
+            enabled: false,
+            listen: "127.0.0.1:14443".parse().expect("valid literal address"),
+            tokens: Vec::new(),
+            kek: None,
+            download_token_lifetime: Duration::from_secs(300),
+            max_page: 500,
+            profiles: default_profiles(),
+        }
+    }
+}
+
+/// `[[service.tokens]]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenConfig {
+    /// Who this is (shown as requester and approver; never the token).
+    pub name: String,
+    /// The bearer token itself (at least 16 characters).
+    pub token: String,
+    pub role: Role,
+}
+
+/// How a profile's requests are approved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Approval {
+    /// Issued at once.
+    Auto,
+    /// Waits for an agent.
+    Manual,
+}
+
+/// `[service.profiles.NAME]`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServiceProfileConfig {
+    pub description: String,
+    /// "rsa", "ec".
+    pub key_types: Vec<String>,
+    pub rsa_sizes: Vec<u32>,
+    pub ec_sizes: Vec<u32>,
+    /// Longest lifetime (a request may ask for less with `ttl`).
+    #[serde(deserialize_with = "de_duration")]
+    pub validity: Duration,
+    /// "serverAuth", "clientAuth".
+    pub extended_key_usages: Vec<String>,
+    /// Parameters a request must give: "common_name", "names".
+    pub required: Vec<String>,
+    pub approval: Approval,
+    /// Renewal is allowed this long before expiry (and the scheduler
+    /// renews auto-renew certificates then).
+    #[serde(deserialize_with = "de_duration")]
+    pub renew_before: Duration,
+    /// Keep generated private keys, sealed under the key-encryption key.
+    pub archive_keys: bool,
+    /// How long after issuance the key may be downloaded; later, only
+    /// through a recovery request.
+    #[serde(deserialize_with = "de_duration")]
+    pub key_download_window: Duration,
+    /// Distinct agents who must approve the recovery of an archived key.
+    pub recovery_approvals: u32,
+}
+
+impl Default for ServiceProfileConfig {
+    fn default() -> Self {
+        ServiceProfileConfig {
+            description: String::new(),
+            key_types: vec!["rsa".into(), "ec".into()],
+            rsa_sizes: vec![2048, 3072, 4096],
+            ec_sizes: vec![256, 384],
+            validity: Duration::from_secs(90 * 86400),
+            extended_key_usages: vec!["serverAuth".into(), "clientAuth".into()],
+            required: Vec::new(),
+            approval: Approval::Auto,
+            renew_before: Duration::from_secs(30 * 86400),
+            archive_keys: true,
+            key_download_window: Duration::from_secs(86400),
+            recovery_approvals: 2,
+        }
+    }
+}
+
+/// `server` (TLS servers, names required, automatic) and `device`
+/// (clients such as IoT things: a common name, manual approval).
+pub fn default_profiles() -> BTreeMap<String, ServiceProfileConfig> {
+    BTreeMap::from([
+        (
+            "server".to_owned(),
+            ServiceProfileConfig {
+                description: "TLS server certificates, issued at once".into(),
+                extended_key_usages: vec!["serverAuth".into()],
+                required: vec!["names".into()],
+                ..ServiceProfileConfig::default()
+            },
+        ),
+        (
+            "device".to_owned(),
+            ServiceProfileConfig {
+                description: "Client certificates for devices, approved by an agent".into(),
+                extended_key_usages: vec!["clientAuth".into()],
+                required: vec!["common_name".into()],
+                approval: Approval::Manual,
+                validity: Duration::from_secs(365 * 86400),
+                ..ServiceProfileConfig::default()
+            },
+        ),
+    ])
+}
+
+impl ServiceConfig {
+    /// Cross-field checks, with messages naming the field.
+    pub fn validate(&self) -> Result<(), String> {
+        if !self.enabled {
+            return Ok(());
+        }
+        if self.tokens.is_empty() {
+            return Err("service.tokens: the service needs at least one token".into());
+        }
+        let mut names = std::collections::HashSet::new();
+        for t in &self.tokens {
+            if t.name.is_empty() || t.name.len() > 64 {
+                return Err("service.tokens: a token's name is 1 to 64 characters".into());
+            }
+            if !names.insert(t.name.as_str()) {
+                return Err(format!(
+                    "service.tokens: the name {:?} is used twice",
+                    t.name
+                ));
+            }
+            if t.token.len() < 16 || t.token.len() > 512 {
+                return Err(format!(
+                    "service.tokens ({}): a token is 16 to 512 characters",
+                    t.name
+                ));
+            }
+        }
+        if self.download_token_lifetime.is_zero()
+            || self.download_token_lifetime > Duration::from_secs(3600)
+        {
+            return Err("service.download_token_lifetime must be between 1s and 1h".into());
+        }
+        if self.max_page == 0 || self.max_page > 10_000 {
+            return Err("service.max_page must be between 1 and 10000".into());
+        }
+        if self.profiles.is_empty() {
+            return Err("service.profiles: at least one profile".into());
+        }
+        for (name, p) in &self.profiles {
+            let bad = |what: String| Err(format!("service.profiles.{name}: {what}"));
+            if name.is_empty() || name.len() > 64 {
+                return bad("a profile name is 1 to 64 characters".into());
+            }
+            if p.validity.is_zero() || p.validity > MAX_LEAF_VALIDITY {
+                return bad("validity must be between 1s and 398 days".into());
+            }
+            if p.key_types.is_empty() || p.key_types.iter().any(|k| k != "rsa" && k != "ec") {
+                return bad("key_types lists \"rsa\" and/or \"ec\"".into());
+            }
+            if p.rsa_sizes.iter().any(|s| ![2048, 3072, 4096].contains(s)) {
+                return bad("rsa_sizes are among 2048, 3072, 4096".into());
+            }
+            if p.ec_sizes.iter().any(|s| ![256, 384].contains(s)) {
+                return bad("ec_sizes are among 256, 384".into());
+            }
+            if p.extended_key_usages.is_empty()
+                || p.extended_key_usages
+                    .iter()
+                    .any(|e| e != "serverAuth" && e != "clientAuth")
+            {
+                return bad("extended_key_usages lists serverAuth and/or clientAuth".into());
+            }
+            if p.required
+                .iter()
+                .any(|r| r != "common_name" && r != "names")
+            {
+                return bad("required lists \"common_name\" and/or \"names\"".into());
+            }
+            if p.renew_before >= p.validity {
+                return bad("renew_before must be shorter than validity".into());
+            }
+            if p.archive_keys && self.kek.is_none() {
+                return bad("archive_keys needs service.kek (32 bytes, base64)".into());
+            }
+            if p.recovery_approvals == 0 || p.recovery_approvals > 10 {
+                return bad("recovery_approvals must be between 1 and 10".into());
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,624 @@
+//! The service's REST front end: bearer-token authentication, JSON in and
+//! out, RFC 7807 problem documents for errors. Every handler checks the
+//! token, parses its input, makes one call on [`Service`] and renders.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::types::{
+    Caller, CertFilter, CertRow, Request, RequestFilter, RequestParams, RequestStatus,
+};
+use super::{Format, IssueInput, Service};
+use crate::clock::rfc3339;
+use crate::error::{Error, ErrorKind};
+
+/// Largest request body (a CSR upload of up to 100 CSRs fits).
+const MAX_BODY: usize = 1024 * 1024;
+
+/// The service router.
+pub fn router(service: Arc<Service>) -> Router {
+    Router::new()
+        .route("/profiles", get(profiles))
+        .route("/profiles/{name}", get(profile))
+        .route("/certs", get(list_certs).post(issue))
+        .route("/certs/{serial}", get(show_cert))
+        .route("/certs/{serial}/renew", post(renew))
+        .route("/certs/{serial}/revoke", post(revoke))
+        .route("/certs/{serial}/download-token", post(download_token))
+        .route("/certs/{serial}/download", get(download))
+        .route("/csr", post(upload_csr))
+        .route("/batches/{id}", get(batch))
+        .route("/requests", get(list_requests))
+        .route("/requests/{id}", get(show_request))
+        .route("/requests/{id}/approve", post(approve))
+        .route("/requests/{id}/reject", post(reject))
+        .fallback(|| async { problem(StatusCode::NOT_FOUND, "not found", "no such resource") })
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
+        .with_state(service)
+}
+
+/// An RFC 7807 problem document.
+fn problem(status: StatusCode, title: &str, detail: &str) -> Response {
+    let mut resp = (
+        status,
+        Json(json!({"type": "about:blank", "title": title, "status": status.as_u16(), "detail": detail})),
+    )
+        .into_response();
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/problem+json"),
+    );
+    resp
+}
+
+/// A service error as a problem document.
+struct ApiError(Error);
+
+impl From<Error> for ApiError {
+    fn from(e: Error) -> Self {
+        ApiError(e)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let e = self.0;
+        let (status, title) = match e.kind {
+            ErrorKind::NotFound => (StatusCode::NOT_FOUND, "not found"),
+            ErrorKind::Unauthorized => (StatusCode::FORBIDDEN, "forbidden"),
+            ErrorKind::Conflict | ErrorKind::AlreadyRevoked => (StatusCode::CONFLICT, "conflict"),
+            ErrorKind::RateLimited => (StatusCode::TOO_MANY_REQUESTS, "too many"),
+            ErrorKind::ServerInternal => (StatusCode::INTERNAL_SERVER_ERROR, "internal error"),
+            _ => (StatusCode::BAD_REQUEST, "bad request"),
+        };
+        // Internal details stay in the log.
+        let detail = if status == StatusCode::INTERNAL_SERVER_ERROR {
+            "the server failed; see its log".to_owned()
+        } else {
+            e.detail.into_owned()
+        };
+        problem(status, title, &detail)
+    }
+}
+
+type ApiResult = std::result::Result<Response, ApiError>;
+
+/// The caller, from `Authorization: Bearer <token>`.
+pub struct Authed(pub Caller);
+
+/// A missing or unknown token.
+pub struct Unauthenticated(&'static str);
+
+impl IntoResponse for Unauthenticated {
+    fn into_response(self) -> Response {
+        let mut resp = problem(StatusCode::UNAUTHORIZED, "unauthorized", self.0);
+        resp.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Bearer realm=\"acme-ca\""),
+        );
+        resp
+    }
+}
+
+impl FromRequestParts<Arc<Service>> for Authed {
+    type Rejection = Unauthenticated;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        service: &Arc<Service>,
+    ) -> std::result::Result<Self, Self::Rejection> {
+        let value = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .ok_or(Unauthenticated(
+                "an Authorization: Bearer token is required",
+            ))?;
+        let token = value
+            .strip_prefix("Bearer ")
+            .or_else(|| value.strip_prefix("bearer "))
+            .map(str::trim)
+            .filter(|t| !t.is_empty() && t.len() <= 1024)
+            .ok_or(Unauthenticated(
+                "the Authorization header must be \"Bearer <token>\"",
+            ))?;
+        service
+            .authenticate(token)
+            .map(Authed)
+            .ok_or(Unauthenticated("the token is not valid"))
+    }
+}
+
+/// A JSON body of type `T`, refused with a clear 400.
+fn json_body<T: serde::de::DeserializeOwned>(body: &Bytes) -> std::result::Result<T, ApiError> {
+    serde_json::from_slice(body).map_err(|e| {
+        ApiError(Error::malformed(format!(
+            "the body is not valid JSON for this request: {e}"
+        )))
+    })
+}
+
+fn profile_json(name: &str, p: &super::config::ServiceProfileConfig) -> Value {
+    json!({
+        "name": name,
+        "description": p.description,
+        "key_types": p.key_types,
+        "rsa_sizes": p.rsa_sizes,
+        "ec_sizes": p.ec_sizes,
+        "validity_seconds": p.validity.as_secs(),
+        "extended_key_usages": p.extended_key_usages,
+        "required": p.required,
+        "approval": match p.approval { super::config::Approval::Auto => "auto", super::config::Approval::Manual => "manual" },
+        "renew_before_seconds": p.renew_before.as_secs(),
+        "archive_keys": p.archive_keys,
+        "key_download_window_seconds": p.key_download_window.as_secs(),
+        "recovery_approvals": p.recovery_approvals,
+    })
+}
+
+async fn profiles(State(s): State<Arc<Service>>, Authed(_): Authed) -> Response {
+    let list: Vec<Value> = s
+        .config
+        .profiles
+        .iter()
+        .map(|(n, p)| profile_json(n, p))
+        .collect();
+    Json(json!({ "profiles": list })).into_response()
+}
+
+async fn profile(
+    State(s): State<Arc<Service>>,
+    Authed(_): Authed,
+    Path(name): Path<String>,
+) -> ApiResult {
+    let p = s.profile(&name)?;
+    Ok(Json(profile_json(&name, p)).into_response())
+}
+
+fn cert_status(c: &CertRow, now: i64) -> &'static str {
+    if c.revoked.is_some() {
+        "revoked"
+    } else if c.not_after <= now {
+        "expired"
+    } else {
+        "valid"
+    }
+}
+
+fn reason_name(code: u8) -> &'static str {
+    match code {
+        0 => "unspecified",
+        1 => "keyCompromise",
+        2 => "cACompromise",
+        3 => "affiliationChanged",
+        4 => "superseded",
+        5 => "cessationOfOperation",
+        6 => "certificateHold",
+        9 => "privilegeWithdrawn",
+        10 => "aACompromise",
+        _ => "unknown",
+    }
+}
+
+fn cert_json(c: &CertRow, now: i64, with_pem: bool) -> Value {
+    let mut v = json!({
+        "serial": c.serial,
+        "common_name": c.common_name,
+        "not_before": rfc3339(c.not_before),
+        "not_after": rfc3339(c.not_after),
+        "status": cert_status(c, now),
+        "source": if c.service.is_some() { "service" } else { "acme" },
+    });
+    if let Some(r) = &c.revoked {
+        v["revoked_at"] = json!(rfc3339(r.at));
+        v["revocation_reason"] = json!(reason_name(r.reason.code()));
+    }
+    if let Some(s) = &c.service {
+        v["entity_id"] = json!(s.entity_id);
+        v["profile"] = json!(s.profile);
+        v["requester"] = json!(s.requester);
+        v["auto_renew"] = json!(s.auto_renew);
+        v["renewed_to"] = json!(s.renewed_to);
+        v["request_id"] = json!(s.request_id);
+        v["key_archived"] = json!(s.key_sealed.is_some());
+    }
+    if with_pem {
+        v["certificate"] =
+            json!(
+                der::pem::encode_string("CERTIFICATE", der::pem::LineEnding::LF, &c.der)
+                    .unwrap_or_default()
+            );
+    }
+    v
+}
+
+fn request_json(r: &Request) -> Value {
+    let mut v = json!({
+        "id": r.id,
+        "status": r.status.as_str(),
+        "requester": r.requester,
+        "profile": r.profile,
+        "entity_id": r.entity_id,
+        "batch_id": r.batch_id,
+        "serial": r.serial,
+        "error": r.error,
+        "created_at": rfc3339(r.created_at),
+        "decided_by": r.decided_by,
+        "decided_at": r.decided_at.map(rfc3339),
+        "reason": r.reason,
+    });
+    match &r.params {
+        RequestParams::Issue {
+            names,
+            ip_addresses,
+            common_name,
+            key_type,
+            key_size,
+            ttl,
+            auto_renew,
+        } => {
+            v["kind"] = json!("issue");
+            v["names"] = json!(names);
+            v["ip_addresses"] = json!(ip_addresses);
+            v["common_name"] = json!(common_name);
+            v["key_type"] = json!(key_type);
+            v["key_size"] = json!(key_size);
+            v["ttl"] = json!(ttl);
+            v["auto_renew"] = json!(auto_renew);
+        }
+        RequestParams::Csr { .. } => {
+            v["kind"] = json!("csr");
+        }
+    }
+    v
+}
+
+/// POST /certs.
+async fn issue(State(s): State<Arc<Service>>, Authed(caller): Authed, body: Bytes) -> ApiResult {
+    let input: IssueInput = json_body(&body)?;
+    let r = s.issue(&caller, input).await?;
+    let status = match r.status {
+        RequestStatus::Issued => StatusCode::CREATED,
+        RequestStatus::Pending => StatusCode::ACCEPTED,
+        // The request was recorded but issuance failed: say so.
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    let mut v = request_json(&r);
+    if let Some(serial) = &r.serial {
+        v["serial_number"] = json!(serial);
+    }
+    Ok((status, Json(v)).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CertQuery {
+    offset: Option<u32>,
+    limit: Option<u32>,
+    entity: Option<String>,
+    status: Option<String>,
+    common_name: Option<String>,
+    serial: Option<String>,
+    /// RFC 3339.
+    expiring_before: Option<String>,
+}
+
+/// GET /certs.
+async fn list_certs(
+    State(s): State<Arc<Service>>,
+    Authed(caller): Authed,
+    query: std::result::Result<Query<CertQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult {
+    let Query(q) = query.map_err(|e| ApiError(Error::malformed(format!("bad query: {e}"))))?;
+    if let Some(st) = &q.status {
+        if !["valid", "revoked", "expired"].contains(&st.as_str()) {
+            return Err(Error::malformed("status is valid, revoked or expired").into());
+        }
+    }
+    let expiring_before = q
+        .expiring_before
+        .as_deref()
+        .map(|t| {
+            crate::clock::parse_rfc3339(t)
+                .ok_or_else(|| Error::malformed("expiring_before is not an RFC 3339 time"))
+        })
+        .transpose()?;
+    let serial = q
+        .serial
+        .as_deref()
+        .map(super::normalize_serial)
+        .transpose()?;
+    let filter = CertFilter {
+        entity_id: q.entity,
+        status: q.status,
+        common_name: q.common_name,
+        serial,
+        expiring_before,
+        requester: None,
+        offset: q.offset.unwrap_or(0),
+        limit: q.limit.unwrap_or(50),
+    };
+    let (rows, total) = s.certificates(&caller, filter.clone()).await?;
+    let now = s.clock.now();
+    Ok(Json(json!({
+        "certificates": rows.iter().map(|c| cert_json(c, now, false)).collect::<Vec<_>>(),
+        "total": total,
+        "offset": filter.offset,
+        "limit": filter.limit.clamp(1, s.config.max_page),
+    }))
+    .into_response())
+}
+
+/// GET /certs/{serial}.
+async fn show_cert(
+    State(s): State<Arc<Service>>,
+    Authed(caller): Authed,
+    Path(serial): Path<String>,
+) -> ApiResult {
+    let c = s.certificate(&caller, &serial).await?;
+    Ok(Json(cert_json(&c, s.clock.now(), true)).into_response())
+}
+
+/// POST /certs/{serial}/renew.
+async fn renew(
+    State(s): State<Arc<Service>>,
+    Authed(caller): Authed,
+    Path(serial): Path<String>,
+) -> ApiResult {
+    let old = s.renew(&caller, &serial).await?;
+    let now = s.clock.now();
+    Ok(Json(json!({
+        "renewed": cert_json(&old, now, false),
+        "serial_number": old.service.as_ref().and_then(|m| m.renewed_to.clone()),
+    }))
+    .into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RevokeBody {
+    reason: String,
+}
+
+/// POST /certs/{serial}/revoke {"reason": "keyCompromise"}.
+async fn revoke(
+    State(s): State<Arc<Service>>,
+    Authed(caller): Authed,
+    Path(serial): Path<String>,
+    body: Bytes,
+) -> ApiResult {
+    let b: RevokeBody = json_body(&body)?;
+    let c = s.revoke(&caller, &serial, &b.reason).await?;
+    Ok(Json(cert_json(&c, s.clock.now(), false)).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TokenBody {
+    /// "zip" (default) or "p12".
+    format: Option<String>,
+    password: Option<String>,
+}
+
+/// POST /certs/{serial}/download-token.
+async fn download_token(
+    State(s): State<Arc<Service>>,
+    Authed(caller): Authed,
+    Path(serial): Path<String>,
+    body: Bytes,
+) -> ApiResult {
+    let b: TokenBody = if body.is_empty() {
+        TokenBody {
+            format: None,
+            password: None,
+        }
+    } else {
+        json_body(&body)?
+    };
+    let format = match b.format.as_deref() {
+        None | Some("zip") => Format::Zip,
+        Some("p12") | Some("pkcs12") => Format::Pkcs12,
+        Some(other) => {
+            return Err(Error::malformed(format!(
+                "format {:?} is not zip or p12",
+                other.chars().take(20).collect::<String>()
+            ))
+            .into())
+        }
+    };
+    let (token, expires) = s
+        .download_token(&caller, &serial, format, b.password)
+        .await?;
+    Ok(Json(json!({"token": token, "expires": rfc3339(expires)})).into_response())
+}
+
+#[derive(Deserialize)]
+struct DownloadQuery {
+    token: Option<String>,
+}
+
+/// GET /certs/{serial}/download?token=…: no bearer token; the download
+/// token is the credential.
+async fn download(
+    State(s): State<Arc<Service>>,
+    Path(serial): Path<String>,
+    Query(q): Query<DownloadQuery>,
+) -> ApiResult {
+    let token = q
+        .token
+        .filter(|t| !t.is_empty() && t.len() <= 256)
+        .ok_or_else(|| Error::unauthorized("a download token is required (?token=)"))?;
+    let d = s.download(&serial, &token).await?;
+    let mut resp = d.body.into_response();
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(d.content_type),
+    );
+    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{}\"", d.file_name)) {
+        h.insert(header::CONTENT_DISPOSITION, v);
+    }
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(resp)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CsrBody {
+    profile: String,
+    entity_id: String,
+    #[serde(default)]
+    name: String,
+    /// One or many PEM CERTIFICATE REQUEST blocks.
+    pem: String,
+}
+
+/// POST /csr.
+async fn upload_csr(
+    State(s): State<Arc<Service>>,
+    Authed(caller): Authed,
+    body: Bytes,
+) -> ApiResult {
+    let b: CsrBody = json_body(&body)?;
+    let (batch, requests) = s
+        .upload_csrs(&caller, &b.profile, &b.entity_id, &b.name, &b.pem)
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({
+            "batch_id": batch.id,
+            "requests": requests.iter().map(request_json).collect::<Vec<_>>(),
+        })),
+    )
+        .into_response())
+}
+
+/// GET /batches/{id}.
+async fn batch(
+    State(s): State<Arc<Service>>,
+    Authed(caller): Authed,
+    Path(id): Path<String>,
+) -> ApiResult {
+    let b = s
+        .store
+        .batch(&id)
+        .await?
+        .filter(|b| caller.sees_all() || b.requester == caller.name)
+        .ok_or_else(|| Error::not_found("no such batch"))?;
+    let (requests, total) = s
+        .requests(
+            &caller,
+            RequestFilter {
+                batch_id: Some(b.id.clone()),
+                limit: super::MAX_CSRS as u32,
+                ..Default::default()
+            },
+        )
+        .await?;
+    let count = |st: RequestStatus| requests.iter().filter(|r| r.status == st).count();
+    Ok(Json(json!({
+        "id": b.id,
+        "name": b.name,
+        "requester": b.requester,
+        "profile": b.profile,
+        "created_at": rfc3339(b.created_at),
+        "size": total,
+        "pending": count(RequestStatus::Pending),
+        "issued": count(RequestStatus::Issued),
+        "rejected": count(RequestStatus::Rejected),
+        "failed": count(RequestStatus::Failed),
+        "requests": requests.iter().map(request_json).collect::<Vec<_>>(),
+    }))
+    .into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RequestQuery {
+    offset: Option<u32>,
+    limit: Option<u32>,
+    status: Option<String>,
+    profile: Option<String>,
+    batch: Option<String>,
+}
+
+/// GET /requests.
+async fn list_requests(
+    State(s): State<Arc<Service>>,
+    Authed(caller): Authed,
+    query: std::result::Result<Query<RequestQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult {
+    let Query(q) = query.map_err(|e| ApiError(Error::malformed(format!("bad query: {e}"))))?;
+    let status = q
+        .status
+        .as_deref()
+        .map(|st| {
+            RequestStatus::parse(st).ok_or_else(|| {
+                Error::malformed("status is pending, approved, rejected, issued or failed")
+            })
+        })
+        .transpose()?;
+    let filter = RequestFilter {
+        status,
+        requester: None,
+        profile: q.profile,
+        batch_id: q.batch,
+        offset: q.offset.unwrap_or(0),
+        limit: q.limit.unwrap_or(50),
+    };
+    let (list, total) = s.requests(&caller, filter.clone()).await?;
+    Ok(Json(json!({
+        "requests": list.iter().map(request_json).collect::<Vec<_>>(),
+        "total": total,
+        "offset": filter.offset,
+        "limit": filter.limit.clamp(1, s.config.max_page),
+    }))
+    .into_response())
+}
+
+/// GET /requests/{id}.
+async fn show_request(
+    State(s): State<Arc<Service>>,
+    Authed(caller): Authed,
+    Path(id): Path<String>,
+) -> ApiResult {
+    let r = s.request_for(&caller, &id).await?;
+    Ok(Json(request_json(&r)).into_response())
+}
+
+/// POST /requests/{id}/approve.
+async fn approve(
+    State(s): State<Arc<Service>>,
+    Authed(caller): Authed,
+    Path(id): Path<String>,
+) -> ApiResult {
+    let r = s.approve(&caller, &id).await?;
+    Ok(Json(request_json(&r)).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RejectBody {
+    reason: String,
+}
+
+/// POST /requests/{id}/reject {"reason": "…"}.
+async fn reject(
+    State(s): State<Arc<Service>>,
+    Authed(caller): Authed,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> ApiResult {
+    let b: RejectBody = json_body(&body)?;
+    let r = s.reject(&caller, &id, &b.reason).await?;
+    Ok(Json(request_json(&r)).into_response())
+}

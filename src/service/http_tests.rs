@@ -1,0 +1,898 @@
+//! The operator service through its router: roles, every endpoint, and the
+//! errors the API promises.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{header, Request, StatusCode};
+use axum::Router;
+use serde_json::{json, Value};
+use tower::ServiceExt;
+
+use super::config::{Approval, ServiceProfileConfig, TokenConfig};
+use super::types::Role;
+use crate::config::Config;
+use crate::server::Server;
+
+const ADMIN: &str = "admin-token-0123456789";
+const AGENT: &str = "agent-token-0123456789";
+const AGENT2: &str = "agent2-token-012345678";
+const ALICE: &str = "alice-token-0123456789";
+const BOB: &str = "bob-token-012345678901";
+const KEK: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+
+struct H {
+    router: Router,
+    server: Server,
+    _dir: tempfile::TempDir,
+}
+
+struct R {
+    status: StatusCode,
+    headers: axum::http::HeaderMap,
+    body: Vec<u8>,
+}
+
+impl R {
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|_| panic!("not JSON: {}", String::from_utf8_lossy(&self.body)))
+    }
+}
+
+async fn harness(adjust: impl FnOnce(&mut Config)) -> H {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = Config::default();
+    config.server.data_dir = dir.path().to_path_buf();
+    config.validation.always_valid = true;
+    config.status.listen = "127.0.0.1:0".parse().unwrap();
+    config.service.enabled = true;
+    config.service.listen = "127.0.0.1:0".parse().unwrap();
+    config.service.kek = Some(KEK.into());
+    let token = |name: &str, token: &str, role| TokenConfig {
+        name: name.into(),
+        token: token.into(),
+        role,
+    };
+    config.service.tokens = vec![
+        token("root", ADMIN, Role::Admin),
+        token("ann", AGENT, Role::Agent),
+        token("art", AGENT2, Role::Agent),
+        token("alice", ALICE, Role::Requester),
+        token("bob", BOB, Role::Requester),
+    ];
+    adjust(&mut config);
+    config.validate().unwrap();
+    let server = Server::build(&config, "127.0.0.1:14000".parse().unwrap())
+        .await
+        .unwrap();
+    let service = server.service.as_ref().unwrap().1.clone();
+    H {
+        router: super::http::router(service),
+        server,
+        _dir: dir,
+    }
+}
+
+impl H {
+    async fn call(&self, method: &str, path: &str, token: Option<&str>, body: Option<Value>) -> R {
+        let mut b = Request::builder().method(method).uri(path);
+        if let Some(t) = token {
+            b = b.header(header::AUTHORIZATION, format!("Bearer {t}"));
+        }
+        let req = match body {
+            Some(v) => b
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from(v.to_string()))
+                .unwrap(),
+            None => b.body(Body::empty()).unwrap(),
+        };
+        let resp = self.router.clone().oneshot(req).await.unwrap();
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let body = axum::body::to_bytes(resp.into_body(), usize::MAX)
+            .await
+            .unwrap()
+            .to_vec();
+        R {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    async fn issue(&self, token: &str, body: Value) -> R {
+        self.call("POST", "/certs", Some(token), Some(body)).await
+    }
+}
+
+fn server_cert(entity: &str, name: &str) -> Value {
+    json!({"entity_id": entity, "profile": "server", "names": [name],
+           "key_type": "ec", "key_size": 256})
+}
+
+#[tokio::test]
+async fn tokens_and_roles() {
+    let h = harness(|_| {}).await;
+    let r = h.call("GET", "/profiles", None, None).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert!(r.headers.get(header::WWW_AUTHENTICATE).is_some());
+    assert_eq!(
+        r.headers.get(header::CONTENT_TYPE).unwrap(),
+        "application/problem+json"
+    );
+    let r = h
+        .call("GET", "/profiles", Some("wrong-token-0000000000"), None)
+        .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    for t in [ADMIN, AGENT, ALICE] {
+        assert_eq!(
+            h.call("GET", "/profiles", Some(t), None).await.status,
+            StatusCode::OK
+        );
+    }
+    // Agents approve; they do not request.
+    let r = h.issue(AGENT, server_cert("e1", "a.example.com")).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.json());
+    // Requesters do not revoke.
+    let r = h.issue(ALICE, server_cert("e1", "a.example.com")).await;
+    let serial = r.json()["serial_number"].as_str().unwrap().to_owned();
+    let r = h
+        .call(
+            "POST",
+            &format!("/certs/{serial}/revoke"),
+            Some(ALICE),
+            Some(json!({"reason": "superseded"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn profiles_are_listed_with_their_parameters() {
+    let h = harness(|_| {}).await;
+    let v = h.call("GET", "/profiles", Some(ALICE), None).await.json();
+    let names: Vec<&str> = v["profiles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, vec!["device", "server"]);
+    let d = h
+        .call("GET", "/profiles/device", Some(ALICE), None)
+        .await
+        .json();
+    assert_eq!(d["approval"], "manual");
+    assert_eq!(d["required"], json!(["common_name"]));
+    assert_eq!(d["rsa_sizes"], json!([2048, 3072, 4096]));
+    assert_eq!(
+        h.call("GET", "/profiles/nope", Some(ALICE), None)
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+}
+
+#[tokio::test]
+async fn issue_list_show_and_the_errors_of_issuance() {
+    let h = harness(|_| {}).await;
+    let r = h
+        .issue(ALICE, server_cert("backend-1", "api.example.com"))
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.json());
+    let v = r.json();
+    assert_eq!(v["status"], "issued");
+    let serial = v["serial_number"].as_str().unwrap().to_owned();
+    // Shown to its requester and to agents; not to another requester.
+    let show = h
+        .call("GET", &format!("/certs/{serial}"), Some(ALICE), None)
+        .await
+        .json();
+    assert_eq!(show["entity_id"], "backend-1");
+    assert_eq!(show["common_name"], "api.example.com");
+    assert_eq!(show["status"], "valid");
+    assert_eq!(show["source"], "service");
+    assert!(show["certificate"]
+        .as_str()
+        .unwrap()
+        .starts_with("-----BEGIN CERTIFICATE-----"));
+    assert_eq!(
+        h.call("GET", &format!("/certs/{serial}"), Some(AGENT), None)
+            .await
+            .status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        h.call("GET", &format!("/certs/{serial}"), Some(BOB), None)
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+    // Upper-case serials are found too.
+    assert_eq!(
+        h.call(
+            "GET",
+            &format!("/certs/{}", serial.to_uppercase()),
+            Some(ALICE),
+            None
+        )
+        .await
+        .status,
+        StatusCode::OK
+    );
+    // Filters.
+    h.issue(ALICE, server_cert("backend-2", "web.example.com"))
+        .await;
+    h.issue(BOB, server_cert("backend-3", "bob.example.com"))
+        .await;
+    let h = &h;
+    let list = |q: &'static str, t: &'static str| async move {
+        h.call("GET", &format!("/certs{q}"), Some(t), None)
+            .await
+            .json()
+    };
+    assert_eq!(list("", ALICE).await["total"], 2);
+    assert_eq!(list("", BOB).await["total"], 1);
+    assert_eq!(list("", ADMIN).await["total"], 3);
+    assert_eq!(list("?entity=backend-2", ADMIN).await["total"], 1);
+    assert_eq!(
+        list("?common_name=bob.example.com", ADMIN).await["total"],
+        1
+    );
+    let by_serial = h
+        .call("GET", &format!("/certs?serial={serial}"), Some(ADMIN), None)
+        .await
+        .json();
+    assert_eq!(by_serial["total"], 1);
+    assert_eq!(list("?status=revoked", ADMIN).await["total"], 0);
+    assert_eq!(
+        list("?limit=1&offset=1", ADMIN).await["certificates"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(
+        list("?expiring_before=2000-01-01T00:00:00Z", ADMIN).await["total"],
+        0
+    );
+    let r = h
+        .call("GET", "/certs?status=bogus", Some(ADMIN), None)
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    let r = h.call("GET", "/certs?color=red", Some(ADMIN), None).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+
+    // Errors of issuance.
+    let r = h.call("POST", "/certs", Some(ALICE), None).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    let r = h
+        .call(
+            "POST",
+            "/certs",
+            Some(ALICE),
+            Some(json!({"entity_id": "x"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    for (body, want) in [
+        (
+            json!({"entity_id": "x", "profile": "nope", "names": ["a.example.com"], "key_type": "ec", "key_size": 256}),
+            "profile",
+        ),
+        (
+            json!({"entity_id": "x", "profile": "server", "names": ["a.example.com"], "key_type": "rsa", "key_size": 1024}),
+            "1024",
+        ),
+        (
+            json!({"entity_id": "x", "profile": "server", "names": ["a.example.com"], "key_type": "dsa", "key_size": 2048}),
+            "dsa",
+        ),
+        (
+            json!({"entity_id": "x", "profile": "server", "key_type": "ec", "key_size": 256, "common_name": "c"}),
+            "names",
+        ),
+        (
+            json!({"entity_id": "x", "profile": "server", "names": ["bad..name"], "key_type": "ec", "key_size": 256}),
+            "bad..name",
+        ),
+        (
+            json!({"entity_id": "x y", "profile": "server", "names": ["a.example.com"], "key_type": "ec", "key_size": 256}),
+            "entity_id",
+        ),
+        (
+            json!({"entity_id": "x", "profile": "server", "names": ["a.example.com"], "key_type": "ec", "key_size": 256, "ttl": 99999999}),
+            "ttl",
+        ),
+    ] {
+        let r = h.issue(ALICE, body.clone()).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{body}");
+        let detail = r.json()["detail"].as_str().unwrap().to_owned();
+        assert!(detail.contains(want), "{body}: {detail}");
+    }
+}
+
+#[tokio::test]
+async fn acme_certificates_are_listed_too() {
+    let h = harness(|_| {}).await;
+    // Issue one through ACME (always-valid), with the ACME router.
+    let acme = crate::http::router(h.server.app.clone());
+    let _ = acme; // the ACME flow itself is covered by http::tests
+    let store = h.server.app.ra.store.clone();
+    let account = crate::model::Account {
+        id: crate::model::AccountId::random(),
+        status: crate::model::AccountStatus::Valid,
+        jwk: "{}".into(),
+        thumbprint: "t-acme-listed".into(),
+        contact: vec![],
+        tos_agreed: true,
+        created_at: 1,
+    };
+    store.create_account(&account, None).await.unwrap();
+    let order = crate::model::Order {
+        id: crate::model::OrderId::random(),
+        account_id: account.id.clone(),
+        identifiers: vec![crate::protocol::Identifier::dns("acme.example.com")],
+        authz_ids: vec![],
+        expires: i64::MAX / 2,
+        not_before: None,
+        not_after: None,
+        processing_until: None,
+        cert_id: None,
+        error: None,
+        created_at: 1,
+        profile: "classic".into(),
+        replaces: None,
+    };
+    store.create_order(&order, &[], None).await.unwrap();
+    let cert = crate::model::Certificate {
+        id: crate::model::CertId::random(),
+        serial: "4acafe".into(),
+        account_id: account.id.clone(),
+        order_id: None,
+        der: vec![0x30, 0x00],
+        not_before: 1,
+        not_after: i64::MAX / 2,
+        issued_at: 2,
+        revoked: None,
+        common_name: Some("acme.example.com".into()),
+    };
+    store.store_certificate(&cert, &order.id).await.unwrap();
+    let v = h
+        .call(
+            "GET",
+            "/certs?common_name=acme.example.com",
+            Some(AGENT),
+            None,
+        )
+        .await
+        .json();
+    assert_eq!(v["total"], 1);
+    assert_eq!(v["certificates"][0]["source"], "acme");
+    // Requesters see only their own service certificates.
+    let v = h.call("GET", "/certs", Some(ALICE), None).await.json();
+    assert_eq!(v["total"], 0);
+}
+
+/// Unzips a stored archive (method 0) into name → bytes.
+fn unzip(zip: &[u8]) -> std::collections::BTreeMap<String, Vec<u8>> {
+    let mut out = std::collections::BTreeMap::new();
+    let mut i = 0;
+    while i + 30 <= zip.len() && zip[i..i + 4] == [0x50, 0x4b, 0x03, 0x04] {
+        let u16_at = |o: usize| u16::from_le_bytes([zip[o], zip[o + 1]]) as usize;
+        let u32_at =
+            |o: usize| u32::from_le_bytes([zip[o], zip[o + 1], zip[o + 2], zip[o + 3]]) as usize;
+        let size = u32_at(i + 18);
+        let name_len = u16_at(i + 26);
+        let extra = u16_at(i + 28);
+        let name = String::from_utf8(zip[i + 30..i + 30 + name_len].to_vec()).unwrap();
+        let start = i + 30 + name_len + extra;
+        out.insert(name, zip[start..start + size].to_vec());
+        i = start + size;
+    }
+    out
+}
+
+#[tokio::test]
+async fn download_tokens_are_single_use_and_bound_to_one_certificate() {
+    let h =
+        harness(|c| c.service.download_token_lifetime = std::time::Duration::from_secs(2)).await;
+    let s1 = h
+        .issue(ALICE, server_cert("e", "one.example.com"))
+        .await
+        .json()["serial_number"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let s2 = h
+        .issue(ALICE, server_cert("e", "two.example.com"))
+        .await
+        .json()["serial_number"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let token = |serial: String, body: Option<Value>| {
+        let h = &h;
+        async move {
+            h.call(
+                "POST",
+                &format!("/certs/{serial}/download-token"),
+                Some(ALICE),
+                body,
+            )
+            .await
+        }
+    };
+    let t = token(s1.clone(), None).await.json()["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // Bound to its certificate.
+    let r = h
+        .call(
+            "GET",
+            &format!("/certs/{s2}/download?token={t}"),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    // That attempt spent it.
+    let r = h
+        .call(
+            "GET",
+            &format!("/certs/{s1}/download?token={t}"),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let t = token(s1.clone(), None).await.json()["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = h
+        .call(
+            "GET",
+            &format!("/certs/{s1}/download?token={t}"),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(
+        r.headers.get(header::CONTENT_TYPE).unwrap(),
+        "application/zip"
+    );
+    let files = unzip(&r.body);
+    assert_eq!(
+        files.keys().collect::<Vec<_>>(),
+        vec!["ca.pem", "cert.pem", "key.pem"]
+    );
+    // The key is the certificate's.
+    let key_pem = String::from_utf8(files["key.pem"].clone()).unwrap();
+    let key = rcgen::KeyPair::from_pem(&key_pem).unwrap();
+    let (_, cert_der) = x509_cert::der::pem::decode_vec(&files["cert.pem"]).unwrap();
+    use x509_cert::der::Decode;
+    let cert = x509_cert::Certificate::from_der(&cert_der).unwrap();
+    assert_eq!(
+        key.public_key_raw(),
+        cert.tbs_certificate
+            .subject_public_key_info
+            .subject_public_key
+            .raw_bytes()
+    );
+    // Used once: gone.
+    let r = h
+        .call(
+            "GET",
+            &format!("/certs/{s1}/download?token={t}"),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    // Expired.
+    let t = token(s1.clone(), None).await.json()["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    let r = h
+        .call(
+            "GET",
+            &format!("/certs/{s1}/download?token={t}"),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    // Without a token; another requester cannot get one.
+    let r = h
+        .call("GET", &format!("/certs/{s1}/download"), None, None)
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let r = h
+        .call(
+            "POST",
+            &format!("/certs/{s1}/download-token"),
+            Some(BOB),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    // PKCS#12 needs a password; with one it is a PFX.
+    let r = token(s1.clone(), Some(json!({"format": "p12"}))).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    let t = token(
+        s1.clone(),
+        Some(json!({"format": "p12", "password": "s3cret"})),
+    )
+    .await
+    .json()["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = h
+        .call(
+            "GET",
+            &format!("/certs/{s1}/download?token={t}"),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(
+        r.headers.get(header::CONTENT_TYPE).unwrap(),
+        "application/x-pkcs12"
+    );
+    assert_eq!(r.body[0], 0x30);
+    let r = token(s1.clone(), Some(json!({"format": "tar"}))).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn keys_outside_the_download_window_are_not_handed_out() {
+    let h = harness(|c| {
+        c.service
+            .profiles
+            .get_mut("server")
+            .unwrap()
+            .key_download_window = std::time::Duration::ZERO;
+    })
+    .await;
+    let serial = h
+        .issue(ALICE, server_cert("e", "late.example.com"))
+        .await
+        .json()["serial_number"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let t = h
+        .call(
+            "POST",
+            &format!("/certs/{serial}/download-token"),
+            Some(ALICE),
+            None,
+        )
+        .await
+        .json()["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = h
+        .call(
+            "GET",
+            &format!("/certs/{serial}/download?token={t}"),
+            None,
+            None,
+        )
+        .await;
+    let files = unzip(&r.body);
+    assert_eq!(files.keys().collect::<Vec<_>>(), vec!["ca.pem", "cert.pem"]);
+    let r = h
+        .call(
+            "POST",
+            &format!("/certs/{serial}/download-token"),
+            Some(ALICE),
+            Some(json!({"format": "p12", "password": "x"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CONFLICT);
+}
+
+#[tokio::test]
+async fn manual_approval_by_an_agent() {
+    let h = harness(|_| {}).await;
+    let body = json!({"entity_id": "thing-42", "profile": "device", "common_name": "thing-42",
+                      "key_type": "rsa", "key_size": 2048});
+    let r = h.issue(ALICE, body.clone()).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.json());
+    let id = r.json()["id"].as_str().unwrap().to_owned();
+    assert_eq!(r.json()["status"], "pending");
+    let pending = h
+        .call("GET", "/requests?status=pending", Some(AGENT), None)
+        .await
+        .json();
+    assert_eq!(pending["total"], 1);
+    // The requester cannot approve; an agent can, once.
+    let r = h
+        .call(
+            "POST",
+            &format!("/requests/{id}/approve"),
+            Some(ALICE),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let r = h
+        .call(
+            "POST",
+            &format!("/requests/{id}/approve"),
+            Some(AGENT),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.json());
+    assert_eq!(r.json()["status"], "issued");
+    assert_eq!(r.json()["decided_by"], "ann");
+    let serial = r.json()["serial"].as_str().unwrap().to_owned();
+    let r = h
+        .call(
+            "POST",
+            &format!("/requests/{id}/approve"),
+            Some(AGENT2),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CONFLICT);
+    let cert = h
+        .call("GET", &format!("/certs/{serial}"), Some(ALICE), None)
+        .await
+        .json();
+    assert_eq!(cert["common_name"], "thing-42");
+    // Rejection, with its reason; not twice.
+    let id2 = h.issue(BOB, body).await.json()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = h
+        .call(
+            "POST",
+            &format!("/requests/{id2}/reject"),
+            Some(AGENT),
+            Some(json!({"reason": "unknown device"})),
+        )
+        .await;
+    assert_eq!(r.json()["status"], "rejected");
+    assert_eq!(r.json()["reason"], "unknown device");
+    let r = h
+        .call(
+            "POST",
+            &format!("/requests/{id2}/reject"),
+            Some(AGENT),
+            Some(json!({"reason": "again"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CONFLICT);
+    let r = h
+        .call(
+            "POST",
+            &format!("/requests/{id2}/reject"),
+            Some(AGENT),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    // Requesters see only their requests.
+    assert_eq!(
+        h.call("GET", &format!("/requests/{id2}"), Some(ALICE), None)
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        h.call("GET", "/requests", Some(BOB), None).await.json()["total"],
+        1
+    );
+    assert_eq!(
+        h.call("GET", "/requests?status=nope", Some(BOB), None)
+            .await
+            .status,
+        StatusCode::BAD_REQUEST
+    );
+}
+
+#[tokio::test]
+async fn revoke_with_any_spelling_of_the_reason_reaches_ocsp_and_crl() {
+    let h = harness(|_| {}).await;
+    let serial = h
+        .issue(ALICE, server_cert("e", "rv.example.com"))
+        .await
+        .json()["serial_number"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = h
+        .call(
+            "POST",
+            &format!("/certs/{serial}/revoke"),
+            Some(AGENT),
+            Some(json!({"reason": "Key Compromise"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.json());
+    assert_eq!(r.json()["status"], "revoked");
+    assert_eq!(r.json()["revocation_reason"], "keyCompromise");
+    let r = h
+        .call(
+            "POST",
+            &format!("/certs/{serial}/revoke"),
+            Some(AGENT),
+            Some(json!({"reason": "superseded"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CONFLICT);
+    let r = h
+        .call(
+            "POST",
+            &format!("/certs/{serial}/revoke"),
+            Some(ADMIN),
+            Some(json!({"reason": "bored"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    // The CRL lists it.
+    let crl = h.server.status.as_ref().unwrap();
+    let _ = crl;
+    let revoked = h.server.app.ra.store.revoked_certificates(0).await.unwrap();
+    assert!(revoked
+        .iter()
+        .any(|r| r.serial == serial && r.revocation.reason.code() == 1));
+    assert_eq!(
+        h.call("GET", "/certs?status=revoked", Some(ADMIN), None)
+            .await
+            .json()["total"],
+        1
+    );
+}
+
+#[tokio::test]
+async fn renewal_only_in_its_window_and_the_old_one_is_superseded() {
+    let h = harness(|c| {
+        let p = c.service.profiles.get_mut("server").unwrap();
+        p.validity = std::time::Duration::from_secs(7200);
+        p.renew_before = std::time::Duration::from_secs(7199);
+        c.service.profiles.insert(
+            "longer".into(),
+            ServiceProfileConfig {
+                validity: std::time::Duration::from_secs(7200),
+                renew_before: std::time::Duration::from_secs(60),
+                approval: Approval::Auto,
+                ..Default::default()
+            },
+        );
+    })
+    .await;
+    let serial = h
+        .issue(ALICE, server_cert("e", "rn.example.com"))
+        .await
+        .json()["serial_number"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = h
+        .call("POST", &format!("/certs/{serial}/renew"), Some(ALICE), None)
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.json());
+    let new = r.json()["serial_number"].as_str().unwrap().to_owned();
+    assert_ne!(new, serial);
+    let old = h
+        .call("GET", &format!("/certs/{serial}"), Some(ALICE), None)
+        .await
+        .json();
+    assert_eq!(old["status"], "revoked");
+    assert_eq!(old["revocation_reason"], "superseded");
+    assert_eq!(old["renewed_to"], new.as_str());
+    let fresh = h
+        .call("GET", &format!("/certs/{new}"), Some(ALICE), None)
+        .await
+        .json();
+    assert_eq!(fresh["status"], "valid");
+    assert_eq!(fresh["common_name"], "rn.example.com");
+    // Not twice; not outside the window.
+    let r = h
+        .call("POST", &format!("/certs/{serial}/renew"), Some(ALICE), None)
+        .await;
+    assert_eq!(r.status, StatusCode::CONFLICT);
+    let body = json!({"entity_id": "e", "profile": "longer", "names": ["l.example.com"], "key_type": "ec", "key_size": 384});
+    let s = h.issue(ALICE, body).await.json()["serial_number"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = h
+        .call("POST", &format!("/certs/{s}/renew"), Some(ALICE), None)
+        .await;
+    assert_eq!(r.status, StatusCode::CONFLICT);
+    assert!(r.json()["detail"]
+        .as_str()
+        .unwrap()
+        .contains("window opens"));
+}
+
+fn csr_pem(name: &str) -> String {
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let params = rcgen::CertificateParams::new(vec![name.to_owned()]).unwrap();
+    params.serialize_request(&key).unwrap().pem().unwrap()
+}
+
+#[tokio::test]
+async fn csr_upload_makes_a_batch() {
+    let h = harness(|_| {}).await;
+    let pem = format!("{}{}", csr_pem("c1.example.com"), csr_pem("c2.example.com"));
+    let r = h
+        .call(
+            "POST",
+            "/csr",
+            Some(ALICE),
+            Some(json!({"profile": "server", "entity_id": "fleet", "name": "two", "pem": pem})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.json());
+    let batch = r.json()["batch_id"].as_str().unwrap().to_owned();
+    assert_eq!(r.json()["requests"].as_array().unwrap().len(), 2);
+    let b = h
+        .call("GET", &format!("/batches/{batch}"), Some(ALICE), None)
+        .await
+        .json();
+    assert_eq!(b["size"], 2);
+    assert_eq!(b["issued"], 2);
+    assert_eq!(
+        h.call("GET", &format!("/batches/{batch}"), Some(BOB), None)
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+    // CSR certificates have no key to hand out.
+    let serial = b["requests"][0]["serial"].as_str().unwrap().to_owned();
+    let r = h
+        .call(
+            "POST",
+            &format!("/certs/{serial}/download-token"),
+            Some(ALICE),
+            Some(json!({"format": "p12", "password": "x"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CONFLICT);
+    // A bad CSR among good ones: nothing is created, the detail says which.
+    let bad = format!(
+        "{}-----BEGIN CERTIFICATE REQUEST-----\nMAA=\n-----END CERTIFICATE REQUEST-----\n",
+        csr_pem("ok.example.com")
+    );
+    let r = h
+        .call(
+            "POST",
+            "/csr",
+            Some(ALICE),
+            Some(json!({"profile": "server", "entity_id": "fleet", "pem": bad})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(
+        r.json()["detail"].as_str().unwrap().contains("CSR 2"),
+        "{}",
+        r.json()
+    );
+    let r = h
+        .call(
+            "POST",
+            "/csr",
+            Some(ALICE),
+            Some(json!({"profile": "server", "entity_id": "fleet", "pem": "nothing"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    let _ = Arc::new(());
+}

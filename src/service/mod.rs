@@ -1,0 +1,1133 @@
+//! The certificate service for operators: a REST API beside ACME, on the
+//! same CA and store. It issues certificates for entities with keys it
+//! generates (sealed at rest under a key-encryption key), or for uploaded
+//! CSRs, lists, renews and revokes them (ACME certificates included), and
+//! hands certificates and keys out through short-lived, single-use download
+//! tokens. docs/SERVICE.md shows the API.
+//!
+//! Every certificate it issues is a row of the shared certificates table
+//! (under the `service` account), so CRL, OCSP and ACME's revokeCert treat
+//! it like any other.
+
+pub mod config;
+pub mod http;
+pub mod keys;
+pub mod package;
+pub mod types;
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rcgen::PublicKeyData;
+
+use crate::ca::{LeafProfile, LeafRequest, PublicKeyKind};
+use crate::clock::Clock;
+use crate::error::{Error, ErrorKind, Result};
+use crate::model::{CertId, Certificate, RevocationReason, Timestamp};
+use crate::protocol::Identifier;
+use crate::store::service::ServiceStore;
+use config::{Approval, ServiceConfig, ServiceProfileConfig};
+use keys::{Kek, KeySpec};
+use types::{
+    Batch, Caller, CertFilter, CertRow, Request, RequestFilter, RequestParams, RequestStatus, Role,
+    ServiceCert,
+};
+
+/// Most names and addresses in one certificate.
+const MAX_NAMES: usize = 100;
+/// Most CSRs in one upload.
+pub const MAX_CSRS: usize = 100;
+/// Download tokens outstanding at most.
+const MAX_GRANTS: usize = 10_000;
+
+/// A configured token: its SHA-256 (the token itself is not kept), name
+/// and role.
+struct TokenEntry {
+    digest: [u8; 32],
+    caller: Caller,
+}
+
+/// What a download token allows.
+#[derive(Debug, Clone)]
+struct Grant {
+    serial: String,
+    format: Format,
+    password: Option<String>,
+    expires: Timestamp,
+}
+
+/// A download's format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// ca.pem, cert.pem and (when allowed) key.pem.
+    Zip,
+    /// PKCS#12 protected by a password.
+    Pkcs12,
+}
+
+/// A finished download.
+pub struct Download {
+    pub file_name: String,
+    pub content_type: &'static str,
+    pub body: Vec<u8>,
+}
+
+/// The operator service.
+pub struct Service {
+    /// The ACME side: the CA, the RA (revocation) and the URLs written
+    /// into certificates.
+    pub app: Arc<crate::http::App>,
+    pub store: Arc<dyn ServiceStore>,
+    pub clock: Arc<dyn Clock>,
+    pub config: ServiceConfig,
+    kek: Option<Kek>,
+    tokens: Vec<TokenEntry>,
+    grants: Mutex<HashMap<[u8; 32], Grant>>,
+}
+
+fn sha256(data: &[u8]) -> [u8; 32] {
+    let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, data);
+    let mut out = [0u8; 32];
+    out.copy_from_slice(d.as_ref());
+    out
+}
+
+fn secs(d: Duration) -> i64 {
+    i64::try_from(d.as_secs()).unwrap_or(i64::MAX)
+}
+
+/// A request error of the service (400 unless a kind says otherwise).
+fn bad(detail: impl Into<std::borrow::Cow<'static, str>>) -> Error {
+    Error::malformed(detail)
+}
+
+fn forbidden(detail: impl Into<std::borrow::Cow<'static, str>>) -> Error {
+    Error::unauthorized(detail)
+}
+
+fn conflict(detail: impl Into<std::borrow::Cow<'static, str>>) -> Error {
+    Error::new(ErrorKind::Conflict, detail)
+}
+
+/// RFC 5280 reasons by name, whatever the case, spaces, dashes or
+/// underscores ("keyCompromise", "Key Compromise", "key_compromise").
+pub fn parse_reason(s: &str) -> Option<RevocationReason> {
+    let norm: String = s
+        .chars()
+        .filter(|c| !matches!(c, ' ' | '_' | '-'))
+        .flat_map(char::to_lowercase)
+        .collect();
+    let code = match norm.as_str() {
+        "unspecified" => 0,
+        "keycompromise" => 1,
+        "cacompromise" => 2,
+        "affiliationchanged" => 3,
+        "superseded" => 4,
+        "cessationofoperation" => 5,
+        "certificatehold" => 6,
+        "privilegewithdrawn" => 9,
+        "aacompromise" => 10,
+        n => n.parse::<i64>().ok().filter(|c| *c != 7 && *c != 8)?,
+    };
+    RevocationReason::from_code(code)
+}
+
+/// An entity id: 1 to 128 of letters, digits and `.-_:@/`.
+fn check_entity(id: &str) -> Result<()> {
+    let ok = !id.is_empty()
+        && id.len() <= 128
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b".-_:@/".contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(bad(
+            "entity_id must be 1 to 128 letters, digits or . - _ : @ /",
+        ))
+    }
+}
+
+/// A new issuance request, as the API takes it.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IssueInput {
+    pub entity_id: String,
+    pub profile: String,
+    #[serde(default)]
+    pub names: Vec<String>,
+    #[serde(default)]
+    pub ip_addresses: Vec<String>,
+    pub common_name: Option<String>,
+    pub key_type: String,
+    pub key_size: u32,
+    /// Requested lifetime in seconds.
+    pub ttl: Option<u64>,
+    #[serde(default)]
+    pub auto_renew: bool,
+}
+
+/// What issuance produced for a request.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub request: Request,
+}
+
+impl Service {
+    pub fn new(
+        app: Arc<crate::http::App>,
+        store: Arc<dyn ServiceStore>,
+        clock: Arc<dyn Clock>,
+        config: ServiceConfig,
+    ) -> Result<Service> {
+        let kek = config
+            .kek
+            .as_deref()
+            .map(Kek::from_b64)
+            .transpose()
+            .map_err(|e| Error::internal(format_args!("service.kek: {e}")))?;
+        let tokens = config
+            .tokens
+            .iter()
+            .map(|t| TokenEntry {
+                digest: sha256(t.token.as_bytes()),
+                caller: Caller {
+                    name: t.name.clone(),
+                    role: t.role,
+                },
+            })
+            .collect();
+        Ok(Service {
+            app,
+            store,
+            clock,
+            config,
+            kek,
+            tokens,
+            grants: Mutex::new(HashMap::new()),
+        })
+    }
+
+    fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+
+    /// The caller a bearer token names. Every configured token is compared,
+    /// in constant time, so timing tells nothing about which matched.
+    pub fn authenticate(&self, token: &str) -> Option<Caller> {
+        let digest = sha256(token.as_bytes());
+        let mut found = None;
+        for t in &self.tokens {
+            if aws_lc_rs::constant_time::verify_slices_are_equal(&t.digest, &digest).is_ok() {
+                found = Some(t.caller.clone());
+            }
+        }
+        found
+    }
+
+    /// The profile named `name`.
+    pub fn profile(&self, name: &str) -> Result<&ServiceProfileConfig> {
+        self.config
+            .profiles
+            .get(name)
+            .ok_or_else(|| Error::not_found(format!("there is no profile {name:?}")))
+    }
+
+    fn require(caller: &Caller, roles: &[Role], what: &str) -> Result<()> {
+        if roles.contains(&caller.role) {
+            Ok(())
+        } else {
+            Err(forbidden(format!(
+                "a {} token may not {what}",
+                caller.role.as_str()
+            )))
+        }
+    }
+
+    /// POST /certs: a request for a certificate with a server-made key;
+    /// issued at once under an `auto` profile, pending otherwise.
+    pub async fn issue(&self, caller: &Caller, input: IssueInput) -> Result<Request> {
+        Self::require(
+            caller,
+            &[Role::Admin, Role::Requester],
+            "request certificates",
+        )?;
+        check_entity(&input.entity_id)?;
+        let profile = self
+            .config
+            .profiles
+            .get(&input.profile)
+            .ok_or_else(|| bad(format!("there is no profile {:?}", input.profile)))?;
+        let spec =
+            KeySpec::parse(&input.key_type, input.key_size).map_err(|e| bad(e.to_string()))?;
+        let (kind_ok, sizes) = match spec {
+            KeySpec::Rsa(_) => (
+                profile.key_types.iter().any(|k| k == "rsa"),
+                &profile.rsa_sizes,
+            ),
+            KeySpec::Ec(_) => (
+                profile.key_types.iter().any(|k| k == "ec"),
+                &profile.ec_sizes,
+            ),
+        };
+        if !kind_ok || !sizes.contains(&input.key_size) {
+            return Err(bad(format!(
+                "the {} profile allows keys {}; not {} {}",
+                input.profile,
+                allowed_keys(profile),
+                input.key_type,
+                input.key_size
+            )));
+        }
+        identifiers(&input.names, &input.ip_addresses)?;
+        if let Some(cn) = &input.common_name {
+            if cn.is_empty() || cn.len() > 64 || cn.chars().any(char::is_control) {
+                return Err(bad("common_name must be 1 to 64 printable characters"));
+            }
+        }
+        for r in &profile.required {
+            let given = match r.as_str() {
+                "common_name" => input.common_name.is_some(),
+                "names" => !input.names.is_empty() || !input.ip_addresses.is_empty(),
+                _ => true,
+            };
+            if !given {
+                return Err(bad(format!("the {} profile requires {r}", input.profile)));
+            }
+        }
+        if input.names.is_empty() && input.ip_addresses.is_empty() && input.common_name.is_none() {
+            return Err(bad("give names, ip_addresses or a common_name"));
+        }
+        if let Some(ttl) = input.ttl {
+            if ttl == 0 || ttl > profile.validity.as_secs() {
+                return Err(bad(format!(
+                    "ttl must be between 1 and {} seconds (the {} profile's validity)",
+                    profile.validity.as_secs(),
+                    input.profile
+                )));
+            }
+        }
+        let request = Request {
+            id: new_id(),
+            status: match profile.approval {
+                Approval::Auto => RequestStatus::Approved,
+                Approval::Manual => RequestStatus::Pending,
+            },
+            requester: caller.name.clone(),
+            profile: input.profile.clone(),
+            entity_id: input.entity_id.clone(),
+            params: RequestParams::Issue {
+                names: input.names,
+                ip_addresses: input.ip_addresses,
+                common_name: input.common_name,
+                key_type: input.key_type.to_ascii_lowercase(),
+                key_size: input.key_size,
+                ttl: input.ttl,
+                auto_renew: input.auto_renew,
+            },
+            batch_id: None,
+            serial: None,
+            error: None,
+            created_at: self.now(),
+            decided_by: None,
+            decided_at: None,
+            reason: None,
+        };
+        self.store
+            .insert_requests(None, std::slice::from_ref(&request))
+            .await?;
+        if request.status == RequestStatus::Approved {
+            self.fulfil(&request).await?;
+        }
+        self.request_for(caller, &request.id).await
+    }
+
+    /// POST /csr: one PEM text with one or many CSRs becomes a batch of
+    /// requests, each issued at once (auto profile) or pending.
+    pub async fn upload_csrs(
+        &self,
+        caller: &Caller,
+        profile_name: &str,
+        entity_id: &str,
+        batch_name: &str,
+        pem: &str,
+    ) -> Result<(Batch, Vec<Request>)> {
+        Self::require(caller, &[Role::Admin, Role::Requester], "upload CSRs")?;
+        check_entity(entity_id)?;
+        let profile = self
+            .config
+            .profiles
+            .get(profile_name)
+            .ok_or_else(|| bad(format!("there is no profile {profile_name:?}")))?;
+        if batch_name.len() > 128 {
+            return Err(bad("the batch name is at most 128 characters"));
+        }
+        let blocks = pem_blocks(pem, "CERTIFICATE REQUEST")?;
+        if blocks.is_empty() {
+            return Err(bad("the upload holds no CERTIFICATE REQUEST block"));
+        }
+        if blocks.len() > MAX_CSRS {
+            return Err(bad(format!("at most {MAX_CSRS} CSRs per upload")));
+        }
+        let now = self.now();
+        let batch = Batch {
+            id: new_id(),
+            name: batch_name.to_owned(),
+            requester: caller.name.clone(),
+            profile: profile_name.to_owned(),
+            created_at: now,
+        };
+        let mut requests = Vec::with_capacity(blocks.len());
+        for (i, (der, text)) in blocks.iter().enumerate() {
+            let csr = crate::ca::csr::parse_and_verify(der)
+                .map_err(|e| bad(format!("CSR {} of the upload: {}", i + 1, e.detail)))?;
+            if csr.dns_names.is_empty() && csr.ip_addrs.is_empty() && csr.common_name.is_none() {
+                return Err(bad(format!("CSR {} of the upload names nothing", i + 1)));
+            }
+            if csr.dns_names.len() + csr.ip_addrs.len() > MAX_NAMES {
+                return Err(bad(format!(
+                    "CSR {} of the upload has too many names",
+                    i + 1
+                )));
+            }
+            for n in &csr.dns_names {
+                crate::ra::policy::check_dns_name(n)
+                    .map_err(|e| bad(format!("CSR {}: {}", i + 1, e.detail)))?;
+            }
+            requests.push(Request {
+                id: new_id(),
+                status: match profile.approval {
+                    Approval::Auto => RequestStatus::Approved,
+                    Approval::Manual => RequestStatus::Pending,
+                },
+                requester: caller.name.clone(),
+                profile: profile_name.to_owned(),
+                entity_id: entity_id.to_owned(),
+                params: RequestParams::Csr {
+                    csr_pem: text.clone(),
+                },
+                batch_id: Some(batch.id.clone()),
+                serial: None,
+                error: None,
+                created_at: now,
+                decided_by: None,
+                decided_at: None,
+                reason: None,
+            });
+        }
+        self.store.insert_requests(Some(&batch), &requests).await?;
+        for r in requests
+            .iter()
+            .filter(|r| r.status == RequestStatus::Approved)
+        {
+            // A failure is recorded on the request; the others go on.
+            if let Err(e) = self.fulfil(r).await {
+                tracing::warn!(request = %r.id, error = %e, "batch issuance failed");
+            }
+        }
+        let (list, _) = self
+            .store
+            .requests(&RequestFilter {
+                batch_id: Some(batch.id.clone()),
+                limit: MAX_CSRS as u32,
+                ..Default::default()
+            })
+            .await?;
+        Ok((batch, list))
+    }
+
+    /// Issues the certificate of an approved request and records it;
+    /// a failure moves the request to failed with the reason.
+    async fn fulfil(&self, request: &Request) -> Result<String> {
+        match self.sign_for(request).await {
+            Ok(serial) => Ok(serial),
+            Err(e) => {
+                let note = e.detail.clone();
+                self.store
+                    .move_request(
+                        &request.id,
+                        RequestStatus::Approved,
+                        RequestStatus::Failed,
+                        None,
+                        self.now(),
+                        Some(&note),
+                    )
+                    .await?;
+                Err(e)
+            }
+        }
+    }
+
+    async fn sign_for(&self, request: &Request) -> Result<String> {
+        let profile = self.profile(&request.profile)?;
+        let now = self.now();
+        let backdate = 60;
+        let (spki, key_kind, key_pkcs8, ids, cn, ttl, auto_renew) = match &request.params {
+            RequestParams::Issue {
+                names,
+                ip_addresses,
+                common_name,
+                key_type,
+                key_size,
+                ttl,
+                auto_renew,
+            } => {
+                let spec = KeySpec::parse(key_type, *key_size).map_err(|e| bad(e.to_string()))?;
+                let key = keys::generate(spec).map_err(|e| Error::internal(e.to_string()))?;
+                let kind = match spec {
+                    KeySpec::Rsa(bits) => PublicKeyKind::Rsa {
+                        bits: bits as usize,
+                    },
+                    KeySpec::Ec(256) => PublicKeyKind::EcdsaP256,
+                    KeySpec::Ec(_) => PublicKeyKind::EcdsaP384,
+                };
+                (
+                    key.subject_public_key_info(),
+                    kind,
+                    Some(key.serialize_der()),
+                    identifiers(names, ip_addresses)?,
+                    common_name.clone(),
+                    *ttl,
+                    *auto_renew,
+                )
+            }
+            RequestParams::Csr { csr_pem } => {
+                let blocks = pem_blocks(csr_pem, "CERTIFICATE REQUEST")?;
+                let (der, _) = blocks
+                    .first()
+                    .ok_or_else(|| Error::internal("stored CSR without a PEM block"))?;
+                let csr = crate::ca::csr::parse_and_verify(der)?;
+                let ips: Vec<String> = csr.ip_addrs.iter().map(IpAddr::to_string).collect();
+                (
+                    csr.spki_der.clone(),
+                    csr.key_kind,
+                    None,
+                    identifiers(&csr.dns_names, &ips)?,
+                    csr.common_name.clone(),
+                    None,
+                    false,
+                )
+            }
+        };
+        let validity = ttl
+            .map(|t| t as i64)
+            .unwrap_or(secs(profile.validity))
+            .min(secs(profile.validity));
+        let not_before = now - backdate;
+        let not_after = not_before + validity - 1;
+        let to_time =
+            |t: Timestamp| time::OffsetDateTime::from_unix_timestamp(t).map_err(Error::internal);
+        let leaf_profile = LeafProfile {
+            common_name: true,
+            server_auth: profile
+                .extended_key_usages
+                .iter()
+                .any(|e| e == "serverAuth"),
+            client_auth: profile
+                .extended_key_usages
+                .iter()
+                .any(|e| e == "clientAuth"),
+            rsa_key_encipherment: true,
+        };
+        let issued = self.app.ra.ca.issue(&LeafRequest {
+            spki_der: &spki,
+            key_kind,
+            identifiers: &ids,
+            not_before: to_time(not_before)?,
+            not_after: to_time(not_after)?,
+            ca_issuers_url: self.app.ra.urls.ca_issuers.as_deref(),
+            ocsp_url: self.app.ra.urls.ocsp.as_deref(),
+            crl_url: self.app.ra.urls.crl.as_deref(),
+            profile: &leaf_profile,
+            must_staple: false,
+            subject_cn: cn.as_deref(),
+        })?;
+        let serial = crate::ca::serial_hex(&issued.serial);
+        let key_sealed = match (key_pkcs8, profile.archive_keys, &self.kek) {
+            (Some(key), true, Some(kek)) => Some(
+                kek.seal(&key, serial.as_bytes())
+                    .map_err(|e| Error::internal(e.to_string()))?,
+            ),
+            _ => None,
+        };
+        let cert = Certificate {
+            id: CertId::random(),
+            serial: serial.clone(),
+            account_id: crate::model::AccountId(crate::store::service::SERVICE_ACCOUNT.to_owned()),
+            order_id: None,
+            der: issued.der,
+            not_before: issued.not_before.unix_timestamp(),
+            not_after: issued.not_after.unix_timestamp(),
+            issued_at: now,
+            revoked: None,
+            common_name: cn.or_else(|| ids.first().map(|i| i.value.clone())),
+        };
+        let meta = ServiceCert {
+            serial: serial.clone(),
+            entity_id: request.entity_id.clone(),
+            profile: request.profile.clone(),
+            requester: request.requester.clone(),
+            key_sealed,
+            auto_renew,
+            renewed_to: None,
+            request_id: Some(request.id.clone()),
+            created_at: now,
+        };
+        self.store.record_issued(&cert, &meta).await?;
+        tracing::info!(serial = %serial, entity = %request.entity_id, profile = %request.profile,
+            "service issued");
+        Ok(serial)
+    }
+
+    /// A request the caller may see.
+    pub async fn request_for(&self, caller: &Caller, id: &str) -> Result<Request> {
+        let r = self
+            .store
+            .request(id)
+            .await?
+            .ok_or_else(|| Error::not_found("no such request"))?;
+        if !caller.sees_all() && r.requester != caller.name {
+            return Err(Error::not_found("no such request"));
+        }
+        Ok(r)
+    }
+
+    pub async fn requests(
+        &self,
+        caller: &Caller,
+        mut f: RequestFilter,
+    ) -> Result<(Vec<Request>, u64)> {
+        if !caller.sees_all() {
+            f.requester = Some(caller.name.clone());
+        }
+        f.limit = f.limit.clamp(1, self.config.max_page);
+        self.store.requests(&f).await
+    }
+
+    /// An agent (or admin) approves a pending request: it is issued now.
+    pub async fn approve(&self, caller: &Caller, id: &str) -> Result<Request> {
+        Self::require(caller, &[Role::Admin, Role::Agent], "approve requests")?;
+        let r = self.request_for(caller, id).await?;
+        if r.requester == caller.name {
+            return Err(forbidden(
+                "a request cannot be approved by its own requester",
+            ));
+        }
+        if !self
+            .store
+            .move_request(
+                id,
+                RequestStatus::Pending,
+                RequestStatus::Approved,
+                Some(&caller.name),
+                self.now(),
+                None,
+            )
+            .await?
+        {
+            return Err(conflict(format!(
+                "the request is {}, not pending",
+                r.status.as_str()
+            )));
+        }
+        let approved = self.request_for(caller, id).await?;
+        let _ = self.fulfil(&approved).await;
+        self.request_for(caller, id).await
+    }
+
+    /// An agent (or admin) rejects a pending request.
+    pub async fn reject(&self, caller: &Caller, id: &str, reason: &str) -> Result<Request> {
+        Self::require(caller, &[Role::Admin, Role::Agent], "reject requests")?;
+        if reason.len() > 500 {
+            return Err(bad("the reason is at most 500 characters"));
+        }
+        let r = self.request_for(caller, id).await?;
+        if !self
+            .store
+            .move_request(
+                id,
+                RequestStatus::Pending,
+                RequestStatus::Rejected,
+                Some(&caller.name),
+                self.now(),
+                Some(reason),
+            )
+            .await?
+        {
+            return Err(conflict(format!(
+                "the request is {}, not pending",
+                r.status.as_str()
+            )));
+        }
+        self.request_for(caller, id).await
+    }
+
+    /// Certificates the caller may see: all for admins and agents, the
+    /// service certificates they requested for requesters.
+    pub async fn certificates(
+        &self,
+        caller: &Caller,
+        mut f: CertFilter,
+    ) -> Result<(Vec<CertRow>, u64)> {
+        if !caller.sees_all() {
+            f.requester = Some(caller.name.clone());
+        }
+        f.limit = f.limit.clamp(1, self.config.max_page);
+        self.store.certificates(&f).await
+    }
+
+    /// One certificate the caller may see, by serial (any case).
+    pub async fn certificate(&self, caller: &Caller, serial: &str) -> Result<CertRow> {
+        let serial = normalize_serial(serial)?;
+        let (rows, _) = self
+            .certificates(
+                caller,
+                CertFilter {
+                    serial: Some(serial),
+                    limit: 1,
+                    ..Default::default()
+                },
+            )
+            .await?;
+        rows.into_iter()
+            .next()
+            .ok_or_else(|| Error::not_found("no such certificate"))
+    }
+
+    /// Revokes a certificate (ACME or service) with an RFC 5280 reason.
+    pub async fn revoke(&self, caller: &Caller, serial: &str, reason: &str) -> Result<CertRow> {
+        Self::require(caller, &[Role::Admin, Role::Agent], "revoke certificates")?;
+        let reason = parse_reason(reason).ok_or_else(|| {
+            Error::new(
+                ErrorKind::BadRevocationReason,
+                format!(
+                    "{:?} is not an RFC 5280 reason (unspecified, keyCompromise, cACompromise, \
+                     affiliationChanged, superseded, cessationOfOperation, certificateHold, \
+                     privilegeWithdrawn, aACompromise)",
+                    reason.chars().take(40).collect::<String>()
+                ),
+            )
+        })?;
+        let cert = self.certificate(caller, serial).await?;
+        self.app.ra.revoke_by_operator(&cert.serial, reason).await?;
+        self.certificate(caller, &cert.serial).await
+    }
+
+    /// Renews a service certificate inside its profile's window: a new
+    /// certificate (new serial, and a new key when the server made the
+    /// old one), then the old one revoked as superseded.
+    pub async fn renew(&self, caller: &Caller, serial: &str) -> Result<CertRow> {
+        Self::require(
+            caller,
+            &[Role::Admin, Role::Requester],
+            "renew certificates",
+        )?;
+        let old = self.certificate(caller, serial).await?;
+        let meta = old
+            .service
+            .clone()
+            .ok_or_else(|| conflict("only certificates of the service can be renewed here; renew ACME certificates with ACME"))?;
+        self.renew_cert(&old, &meta, Some(caller.name.as_str()))
+            .await?;
+        self.certificate(caller, &old.serial).await
+    }
+
+    async fn renew_cert(
+        &self,
+        old: &CertRow,
+        meta: &ServiceCert,
+        by: Option<&str>,
+    ) -> Result<String> {
+        let now = self.now();
+        if old.revoked.is_some() {
+            return Err(conflict("a revoked certificate cannot be renewed"));
+        }
+        if let Some(next) = &meta.renewed_to {
+            return Err(conflict(format!(
+                "the certificate was already renewed by {next}"
+            )));
+        }
+        let profile = self.profile(&meta.profile)?;
+        let opens = old.not_after - secs(profile.renew_before);
+        if now < opens {
+            return Err(conflict(format!(
+                "the renewal window opens at {} ({} before expiry)",
+                crate::clock::rfc3339(opens),
+                humantime(profile.renew_before)
+            )));
+        }
+        let original = match &meta.request_id {
+            Some(id) => self.store.request(id).await?,
+            None => None,
+        }
+        .ok_or_else(|| Error::internal("the certificate's request is missing"))?;
+        let request = Request {
+            id: new_id(),
+            status: RequestStatus::Approved,
+            requester: by.unwrap_or(&meta.requester).to_owned(),
+            created_at: now,
+            serial: None,
+            error: None,
+            decided_by: None,
+            decided_at: None,
+            reason: Some(format!("renewal of {}", old.serial)),
+            batch_id: None,
+            ..original
+        };
+        self.store
+            .insert_requests(None, std::slice::from_ref(&request))
+            .await?;
+        let new_serial = self.fulfil(&request).await?;
+        if !self.store.mark_renewed(&old.serial, &new_serial).await? {
+            return Err(conflict("the certificate was renewed by another request"));
+        }
+        if let Err(e) = self
+            .app
+            .ra
+            .revoke_by_operator(&old.serial, RevocationReason::SUPERSEDED)
+            .await
+        {
+            if e.kind != ErrorKind::AlreadyRevoked {
+                return Err(e);
+            }
+        }
+        Ok(new_serial)
+    }
+
+    /// POST /certs/{serial}/download-token: a single-use token for one
+    /// download, valid `download_token_lifetime`.
+    pub async fn download_token(
+        &self,
+        caller: &Caller,
+        serial: &str,
+        format: Format,
+        password: Option<String>,
+    ) -> Result<(String, Timestamp)> {
+        Self::require(
+            caller,
+            &[Role::Admin, Role::Requester],
+            "download certificates",
+        )?;
+        let cert = self.certificate(caller, serial).await?;
+        if format == Format::Pkcs12 {
+            match &password {
+                Some(p) if !p.is_empty() && p.len() <= 128 => {}
+                _ => return Err(bad("a PKCS#12 download needs a password of 1 to 128 bytes")),
+            }
+            if self.key_for(&cert)?.is_none() {
+                return Err(conflict(
+                    "the private key of this certificate cannot be downloaded (not held, or outside the profile's key download window)",
+                ));
+            }
+        }
+        let mut raw = [0u8; 32];
+        crate::rand::fill(&mut raw);
+        let token = crate::jose::b64::encode(raw);
+        let expires = self.now() + secs(self.config.download_token_lifetime);
+        let mut grants = self.grants.lock().unwrap_or_else(|p| p.into_inner());
+        let now = self.now();
+        grants.retain(|_, g| g.expires > now);
+        if grants.len() >= MAX_GRANTS {
+            return Err(Error::new(
+                ErrorKind::RateLimited,
+                "too many download tokens outstanding",
+            ));
+        }
+        grants.insert(
+            sha256(token.as_bytes()),
+            Grant {
+                serial: cert.serial,
+                format,
+                password,
+                expires,
+            },
+        );
+        Ok((token, expires))
+    }
+
+    /// The private key of a certificate, PKCS#8, when the profile's
+    /// archival policy lets it be downloaded now.
+    fn key_for(&self, cert: &CertRow) -> Result<Option<Vec<u8>>> {
+        let Some(meta) = &cert.service else {
+            return Ok(None);
+        };
+        let Some(sealed) = &meta.key_sealed else {
+            return Ok(None);
+        };
+        let Ok(profile) = self.profile(&meta.profile) else {
+            return Ok(None);
+        };
+        if self.now() > meta.created_at + secs(profile.key_download_window) {
+            return Ok(None);
+        }
+        let kek = self
+            .kek
+            .as_ref()
+            .ok_or_else(|| Error::internal("archived key but no service.kek"))?;
+        kek.open(sealed, cert.serial.as_bytes())
+            .map(Some)
+            .map_err(|e| Error::internal(format_args!("opening the archived key: {e}")))
+    }
+
+    /// GET /certs/{serial}/download?token=…: spends the token.
+    pub async fn download(&self, serial: &str, token: &str) -> Result<Download> {
+        let serial = normalize_serial(serial)?;
+        let grant = {
+            let mut grants = self.grants.lock().unwrap_or_else(|p| p.into_inner());
+            grants.remove(&sha256(token.as_bytes()))
+        };
+        let now = self.now();
+        let grant = grant
+            .filter(|g| g.expires > now && g.serial == serial)
+            .ok_or_else(|| {
+                forbidden("the download token is unknown, used, expired or for another certificate")
+            })?;
+        let admin = Caller {
+            name: String::new(),
+            role: Role::Admin,
+        };
+        let cert = self.certificate(&admin, &serial).await?;
+        let ca_chain = self.ca_chain_pem();
+        let cert_pem = der::pem::encode_string("CERTIFICATE", der::pem::LineEnding::LF, &cert.der)
+            .map_err(Error::internal)?;
+        let key = self.key_for(&cert)?;
+        match grant.format {
+            Format::Zip => {
+                let key_pem = key
+                    .as_ref()
+                    .map(|k| der::pem::encode_string("PRIVATE KEY", der::pem::LineEnding::LF, k))
+                    .transpose()
+                    .map_err(Error::internal)?;
+                let mut files: Vec<(&str, &[u8])> = vec![
+                    ("ca.pem", ca_chain.as_bytes()),
+                    ("cert.pem", cert_pem.as_bytes()),
+                ];
+                if let Some(k) = &key_pem {
+                    files.push(("key.pem", k.as_bytes()));
+                }
+                let body =
+                    package::zip_stored(&files).map_err(|e| Error::internal(e.to_string()))?;
+                Ok(Download {
+                    file_name: format!("{serial}.zip"),
+                    content_type: "application/zip",
+                    body,
+                })
+            }
+            Format::Pkcs12 => {
+                let key = key.ok_or_else(|| {
+                    conflict("the private key of this certificate can no longer be downloaded")
+                })?;
+                let chain: Vec<Vec<u8>> = self.app.ra.ca.chains()[0]
+                    .intermediates_der()
+                    .iter()
+                    .cloned()
+                    .chain(std::iter::once(self.app.ra.ca.root_der().to_vec()))
+                    .collect();
+                let name = cert.common_name.clone().unwrap_or_else(|| serial.clone());
+                let body = package::pkcs12(
+                    &cert.der,
+                    &chain,
+                    &key,
+                    &name,
+                    grant.password.as_deref().unwrap_or_default(),
+                )
+                .map_err(|e| Error::internal(e.to_string()))?;
+                Ok(Download {
+                    file_name: format!("{serial}.p12"),
+                    content_type: "application/x-pkcs12",
+                    body,
+                })
+            }
+        }
+    }
+
+    /// The default chain's intermediates and root, PEM: ca.pem.
+    fn ca_chain_pem(&self) -> String {
+        let chain = &self.app.ra.ca.chains()[0];
+        format!("{}{}", chain.intermediates_pem(), chain.root_pem())
+    }
+
+    /// Renews every auto-renew certificate in its window; returns how many.
+    pub async fn renew_due(&self) -> Result<usize> {
+        let now = self.now();
+        let longest = self
+            .config
+            .profiles
+            .values()
+            .map(|p| secs(p.renew_before))
+            .max()
+            .unwrap_or(0);
+        let due = self.store.due_for_renewal(now + longest, now).await?;
+        let mut renewed = 0;
+        let admin = Caller {
+            name: "scheduler".into(),
+            role: Role::Admin,
+        };
+        for meta in due {
+            let Ok(cert) = self.certificate(&admin, &meta.serial).await else {
+                continue;
+            };
+            let Ok(profile) = self.profile(&meta.profile) else {
+                continue;
+            };
+            if now < cert.not_after - secs(profile.renew_before) {
+                continue;
+            }
+            match self.renew_cert(&cert, &meta, None).await {
+                Ok(new) => {
+                    renewed += 1;
+                    tracing::info!(old = %meta.serial, new = %new, "auto-renewed");
+                }
+                Err(e) => tracing::warn!(serial = %meta.serial, error = %e, "auto-renewal failed"),
+            }
+        }
+        Ok(renewed)
+    }
+}
+
+fn humantime(d: Duration) -> String {
+    let s = d.as_secs();
+    if s % 86400 == 0 {
+        format!("{} days", s / 86400)
+    } else if s % 3600 == 0 {
+        format!("{} hours", s / 3600)
+    } else {
+        format!("{s} seconds")
+    }
+}
+
+fn allowed_keys(p: &ServiceProfileConfig) -> String {
+    let mut out = Vec::new();
+    if p.key_types.iter().any(|k| k == "rsa") {
+        out.extend(p.rsa_sizes.iter().map(|s| format!("rsa {s}")));
+    }
+    if p.key_types.iter().any(|k| k == "ec") {
+        out.extend(p.ec_sizes.iter().map(|s| format!("ec {s}")));
+    }
+    out.join(", ")
+}
+
+/// A random request or batch id.
+fn new_id() -> String {
+    let mut b = [0u8; 12];
+    crate::rand::fill(&mut b);
+    crate::jose::b64::encode(b)
+}
+
+/// A serial as stored: lowercase hex, even length, no 0x.
+pub fn normalize_serial(s: &str) -> Result<String> {
+    let s = s.trim().trim_start_matches("0x").to_ascii_lowercase();
+    if s.is_empty() || s.len() > 64 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(Error::not_found(
+            "no such certificate (a serial is hexadecimal)",
+        ));
+    }
+    let trimmed = s.trim_start_matches('0');
+    let mut out = trimmed.to_owned();
+    if out.len() % 2 == 1 {
+        out.insert(0, '0');
+    }
+    Ok(out)
+}
+
+/// The identifiers for `names` (DNS) and `ips`, checked.
+fn identifiers(names: &[String], ips: &[String]) -> Result<Vec<Identifier>> {
+    if names.len() + ips.len() > MAX_NAMES {
+        return Err(bad(format!("at most {MAX_NAMES} names and addresses")));
+    }
+    let mut out = Vec::with_capacity(names.len() + ips.len());
+    for n in names {
+        let (name, wildcard) = crate::ra::policy::check_dns_name(n).map_err(|e| {
+            bad(format!(
+                "{:?}: {}",
+                n.chars().take(100).collect::<String>(),
+                e.detail
+            ))
+        })?;
+        out.push(Identifier::dns(if wildcard {
+            format!("*.{name}")
+        } else {
+            name
+        }));
+    }
+    for ip in ips {
+        let parsed: IpAddr = ip.trim().parse().map_err(|_| {
+            bad(format!(
+                "{:?} is not an IP address",
+                ip.chars().take(50).collect::<String>()
+            ))
+        })?;
+        out.push(Identifier::ip(parsed.to_string()));
+    }
+    Ok(out)
+}
+
+/// The DER and PEM text of every `label` block of `pem`.
+fn pem_blocks(pem: &str, label: &str) -> Result<Vec<(Vec<u8>, String)>> {
+    let begin = format!("-----BEGIN {label}-----");
+    let end = format!("-----END {label}-----");
+    let mut out = Vec::new();
+    let mut rest = pem;
+    while let Some(start) = rest.find(&begin) {
+        let Some(stop) = rest[start..].find(&end) else {
+            return Err(bad(format!("a {label} block has no END line")));
+        };
+        let stop = start + stop + end.len();
+        let text = &rest[start..stop];
+        let (found, der) = der::pem::decode_vec(text.as_bytes())
+            .map_err(|e| bad(format!("a {label} block is not valid PEM: {e}")))?;
+        if found != label {
+            return Err(bad(format!("expected {label}, found {found}")));
+        }
+        out.push((der, format!("{text}\n")));
+        rest = &rest[stop..];
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reasons_in_any_spelling() {
+        for (s, code) in [
+            ("keyCompromise", 1),
+            ("Key Compromise", 1),
+            ("KEY_COMPROMISE", 1),
+            ("key-compromise", 1),
+            ("superseded", 4),
+            ("cessation of operation", 5),
+            ("aACompromise", 10),
+            ("0", 0),
+            ("9", 9),
+        ] {
+            assert_eq!(parse_reason(s).map(|r| r.code()), Some(code), "{s}");
+        }
+        for s in ["", "7", "8", "removeFromCRL", "compromised", "11"] {
+            assert!(parse_reason(s).is_none(), "{s}");
+        }
+    }
+
+    #[test]
+    fn serials_normalize() {
+        assert_eq!(normalize_serial("0x0ABC").unwrap(), "0abc");
+        assert_eq!(normalize_serial("4A3F").unwrap(), "4a3f");
+        assert!(normalize_serial("xyz").is_err());
+        assert!(normalize_serial("").is_err());
+    }
+
+    #[test]
+    fn entity_ids() {
+        assert!(check_entity("fde3263e-70b8-4ce9-9f3c-4a203a0dcdf5").is_ok());
+        assert!(check_entity("thing/42@site:a").is_ok());
+        assert!(check_entity("").is_err());
+        assert!(check_entity("a b").is_err());
+        assert!(check_entity(&"a".repeat(129)).is_err());
+    }
+}
+
+#[cfg(test)]
+mod http_tests;
