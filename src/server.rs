@@ -351,6 +351,7 @@ impl Server {
                 config.service.clone(),
             )?);
             spawn_renewal_scheduler(service.clone());
+            service.notifier.spawn();
             Some((listener, service))
         } else {
             None

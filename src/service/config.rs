@@ -26,6 +26,12 @@ pub struct ServiceConfig {
     pub download_token_lifetime: Duration,
     /// Most items of one list page.
     pub max_page: u32,
+    /// URLs told of every renewal and revocation made through the service.
+    pub webhooks: Vec<String>,
+    /// HMAC-SHA256 key (base64, at least 16 bytes) signing webhook bodies.
+    pub webhook_secret: Option<String>,
+    /// Attempts per delivery before it is marked failed.
+    pub webhook_max_attempts: u32,
     /// `[service.profiles.NAME]`; without any, `server` and `device`.
     pub profiles: BTreeMap<String, ServiceProfileConfig>,
 }
@@ -39,6 +45,9 @@ impl Default for ServiceConfig {
             kek: None,
             download_token_lifetime: Duration::from_secs(300),
             max_page: 500,
+            webhooks: Vec::new(),
+            webhook_secret: None,
+            webhook_max_attempts: 8,
             profiles: default_profiles(),
         }
     }
@@ -143,6 +152,18 @@ pub fn default_profiles() -> BTreeMap<String, ServiceProfileConfig> {
 }
 
 impl ServiceConfig {
+    /// The webhook secret, decoded (standard or URL-safe base64).
+    pub fn webhook_secret_bytes(&self) -> Option<Vec<u8>> {
+        use base64::Engine;
+        let s = self.webhook_secret.as_deref()?.trim();
+        base64::engine::general_purpose::STANDARD
+            .decode(s)
+            .or_else(|_| {
+                base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(s.trim_end_matches('='))
+            })
+            .ok()
+    }
+
     /// Cross-field checks, with messages naming the field.
     pub fn validate(&self) -> Result<(), String> {
         if !self.enabled {
@@ -179,6 +200,22 @@ impl ServiceConfig {
         }
         if self.profiles.is_empty() {
             return Err("service.profiles: at least one profile".into());
+        }
+        for url in &self.webhooks {
+            if !(url.starts_with("http://") || url.starts_with("https://")) || url.len() > 2048 {
+                return Err(format!("service.webhooks: {url:?} is not an http(s) URL"));
+            }
+        }
+        if let Some(s) = &self.webhook_secret {
+            if self.webhook_secret_bytes().is_none_or(|b| b.len() < 16) {
+                return Err(format!(
+                    "service.webhook_secret must be base64 of at least 16 bytes (it has {} characters)",
+                    s.len()
+                ));
+            }
+        }
+        if self.webhook_max_attempts == 0 || self.webhook_max_attempts > 50 {
+            return Err("service.webhook_max_attempts must be between 1 and 50".into());
         }
         for (name, p) in &self.profiles {
             let bad = |what: String| Err(format!("service.profiles.{name}: {what}"));

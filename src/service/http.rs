@@ -41,6 +41,12 @@ pub fn router(service: Arc<Service>) -> Router {
         .route("/requests/{id}", get(show_request))
         .route("/requests/{id}/approve", post(approve))
         .route("/requests/{id}/reject", post(reject))
+        .route("/certs/{serial}/recovery", post(recover))
+        .route("/recoveries", get(list_recoveries))
+        .route("/recoveries/{id}", get(show_recovery))
+        .route("/recoveries/{id}/approve", post(approve_recovery))
+        .route("/recoveries/{id}/reject", post(reject_recovery))
+        .route("/webhooks/deliveries", get(deliveries))
         .fallback(|| async { problem(StatusCode::NOT_FOUND, "not found", "no such resource") })
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
         .with_state(service)
@@ -407,6 +413,8 @@ struct TokenBody {
     /// "zip" (default) or "p12".
     format: Option<String>,
     password: Option<String>,
+    /// An approved key recovery: the download includes the key.
+    recovery: Option<String>,
 }
 
 /// POST /certs/{serial}/download-token.
@@ -420,6 +428,7 @@ async fn download_token(
         TokenBody {
             format: None,
             password: None,
+            recovery: None,
         }
     } else {
         json_body(&body)?
@@ -436,7 +445,7 @@ async fn download_token(
         }
     };
     let (token, expires) = s
-        .download_token(&caller, &serial, format, b.password)
+        .download_token(&caller, &serial, format, b.password, b.recovery)
         .await?;
     Ok(Json(json!({"token": token, "expires": rfc3339(expires)})).into_response())
 }
@@ -621,4 +630,144 @@ async fn reject(
     let b: RejectBody = json_body(&body)?;
     let r = s.reject(&caller, &id, &b.reason).await?;
     Ok(Json(request_json(&r)).into_response())
+}
+
+fn recovery_json(r: &super::types::Recovery) -> Value {
+    json!({
+        "id": r.id,
+        "serial": r.serial,
+        "requester": r.requester,
+        "status": r.status.as_str(),
+        "required": r.required,
+        "approvals": r.approvals,
+        "created_at": rfc3339(r.created_at),
+        "decided_by": r.decided_by,
+        "decided_at": r.decided_at.map(rfc3339),
+        "reason": r.reason,
+    })
+}
+
+/// POST /certs/{serial}/recovery.
+async fn recover(
+    State(s): State<Arc<Service>>,
+    Authed(caller): Authed,
+    Path(serial): Path<String>,
+) -> ApiResult {
+    let r = s.recover(&caller, &serial).await?;
+    Ok((StatusCode::CREATED, Json(recovery_json(&r))).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RecoveryQuery {
+    offset: Option<u32>,
+    limit: Option<u32>,
+    status: Option<String>,
+}
+
+/// GET /recoveries.
+async fn list_recoveries(
+    State(s): State<Arc<Service>>,
+    Authed(caller): Authed,
+    query: std::result::Result<Query<RecoveryQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult {
+    let Query(q) = query.map_err(|e| ApiError(Error::malformed(format!("bad query: {e}"))))?;
+    let status = q
+        .status
+        .as_deref()
+        .map(|st| {
+            super::types::RecoveryStatus::parse(st).ok_or_else(|| {
+                Error::malformed("status is pending, approved, rejected or completed")
+            })
+        })
+        .transpose()?;
+    let offset = q.offset.unwrap_or(0);
+    let limit = q.limit.unwrap_or(50);
+    let (list, total) = s.recoveries(&caller, status, offset, limit).await?;
+    Ok(Json(json!({
+        "recoveries": list.iter().map(recovery_json).collect::<Vec<_>>(),
+        "total": total,
+        "offset": offset,
+        "limit": limit.clamp(1, s.config.max_page),
+    }))
+    .into_response())
+}
+
+/// GET /recoveries/{id}.
+async fn show_recovery(
+    State(s): State<Arc<Service>>,
+    Authed(caller): Authed,
+    Path(id): Path<String>,
+) -> ApiResult {
+    let r = s.recovery_for(&caller, &id).await?;
+    Ok(Json(recovery_json(&r)).into_response())
+}
+
+/// POST /recoveries/{id}/approve.
+async fn approve_recovery(
+    State(s): State<Arc<Service>>,
+    Authed(caller): Authed,
+    Path(id): Path<String>,
+) -> ApiResult {
+    let r = s.approve_recovery(&caller, &id).await?;
+    Ok(Json(recovery_json(&r)).into_response())
+}
+
+/// POST /recoveries/{id}/reject {"reason": "…"}.
+async fn reject_recovery(
+    State(s): State<Arc<Service>>,
+    Authed(caller): Authed,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> ApiResult {
+    let b: RejectBody = json_body(&body)?;
+    let r = s.reject_recovery(&caller, &id, &b.reason).await?;
+    Ok(Json(recovery_json(&r)).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DeliveryQuery {
+    offset: Option<u32>,
+    limit: Option<u32>,
+    status: Option<String>,
+}
+
+/// GET /webhooks/deliveries (admins): each webhook delivery and its fate.
+async fn deliveries(
+    State(s): State<Arc<Service>>,
+    Authed(caller): Authed,
+    query: std::result::Result<Query<DeliveryQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult {
+    if caller.role != super::types::Role::Admin {
+        return Err(Error::unauthorized("only an admin token may read webhook deliveries").into());
+    }
+    let Query(q) = query.map_err(|e| ApiError(Error::malformed(format!("bad query: {e}"))))?;
+    if let Some(st) = &q.status {
+        if !["pending", "delivered", "failed"].contains(&st.as_str()) {
+            return Err(Error::malformed("status is pending, delivered or failed").into());
+        }
+    }
+    let offset = q.offset.unwrap_or(0);
+    let limit = q.limit.unwrap_or(50).clamp(1, s.config.max_page);
+    let (list, total) = s
+        .store
+        .deliveries(q.status.as_deref(), offset, limit)
+        .await?;
+    Ok(Json(json!({
+        "deliveries": list.iter().map(|d| json!({
+            "id": d.id,
+            "url": d.url,
+            "event_type": d.event_type,
+            "status": d.status,
+            "attempts": d.attempts,
+            "last_error": d.last_error,
+            "next_attempt_at": rfc3339(d.next_attempt_at),
+            "created_at": rfc3339(d.created_at),
+        })).collect::<Vec<_>>(),
+        "total": total,
+        "offset": offset,
+        "limit": limit,
+    }))
+    .into_response())
 }

@@ -896,3 +896,282 @@ async fn csr_upload_makes_a_batch() {
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     let _ = Arc::new(());
 }
+
+#[tokio::test]
+async fn archived_keys_come_back_only_with_enough_distinct_approvals() {
+    let h = harness(|c| {
+        c.service
+            .profiles
+            .get_mut("server")
+            .unwrap()
+            .key_download_window = std::time::Duration::ZERO;
+    })
+    .await;
+    let serial = h
+        .issue(ALICE, server_cert("e", "rec.example.com"))
+        .await
+        .json()["serial_number"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let r = h
+        .call(
+            "POST",
+            &format!("/certs/{serial}/recovery"),
+            Some(ALICE),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.json());
+    let rec = r.json();
+    assert_eq!(rec["status"], "pending");
+    assert_eq!(rec["required"], 2);
+    let id = rec["id"].as_str().unwrap().to_owned();
+    let token_req = |who: &'static str| {
+        let h = &h;
+        let serial = serial.clone();
+        let id = id.clone();
+        async move {
+            h.call(
+                "POST",
+                &format!("/certs/{serial}/download-token"),
+                Some(who),
+                Some(json!({"format": "zip", "recovery": id})),
+            )
+            .await
+        }
+    };
+    // Too few approvals.
+    assert_eq!(token_req(ALICE).await.status, StatusCode::CONFLICT);
+    // The requester cannot approve; other requesters do not even see it.
+    let approve = |who: &'static str| {
+        let h = &h;
+        let id = id.clone();
+        async move {
+            h.call(
+                "POST",
+                &format!("/recoveries/{id}/approve"),
+                Some(who),
+                None,
+            )
+            .await
+        }
+    };
+    assert_eq!(approve(ALICE).await.status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        h.call("GET", &format!("/recoveries/{id}"), Some(BOB), None)
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+    let r = approve(AGENT).await;
+    assert_eq!(r.json()["status"], "pending");
+    assert_eq!(r.json()["approvals"], json!(["ann"]));
+    // The same agent twice.
+    let r = approve(AGENT).await;
+    assert_eq!(r.status, StatusCode::CONFLICT);
+    assert!(r.json()["detail"]
+        .as_str()
+        .unwrap()
+        .contains("already approved"));
+    let r = approve(AGENT2).await;
+    assert_eq!(r.json()["status"], "approved");
+    // Now the key comes with the download, once.
+    let t = token_req(ALICE).await.json()["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = h
+        .call(
+            "GET",
+            &format!("/certs/{serial}/download?token={t}"),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(unzip(&r.body).contains_key("key.pem"));
+    let v = h
+        .call("GET", &format!("/recoveries/{id}"), Some(ALICE), None)
+        .await
+        .json();
+    assert_eq!(v["status"], "completed");
+    assert_eq!(token_req(ALICE).await.status, StatusCode::CONFLICT);
+    // Listed for agents.
+    let list = h
+        .call("GET", "/recoveries?status=completed", Some(AGENT), None)
+        .await
+        .json();
+    assert_eq!(list["total"], 1);
+    // No archived key: no recovery.
+    let pem = csr_pem("csr.example.com");
+    let b = h
+        .call(
+            "POST",
+            "/csr",
+            Some(ALICE),
+            Some(json!({"profile": "server", "entity_id": "x", "pem": pem})),
+        )
+        .await
+        .json();
+    let s2 = b["requests"][0]["serial"].as_str().unwrap().to_owned();
+    assert_eq!(
+        h.call("POST", &format!("/certs/{s2}/recovery"), Some(ALICE), None)
+            .await
+            .status,
+        StatusCode::CONFLICT
+    );
+    // Rejection.
+    let id2 = h
+        .call(
+            "POST",
+            &format!("/certs/{serial}/recovery"),
+            Some(ALICE),
+            None,
+        )
+        .await
+        .json()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = h
+        .call(
+            "POST",
+            &format!("/recoveries/{id2}/reject"),
+            Some(AGENT),
+            Some(json!({"reason": "no"})),
+        )
+        .await;
+    assert_eq!(r.json()["status"], "rejected");
+    assert_eq!(
+        h.call(
+            "POST",
+            &format!("/recoveries/{id2}/approve"),
+            Some(AGENT2),
+            None
+        )
+        .await
+        .status,
+        StatusCode::CONFLICT
+    );
+}
+
+/// A local webhook receiver: records (signature, body) of each POST and
+/// answers `status`.
+async fn receiver(status: StatusCode) -> (String, Arc<std::sync::Mutex<Vec<(String, String)>>>) {
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let kept = seen.clone();
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |headers: axum::http::HeaderMap, body: String| {
+            let kept = kept.clone();
+            async move {
+                let sig = headers
+                    .get(super::webhooks::SIGNATURE_HEADER)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default()
+                    .to_owned();
+                kept.lock().unwrap().push((sig, body));
+                status
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (url, seen)
+}
+
+#[tokio::test]
+async fn renewals_and_revocations_reach_the_webhooks_signed_and_failures_are_visible() {
+    use base64::Engine;
+    let (good, seen) = receiver(StatusCode::OK).await;
+    let (bad, _) = receiver(StatusCode::INTERNAL_SERVER_ERROR).await;
+    let secret = b"webhook-secret-0123456789";
+    let h = harness(|c| {
+        c.service.webhooks = vec![good.clone(), bad.clone()];
+        c.service.webhook_secret = Some(base64::engine::general_purpose::STANDARD.encode(secret));
+        let p = c.service.profiles.get_mut("server").unwrap();
+        p.validity = std::time::Duration::from_secs(7200);
+        p.renew_before = std::time::Duration::from_secs(7199);
+    })
+    .await;
+    let serial = h
+        .issue(ALICE, server_cert("e", "wh.example.com"))
+        .await
+        .json()["serial_number"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let new = h
+        .call("POST", &format!("/certs/{serial}/renew"), Some(ALICE), None)
+        .await
+        .json()["serial_number"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    h.call(
+        "POST",
+        &format!("/certs/{new}/revoke"),
+        Some(AGENT),
+        Some(json!({"reason": "cessationOfOperation"})),
+    )
+    .await;
+    let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, secret);
+    for _ in 0..100 {
+        if seen.lock().unwrap().len() >= 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let got = seen.lock().unwrap().clone();
+    assert_eq!(got.len(), 2, "{got:?}");
+    let types: Vec<String> = got
+        .iter()
+        .map(|(sig, body)| {
+            assert_eq!(sig, &super::webhooks::signature(&key, body.as_bytes()));
+            let v: Value = serde_json::from_str(body).unwrap();
+            v["type"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    assert_eq!(types, vec!["certificate.renewed", "certificate.revoked"]);
+    let renewed: Value = serde_json::from_str(&got[0].1).unwrap();
+    assert_eq!(renewed["data"]["old_serial"], serial.as_str());
+    assert_eq!(renewed["data"]["new_serial"], new.as_str());
+    // The failing receiver's deliveries are retried, visibly.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let d = h
+        .call(
+            "GET",
+            "/webhooks/deliveries?status=pending",
+            Some(ADMIN),
+            None,
+        )
+        .await
+        .json();
+    assert_eq!(d["total"], 2, "{d}");
+    for item in d["deliveries"].as_array().unwrap() {
+        assert_eq!(item["url"], bad.as_str());
+        assert!(item["attempts"].as_u64().unwrap() >= 1);
+        assert!(item["last_error"].as_str().unwrap().contains("500"));
+    }
+    let d = h
+        .call(
+            "GET",
+            "/webhooks/deliveries?status=delivered",
+            Some(ADMIN),
+            None,
+        )
+        .await
+        .json();
+    assert_eq!(d["total"], 2);
+    assert_eq!(
+        h.call("GET", "/webhooks/deliveries", Some(AGENT), None)
+            .await
+            .status,
+        StatusCode::FORBIDDEN
+    );
+}

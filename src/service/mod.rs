@@ -14,6 +14,7 @@ pub mod http;
 pub mod keys;
 pub mod package;
 pub mod types;
+pub mod webhooks;
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -31,8 +32,8 @@ use crate::store::service::ServiceStore;
 use config::{Approval, ServiceConfig, ServiceProfileConfig};
 use keys::{Kek, KeySpec};
 use types::{
-    Batch, Caller, CertFilter, CertRow, Request, RequestFilter, RequestParams, RequestStatus, Role,
-    ServiceCert,
+    Batch, Caller, CertFilter, CertRow, Recovery, RecoveryStatus, Request, RequestFilter,
+    RequestParams, RequestStatus, Role, ServiceCert,
 };
 
 /// Most names and addresses in one certificate.
@@ -56,6 +57,8 @@ struct Grant {
     format: Format,
     password: Option<String>,
     expires: Timestamp,
+    /// An approved key recovery this download completes.
+    recovery: Option<String>,
 }
 
 /// A download's format.
@@ -82,6 +85,8 @@ pub struct Service {
     pub store: Arc<dyn ServiceStore>,
     pub clock: Arc<dyn Clock>,
     pub config: ServiceConfig,
+    /// Tells the webhooks of renewals and revocations.
+    pub notifier: Arc<webhooks::Notifier>,
     kek: Option<Kek>,
     tokens: Vec<TokenEntry>,
     grants: Mutex<HashMap<[u8; 32], Grant>>,
@@ -199,7 +204,15 @@ impl Service {
                 },
             })
             .collect();
+        let notifier = Arc::new(webhooks::Notifier::new(
+            store.clone(),
+            clock.clone(),
+            config.webhooks.clone(),
+            config.webhook_secret_bytes().as_deref(),
+            config.webhook_max_attempts,
+        )?);
         Ok(Service {
+            notifier,
             app,
             store,
             clock,
@@ -712,7 +725,20 @@ impl Service {
         })?;
         let cert = self.certificate(caller, serial).await?;
         self.app.ra.revoke_by_operator(&cert.serial, reason).await?;
-        self.certificate(caller, &cert.serial).await
+        let revoked = self.certificate(caller, &cert.serial).await?;
+        self.notifier
+            .announce(
+                "certificate.revoked",
+                serde_json::json!({
+                    "serial": revoked.serial,
+                    "reason": reason.code(),
+                    "revoked_at": revoked.revoked.map(|r| crate::clock::rfc3339(r.at)),
+                    "revoked_by": caller.name,
+                    "entity_id": revoked.service.as_ref().map(|m| m.entity_id.clone()),
+                }),
+            )
+            .await?;
+        Ok(revoked)
     }
 
     /// Renews a service certificate inside its profile's window: a new
@@ -793,6 +819,18 @@ impl Service {
                 return Err(e);
             }
         }
+        self.notifier
+            .announce(
+                "certificate.renewed",
+                serde_json::json!({
+                    "old_serial": old.serial,
+                    "new_serial": new_serial,
+                    "entity_id": meta.entity_id,
+                    "profile": meta.profile,
+                    "renewed_by": by.unwrap_or("scheduler"),
+                }),
+            )
+            .await?;
         Ok(new_serial)
     }
 
@@ -804,6 +842,7 @@ impl Service {
         serial: &str,
         format: Format,
         password: Option<String>,
+        recovery: Option<String>,
     ) -> Result<(String, Timestamp)> {
         Self::require(
             caller,
@@ -811,12 +850,26 @@ impl Service {
             "download certificates",
         )?;
         let cert = self.certificate(caller, serial).await?;
+        if let Some(id) = &recovery {
+            let r = self.recovery_for(caller, id).await?;
+            if r.serial != cert.serial {
+                return Err(bad("that recovery is for another certificate"));
+            }
+            if r.status != RecoveryStatus::Approved {
+                return Err(conflict(format!(
+                    "the recovery is {} ({} of {} approvals); the key can be downloaded once it is approved",
+                    r.status.as_str(),
+                    r.approvals.len(),
+                    r.required
+                )));
+            }
+        }
         if format == Format::Pkcs12 {
             match &password {
                 Some(p) if !p.is_empty() && p.len() <= 128 => {}
                 _ => return Err(bad("a PKCS#12 download needs a password of 1 to 128 bytes")),
             }
-            if self.key_for(&cert)?.is_none() {
+            if self.key_for(&cert, recovery.is_some())?.is_none() {
                 return Err(conflict(
                     "the private key of this certificate cannot be downloaded (not held, or outside the profile's key download window)",
                 ));
@@ -842,6 +895,7 @@ impl Service {
                 format,
                 password,
                 expires,
+                recovery,
             },
         );
         Ok((token, expires))
@@ -849,7 +903,7 @@ impl Service {
 
     /// The private key of a certificate, PKCS#8, when the profile's
     /// archival policy lets it be downloaded now.
-    fn key_for(&self, cert: &CertRow) -> Result<Option<Vec<u8>>> {
+    fn key_for(&self, cert: &CertRow, recovered: bool) -> Result<Option<Vec<u8>>> {
         let Some(meta) = &cert.service else {
             return Ok(None);
         };
@@ -859,7 +913,7 @@ impl Service {
         let Ok(profile) = self.profile(&meta.profile) else {
             return Ok(None);
         };
-        if self.now() > meta.created_at + secs(profile.key_download_window) {
+        if !recovered && self.now() > meta.created_at + secs(profile.key_download_window) {
             return Ok(None);
         }
         let kek = self
@@ -892,7 +946,26 @@ impl Service {
         let ca_chain = self.ca_chain_pem();
         let cert_pem = der::pem::encode_string("CERTIFICATE", der::pem::LineEnding::LF, &cert.der)
             .map_err(Error::internal)?;
-        let key = self.key_for(&cert)?;
+        let key = self.key_for(&cert, grant.recovery.is_some())?;
+        if let Some(id) = &grant.recovery {
+            // The recovery is used once: the key goes out with this download.
+            if key.is_none()
+                || !self
+                    .store
+                    .move_recovery(
+                        id,
+                        RecoveryStatus::Approved,
+                        RecoveryStatus::Completed,
+                        None,
+                        now,
+                        None,
+                    )
+                    .await?
+            {
+                return Err(conflict("the key recovery was already used"));
+            }
+            tracing::info!(serial = %serial, recovery = %id, "archived key recovered");
+        }
         match grant.format {
             Format::Zip => {
                 let key_pem = key
@@ -941,6 +1014,138 @@ impl Service {
                 })
             }
         }
+    }
+
+    /// POST /certs/{serial}/recovery: asks for an archived key back; it
+    /// needs the profile's number of distinct agent approvals.
+    pub async fn recover(&self, caller: &Caller, serial: &str) -> Result<Recovery> {
+        Self::require(caller, &[Role::Admin, Role::Requester], "recover keys")?;
+        let cert = self.certificate(caller, serial).await?;
+        let meta = cert
+            .service
+            .as_ref()
+            .filter(|m| m.key_sealed.is_some())
+            .ok_or_else(|| conflict("this CA holds no archived key for that certificate"))?;
+        let profile = self.profile(&meta.profile)?;
+        let r = Recovery {
+            id: new_id(),
+            serial: cert.serial.clone(),
+            requester: caller.name.clone(),
+            status: RecoveryStatus::Pending,
+            required: profile.recovery_approvals,
+            approvals: Vec::new(),
+            created_at: self.now(),
+            decided_by: None,
+            decided_at: None,
+            reason: None,
+        };
+        self.store.insert_recovery(&r).await?;
+        tracing::info!(serial = %cert.serial, recovery = %r.id, requester = %caller.name,
+            "key recovery requested");
+        Ok(r)
+    }
+
+    /// A recovery the caller may see.
+    pub async fn recovery_for(&self, caller: &Caller, id: &str) -> Result<Recovery> {
+        let r = self
+            .store
+            .recovery(id)
+            .await?
+            .ok_or_else(|| Error::not_found("no such recovery"))?;
+        if !caller.sees_all() && r.requester != caller.name {
+            return Err(Error::not_found("no such recovery"));
+        }
+        Ok(r)
+    }
+
+    pub async fn recoveries(
+        &self,
+        caller: &Caller,
+        status: Option<RecoveryStatus>,
+        offset: u32,
+        limit: u32,
+    ) -> Result<(Vec<Recovery>, u64)> {
+        let requester = (!caller.sees_all()).then_some(caller.name.as_str());
+        self.store
+            .recoveries(
+                status,
+                requester,
+                offset,
+                limit.clamp(1, self.config.max_page),
+            )
+            .await
+    }
+
+    /// An agent approves a recovery: each agent once, never the requester.
+    pub async fn approve_recovery(&self, caller: &Caller, id: &str) -> Result<Recovery> {
+        Self::require(caller, &[Role::Admin, Role::Agent], "approve recoveries")?;
+        let r = self.recovery_for(caller, id).await?;
+        if r.requester == caller.name {
+            return Err(forbidden(
+                "a recovery cannot be approved by its own requester",
+            ));
+        }
+        if r.approvals.contains(&caller.name) {
+            return Err(conflict(format!(
+                "{} already approved this recovery",
+                caller.name
+            )));
+        }
+        if r.status != RecoveryStatus::Pending {
+            return Err(conflict(format!(
+                "the recovery is {}, not pending",
+                r.status.as_str()
+            )));
+        }
+        if !self
+            .store
+            .approve_recovery(id, &caller.name, self.now())
+            .await?
+        {
+            let now = self.recovery_for(caller, id).await?;
+            if now.approvals.contains(&caller.name) {
+                return Err(conflict(format!(
+                    "{} already approved this recovery",
+                    caller.name
+                )));
+            }
+            return Err(conflict(format!(
+                "the recovery is {}, not pending",
+                now.status.as_str()
+            )));
+        }
+        self.recovery_for(caller, id).await
+    }
+
+    pub async fn reject_recovery(
+        &self,
+        caller: &Caller,
+        id: &str,
+        reason: &str,
+    ) -> Result<Recovery> {
+        Self::require(caller, &[Role::Admin, Role::Agent], "reject recoveries")?;
+        if reason.len() > 500 {
+            return Err(bad("the reason is at most 500 characters"));
+        }
+        let r = self.recovery_for(caller, id).await?;
+        if !self
+            .store
+            .move_recovery(
+                id,
+                RecoveryStatus::Pending,
+                RecoveryStatus::Rejected,
+                Some(&caller.name),
+                self.now(),
+                Some(reason),
+            )
+            .await?
+        {
+            return Err(conflict(format!(
+                "the recovery is {}, not pending",
+                r.status.as_str()
+            )));
+        }
+        self.recovery_for(caller, id).await
     }
 
     /// The default chain's intermediates and root, PEM: ca.pem.

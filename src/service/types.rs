@@ -174,6 +174,73 @@ pub struct CertFilter {
     pub limit: u32,
 }
 
+/// Where a key recovery stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecoveryStatus {
+    /// Waits for approvals.
+    Pending,
+    /// Enough distinct agents approved: the requester may download the key
+    /// once.
+    Approved,
+    Rejected,
+    /// The key was downloaded through it.
+    Completed,
+}
+
+impl RecoveryStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RecoveryStatus::Pending => "pending",
+            RecoveryStatus::Approved => "approved",
+            RecoveryStatus::Rejected => "rejected",
+            RecoveryStatus::Completed => "completed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<RecoveryStatus> {
+        [
+            RecoveryStatus::Pending,
+            RecoveryStatus::Approved,
+            RecoveryStatus::Rejected,
+            RecoveryStatus::Completed,
+        ]
+        .into_iter()
+        .find(|r| r.as_str() == s)
+    }
+}
+
+/// A request to recover an archived private key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recovery {
+    pub id: String,
+    pub serial: String,
+    pub requester: String,
+    pub status: RecoveryStatus,
+    /// Distinct agent approvals needed.
+    pub required: u32,
+    /// The agents who approved, in order.
+    pub approvals: Vec<String>,
+    pub created_at: Timestamp,
+    pub decided_by: Option<String>,
+    pub decided_at: Option<Timestamp>,
+    pub reason: Option<String>,
+}
+
+/// A webhook delivery and where it stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    pub id: String,
+    pub url: String,
+    pub event_type: String,
+    pub body: String,
+    /// "pending", "delivered" or "failed".
+    pub status: String,
+    pub attempts: u32,
+    pub next_attempt_at: Timestamp,
+    pub last_error: Option<String>,
+    pub created_at: Timestamp,
+}
+
 /// Filters of the request list.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RequestFilter {

@@ -6,7 +6,8 @@
 use super::StoreFuture;
 use crate::model::{Certificate, Timestamp};
 use crate::service::types::{
-    Batch, CertFilter, CertRow, Request, RequestFilter, RequestStatus, ServiceCert,
+    Batch, CertFilter, CertRow, Delivery, Recovery, RecoveryStatus, Request, RequestFilter,
+    RequestStatus, ServiceCert,
 };
 
 /// The id of the account that service-issued certificates belong to
@@ -53,6 +54,55 @@ pub trait ServiceStore: Send + Sync + 'static {
     /// false then.
     fn mark_renewed<'a>(&'a self, old: &'a str, new: &'a str) -> StoreFuture<'a, bool>;
     fn batch<'a>(&'a self, id: &'a str) -> StoreFuture<'a, Option<Batch>>;
+    fn insert_recovery<'a>(&'a self, r: &'a Recovery) -> StoreFuture<'a, ()>;
+    fn recovery<'a>(&'a self, id: &'a str) -> StoreFuture<'a, Option<Recovery>>;
+    /// Recoveries, newest first (by status and requester when given), and
+    /// how many match.
+    fn recoveries<'a>(
+        &'a self,
+        status: Option<RecoveryStatus>,
+        requester: Option<&'a str>,
+        offset: u32,
+        limit: u32,
+    ) -> StoreFuture<'a, (Vec<Recovery>, u64)>;
+    /// Adds `agent`'s approval to a pending recovery; false if that agent
+    /// already approved or it is no longer pending. The recovery becomes
+    /// approved, in the same transaction, once it has `required` approvals.
+    fn approve_recovery<'a>(
+        &'a self,
+        id: &'a str,
+        agent: &'a str,
+        at: Timestamp,
+    ) -> StoreFuture<'a, bool>;
+    /// Moves a recovery from `from` to `to` (pending → rejected with a
+    /// reason, approved → completed); false if it was no longer `from`.
+    fn move_recovery<'a>(
+        &'a self,
+        id: &'a str,
+        from: RecoveryStatus,
+        to: RecoveryStatus,
+        by: Option<&'a str>,
+        at: Timestamp,
+        reason: Option<&'a str>,
+    ) -> StoreFuture<'a, bool>;
+    fn insert_deliveries<'a>(&'a self, d: &'a [Delivery]) -> StoreFuture<'a, ()>;
+    /// Pending deliveries due by `now`, oldest first.
+    fn due_deliveries(&self, now: Timestamp, limit: u32) -> StoreFuture<'_, Vec<Delivery>>;
+    /// Records an attempt: delivered, or failed with the next attempt's
+    /// time (None: given up).
+    fn record_attempt<'a>(
+        &'a self,
+        id: &'a str,
+        delivered: bool,
+        error: Option<&'a str>,
+        next_attempt_at: Option<Timestamp>,
+    ) -> StoreFuture<'a, ()>;
+    fn deliveries<'a>(
+        &'a self,
+        status: Option<&'a str>,
+        offset: u32,
+        limit: u32,
+    ) -> StoreFuture<'a, (Vec<Delivery>, u64)>;
     /// Service certificates marked auto-renew, not renewed, not revoked,
     /// expiring before `before`.
     fn due_for_renewal<'a>(

@@ -121,4 +121,36 @@ CREATE TABLE service_batches (
     created_at  INTEGER NOT NULL
 );
 "#,
+    r#"
+CREATE TABLE service_recoveries (
+    id          TEXT PRIMARY KEY,
+    serial      TEXT NOT NULL REFERENCES service_certs(serial),
+    requester   TEXT NOT NULL,
+    status      TEXT NOT NULL,
+    required    INTEGER NOT NULL,
+    created_at  INTEGER NOT NULL,
+    decided_by  TEXT,
+    decided_at  INTEGER,
+    reason      TEXT
+);
+CREATE INDEX service_recoveries_by_status ON service_recoveries(status, created_at);
+CREATE TABLE service_recovery_approvals (
+    recovery_id TEXT NOT NULL REFERENCES service_recoveries(id),
+    agent       TEXT NOT NULL,
+    at          INTEGER NOT NULL,
+    PRIMARY KEY (recovery_id, agent)
+);
+CREATE TABLE webhook_deliveries (
+    id              TEXT PRIMARY KEY,
+    url             TEXT NOT NULL,
+    event_type      TEXT NOT NULL,
+    body            TEXT NOT NULL,
+    status          TEXT NOT NULL,
+    attempts        INTEGER NOT NULL,
+    next_attempt_at INTEGER NOT NULL,
+    last_error      TEXT,
+    created_at      INTEGER NOT NULL
+);
+CREATE INDEX webhook_deliveries_due ON webhook_deliveries(status, next_attempt_at);
+"#,
 ];

@@ -9,7 +9,8 @@ use super::{db_err, json_err, SqliteStore};
 use crate::error::{Error, Result};
 use crate::model::{Certificate, Revocation, RevocationReason, Timestamp};
 use crate::service::types::{
-    Batch, CertFilter, CertRow, Request, RequestFilter, RequestParams, RequestStatus, ServiceCert,
+    Batch, CertFilter, CertRow, Delivery, Recovery, RecoveryStatus, Request, RequestFilter,
+    RequestParams, RequestStatus, ServiceCert,
 };
 use crate::store::service::{ServiceStore, SERVICE_ACCOUNT};
 use crate::store::StoreFuture;
@@ -32,6 +33,30 @@ pub(super) enum ServiceOp {
     MarkRenewed {
         old: String,
         new: String,
+    },
+    InsertRecovery(Recovery),
+    /// An agent's approval, if that agent has none yet and the recovery is
+    /// pending (row count 1); the store then moves the recovery to approved
+    /// once enough distinct agents approved.
+    ApproveRecovery {
+        id: String,
+        agent: String,
+        at: Timestamp,
+    },
+    MoveRecovery {
+        id: String,
+        from: RecoveryStatus,
+        to: RecoveryStatus,
+        by: Option<String>,
+        at: Timestamp,
+        reason: Option<String>,
+    },
+    InsertDeliveries(Vec<Delivery>),
+    RecordAttempt {
+        id: String,
+        delivered: bool,
+        error: Option<String>,
+        next_attempt_at: Option<Timestamp>,
     },
 }
 
@@ -179,6 +204,115 @@ impl ServiceOp {
                 }
                 Ok(n)
             }
+            ServiceOp::InsertRecovery(r) => {
+                sql.raw(
+                    "INSERT INTO service_recoveries (id, serial, requester, status, required, \
+                     created_at) VALUES (",
+                )
+                .text(&r.id)?
+                .raw(",")
+                .text(&r.serial)?
+                .raw(",")
+                .text(&r.requester)?
+                .raw(",")
+                .text(r.status.as_str())?
+                .raw(",")
+                .int(i64::from(r.required))
+                .raw(",")
+                .int(r.created_at)
+                .raw(");\n");
+                Ok(1)
+            }
+            ServiceOp::ApproveRecovery { id, agent, at } => {
+                sql.raw("INSERT INTO service_recovery_approvals (recovery_id, agent, at) SELECT ")
+                    .text(id)?
+                    .raw(",")
+                    .text(agent)?
+                    .raw(",")
+                    .int(*at)
+                    .raw(" WHERE EXISTS (SELECT 1 FROM service_recoveries WHERE id = ")
+                    .text(id)?
+                    .raw(" AND status = 'pending') ON CONFLICT(recovery_id, agent) DO NOTHING;\n");
+                Ok(1)
+            }
+            ServiceOp::MoveRecovery {
+                id,
+                from,
+                to,
+                by,
+                at,
+                reason,
+            } => {
+                sql.raw("UPDATE service_recoveries SET status = ")
+                    .text(to.as_str())?
+                    .raw(", decided_by = COALESCE(")
+                    .opt_text(by.as_deref())?
+                    .raw(", decided_by), decided_at = ")
+                    .int(*at)
+                    .raw(", reason = COALESCE(")
+                    .opt_text(reason.as_deref())?
+                    .raw(", reason) WHERE id = ")
+                    .text(id)?
+                    .raw(" AND status = ")
+                    .text(from.as_str())?;
+                if *from == RecoveryStatus::Pending && *to == RecoveryStatus::Approved {
+                    // Only with enough distinct approvals.
+                    sql.raw(
+                        " AND (SELECT COUNT(*) FROM service_recovery_approvals a \
+                         WHERE a.recovery_id = service_recoveries.id) >= required",
+                    );
+                }
+                sql.raw(";\n");
+                Ok(1)
+            }
+            ServiceOp::InsertDeliveries(list) => {
+                for d in list {
+                    sql.raw(
+                        "INSERT INTO webhook_deliveries (id, url, event_type, body, status, \
+                         attempts, next_attempt_at, last_error, created_at) VALUES (",
+                    )
+                    .text(&d.id)?
+                    .raw(",")
+                    .text(&d.url)?
+                    .raw(",")
+                    .text(&d.event_type)?
+                    .raw(",")
+                    .text(&d.body)?
+                    .raw(",")
+                    .text(&d.status)?
+                    .raw(",")
+                    .int(i64::from(d.attempts))
+                    .raw(",")
+                    .int(d.next_attempt_at)
+                    .raw(",")
+                    .opt_text(d.last_error.as_deref())?
+                    .raw(",")
+                    .int(d.created_at)
+                    .raw(");\n");
+                }
+                Ok(list.len())
+            }
+            ServiceOp::RecordAttempt {
+                id,
+                delivered,
+                error,
+                next_attempt_at,
+            } => {
+                sql.raw("UPDATE webhook_deliveries SET attempts = attempts + 1, status = ")
+                    .raw(match (delivered, next_attempt_at) {
+                        (true, _) => "'delivered'",
+                        (false, Some(_)) => "'pending'",
+                        (false, None) => "'failed'",
+                    })
+                    .raw(", last_error = ")
+                    .opt_text(error.as_deref())?
+                    .raw(", next_attempt_at = COALESCE(")
+                    .opt_int(*next_attempt_at)
+                    .raw(", next_attempt_at) WHERE id = ")
+                    .text(id)?
+                    .raw(";\n");
+                Ok(1)
+            }
             ServiceOp::MarkRenewed { old, new } => {
                 sql.raw("UPDATE service_certs SET renewed_to = ")
                     .text(new)?
@@ -295,6 +429,50 @@ fn cert_where(q: &mut QueryBuilder<Sqlite>, f: &CertFilter, now: Timestamp) {
                 .push_bind(now);
         }
         _ => {}
+    }
+}
+
+fn delivery_from_row(row: &SqliteRow) -> Result<Delivery> {
+    let attempts: i64 = row.try_get("attempts").map_err(db_err)?;
+    Ok(Delivery {
+        id: row.try_get("id").map_err(db_err)?,
+        url: row.try_get("url").map_err(db_err)?,
+        event_type: row.try_get("event_type").map_err(db_err)?,
+        body: row.try_get("body").map_err(db_err)?,
+        status: row.try_get("status").map_err(db_err)?,
+        attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
+        next_attempt_at: row.try_get("next_attempt_at").map_err(db_err)?,
+        last_error: row.try_get("last_error").map_err(db_err)?,
+        created_at: row.try_get("created_at").map_err(db_err)?,
+    })
+}
+
+impl SqliteStore {
+    async fn recovery_with_approvals(&self, row: &SqliteRow) -> Result<Recovery> {
+        let id: String = row.try_get("id").map_err(db_err)?;
+        let status: String = row.try_get("status").map_err(db_err)?;
+        let required: i64 = row.try_get("required").map_err(db_err)?;
+        let approvals: Vec<String> = sqlx::query_scalar(
+            "SELECT agent FROM service_recovery_approvals WHERE recovery_id = ? ORDER BY at, agent",
+        )
+        .bind(&id)
+        .fetch_all(&self.reader)
+        .await
+        .map_err(db_err)?;
+        Ok(Recovery {
+            serial: row.try_get("serial").map_err(db_err)?,
+            requester: row.try_get("requester").map_err(db_err)?,
+            status: RecoveryStatus::parse(&status).ok_or_else(|| {
+                Error::internal(format_args!("bad stored recovery status {status}"))
+            })?,
+            required: u32::try_from(required).unwrap_or(u32::MAX),
+            approvals,
+            created_at: row.try_get("created_at").map_err(db_err)?,
+            decided_by: row.try_get("decided_by").map_err(db_err)?,
+            decided_at: row.try_get("decided_at").map_err(db_err)?,
+            reason: row.try_get("reason").map_err(db_err)?,
+            id,
+        })
     }
 }
 
@@ -462,6 +640,202 @@ impl ServiceStore for SqliteStore {
                 })
             })
             .transpose()
+        })
+    }
+
+    fn insert_recovery<'a>(&'a self, r: &'a Recovery) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            self.writer
+                .write(Op::Service(ServiceOp::InsertRecovery(r.clone())))
+                .await?;
+            Ok(())
+        })
+    }
+
+    fn recovery<'a>(&'a self, id: &'a str) -> StoreFuture<'a, Option<Recovery>> {
+        Box::pin(async move {
+            let row = sqlx::query("SELECT * FROM service_recoveries WHERE id = ?")
+                .bind(id)
+                .fetch_optional(&self.reader)
+                .await
+                .map_err(db_err)?;
+            match row {
+                Some(r) => Ok(Some(self.recovery_with_approvals(&r).await?)),
+                None => Ok(None),
+            }
+        })
+    }
+
+    fn recoveries<'a>(
+        &'a self,
+        status: Option<RecoveryStatus>,
+        requester: Option<&'a str>,
+        offset: u32,
+        limit: u32,
+    ) -> StoreFuture<'a, (Vec<Recovery>, u64)> {
+        Box::pin(async move {
+            let filter = |q: &mut QueryBuilder<Sqlite>| {
+                q.push(" WHERE 1 = 1");
+                if let Some(s) = status {
+                    q.push(" AND status = ").push_bind(s.as_str());
+                }
+                if let Some(r) = requester {
+                    q.push(" AND requester = ").push_bind(r.to_owned());
+                }
+            };
+            let mut count = QueryBuilder::new("SELECT COUNT(*) FROM service_recoveries");
+            filter(&mut count);
+            let total: i64 = count
+                .build_query_scalar()
+                .fetch_one(&self.reader)
+                .await
+                .map_err(db_err)?;
+            let mut q = QueryBuilder::new("SELECT * FROM service_recoveries");
+            filter(&mut q);
+            q.push(" ORDER BY created_at DESC, id LIMIT ")
+                .push_bind(i64::from(limit))
+                .push(" OFFSET ")
+                .push_bind(i64::from(offset));
+            let rows = q.build().fetch_all(&self.reader).await.map_err(db_err)?;
+            let mut out = Vec::with_capacity(rows.len());
+            for r in &rows {
+                out.push(self.recovery_with_approvals(r).await?);
+            }
+            Ok((out, u64::try_from(total).unwrap_or(0)))
+        })
+    }
+
+    fn approve_recovery<'a>(
+        &'a self,
+        id: &'a str,
+        agent: &'a str,
+        at: Timestamp,
+    ) -> StoreFuture<'a, bool> {
+        Box::pin(async move {
+            let added = self
+                .writer
+                .write(Op::Service(ServiceOp::ApproveRecovery {
+                    id: id.to_owned(),
+                    agent: agent.to_owned(),
+                    at,
+                }))
+                .await?
+                == 1;
+            if added {
+                // Approved once enough distinct agents approved (the
+                // condition is in the update itself).
+                self.writer
+                    .write(Op::Service(ServiceOp::MoveRecovery {
+                        id: id.to_owned(),
+                        from: RecoveryStatus::Pending,
+                        to: RecoveryStatus::Approved,
+                        by: None,
+                        at,
+                        reason: None,
+                    }))
+                    .await?;
+            }
+            Ok(added)
+        })
+    }
+
+    fn move_recovery<'a>(
+        &'a self,
+        id: &'a str,
+        from: RecoveryStatus,
+        to: RecoveryStatus,
+        by: Option<&'a str>,
+        at: Timestamp,
+        reason: Option<&'a str>,
+    ) -> StoreFuture<'a, bool> {
+        Box::pin(async move {
+            let op = ServiceOp::MoveRecovery {
+                id: id.to_owned(),
+                from,
+                to,
+                by: by.map(str::to_owned),
+                at,
+                reason: reason.map(str::to_owned),
+            };
+            Ok(self.writer.write(Op::Service(op)).await? == 1)
+        })
+    }
+
+    fn insert_deliveries<'a>(&'a self, d: &'a [Delivery]) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            if d.is_empty() {
+                return Ok(());
+            }
+            self.writer
+                .write(Op::Service(ServiceOp::InsertDeliveries(d.to_vec())))
+                .await?;
+            Ok(())
+        })
+    }
+
+    fn due_deliveries(&self, now: Timestamp, limit: u32) -> StoreFuture<'_, Vec<Delivery>> {
+        Box::pin(async move {
+            let rows = sqlx::query(
+                "SELECT * FROM webhook_deliveries WHERE status = 'pending' \
+                 AND next_attempt_at <= ? ORDER BY next_attempt_at, created_at LIMIT ?",
+            )
+            .bind(now)
+            .bind(i64::from(limit))
+            .fetch_all(&self.reader)
+            .await
+            .map_err(db_err)?;
+            rows.iter().map(delivery_from_row).collect()
+        })
+    }
+
+    fn record_attempt<'a>(
+        &'a self,
+        id: &'a str,
+        delivered: bool,
+        error: Option<&'a str>,
+        next_attempt_at: Option<Timestamp>,
+    ) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            let op = ServiceOp::RecordAttempt {
+                id: id.to_owned(),
+                delivered,
+                error: error.map(str::to_owned),
+                next_attempt_at,
+            };
+            self.writer.write(Op::Service(op)).await?;
+            Ok(())
+        })
+    }
+
+    fn deliveries<'a>(
+        &'a self,
+        status: Option<&'a str>,
+        offset: u32,
+        limit: u32,
+    ) -> StoreFuture<'a, (Vec<Delivery>, u64)> {
+        Box::pin(async move {
+            let filter = |q: &mut QueryBuilder<Sqlite>| {
+                q.push(" WHERE 1 = 1");
+                if let Some(s) = status {
+                    q.push(" AND status = ").push_bind(s.to_owned());
+                }
+            };
+            let mut count = QueryBuilder::new("SELECT COUNT(*) FROM webhook_deliveries");
+            filter(&mut count);
+            let total: i64 = count
+                .build_query_scalar()
+                .fetch_one(&self.reader)
+                .await
+                .map_err(db_err)?;
+            let mut q = QueryBuilder::new("SELECT * FROM webhook_deliveries");
+            filter(&mut q);
+            q.push(" ORDER BY created_at DESC, id LIMIT ")
+                .push_bind(i64::from(limit))
+                .push(" OFFSET ")
+                .push_bind(i64::from(offset));
+            let rows = q.build().fetch_all(&self.reader).await.map_err(db_err)?;
+            let list = rows.iter().map(delivery_from_row).collect::<Result<_>>()?;
+            Ok((list, u64::try_from(total).unwrap_or(0)))
         })
     }
 
