@@ -37,6 +37,7 @@ pub fn router(service: Arc<Service>) -> Router {
         .route("/certs/{serial}/download", get(download))
         .route("/csr", post(upload_csr))
         .route("/batches/{id}", get(batch))
+        .route("/batches/{id}/download", get(batch_download))
         .route("/requests", get(list_requests))
         .route("/requests/{id}", get(show_request))
         .route("/requests/{id}/approve", post(approve))
@@ -548,6 +549,26 @@ async fn batch(
         "requests": requests.iter().map(request_json).collect::<Vec<_>>(),
     }))
     .into_response())
+}
+
+/// GET /batches/{id}/download: a zip of the batch's issued certificates
+/// (`<serial>.pem` each) and `ca.pem`. CSR certificates have no key here.
+async fn batch_download(
+    State(s): State<Arc<Service>>,
+    Authed(caller): Authed,
+    Path(id): Path<String>,
+) -> ApiResult {
+    let d = s.batch_zip(&caller, &id).await?;
+    let mut resp = d.body.into_response();
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(d.content_type),
+    );
+    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{}\"", d.file_name)) {
+        h.insert(header::CONTENT_DISPOSITION, v);
+    }
+    Ok(resp)
 }
 
 #[derive(Deserialize)]

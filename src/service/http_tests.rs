@@ -855,6 +855,23 @@ async fn csr_upload_makes_a_batch() {
             .status,
         StatusCode::NOT_FOUND
     );
+    // The batch's certificates as one zip.
+    let r = h
+        .call("GET", &format!("/batches/{batch}/download"), Some(ALICE), None)
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    let files = unzip(&r.body);
+    assert_eq!(files.len(), 3, "{:?}", files.keys());
+    assert!(files.contains_key("ca.pem"));
+    for req in b["requests"].as_array().unwrap() {
+        assert!(files.contains_key(&format!("{}.pem", req["serial"].as_str().unwrap())));
+    }
+    assert_eq!(
+        h.call("GET", &format!("/batches/{batch}/download"), Some(BOB), None)
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
     // CSR certificates have no key to hand out.
     let serial = b["requests"][0]["serial"].as_str().unwrap().to_owned();
     let r = h

@@ -1148,6 +1148,47 @@ impl Service {
         self.recovery_for(caller, id).await
     }
 
+    /// The issued certificates of a batch the caller may see, zipped with
+    /// the CA chain.
+    pub async fn batch_zip(&self, caller: &Caller, id: &str) -> Result<Download> {
+        let batch = self
+            .store
+            .batch(id)
+            .await?
+            .filter(|b| caller.sees_all() || b.requester == caller.name)
+            .ok_or_else(|| Error::not_found("no such batch"))?;
+        let (requests, _) = self
+            .store
+            .requests(&RequestFilter {
+                batch_id: Some(batch.id.clone()),
+                limit: MAX_CSRS as u32,
+                ..Default::default()
+            })
+            .await?;
+        let admin = Caller {
+            name: String::new(),
+            role: Role::Admin,
+        };
+        let mut files: Vec<(String, Vec<u8>)> =
+            vec![("ca.pem".to_owned(), self.ca_chain_pem().into_bytes())];
+        for serial in requests.iter().filter_map(|r| r.serial.as_ref()) {
+            let cert = self.certificate(&admin, serial).await?;
+            let pem = der::pem::encode_string("CERTIFICATE", der::pem::LineEnding::LF, &cert.der)
+                .map_err(Error::internal)?;
+            files.push((format!("{serial}.pem"), pem.into_bytes()));
+        }
+        let refs: Vec<(&str, &[u8])> = files
+            .iter()
+            .map(|(n, b)| (n.as_str(), b.as_slice()))
+            .collect();
+        let body = package::zip_stored(&refs).map_err(|e| Error::internal(e.to_string()))?;
+        Ok(Download {
+            file_name: format!("batch-{}.zip", batch.id),
+            content_type: "application/zip",
+            body,
+        })
+    }
+
     /// The default chain's intermediates and root, PEM: ca.pem.
     fn ca_chain_pem(&self) -> String {
         let chain = &self.app.ra.ca.chains()[0];
