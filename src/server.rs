@@ -382,7 +382,10 @@ impl Server {
             tokio::spawn(http::serve(
                 l,
                 Some(self.tls.clone()),
-                crate::service::http::router(service),
+                http::with_timeout(
+                    crate::service::http::router(service),
+                    self.app.request_timeout,
+                ),
                 self.limits.clone(),
                 stopped(stop_rx.clone()),
             ))
@@ -391,13 +394,16 @@ impl Server {
             tokio::spawn(http::serve(
                 l,
                 Some(self.tls.clone()),
-                http::management::router(self.app.clone()),
+                http::with_timeout(
+                    http::management::router(self.app.clone()),
+                    self.app.request_timeout,
+                ),
                 self.limits.clone(),
                 stopped(stop_rx.clone()),
             ))
         });
         let status_task = self.status.map(|s| {
-            let router = http::status::router(s.app);
+            let router = http::with_timeout(http::status::router(s.app), self.app.request_timeout);
             tokio::spawn(http::serve(
                 s.listener,
                 None,

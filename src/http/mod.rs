@@ -254,6 +254,24 @@ async fn acme_headers(State(app): State<Arc<App>>, req: Request, next: Next) -> 
     resp
 }
 
+/// Cuts off any request of `router` that takes longer than `limit`, body
+/// included, with a plain 503 (for the listeners other than ACME's, whose
+/// wrapper does the same with a problem document).
+pub fn with_timeout(router: Router, limit: Duration) -> Router {
+    router.layer(middleware::from_fn(
+        move |req: Request, next: Next| async move {
+            match tokio::time::timeout(limit, next.run(req)).await {
+                Ok(resp) => resp,
+                Err(_) => (
+                    axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                    "the request took too long\n",
+                )
+                    .into_response(),
+            }
+        },
+    ))
+}
+
 /// Limits of the accept loop.
 #[derive(Debug, Clone)]
 pub struct Limits {
