@@ -8,6 +8,7 @@
 
 pub mod ca;
 pub mod challtestsrv;
+pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod error;

@@ -44,6 +44,10 @@ enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// Client of the operator service's REST API ([service]; see
+    /// `acme-ca profiles --help`).
+    #[command(flatten)]
+    Service(Box<acme_ca::cli::Command>),
 }
 
 #[derive(clap::Args, Default)]
@@ -124,11 +128,17 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // The service client's output is its own: no log lines unless RUST_LOG
+    // asks for them.
+    let default_filter = match cli.command {
+        Some(Command::Service(_)) => "off",
+        _ => "info",
+    };
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter)),
         )
         .init();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -150,6 +160,7 @@ fn main() -> ExitCode {
                 let program = "acme-ca challtestsrv".to_string();
                 acme_ca::challtestsrv::cli::run(std::iter::once(program).chain(args)).await
             }
+            Command::Service(command) => acme_ca::cli::run(*command).await,
         }
     });
     match result {

@@ -857,7 +857,12 @@ async fn csr_upload_makes_a_batch() {
     );
     // The batch's certificates as one zip.
     let r = h
-        .call("GET", &format!("/batches/{batch}/download"), Some(ALICE), None)
+        .call(
+            "GET",
+            &format!("/batches/{batch}/download"),
+            Some(ALICE),
+            None,
+        )
         .await;
     assert_eq!(r.status, StatusCode::OK);
     let files = unzip(&r.body);
@@ -867,9 +872,14 @@ async fn csr_upload_makes_a_batch() {
         assert!(files.contains_key(&format!("{}.pem", req["serial"].as_str().unwrap())));
     }
     assert_eq!(
-        h.call("GET", &format!("/batches/{batch}/download"), Some(BOB), None)
-            .await
-            .status,
+        h.call(
+            "GET",
+            &format!("/batches/{batch}/download"),
+            Some(BOB),
+            None
+        )
+        .await
+        .status,
         StatusCode::NOT_FOUND
     );
     // CSR certificates have no key to hand out.
