@@ -352,6 +352,7 @@ impl Server {
             )?);
             spawn_renewal_scheduler(service.clone());
             service.notifier.spawn();
+            service.announce_revocations();
             Some((listener, service))
         } else {
             None

@@ -937,7 +937,7 @@ impl Ra {
             ));
         }
         if let Some(events) = &self.revocations {
-            events.revoked();
+            events.revoked(&cert.serial, reason.code(), revocation.at);
         }
         tracing::info!(serial = %cert.serial, reason = reason.code(), "revoked");
         Ok(())
@@ -963,7 +963,7 @@ impl Ra {
             ));
         }
         if let Some(events) = &self.revocations {
-            events.revoked();
+            events.revoked(&cert.serial, reason.code(), revocation.at);
         }
         tracing::info!(serial = %cert.serial, reason = reason.code(), "revoked by an operator");
         Ok(())

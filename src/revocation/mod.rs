@@ -32,23 +32,49 @@ use crate::store::Store;
 /// Key of the signing intermediate's CRL number in the store.
 const CRL_SCOPE: &str = "intermediate";
 
-/// Revocations as they happen: a counter that only grows, and a wake-up
-/// for the task that signs CRLs.
-#[derive(Debug, Default)]
+/// A revocation, as announced to subscribers (the service's webhooks).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Revoked {
+    /// Lowercase hex serial.
+    pub serial: String,
+    pub reason: u8,
+    pub at: Timestamp,
+}
+
+/// Revocations as they happen: a counter that only grows, a wake-up for
+/// the task that signs CRLs, and a broadcast for other listeners.
+#[derive(Debug)]
 pub struct RevocationEvents {
     epoch: AtomicU64,
     notify: Notify,
+    announce: tokio::sync::broadcast::Sender<Revoked>,
 }
 
 impl RevocationEvents {
     pub fn new() -> Arc<RevocationEvents> {
-        Arc::new(RevocationEvents::default())
+        Arc::new(RevocationEvents {
+            epoch: AtomicU64::new(0),
+            notify: Notify::new(),
+            announce: tokio::sync::broadcast::channel(1024).0,
+        })
     }
 
     /// Called after a revocation is stored and before it is acknowledged.
-    pub fn revoked(&self) {
+    pub fn revoked(&self, serial: &str, reason: u8, at: Timestamp) {
         self.epoch.fetch_add(1, Ordering::SeqCst);
         self.notify.notify_one();
+        // Nobody listening is fine.
+        let _ = self.announce.send(Revoked {
+            serial: serial.to_owned(),
+            reason,
+            at,
+        });
+    }
+
+    /// Every revocation from now on (a slow listener misses some, and is
+    /// told how many).
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Revoked> {
+        self.announce.subscribe()
     }
 
     /// How many revocations this process has seen.

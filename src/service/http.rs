@@ -34,7 +34,10 @@ pub fn router(service: Arc<Service>) -> Router {
         .route("/certs/{serial}/renew", post(renew))
         .route("/certs/{serial}/revoke", post(revoke))
         .route("/certs/{serial}/download-token", post(download_token))
-        .route("/certs/{serial}/download", get(download))
+        .route(
+            "/certs/{serial}/download",
+            get(download).head(download_head),
+        )
         .route("/csr", post(upload_csr))
         .route("/batches/{id}", get(batch))
         .route("/batches/{id}/download", get(batch_download))
@@ -342,7 +345,7 @@ async fn list_certs(
     let serial = q
         .serial
         .as_deref()
-        .map(super::normalize_serial)
+        .map(|s| super::normalize_serial(s).map_err(|_| Error::malformed("serial is hexadecimal")))
         .transpose()?;
     let filter = CertFilter {
         entity_id: q.entity,
@@ -456,17 +459,47 @@ struct DownloadQuery {
     token: Option<String>,
 }
 
+/// The download token of a query string.
+fn download_token_of(
+    query: std::result::Result<Query<DownloadQuery>, axum::extract::rejection::QueryRejection>,
+) -> std::result::Result<String, ApiError> {
+    let Query(q) = query.map_err(|_| {
+        ApiError(Error::malformed(
+            "the query must hold one token parameter (?token=…)",
+        ))
+    })?;
+    q.token
+        .filter(|t| !t.is_empty() && t.len() <= 256)
+        .ok_or_else(|| {
+            ApiError(Error::unauthorized(
+                "a download token is required (?token=)",
+            ))
+        })
+}
+
+/// HEAD /certs/{serial}/download?token=…: whether the token would be
+/// accepted; it is not spent.
+async fn download_head(
+    State(s): State<Arc<Service>>,
+    Path(serial): Path<String>,
+    query: std::result::Result<Query<DownloadQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult {
+    let token = download_token_of(query)?;
+    if s.download_allowed(&serial, &token) {
+        Ok(StatusCode::OK.into_response())
+    } else {
+        Ok(StatusCode::FORBIDDEN.into_response())
+    }
+}
+
 /// GET /certs/{serial}/download?token=…: no bearer token; the download
 /// token is the credential.
 async fn download(
     State(s): State<Arc<Service>>,
     Path(serial): Path<String>,
-    Query(q): Query<DownloadQuery>,
+    query: std::result::Result<Query<DownloadQuery>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult {
-    let token = q
-        .token
-        .filter(|t| !t.is_empty() && t.len() <= 256)
-        .ok_or_else(|| Error::unauthorized("a download token is required (?token=)"))?;
+    let token = download_token_of(query)?;
     let d = s.download(&serial, &token).await?;
     let mut resp = d.body.into_response();
     let h = resp.headers_mut();

@@ -1148,15 +1148,17 @@ async fn renewals_and_revocations_reach_the_webhooks_signed_and_failures_are_vis
     )
     .await;
     let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, secret);
+    // Three events: the renewal, the old certificate superseded, and the
+    // revocation of the new one.
     for _ in 0..100 {
-        if seen.lock().unwrap().len() >= 2 {
+        if seen.lock().unwrap().len() >= 3 {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     let got = seen.lock().unwrap().clone();
-    assert_eq!(got.len(), 2, "{got:?}");
-    let types: Vec<String> = got
+    assert_eq!(got.len(), 3, "{got:?}");
+    let mut types: Vec<String> = got
         .iter()
         .map(|(sig, body)| {
             assert_eq!(sig, &super::webhooks::signature(&key, body.as_bytes()));
@@ -1164,10 +1166,31 @@ async fn renewals_and_revocations_reach_the_webhooks_signed_and_failures_are_vis
             v["type"].as_str().unwrap().to_owned()
         })
         .collect();
-    assert_eq!(types, vec!["certificate.renewed", "certificate.revoked"]);
-    let renewed: Value = serde_json::from_str(&got[0].1).unwrap();
+    types.sort();
+    assert_eq!(
+        types,
+        vec![
+            "certificate.renewed",
+            "certificate.revoked",
+            "certificate.revoked"
+        ]
+    );
+    let events: Vec<Value> = got
+        .iter()
+        .map(|(_, b)| serde_json::from_str(b).unwrap())
+        .collect();
+    let renewed = events
+        .iter()
+        .find(|e| e["type"] == "certificate.renewed")
+        .unwrap();
     assert_eq!(renewed["data"]["old_serial"], serial.as_str());
     assert_eq!(renewed["data"]["new_serial"], new.as_str());
+    let superseded = events
+        .iter()
+        .find(|e| e["type"] == "certificate.revoked" && e["data"]["serial"] == serial.as_str())
+        .unwrap();
+    assert_eq!(superseded["data"]["reason"], 4);
+    assert_eq!(superseded["data"]["entity_id"], "e");
     // The failing receiver's deliveries are retried, visibly.
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     let d = h
@@ -1179,7 +1202,7 @@ async fn renewals_and_revocations_reach_the_webhooks_signed_and_failures_are_vis
         )
         .await
         .json();
-    assert_eq!(d["total"], 2, "{d}");
+    assert_eq!(d["total"], 3, "{d}");
     for item in d["deliveries"].as_array().unwrap() {
         assert_eq!(item["url"], bad.as_str());
         assert!(item["attempts"].as_u64().unwrap() >= 1);
@@ -1194,11 +1217,149 @@ async fn renewals_and_revocations_reach_the_webhooks_signed_and_failures_are_vis
         )
         .await
         .json();
-    assert_eq!(d["total"], 2);
+    assert_eq!(d["total"], 3);
     assert_eq!(
         h.call("GET", "/webhooks/deliveries", Some(AGENT), None)
             .await
             .status,
         StatusCode::FORBIDDEN
     );
+}
+
+#[tokio::test]
+async fn wildcards_head_requests_renewal_ownership_and_own_decisions() {
+    let h = harness(|c| {
+        let p = c.service.profiles.get_mut("server").unwrap();
+        p.validity = std::time::Duration::from_secs(7200);
+        p.renew_before = std::time::Duration::from_secs(7199);
+        p.key_download_window = std::time::Duration::ZERO;
+    })
+    .await;
+    // A wildcard name is issued as asked, once.
+    let s = h
+        .issue(ALICE, server_cert("e", "*.wild.example.com"))
+        .await
+        .json()["serial_number"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let pem = h
+        .call("GET", &format!("/certs/{s}"), Some(ALICE), None)
+        .await
+        .json()["certificate"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (_, der) = x509_cert::der::pem::decode_vec(pem.as_bytes()).unwrap();
+    use x509_cert::der::Decode;
+    let cert = x509_cert::Certificate::from_der(&der).unwrap();
+    let names = crate::ca::csr::certificate_identifiers(&cert).unwrap();
+    assert_eq!(
+        names,
+        vec![crate::protocol::Identifier::dns("*.wild.example.com")]
+    );
+    // HEAD does not spend a download token.
+    let t = h
+        .call(
+            "POST",
+            &format!("/certs/{s}/download-token"),
+            Some(ALICE),
+            None,
+        )
+        .await
+        .json()["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = h
+        .call(
+            "HEAD",
+            &format!("/certs/{s}/download?token={t}"),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    let r = h
+        .call("GET", &format!("/certs/{s}/download?token={t}"), None, None)
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    let r = h
+        .call(
+            "HEAD",
+            &format!("/certs/{s}/download?token={t}"),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    // An admin's renewal stays with the requester.
+    let r = h
+        .call("POST", &format!("/certs/{s}/renew"), Some(ADMIN), None)
+        .await;
+    let new = r.json()["serial_number"].as_str().unwrap().to_owned();
+    let v = h
+        .call("GET", &format!("/certs/{new}"), Some(ALICE), None)
+        .await
+        .json();
+    assert_eq!(v["requester"], "alice");
+    // Nobody decides their own request or recovery, admins included.
+    let id = h
+        .issue(
+            ADMIN,
+            json!({"entity_id": "t", "profile": "device", "common_name": "t", "key_type": "ec", "key_size": 256}),
+        )
+        .await
+        .json()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = h
+        .call(
+            "POST",
+            &format!("/requests/{id}/reject"),
+            Some(ADMIN),
+            Some(json!({"reason": "mine"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    // An admin cannot use another requester's approved recovery.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let rec = h
+        .call("POST", &format!("/certs/{new}/recovery"), Some(ALICE), None)
+        .await
+        .json()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for agent in [AGENT, AGENT2] {
+        h.call(
+            "POST",
+            &format!("/recoveries/{rec}/approve"),
+            Some(agent),
+            None,
+        )
+        .await;
+    }
+    let r = h
+        .call(
+            "POST",
+            &format!("/certs/{new}/download-token"),
+            Some(ADMIN),
+            Some(json!({"recovery": rec})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let r = h
+        .call(
+            "POST",
+            &format!("/certs/{new}/download-token"),
+            Some(ALICE),
+            Some(json!({"recovery": rec})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    // A non-hexadecimal serial filter is a bad query.
+    let r = h.call("GET", "/certs?serial=zz", Some(ADMIN), None).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
 }

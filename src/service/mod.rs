@@ -657,6 +657,11 @@ impl Service {
             return Err(bad("the reason is at most 500 characters"));
         }
         let r = self.request_for(caller, id).await?;
+        if r.requester == caller.name {
+            return Err(forbidden(
+                "a request cannot be decided by its own requester",
+            ));
+        }
         if !self
             .store
             .move_request(
@@ -725,20 +730,9 @@ impl Service {
         })?;
         let cert = self.certificate(caller, serial).await?;
         self.app.ra.revoke_by_operator(&cert.serial, reason).await?;
-        let revoked = self.certificate(caller, &cert.serial).await?;
-        self.notifier
-            .announce(
-                "certificate.revoked",
-                serde_json::json!({
-                    "serial": revoked.serial,
-                    "reason": reason.code(),
-                    "revoked_at": revoked.revoked.map(|r| crate::clock::rfc3339(r.at)),
-                    "revoked_by": caller.name,
-                    "entity_id": revoked.service.as_ref().map(|m| m.entity_id.clone()),
-                }),
-            )
-            .await?;
-        Ok(revoked)
+        // The webhooks hear of it from the revocation events (see
+        // `announce_revocations`), like every other revocation.
+        self.certificate(caller, &cert.serial).await
     }
 
     /// Renews a service certificate inside its profile's window: a new
@@ -789,15 +783,17 @@ impl Service {
             None => None,
         }
         .ok_or_else(|| Error::internal("the certificate's request is missing"))?;
+        // The renewal stays with the original requester; who renewed it is
+        // recorded as its decider.
         let request = Request {
             id: new_id(),
             status: RequestStatus::Approved,
-            requester: by.unwrap_or(&meta.requester).to_owned(),
+            requester: meta.requester.clone(),
             created_at: now,
             serial: None,
             error: None,
-            decided_by: None,
-            decided_at: None,
+            decided_by: Some(by.unwrap_or("scheduler").to_owned()),
+            decided_at: Some(now),
             reason: Some(format!("renewal of {}", old.serial)),
             batch_id: None,
             ..original
@@ -852,6 +848,11 @@ impl Service {
         let cert = self.certificate(caller, serial).await?;
         if let Some(id) = &recovery {
             let r = self.recovery_for(caller, id).await?;
+            if r.requester != caller.name {
+                return Err(forbidden(
+                    "only the recovery's requester can download the key through it",
+                ));
+            }
             if r.serial != cert.serial {
                 return Err(bad("that recovery is for another certificate"));
             }
@@ -923,6 +924,19 @@ impl Service {
         kek.open(sealed, cert.serial.as_bytes())
             .map(Some)
             .map_err(|e| Error::internal(format_args!("opening the archived key: {e}")))
+    }
+
+    /// Whether `token` would be accepted for `serial` now (HEAD: the token
+    /// is not spent).
+    pub fn download_allowed(&self, serial: &str, token: &str) -> bool {
+        let Ok(serial) = normalize_serial(serial) else {
+            return false;
+        };
+        let now = self.now();
+        let grants = self.grants.lock().unwrap_or_else(|p| p.into_inner());
+        grants
+            .get(&sha256(token.as_bytes()))
+            .is_some_and(|g| g.expires > now && g.serial == serial)
     }
 
     /// GET /certs/{serial}/download?token=…: spends the token.
@@ -1128,6 +1142,11 @@ impl Service {
             return Err(bad("the reason is at most 500 characters"));
         }
         let r = self.recovery_for(caller, id).await?;
+        if r.requester == caller.name {
+            return Err(forbidden(
+                "a recovery cannot be decided by its own requester",
+            ));
+        }
         if !self
             .store
             .move_recovery(
@@ -1187,6 +1206,45 @@ impl Service {
             content_type: "application/zip",
             body,
         })
+    }
+
+    /// Announces every revocation of this CA (ACME revokeCert, the
+    /// service, renewals' superseded ones) to the webhooks, as
+    /// `certificate.revoked`, until the process ends.
+    pub fn announce_revocations(self: &Arc<Self>) {
+        let Some(events) = &self.app.ra.revocations else {
+            return;
+        };
+        let mut rx = events.subscribe();
+        let this = self.clone();
+        tokio::spawn(async move {
+            loop {
+                let ev = match rx.recv().await {
+                    Ok(ev) => ev,
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                        tracing::warn!(missed = n, "webhooks missed revocation events");
+                        continue;
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                };
+                let entity = match this.store.service_cert(&ev.serial).await {
+                    Ok(meta) => meta.map(|m| m.entity_id),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "looking up a revoked certificate");
+                        None
+                    }
+                };
+                let data = serde_json::json!({
+                    "serial": ev.serial,
+                    "reason": ev.reason,
+                    "revoked_at": crate::clock::rfc3339(ev.at),
+                    "entity_id": entity,
+                });
+                if let Err(e) = this.notifier.announce("certificate.revoked", data).await {
+                    tracing::warn!(error = %e, "announcing a revocation");
+                }
+            }
+        });
     }
 
     /// The default chain's intermediates and root, PEM: ca.pem.
@@ -1292,11 +1350,9 @@ fn identifiers(names: &[String], ips: &[String]) -> Result<Vec<Identifier>> {
                 e.detail
             ))
         })?;
-        out.push(Identifier::dns(if wildcard {
-            format!("*.{name}")
-        } else {
-            name
-        }));
+        // The name keeps its "*." when it is a wildcard.
+        let _ = wildcard;
+        out.push(Identifier::dns(name));
     }
     for ip in ips {
         let parsed: IpAddr = ip.trim().parse().map_err(|_| {

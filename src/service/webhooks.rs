@@ -1,5 +1,6 @@
-//! Webhooks: each renewal and revocation made through the service is
-//! announced to the configured URLs as a JSON event, signed with HMAC-SHA256
+//! Webhooks: each renewal made through the service and every revocation of
+//! the CA is announced to the configured URLs as a JSON event, signed with
+//! HMAC-SHA256
 //! (`X-Acme-Ca-Signature: sha256=<hex>`), and retried with exponential
 //! backoff. Deliveries are rows in the store, so they survive a restart
 //! and their failures are visible through the API.
