@@ -54,7 +54,7 @@ impl Default for ServiceConfig {
 }
 
 /// `[[service.tokens]]`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TokenConfig {
     /// Who this is (shown as requester and approver; never the token).
@@ -62,6 +62,17 @@ pub struct TokenConfig {
     /// The bearer token itself (at least 16 characters).
     pub token: String,
     pub role: Role,
+}
+
+impl std::fmt::Debug for TokenConfig {
+    /// Never shows the token.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenConfig")
+            .field("name", &self.name)
+            .field("token", &"<redacted>")
+            .field("role", &self.role)
+            .finish()
+    }
 }
 
 /// How a profile's requests are approved.

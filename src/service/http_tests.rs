@@ -1363,3 +1363,58 @@ async fn wildcards_head_requests_renewal_ownership_and_own_decisions() {
     let r = h.call("GET", "/certs?serial=zz", Some(ADMIN), None).await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
 }
+
+#[tokio::test]
+async fn the_scheduler_renews_auto_renew_certificates_in_their_window() {
+    let h = harness(|c| {
+        let p = c.service.profiles.get_mut("server").unwrap();
+        p.validity = std::time::Duration::from_secs(7200);
+        p.renew_before = std::time::Duration::from_secs(7199);
+    })
+    .await;
+    let mut auto = server_cert("e", "auto.example.com");
+    auto["auto_renew"] = json!(true);
+    let s_auto = h.issue(ALICE, auto).await.json()["serial_number"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let s_manual = h
+        .issue(ALICE, server_cert("e", "manual.example.com"))
+        .await
+        .json()["serial_number"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let service = h.server.service.as_ref().unwrap().1.clone();
+    assert_eq!(service.renew_due().await.unwrap(), 1);
+    let old = h
+        .call("GET", &format!("/certs/{s_auto}"), Some(ALICE), None)
+        .await
+        .json();
+    assert_eq!(old["revocation_reason"], "superseded");
+    let new = old["renewed_to"].as_str().unwrap().to_owned();
+    let fresh = h
+        .call("GET", &format!("/certs/{new}"), Some(ALICE), None)
+        .await
+        .json();
+    assert_eq!(fresh["auto_renew"], true);
+    assert_eq!(fresh["requester"], "alice");
+    let untouched = h
+        .call("GET", &format!("/certs/{s_manual}"), Some(ALICE), None)
+        .await
+        .json();
+    assert_eq!(untouched["status"], "valid");
+    // The renewed one is itself in its window (the profile's), and is
+    // renewed again on the next round; the old one never again.
+    assert_eq!(service.renew_due().await.unwrap(), 1);
+}
+
+#[test]
+fn token_configs_never_show_the_token() {
+    let t = TokenConfig {
+        name: "n".into(),
+        token: "super-secret-token-value".into(),
+        role: Role::Admin,
+    };
+    assert!(!format!("{t:?}").contains("super-secret"));
+}
