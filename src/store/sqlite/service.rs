@@ -392,8 +392,11 @@ fn cert_row(row: &SqliteRow) -> Result<CertRow> {
     })
 }
 
-/// The service columns, prefixed, for a LEFT JOIN on service_certs `s`.
-const SERVICE_COLUMNS: &str = "s.serial AS s_serial, s.entity_id AS s_entity_id, \
+/// A certificate's columns and, prefixed `s_`, its service columns (from
+/// a LEFT JOIN on service_certs `s`).
+const CERT_COLUMNS: &str = "c.serial, c.common_name, c.not_before, c.not_after, c.revoked_at, \
+     c.revocation_reason, c.der, \
+     s.serial AS s_serial, s.entity_id AS s_entity_id, \
      s.profile AS s_profile, s.requester AS s_requester, s.key_sealed AS s_key_sealed, \
      s.auto_renew AS s_auto_renew, s.renewed_to AS s_renewed_to, \
      s.request_id AS s_request_id, s.created_at AS s_created_at";
@@ -476,6 +479,45 @@ impl SqliteStore {
     }
 }
 
+/// One page of a list: how many rows of `from` match `filter` in all, and
+/// the rows `select`ed in `order` from `offset`, at most `limit`. The SQL
+/// fragments are this file's constants; values go through `filter`'s binds.
+struct Page {
+    select: &'static str,
+    from: &'static str,
+    order: &'static str,
+    offset: u32,
+    limit: u32,
+}
+
+impl Page {
+    async fn fetch(
+        &self,
+        reader: &sqlx::SqlitePool,
+        filter: impl Fn(&mut QueryBuilder<Sqlite>),
+    ) -> Result<(Vec<SqliteRow>, u64)> {
+        let mut count = QueryBuilder::new("SELECT COUNT(*) FROM ");
+        count.push(self.from);
+        filter(&mut count);
+        let total: i64 = count
+            .build_query_scalar()
+            .fetch_one(reader)
+            .await
+            .map_err(db_err)?;
+        let mut q = QueryBuilder::new("SELECT ");
+        q.push(self.select).push(" FROM ").push(self.from);
+        filter(&mut q);
+        q.push(" ORDER BY ")
+            .push(self.order)
+            .push(" LIMIT ")
+            .push_bind(i64::from(self.limit))
+            .push(" OFFSET ")
+            .push_bind(i64::from(self.offset));
+        let rows = q.build().fetch_all(reader).await.map_err(db_err)?;
+        Ok((rows, u64::try_from(total).unwrap_or(0)))
+    }
+}
+
 impl ServiceStore for SqliteStore {
     fn insert_requests<'a>(
         &'a self,
@@ -517,22 +559,17 @@ impl ServiceStore for SqliteStore {
                     q.push(" AND batch_id = ").push_bind(b);
                 }
             };
-            let mut count = QueryBuilder::new("SELECT COUNT(*) FROM service_requests");
-            filter(&mut count);
-            let total: i64 = count
-                .build_query_scalar()
-                .fetch_one(&self.reader)
-                .await
-                .map_err(db_err)?;
-            let mut q = QueryBuilder::new("SELECT * FROM service_requests");
-            filter(&mut q);
-            q.push(" ORDER BY created_at DESC, id LIMIT ")
-                .push_bind(i64::from(f.limit))
-                .push(" OFFSET ")
-                .push_bind(i64::from(f.offset));
-            let rows = q.build().fetch_all(&self.reader).await.map_err(db_err)?;
+            let (rows, total) = Page {
+                select: "*",
+                from: "service_requests",
+                order: "created_at DESC, id",
+                offset: f.offset,
+                limit: f.limit,
+            }
+            .fetch(&self.reader, filter)
+            .await?;
             let list = rows.iter().map(request_from_row).collect::<Result<_>>()?;
-            Ok((list, u64::try_from(total).unwrap_or(0)))
+            Ok((list, total))
         })
     }
 
@@ -587,29 +624,17 @@ impl ServiceStore for SqliteStore {
     fn certificates<'a>(&'a self, f: &'a CertFilter) -> StoreFuture<'a, (Vec<CertRow>, u64)> {
         Box::pin(async move {
             let now = crate::clock::Clock::now(&crate::clock::SystemClock);
-            let mut count = QueryBuilder::new(
-                "SELECT COUNT(*) FROM certificates c LEFT JOIN service_certs s ON s.serial = c.serial",
-            );
-            cert_where(&mut count, f, now);
-            let total: i64 = count
-                .build_query_scalar()
-                .fetch_one(&self.reader)
-                .await
-                .map_err(db_err)?;
-            let mut q = QueryBuilder::new(
-                "SELECT c.serial, c.common_name, c.not_before, c.not_after, c.revoked_at, \
-                 c.revocation_reason, c.der, ",
-            );
-            q.push(SERVICE_COLUMNS)
-                .push(" FROM certificates c LEFT JOIN service_certs s ON s.serial = c.serial");
-            cert_where(&mut q, f, now);
-            q.push(" ORDER BY c.issued_at DESC, c.serial LIMIT ")
-                .push_bind(i64::from(f.limit))
-                .push(" OFFSET ")
-                .push_bind(i64::from(f.offset));
-            let rows = q.build().fetch_all(&self.reader).await.map_err(db_err)?;
+            let (rows, total) = Page {
+                select: CERT_COLUMNS,
+                from: "certificates c LEFT JOIN service_certs s ON s.serial = c.serial",
+                order: "c.issued_at DESC, c.serial",
+                offset: f.offset,
+                limit: f.limit,
+            }
+            .fetch(&self.reader, |q| cert_where(q, f, now))
+            .await?;
             let list = rows.iter().map(cert_row).collect::<Result<_>>()?;
-            Ok((list, u64::try_from(total).unwrap_or(0)))
+            Ok((list, total))
         })
     }
 
@@ -683,25 +708,20 @@ impl ServiceStore for SqliteStore {
                     q.push(" AND requester = ").push_bind(r.to_owned());
                 }
             };
-            let mut count = QueryBuilder::new("SELECT COUNT(*) FROM service_recoveries");
-            filter(&mut count);
-            let total: i64 = count
-                .build_query_scalar()
-                .fetch_one(&self.reader)
-                .await
-                .map_err(db_err)?;
-            let mut q = QueryBuilder::new("SELECT * FROM service_recoveries");
-            filter(&mut q);
-            q.push(" ORDER BY created_at DESC, id LIMIT ")
-                .push_bind(i64::from(limit))
-                .push(" OFFSET ")
-                .push_bind(i64::from(offset));
-            let rows = q.build().fetch_all(&self.reader).await.map_err(db_err)?;
+            let (rows, total) = Page {
+                select: "*",
+                from: "service_recoveries",
+                order: "created_at DESC, id",
+                offset,
+                limit,
+            }
+            .fetch(&self.reader, filter)
+            .await?;
             let mut out = Vec::with_capacity(rows.len());
             for r in &rows {
                 out.push(self.recovery_with_approvals(r).await?);
             }
-            Ok((out, u64::try_from(total).unwrap_or(0)))
+            Ok((out, total))
         })
     }
 
@@ -820,22 +840,17 @@ impl ServiceStore for SqliteStore {
                     q.push(" AND status = ").push_bind(s.to_owned());
                 }
             };
-            let mut count = QueryBuilder::new("SELECT COUNT(*) FROM webhook_deliveries");
-            filter(&mut count);
-            let total: i64 = count
-                .build_query_scalar()
-                .fetch_one(&self.reader)
-                .await
-                .map_err(db_err)?;
-            let mut q = QueryBuilder::new("SELECT * FROM webhook_deliveries");
-            filter(&mut q);
-            q.push(" ORDER BY created_at DESC, id LIMIT ")
-                .push_bind(i64::from(limit))
-                .push(" OFFSET ")
-                .push_bind(i64::from(offset));
-            let rows = q.build().fetch_all(&self.reader).await.map_err(db_err)?;
+            let (rows, total) = Page {
+                select: "*",
+                from: "webhook_deliveries",
+                order: "created_at DESC, id",
+                offset,
+                limit,
+            }
+            .fetch(&self.reader, filter)
+            .await?;
             let list = rows.iter().map(delivery_from_row).collect::<Result<_>>()?;
-            Ok((list, u64::try_from(total).unwrap_or(0)))
+            Ok((list, total))
         })
     }
 
