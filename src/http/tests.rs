@@ -127,20 +127,25 @@ impl Client {
     }
 }
 
+/// Runs `req` through `router` and collects the whole answer.
+async fn call(router: Router, req: Request<Body>) -> Resp {
+    let resp = router.oneshot(req).await.unwrap();
+    let status = resp.status();
+    let headers = resp.headers().clone();
+    let body = axum::body::to_bytes(resp.into_body(), usize::MAX)
+        .await
+        .unwrap()
+        .to_vec();
+    Resp {
+        status,
+        headers,
+        body,
+    }
+}
+
 impl Harness {
     async fn send(&self, req: Request<Body>) -> Resp {
-        let resp = self.router.clone().oneshot(req).await.unwrap();
-        let status = resp.status();
-        let headers = resp.headers().clone();
-        let body = axum::body::to_bytes(resp.into_body(), usize::MAX)
-            .await
-            .unwrap()
-            .to_vec();
-        Resp {
-            status,
-            headers,
-            body,
-        }
+        call(self.router.clone(), req).await
     }
 
     async fn get(&self, path: &str) -> Resp {

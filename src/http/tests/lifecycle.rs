@@ -693,18 +693,7 @@ fn ocsp_status(response: &[u8], cert_id: &[u8]) -> u8 {
 
 async fn status_send(h: &Harness, req: Request<Body>) -> Resp {
     let router = crate::http::status::router(h.server.status.as_ref().unwrap().app.clone());
-    let resp = router.oneshot(req).await.unwrap();
-    let status = resp.status();
-    let headers = resp.headers().clone();
-    let body = axum::body::to_bytes(resp.into_body(), usize::MAX)
-        .await
-        .unwrap()
-        .to_vec();
-    Resp {
-        status,
-        headers,
-        body,
-    }
+    call(router, req).await
 }
 
 async fn ocsp_post(h: &Harness, request: Vec<u8>) -> Resp {

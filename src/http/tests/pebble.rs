@@ -5,19 +5,7 @@
 use super::*;
 
 async fn management(h: &Harness, req: Request<Body>) -> Resp {
-    let router = crate::http::management::router(h.server.app.clone());
-    let resp = router.oneshot(req).await.unwrap();
-    let status = resp.status();
-    let headers = resp.headers().clone();
-    let body = axum::body::to_bytes(resp.into_body(), usize::MAX)
-        .await
-        .unwrap()
-        .to_vec();
-    Resp {
-        status,
-        headers,
-        body,
-    }
+    call(crate::http::management::router(h.server.app.clone()), req).await
 }
 
 fn mget(path: &str) -> Request<Body> {
