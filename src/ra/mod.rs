@@ -464,6 +464,13 @@ impl Ra {
     /// suggestedWindow of two RFC 3339 times, start before end.
     pub async fn set_renewal_info(&self, pem: &str, answer: serde_json::Value) -> Result<()> {
         const MAX_OVERRIDES: usize = 10_000;
+        // Kept in memory: at most 10,000 answers of at most 4 KiB.
+        const MAX_ANSWER: usize = 4096;
+        if answer.to_string().len() > MAX_ANSWER {
+            return Err(Error::malformed(format!(
+                "the renewal info is longer than {MAX_ANSWER} bytes"
+            )));
+        }
         let window = answer.get("suggestedWindow");
         let time = |k: &str| {
             window
@@ -926,21 +933,7 @@ impl Ra {
                  an account holding authorizations for all its names, or the certificate's key",
             ));
         }
-        let revocation = Revocation {
-            at: self.now(),
-            reason,
-        };
-        if !self.store.revoke_certificate(&cert.id, revocation).await? {
-            return Err(Error::new(
-                ErrorKind::AlreadyRevoked,
-                "the certificate is already revoked",
-            ));
-        }
-        if let Some(events) = &self.revocations {
-            events.revoked(&cert.serial, reason.code(), revocation.at);
-        }
-        tracing::info!(serial = %cert.serial, reason = reason.code(), "revoked");
-        Ok(())
+        self.record_revocation(&cert, reason, "revoked").await
     }
 
     /// Revocation by an operator (the service's REST API, an admin or
@@ -952,6 +945,19 @@ impl Ra {
             .certificate_by_serial(serial)
             .await?
             .ok_or_else(|| Error::not_found("no such certificate"))?;
+        self.record_revocation(&cert, reason, "revoked by an operator")
+            .await
+    }
+
+    /// Writes a revocation (unless the certificate already is revoked:
+    /// alreadyRevoked), then announces it to the CRL signer and the other
+    /// listeners, before the caller acknowledges it.
+    async fn record_revocation(
+        &self,
+        cert: &Certificate,
+        reason: RevocationReason,
+        what: &'static str,
+    ) -> Result<()> {
         let revocation = Revocation {
             at: self.now(),
             reason,
@@ -965,7 +971,7 @@ impl Ra {
         if let Some(events) = &self.revocations {
             events.revoked(&cert.serial, reason.code(), revocation.at);
         }
-        tracing::info!(serial = %cert.serial, reason = reason.code(), "revoked by an operator");
+        tracing::info!(serial = %cert.serial, reason = reason.code(), "{what}");
         Ok(())
     }
 

@@ -476,7 +476,7 @@ impl Service {
     async fn sign_for(&self, request: &Request) -> Result<String> {
         let profile = self.profile(&request.profile)?;
         let now = self.now();
-        let backdate = 60;
+        let backdate = secs(self.app.ra.settings.backdate);
         let (spki, key_kind, key_pkcs8, ids, cn, ttl, auto_renew) = match &request.params {
             RequestParams::Issue {
                 names,
@@ -488,7 +488,11 @@ impl Service {
                 auto_renew,
             } => {
                 let spec = KeySpec::parse(key_type, *key_size).map_err(|e| bad(e.to_string()))?;
-                let key = keys::generate(spec).map_err(|e| Error::internal(e.to_string()))?;
+                // RSA key generation takes up to seconds: off the async workers.
+                let key = tokio::task::spawn_blocking(move || keys::generate(spec))
+                    .await
+                    .map_err(Error::internal)?
+                    .map_err(|e| Error::internal(e.to_string()))?;
                 let kind = match spec {
                     KeySpec::Rsa(bits) => PublicKeyKind::Rsa {
                         bits: bits as usize,
@@ -1343,15 +1347,14 @@ fn identifiers(names: &[String], ips: &[String]) -> Result<Vec<Identifier>> {
     }
     let mut out = Vec::with_capacity(names.len() + ips.len());
     for n in names {
-        let (name, wildcard) = crate::ra::policy::check_dns_name(n).map_err(|e| {
+        // The name keeps its "*." when it is a wildcard.
+        let (name, _wildcard) = crate::ra::policy::check_dns_name(n).map_err(|e| {
             bad(format!(
                 "{:?}: {}",
                 n.chars().take(100).collect::<String>(),
                 e.detail
             ))
         })?;
-        // The name keeps its "*." when it is a wildcard.
-        let _ = wildcard;
         out.push(Identifier::dns(name));
     }
     for ip in ips {

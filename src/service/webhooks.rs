@@ -116,8 +116,9 @@ impl Notifier {
     pub async fn deliver_due(&self) -> Result<usize> {
         let now = self.clock.now();
         let due = self.store.due_deliveries(now, ROUND).await?;
-        for d in &due {
-            let outcome = self.attempt(d).await;
+        // Concurrently: a slow receiver does not hold up the others.
+        let outcomes = futures_util::future::join_all(due.iter().map(|d| self.attempt(d))).await;
+        for (d, outcome) in due.iter().zip(outcomes) {
             let attempts = d.attempts + 1;
             match outcome {
                 Ok(()) => self.store.record_attempt(&d.id, true, None, None).await?,

@@ -255,6 +255,15 @@ async fn set_renewal_info_steers_the_answer() {
         let r = management(&h, post(body.clone())).await;
         assert_eq!(r.status, status, "{body}");
     }
+    // An oversized answer.
+    let big = json!({"suggestedWindow": {"start": "2020-01-01T00:00:00Z", "end": "2020-01-02T00:00:00Z"},
+                     "explanationURL": "x".repeat(5000)});
+    let r = management(
+        &h,
+        post(json!({"Certificate": pem, "ARIResponse": big.to_string()})),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
     // A certificate of another CA.
     let other = harness().await;
     let mut oc = Client::new();
