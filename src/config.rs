@@ -245,6 +245,10 @@ pub struct CaConfig {
     pub intermediate_key: Option<PathBuf>,
     /// Prefix of generated CA names.
     pub name: String,
+    /// How generated CA names read: "acme-ca" ("<name> root <tag>",
+    /// "<name> intermediate <tag>") or "pebble" ("<name> Root CA <tag>",
+    /// "<name> Intermediate CA <tag>", as Pebble names its CAs).
+    pub name_style: crate::ca::NameStyle,
     /// Intermediates per generated chain (1–4).
     pub chain_length: u32,
     /// Generated alternate chains, each with its own root (0–8).
@@ -270,6 +274,7 @@ impl Default for CaConfig {
             intermediate_cert: None,
             intermediate_key: None,
             name: "acme-ca".into(),
+            name_style: crate::ca::NameStyle::default(),
             chain_length: 1,
             alternate_roots: 0,
             alternate_chains: Vec::new(),
@@ -292,6 +297,7 @@ impl CaConfig {
             intermediate_cert: self.intermediate_cert.clone(),
             intermediate_key: self.intermediate_key.clone(),
             name_prefix: self.name.clone(),
+            name_style: self.name_style,
             chain_length: self.chain_length,
             alternate_roots: self.alternate_roots,
             alternate_chains: self.alternate_chains.clone(),
@@ -351,6 +357,12 @@ pub struct AcmeConfig {
     pub external_account_required: bool,
     /// External account binding MAC keys: key identifier → base64url key.
     pub eab_keys: BTreeMap<String, String>,
+    /// Let one external account key bind any number of accounts (Pebble's
+    /// behaviour). Off: a key id binds one account, recorded in the store.
+    pub eab_key_reuse: bool,
+    /// Serve a revoked certificate at its URL (RFC 8555 does not say; Boulder
+    /// does). Off: 404, as Pebble.
+    pub serve_revoked_certificates: bool,
 }
 
 impl Default for AcmeConfig {
@@ -376,6 +388,8 @@ impl Default for AcmeConfig {
             ari_explanation_url: None,
             external_account_required: false,
             eab_keys: BTreeMap::new(),
+            eab_key_reuse: false,
+            serve_revoked_certificates: true,
         }
     }
 }
@@ -411,6 +425,11 @@ pub struct ValidationConfig {
     /// Time allowed for one DNS query.
     #[serde(deserialize_with = "de_duration")]
     pub dns_timeout: Duration,
+    /// Randomized letter case in query names (DNS 0x20), against off-path
+    /// spoofing: "auto" (on when a DNS server is not on loopback), "on" or
+    /// "off". Negative answers are asked again over TCP without it, so a
+    /// server that matches names case-sensitively still answers.
+    pub dns_case_randomization: CaseRandomization,
     /// Let the VA connect to loopback, private and other special-purpose
     /// addresses (development and test setups only).
     pub allow_reserved_addresses: bool,
@@ -435,9 +454,33 @@ impl Default for ValidationConfig {
             tls_port: 443,
             dns_servers: Vec::new(),
             dns_timeout: Duration::from_secs(5),
+            dns_case_randomization: CaseRandomization::Auto,
             allow_reserved_addresses: false,
             caa: true,
             caa_recheck_after: Duration::from_secs(8 * 3600),
+        }
+    }
+}
+
+/// `validation.dns_case_randomization`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CaseRandomization {
+    /// On when any DNS server is off loopback (no off-path attacker can
+    /// reach a loopback exchange).
+    #[default]
+    Auto,
+    On,
+    Off,
+}
+
+impl CaseRandomization {
+    /// Whether queries to `servers` carry 0x20.
+    pub fn applies_to(self, servers: &[SocketAddr]) -> bool {
+        match self {
+            CaseRandomization::On => true,
+            CaseRandomization::Off => false,
+            CaseRandomization::Auto => servers.iter().any(|s| !s.ip().is_loopback()),
         }
     }
 }

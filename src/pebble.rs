@@ -156,12 +156,19 @@ pub fn defaults() -> Config {
     c.acme.authz_reuse = 50;
     c.acme.bad_nonce_percent = 5;
     c.acme.random_profile = true;
+    // Pebble lets every account use its configured EAB keys, and answers
+    // 404 for a revoked certificate's URL.
+    c.acme.eab_key_reuse = true;
+    c.acme.serve_revoked_certificates = false;
     c.acme.pending_authz_lifetime = Duration::from_secs(3600);
     c.validation.random_delay = Duration::from_secs(15);
     c.validation.http_port = 5002;
     c.validation.tls_port = 5001;
     // Pebble validates whatever the DNS answers, loopback included.
     c.validation.allow_reserved_addresses = true;
+    // Pebble's VA asks names as they are; its mock DNS, pebble-challtestsrv,
+    // matches them byte for byte.
+    c.validation.dns_case_randomization = crate::config::CaseRandomization::Off;
     // Its own status listener on any free port: Pebble users never need it,
     // but certificates still point at a real CRL and OCSP responder.
     c.status.listen = "0.0.0.0:0".parse().expect("valid literal address");
@@ -173,6 +180,10 @@ pub fn defaults() -> Config {
         },
     )]);
     c.acme.default_profile = "default".to_owned();
+    // Pebble's CA names ("Pebble Intermediate CA 1a2b3c"): acme.sh's CI
+    // checks every issuer for them.
+    c.ca.name = "Pebble".to_owned();
+    c.ca.name_style = crate::ca::NameStyle::Pebble;
     // Pebble's keys are RSA unless keyAlgorithm says "ecdsa".
     c.ca.key_algorithm = KeyAlgorithm::Rsa2048;
     c

@@ -273,6 +273,8 @@ impl Server {
                 authz_reuse: config.acme.authz_reuse,
                 eab_required: config.acme.external_account_required,
                 eab_keys,
+                eab_key_reuse: config.acme.eab_key_reuse,
+                serve_revoked_certificates: config.acme.serve_revoked_certificates,
                 finalize_lease: Duration::from_secs(30),
                 orders_per_page: config.acme.orders_per_page,
                 require_tos: config.acme.terms_of_service.is_some(),
@@ -482,7 +484,12 @@ fn validators(config: &Config) -> Result<(Arc<dyn Validator>, Option<Arc<CaaChec
     } else {
         v.dns_servers.clone()
     };
-    let resolver: Arc<dyn Resolver> = Arc::new(HickoryResolver::new(&servers, v.dns_timeout, 2)?);
+    let resolver: Arc<dyn Resolver> = Arc::new(HickoryResolver::new(
+        &servers,
+        v.dns_timeout,
+        2,
+        v.dns_case_randomization.applies_to(&servers),
+    )?);
     let policy = AddressPolicy {
         allow_reserved: v.allow_reserved_addresses,
     };

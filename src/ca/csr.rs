@@ -18,7 +18,7 @@ use x509_cert::request::CertReqInfo;
 use x509_cert::spki::SubjectPublicKeyInfoRef;
 
 use super::verify::{
-    self, VerifyError, EC_PUBLIC_KEY, ED25519, RSA_ENCRYPTION, SECP256R1, SECP384R1,
+    self, VerifyError, EC_PUBLIC_KEY, ED25519, RSA_ENCRYPTION, SECP256R1, SECP384R1, SECP521R1,
 };
 use crate::error::{Error, ErrorKind, Result};
 use crate::protocol::{Identifier, IdentifierType};
@@ -44,6 +44,8 @@ pub enum PublicKeyKind {
     EcdsaP256,
     /// ECDSA on NIST P-384.
     EcdsaP384,
+    /// ECDSA on NIST P-521 (allowed by the Baseline Requirements §6.1.5).
+    EcdsaP521,
     /// Ed25519 (RFC 8410).
     Ed25519,
 }
@@ -54,6 +56,7 @@ impl fmt::Display for PublicKeyKind {
             PublicKeyKind::Rsa { bits } => write!(f, "RSA {bits}"),
             PublicKeyKind::EcdsaP256 => f.write_str("ECDSA P-256"),
             PublicKeyKind::EcdsaP384 => f.write_str("ECDSA P-384"),
+            PublicKeyKind::EcdsaP521 => f.write_str("ECDSA P-521"),
             PublicKeyKind::Ed25519 => f.write_str("Ed25519"),
         }
     }
@@ -82,13 +85,14 @@ pub struct CheckedCsr {
 
 /// Parse DER (the caller has already base64url-decoded and size-capped it),
 /// verify the signature with the CSR's own key (aws-lc-rs; RSA PKCS#1
-/// SHA-256/384/512, RSA-PSS, ECDSA P-256/P-384 with SHA-256/384 in ASN.1 DER
-/// form, Ed25519), check the key.
+/// SHA-256/384/512, RSA-PSS, ECDSA P-256/P-384 with SHA-256/384 and P-521
+/// with SHA-256/384/512 in ASN.1 DER form, Ed25519), check the key.
 ///
 /// Errors: `badCSR` for anything malformed, an unsupported signature
-/// algorithm or a signature that does not verify; `badPublicKey` for a key
-/// that is not RSA 2048–8192 bits (odd exponent ≥ 3, < 2³²), ECDSA
-/// P-256/P-384 (uncompressed point) or Ed25519.
+/// algorithm, a signature that does not verify, or a key that is not RSA
+/// 2048–8192 bits (odd exponent ≥ 3, < 2³²), ECDSA P-256/P-384/P-521
+/// (uncompressed point) or Ed25519: RFC 8555 §6.7 gives `badCSR` for "a
+/// short key", `badPublicKey` being about the JWS key.
 pub fn parse_and_verify(der: &[u8]) -> Result<CheckedCsr> {
     let signed = verify::split_signed(der)
         .map_err(|e| Error::bad_csr(format!("CSR is not a valid DER PKCS#10 request: {e}")))?;
@@ -192,7 +196,7 @@ impl fmt::Display for CsrName {
 }
 
 fn bad_key(detail: impl Into<String>) -> Error {
-    Error::new(ErrorKind::BadPublicKey, detail.into())
+    Error::new(ErrorKind::BadCsr, detail.into())
 }
 
 /// Check that the key is one we certify; returns its kind and its raw
@@ -230,13 +234,14 @@ pub(crate) fn check_public_key<'a>(
         let curve = params
             .filter(|p| p.tag() == Tag::ObjectIdentifier)
             .and_then(|p| p.decode_as::<ObjectIdentifier>().ok())
-            .ok_or_else(|| bad_key("EC key must name its curve (P-256 or P-384)"))?;
+            .ok_or_else(|| bad_key("EC key must name its curve (P-256, P-384 or P-521)"))?;
         let (kind, len) = match curve {
             SECP256R1 => (PublicKeyKind::EcdsaP256, 65),
             SECP384R1 => (PublicKeyKind::EcdsaP384, 97),
+            SECP521R1 => (PublicKeyKind::EcdsaP521, 133),
             other => {
                 return Err(bad_key(format!(
-                    "EC curve {other} is not accepted; use P-256 or P-384"
+                    "EC curve {other} is not accepted; use P-256, P-384 or P-521"
                 )))
             }
         };
@@ -256,7 +261,7 @@ pub(crate) fn check_public_key<'a>(
     }
 
     Err(bad_key(format!(
-        "key algorithm {oid} is not accepted; use RSA (2048-8192 bits), ECDSA P-256/P-384 or Ed25519"
+        "key algorithm {oid} is not accepted; use RSA (2048-8192 bits), ECDSA P-256/P-384/P-521 or Ed25519"
     )))
 }
 

@@ -681,12 +681,12 @@ pub(super) fn generate_key(alg: KeyAlgorithm) -> Result<KeyPair> {
     key.map_err(|e| setup(format!("generating a {alg} key: {e}")))
 }
 
-/// A prefix short enough that "<prefix> intermediate <6 hex> #<n>" fits in
-/// a 64-character common name.
+/// A prefix short enough that "<prefix> Intermediate CA <6 hex> #<n>" fits
+/// in a 64-character common name.
 fn name_prefix(settings: &CaSettings) -> String {
     let prefix = settings.name_prefix.trim();
     let prefix = if prefix.is_empty() { "acme-ca" } else { prefix };
-    prefix.chars().take(40).collect()
+    prefix.chars().take(37).collect()
 }
 
 /// Six random hex digits that tell generated hierarchies apart.
@@ -777,12 +777,13 @@ pub(super) fn generate_hierarchy(
     signer_key: &KeyPair,
 ) -> Result<Hierarchy> {
     let prefix = name_prefix(settings);
+    let (root_label, int_label) = settings.name_style.labels();
     let alg = settings.key_algorithm;
     let now = whole_seconds_utc(OffsetDateTime::now_utc());
 
     let root_key = generate_key(alg)?;
     let root_params = ca_params(
-        common_name(format!("{prefix} root {tag}")),
+        common_name(format!("{prefix} {root_label} {tag}")),
         IsCa::Ca(BasicConstraints::Unconstrained),
         vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign],
         now,
@@ -800,7 +801,7 @@ pub(super) fn generate_hierarchy(
     for n in (1..=upper_count).rev() {
         let key = generate_key(alg)?;
         let params = intermediate_params(
-            common_name(format!("{prefix} intermediate {tag} #{n}")),
+            common_name(format!("{prefix} {int_label} {tag} #{n}")),
             u8::try_from(n).map_err(|_| setup("chain too long"))?,
             now,
             new_key_id(&key),
@@ -844,7 +845,8 @@ fn generate_into(data_dir: &Path, settings: &CaSettings) -> Result<(Signer, Chai
     tracing::info!(dir = %data_dir.display(), algorithm = %settings.key_algorithm, chain_length = settings.chain_length, "generating a new CA");
     let tag = random_tag()?;
     let int_key = generate_key(settings.key_algorithm)?;
-    let name = common_name(format!("{} intermediate {tag}", name_prefix(settings)));
+    let int_label = settings.name_style.labels().1;
+    let name = common_name(format!("{} {int_label} {tag}", name_prefix(settings)));
     let generated = generate_hierarchy(settings, &tag, &name, &new_key_id(&int_key), &int_key)?;
     if !generated.uppers.is_empty() {
         chains::store(data_dir, "0", &chains::upper_files(&generated.uppers))?;

@@ -69,6 +69,7 @@ fn rcgen_algorithm(kind: PublicKeyKind) -> &'static SignatureAlgorithm {
         // id-ecPublicKey with the named curve.
         PublicKeyKind::EcdsaP256 => &rcgen::PKCS_ECDSA_P256_SHA256,
         PublicKeyKind::EcdsaP384 => &rcgen::PKCS_ECDSA_P384_SHA384,
+        PublicKeyKind::EcdsaP521 => &rcgen::PKCS_ECDSA_P521_SHA512,
         PublicKeyKind::Ed25519 => &rcgen::PKCS_ED25519,
     }
 }

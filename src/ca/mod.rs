@@ -97,6 +97,29 @@ impl FromStr for KeyAlgorithm {
     }
 }
 
+/// The words of generated CA names, between the prefix and the tag.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum NameStyle {
+    /// "`<prefix> root <tag>`", "`<prefix> intermediate <tag>`".
+    #[default]
+    AcmeCa,
+    /// "`<prefix> Root CA <tag>`", "`<prefix> Intermediate CA <tag>`":
+    /// Pebble's names, which client test suites check (acme.sh's CI looks
+    /// for "Pebble Intermediate CA" in every issuer).
+    Pebble,
+}
+
+impl NameStyle {
+    /// The root's and the intermediates' words.
+    pub(crate) fn labels(self) -> (&'static str, &'static str) {
+        match self {
+            NameStyle::AcmeCa => ("root", "intermediate"),
+            NameStyle::Pebble => ("Root CA", "Intermediate CA"),
+        }
+    }
+}
+
 /// Where the CA's certificates and keys come from, and how to make new ones.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -119,6 +142,8 @@ pub struct CaSettings {
     /// "`<prefix> intermediate <6 hex>`" (upper intermediates add
     /// "` #<n>`"). Empty means `"acme-ca"`.
     pub name_prefix: String,
+    /// The words after the prefix (see [`NameStyle`]).
+    pub name_style: NameStyle,
     /// Intermediates per generated chain, from 1 to 4 (default 1): the
     /// certificate for the signing key plus `chain_length - 1` upper
     /// intermediates between it and the root. Fixed once a data directory
@@ -148,6 +173,7 @@ impl Default for CaSettings {
             intermediate_cert: None,
             intermediate_key: None,
             name_prefix: "acme-ca".to_owned(),
+            name_style: NameStyle::default(),
             chain_length: 1,
             alternate_roots: 0,
             alternate_chains: Vec::new(),

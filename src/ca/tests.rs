@@ -1019,13 +1019,13 @@ fn openssl_csr(args: &[&str]) -> Vec<u8> {
 }
 
 #[test]
-fn rsa_1024_is_bad_public_key() {
+fn rsa_1024_is_bad_csr() {
     if !openssl_available() {
         return;
     }
     let der = openssl_csr(&["-newkey", "rsa:1024"]);
     let err = csr::parse_and_verify(&der).unwrap_err();
-    assert_eq!(err.kind, ErrorKind::BadPublicKey, "{}", err.detail);
+    assert_eq!(err.kind, ErrorKind::BadCsr, "{}", err.detail);
     assert!(err.detail.contains("1024"), "{}", err.detail);
 }
 
@@ -1034,9 +1034,13 @@ fn p521_and_rsa_exponent_3_checks() {
     if !openssl_available() {
         return;
     }
+    // P-521 is certified (Pebble and the Baseline Requirements allow it).
     let der = openssl_csr(&["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-521"]);
+    let checked = csr::parse_and_verify(&der).unwrap();
+    assert_eq!(checked.key_kind, PublicKeyKind::EcdsaP521);
+    let der = openssl_csr(&["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:secp256k1"]);
     let err = csr::parse_and_verify(&der).unwrap_err();
-    assert_eq!(err.kind, ErrorKind::BadPublicKey, "{}", err.detail);
+    assert_eq!(err.kind, ErrorKind::BadCsr, "{}", err.detail);
 
     let der = openssl_csr(&["-newkey", "rsa:2048", "-pkeyopt", "rsa_keygen_pubexp:3"]);
     let checked = csr::parse_and_verify(&der).unwrap();

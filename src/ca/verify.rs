@@ -14,6 +14,7 @@ pub(crate) const EC_PUBLIC_KEY: ObjectIdentifier =
     ObjectIdentifier::new_unwrap("1.2.840.10045.2.1");
 pub(crate) const SECP256R1: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.3.1.7");
 pub(crate) const SECP384R1: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.132.0.34");
+pub(crate) const SECP521R1: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.132.0.35");
 pub(crate) const ED25519: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.101.112");
 
 // Signature algorithms.
@@ -24,6 +25,7 @@ const RSASSA_PSS: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.11354
 const MGF1: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.8");
 const ECDSA_WITH_SHA256: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.4.3.2");
 const ECDSA_WITH_SHA384: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.4.3.3");
+const ECDSA_WITH_SHA512: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.4.3.4");
 
 // Digests.
 const SHA256: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.16.840.1.101.3.4.2.1");
@@ -113,8 +115,8 @@ pub(crate) fn raw_tbs_names(tbs: &[u8]) -> der::Result<RawTbsNames<'_>> {
 /// Verify `signature` over `msg` with the key `spki`, using the signature
 /// algorithm `alg`. Allowed: RSA PKCS#1 v1.5 with SHA-256/384/512, RSA-PSS
 /// (MGF1 with the same hash, salt length = hash length) with
-/// SHA-256/384/512, ECDSA P-256/P-384 with SHA-256/384 (ASN.1 DER
-/// signatures), Ed25519.
+/// SHA-256/384/512, ECDSA P-256/P-384 with SHA-256/384 and P-521 with
+/// SHA-256/384/512 (ASN.1 DER signatures), Ed25519.
 pub(crate) fn verify_signature(
     spki: &SubjectPublicKeyInfoRef<'_>,
     alg: &AlgorithmIdentifierRef<'_>,
@@ -185,7 +187,10 @@ fn verification_algorithm(
             (SECP256R1, ECDSA_WITH_SHA384) => &signature::ECDSA_P256_SHA384_ASN1,
             (SECP384R1, ECDSA_WITH_SHA256) => &signature::ECDSA_P384_SHA256_ASN1,
             (SECP384R1, ECDSA_WITH_SHA384) => &signature::ECDSA_P384_SHA384_ASN1,
-            (SECP256R1 | SECP384R1, _) => {
+            (SECP521R1, ECDSA_WITH_SHA256) => &signature::ECDSA_P521_SHA256_ASN1,
+            (SECP521R1, ECDSA_WITH_SHA384) => &signature::ECDSA_P521_SHA384_ASN1,
+            (SECP521R1, ECDSA_WITH_SHA512) => &signature::ECDSA_P521_SHA512_ASN1,
+            (SECP256R1 | SECP384R1 | SECP521R1, _) => {
                 return Err(
                     if matches!(
                         alg.oid,

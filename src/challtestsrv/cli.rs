@@ -12,8 +12,7 @@ use std::future::Future;
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::process::ExitCode;
 
-use clap::error::ErrorKind;
-use clap::{CommandFactory, Parser};
+use clap::Parser;
 
 use super::{ChallTestSrv, Config};
 
@@ -99,51 +98,87 @@ fn go_style_args(args: impl IntoIterator<Item = String>) -> Vec<String> {
     out
 }
 
-fn addrs(list: &str) -> Vec<String> {
+/// The bind addresses of a comma separated list. A value that is no
+/// `HOST:PORT` at all (certbot-ci passes the two characters `""`) is left
+/// out with a warning, as pebble-challtestsrv, which only logs the failed
+/// listen and keeps its other servers running.
+fn addrs(flag: &str, list: &str, warnings: &mut Vec<String>) -> Vec<String> {
     list.split(',')
         .map(str::trim)
         .filter(|a| !a.is_empty())
+        .filter(|a| {
+            let ok = looks_like_bind_addr(a);
+            if !ok {
+                warnings.push(format!(
+                    "-{flag}: {a:?} is not HOST:PORT; that server is not started"
+                ));
+            }
+            ok
+        })
         .map(str::to_string)
         .collect()
 }
 
-fn ip<T: std::str::FromStr>(flag: &str, value: &str) -> Result<Option<T>, clap::Error> {
-    if value.trim().is_empty() {
-        return Ok(None);
+/// `HOST:PORT`, `:PORT` or `[V6]:PORT`, with a numeric port (the host is
+/// resolved when binding).
+fn looks_like_bind_addr(a: &str) -> bool {
+    match a.rsplit_once(':') {
+        Some((host, port)) => {
+            port.parse::<u16>().is_ok()
+                && !host.contains(['"', '\'', ' ', '/'])
+                && (!host.contains(':') || (host.starts_with('[') && host.ends_with(']')))
+        }
+        None => false,
     }
-    value.trim().parse().map(Some).map_err(|_| {
-        clap::Error::raw(
-            ErrorKind::ValueValidation,
-            format!("-{flag}: invalid address {value:?}\n"),
-        )
-        .with_cmd(&Args::command())
-    })
+}
+
+/// A default answer address; an unusable one means no default answer, with
+/// a warning (pebble-challtestsrv keeps the string and answers nothing).
+fn ip<T: std::str::FromStr>(flag: &str, value: &str, warnings: &mut Vec<String>) -> Option<T> {
+    let value = value.trim();
+    if value.is_empty() {
+        return None;
+    }
+    let parsed = value.parse().ok();
+    if parsed.is_none() {
+        warnings.push(format!(
+            "-{flag}: {value:?} is not an address of that family; no default answer"
+        ));
+    }
+    parsed
 }
 
 /// Parses a `pebble-challtestsrv` command line (`args[0]` is the program
 /// name, used in help and error messages) into a server [`Config`] with
-/// `verbose` set, as the command-line server logs to standard output.
+/// `verbose` set, as the command-line server logs to standard output, and
+/// the warnings about values that cannot be used (see [`addrs`], [`ip`]).
 ///
 /// `-help` and `-version` come back as clap errors of kind
-/// [`ErrorKind::DisplayHelp`] and [`ErrorKind::DisplayVersion`];
+/// [`clap::error::ErrorKind::DisplayHelp`] and
+/// [`clap::error::ErrorKind::DisplayVersion`];
 /// [`clap::Error::exit`] prints them and exits as clap does.
-pub fn parse_args<I, T>(args: I) -> Result<Config, clap::Error>
+pub fn parse_args<I, T>(args: I) -> Result<(Config, Vec<String>), clap::Error>
 where
     I: IntoIterator<Item = T>,
     T: Into<String>,
 {
     let args = Args::try_parse_from(go_style_args(args.into_iter().map(Into::into)))?;
-    Ok(Config {
-        dns01: addrs(&args.dns01),
-        http01: addrs(&args.http01),
-        https01: addrs(&args.https01),
-        tlsalpn01: addrs(&args.tlsalpn01),
-        management: Some(args.management.trim().to_string()).filter(|m| !m.is_empty()),
-        default_ipv4: ip::<Ipv4Addr>("defaultIPv4", &args.default_ipv4)?,
-        default_ipv6: ip::<Ipv6Addr>("defaultIPv6", &args.default_ipv6)?,
+    let mut w = Vec::new();
+    let management = addrs("management", &args.management, &mut w)
+        .into_iter()
+        .next();
+    let config = Config {
+        dns01: addrs("dns01", &args.dns01, &mut w),
+        http01: addrs("http01", &args.http01, &mut w),
+        https01: addrs("https01", &args.https01, &mut w),
+        tlsalpn01: addrs("tlsalpn01", &args.tlsalpn01, &mut w),
+        management,
+        default_ipv4: ip::<Ipv4Addr>("defaultIPv4", &args.default_ipv4, &mut w),
+        default_ipv6: ip::<Ipv6Addr>("defaultIPv6", &args.default_ipv6, &mut w),
         dns_ttl: 0,
         verbose: true,
-    })
+    };
+    Ok((config, w))
 }
 
 /// SIGINT or SIGTERM.
@@ -188,7 +223,10 @@ where
     I: IntoIterator<Item = T>,
     T: Into<String>,
 {
-    let config = parse_args(args).unwrap_or_else(|e| e.exit());
+    let (config, warnings) = parse_args(args).unwrap_or_else(|e| e.exit());
+    for w in warnings {
+        println!("challtestsrv - warning: {w}");
+    }
     serve(config, wait_for_signal()).await
 }
 
@@ -220,6 +258,8 @@ where
 
 #[cfg(test)]
 mod tests {
+    use clap::error::ErrorKind;
+
     use super::*;
 
     fn conv(args: &[&str]) -> Vec<String> {
@@ -264,12 +304,15 @@ mod tests {
         assert_eq!(args.default_ipv4, "127.0.0.1");
         let args = Args::parse_from(conv(&["x", "-dnsserver", ":53"]));
         assert_eq!(args.dns01, ":53");
-        assert_eq!(addrs(" a:1, ,b:2,"), ["a:1", "b:2"]);
+        let mut w = Vec::new();
+        assert_eq!(addrs("x", " a:1, ,b:2,", &mut w), ["a:1", "b:2"]);
+        assert!(w.is_empty());
     }
 
     #[test]
     fn parse_args_defaults_are_pebble_challtestsrv_defaults() {
-        let config = parse_args(["challtestsrv"]).unwrap();
+        let (config, warnings) = parse_args(["challtestsrv"]).unwrap();
+        assert!(warnings.is_empty());
         assert_eq!(
             config,
             Config {
@@ -296,7 +339,8 @@ mod tests {
             "-defaultIPv6",
             "",
         ])
-        .unwrap();
+        .unwrap()
+        .0;
         assert_eq!(
             config,
             Config {
@@ -312,7 +356,7 @@ mod tests {
             }
         );
         // An empty management address disables the management server.
-        let config = parse_args(["challtestsrv", "-management", ""]).unwrap();
+        let (config, _) = parse_args(["challtestsrv", "-management", ""]).unwrap();
         assert_eq!(config.management, None);
     }
 
@@ -323,13 +367,41 @@ mod tests {
         assert_eq!(kind(&["x", "-h"]), ErrorKind::DisplayHelp);
         assert_eq!(kind(&["x", "-version"]), ErrorKind::DisplayVersion);
         assert_eq!(kind(&["x", "-bogus"]), ErrorKind::UnknownArgument);
-        assert_eq!(
-            kind(&["x", "-defaultIPv4", "not-an-ip"]),
-            ErrorKind::ValueValidation
-        );
-        assert_eq!(
-            kind(&["x", "-defaultIPv6", "127.0.0.1"]),
-            ErrorKind::ValueValidation
-        );
+    }
+
+    /// certbot-ci passes the two characters `""` to several flags: those
+    /// servers are left out with a warning and the rest still start.
+    #[test]
+    fn unusable_values_are_warnings_not_errors() {
+        let (config, warnings) = parse_args([
+            "x",
+            "-defaultIPv6",
+            "\"\"",
+            "-http01",
+            "\"\"",
+            "-https01",
+            "\"\"",
+            "-tlsalpn01",
+            "\"\"",
+            "-defaultIPv4",
+            "not-an-ip",
+            "-dns01",
+            ":8053,nonsense,[::1]:8053",
+        ])
+        .unwrap();
+        assert_eq!(config.default_ipv6, None);
+        assert_eq!(config.default_ipv4, None);
+        assert!(config.http01.is_empty() && config.https01.is_empty());
+        assert!(config.tlsalpn01.is_empty());
+        assert_eq!(config.dns01, [":8053", "[::1]:8053"]);
+        assert_eq!(config.management.as_deref(), Some(":8055"));
+        assert_eq!(warnings.len(), 6, "{warnings:?}");
+        assert!(warnings[0].contains("-dns01"), "{warnings:?}");
+        // An IPv4 address is not a default AAAA answer.
+        let (config, warnings) = parse_args(["x", "-defaultIPv6", "127.0.0.1"]).unwrap();
+        assert_eq!(config.default_ipv6, None);
+        assert_eq!(warnings.len(), 1);
+        assert!(looks_like_bind_addr("localhost:1") && looks_like_bind_addr("[::1]:2"));
+        assert!(!looks_like_bind_addr("::1:2") && !looks_like_bind_addr("\"\""));
     }
 }

@@ -252,17 +252,23 @@ impl FromRequest<Arc<App>> for AcmePost {
             .nonce
             .as_deref()
             .ok_or_else(|| Error::new(ErrorKind::BadNonce, "the JWS has no nonce"))?;
-        if !app.nonces.redeem(nonce) {
-            return Err(Error::new(
+        // The detail starts as Pebble's does: acme.sh retries a badNonce
+        // only when it finds that text.
+        let bad_nonce = |why: &str| {
+            let shown: String = nonce.chars().take(64).collect();
+            Error::new(
                 ErrorKind::BadNonce,
-                "the nonce is unknown, expired or already used; retry with the one in this response",
-            ));
+                format!(
+                    "JWS has an invalid anti-replay nonce: {shown:?} ({why}); retry with the one in this response"
+                ),
+            )
+        };
+        if !app.nonces.redeem(nonce) {
+            return Err(bad_nonce("unknown, expired or already used"));
         }
         if app.bad_nonce_percent > 0 && crate::rand::percent_chance(app.bad_nonce_percent) {
-            return Err(Error::new(
-                ErrorKind::BadNonce,
-                "this good nonce was refused on purpose (bad_nonce_percent), to exercise \
-                 retries; retry with the one in this response",
+            return Err(bad_nonce(
+                "a good nonce refused on purpose by bad_nonce_percent, to exercise retries",
             ));
         }
         // RFC 8555 §6.4: the url header must be the URL of this request.

@@ -8,7 +8,7 @@ use aws_lc_rs::digest;
 use aws_lc_rs::encoding::AsDer as _;
 use aws_lc_rs::signature::{
     ParsedPublicKey, RsaParameters, RsaPublicKeyComponents, ECDSA_P256_SHA256_FIXED,
-    ECDSA_P384_SHA384_FIXED, ED25519, RSA_PKCS1_2048_8192_SHA256, RSA_PKCS1_2048_8192_SHA384,
+    ECDSA_P384_SHA384_FIXED, ECDSA_P521_SHA512_FIXED, ED25519, RSA_PKCS1_2048_8192_SHA256, RSA_PKCS1_2048_8192_SHA384,
     RSA_PKCS1_2048_8192_SHA512, RSA_PSS_2048_8192_SHA256,
 };
 use serde_json::{Map, Value};
@@ -34,6 +34,8 @@ pub enum KeyType {
     EcP256,
     /// ECDSA on NIST P-384 (`kty` `EC`, `crv` `P-384`).
     EcP384,
+    /// ECDSA on NIST P-521 (`kty` `EC`, `crv` `P-521`).
+    EcP521,
     /// Ed25519 (`kty` `OKP`, `crv` `Ed25519`).
     Ed25519,
 }
@@ -45,17 +47,20 @@ impl KeyType {
             KeyType::Rsa => "RSA",
             KeyType::EcP256 => "EC P-256",
             KeyType::EcP384 => "EC P-384",
+            KeyType::EcP521 => "EC P-521",
             KeyType::Ed25519 => "OKP Ed25519",
         }
     }
 
     /// Whether a signature algorithm can be used with this key type
-    /// (ES256↔P-256, ES384↔P-384, RS*/PS256↔RSA, EdDSA↔Ed25519).
+    /// (ES256↔P-256, ES384↔P-384, ES512↔P-521, RS*/PS256↔RSA,
+    /// EdDSA↔Ed25519).
     pub fn fits(self, alg: Alg) -> bool {
         matches!(
             (self, alg),
             (KeyType::EcP256, Alg::Es256)
                 | (KeyType::EcP384, Alg::Es384)
+                | (KeyType::EcP521, Alg::Es512)
                 | (KeyType::Ed25519, Alg::EdDsa)
                 | (
                     KeyType::Rsa,
@@ -124,6 +129,7 @@ impl RsaKey {
 enum KeyMaterial {
     P256(ParsedPublicKey),
     P384(ParsedPublicKey),
+    P521(ParsedPublicKey),
     Ed25519(ParsedPublicKey),
     Rsa(Box<RsaKey>),
 }
@@ -167,10 +173,15 @@ impl Jwk {
         match kty {
             "EC" => {
                 let crv = required_str(obj, "crv")?;
-                let (alg, len, p256) = match crv {
-                    "P-256" => (&ECDSA_P256_SHA256_FIXED, 32, true),
-                    "P-384" => (&ECDSA_P384_SHA384_FIXED, 48, false),
-                    _ => return Err(bad_key("unsupported EC curve; accepted: P-256, P-384")),
+                let (alg, len) = match crv {
+                    "P-256" => (&ECDSA_P256_SHA256_FIXED, 32),
+                    "P-384" => (&ECDSA_P384_SHA384_FIXED, 48),
+                    "P-521" => (&ECDSA_P521_SHA512_FIXED, 66),
+                    _ => {
+                        return Err(bad_key(
+                            "unsupported EC curve; accepted: P-256, P-384, P-521",
+                        ))
+                    }
                 };
                 let x_b64 = required_str(obj, "x")?;
                 let y_b64 = required_str(obj, "y")?;
@@ -190,10 +201,10 @@ impl Jwk {
                 // Strict decoding makes the input the canonical encoding.
                 let canonical =
                     format!(r#"{{"crv":"{crv}","kty":"EC","x":"{x_b64}","y":"{y_b64}"}}"#);
-                let key = if p256 {
-                    KeyMaterial::P256(parsed)
-                } else {
-                    KeyMaterial::P384(parsed)
+                let key = match len {
+                    32 => KeyMaterial::P256(parsed),
+                    48 => KeyMaterial::P384(parsed),
+                    _ => KeyMaterial::P521(parsed),
                 };
                 Ok(Jwk::build(key, canonical))
             }
@@ -285,6 +296,7 @@ impl Jwk {
         match self.key {
             KeyMaterial::P256(_) => KeyType::EcP256,
             KeyMaterial::P384(_) => KeyType::EcP384,
+            KeyMaterial::P521(_) => KeyType::EcP521,
             KeyMaterial::Ed25519(_) => KeyType::Ed25519,
             KeyMaterial::Rsa(_) => KeyType::Rsa,
         }
@@ -302,7 +314,10 @@ impl Jwk {
     /// [`ErrorKind::ServerInternal`] if the encoder fails (it should not).
     pub fn to_spki_der(&self) -> Result<Vec<u8>> {
         let parsed = match &self.key {
-            KeyMaterial::P256(k) | KeyMaterial::P384(k) | KeyMaterial::Ed25519(k) => k,
+            KeyMaterial::P256(k)
+            | KeyMaterial::P384(k)
+            | KeyMaterial::P521(k)
+            | KeyMaterial::Ed25519(k) => k,
             KeyMaterial::Rsa(r) => r.parsed_for(0)?,
         };
         let der = parsed
@@ -324,6 +339,7 @@ impl Jwk {
         let parsed = match (&self.key, alg) {
             (KeyMaterial::P256(k), Alg::Es256)
             | (KeyMaterial::P384(k), Alg::Es384)
+            | (KeyMaterial::P521(k), Alg::Es512)
             | (KeyMaterial::Ed25519(k), Alg::EdDsa) => k,
             (KeyMaterial::Rsa(r), Alg::Rs256) => r.parsed_for(0)?,
             (KeyMaterial::Rsa(r), Alg::Rs384) => r.parsed_for(1)?,

@@ -31,6 +31,8 @@ pub enum Alg {
     Es256,
     /// ECDSA P-384 with SHA-384, fixed-width `r || s` signature.
     Es384,
+    /// ECDSA P-521 with SHA-512, fixed-width `r || s` signature.
+    Es512,
     /// RSASSA-PKCS1-v1_5 with SHA-256.
     Rs256,
     /// RSASSA-PKCS1-v1_5 with SHA-384.
@@ -46,18 +48,20 @@ pub enum Alg {
 /// The JWS `alg` names this server accepts, in the order of [`Alg::ALL`];
 /// the HTTP layer puts them in a `badSignatureAlgorithm` problem's
 /// `algorithms` field (RFC 8555 §6.2).
-pub const ACCEPTED_ALGORITHMS: [&str; 7] = [
-    "ES256", "ES384", "RS256", "RS384", "RS512", "PS256", "EdDSA",
+pub const ACCEPTED_ALGORITHMS: [&str; 8] = [
+    "ES256", "ES384", "ES512", "RS256", "RS384", "RS512", "PS256", "EdDSA",
 ];
 
 /// [`ACCEPTED_ALGORITHMS`] as one comma-separated string, for details.
-pub const ACCEPTED_ALGORITHMS_LIST: &str = "ES256, ES384, RS256, RS384, RS512, PS256, EdDSA";
+pub const ACCEPTED_ALGORITHMS_LIST: &str =
+    "ES256, ES384, ES512, RS256, RS384, RS512, PS256, EdDSA";
 
 impl Alg {
     /// Every accepted algorithm.
-    pub const ALL: [Alg; 7] = [
+    pub const ALL: [Alg; 8] = [
         Alg::Es256,
         Alg::Es384,
+        Alg::Es512,
         Alg::Rs256,
         Alg::Rs384,
         Alg::Rs512,
@@ -70,6 +74,7 @@ impl Alg {
         match self {
             Alg::Es256 => "ES256",
             Alg::Es384 => "ES384",
+            Alg::Es512 => "ES512",
             Alg::Rs256 => "RS256",
             Alg::Rs384 => "RS384",
             Alg::Rs512 => "RS512",

@@ -55,6 +55,10 @@ pub struct RaSettings {
     pub eab_required: bool,
     /// External account binding MAC keys by key id.
     pub eab_keys: HashMap<String, MacKey>,
+    /// One key id may bind many accounts (nothing is recorded).
+    pub eab_key_reuse: bool,
+    /// The certificate URL still serves a revoked certificate.
+    pub serve_revoked_certificates: bool,
     /// How long one finalize may hold an order before others may retry.
     pub finalize_lease: Duration,
     pub orders_per_page: u32,
@@ -205,10 +209,9 @@ impl Ra {
             tos_agreed,
             created_at: self.now(),
         };
-        match self
-            .store
-            .create_account(&account, eab_kid.as_deref())
-            .await?
+        // With reuse, a key id is checked but not bound (Pebble).
+        let bind_kid = eab_kid.as_deref().filter(|_| !self.settings.eab_key_reuse);
+        match self.store.create_account(&account, bind_kid).await?
         {
             AccountCreation::Created => Ok((account, true)),
             AccountCreation::Existing(a) => Ok((a, false)),
@@ -461,7 +464,8 @@ impl Ra {
 
     /// Sets the renewalInfo answer of the certificate `pem` (one of ours)
     /// to `answer`, which must be a renewalInfo object with a
-    /// suggestedWindow of two RFC 3339 times, start before end.
+    /// suggestedWindow of two RFC 3339 times, start not after end (an
+    /// instant window is what certbot's ARI test sets, and Pebble takes it).
     pub async fn set_renewal_info(&self, pem: &str, answer: serde_json::Value) -> Result<()> {
         const MAX_OVERRIDES: usize = 10_000;
         // Kept in memory: at most 10,000 answers of at most 4 KiB.
@@ -479,10 +483,10 @@ impl Ra {
                 .and_then(crate::clock::parse_rfc3339)
         };
         match (time("start"), time("end")) {
-            (Some(start), Some(end)) if start < end => {}
+            (Some(start), Some(end)) if start <= end => {}
             _ => {
                 return Err(Error::malformed(
-                    "the renewal info needs suggestedWindow.start and .end, RFC 3339 times, start before end",
+                    "the renewal info needs suggestedWindow.start and .end, RFC 3339 times, start not after end",
                 ))
             }
         }
@@ -1037,6 +1041,9 @@ impl Ra {
             .await?
             .ok_or_else(|| Error::not_found("no such certificate"))?;
         Self::check_owner(account, &cert.account_id, "certificate")?;
+        if cert.revoked.is_some() && !self.settings.serve_revoked_certificates {
+            return Err(Error::not_found("this certificate has been revoked"));
+        }
         Ok(cert)
     }
 

@@ -4,10 +4,22 @@
 //! The VA must see what the world sees now, and nothing local: no
 //! `/etc/resolv.conf`, no hosts file, no search domains (every name is asked
 //! as a fully qualified name) and no answer cache. Queries go over UDP and
-//! are retried over TCP when an answer is truncated; query names carry
-//! randomized letter case (DNS 0x20) and an answer that does not echo it is
-//! treated as spoofed and asked again over TCP. hickory follows CNAME chains
-//! up to 8 links.
+//! are retried over TCP when an answer is truncated. hickory follows CNAME
+//! chains up to 8 links.
+//!
+//! Query names may carry randomized letter case (DNS 0x20): an answer that
+//! does not echo it is treated as spoofed and asked again over TCP. 0x20
+//! only earns its cost against off-path spoofing of UDP answers crossing a
+//! network, so the server chooses it per setup (on when a DNS server is not
+//! on loopback, see `validation.dns_case_randomization`). Names are
+//! case-insensitive (RFC 4343) but some servers, pebble-challtestsrv among
+//! them, match them byte for byte and answer "no records" to a mixed-case
+//! name; so with 0x20 a negative answer (NXDOMAIN, or NOERROR without
+//! records) is asked once more over TCP, in the name's own case and without
+//! 0x20. TCP needs a completed handshake, which an off-path attacker cannot
+//! forge, so the spoofing protection holds and a correct answer is never
+//! turned into "no record"; the price is one TCP exchange per negative
+//! answer (mostly the empty levels of a CAA tree climb).
 //!
 //! Answers are mapped onto [`DnsError`] precisely, so that validators can
 //! tell a missing record (NXDOMAIN, NOERROR without records) from a broken
@@ -39,6 +51,9 @@ const MAX_NAME_LEN: usize = 253;
 /// hickory-resolver.
 pub struct HickoryResolver {
     resolver: TokioResolver,
+    /// With 0x20 on: the same servers over TCP, names as given, for a
+    /// second look at negative answers.
+    recheck: Option<TokioResolver>,
     servers: Vec<SocketAddr>,
 }
 
@@ -46,7 +61,8 @@ impl HickoryResolver {
     /// A resolver asking `servers` (recursive resolvers, tried in the order
     /// hickory finds fastest), giving up on one query after `timeout` and
     /// making at most `attempts` tries (at least one) before reporting a
-    /// failure.
+    /// failure; `case_randomization` turns DNS 0x20 on (see the module
+    /// documentation).
     ///
     /// Must be called within a Tokio runtime only when lookups run; building
     /// does no I/O.
@@ -54,51 +70,27 @@ impl HickoryResolver {
     /// # Errors
     /// [`ErrorKind::ServerInternal`] if `servers` is empty or hickory refuses
     /// the configuration.
-    pub fn new(servers: &[SocketAddr], timeout: Duration, attempts: usize) -> Result<Self, Error> {
+    pub fn new(
+        servers: &[SocketAddr],
+        timeout: Duration,
+        attempts: usize,
+        case_randomization: bool,
+    ) -> Result<Self, Error> {
         if servers.is_empty() {
             return Err(Error::new(
                 ErrorKind::ServerInternal,
                 "the VA needs at least one DNS server",
             ));
         }
-        let name_servers = servers
-            .iter()
-            .map(|addr| {
-                let mut udp = ConnectionConfig::udp();
-                udp.port = addr.port();
-                let mut tcp = ConnectionConfig::tcp();
-                tcp.port = addr.port();
-                NameServerConfig::new(addr.ip(), true, vec![udp, tcp])
-            })
-            .collect();
-        let config = ResolverConfig::from_name_servers(name_servers);
-
-        let mut opts = ResolverOpts::default();
-        opts.timeout = timeout;
-        // hickory counts retries after the first try.
-        opts.attempts = attempts.max(1) - 1;
-        opts.ndots = 0;
-        opts.use_hosts_file = ResolveHosts::Never;
-        // No caching: every validation sees fresh answers.
-        opts.cache_size = 0;
-        opts.positive_max_ttl = Some(Duration::ZERO);
-        opts.negative_max_ttl = Some(Duration::ZERO);
-        opts.edns0 = true;
-        opts.recursion_desired = true;
-        opts.case_randomization = true;
-        opts.preserve_intermediates = true;
-
-        let resolver = TokioResolver::builder_with_config(config, TokioRuntimeProvider::default())
-            .with_options(opts)
-            .build()
-            .map_err(|e| {
-                Error::new(
-                    ErrorKind::ServerInternal,
-                    format!("cannot build the DNS resolver: {e}"),
-                )
-            })?;
+        let resolver = build(servers, true, timeout, attempts, case_randomization)?;
+        let recheck = if case_randomization {
+            Some(build(servers, false, timeout, attempts, false)?)
+        } else {
+            None
+        };
         Ok(HickoryResolver {
             resolver,
+            recheck,
             servers: servers.to_vec(),
         })
     }
@@ -106,34 +98,100 @@ impl HickoryResolver {
     /// The records of type `rtype` at `name`, CNAMEs followed; never empty.
     async fn lookup(&self, name: &str, rtype: RecordType) -> Result<Vec<RData>, DnsError> {
         let fqdn = fqdn(name)?;
-        let lookup = self
-            .resolver
-            .lookup(fqdn, rtype)
-            .await
-            .map_err(|e| map_error(&e))?;
-        let mut out = Vec::new();
-        for record in lookup.answers() {
-            if record.record_type() != rtype {
-                // CNAMEs of the chain, kept by hickory as intermediates.
-                continue;
+        let first = lookup_with(&self.resolver, fqdn.clone(), name, rtype).await;
+        match (&first, &self.recheck) {
+            (Err(DnsError::NoRecords | DnsError::NxDomain), Some(tcp)) => {
+                lookup_with(tcp, fqdn, name, rtype).await
             }
-            if out.len() == MAX_ANSWERS {
-                return Err(DnsError::Other(format!(
-                    "more than {MAX_ANSWERS} {rtype} records for {name}"
-                )));
-            }
-            out.push(record.data.clone());
+            _ => first,
         }
-        if out.is_empty() {
-            return Err(DnsError::NoRecords);
-        }
-        Ok(out)
     }
 
     async fn lookup_ips(&self, name: &str, rtype: RecordType) -> Result<Vec<IpAddr>, DnsError> {
         let records = self.lookup(name, rtype).await?;
         Ok(records.iter().filter_map(RData::ip_addr).collect())
     }
+}
+
+/// A hickory resolver asking `servers` over UDP then TCP (or TCP alone).
+fn build(
+    servers: &[SocketAddr],
+    udp: bool,
+    timeout: Duration,
+    attempts: usize,
+    case_randomization: bool,
+) -> Result<TokioResolver, Error> {
+    let name_servers = servers
+        .iter()
+        .map(|addr| {
+            let mut tcp = ConnectionConfig::tcp();
+            tcp.port = addr.port();
+            let mut connections = vec![tcp];
+            if udp {
+                let mut u = ConnectionConfig::udp();
+                u.port = addr.port();
+                connections.insert(0, u);
+            }
+            NameServerConfig::new(addr.ip(), true, connections)
+        })
+        .collect();
+    let config = ResolverConfig::from_name_servers(name_servers);
+
+    let mut opts = ResolverOpts::default();
+    opts.timeout = timeout;
+    // hickory counts retries after the first try.
+    opts.attempts = attempts.max(1) - 1;
+    opts.ndots = 0;
+    opts.use_hosts_file = ResolveHosts::Never;
+    // No caching: every validation sees fresh answers.
+    opts.cache_size = 0;
+    opts.positive_max_ttl = Some(Duration::ZERO);
+    opts.negative_max_ttl = Some(Duration::ZERO);
+    opts.edns0 = true;
+    opts.recursion_desired = true;
+    opts.case_randomization = case_randomization;
+    opts.preserve_intermediates = true;
+
+    TokioResolver::builder_with_config(config, TokioRuntimeProvider::default())
+        .with_options(opts)
+        .build()
+        .map_err(|e| {
+            Error::new(
+                ErrorKind::ServerInternal,
+                format!("cannot build the DNS resolver: {e}"),
+            )
+        })
+}
+
+/// The records of type `rtype` at `fqdn` (`name` as given, for messages)
+/// through `resolver`, CNAMEs followed; never empty.
+async fn lookup_with(
+    resolver: &TokioResolver,
+    fqdn: Name,
+    name: &str,
+    rtype: RecordType,
+) -> Result<Vec<RData>, DnsError> {
+    let lookup = resolver
+        .lookup(fqdn, rtype)
+        .await
+        .map_err(|e| map_error(&e))?;
+    let mut out = Vec::new();
+    for record in lookup.answers() {
+        if record.record_type() != rtype {
+            // CNAMEs of the chain, kept by hickory as intermediates.
+            continue;
+        }
+        if out.len() == MAX_ANSWERS {
+            return Err(DnsError::Other(format!(
+                "more than {MAX_ANSWERS} {rtype} records for {name}"
+            )));
+        }
+        out.push(record.data.clone());
+    }
+    if out.is_empty() {
+        return Err(DnsError::NoRecords);
+    }
+    Ok(out)
 }
 
 /// `name` as a fully qualified hickory name (no search domains apply).
@@ -352,6 +410,12 @@ mod tests {
                 Reply::Answer(vec![txt(name, &["abc", "def"]), txt(name, &["  token  "])])
             }
             ("txt.example.test.", _) => Reply::Answer(vec![]),
+            ("_acme-challenge.exact.example.test.", T::TXT) => {
+                Reply::Answer(vec![txt(name, &["exact"])])
+            }
+            ("exact.example.test.", T::CAA) => {
+                Reply::Answer(vec![caa(name, false, "issue", b"other-ca.example")])
+            }
             // An authoritative server's answer: the CNAME alone.
             ("alias.example.test.", _) => Reply::Answer(vec![cname(name, "txt.example.test.")]),
             // A recursive resolver's answer: the chain and the records.
@@ -403,13 +467,20 @@ mod tests {
     fn respond(query: &[u8], udp: bool, counter: &AtomicUsize) -> Option<Vec<u8>> {
         let request = Message::from_vec(query).ok()?;
         let q = request.queries.first()?.clone();
-        let name = q.name().to_ascii().to_ascii_lowercase();
+        let asked = q.name().to_ascii();
+        let name = asked.to_ascii_lowercase();
         let mut response = Message::response(request.metadata.id, OpCode::Query);
         response.metadata.recursion_desired = request.metadata.recursion_desired;
         response.metadata.recursion_available = true;
         // Echo the query as asked, 0x20 case included.
         response.add_query(q.clone());
-        match zone(&name, q.query_type(), counter) {
+        // Like pebble-challtestsrv, this name is matched byte for byte.
+        let reply = if name.ends_with("exact.example.test.") && asked != name {
+            Reply::Answer(vec![])
+        } else {
+            zone(&name, q.query_type(), counter)
+        };
+        match reply {
             Reply::Silent => return None,
             Reply::Rcode(code) => response.metadata.response_code = code,
             Reply::Answer(records) => {
@@ -483,7 +554,7 @@ mod tests {
 
     async fn resolver() -> (HickoryResolver, TestServer) {
         let server = start_server().await;
-        let r = HickoryResolver::new(&[server.addr], Duration::from_millis(500), 2).unwrap();
+        let r = HickoryResolver::new(&[server.addr], Duration::from_millis(500), 2, true).unwrap();
         (r, server)
     }
 
@@ -618,10 +689,44 @@ mod tests {
         ));
     }
 
+    /// A server that matches names byte for byte still gets its records
+    /// found with 0x20 on (the negative answer is asked again over TCP in
+    /// the name's own case), and without 0x20 in one UDP query.
+    #[tokio::test]
+    async fn case_sensitive_servers_still_answer() {
+        let server = start_server().await;
+        for randomize in [true, false] {
+            let r = HickoryResolver::new(&[server.addr], Duration::from_millis(500), 2, randomize)
+                .unwrap();
+            let before = server.tcp_queries.load(Ordering::SeqCst);
+            for _ in 0..3 {
+                assert_eq!(
+                    r.lookup_txt("_acme-challenge.exact.example.test").await,
+                    Ok(vec!["exact".to_owned()])
+                );
+                let caa = r.lookup_caa("exact.example.test").await.unwrap();
+                assert_eq!(caa[0].value, b"other-ca.example");
+            }
+            let tcp = server.tcp_queries.load(Ordering::SeqCst) - before;
+            if randomize {
+                // 0x20 on a 20-letter name leaves it all lowercase only
+                // by a rare chance; most answers needed the TCP look.
+                assert!(tcp >= 1, "{tcp}");
+            } else {
+                assert_eq!(tcp, 0);
+            }
+            // A true negative answer stays negative.
+            assert_eq!(
+                r.lookup_txt("nothing.exact.example.test").await,
+                Err(DnsError::NoRecords)
+            );
+        }
+    }
+
     #[tokio::test]
     async fn a_silent_server_times_out() {
         let server = start_server().await;
-        let r = HickoryResolver::new(&[server.addr], Duration::from_millis(300), 2).unwrap();
+        let r = HickoryResolver::new(&[server.addr], Duration::from_millis(300), 2, true).unwrap();
         let started = Instant::now();
         assert_eq!(
             r.lookup_txt("silent.example.test").await,
@@ -669,9 +774,9 @@ mod tests {
             "10.0.0.53:53".parse().unwrap(),
             "[2001:db8::53]:5353".parse().unwrap(),
         ];
-        let r = HickoryResolver::new(&servers, Duration::from_secs(1), 1).unwrap();
+        let r = HickoryResolver::new(&servers, Duration::from_secs(1), 1, true).unwrap();
         assert_eq!(r.describe(), "10.0.0.53:53, [2001:db8::53]:5353");
-        let e = HickoryResolver::new(&[], Duration::from_secs(1), 1)
+        let e = HickoryResolver::new(&[], Duration::from_secs(1), 1, false)
             .err()
             .unwrap();
         assert_eq!(e.kind, ErrorKind::ServerInternal);
