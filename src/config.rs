@@ -213,6 +213,10 @@ pub struct ServerConfig {
     /// `/sign-me-up`, …) instead of `/acme/…`; both sets are always served,
     /// and `/dir` is always an alias of `/directory`.
     pub pebble_paths: bool,
+    /// One `info` log line per ACME request: method, path, status, problem
+    /// type, account and duration (Pebble logs every request; `acme-ca
+    /// pebble` turns this on).
+    pub log_requests: bool,
 }
 
 impl Default for ServerConfig {
@@ -229,6 +233,7 @@ impl Default for ServerConfig {
             handshake_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(30),
             pebble_paths: false,
+            log_requests: false,
         }
     }
 }
@@ -417,6 +422,9 @@ pub struct ValidationConfig {
     pub http_port: u16,
     /// HTTPS port an http-01 redirect may lead to.
     pub https_port: u16,
+    /// http-01 redirects may lead to any port (Pebble); otherwise only 80,
+    /// 443, `http_port` and `https_port`.
+    pub redirect_any_port: bool,
     /// Port the tls-alpn-01 validator connects to (Pebble's `tlsPort`).
     pub tls_port: u16,
     /// DNS servers of the VA's own resolver ("host:port"); empty: the
@@ -451,6 +459,7 @@ impl Default for ValidationConfig {
             random_delay: Duration::ZERO,
             http_port: 80,
             https_port: 443,
+            redirect_any_port: false,
             tls_port: 443,
             dns_servers: Vec::new(),
             dns_timeout: Duration::from_secs(5),

@@ -19,6 +19,30 @@ use crate::config::{Config, ProfileConfig};
 
 /// Pebble's default config path, relative to the working directory.
 pub const DEFAULT_CONFIG: &str = "test/config/pebble-config.json";
+
+/// What `acme-ca pebble` uses when no `-config` is given and
+/// [`DEFAULT_CONFIG`] does not exist: Pebble's own test configuration,
+/// without the listener certificate files, which are then generated (the
+/// listener's certificate is issued by the CA, whose root the management
+/// interface serves at `/roots/0`). So the command works with no files at
+/// all, in any directory.
+pub const BUILTIN_CONFIG: &str = r#"{
+  "pebble": {
+    "listenAddress": "0.0.0.0:14000",
+    "managementListenAddress": "0.0.0.0:15000",
+    "httpPort": 5002,
+    "tlsPort": 5001,
+    "ocspResponderURL": "",
+    "externalAccountBindingRequired": false,
+    "domainBlocklist": ["blocked-domain.example"],
+    "retryAfter": {"authz": 3, "order": 5},
+    "keyAlgorithm": "ecdsa",
+    "profiles": {
+      "default": {"description": "The profile you know and love", "validityPeriod": 7776000},
+      "shortlived": {"description": "A short-lived cert profile, without actual enforcement", "validityPeriod": 518400}
+    }
+  }
+}"#;
 /// Pebble's terms of service URL.
 pub const TERMS_OF_SERVICE: &str = "data:text/plain,Do%20what%20thou%20wilt";
 /// The largest config file read.
@@ -36,7 +60,9 @@ pub enum Invocation {
 /// instead of a temporary one).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PebbleArgs {
-    pub config: PathBuf,
+    /// `-config`; `None`: [`DEFAULT_CONFIG`] if it exists, else
+    /// [`BUILTIN_CONFIG`].
+    pub config: Option<PathBuf>,
     pub dns_server: Option<SocketAddr>,
     /// Pebble's `-strict`: acme-ca is always strict (see docs/PEBBLE.md).
     pub strict: bool,
@@ -45,7 +71,9 @@ pub struct PebbleArgs {
 
 pub const USAGE: &str = "usage: acme-ca pebble [-config FILE] [-dnsserver HOST:PORT] [-strict] [-version] [-data-dir DIR]
 
-  -config FILE          Pebble JSON config (default test/config/pebble-config.json)
+  -config FILE          Pebble JSON config (default test/config/pebble-config.json if it
+                        exists, else Pebble's test config built in, with a generated
+                        listener certificate whose root is served at /roots/0)
   -dnsserver HOST:PORT  DNS server for validation (default: the system's, from /etc/resolv.conf)
   -strict               accepted for compatibility; acme-ca always follows RFC 8555 strictly
   -version              print the version and exit
@@ -56,7 +84,7 @@ pub const USAGE: &str = "usage: acme-ca pebble [-config FILE] [-dnsserver HOST:P
 /// booleans take `-strict`, `-strict=false` or `-strict false`.
 pub fn parse_args(args: &[String]) -> Result<Invocation, String> {
     let mut out = PebbleArgs {
-        config: PathBuf::from(DEFAULT_CONFIG),
+        config: None,
         dns_server: None,
         strict: false,
         data_dir: None,
@@ -87,7 +115,7 @@ pub fn parse_args(args: &[String]) -> Result<Invocation, String> {
             Ok(v)
         };
         match name {
-            "config" => out.config = PathBuf::from(value("a file")?),
+            "config" => out.config = Some(PathBuf::from(value("a file")?)),
             "dnsserver" => {
                 let v = value("HOST:PORT")?;
                 out.dns_server = Some(parse_go_addr(&v, Ipv4Addr::LOCALHOST).ok_or_else(|| {
@@ -151,6 +179,8 @@ pub fn defaults() -> Config {
     let mut c = Config::default();
     c.server.listen = "0.0.0.0:14000".parse().expect("valid literal address");
     c.server.pebble_paths = true;
+    // Pebble logs every request; users debug their clients from that log.
+    c.server.log_requests = true;
     c.acme.terms_of_service = Some(TERMS_OF_SERVICE.to_owned());
     c.acme.orders_per_page = 3;
     c.acme.authz_reuse = 50;
@@ -164,6 +194,9 @@ pub fn defaults() -> Config {
     c.validation.random_delay = Duration::from_secs(15);
     c.validation.http_port = 5002;
     c.validation.tls_port = 5001;
+    // Pebble's VA follows a redirect to any port, e.g. to its challenge
+    // server's HTTPS port, 5003.
+    c.validation.redirect_any_port = true;
     // Pebble validates whatever the DNS answers, loopback included.
     c.validation.allow_reserved_addresses = true;
     // Pebble's VA asks names as they are; its mock DNS, pebble-challtestsrv,
@@ -176,6 +209,9 @@ pub fn defaults() -> Config {
         "default".to_owned(),
         ProfileConfig {
             description: "The default profile".into(),
+            // Pebble puts no common name in a certificate unless the
+            // profile says promoteCommonName.
+            common_name: false,
             ..ProfileConfig::default()
         },
     )]);
@@ -329,7 +365,7 @@ pub fn apply_json(config: &mut Config, text: &str) -> Result<Vec<String>, String
             };
             let pf = Fields(p);
             for k in p.keys() {
-                if !["description", "validityPeriod"]
+                if !["description", "validityPeriod", "promoteCommonName"]
                     .iter()
                     .any(|known| known.eq_ignore_ascii_case(k))
                 {
@@ -349,6 +385,7 @@ pub fn apply_json(config: &mut Config, text: &str) -> Result<Vec<String>, String
                 ProfileConfig {
                     description: pf.string("description")?.unwrap_or_default(),
                     validity,
+                    common_name: pf.bool("promoteCommonName")?.unwrap_or(false),
                     ..ProfileConfig::default()
                 },
             );
@@ -473,7 +510,23 @@ pub fn load(
     env: impl Fn(&str) -> Option<String>,
 ) -> Result<(Config, Vec<String>), String> {
     let mut config = defaults();
-    let warnings = apply_file(&mut config, &args.config)?;
+    let default_path = Path::new(DEFAULT_CONFIG);
+    let warnings = match &args.config {
+        Some(path) => apply_file(&mut config, path)?,
+        None if default_path.exists() => apply_file(&mut config, default_path)?,
+        None => apply_json(&mut config, BUILTIN_CONFIG)?,
+    };
+    for (what, path) in [
+        ("certificate", &config.server.tls_cert),
+        ("privateKey", &config.server.tls_key),
+    ] {
+        if let Some(path) = path.as_ref().filter(|p| !p.exists()) {
+            return Err(format!(
+                "pebble.{what} {}: no such file (leave certificate and privateKey out, or empty, and the listener certificate is generated, issued by the root at /roots/0)",
+                path.display()
+            ));
+        }
+    }
     if let Some(dns) = args.dns_server {
         config.validation.dns_servers = vec![dns];
     }
@@ -520,8 +573,18 @@ pub async fn run(args: Vec<String>) -> Result<(), String> {
         }
     };
     let (mut config, warnings) = load(&args, |k| std::env::var(k).ok())?;
+    let source = match &args.config {
+        Some(path) => path.display().to_string(),
+        None if Path::new(DEFAULT_CONFIG).exists() => DEFAULT_CONFIG.to_owned(),
+        None => {
+            println!(
+                "No {DEFAULT_CONFIG}: using Pebble's test configuration built in, with a generated listener certificate (its root: /roots/0 on the management interface)"
+            );
+            "(built in)".to_owned()
+        }
+    };
     for w in &warnings {
-        tracing::warn!("pebble config {}: {w}", args.config.display());
+        tracing::warn!("pebble config {source}: {w}");
     }
     if args.strict {
         tracing::info!("-strict: acme-ca always follows RFC 8555 strictly");
@@ -583,7 +646,7 @@ mod tests {
         let Invocation::Run(a) = args(&[]).unwrap() else {
             panic!()
         };
-        assert_eq!(a.config, PathBuf::from(DEFAULT_CONFIG));
+        assert_eq!(a.config, None);
         assert!(!a.strict && a.dns_server.is_none());
         let Invocation::Run(a) = args(&[
             "-config",
@@ -596,7 +659,7 @@ mod tests {
         .unwrap() else {
             panic!()
         };
-        assert_eq!(a.config, PathBuf::from("x.json"));
+        assert_eq!(a.config, Some(PathBuf::from("x.json")));
         assert_eq!(a.dns_server, Some("127.0.0.1:5053".parse().unwrap()));
         assert!(a.strict);
         assert_eq!(a.data_dir, Some(PathBuf::from("/tmp/d")));
@@ -688,6 +751,68 @@ mod tests {
         assert_eq!(c.profiles["default"].description, "The profile you know");
         assert_eq!(c.acme.terms_of_service.as_deref(), Some(TERMS_OF_SERVICE));
         assert!(c.server.pebble_paths && c.acme.random_profile);
+        // Pebble's behaviour where acme-ca's own differs.
+        assert!(!c.profiles["default"].common_name);
+        assert!(c.acme.eab_key_reuse && !c.acme.serve_revoked_certificates);
+        assert!(c.validation.redirect_any_port);
+        assert_eq!(c.ca.name, "Pebble");
+        assert_eq!(c.ca.name_style, crate::ca::NameStyle::Pebble);
+        assert_eq!(
+            c.validation.dns_case_randomization,
+            crate::config::CaseRandomization::Off
+        );
+    }
+
+    #[test]
+    fn promote_common_name_per_profile() {
+        let mut c = defaults();
+        let warnings = apply_json(
+            &mut c,
+            r#"{"pebble": {"profiles": {
+                "cn": {"description": "x", "validityPeriod": 3600, "promoteCommonName": true},
+                "plain": {"description": "y", "validityPeriod": 3600}}}}"#,
+        )
+        .unwrap();
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert!(c.profiles["cn"].common_name);
+        assert!(!c.profiles["plain"].common_name);
+    }
+
+    /// With no -config and no test/config/pebble-config.json, Pebble's test
+    /// configuration is built in and the listener certificate generated; a
+    /// config naming certificate files that do not exist is refused with a
+    /// line that says what to do.
+    #[test]
+    fn no_files_needed() {
+        let dir = tempfile::tempdir().unwrap();
+        let run = |config: Option<PathBuf>| {
+            let args = PebbleArgs {
+                config,
+                dns_server: None,
+                strict: false,
+                data_dir: None,
+            };
+            load(&args, |_| None)
+        };
+        // The tests run in the crate directory, which has no test/config.
+        assert!(!Path::new(DEFAULT_CONFIG).exists());
+        let (c, warnings) = run(None).unwrap();
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert_eq!(c.server.tls_cert, None);
+        assert_eq!(c.management.listen, Some("0.0.0.0:15000".parse().unwrap()));
+        assert_eq!(c.validation.http_port, 5002);
+        assert_eq!(c.profiles.len(), 2);
+        assert_eq!(c.ca.key_algorithm, KeyAlgorithm::EcdsaP256);
+
+        let path = dir.path().join("pebble-config.json");
+        std::fs::write(&path, TEST_CONFIG).unwrap();
+        let e = run(Some(path)).unwrap_err();
+        assert!(
+            e.contains("pebble.certificate test/certs/localhost/cert.pem: no such file"),
+            "{e}"
+        );
+        let e = run(Some(dir.path().join("missing.json"))).unwrap_err();
+        assert!(e.contains("cannot read config"), "{e}");
     }
 
     #[test]

@@ -334,6 +334,7 @@ impl Server {
                 .unwrap_or(config.acme.retry_after),
             bad_nonce_percent: config.acme.bad_nonce_percent,
             request_timeout: config.server.request_timeout,
+            log_requests: config.server.log_requests,
             ari_retry_after: config.acme.ari_retry_after,
             ari_explanation_url: config.acme.ari_explanation_url.clone(),
         });
@@ -503,7 +504,8 @@ fn validators(config: &Config) -> Result<(Arc<dyn Validator>, Option<Arc<CaaChec
     let validator = NetworkValidator {
         http01: Http01::new(resolver.clone(), policy, v.timeout)
             .with_port(v.http_port)
-            .with_https_port(v.https_port),
+            .with_https_port(v.https_port)
+            .with_any_redirect_port(v.redirect_any_port),
         dns01: Dns01::new(resolver.clone()),
         tls_alpn01: TlsAlpn01::new(resolver, policy, v.timeout).with_port(v.tls_port),
         caa: caa.clone(),

@@ -87,6 +87,12 @@ def pebble_subject() -> Subject:
     return Subject("pebble", peb, cts, why, fatal=False)
 
 
+def debian_challtestsrv() -> str:
+    """Debian's pebble-challtestsrv (PEBBLE_CHALLTESTSRV_BIN overrides it, as
+    for the pebble subject), for scenarios that use it whatever the subject."""
+    return os.environ.get("PEBBLE_CHALLTESTSRV_BIN") or "/usr/bin/pebble-challtestsrv"
+
+
 def acme_ca_subject() -> Subject:
     # The wrappers in pebble-compat/bin exec $ACME_CA_BIN (here: the debug
     # build unless the caller chose another); a missing binary is a failure
@@ -243,12 +249,13 @@ def terminate(proc: Proc, grace: float = 3.0) -> None:
 
 
 # --------------------------------------------------------------------------
-# minimal DNS client (A and TXT), to look at what the challenge server serves
+# minimal DNS client (A, TXT and CAA), to look at what the challenge server serves
 # --------------------------------------------------------------------------
 
 def dns_query(name: str, qtype: str, server=DNS, timeout: float = 2.0) -> list[str]:
-    """Answers of type `qtype` ("A" or "TXT") for `name` from `server` over UDP."""
-    code = {"A": 1, "TXT": 16}[qtype]
+    """Answers of type `qtype` ("A", "TXT" or "CAA", the latter as
+    "<flags> <tag> <value>") for `name` from `server` over UDP."""
+    code = {"A": 1, "TXT": 16, "CAA": 257}[qtype]
     qid = random.randrange(65536)
     qname = b"".join(bytes([len(p)]) + p.encode() for p in name.rstrip(".").split(".")) + b"\0"
     packet = struct.pack(">HHHHHH", qid, 0x0100, 1, 0, 0, 0) + qname + struct.pack(">HH", code, 1)
@@ -286,6 +293,11 @@ def dns_query(name: str, qtype: str, server=DNS, timeout: float = 2.0) -> list[s
             continue
         if rtype == 1:
             out.append(socket.inet_ntoa(rdata))
+        elif rtype == 257:
+            taglen = rdata[1] if len(rdata) > 1 else 0
+            out.append(f"{rdata[0] if rdata else 0} "
+                       f"{rdata[2:2 + taglen].decode(errors='replace')} "
+                       f"{rdata[2 + taglen:].decode(errors='replace')}")
         else:
             parts, i = [], 0
             while i < len(rdata):
@@ -354,24 +366,32 @@ class Ctx:
 
     # ---- subject programs -----------------------------------------------
 
-    def _spawn(self, name: str, argv: list[str], env: dict) -> Proc:
+    def _spawn(self, name: str, argv: list[str], env: dict,
+               cwd: Optional[Path] = None) -> Proc:
+        """Start a program in the background, its output in a log file; the
+        working directory is the repository root unless `cwd` is given."""
         log = self._logfile(name)
+        cwd = Path(cwd) if cwd is not None else CWD
         with open(log, "w", encoding="utf-8") as f:
-            f.write(f"# argv: {argv}\n# env: "
+            f.write(f"# argv: {argv}\n# cwd: {cwd}\n# env: "
                     f"{ {k: v for k, v in env.items() if k.startswith('PEBBLE_')} }\n")
             f.flush()
-            popen = subprocess.Popen(argv, cwd=CWD, env=env, stdin=subprocess.DEVNULL,
+            popen = subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL,
                                      stdout=f, stderr=subprocess.STDOUT)
         proc = Proc(name, argv, popen, log)
         self.procs.append(proc)
-        self.log(f"started {name} pid {popen.pid}: {' '.join(argv)}")
+        self.log(f"started {name} pid {popen.pid} in {cwd}: {' '.join(argv)}")
         return proc
 
     def start_challtestsrv(self, args: tuple = ("-defaultIPv4", "127.0.0.1"),
-                           timeout: float = 10.0) -> Proc:
-        """The subject's challenge server with the given flags; returns once its
-        management API (:8055) and DNS server (:8053) answer."""
-        proc = self._spawn("challtestsrv", [self.subject.challtestsrv, *args], clean_env())
+                           timeout: float = 10.0, binary: Optional[str] = None) -> Proc:
+        """The challenge server with the given flags: the subject's, or
+        `binary` (e.g. debian_challtestsrv(), whatever the subject); returns
+        once its management API (:8055) accepts connections and, unless the
+        flags set -dns01, its DNS server (:8053) answers a query."""
+        exe = binary or self.subject.challtestsrv
+        name = "challtestsrv" if binary is None else f"challtestsrv-{Path(exe).name}"
+        proc = self._spawn(name, [exe, *args], clean_env())
         deadline = time.monotonic() + timeout
         while True:
             if proc.exited() is not None:
@@ -382,31 +402,52 @@ class Ctx:
             except OSError:
                 pass
             if time.monotonic() >= deadline:
-                raise ScenarioFailed(f"challtestsrv: management port 8055 not open after "
+                raise ScenarioFailed(f"{name}: management port 8055 not open after "
                                      f"{timeout:.0f}s: {tail(proc.log)}")
             time.sleep(0.1)
+        if "-dns01" not in args and "--dns01" not in args:
+            while True:
+                try:
+                    dns_query("readiness-probe.example", "A", timeout=0.5)
+                    break
+                except (OSError, RuntimeError):
+                    pass
+                if proc.exited() is not None:
+                    raise ScenarioFailed(proc.why_dead())
+                if time.monotonic() >= deadline:
+                    raise ScenarioFailed(f"{name}: DNS on 127.0.0.1:8053 not answering after "
+                                         f"{timeout:.0f}s: {tail(proc.log)}")
+                time.sleep(0.1)
         return proc
 
-    def start_pebble(self, config: str = "pebble-config.json", env: Optional[dict] = None,
-                     args: tuple = (), dnsserver: bool = True, timeout: float = 10.0) -> Proc:
+    def start_pebble(self, config: Optional[str] = "pebble-config.json",
+                     env: Optional[dict] = None, args: tuple = (), dnsserver: bool = True,
+                     timeout: float = 10.0, cwd: Optional[Path] = None,
+                     verify=None) -> Proc:
         """The subject's ACME server with `-config pebble-compat/config/<config>`
-        (and `-dnsserver 127.0.0.1:8053`); returns once GET /dir answers 200."""
+        (none if `config` is None) and `-dnsserver 127.0.0.1:8053` (unless
+        `dnsserver` is false), then `args`, run in `cwd` (default: the
+        repository root); returns once GET /dir answers 200, checked with
+        `verify` as requests' verify (default: the runner's TLS CA)."""
         import requests  # imported late: the runner re-execs itself into the venv
 
-        argv = [self.subject.pebble, "-config", f"pebble-compat/config/{config}"]
+        argv = [self.subject.pebble]
+        if config is not None:
+            argv += ["-config", f"pebble-compat/config/{config}"]
         if dnsserver:
             argv += ["-dnsserver", "127.0.0.1:8053"]
         argv += list(args)
         full_env = clean_env({**BASE_ENV, **(env or {})})
         full_env = {k: v for k, v in full_env.items() if v is not None}
-        proc = self._spawn("pebble", argv, full_env)
+        proc = self._spawn("pebble", argv, full_env, cwd=cwd)
         deadline = time.monotonic() + timeout
         last = ""
+        probe_verify = str(TLS_CA) if verify is None else verify
         while True:
             if proc.exited() is not None:
                 raise ScenarioFailed(proc.why_dead())
             try:
-                r = requests.get(DIRECTORY, verify=str(TLS_CA), timeout=2)
+                r = requests.get(DIRECTORY, verify=probe_verify, timeout=2)
                 if r.status_code == 200:
                     return proc
                 last = f"GET /dir: {r.status_code}"

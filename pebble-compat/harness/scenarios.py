@@ -33,7 +33,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import ExtensionOID, NameOID
 
 from .core import (CONFIG_DIR, COMPAT, CTS, DIRECTORY, MGMT, TLS_CA, VENV_BIN, Ctx,
-                   Scenario, ScenarioFailed, ScenarioSkipped, b64url, dns_query, one_line)
+                   Scenario, ScenarioFailed, ScenarioSkipped, b64url, debian_challtestsrv,
+                   dns_query, one_line)
 
 sys.path.insert(0, str(COMPAT.parent / "acme-tests" / "e2e"))
 import chisel2  # noqa: E402  pylint: disable=wrong-import-position
@@ -149,12 +150,15 @@ def problem_of(exc: Exception) -> str:
     return f"{type(exc).__name__}: {one_line(str(exc), 100)}"
 
 
-def certbot_argv(d: Path, names: list[str], extra: tuple = ()) -> list:
-    hook = shlex.quote(str(COMPAT / "hooks" / "cts-http01"))
+def certbot_argv(d: Path, names: list[str], extra: tuple = (), hook: str = "cts-http01",
+                 challenge: str = "http") -> list:
+    """certbot certonly --manual with pebble-compat/hooks/<hook> add|del as the
+    auth and cleanup hooks, for `challenge` ("http" or "dns")."""
+    hook = shlex.quote(str(COMPAT / "hooks" / hook))
     argv = [VENV_BIN / "certbot", "certonly", "--non-interactive", "--agree-tos",
             "-m", "certbot@example.com", "--server", DIRECTORY,
             "--config-dir", d / "config", "--work-dir", d / "work", "--logs-dir", d / "logs",
-            "--manual", "--preferred-challenges", "http",
+            "--manual", "--preferred-challenges", challenge,
             "--manual-auth-hook", f"{hook} add", "--manual-cleanup-hook", f"{hook} del",
             "--cert-name", "compat", *extra]
     for n in names:

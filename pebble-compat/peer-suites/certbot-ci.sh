@@ -19,7 +19,8 @@
 # 8053, 8055, ...), so each run gets a private network namespace with only lo.
 # certbot-ci would fetch pebble from GitHub; certbot_ci_offline.py (next to
 # this script, loaded as a pytest plugin) makes it take them from PATH.
-# Last line printed: "certbot-ci <subject>: N passed, N failed, N skipped".
+# Last line printed: "certbot-ci <subject>: N passed, N failed, N skipped";
+# exit status 0 only if something passed and nothing failed.
 set -euo pipefail
 
 subject=${1:?usage: CERTBOT_SRC=... $0 pebble|acme-ca [pytest args...]}
@@ -40,7 +41,7 @@ if [ "$(cat "$venv/.certbot-src" 2>/dev/null)" != "$src" ]; then
 fi
 
 # 2. A directory to put first on PATH holding the subject's two programs.
-rm -rf "$work"
+rm -rf "$work/path" "$work/logs" "$work/junit.xml" "$work/pytest.log"
 mkdir -p "$work/path" "$work/logs"
 case $subject in
     pebble)
@@ -85,4 +86,5 @@ try:
 except (OSError, ET.ParseError) as e:
     print(f'no junit report: {e}', file=sys.stderr)
 print(f'certbot-ci {subject}: {passed} passed, {failed} failed, {skipped} skipped')
+sys.exit(1 if failed or not passed else 0)
 PY

@@ -133,6 +133,8 @@ pub struct App {
     /// PEBBLE_WFE_NONCEREJECT).
     pub bad_nonce_percent: u8,
     pub request_timeout: Duration,
+    /// One log line per request (`server.log_requests`).
+    pub log_requests: bool,
     /// ARI answers' Retry-After and explanationURL.
     pub ari_retry_after: Duration,
     pub ari_explanation_url: Option<String>,
@@ -219,9 +221,17 @@ pub fn router(app: Arc<App>) -> Router {
 
 /// The one wrapper around every route: a fresh `Replay-Nonce` on every
 /// response to a POST and on newNonce (RFC 8555 §6.5, §7.2), `Link:
-/// rel="index"` (§7.1), no caching of POST answers, and the request timeout.
-async fn acme_headers(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
+/// rel="index"` (§7.1), no caching of POST answers, the request timeout,
+/// and the request log line.
+async fn acme_headers(State(app): State<Arc<App>>, mut req: Request, next: Next) -> Response {
+    let started = std::time::Instant::now();
     let method = req.method().clone();
+    // Only kept for the log line; bounded by hyper's header limits.
+    let logged = app.log_requests.then(|| {
+        let slot = request::LoggedAccount::default();
+        req.extensions_mut().insert(slot.clone());
+        (req.uri().path().to_owned(), slot)
+    });
     let path = req.uri().path();
     let path_is_nonce = path == paths::ACME.new_nonce || path == paths::PEBBLE.new_nonce;
     let path_is_directory = path == paths::ACME.directory || path == paths::PEBBLE.directory;
@@ -251,7 +261,33 @@ async fn acme_headers(State(app): State<Arc<App>>, req: Request, next: Next) -> 
             h.append(header::LINK, v);
         }
     }
+    if let Some((path, account)) = logged {
+        log_request(&method, &path, &resp, &account, started.elapsed());
+    }
     resp
+}
+
+/// The request log line: what a user debugging a client needs, never a
+/// request body or key.
+fn log_request(
+    method: &Method,
+    path: &str,
+    resp: &Response,
+    account: &request::LoggedAccount,
+    took: Duration,
+) {
+    let problem = resp.extensions().get::<problem::ProblemType>();
+    let account = account.0.get().map_or("-", String::as_str);
+    tracing::info!(
+        %method,
+        path = %path.chars().take(200).collect::<String>(),
+        status = resp.status().as_u16(),
+        problem = problem.map_or("-", |p| p.kind),
+        detail = %problem.map_or("", |p| &p.detail),
+        account,
+        ms = took.as_millis() as u64,
+        "request"
+    );
 }
 
 /// Cuts off any request of `router` that takes longer than `limit`, body

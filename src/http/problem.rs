@@ -8,6 +8,13 @@ use crate::error::{Error, ErrorKind};
 use crate::jose::Alg;
 use crate::protocol::problem_json;
 
+/// The problem type and detail of an error response, for the request log.
+#[derive(Debug, Clone)]
+pub struct ProblemType {
+    pub kind: &'static str,
+    pub detail: std::borrow::Cow<'static, str>,
+}
+
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
         let mut doc = problem_json(&self);
@@ -21,6 +28,10 @@ impl IntoResponse for Error {
         let status =
             StatusCode::from_u16(self.kind.http_status()).unwrap_or(StatusCode::BAD_REQUEST);
         let mut resp = (status, doc.to_string()).into_response();
+        resp.extensions_mut().insert(ProblemType {
+            kind: self.kind.acme_type(),
+            detail: self.detail.clone(),
+        });
         resp.headers_mut().insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),

@@ -190,6 +190,11 @@ impl AcmePost {
     }
 }
 
+/// Where the request extractor leaves the account a request names (its
+/// `kid`), for the request log; present only when requests are logged.
+#[derive(Debug, Clone, Default)]
+pub struct LoggedAccount(pub Arc<std::sync::OnceLock<String>>);
+
 impl FromRequest<Arc<App>> for AcmePost {
     type Rejection = Error;
 
@@ -239,6 +244,10 @@ impl FromRequest<Arc<App>> for AcmePost {
                             "kid is not the URL of an account on this server",
                         )
                     })?;
+                if let Some(slot) = parts.extensions.get::<LoggedAccount>() {
+                    // First set wins; a request names one account.
+                    let _ = slot.0.set(id.to_string());
+                }
                 let account = app.ra.account_for_kid(&id).await?;
                 let jwk = app.keys.get(&account.jwk)?;
                 (Some(account), jwk)

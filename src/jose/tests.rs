@@ -911,6 +911,7 @@ fn key_type_fits_table() {
             KeyType::Rsa,
             KeyType::EcP256,
             KeyType::EcP384,
+            KeyType::EcP521,
             KeyType::Ed25519,
         ]
         .into_iter()
@@ -919,6 +920,7 @@ fn key_type_fits_table() {
         let expected = match alg {
             Alg::Es256 => KeyType::EcP256,
             Alg::Es384 => KeyType::EcP384,
+            Alg::Es512 => KeyType::EcP521,
             Alg::EdDsa => KeyType::Ed25519,
             _ => KeyType::Rsa,
         };

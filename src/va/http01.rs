@@ -105,6 +105,9 @@ pub struct Http01 {
     resolver: Arc<dyn Resolver>,
     port: u16,
     https_port: u16,
+    /// Redirects may lead to any port (Pebble), not only 80, 443 and the
+    /// two configured ones.
+    any_redirect_port: bool,
     policy: AddressPolicy,
     timeout: Duration,
 }
@@ -115,6 +118,7 @@ impl fmt::Debug for Http01 {
             .field("resolver", &self.resolver.describe())
             .field("port", &self.port)
             .field("https_port", &self.https_port)
+            .field("any_redirect_port", &self.any_redirect_port)
             .field("policy", &self.policy)
             .field("timeout", &self.timeout)
             .finish()
@@ -133,6 +137,7 @@ impl Http01 {
             resolver,
             port: DEFAULT_PORT,
             https_port: DEFAULT_HTTPS_PORT,
+            any_redirect_port: false,
             policy,
             timeout,
         }
@@ -151,6 +156,14 @@ impl Http01 {
     /// Redirects to this port are allowed, besides 80 and 443.
     pub fn with_https_port(mut self, port: u16) -> Self {
         self.https_port = port;
+        self
+    }
+
+    /// The same validator following redirects to any port, as Pebble does
+    /// (its challenge server's HTTPS port is 5003). Off, only 80, 443 and
+    /// the two configured ports are followed, as Boulder.
+    pub fn with_any_redirect_port(mut self, any: bool) -> Self {
+        self.any_redirect_port = any;
         self
     }
 
@@ -401,7 +414,7 @@ impl Http01 {
         let port = match authority.port_u16() {
             Some(port) => {
                 let allowed = [DEFAULT_PORT, DEFAULT_HTTPS_PORT, self.port, self.https_port];
-                if !allowed.contains(&port) {
+                if !self.any_redirect_port && !allowed.contains(&port) {
                     return Err(refuse(format!(
                         "Invalid port in redirect target {quoted}. Only ports {} are supported, not {port}",
                         describe_ports(&allowed)
@@ -1636,6 +1649,23 @@ mod tests {
         assert_eq!(seen[0].sni.as_deref(), Some("secure.test"));
         assert_eq!(seen[0].host, format!("secure.test:{https_port}"));
         assert_eq!(seen[0].path, "/tls-file");
+    }
+
+    /// Pebble's VA follows a redirect to any port, such as the challenge
+    /// server's HTTPS port 5003; so does ours when told to.
+    #[tokio::test]
+    async fn redirect_to_any_port_is_followed_when_allowed() {
+        let (https_port, tls_log) = https_server("secure.test", |_| ok(KEY_AUTH)).await;
+        let target = format!("https://secure.test:{https_port}/tls-file");
+        let (port, _) = http_server(move |_| redirect(&target)).await;
+        let va = validator(local(&["example.test", "secure.test"]), port);
+        let (error, _) = invalid(va.validate(&request(Identifier::dns("example.test"))).await);
+        assert!(error.detail.contains("Invalid port"), "{}", error.detail);
+        assert!(tls_log.lock().unwrap().is_empty());
+        let va = validator(local(&["example.test", "secure.test"]), port).with_any_redirect_port(true);
+        let records = valid(va.validate(&request(Identifier::dns("example.test"))).await);
+        assert_eq!(records[1]["port"], https_port.to_string());
+        assert_eq!(tls_log.lock().unwrap().len(), 1);
     }
 
     #[tokio::test]

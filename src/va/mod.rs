@@ -205,6 +205,7 @@ impl Va {
 
     /// Runs the validator now, under the timeout, and returns what to store.
     pub async fn validate_now(&self, req: &ValidationRequest) -> ValidationResult {
+        let started = std::time::Instant::now();
         let outcome =
             match tokio::time::timeout(self.settings.timeout, self.validator.validate(req)).await {
                 Ok(o) => o,
@@ -219,6 +220,7 @@ impl Va {
                     records: serde_json::Value::Array(Vec::new()),
                 },
             };
+        log_attempt(req, &outcome, started.elapsed());
         let now = self.clock.now();
         let expires = now + self.settings.valid_authz_lifetime.as_secs() as i64;
         match outcome {
@@ -282,6 +284,38 @@ impl Va {
             tracing::debug!(authz = %req.authz.id, "validation outcome not recorded: attempt no longer processing");
         }
         Ok(())
+    }
+}
+
+/// One log line per validation attempt, as Pebble writes, so that users can
+/// debug their clients from the log: identifier, challenge type, outcome
+/// (with the problem), the address last used and the duration.
+fn log_attempt(req: &ValidationRequest, outcome: &Outcome, took: Duration) {
+    let records = match outcome {
+        Outcome::Valid { records } | Outcome::Invalid { records, .. } => records,
+    };
+    let address = records
+        .as_array()
+        .and_then(|r| r.last())
+        .and_then(|r| r.get("addressUsed"))
+        .and_then(|a| a.as_str())
+        .unwrap_or("-");
+    let identifier = &req.authz.identifier.value;
+    let kind = req.kind.as_str();
+    let ms = took.as_millis();
+    match outcome {
+        Outcome::Valid { .. } => {
+            tracing::info!(%identifier, challenge = kind, %address, ms, "validation: valid");
+        }
+        Outcome::Invalid { error, .. } => tracing::info!(
+            %identifier,
+            challenge = kind,
+            %address,
+            ms,
+            problem = error.kind.acme_type(),
+            detail = %error.detail,
+            "validation: invalid"
+        ),
     }
 }
 
