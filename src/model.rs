@@ -63,11 +63,24 @@ id_type!(
     CertId
 );
 
-/// 96 random bits, base64url without padding: 16 characters.
+/// 95 random bits, base64url without padding: 16 characters. The first
+/// character is a letter (the top bit is cleared), so an id never begins
+/// with `-` and reads as a value, not a flag, on a command line.
 pub fn random_id() -> String {
     let mut buf = [0u8; 12];
     crate::rand::fill(&mut buf);
+    buf[0] &= 0x7f;
     crate::jose::b64::encode(buf)
+}
+
+#[cfg(test)]
+#[test]
+fn ids_never_begin_with_a_dash() {
+    for _ in 0..2000 {
+        let id = random_id();
+        assert_eq!(id.len(), 16);
+        assert!(id.as_bytes()[0].is_ascii_alphabetic(), "{id}");
+    }
 }
 
 /// Stored account status (RFC 8555 §7.1.2).

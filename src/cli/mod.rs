@@ -189,6 +189,7 @@ pub struct UploadCsrArgs {
 #[derive(Args, Debug)]
 pub struct BatchArgs {
     /// Batch id (printed by upload-csr).
+    #[arg(allow_hyphen_values = true)]
     pub id: String,
     /// Download the batch's issued certificates (and ca.pem) as a zip.
     #[arg(long)]
@@ -245,6 +246,8 @@ pub struct RequestListArgs {
 
 #[derive(Args, Debug)]
 pub struct IdArgs {
+    /// The id (may begin with `-`).
+    #[arg(allow_hyphen_values = true)]
     pub id: String,
     #[command(flatten)]
     pub global: Global,
@@ -252,6 +255,8 @@ pub struct IdArgs {
 
 #[derive(Args, Debug)]
 pub struct RejectArgs {
+    /// The id (may begin with `-`).
+    #[arg(allow_hyphen_values = true)]
     pub id: String,
     /// Why (shown to the requester).
     #[arg(long, short = 'r')]
@@ -962,6 +967,21 @@ mod tests {
     #[test]
     fn the_commands_are_well_formed() {
         Cli::command().debug_assert();
+    }
+
+    /// Ids made before ids stopped beginning with `-` are still values.
+    #[test]
+    fn ids_may_begin_with_a_dash() {
+        let c = parse(&["requests", "approve", "-whAWSl1Zyaoe6lw", "--token", "t"]).unwrap();
+        assert!(
+            matches!(&c, Command::Requests(RequestsArgs { action: Some(RequestsAction::Approve(a)), .. }) if a.id == "-whAWSl1Zyaoe6lw")
+        );
+        let c = parse(&["requests", "reject", "-x1", "-r", "no", "--token", "t"]).unwrap();
+        assert!(
+            matches!(&c, Command::Requests(RequestsArgs { action: Some(RequestsAction::Reject(a)), .. }) if a.id == "-x1" && a.reason == "no")
+        );
+        let c = parse(&["batches", "-b1", "--token", "t"]).unwrap();
+        assert!(matches!(&c, Command::Batches(a) if a.id == "-b1"), "{c:?}");
     }
 
     #[test]

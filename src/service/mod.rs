@@ -1319,9 +1319,7 @@ fn allowed_keys(p: &ServiceProfileConfig) -> String {
 
 /// A random request or batch id.
 fn new_id() -> String {
-    let mut b = [0u8; 12];
-    crate::rand::fill(&mut b);
-    crate::jose::b64::encode(b)
+    crate::model::random_id()
 }
 
 /// A serial as stored: lowercase hex, even length, no 0x.
