@@ -362,6 +362,9 @@ pub struct AcmeConfig {
     pub external_account_required: bool,
     /// External account binding MAC keys: key identifier → base64url key.
     pub eab_keys: BTreeMap<String, String>,
+    /// Smallest RSA key (bits) accepted for account keys and CSRs: 2048 by
+    /// default; 1024 to 2048 (`acme-ca pebble` uses 1024, as Pebble).
+    pub min_rsa_bits: usize,
     /// Let one external account key bind any number of accounts (Pebble's
     /// behaviour). Off: a key id binds one account, recorded in the store.
     pub eab_key_reuse: bool,
@@ -393,6 +396,7 @@ impl Default for AcmeConfig {
             ari_explanation_url: None,
             external_account_required: false,
             eab_keys: BTreeMap::new(),
+            min_rsa_bits: 2048,
             eab_key_reuse: false,
             serve_revoked_certificates: true,
         }
@@ -564,6 +568,9 @@ impl Config {
 
     /// Checks cross-field rules once, at load.
     pub fn validate(&self) -> Result<(), String> {
+        if !(1024..=2048).contains(&self.acme.min_rsa_bits) {
+            return Err("acme.min_rsa_bits must be from 1024 to 2048".into());
+        }
         if let Some(v) = self.ca.leaf_validity {
             if v.is_zero() || v > MAX_LEAF_VALIDITY {
                 return Err(format!(

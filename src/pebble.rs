@@ -189,6 +189,9 @@ pub fn defaults() -> Config {
     // Pebble lets every account use its configured EAB keys, and answers
     // 404 for a revoked certificate's URL.
     c.acme.eab_key_reuse = true;
+    // Pebble takes RSA keys of 1024 bits (node-acme-client's suite makes
+    // accounts and certificates with them).
+    c.acme.min_rsa_bits = 1024;
     c.acme.serve_revoked_certificates = false;
     c.acme.pending_authz_lifetime = Duration::from_secs(3600);
     c.validation.random_delay = Duration::from_secs(15);

@@ -274,6 +274,7 @@ impl Server {
                 eab_required: config.acme.external_account_required,
                 eab_keys,
                 eab_key_reuse: config.acme.eab_key_reuse,
+                min_rsa_bits: config.acme.min_rsa_bits,
                 serve_revoked_certificates: config.acme.serve_revoked_certificates,
                 finalize_lease: Duration::from_secs(30),
                 orders_per_page: config.acme.orders_per_page,

@@ -15,11 +15,13 @@ import datetime
 import email.utils
 import ipaddress
 import json
+import os
 import re
 import secrets
 import shlex
 import shutil
 import sys
+import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor, wait
@@ -979,6 +981,291 @@ def config_domain_blocklist(ctx: Ctx) -> None:
 
 
 # --------------------------------------------------------------------------
+# Debian's challenge server as the only DNS, and no files at all
+# --------------------------------------------------------------------------
+
+# pebble-challtestsrv as certbot-ci starts it (certbot_integration_tests/utils/
+# pebble_artifacts + acme_server): DNS and management only, A answers
+# 127.0.0.1, no AAAA answers.
+CERTBOT_CI_CTS_ARGS = ("-management", ":8055", "-defaultIPv6", "", "-defaultIPv4", "127.0.0.1",
+                       "-http01", "", "-tlsalpn01", "", "-https01", "")
+CAA_PROBLEM = "urn:ietf:params:acme:error:caa"
+
+
+def need_debian_cts() -> str:
+    cts = debian_challtestsrv()
+    if not os.access(cts, os.X_OK):
+        raise ScenarioSkipped(f"{cts} not found (apt-get install -y pebble)")
+    return cts
+
+
+def need_lego() -> str:
+    lego = shutil.which("lego")
+    if not lego:
+        raise ScenarioSkipped("lego not installed (apt-get install -y lego)")
+    return lego
+
+
+def check_chain(ctx: Ctx, label: str, path: Path, root: str, names: list[str],
+                anchor: str = "/roots/0") -> None:
+    """`path` exists, its chain verifies against `root` and its leaf's SANs
+    are exactly `names` (in any order)."""
+    if not ctx.check(path.exists(), f"{label} wrote {path.name}"):
+        return
+    pem = path.read_text()
+    ok, out = openssl_verify(ctx, label, pem, root)
+    ctx.check(ok, f"{label}'s chain verifies against {anchor} ({one_line(out, 120)})")
+    leaf_sans = sans(certs_of(pem)[0]) if certs_of(pem) else []
+    want = sorted(f"dns:{n}" for n in names)
+    ctx.check(sorted(leaf_sans) == want,
+              f"{label}'s leaf covers exactly {names} (got {leaf_sans})")
+
+
+def hook_calls(path: Path) -> list[str]:
+    return [ln for ln in path.read_text().split("\n") if ln] if path.exists() else []
+
+
+def debian_cts_dns01(ctx: Ctx) -> None:
+    """Debian's /usr/bin/pebble-challtestsrv, whatever the subject, started
+    as certbot-ci does (-management :8055 -defaultIPv6 "" -defaultIPv4
+    127.0.0.1 -http01 "" -tlsalpn01 "" -https01 ""), is the subject's only
+    DNS (-dnsserver 127.0.0.1:8053) and the subject validates dns-01 for real
+    (no PEBBLE_VA_ALWAYS_VALID). (a) certbot (the venv's) gets a certificate
+    for <name> and *.<name> with --manual --preferred-challenges dns and the
+    hooks `hooks/cts-dns01 add|del` (POST /set-txt, /clear-txt); both hooks
+    ran for both names. (b) lego gets one for <name2> and *.<name2> with
+    --dns exec (EXEC_PATH=hooks/lego-exec-dns01, which lego calls as
+    `present|cleanup <fqdn> <value>` → /set-txt, /clear-txt), --dns.resolvers
+    127.0.0.1:8053 and --dns.disable-cp (lego 4.9 then only queries that
+    resolver, not the zone's authoritative servers), EXEC_SEQUENCE_INTERVAL=1
+    (it solves one name after the other); present and cleanup ran twice
+    each. Each chain verifies against /roots/0 and its leaf covers
+    exactly the two names."""
+    need_certbot()
+    lego = need_lego()
+    ctx.start_challtestsrv(CERTBOT_CI_CTS_ARGS, binary=need_debian_cts())
+    ctx.start_pebble()
+    root = root_pem(ctx)
+
+    # (a) certbot, manual dns-01 hooks
+    name = rand_name("cb-dns")
+    names = [name, f"*.{name}"]
+    d = ctx.path("certbot")
+    hooklog = d / "hooks.log"
+    r = ctx.run("certbot", certbot_argv(d, names, hook="cts-dns01", challenge="dns"),
+                timeout=45, check=False,
+                env={"REQUESTS_CA_BUNDLE": CA, "CTS_MANAGEMENT": CTS, "HOOK_LOG": str(hooklog)})
+    calls = hook_calls(hooklog)
+    ctx.note(f"certbot exit {r.returncode}; hook calls {calls}")
+    if ctx.check(r.returncode == 0, f"certbot exits 0 (got {r.returncode}: "
+                 f"{one_line((r.stderr.strip() or r.stdout.strip())[-300:], 200)})"):
+        ctx.check(sum(c.startswith(f"add {name} ") for c in calls) == 2
+                  and sum(c.startswith(f"del {name} ") for c in calls) == 2,
+                  f"certbot ran the auth and the cleanup hook for both names (calls {calls})")
+        check_chain(ctx, "certbot", d / "config" / "live" / "compat" / "fullchain.pem",
+                    root, names)
+
+    # (b) lego, exec DNS provider
+    name2 = rand_name("lego-dns")
+    names2 = [name2, f"*.{name2}"]
+    d2 = ctx.path("lego")
+    hooklog2 = d2 / "hooks.log"
+    r = ctx.run("lego", [lego, "--server", DIRECTORY, "--email", "x@example.com", "--accept-tos",
+                         "--domains", name2, "--domains", f"*.{name2}", "--dns", "exec",
+                         "--dns.resolvers", "127.0.0.1:8053", "--dns.disable-cp",
+                         "--path", d2, "run"],
+                timeout=45, check=False,
+                env={"LEGO_CA_CERTIFICATES": CA, "CTS_MANAGEMENT": CTS,
+                     "EXEC_PATH": str(COMPAT / "hooks" / "lego-exec-dns01"),
+                     # lego 4.9 solves exec challenges one after the other,
+                     # waiting EXEC_SEQUENCE_INTERVAL (default 60 s) in between.
+                     "EXEC_PROPAGATION_TIMEOUT": "20", "EXEC_POLLING_INTERVAL": "1",
+                     "EXEC_SEQUENCE_INTERVAL": "1",
+                     "HOOK_LOG": str(hooklog2)})
+    calls = hook_calls(hooklog2)
+    ctx.note(f"lego exit {r.returncode}; exec calls {calls}")
+    host2 = f"_acme-challenge.{name2}."
+    if ctx.check(r.returncode == 0, f"lego exits 0 (got {r.returncode}: "
+                 f"{one_line((r.stderr.strip() or r.stdout.strip())[-300:], 200)})"):
+        ctx.check(calls.count(f"present {host2} 200") == 2
+                  and calls.count(f"cleanup {host2} 200") == 2,
+                  f"lego ran present and cleanup for both names (calls {calls})")
+        check_chain(ctx, "lego", d2 / "certificates" / f"{name2}.crt", root, names2)
+
+
+def _problem_types(problem) -> list[str]:
+    """The type of an RFC 7807 problem and of its subproblems."""
+    if not isinstance(problem, dict):
+        return []
+    out = [problem.get("type", "")]
+    for sub in problem.get("subproblems") or []:
+        out += _problem_types(sub)
+    return out
+
+
+def _dns01_attempt(ctx: Ctx, cl, name: str) -> dict:
+    """Order `name`, answer dns-01 through /set-txt, wait for the
+    authorization, finalize if the order gets ready. Returns what happened:
+    authz and order status, every problem seen (where, problem JSON) and the
+    certificate if one was issued."""
+    pending = chisel2.new_order(cl, [name])
+    authz_uri = pending.orderr.body.authorizations[0]
+    challb = chisel2.find_challenge(chisel2.get_authz(cl, authz_uri), "dns-01")
+    host = f"_acme-challenge.{name}."
+    ctx.cts_post("/set-txt", {"host": host, "value": challb.chall.validation(cl.net.key)})
+    cl.answer_challenge(challb, challb.chall.response(cl.net.key))
+    out = {"problems": [], "issued": None}
+    deadline = time.monotonic() + 20
+    while True:
+        authz = chisel2.post_as_get(cl, authz_uri).json()
+        if authz.get("status") not in ("pending", "processing") or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    out["authz"] = authz.get("status")
+    for c in authz.get("challenges") or []:
+        if c.get("error"):
+            out["problems"].append((f"challenge {c.get('type')} ({c.get('status')})", c["error"]))
+    deadline = time.monotonic() + 10
+    while True:
+        order = chisel2.post_as_get(cl, pending.uri).json()
+        if order.get("status") not in ("pending", "processing") or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    if order.get("status") == "ready":
+        try:
+            out["issued"] = chisel2.finalize_and_download(cl, pending, timeout=15)
+        except messages.Error as exc:
+            out["problems"].append(("finalize", exc.to_partial_json()))
+        except Exception as exc:  # pylint: disable=broad-except
+            out["problems"].append(("finalize", {"type": type(exc).__name__,
+                                                 "detail": one_line(str(exc), 200)}))
+        order = chisel2.post_as_get(cl, pending.uri).json()
+    out["order"] = order.get("status")
+    if order.get("error"):
+        out["problems"].append(("order", order["error"]))
+    ctx.cts_post("/clear-txt", {"host": host})
+    return out
+
+
+def debian_cts_caa(ctx: Ctx) -> None:
+    """Debian's /usr/bin/pebble-challtestsrv (started as certbot-ci does) is
+    the subject's only DNS and validation is real. POST /add-caa {"host":
+    "<name>.", "policies": [{"tag": "issue", "value":
+    "some-other-ca.example"}]} (the challenge server must then answer CAA
+    <name> with `0 issue some-other-ca.example`); the acme library orders
+    <name> and answers dns-01 via /set-txt. No certificate may be issued: the
+    authorization or the order ends invalid, and an
+    urn:ietf:params:acme:error:caa problem is seen (challenge error, order
+    error or finalize refusal, subproblems included); what happened is
+    noted. A control name without CAA, ordered the same way by the same
+    account, gets a certificate for exactly that name."""
+    ctx.start_challtestsrv(CERTBOT_CI_CTS_ARGS, binary=need_debian_cts())
+    ctx.start_pebble()
+    cl = client()
+    name = rand_name("caa")
+    ctx.cts_post("/add-caa", {"host": f"{name}.",
+                              "policies": [{"tag": "issue", "value": "some-other-ca.example"}]})
+    try:
+        caa = dns_query(name, "CAA")
+    except (OSError, RuntimeError) as exc:
+        caa = [f"error: {exc}"]
+    ctx.require(caa == ["0 issue some-other-ca.example"],
+                f"the challenge server answers CAA {name} with 0 issue some-other-ca.example "
+                f"(got {caa})")
+
+    out = _dns01_attempt(ctx, cl, name)
+    types = [t for _, p in out["problems"] for t in _problem_types(p)]
+    ctx.note(f"CAA-forbidden {name}: authz {out['authz']}, order {out['order']}, "
+             f"certificate {'issued' if out['issued'] else 'none'}, problems "
+             + (" ; ".join(f"{where}: {compact(p)}" for where, p in out["problems"]) or "none"))
+    ctx.check(out["issued"] is None,
+              f"no certificate is issued for {name} under CAA issue some-other-ca.example "
+              f"(got {sans(out['issued'].leaf) if out['issued'] else 'none'})")
+    ctx.check(out["authz"] == "invalid" or out["order"] == "invalid",
+              f"the authorization or the order ends invalid "
+              f"(authz {out['authz']}, order {out['order']})")
+    ctx.check(CAA_PROBLEM in types, f"a {CAA_PROBLEM} problem is reported (types seen {types})")
+
+    control = rand_name("nocaa")
+    out = _dns01_attempt(ctx, cl, control)
+    ctx.note(f"control {control} (no CAA): authz {out['authz']}, order {out['order']}, "
+             f"certificate {'issued' if out['issued'] else 'none'}"
+             + "".join(f"; {where}: {compact(p)}" for where, p in out["problems"]))
+    ctx.check(out["issued"] is not None and sans(out["issued"].leaf) == [f"dns:{control}"],
+              f"the control name without CAA gets a certificate for exactly it "
+              f"(authz {out['authz']}, order {out['order']}, "
+              f"problems {[compact(p) for _, p in out['problems']]})")
+
+
+def no_files(ctx: Ctx) -> None:
+    """`pebble` with no arguments at all (no -config, no -dnsserver), in an
+    empty temporary working directory, with PEBBLE_VA_ALWAYS_VALID=1: acme-ca
+    then uses Pebble's test config built in (ACME on :14000, management on
+    :15000, a generated listener certificate issued by the CA whose root is
+    /roots/0); Debian's Pebble has no such thing and fails. Once
+    https://localhost:14000/dir answers (certificate not checked for this
+    probe), /roots/0 is fetched from https://localhost:15000 (likewise) and
+    saved; with that root as the only trust anchor, GET /dir verifies, lego
+    (LEGO_CA_CERTIFICATES=<root>, --http --http.port :5002) and certbot
+    (REQUESTS_CA_BUNDLE=<root>, --standalone --http-01-port 5002) each get a
+    certificate from https://localhost:14000/dir, whose chain verifies
+    against that root and whose leaf is for exactly the requested name. What
+    the working directory holds afterwards is noted."""
+    need_certbot()
+    lego = need_lego()
+    import urllib3  # pylint: disable=import-outside-toplevel
+    urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
+    cwd = Path(tempfile.mkdtemp(prefix="pebble-compat-no-files-"))
+    try:
+        ctx.start_pebble(config=None, dnsserver=False, env=ALWAYS_VALID, cwd=cwd,
+                         verify=False, timeout=20)
+        r = requests.get(MGMT + "/roots/0", verify=False, timeout=10)
+        ctx.require(r.status_code == 200, f"GET {MGMT}/roots/0 answers 200 (got {r.status_code})")
+        root_cert = x509.load_pem_x509_certificate(r.content)
+        d = ctx.path("no-files")
+        rootf = d / "root.pem"
+        rootf.write_text(r.text)
+        ctx.note(f"/roots/0 subject {root_cert.subject.rfc4514_string()!r}")
+        try:
+            g = requests.get(DIRECTORY, verify=str(rootf), timeout=10)
+            ok, got = g.status_code == 200, str(g.status_code)
+        except requests.RequestException as exc:
+            ok, got = False, one_line(f"{type(exc).__name__}: {exc}", 200)
+        ctx.check(ok, f"GET {DIRECTORY} verifies with /roots/0 as the only trust anchor ({got})")
+
+        name = rand_name("nofiles-lego")
+        dl = ctx.path("lego")
+        r = ctx.run("lego", [lego, "--server", DIRECTORY, "--email", "x@example.com",
+                             "--accept-tos", "--domains", name, "--http", "--http.port", ":5002",
+                             "--path", dl, "run"],
+                    env={"LEGO_CA_CERTIFICATES": str(rootf)}, timeout=40, check=False)
+        if ctx.check(r.returncode == 0, f"lego trusting only /roots/0 exits 0 (got "
+                     f"{r.returncode}: {one_line((r.stderr.strip() or r.stdout.strip())[-300:], 200)})"):
+            check_chain(ctx, "lego", dl / "certificates" / f"{name}.crt", rootf.read_text(),
+                        [name])
+
+        name = rand_name("nofiles-certbot")
+        dc = ctx.path("certbot")
+        argv = [VENV_BIN / "certbot", "certonly", "--non-interactive", "--agree-tos",
+                "-m", "certbot@example.com", "--server", DIRECTORY,
+                "--config-dir", dc / "config", "--work-dir", dc / "work", "--logs-dir", dc / "logs",
+                "--standalone", "--preferred-challenges", "http", "--http-01-port", "5002",
+                "--cert-name", "compat", "-d", name]
+        r = ctx.run("certbot", argv, env={"REQUESTS_CA_BUNDLE": str(rootf)}, timeout=45,
+                    check=False)
+        if ctx.check(r.returncode == 0, f"certbot trusting only /roots/0 exits 0 (got "
+                     f"{r.returncode}: {one_line((r.stderr.strip() or r.stdout.strip())[-300:], 200)})"):
+            check_chain(ctx, "certbot", dc / "config" / "live" / "compat" / "fullchain.pem",
+                        rootf.read_text(), [name])
+        ctx.note(f"the working directory holds {sorted(p.name for p in cwd.iterdir())} afterwards")
+    finally:
+        try:
+            ctx.stop_all()
+        finally:
+            shutil.rmtree(cwd, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------
 # the list: name, function, per-scenario timeout in seconds
 # --------------------------------------------------------------------------
 
@@ -1001,6 +1288,9 @@ SCENARIOS = [
     Scenario("config-profiles", config_profiles, 30),
     Scenario("config-retry-after", config_retry_after, 40),
     Scenario("config-domain-blocklist", config_domain_blocklist, 25),
+    Scenario("debian-cts-dns01", debian_cts_dns01, 110),
+    Scenario("debian-cts-caa", debian_cts_caa, 60),
+    Scenario("no-files", no_files, 110),
 ]
 for _s in SCENARIOS:
     _s.doc = " ".join((_s.func.__doc__ or "").split())

@@ -7,10 +7,12 @@
 # Environment:
 #   NODE_ACME_CLIENT_SRC  extracted node-acme-client source (read only)
 #   NAC_WORK              work dir: source copy + node_modules, certs, logs
-#                         (default /tmp/node-acme-client-work)
+#                         (default /tmp/node-acme-client-work); one run
+#                         at a time per work dir
 #   ACME_CA_BIN           acme-ca executable for subject acme-ca (read by
 #                         ../bin/pebble*; default there: this repo's build)
 #   PEBBLE_DIR            dir holding Debian's pebble binaries (default /usr/bin)
+#   PEBBLE_VA_SLEEPTIME etc. pass through to the subject (CI sets none)
 #
 # Everything runs in fresh network + mount namespaces (needs root), so the
 # fixed ports never clash and /etc can be overlaid with the files CI puts

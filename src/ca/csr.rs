@@ -29,6 +29,8 @@ const SUBJECT_ALT_NAME: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29.
 
 /// Smallest RSA modulus accepted, in bits.
 pub const RSA_MIN_BITS: usize = 2048;
+/// Smallest RSA modulus `acme-ca pebble` accepts (Pebble takes 1024).
+pub const RSA_LEGACY_MIN_BITS: usize = 1024;
 /// Largest RSA modulus accepted, in bits.
 pub const RSA_MAX_BITS: usize = 8192;
 
@@ -94,6 +96,13 @@ pub struct CheckedCsr {
 /// (uncompressed point) or Ed25519: RFC 8555 §6.7 gives `badCSR` for "a
 /// short key", `badPublicKey` being about the JWS key.
 pub fn parse_and_verify(der: &[u8]) -> Result<CheckedCsr> {
+    parse_and_verify_with(der, RSA_MIN_BITS)
+}
+
+/// [`parse_and_verify`] with another smallest RSA key size (at least
+/// [`RSA_LEGACY_MIN_BITS`]; below 2048 bits only PKCS#1 v1.5 signatures with
+/// SHA-256 or SHA-512 verify).
+pub fn parse_and_verify_with(der: &[u8], rsa_min_bits: usize) -> Result<CheckedCsr> {
     let signed = verify::split_signed(der)
         .map_err(|e| Error::bad_csr(format!("CSR is not a valid DER PKCS#10 request: {e}")))?;
     let info = CertReqInfo::from_der(signed.tbs)
@@ -105,9 +114,17 @@ pub fn parse_and_verify(der: &[u8]) -> Result<CheckedCsr> {
     let spki = SubjectPublicKeyInfoRef::from_der(&spki_bytes)
         .map_err(|e| Error::bad_csr(format!("CSR public key could not be parsed: {e}")))?;
 
-    let (key_kind, key_bits) = check_public_key(&spki)?;
+    let rsa_min_bits = rsa_min_bits.max(RSA_LEGACY_MIN_BITS);
+    let (key_kind, key_bits) = check_public_key(&spki, rsa_min_bits)?;
 
-    verify::verify_signature(&spki, &signed.algorithm, signed.tbs, signed.signature).map_err(
+    verify::verify_signature_with(
+        &spki,
+        &signed.algorithm,
+        signed.tbs,
+        signed.signature,
+        rsa_min_bits < RSA_MIN_BITS,
+    )
+    .map_err(
         |e| match e {
             VerifyError::Algorithm(detail) => Error::bad_csr(format!("CSR signature: {detail}")),
             VerifyError::BadSignature => Error::bad_csr("CSR signature does not verify"),
@@ -201,8 +218,9 @@ fn bad_key(detail: impl Into<String>) -> Error {
 
 /// Check that the key is one we certify; returns its kind and its raw
 /// subjectPublicKey bits.
-pub(crate) fn check_public_key<'a>(
+fn check_public_key<'a>(
     spki: &SubjectPublicKeyInfoRef<'a>,
+    rsa_min_bits: usize,
 ) -> Result<(PublicKeyKind, &'a [u8])> {
     let key = spki
         .subject_public_key
@@ -217,9 +235,9 @@ pub(crate) fn check_public_key<'a>(
         }
         let (bits, exponent) =
             rsa_public_key(key).ok_or_else(|| bad_key("RSA public key could not be parsed"))?;
-        if !(RSA_MIN_BITS..=RSA_MAX_BITS).contains(&bits) {
+        if !(rsa_min_bits..=RSA_MAX_BITS).contains(&bits) {
             return Err(bad_key(format!(
-                "RSA key of {bits} bits; must be {RSA_MIN_BITS} to {RSA_MAX_BITS} bits"
+                "RSA key of {bits} bits; must be {rsa_min_bits} to {RSA_MAX_BITS} bits"
             )));
         }
         if exponent < 3 || exponent % 2 == 0 {

@@ -1026,6 +1026,12 @@ fn rsa_1024_is_bad_csr() {
     let der = openssl_csr(&["-newkey", "rsa:1024"]);
     let err = csr::parse_and_verify(&der).unwrap_err();
     assert_eq!(err.kind, ErrorKind::BadCsr, "{}", err.detail);
+    // acme-ca pebble takes it, as Pebble does.
+    let checked = csr::parse_and_verify_with(&der, csr::RSA_LEGACY_MIN_BITS).unwrap();
+    assert_eq!(checked.key_kind, PublicKeyKind::Rsa { bits: 1024 });
+    let der = openssl_csr(&["-newkey", "rsa:512"]);
+    let err = csr::parse_and_verify_with(&der, csr::RSA_LEGACY_MIN_BITS).unwrap_err();
+    assert_eq!(err.kind, ErrorKind::BadCsr, "{}", err.detail);
     assert!(err.detail.contains("1024"), "{}", err.detail);
 }
 

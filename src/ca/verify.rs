@@ -123,7 +123,28 @@ pub(crate) fn verify_signature(
     msg: &[u8],
     signature: &[u8],
 ) -> Result<(), VerifyError> {
-    let algorithm = verification_algorithm(spki, alg)?;
+    verify_signature_with(spki, alg, msg, signature, false)
+}
+
+/// [`verify_signature`], where `legacy_rsa` also lets RSA keys of 1024 to
+/// 2047 bits verify PKCS#1 v1.5 signatures with SHA-256 or SHA-512 (the
+/// only ones aws-lc-rs verifies for such keys): for `acme-ca pebble`, which
+/// takes the weak keys Pebble takes. Key sizes are checked by the caller.
+pub(crate) fn verify_signature_with(
+    spki: &SubjectPublicKeyInfoRef<'_>,
+    alg: &AlgorithmIdentifierRef<'_>,
+    msg: &[u8],
+    signature: &[u8],
+    legacy_rsa: bool,
+) -> Result<(), VerifyError> {
+    let mut algorithm = verification_algorithm(spki, alg)?;
+    if legacy_rsa && spki.algorithm.oid == RSA_ENCRYPTION {
+        match alg.oid {
+            SHA256_WITH_RSA => algorithm = &signature::RSA_PKCS1_1024_8192_SHA256_FOR_LEGACY_USE_ONLY,
+            SHA512_WITH_RSA => algorithm = &signature::RSA_PKCS1_1024_8192_SHA512_FOR_LEGACY_USE_ONLY,
+            _ => {}
+        }
+    }
     let key = spki
         .subject_public_key
         .as_bytes()

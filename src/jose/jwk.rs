@@ -9,6 +9,7 @@ use aws_lc_rs::encoding::AsDer as _;
 use aws_lc_rs::signature::{
     ParsedPublicKey, RsaParameters, RsaPublicKeyComponents, ECDSA_P256_SHA256_FIXED,
     ECDSA_P384_SHA384_FIXED, ECDSA_P521_SHA512_FIXED, ED25519, RSA_PKCS1_2048_8192_SHA256, RSA_PKCS1_2048_8192_SHA384,
+    RSA_PKCS1_1024_8192_SHA256_FOR_LEGACY_USE_ONLY, RSA_PKCS1_1024_8192_SHA512_FOR_LEGACY_USE_ONLY,
     RSA_PKCS1_2048_8192_SHA512, RSA_PSS_2048_8192_SHA256,
 };
 use serde_json::{Map, Value};
@@ -16,8 +17,13 @@ use serde_json::{Map, Value};
 use super::{b64, Alg};
 use crate::error::{Error, ErrorKind, Result};
 
-/// Smallest accepted RSA modulus, in bits.
+/// Smallest RSA modulus a server accepts by default, in bits (see
+/// [`Jwk::check_rsa_size`]).
 pub const RSA_MIN_BITS: usize = 2048;
+/// Smallest RSA modulus that parses at all: weaker keys are a policy
+/// matter (`acme-ca pebble` takes 1024-bit keys, as Pebble does), checked
+/// where a key enters, by [`Jwk::check_rsa_size`].
+pub const RSA_LEGACY_MIN_BITS: usize = 1024;
 /// Largest accepted RSA modulus, in bits.
 pub const RSA_MAX_BITS: usize = 8192;
 
@@ -84,6 +90,15 @@ const RSA_PARAMS: [&RsaParameters; 4] = [
     &RSA_PSS_2048_8192_SHA256,
 ];
 
+/// The same for keys under 2048 bits: aws-lc-rs verifies only RS256 and
+/// RS512 for them.
+const RSA_LEGACY_PARAMS: [Option<&RsaParameters>; 4] = [
+    Some(&RSA_PKCS1_1024_8192_SHA256_FOR_LEGACY_USE_ONLY),
+    None,
+    Some(&RSA_PKCS1_1024_8192_SHA512_FOR_LEGACY_USE_ONLY),
+    None,
+];
+
 /// An RSA public key. aws-lc-rs binds a parsed key to one verification
 /// algorithm, so one is kept per RSA algorithm: RS256's is built when the
 /// JWK is parsed (which also validates the components), the others the
@@ -114,12 +129,22 @@ impl RsaKey {
         if let Some(k) = cell.get() {
             return Ok(k);
         }
+        let params = if bit_len(&self.n) < RSA_MIN_BITS {
+            RSA_LEGACY_PARAMS[slot].ok_or_else(|| {
+                Error::new(
+                    ErrorKind::BadSignatureAlgorithm,
+                    "an RSA key under 2048 bits signs only with RS256 or RS512",
+                )
+            })?
+        } else {
+            RSA_PARAMS[slot]
+        };
         let components = RsaPublicKeyComponents {
             n: &self.n[..],
             e: &self.e[..],
         };
         let parsed = components
-            .to_parsed_public_key(RSA_PARAMS[slot])
+            .to_parsed_public_key(params)
             .map_err(|_| Error::new(ErrorKind::BadPublicKey, "invalid RSA public key"))?;
         Ok(cell.get_or_init(|| parsed))
     }
@@ -161,7 +186,9 @@ impl Jwk {
     ///   member missing or not a string, or not valid base64url.
     /// - [`ErrorKind::BadPublicKey`]: an unsupported `kty` or `crv`, wrong
     ///   coordinate lengths, a point not on the curve, an RSA modulus outside
-    ///   2048–8192 bits, or an unreasonable exponent.
+    ///   1024–8192 bits, or an unreasonable exponent. Whether a modulus
+    ///   under 2048 bits is acceptable is [`Jwk::check_rsa_size`]'s
+    ///   question.
     pub fn from_json(v: &Value) -> Result<Jwk> {
         let obj = v
             .as_object()
@@ -229,7 +256,7 @@ impl Jwk {
                 let n = strip_leading_zeros(&n);
                 let e = strip_leading_zeros(&e);
                 let bits = bit_len(n);
-                if !(RSA_MIN_BITS..=RSA_MAX_BITS).contains(&bits) {
+                if !(RSA_LEGACY_MIN_BITS..=RSA_MAX_BITS).contains(&bits) {
                     return Err(bad_key("RSA key size must be between 2048 and 8192 bits"));
                 }
                 if n[n.len() - 1] & 1 == 0 {
@@ -299,6 +326,21 @@ impl Jwk {
             KeyMaterial::P521(_) => KeyType::EcP521,
             KeyMaterial::Ed25519(_) => KeyType::Ed25519,
             KeyMaterial::Rsa(_) => KeyType::Rsa,
+        }
+    }
+
+    /// Refuses an RSA key of fewer than `min_bits` bits (a new account key,
+    /// or keyChange's new key); other keys pass.
+    ///
+    /// # Errors
+    /// [`ErrorKind::BadPublicKey`].
+    pub fn check_rsa_size(&self, min_bits: usize) -> Result<()> {
+        match &self.key {
+            KeyMaterial::Rsa(r) if bit_len(&r.n) < min_bits => Err(Error::new(
+                ErrorKind::BadPublicKey,
+                format!("RSA key size must be between {min_bits} and {RSA_MAX_BITS} bits"),
+            )),
+            _ => Ok(()),
         }
     }
 

@@ -15,7 +15,7 @@ pub mod b64;
 pub mod eab;
 mod jwk;
 
-pub use jwk::{Jwk, KeyType, RSA_MAX_BITS, RSA_MIN_BITS};
+pub use jwk::{Jwk, KeyType, RSA_LEGACY_MIN_BITS, RSA_MAX_BITS, RSA_MIN_BITS};
 
 use std::fmt;
 

@@ -733,18 +733,52 @@ fn rsa_size_bounds() {
 
 #[test]
 fn rsa_too_small_is_bad_public_key() {
+    // Under 1024 bits nothing parses; from 1024 to 2047 bits a key parses
+    // but the default policy refuses it where a key enters.
     assert_eq!(
-        jwk_kind(rsa_json(&modulus(2047), &[1, 0, 1])),
+        jwk_kind(rsa_json(&modulus(1023), &[1, 0, 1])),
         ErrorKind::BadPublicKey
     );
-    assert_eq!(
-        jwk_kind(rsa_json(&modulus(1024), &[1, 0, 1])),
-        ErrorKind::BadPublicKey
-    );
+    for bits in [1024, 2047] {
+        let jwk = Jwk::from_json(&rsa_json(&modulus(bits), &[1, 0, 1])).unwrap();
+        assert_eq!(
+            jwk.check_rsa_size(RSA_MIN_BITS).unwrap_err().kind,
+            ErrorKind::BadPublicKey
+        );
+        assert!(jwk.check_rsa_size(RSA_LEGACY_MIN_BITS).is_ok());
+    }
+    let jwk = Jwk::from_json(&rsa_json(&modulus(2048), &[1, 0, 1])).unwrap();
+    assert!(jwk.check_rsa_size(RSA_MIN_BITS).is_ok());
     // Leading zero octets do not count towards the size.
     let mut n = vec![0, 0];
     n.extend(modulus(2040));
+    let jwk = Jwk::from_json(&rsa_json(&n, &[1, 0, 1])).unwrap();
+    assert_eq!(
+        jwk.check_rsa_size(RSA_MIN_BITS).unwrap_err().kind,
+        ErrorKind::BadPublicKey
+    );
+    let mut n = vec![0, 0];
+    n.extend(modulus(1016));
     assert_eq!(jwk_kind(rsa_json(&n, &[1, 0, 1])), ErrorKind::BadPublicKey);
+}
+
+/// A 1024-bit key (Pebble mode) verifies RS256 and RS512 only.
+#[test]
+fn legacy_rsa_keys_verify_rs256_and_rs512_only() {
+    let jwk = Jwk::from_json(&rsa_json(&modulus(1024), &[1, 0, 1])).unwrap();
+    assert_eq!(
+        jwk.verify(Alg::Rs384, b"x", &[0; 128]).unwrap_err().kind,
+        ErrorKind::BadSignatureAlgorithm
+    );
+    assert_eq!(
+        jwk.verify(Alg::Ps256, b"x", &[0; 128]).unwrap_err().kind,
+        ErrorKind::BadSignatureAlgorithm
+    );
+    // RS256 is tried (and fails on the made-up signature).
+    assert_eq!(
+        jwk.verify(Alg::Rs256, b"x", &[0; 128]).unwrap_err().kind,
+        ErrorKind::Malformed
+    );
 }
 
 #[test]

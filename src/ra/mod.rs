@@ -55,6 +55,9 @@ pub struct RaSettings {
     pub eab_required: bool,
     /// External account binding MAC keys by key id.
     pub eab_keys: HashMap<String, MacKey>,
+    /// Smallest RSA key accepted for a new account key, keyChange's new key
+    /// and a CSR (2048; `acme-ca pebble`: 1024, as Pebble).
+    pub min_rsa_bits: usize,
     /// One key id may bind many accounts (nothing is recorded).
     pub eab_key_reuse: bool,
     /// The certificate URL still serves a revoked certificate.
@@ -179,6 +182,7 @@ impl Ra {
                 "no account exists with this key",
             ));
         }
+        jwk.check_rsa_size(self.settings.min_rsa_bits)?;
         let contact = req.contact.clone().unwrap_or_default();
         check_contacts(&contact)?;
         let tos_agreed = req.terms_of_service_agreed == Some(true);
@@ -706,7 +710,7 @@ impl Ra {
                 ),
             ));
         }
-        let csr: CheckedCsr = csr::parse_and_verify(csr_der)?;
+        let csr: CheckedCsr = csr::parse_and_verify_with(csr_der, self.settings.min_rsa_bits)?;
         csr::check_names(&csr, &order.identifiers)?;
         let profile = self.profile(Some(&order.profile))?;
         if csr.must_staple && !profile.ocsp {
@@ -833,6 +837,7 @@ impl Ra {
                 "the keyChange payload names another account than the outer JWS's kid",
             ));
         }
+        new_key.check_rsa_size(self.settings.min_rsa_bits)?;
         let old_key = Jwk::from_json(&req.old_key)?;
         if old_key.canonical_json() != account.jwk {
             return Err(Error::unauthorized(
