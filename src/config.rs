@@ -419,7 +419,8 @@ pub struct ValidationConfig {
     #[serde(deserialize_with = "de_duration")]
     pub timeout: Duration,
     /// Each validation waits a random time up to this long before it
-    /// starts, so clients must poll (Pebble's PEBBLE_VA_SLEEPTIME).
+    /// starts, under this long, so clients must poll (Pebble's
+    /// PEBBLE_VA_SLEEPTIME).
     #[serde(deserialize_with = "de_duration")]
     pub random_delay: Duration,
     /// Port the http-01 validator connects to (Pebble's `httpPort`).

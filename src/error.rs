@@ -127,6 +127,10 @@ pub struct Error {
     pub kind: ErrorKind,
     pub detail: Cow<'static, str>,
     pub subproblems: Vec<SubError>,
+    /// For [`Error::internal`]: the cause, never sent to a client, kept
+    /// so that a start-up failure can name it on its one line even when
+    /// logging is off.
+    cause: Option<String>,
 }
 
 impl Error {
@@ -136,7 +140,14 @@ impl Error {
             kind,
             detail: detail.into(),
             subproblems: Vec::new(),
+            cause: None,
         }
+    }
+
+    /// What went wrong, for the operator: the cause of an internal error,
+    /// else the detail.
+    pub fn cause(&self) -> &str {
+        self.cause.as_deref().unwrap_or(&self.detail)
     }
 
     /// An internal failure. The cause is logged here and replaced by a
@@ -144,8 +155,11 @@ impl Error {
     #[track_caller]
     pub fn internal(cause: impl fmt::Display) -> Self {
         let loc = std::panic::Location::caller();
+        let cause = cause.to_string();
         tracing::error!(%cause, at = %loc, "internal error");
-        Error::new(ErrorKind::ServerInternal, "internal server error")
+        let mut e = Error::new(ErrorKind::ServerInternal, "internal server error");
+        e.cause = Some(cause);
+        e
     }
 
     /// Attach subproblems (RFC 8555 §6.7.1).

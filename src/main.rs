@@ -107,7 +107,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     let server = Server::build(&config, addr)
         .await
-        .map_err(|e| format!("cannot start: {e} (see the log above)"))?;
+        .map_err(|e| format!("cannot start: {}", e.cause()))?;
     let base = config
         .server
         .external_url
@@ -115,8 +115,13 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         .unwrap_or_else(|| default_base_url(addr));
     println!("acme-ca: directory {base}/directory");
     println!("acme-ca: root-ca {}", server.root_pem_path.display());
-    if let Some(status) = &server.status {
-        println!("acme-ca: status {}", status.base_url);
+    for line in server.listener_lines() {
+        println!("acme-ca: {line}");
+    }
+    if config.validation.always_valid {
+        println!(
+            "acme-ca: WARNING: always-valid mode: every challenge is accepted without any validation and CAA is not checked; never let anyone trust this CA"
+        );
     }
     println!("acme-ca: ready");
     tracing::info!(%addr, "listening");

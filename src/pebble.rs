@@ -3,7 +3,7 @@
 //! Pebble's JSON config file, starts from Pebble's defaults (ephemeral
 //! state, Pebble's directory paths and terms of service, 5 % of good nonces
 //! refused, 50 % authorization reuse, 3 orders per page, a random VA delay
-//! of up to 15 s, a random profile when none is asked for), then applies
+//! of under 5 s, a random profile when none is asked for), then applies
 //! Pebble's environment variables through [`Config::apply_env`], the one
 //! place they are read. docs/PEBBLE.md lists what differs on purpose.
 
@@ -194,7 +194,8 @@ pub fn defaults() -> Config {
     c.acme.min_rsa_bits = 1024;
     c.acme.serve_revoked_certificates = false;
     c.acme.pending_authz_lifetime = Duration::from_secs(3600);
-    c.validation.random_delay = Duration::from_secs(15);
+    // Pebble's VA sleeps rand.Intn(5) seconds: 0 to 4.
+    c.validation.random_delay = Duration::from_secs(5);
     c.validation.http_port = 5002;
     c.validation.tls_port = 5001;
     // Pebble's VA follows a redirect to any port, e.g. to its challenge
@@ -533,6 +534,9 @@ pub fn load(
     if let Some(dns) = args.dns_server {
         config.validation.dns_servers = vec![dns];
     }
+    // The status listener (a free port) binds where the ACME listener does:
+    // a `listenAddress` of 127.0.0.1 keeps everything on loopback.
+    config.status.listen = std::net::SocketAddr::new(config.server.listen.ip(), 0);
     config.apply_env(env)?;
     config.validate()?;
     Ok((config, warnings))
@@ -611,7 +615,7 @@ pub async fn run(args: Vec<String>) -> Result<(), String> {
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     let server = crate::server::Server::build(&config, addr)
         .await
-        .map_err(|e| format!("cannot start: {e} (see the log above)"))?;
+        .map_err(|e| format!("cannot start: {}", e.cause()))?;
     let c = &config;
     println!(
         "Pebble-compatible acme-ca: {}% of good nonces refused, authorization reuse {}%, {} orders per page, VA delay up to {} s{}",
@@ -627,8 +631,8 @@ pub async fn run(args: Vec<String>) -> Result<(), String> {
     }
     println!("Listening on: {addr}");
     println!("ACME directory available at: https://{addr}/dir");
-    if let Some(status) = &server.status {
-        println!("acme-ca: status {}", status.base_url);
+    for line in server.listener_lines() {
+        println!("acme-ca: {line}");
     }
     println!("acme-ca: root-ca {}", server.root_pem_path.display());
     println!("acme-ca: ready");
@@ -803,9 +807,20 @@ mod tests {
         assert!(warnings.is_empty(), "{warnings:?}");
         assert_eq!(c.server.tls_cert, None);
         assert_eq!(c.management.listen, Some("0.0.0.0:15000".parse().unwrap()));
+        assert_eq!(c.status.listen, "0.0.0.0:0".parse().unwrap());
         assert_eq!(c.validation.http_port, 5002);
         assert_eq!(c.profiles.len(), 2);
         assert_eq!(c.ca.key_algorithm, KeyAlgorithm::EcdsaP256);
+
+        // The status listener follows listenAddress.
+        let loopback = dir.path().join("loopback.json");
+        std::fs::write(
+            &loopback,
+            r#"{"pebble": {"listenAddress": "127.0.0.1:14000"}}"#,
+        )
+        .unwrap();
+        let (c, _) = run(Some(loopback)).unwrap();
+        assert_eq!(c.status.listen, "127.0.0.1:0".parse().unwrap());
 
         let path = dir.path().join("pebble-config.json");
         std::fs::write(&path, TEST_CONFIG).unwrap();

@@ -116,6 +116,24 @@ fn tls_config(config: &Config, ca: &Ca) -> Result<rustls::ServerConfig> {
 }
 
 impl Server {
+    /// The lines that announce the listeners besides ACME's (status,
+    /// management, service), each "`<name> <url>`", for the start-up output.
+    pub fn listener_lines(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if let Some(status) = &self.status {
+            out.push(format!("status {}", status.base_url));
+        }
+        if let Some(addr) = self.management.as_ref().and_then(|l| l.local_addr().ok()) {
+            out.push(format!("management https://{addr}"));
+        }
+        if let Some(addr) = self.service.as_ref().and_then(|(l, _)| l.local_addr().ok()) {
+            out.push(format!("service https://{addr}"));
+        }
+        out
+    }
+}
+
+impl Server {
     /// Builds everything from a validated config. `listen` is the address
     /// actually bound (it may differ from the config's when port 0 was
     /// asked for).
@@ -133,8 +151,18 @@ impl Server {
         let root_pem_path = std::fs::canonicalize(&root_pem_path).map_err(Error::internal)?;
         let tls = Arc::new(tls_config(config, &ca)?);
 
-        let store =
-            Arc::new(SqliteStore::open(&config.store_path(), config.store.durability).await?);
+        let store_path = config.store_path();
+        let store = Arc::new(
+            SqliteStore::open(&store_path, config.store.durability)
+                .await
+                .map_err(|e| {
+                    Error::internal(format_args!(
+                        "cannot open the database {}: {} (the file and its directory must be writable by this user)",
+                        store_path.display(),
+                        e.cause()
+                    ))
+                })?,
+        );
         let released = store.release_all_leases().await?;
         if released > 0 {
             tracing::warn!(
@@ -150,7 +178,7 @@ impl Server {
         let status_bound = if config.status.enabled {
             let l = TcpListener::bind(config.status.listen).await.map_err(|e| {
                 Error::internal(format_args!(
-                    "cannot listen on {} (status.listen): {e}",
+                    "cannot listen on {} (status.listen, or --status-listen): {e}; stop what holds it or choose another address",
                     config.status.listen
                 ))
             })?;
@@ -216,7 +244,7 @@ impl Server {
         let management = match config.management.listen {
             Some(addr) => Some(TcpListener::bind(addr).await.map_err(|e| {
                 Error::internal(format_args!(
-                    "cannot listen on {addr} (management.listen): {e}"
+                    "cannot listen on {addr} (management.listen): {e}; stop what holds it or choose another address"
                 ))
             })?),
             None => None,
@@ -344,7 +372,7 @@ impl Server {
                 .await
                 .map_err(|e| {
                     Error::internal(format_args!(
-                        "cannot listen on {} (service.listen): {e}",
+                        "cannot listen on {} (service.listen): {e}; stop what holds it or choose another address",
                         config.service.listen
                     ))
                 })?;
@@ -538,11 +566,22 @@ fn create_private_dir(dir: &std::path::Path) -> Result<()> {
     if dir.is_dir() {
         return Ok(());
     }
+    if dir.exists() {
+        return Err(Error::internal(format_args!(
+            "the data directory {} (server.data_dir, or --data-dir) exists and is not a directory",
+            dir.display()
+        )));
+    }
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
         .create(dir)
-        .map_err(|e| Error::internal(format_args!("creating {}: {e}", dir.display())))
+        .map_err(|e| {
+            Error::internal(format_args!(
+                "cannot create the data directory {} (server.data_dir, or --data-dir): {e}",
+                dir.display()
+            ))
+        })
 }
 
 #[cfg(test)]

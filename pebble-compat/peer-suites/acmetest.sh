@@ -20,6 +20,10 @@
 # private crontab spool since the suite installs cron jobs). Each letest.sh
 # case is run on its own (`letest.sh <case>`), so one failure does not stop
 # the rest (the CI sets CI=true, which stops at the first failure).
+# acmetest tests acme.sh's newest dev code: pair an acmetest revision with an
+# acme.sh of the same date, or cases for client features the acme.sh copy
+# lacks fail identically for both subjects. Offline, `acme.sh install` prints
+# two curl "error code: 6" lines (its GitHub upgrade-hash lookup); harmless.
 # Optional env: ACMETEST_WORK (work dir), ACMETEST_CASES (space separated
 # subset), LE_CMD_TIMEOUT (per acme.sh command, default 300 s here).
 # Last line printed: acmetest-<job> <subject>: N passed, N failed, N skipped

@@ -183,6 +183,12 @@ impl ServiceConfig {
         if self.tokens.is_empty() {
             return Err("service.tokens: the service needs at least one token".into());
         }
+        // Checked here, before any key or database exists.
+        if let Some(kek) = &self.kek {
+            super::keys::Kek::from_b64(kek).map_err(|e| {
+                format!("service.kek: {e} (make one with: openssl rand -base64 32)")
+            })?;
+        }
         let mut names = std::collections::HashSet::new();
         for t in &self.tokens {
             if t.name.is_empty() || t.name.len() > 64 {

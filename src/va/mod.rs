@@ -345,7 +345,8 @@ async fn dispatch(va: std::sync::Weak<Va>, mut rx: mpsc::Receiver<Job>) {
             tokio::spawn(async move {
                 let mut b = [0u8; 8];
                 crate::rand::fill(&mut b);
-                let ms = u64::from_le_bytes(b) % (delay.as_millis() as u64 + 1);
+                // Under `delay`, as Pebble's rand.Intn(N) seconds.
+                let ms = u64::from_le_bytes(b) % (delay.as_millis() as u64).max(1);
                 tokio::time::sleep(Duration::from_millis(ms)).await;
                 drop(wait_slot);
                 let Ok(slot) = slots.acquire_owned().await else {

@@ -672,6 +672,21 @@ impl Store for SqliteStore {
     }
 
     fn release_all_leases(&self) -> StoreFuture<'_, u64> {
-        Box::pin(async move { self.writer.write(Op::ReleaseAllLeases).await })
+        Box::pin(async move {
+            // Read first: a start with nothing left processing writes
+            // nothing, so a full or read-only disk does not keep the server
+            // (and its OCSP, CRL and downloads) from starting.
+            let (left,): (i64,) = sqlx::query_as(
+                "SELECT COUNT(*) FROM orders WHERE processing_until IS NOT NULL \
+                 AND NOT EXISTS (SELECT 1 FROM certificates c WHERE c.order_id = orders.id)",
+            )
+            .fetch_one(&self.reader)
+            .await
+            .map_err(db_err)?;
+            if left == 0 {
+                return Ok(0);
+            }
+            self.writer.write(Op::ReleaseAllLeases).await
+        })
     }
 }

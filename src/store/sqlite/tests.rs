@@ -192,9 +192,11 @@ async fn state_survives_reopening_and_leases_are_dropped() {
         s.close().await;
     }
     let s = open(&dir).await;
-    assert_eq!(s.release_all_leases().await.unwrap(), 2);
+    // Only o2 was left processing: o1's marker went with its certificate.
+    assert_eq!(s.release_all_leases().await.unwrap(), 1);
     let o1 = s.order_by_id(&OrderId("o1".into())).await.unwrap().unwrap();
     assert_eq!(o1.cert_id, Some(CertId("c1".into())));
+    assert_eq!(o1.processing_until, None);
     let o2 = s.order_by_id(&OrderId("o2".into())).await.unwrap().unwrap();
     assert_eq!(o2.processing_until, None);
     assert!(s.claim_order(&OrderId("o2".into()), 11, 40).await.unwrap());
@@ -204,6 +206,14 @@ async fn state_survives_reopening_and_leases_are_dropped() {
         .unwrap()
         .unwrap();
     assert_eq!(c.der, vec![0x30, 0x03, 0x02, 0x01, 0x27]);
+    // o2 is claimed again (as a live finalize would): reopening releases
+    // it; one more reopen finds nothing left and writes nothing.
+    s.close().await;
+    let s = open(&dir).await;
+    assert_eq!(s.release_all_leases().await.unwrap(), 1);
+    s.close().await;
+    let s = open(&dir).await;
+    assert_eq!(s.release_all_leases().await.unwrap(), 0);
 }
 
 #[tokio::test]

@@ -482,6 +482,11 @@ impl Op {
             }
             Op::StoreCertificate(c) => {
                 let order = c.order_id.as_ref().map(|o| o.0.as_str());
+                // The finalize marker goes with the issuance, in the same
+                // transaction, so no issued order stays marked.
+                sql.raw("UPDATE orders SET processing_until = NULL WHERE id = ")
+                    .opt_text(order)?
+                    .raw(" AND processing_until IS NOT NULL;\n");
                 sql.raw(
                     "INSERT INTO certificates (id, serial, account_id, order_id, der, \
                      not_before, not_after, issued_at, common_name) VALUES (",
@@ -506,7 +511,7 @@ impl Op {
                 // The order already has a certificate: nothing is inserted
                 // (0 rows) and the caller records this one unlinked.
                 .raw(") ON CONFLICT(order_id) DO NOTHING;\n");
-                Ok(1)
+                Ok(2)
             }
             Op::ChangeKey {
                 account,
@@ -539,9 +544,12 @@ impl Op {
             }
             Op::Service(op) => op.render(sql),
             Op::ReleaseAllLeases => {
+                // Orders left processing by a previous run: marked, and no
+                // certificate.
                 sql.raw(
                     "UPDATE orders SET processing_until = NULL \
-                     WHERE processing_until IS NOT NULL;\n",
+                     WHERE processing_until IS NOT NULL AND NOT EXISTS \
+                     (SELECT 1 FROM certificates c WHERE c.order_id = orders.id);\n",
                 );
                 Ok(1)
             }
