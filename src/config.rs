@@ -30,6 +30,26 @@ pub struct Config {
     /// `[profiles.<name>]`: certificate profiles. When the file has no
     /// `[profiles]` table at all, `classic` and `shortlived` are defined.
     pub profiles: BTreeMap<String, ProfileConfig>,
+    /// `[log]`: how log lines are written.
+    pub log: LogConfig,
+}
+
+/// `[log]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// "text" (one human-readable line per event; colours only on a
+    /// terminal) or "json" (one JSON object per line).
+    pub format: LogFormat,
+}
+
+/// `log.format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
 }
 
 /// `[management]`: Pebble's management interface (HTTPS, no
@@ -53,6 +73,7 @@ impl Default for Config {
             management: ManagementConfig::default(),
             service: Default::default(),
             profiles: default_profiles(),
+            log: LogConfig::default(),
         }
     }
 }

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use tokio::net::TcpListener;
 
-use acme_ca::config::Config;
+use acme_ca::config::{Config, LogFormat};
 use acme_ca::server::{default_base_url, Server};
 
 #[derive(Parser)]
@@ -72,6 +72,10 @@ struct ServeArgs {
     /// issuer certificate (overrides status.listen).
     #[arg(long)]
     status_listen: Option<SocketAddr>,
+    /// Log lines as text or one JSON object per line (overrides
+    /// log.format).
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    log_format: Option<LogFormat>,
 }
 
 fn load_config(args: &ServeArgs) -> Result<Config, String> {
@@ -94,13 +98,15 @@ fn load_config(args: &ServeArgs) -> Result<Config, String> {
     if let Some(addr) = args.status_listen {
         config.status.listen = addr;
     }
+    if let Some(format) = args.log_format {
+        config.log.format = format;
+    }
     config.apply_env(|k| std::env::var(k).ok())?;
     config.validate()?;
     Ok(config)
 }
 
-async fn serve(args: ServeArgs) -> Result<(), String> {
-    let config = load_config(&args)?;
+async fn serve(config: Config) -> Result<(), String> {
     let listener = TcpListener::bind(config.server.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", config.server.listen))?;
@@ -131,6 +137,23 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     Ok(())
 }
 
+/// Log lines to standard error, filtered by RUST_LOG (default
+/// `default_filter`): text, coloured only on a terminal, or JSON lines.
+fn init_logging(default_filter: &str, format: LogFormat) {
+    use std::io::IsTerminal;
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
+    let builder = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(filter);
+    match format {
+        LogFormat::Text => builder
+            .with_ansi(std::io::stderr().is_terminal())
+            .init(),
+        LogFormat::Json => builder.json().with_current_span(false).init(),
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // The service client's output is its own: no log lines unless RUST_LOG
@@ -139,13 +162,22 @@ fn main() -> ExitCode {
         Some(Command::Service(_)) => "off",
         _ => "info",
     };
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter)),
-        )
-        .init();
+    let command = cli.command.unwrap_or(Command::Serve(ServeArgs::default()));
+    // serve reads its configuration first: it says how to log.
+    let serve_config = match &command {
+        Command::Serve(args) => match load_config(args) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                eprintln!("acme-ca: {e}");
+                return ExitCode::FAILURE;
+            }
+        },
+        _ => None,
+    };
+    let format = serve_config
+        .as_ref()
+        .map_or(LogFormat::Text, |c| c.log.format);
+    init_logging(default_filter, format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -156,10 +188,12 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let command = cli.command.unwrap_or(Command::Serve(ServeArgs::default()));
     let result = runtime.block_on(async {
         match command {
-            Command::Serve(args) => serve(args).await,
+            Command::Serve(_) => match serve_config {
+                Some(config) => serve(config).await,
+                None => Err("no configuration".to_owned()),
+            },
             Command::Pebble { args } => acme_ca::pebble::run(args).await,
             Command::Challtestsrv { args } => {
                 let program = "acme-ca challtestsrv".to_string();

@@ -1154,7 +1154,8 @@ def test_renew(api, svc, tmp_path):
     assert r.status_code == 200, r.text
     new = r.json()["serial_number"]
     assert new and new != old
-    assert r.json()["renewed"]["serial"] == old and r.json()["renewed"]["renewed_to"] == new
+    assert r.json()["previous"]["serial"] == old and r.json()["previous"]["renewed_to"] == new
+    assert r.json()["certificate"]["serial"] == new and r.json()["certificate"]["status"] == "valid"
     o = cert_of(api, "alice", old)
     assert (o["status"], o["revocation_reason"], o["renewed_to"]) == ("revoked", "superseded", new)
     n = cert_of(api, "alice", new)

@@ -136,4 +136,5 @@ pass=$(grep -c '^PASS' ../logs/results.txt)
 fail=$(grep -c '^FAIL' ../logs/results.txt)
 skip=$(grep -c '^SKIP' ../logs/results.txt)
 echo "logs: $work/logs"
+sed -n 's/^FAIL /FAILED: /p' ../logs/results.txt
 echo "acmetest-$job $subject: $pass passed, $fail failed, $skip skipped"

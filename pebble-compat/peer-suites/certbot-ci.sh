@@ -79,6 +79,7 @@ try:
         kinds = {child.tag for child in case}
         if kinds & {'failure', 'error'}:
             failed += 1
+            print(f"FAILED: {case.get('classname', '')}::{case.get('name', '')}")
         elif 'skipped' in kinds:
             skipped += 1
         else:

@@ -131,4 +131,25 @@ PATH="$bindir:$PATH" NAC_WORK=$work unshare -n -m "$0" --in-ns "$mode" "$subject
 # Mocha's spec summary: "N passing", "N failing", "N pending".
 count() { grep -Eo "^ +[0-9]+ $1" "$logs/mocha.log" | tail -1 | grep -Eo '[0-9]+' || echo 0; }
 echo "logs: $logs" >&2
+# The failing tests' full titles, "FAILED: <suite> <test>", from the spec
+# reporter's failure list (an entry runs until the line ending with ':').
+python3 - "$logs/mocha.log" <<'PY'
+import re, sys
+try:
+    text = open(sys.argv[1], errors="replace").read().split("\n")
+except OSError:
+    sys.exit(0)
+on, i = False, 0
+while i < len(text):
+    line = text[i]
+    if re.match(r"^ +\d+ failing", line):
+        on = True
+    elif on and re.match(r"^  \d+\) ", line):
+        parts = [re.sub(r"^  \d+\) ", "", line).strip()]
+        while not parts[-1].endswith(":") and i + 1 < len(text) and text[i + 1].strip():
+            i += 1
+            parts.append(text[i].strip())
+        print("FAILED: " + " ".join(parts).rstrip(":"))
+    i += 1
+PY
 echo "node-acme-client-$mode $subject: $(count passing) passed, $(count failing) failed, $(count pending) skipped"

@@ -30,7 +30,7 @@ pub struct Global {
     #[arg(
         long,
         env = "ACME_CA_URL",
-        default_value = "https://localhost:14443",
+        default_value = DEFAULT_URL,
         value_name = "URL",
         value_parser = parse_url
     )]
@@ -64,7 +64,12 @@ impl std::fmt::Debug for Global {
     }
 }
 
+/// Where the service listens by default.
+const DEFAULT_URL: &str = "https://localhost:14443";
+
+/// An empty value (an `ACME_CA_URL=` left blank) means the default.
 fn parse_url(s: &str) -> Result<Url, String> {
+    let s = if s.trim().is_empty() { DEFAULT_URL } else { s };
     let url = Url::parse(s).map_err(|e| format!("not a URL: {e}"))?;
     if url.scheme() != "https" {
         return Err("the service is reached over https:// only".into());
@@ -768,11 +773,13 @@ async fn renew(a: SerialArgs) -> Result<(), String> {
     if a.global.json {
         return print_json(&r);
     }
-    let old = r.get("renewed").cloned().unwrap_or(Value::Null);
+    let old = r.get("previous").cloned().unwrap_or(Value::Null);
+    let new = r.get("certificate").cloned().unwrap_or(Value::Null);
     print(&output::key_values(&[
         ("serial".to_owned(), output::cell(r.get("serial_number"))),
-        ("renewed".to_owned(), output::cell(old.get("serial"))),
-        ("renewed status".to_owned(), output::cell(old.get("status"))),
+        ("not after".to_owned(), output::cell(new.get("not_after"))),
+        ("previous".to_owned(), output::cell(old.get("serial"))),
+        ("previous status".to_owned(), output::cell(old.get("status"))),
     ]))
 }
 
@@ -967,6 +974,13 @@ mod tests {
     #[test]
     fn the_commands_are_well_formed() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn an_empty_url_is_the_default() {
+        assert_eq!(parse_url("").unwrap().as_str(), "https://localhost:14443/");
+        assert_eq!(parse_url("  ").unwrap().as_str(), "https://localhost:14443/");
+        assert!(parse_url("http://x").is_err());
     }
 
     /// Ids made before ids stopped beginning with `-` are still values.

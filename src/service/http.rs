@@ -386,9 +386,15 @@ async fn renew(
 ) -> ApiResult {
     let old = s.renew(&caller, &serial).await?;
     let now = s.clock.now();
+    let new_serial = old.service.as_ref().and_then(|m| m.renewed_to.clone());
+    let new = match &new_serial {
+        Some(n) => Some(cert_json(&s.certificate(&caller, n).await?, now, false)),
+        None => None,
+    };
     Ok(Json(json!({
-        "renewed": cert_json(&old, now, false),
-        "serial_number": old.service.as_ref().and_then(|m| m.renewed_to.clone()),
+        "certificate": new,
+        "previous": cert_json(&old, now, false),
+        "serial_number": new_serial,
     }))
     .into_response())
 }

@@ -1369,7 +1369,7 @@ async fn the_scheduler_renews_auto_renew_certificates_in_their_window() {
     let h = harness(|c| {
         let p = c.service.profiles.get_mut("server").unwrap();
         p.validity = std::time::Duration::from_secs(7200);
-        p.renew_before = std::time::Duration::from_secs(7199);
+        p.renew_before = std::time::Duration::from_secs(5000);
     })
     .await;
     let mut auto = server_cert("e", "auto.example.com");
@@ -1386,6 +1386,21 @@ async fn the_scheduler_renews_auto_renew_certificates_in_their_window() {
         .unwrap()
         .to_owned();
     let service = h.server.service.as_ref().unwrap().1.clone();
+    // Just issued (2 h certificates, renewable 5000 s before expiry): not
+    // in the window yet.
+    assert_eq!(service.renew_due().await.unwrap(), 0);
+    // The same service, 3000 s later: in the window, but younger than the
+    // window's length, so left alone; 5000 s later, renewed.
+    let later = Arc::new(crate::clock::FakeClock::new(service.clock.now() + 3000));
+    let service = super::Service::new(
+        service.app.clone(),
+        service.store.clone(),
+        later.clone(),
+        service.config.clone(),
+    )
+    .unwrap();
+    assert_eq!(service.renew_due().await.unwrap(), 0);
+    later.advance(2000);
     assert_eq!(service.renew_due().await.unwrap(), 1);
     let old = h
         .call("GET", &format!("/certs/{s_auto}"), Some(ALICE), None)
@@ -1404,9 +1419,37 @@ async fn the_scheduler_renews_auto_renew_certificates_in_their_window() {
         .await
         .json();
     assert_eq!(untouched["status"], "valid");
-    // The renewed one is itself in its window (the profile's), and is
-    // renewed again on the next round; the old one never again.
+    // The renewed one is not renewed on the next rounds (no renewal
+    // loop), nor the old one: not in its window, then in it but young;
+    // once as old as its window, it is.
+    assert_eq!(service.renew_due().await.unwrap(), 0);
+    later.advance(3000);
+    assert_eq!(service.renew_due().await.unwrap(), 0);
+    later.advance(2000);
     assert_eq!(service.renew_due().await.unwrap(), 1);
+}
+
+/// An auto-renew certificate must outlive its renewal window.
+#[tokio::test]
+async fn auto_renew_needs_a_lifetime_longer_than_the_window() {
+    let h = harness(|_| {}).await;
+    // The server profile: 90 days, renewable 30 days before expiry.
+    let mut body = server_cert("e", "loop.example.com");
+    body["auto_renew"] = json!(true);
+    body["ttl"] = json!(30 * 86400);
+    let r = h.issue(ALICE, body.clone()).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.json());
+    assert!(
+        r.json()["detail"]
+            .as_str()
+            .unwrap()
+            .contains("renewal window"),
+        "{}",
+        r.json()
+    );
+    body["ttl"] = json!(90 * 86400);
+    let r = h.issue(ALICE, body).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.json());
 }
 
 #[test]

@@ -252,10 +252,13 @@ impl Service {
         if roles.contains(&caller.role) {
             Ok(())
         } else {
-            Err(forbidden(format!(
-                "a {} token may not {what}",
-                caller.role.as_str()
-            )))
+            let role = caller.role.as_str();
+            let article = if role.starts_with(['a', 'e', 'i', 'o', 'u']) {
+                "an"
+            } else {
+                "a"
+            };
+            Err(forbidden(format!("{article} {role} token may not {what}")))
         }
     }
 
@@ -321,6 +324,16 @@ impl Service {
                     input.profile
                 )));
             }
+        }
+        // A certificate born inside its renewal window would be renewed as
+        // soon as it is issued, and its successor too, forever.
+        let lifetime = input.ttl.unwrap_or(profile.validity.as_secs());
+        if input.auto_renew && lifetime <= profile.renew_before.as_secs() {
+            return Err(bad(format!(
+                "auto_renew needs a lifetime longer than the {} profile's renewal window ({} s before expiry); this one ({lifetime} s) would be renewed at once, again and again",
+                input.profile,
+                profile.renew_before.as_secs()
+            )));
         }
         let request = Request {
             id: new_id(),
@@ -1258,6 +1271,9 @@ impl Service {
     }
 
     /// Renews every auto-renew certificate in its window; returns how many.
+    /// A certificate younger than its window's length is left alone, so a
+    /// certificate born inside its window (issued before that was refused)
+    /// is renewed at most once per window, never on every pass.
     pub async fn renew_due(&self) -> Result<usize> {
         let now = self.now();
         let longest = self
@@ -1280,7 +1296,8 @@ impl Service {
             let Ok(profile) = self.profile(&meta.profile) else {
                 continue;
             };
-            if now < cert.not_after - secs(profile.renew_before) {
+            let window = secs(profile.renew_before);
+            if now < cert.not_after - window || now - cert.not_before < window {
                 continue;
             }
             match self.renew_cert(&cert, &meta, None).await {
