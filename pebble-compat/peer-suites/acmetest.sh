@@ -42,9 +42,12 @@ if [ "${1:-}" != "--inside" ]; then
     "$work/test/certs/localhost" "$work/test/config"
 
   # The CI copies acme.sh into the acmetest checkout (TEST_LOCAL=1 keeps it).
-  cp -r "$ACMETEST_SRC" "$work/acmetest"
+  # (Contents copied, so that a source path that is a symlink is followed.)
+  mkdir -p "$work/acmetest"
+  cp -r "$ACMETEST_SRC/." "$work/acmetest/"
   rm -rf "$work/acmetest/acme.sh"
-  cp -r "$ACMESH_SRC" "$work/acmetest/acme.sh"
+  mkdir -p "$work/acmetest/acme.sh"
+  cp -r "$ACMESH_SRC/." "$work/acmetest/acme.sh/"
 
   # Pebble's test config and a listener cert for localhost, at the relative
   # paths the config names (the servers run with $work as cwd).

@@ -779,7 +779,10 @@ async fn renew(a: SerialArgs) -> Result<(), String> {
         ("serial".to_owned(), output::cell(r.get("serial_number"))),
         ("not after".to_owned(), output::cell(new.get("not_after"))),
         ("previous".to_owned(), output::cell(old.get("serial"))),
-        ("previous status".to_owned(), output::cell(old.get("status"))),
+        (
+            "previous status".to_owned(),
+            output::cell(old.get("status")),
+        ),
     ]))
 }
 
@@ -979,7 +982,10 @@ mod tests {
     #[test]
     fn an_empty_url_is_the_default() {
         assert_eq!(parse_url("").unwrap().as_str(), "https://localhost:14443/");
-        assert_eq!(parse_url("  ").unwrap().as_str(), "https://localhost:14443/");
+        assert_eq!(
+            parse_url("  ").unwrap().as_str(),
+            "https://localhost:14443/"
+        );
         assert!(parse_url("http://x").is_err());
     }
 
