@@ -106,13 +106,12 @@ fn parse_exposition(text: &str) -> (BTreeMap<String, String>, BTreeMap<String, f
         assert!(is_name(name), "bad name: {line}");
         let family = types
             .keys()
-            .filter(|f| {
+            .find(|f| {
                 name == f.as_str()
                     || ["_total", "_bucket", "_sum", "_count"]
                         .iter()
                         .any(|s| name.strip_suffix(s) == Some(f.as_str()))
             })
-            .next()
             .unwrap_or_else(|| panic!("no TYPE line for {line}"))
             .clone();
         assert!(help.contains(&family), "no HELP line for {line}");
