@@ -25,6 +25,8 @@ pub struct Config {
     pub store: StoreConfig,
     pub status: StatusConfig,
     pub management: ManagementConfig,
+    /// `[metrics]`: a listener of its own for the monitoring endpoints.
+    pub metrics: MetricsConfig,
     /// `[service]`: the operator service (REST API).
     pub service: crate::service::config::ServiceConfig,
     /// `[profiles.<name>]`: certificate profiles. When the file has no
@@ -61,6 +63,18 @@ pub struct ManagementConfig {
     pub listen: Option<SocketAddr>,
 }
 
+/// `[metrics]`: Prometheus metrics and the health and readiness checks
+/// (docs/OPERATIONS.md). They are always served on the status listener;
+/// this adds a plain-HTTP listener that serves only them, for a scraper
+/// that should not reach the CRL and OCSP or when the status listener is
+/// off.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// Address of the metrics listener; unset: no listener of its own.
+    pub listen: Option<SocketAddr>,
+}
+
 impl Default for Config {
     fn default() -> Self {
         Config {
@@ -71,6 +85,7 @@ impl Default for Config {
             store: StoreConfig::default(),
             status: StatusConfig::default(),
             management: ManagementConfig::default(),
+            metrics: MetricsConfig::default(),
             service: Default::default(),
             profiles: default_profiles(),
             log: LogConfig::default(),

@@ -3,7 +3,7 @@
 //! Modules follow the components of a CA (see docs/ARCHITECTURE.md):
 //! `protocol` (wire types), `jose` (JWS/JWK), `http` (the thin front end),
 //! `ra` (rules), `va` (validation), `ca` (signing), `store` (persistence),
-//! with `config`, `error`, `model` and `clock` shared by all.
+//! with `config`, `error`, `model`, `clock` and `metrics` shared by all.
 //! `challtestsrv` is a pebble-challtestsrv-compatible test server, not the CA.
 
 pub mod ca;
@@ -14,6 +14,7 @@ pub mod config;
 pub mod error;
 pub mod http;
 pub mod jose;
+pub mod metrics;
 pub mod model;
 pub mod pebble;
 pub mod protocol;

@@ -16,9 +16,11 @@ use crate::ca::Ca;
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::error::{Error, Result};
+use crate::http::monitor::Monitor;
 use crate::http::status::StatusApp;
 use crate::http::{self, nonce::NonceService, App, Limits};
 use crate::jose::eab::MacKey;
+use crate::metrics::{Listener, Metrics};
 use crate::protocol::{DirectoryMeta, Identifier};
 use crate::ra::profile::Profile;
 use crate::ra::{policy::Policy, CertUrls, Ra, RaSettings};
@@ -48,6 +50,11 @@ pub struct Server {
     pub management: Option<TcpListener>,
     /// The operator service's listener and the service, when enabled.
     pub service: Option<(TcpListener, Arc<crate::service::Service>)>,
+    /// The monitoring listener of `[metrics] listen`, when configured.
+    pub metrics_listener: Option<TcpListener>,
+    /// Metrics, health and readiness (served on the status listener and
+    /// the metrics listener).
+    pub monitor: Arc<Monitor>,
     store: Arc<SqliteStore>,
 }
 
@@ -117,7 +124,8 @@ fn tls_config(config: &Config, ca: &Ca) -> Result<rustls::ServerConfig> {
 
 impl Server {
     /// The lines that announce the listeners besides ACME's (status,
-    /// management, service), each "`<name> <url>`", for the start-up output.
+    /// management, service, metrics), each "`<name> <url>`", for the
+    /// start-up output.
     pub fn listener_lines(&self) -> Vec<String> {
         let mut out = Vec::new();
         if let Some(status) = &self.status {
@@ -128,6 +136,9 @@ impl Server {
         }
         if let Some(addr) = self.service.as_ref().and_then(|(l, _)| l.local_addr().ok()) {
             out.push(format!("service https://{addr}"));
+        }
+        if let Some(addr) = self.metrics_listener.as_ref().and_then(|l| l.local_addr().ok()) {
+            out.push(format!("metrics http://{addr}/metrics"));
         }
         out
     }
@@ -151,9 +162,10 @@ impl Server {
         let root_pem_path = std::fs::canonicalize(&root_pem_path).map_err(Error::internal)?;
         let tls = Arc::new(tls_config(config, &ca)?);
 
+        let metrics = Arc::new(Metrics::new());
         let store_path = config.store_path();
         let store = Arc::new(
-            SqliteStore::open(&store_path, config.store.durability)
+            SqliteStore::open_with_metrics(&store_path, config.store.durability, metrics.clone())
                 .await
                 .map_err(|e| {
                     Error::internal(format_args!(
@@ -172,6 +184,13 @@ impl Server {
         }
         let store_dyn: Arc<dyn Store> = store.clone();
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let monitor = Arc::new(Monitor::new(
+            metrics.clone(),
+            store_dyn.clone(),
+            ca.clone(),
+            clock.clone(),
+        ));
+        metrics.listener_configured(Listener::Acme);
 
         // The status listener is bound first: its address goes into every
         // certificate.
@@ -228,7 +247,9 @@ impl Server {
                         ocsp_delegated: config.status.ocsp_delegated,
                         crl_url: urls.crl.clone(),
                     },
+                    metrics.clone(),
                 )?;
+                metrics.listener_configured(Listener::Status);
                 service.spawn_refresher();
                 Some(StatusListener {
                     listener,
@@ -236,6 +257,7 @@ impl Server {
                     app: Arc::new(StatusApp {
                         ca: ca.clone(),
                         service,
+                        monitor: monitor.clone(),
                     }),
                 })
             }
@@ -247,6 +269,23 @@ impl Server {
                     "cannot listen on {addr} (management.listen): {e}; stop what holds it or choose another address"
                 ))
             })?),
+            None => None,
+        };
+        if management.is_some() {
+            metrics.listener_configured(Listener::Management);
+        }
+        let metrics_listener = match config.metrics.listen {
+            Some(addr) => {
+                let l = TcpListener::bind(addr).await.map_err(|e| {
+                    Error::internal(format_args!(
+                        "cannot listen on {addr} (metrics.listen): {e}; stop what holds it or choose another address"
+                    ))
+                })?;
+                let bound = l.local_addr().map_err(Error::internal)?;
+                tracing::info!(addr = %bound, "metrics listener");
+                metrics.listener_configured(Listener::Metrics);
+                Some(l)
+            }
             None => None,
         };
         let profiles: std::collections::BTreeMap<String, Profile> = config
@@ -274,6 +313,7 @@ impl Server {
                 random_delay: config.validation.random_delay,
                 valid_authz_lifetime: config.acme.valid_authz_lifetime,
             },
+            metrics.clone(),
         );
 
         let base = config
@@ -314,6 +354,7 @@ impl Server {
             revocations: Some(events),
             ari_overrides: Default::default(),
             caa,
+            metrics: metrics.clone(),
         };
         // Attempts a previous run left processing are validated again.
         let resume_store = store_dyn.clone();
@@ -366,6 +407,7 @@ impl Server {
             log_requests: config.server.log_requests,
             ari_retry_after: config.acme.ari_retry_after,
             ari_explanation_url: config.acme.ari_explanation_url.clone(),
+            metrics: metrics.clone(),
         });
         let service = if config.service.enabled {
             let listener = TcpListener::bind(config.service.listen)
@@ -385,6 +427,7 @@ impl Server {
             spawn_renewal_scheduler(service.clone());
             service.notifier.spawn();
             service.announce_revocations();
+            metrics.listener_configured(Listener::Service);
             Some((listener, service))
         } else {
             None
@@ -400,6 +443,8 @@ impl Server {
             root_pem_path,
             status,
             management,
+            metrics_listener,
+            monitor,
             store,
         })
     }
@@ -411,47 +456,77 @@ impl Server {
         let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
             let _ = rx.wait_for(|s| *s).await;
         };
+        let metrics = self.monitor.metrics.clone();
+        let serving = |which, serve| serving(metrics.clone(), which, serve);
         let service_task = self.service.map(|(l, service)| {
-            tokio::spawn(http::serve(
-                l,
-                Some(self.tls.clone()),
-                http::with_timeout(
-                    crate::service::http::router(service),
-                    self.app.request_timeout,
+            tokio::spawn(serving(
+                Listener::Service,
+                http::serve(
+                    l,
+                    Some(self.tls.clone()),
+                    http::with_timeout(
+                        crate::service::http::router(service),
+                        self.app.request_timeout,
+                    ),
+                    self.limits.clone(),
+                    stopped(stop_rx.clone()),
                 ),
-                self.limits.clone(),
-                stopped(stop_rx.clone()),
             ))
         });
         let management_task = self.management.map(|l| {
-            tokio::spawn(http::serve(
-                l,
-                Some(self.tls.clone()),
-                http::with_timeout(
-                    http::management::router(self.app.clone()),
-                    self.app.request_timeout,
+            tokio::spawn(serving(
+                Listener::Management,
+                http::serve(
+                    l,
+                    Some(self.tls.clone()),
+                    http::with_timeout(
+                        http::management::router(self.app.clone()),
+                        self.app.request_timeout,
+                    ),
+                    self.limits.clone(),
+                    stopped(stop_rx.clone()),
                 ),
-                self.limits.clone(),
-                stopped(stop_rx.clone()),
             ))
         });
         let status_task = self.status.map(|s| {
             let router = http::with_timeout(http::status::router(s.app), self.app.request_timeout);
-            tokio::spawn(http::serve(
-                s.listener,
-                None,
-                router,
-                self.limits.clone(),
-                stopped(stop_rx.clone()),
+            tokio::spawn(serving(
+                Listener::Status,
+                http::serve(
+                    s.listener,
+                    None,
+                    router,
+                    self.limits.clone(),
+                    stopped(stop_rx.clone()),
+                ),
+            ))
+        });
+        let metrics_task = self.metrics_listener.map(|l| {
+            let router = http::with_timeout(
+                http::monitor::router(self.monitor.clone()),
+                self.app.request_timeout,
+            );
+            tokio::spawn(serving(
+                Listener::Metrics,
+                http::serve(
+                    l,
+                    None,
+                    router,
+                    self.limits.clone(),
+                    stopped(stop_rx.clone()),
+                ),
             ))
         });
         let router = http::router(self.app.clone());
-        let acme = http::serve(
-            listener,
-            Some(self.tls),
-            router,
-            self.limits,
-            stopped(stop_rx),
+        let acme = serving(
+            Listener::Acme,
+            http::serve(
+                listener,
+                Some(self.tls),
+                router,
+                self.limits,
+                stopped(stop_rx),
+            ),
         );
         tokio::pin!(acme);
         tokio::select! {
@@ -462,7 +537,7 @@ impl Server {
             }
         }
         let _ = stop_tx.send(true);
-        for t in [status_task, management_task, service_task]
+        for t in [status_task, management_task, service_task, metrics_task]
             .into_iter()
             .flatten()
         {
@@ -470,6 +545,14 @@ impl Server {
         }
         self.store.close().await;
     }
+}
+
+/// Runs a listener's accept loop `serve`, which is up (for `/ready` and
+/// `acme_ca_listener_up`) while it runs.
+async fn serving(metrics: Arc<Metrics>, which: Listener, serve: impl Future<Output = ()>) {
+    metrics.listener_serving(which, true);
+    serve.await;
+    metrics.listener_serving(which, false);
 }
 
 /// Renews the operator service's auto-renew certificates as they enter

@@ -32,7 +32,8 @@ const MAX_BODY: usize = 64 * 1024;
 
 /// The management router.
 pub fn router(app: Arc<App>) -> Router {
-    Router::new()
+    let metrics = app.metrics.clone();
+    let router = Router::new()
         .route("/roots/{n}", get(roots))
         .route("/root-keys/{n}", get(root_keys))
         .route("/intermediates/{n}", get(intermediates))
@@ -41,8 +42,8 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/set-renewal-info/", post(set_renewal_info))
         .route("/set-renewal-info", post(set_renewal_info))
         .fallback(|| async { text(StatusCode::NOT_FOUND, "not found") })
-        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
-        .with_state(app)
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY));
+    crate::http::instrument(router, metrics, crate::metrics::Listener::Management).with_state(app)
 }
 
 fn text(status: StatusCode, msg: &str) -> Response {

@@ -8,6 +8,7 @@
 
 pub mod handlers;
 pub mod management;
+pub mod monitor;
 pub mod nonce;
 pub mod problem;
 pub mod request;
@@ -30,6 +31,7 @@ use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 
 use crate::error::{Error, ErrorKind};
+use crate::metrics::{Listener, Metrics, Route};
 use crate::protocol::DirectoryMeta;
 use crate::ra::Ra;
 use nonce::NonceService;
@@ -138,6 +140,9 @@ pub struct App {
     /// ARI answers' Retry-After and explanationURL.
     pub ari_retry_after: Duration,
     pub ari_explanation_url: Option<String>,
+    /// The process's metrics (the same `Arc` the RA, VA and store count
+    /// into).
+    pub metrics: Arc<Metrics>,
 }
 
 /// The router, without sockets, so tests can drive it in process.
@@ -176,7 +181,7 @@ pub fn router(app: Arc<App>) -> Router {
                 get(h::renewal_info).fallback(h::method_not_allowed),
             );
     }
-    router
+    let router = router
         .route(
             paths::NEW_AUTHZ,
             post(h::new_authz).fallback(h::method_not_allowed),
@@ -215,8 +220,8 @@ pub fn router(app: Arc<App>) -> Router {
         )
         .route(paths::ISSUER_CERT, get(h::issuer_cert))
         .fallback(h::not_found)
-        .layer(middleware::from_fn_with_state(app.clone(), acme_headers))
-        .with_state(app)
+        .layer(middleware::from_fn_with_state(app.clone(), acme_headers));
+    instrument(router, app.metrics.clone(), Listener::Acme).with_state(app)
 }
 
 /// The one wrapper around every route: a fresh `Replay-Nonce` on every
@@ -245,10 +250,14 @@ async fn acme_headers(State(app): State<Arc<App>>, mut req: Request, next: Next)
             Error::new(ErrorKind::ServerInternal, "the request took too long").into_response()
         }
     };
+    if let Some(problem) = resp.extensions().get::<problem::ProblemType>() {
+        app.metrics.acme_problem(problem.kind);
+    }
     let h = resp.headers_mut();
     if method == Method::POST || path_is_nonce {
         if let Ok(v) = HeaderValue::from_str(&app.nonces.issue()) {
             h.insert("replay-nonce", v);
+            app.metrics.nonce_issued();
         }
     }
     if method == Method::POST {
@@ -288,6 +297,31 @@ fn log_request(
         ms = took.as_millis() as u64,
         "request"
     );
+}
+
+/// The layer that counts every request of a router in `metrics`: by
+/// `listener`, the matched route template (never the raw path, so the
+/// labels stay a fixed set), and status code, with its duration. Added with
+/// `Router::layer`, it runs after routing and sees the matched route; for
+/// the fallback there is none, and the route is `unmatched`.
+pub fn instrument<S>(router: Router<S>, metrics: Arc<Metrics>, listener: Listener) -> Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+{
+    router.layer(middleware::from_fn(move |req: Request, next: Next| {
+        let metrics = metrics.clone();
+        async move {
+            let started = std::time::Instant::now();
+            let route = req
+                .extensions()
+                .get::<axum::extract::MatchedPath>()
+                .cloned()
+                .map_or(Route::UNMATCHED, Route::Matched);
+            let resp = next.run(req).await;
+            metrics.http_request(listener, route, resp.status().as_u16(), started.elapsed());
+            resp
+        }
+    }))
 }
 
 /// Cuts off any request of `router` that takes longer than `limit`, body

@@ -256,11 +256,10 @@ impl FromRequest<Arc<App>> for AcmePost {
         jws.verify(&key)?;
 
         // Only a correctly signed request spends a nonce (RFC 8555 §6.5).
-        let nonce = jws
-            .protected
-            .nonce
-            .as_deref()
-            .ok_or_else(|| Error::new(ErrorKind::BadNonce, "the JWS has no nonce"))?;
+        let Some(nonce) = jws.protected.nonce.as_deref() else {
+            app.metrics.nonce_refused();
+            return Err(Error::new(ErrorKind::BadNonce, "the JWS has no nonce"));
+        };
         // The detail starts as Pebble's does: acme.sh retries a badNonce
         // only when it finds that text.
         let bad_nonce = |why: &str| {
@@ -273,13 +272,16 @@ impl FromRequest<Arc<App>> for AcmePost {
             )
         };
         if !app.nonces.redeem(nonce) {
+            app.metrics.nonce_refused();
             return Err(bad_nonce("unknown, expired or already used"));
         }
         if app.bad_nonce_percent > 0 && crate::rand::percent_chance(app.bad_nonce_percent) {
+            app.metrics.nonce_refused();
             return Err(bad_nonce(
                 "a good nonce refused on purpose by bad_nonce_percent, to exercise retries",
             ));
         }
+        app.metrics.nonce_redeemed();
         // RFC 8555 §6.4: the url header must be the URL of this request.
         let path = parts
             .uri

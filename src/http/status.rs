@@ -1,7 +1,9 @@
 //! The plain-HTTP status listener: the issuer certificate (AIA caIssuers),
 //! the CRL (cRLDistributionPoints) and the OCSP responder (AIA OCSP), the
 //! URLs written into certificates. Plain HTTP because relying parties fetch
-//! these without TLS (RFC 5280 §4.2.1.13, RFC 6960 Appendix A).
+//! these without TLS (RFC 5280 §4.2.1.13, RFC 6960 Appendix A). The
+//! monitoring endpoints (`/metrics`, `/health`, `/ready`, see
+//! [`super::monitor`]) are served here too.
 
 use std::sync::Arc;
 
@@ -13,7 +15,9 @@ use axum::routing::get;
 use axum::Router;
 use base64::Engine;
 
+use super::monitor::{self, Monitor};
 use crate::ca::Ca;
+use crate::metrics::{Listener, OcspOutcome};
 use crate::revocation::{ocsp, StatusService};
 
 /// Paths on the status listener.
@@ -27,18 +31,23 @@ pub mod paths {
 pub struct StatusApp {
     pub ca: Arc<Ca>,
     pub service: Arc<StatusService>,
+    /// Metrics, health and readiness.
+    pub monitor: Arc<Monitor>,
 }
 
 /// The status router.
 pub fn router(app: Arc<StatusApp>) -> Router {
-    Router::new()
+    let metrics = app.monitor.metrics.clone();
+    let router = Router::new()
         .route(paths::ISSUER, get(issuer))
         .route(paths::CRL, get(crl))
         .route(paths::OCSP, axum::routing::post(ocsp_post))
         .route("/ocsp/{*request}", get(ocsp_get))
-        .fallback(|| async { (StatusCode::NOT_FOUND, "not found\n") })
         .layer(DefaultBodyLimit::max(ocsp::MAX_REQUEST_LEN))
-        .with_state(app)
+        .with_state(app.clone())
+        .merge(monitor::routes(app.monitor.clone()))
+        .fallback(|| async { (StatusCode::NOT_FOUND, "not found\n") });
+    super::instrument(router, metrics, Listener::Status)
 }
 
 fn typed(body: Vec<u8>, content_type: &'static str, max_age: Option<u64>) -> Response {
@@ -64,7 +73,9 @@ async fn issuer(State(app): State<Arc<StatusApp>>) -> Response {
 
 /// GET the current CRL, DER (`application/pkix-crl`).
 async fn crl(State(app): State<Arc<StatusApp>>) -> Response {
-    match app.service.crl().await {
+    let crl = app.service.crl().await;
+    app.monitor.metrics.crl_request(crl.is_ok());
+    match crl {
         Ok(der) => typed(der.as_ref().clone(), "application/pkix-crl", None),
         Err(e) => {
             tracing::warn!(error = %e, "CRL unavailable");
@@ -99,7 +110,10 @@ async fn ocsp_get(State(app): State<Arc<StatusApp>>, Path(raw): Path<String>) ->
         .flatten();
     let resp = match der {
         Some(der) => app.service.ocsp(&der).await,
-        None => ocsp::error_response(ocsp::ErrorStatus::MalformedRequest),
+        None => {
+            app.monitor.metrics.ocsp_request(OcspOutcome::Malformed);
+            ocsp::error_response(ocsp::ErrorStatus::MalformedRequest)
+        }
     };
     typed(resp, "application/ocsp-response", None)
 }

@@ -1178,5 +1178,6 @@ async fn an_invalid_host_is_never_reflected() {
 }
 
 mod lifecycle;
+mod metrics;
 
 mod pebble;

@@ -95,6 +95,8 @@ pub struct Ra {
     pub ari_overrides: std::sync::Mutex<HashMap<String, serde_json::Value>>,
     /// CAA checker, when validation is real and CAA is on.
     pub caa: Option<Arc<crate::va::caa::CaaChecker>>,
+    /// Orders finalized and finalize latency are counted here.
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// URLs written into certificates.
@@ -667,9 +669,13 @@ impl Ra {
         };
         if self.va.is_inline() {
             let result = self.va.validate_now(&req).await;
-            self.store
+            if self
+                .store
                 .start_challenge(&req.authz.id, kind, now, Some(&result))
-                .await?;
+                .await?
+            {
+                self.va.recorded_inline(&result);
+            }
         } else if self
             .store
             .start_challenge(&req.authz.id, kind, now, None)
@@ -686,6 +692,23 @@ impl Ra {
     /// finalize (RFC 8555 §7.4): checks the CSR against a ready order, takes
     /// the order's lease, signs, and commits certificate and order together.
     pub async fn finalize(
+        &self,
+        account: &Account,
+        id: &OrderId,
+        csr_der: &[u8],
+    ) -> Result<(Order, Vec<Authz>)> {
+        use crate::metrics::FinalizeOutcome;
+        let started = std::time::Instant::now();
+        let result = self.finalize_inner(account, id, csr_der).await;
+        let outcome = match &result {
+            Ok((order, _)) if order.cert_id.is_some() => FinalizeOutcome::Issued,
+            _ => FinalizeOutcome::Refused,
+        };
+        self.metrics.finalized(outcome, started.elapsed());
+        result
+    }
+
+    async fn finalize_inner(
         &self,
         account: &Account,
         id: &OrderId,

@@ -26,6 +26,7 @@ use tokio::sync::{Mutex, Notify};
 use crate::ca::Ca;
 use crate::clock::Clock;
 use crate::error::{Error, Result};
+use crate::metrics::{Metrics, OcspOutcome};
 use crate::model::Timestamp;
 use crate::store::Store;
 
@@ -131,6 +132,7 @@ pub struct StatusService {
     crl: Mutex<Option<SignedCrl>>,
     hashes: ocsp::IssuerHashes,
     signer: OcspSigner,
+    metrics: Arc<Metrics>,
 }
 
 /// A delegated responder certificate valid for two answer lifetimes plus a
@@ -187,6 +189,7 @@ impl StatusService {
         clock: Arc<dyn Clock>,
         events: Arc<RevocationEvents>,
         settings: StatusSettings,
+        metrics: Arc<Metrics>,
     ) -> Result<Arc<StatusService>> {
         let hashes = ocsp::IssuerHashes::from_issuer_cert(ca.intermediate_der())
             .map_err(|e| Error::internal(format_args!("OCSP issuer: {e}")))?;
@@ -205,6 +208,7 @@ impl StatusService {
             crl: Mutex::new(None),
             hashes,
             signer: OcspSigner { delegated },
+            metrics,
         }))
     }
 
@@ -272,13 +276,27 @@ impl StatusService {
     /// answer, or an error status (malformedRequest, unauthorized for
     /// another issuer, internalError).
     pub async fn ocsp(&self, request: &[u8]) -> Vec<u8> {
-        match self.answer(request).await {
-            Ok(der) => der,
-            Err(status) => ocsp::error_response(status),
-        }
+        let (outcome, der) = match self.answer(request).await {
+            Ok((outcome, der)) => (outcome, der),
+            Err(status) => (
+                match status {
+                    ocsp::ErrorStatus::MalformedRequest => OcspOutcome::Malformed,
+                    ocsp::ErrorStatus::Unauthorized => OcspOutcome::Unauthorized,
+                    ocsp::ErrorStatus::InternalError | ocsp::ErrorStatus::TryLater => {
+                        OcspOutcome::InternalError
+                    }
+                },
+                ocsp::error_response(status),
+            ),
+        };
+        self.metrics.ocsp_request(outcome);
+        der
     }
 
-    async fn answer(&self, request: &[u8]) -> std::result::Result<Vec<u8>, ocsp::ErrorStatus> {
+    async fn answer(
+        &self,
+        request: &[u8],
+    ) -> std::result::Result<(OcspOutcome, Vec<u8>), ocsp::ErrorStatus> {
         let req = ocsp::parse_request(request).map_err(|e| {
             tracing::debug!(error = %e, "refused OCSP request");
             e.status()
@@ -313,6 +331,20 @@ impl StatusService {
             };
             statuses.push(status);
         }
+        // For the metrics, a request is as bad as its worst answer.
+        let outcome = if statuses
+            .iter()
+            .any(|s| matches!(s, ocsp::CertStatus::Revoked { .. }))
+        {
+            OcspOutcome::Revoked
+        } else if statuses
+            .iter()
+            .any(|s| matches!(s, ocsp::CertStatus::Unknown))
+        {
+            OcspOutcome::Unknown
+        } else {
+            OcspOutcome::Good
+        };
         let answers: Vec<ocsp::SingleAnswer<'_>> = req
             .cert_ids
             .iter()
@@ -340,10 +372,12 @@ impl StatusService {
                 include_cert: false,
             },
         };
-        ocsp::build_response(&responder, &answers, this_update, req.nonce.as_deref()).map_err(|e| {
-            tracing::warn!(error = %e, "OCSP response failed");
-            ocsp::ErrorStatus::InternalError
-        })
+        ocsp::build_response(&responder, &answers, this_update, req.nonce.as_deref())
+            .map(|der| (outcome, der))
+            .map_err(|e| {
+                tracing::warn!(error = %e, "OCSP response failed");
+                ocsp::ErrorStatus::InternalError
+            })
     }
 
     /// The delegated responder, replaced first if an answer made now could

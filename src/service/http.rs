@@ -26,7 +26,8 @@ const MAX_BODY: usize = 1024 * 1024;
 
 /// The service router.
 pub fn router(service: Arc<Service>) -> Router {
-    Router::new()
+    let metrics = service.app.metrics.clone();
+    let router = Router::new()
         .route("/profiles", get(profiles))
         .route("/profiles/{name}", get(profile))
         .route("/certs", get(list_certs).post(issue))
@@ -52,8 +53,10 @@ pub fn router(service: Arc<Service>) -> Router {
         .route("/recoveries/{id}/reject", post(reject_recovery))
         .route("/webhooks/deliveries", get(deliveries))
         .fallback(|| async { problem(StatusCode::NOT_FOUND, "not found", "no such resource") })
-        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
-        .with_state(service)
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY));
+    // Every call counted by route and status (acme_ca_http_requests_total
+    // with listener="service").
+    crate::http::instrument(router, metrics, crate::metrics::Listener::Service).with_state(service)
 }
 
 /// An RFC 7807 problem document.

@@ -210,6 +210,7 @@ impl Service {
             config.webhooks.clone(),
             config.webhook_secret_bytes().as_deref(),
             config.webhook_max_attempts,
+            app.metrics.clone(),
         )?);
         Ok(Service {
             notifier,

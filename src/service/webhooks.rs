@@ -14,6 +14,7 @@ use tokio::sync::Notify;
 use super::types::Delivery;
 use crate::clock::Clock;
 use crate::error::{Error, Result};
+use crate::metrics::{Metrics, WebhookOutcome};
 use crate::model::Timestamp;
 use crate::store::service::ServiceStore;
 
@@ -36,6 +37,7 @@ pub struct Notifier {
     max_attempts: u32,
     client: reqwest::Client,
     wake: Notify,
+    metrics: Arc<Metrics>,
 }
 
 /// `sha256=<hex>` of the HMAC-SHA256 of `body` under `key`.
@@ -58,6 +60,7 @@ impl Notifier {
         urls: Vec<String>,
         secret: Option<&[u8]>,
         max_attempts: u32,
+        metrics: Arc<Metrics>,
     ) -> Result<Notifier> {
         let client = reqwest::Client::builder()
             .timeout(ATTEMPT_TIMEOUT)
@@ -72,6 +75,7 @@ impl Notifier {
             max_attempts,
             client,
             wake: Notify::new(),
+            metrics,
         })
     }
 
@@ -121,10 +125,18 @@ impl Notifier {
         for (d, outcome) in due.iter().zip(outcomes) {
             let attempts = d.attempts + 1;
             match outcome {
-                Ok(()) => self.store.record_attempt(&d.id, true, None, None).await?,
+                Ok(()) => {
+                    self.metrics.webhook_delivery(WebhookOutcome::Delivered);
+                    self.store.record_attempt(&d.id, true, None, None).await?
+                }
                 Err(why) => {
                     let next: Option<Timestamp> = (attempts < self.max_attempts)
                         .then(|| self.clock.now() + backoff(attempts));
+                    self.metrics.webhook_delivery(if next.is_some() {
+                        WebhookOutcome::Retry
+                    } else {
+                        WebhookOutcome::Failed
+                    });
                     if next.is_none() {
                         tracing::warn!(delivery = %d.id, url = %d.url, error = %why,
                             "webhook delivery failed for good");

@@ -205,4 +205,15 @@ pub trait Store: Send + Sync + 'static {
     /// Drops every finalize lease (a single-instance server calls this at
     /// start: no process of it can still be signing).
     fn release_all_leases(&self) -> StoreFuture<'_, u64>;
+
+    /// A trivial read: the store answers (readiness checks).
+    fn ping(&self) -> StoreFuture<'_, ()>;
+    /// How many unrevoked certificates expire after `now` and at or before
+    /// `soon`, and after `now` and at or before `later` (`soon <= later`).
+    fn certificates_expiring(
+        &self,
+        now: Timestamp,
+        soon: Timestamp,
+        later: Timestamp,
+    ) -> StoreFuture<'_, (u64, u64)>;
 }

@@ -28,6 +28,7 @@ use tokio::sync::{mpsc, Semaphore};
 
 use crate::clock::Clock;
 use crate::error::{Error, ErrorKind, Result};
+use crate::metrics::Metrics;
 use crate::model::{AttemptState, Authz, ChallengeType};
 use crate::store::{Store, ValidationResult};
 
@@ -140,6 +141,7 @@ pub struct Va {
     clock: Arc<dyn Clock>,
     settings: VaSettings,
     queue: mpsc::Sender<Job>,
+    metrics: Arc<Metrics>,
 }
 
 /// A place reserved in the validation queue.
@@ -154,6 +156,7 @@ impl Va {
         validator: Arc<dyn Validator>,
         clock: Arc<dyn Clock>,
         settings: VaSettings,
+        metrics: Arc<Metrics>,
     ) -> Arc<Va> {
         let (tx, rx) = mpsc::channel(settings.queue_size.max(1));
         let va = Arc::new(Va {
@@ -162,6 +165,7 @@ impl Va {
             clock,
             settings,
             queue: tx,
+            metrics,
         });
         tokio::spawn(dispatch(Arc::downgrade(&va), rx));
         va
@@ -194,7 +198,10 @@ impl Va {
     /// processing in the store).
     pub fn submit(&self, reservation: Reservation<'_>, req: ValidationRequest) {
         match reservation.permit {
-            Some(permit) => permit.send(Job { req }),
+            Some(permit) => {
+                permit.send(Job { req });
+                self.metrics.validation_queued();
+            }
             None => {
                 // An inline VA hands out no permits: the caller records the
                 // outcome itself through `validate_now`.
@@ -220,7 +227,13 @@ impl Va {
                     records: serde_json::Value::Array(Vec::new()),
                 },
             };
-        log_attempt(req, &outcome, started.elapsed());
+        let took = started.elapsed();
+        log_attempt(req, &outcome, took);
+        self.metrics.validation(
+            req.kind.as_str(),
+            matches!(outcome, Outcome::Valid { .. }),
+            took,
+        );
         let now = self.clock.now();
         let expires = now + self.settings.valid_authz_lifetime.as_secs() as i64;
         match outcome {
@@ -270,6 +283,8 @@ impl Va {
                 self.run(&req).await?;
             } else if self.queue.send(Job { req }).await.is_err() {
                 return Err(Error::internal("validation queue closed"));
+            } else {
+                self.metrics.validation_queued();
             }
         }
         if n > 0 {
@@ -280,10 +295,31 @@ impl Va {
 
     async fn run(&self, req: &ValidationRequest) -> Result<()> {
         let result = self.validate_now(req).await;
-        if !self.store.finish_challenge(&req.authz.id, &result).await? {
+        if self.store.finish_challenge(&req.authz.id, &result).await? {
+            if result.state == AttemptState::Invalid {
+                self.metrics.order_invalid();
+            }
+        } else {
             tracing::debug!(authz = %req.authz.id, "validation outcome not recorded: attempt no longer processing");
         }
         Ok(())
+    }
+
+    /// Runs a job taken from the queue, counted as running meanwhile.
+    async fn run_queued(&self, req: &ValidationRequest) {
+        self.metrics.validation_started();
+        if let Err(e) = self.run(req).await {
+            tracing::warn!(authz = %req.authz.id, error = %e, "recording validation failed");
+        }
+        self.metrics.validation_finished();
+    }
+
+    /// Counts an outcome the RA recorded itself (an inline VA's): a failed
+    /// validation makes its order invalid.
+    pub fn recorded_inline(&self, result: &ValidationResult) {
+        if result.state == AttemptState::Invalid {
+            self.metrics.order_invalid();
+        }
     }
 }
 
@@ -352,9 +388,7 @@ async fn dispatch(va: std::sync::Weak<Va>, mut rx: mpsc::Receiver<Job>) {
                 let Ok(slot) = slots.acquire_owned().await else {
                     return;
                 };
-                if let Err(e) = va.run(&job.req).await {
-                    tracing::warn!(authz = %job.req.authz.id, error = %e, "recording validation failed");
-                }
+                va.run_queued(&job.req).await;
                 drop(slot);
             });
             continue;
@@ -363,9 +397,7 @@ async fn dispatch(va: std::sync::Weak<Va>, mut rx: mpsc::Receiver<Job>) {
             return;
         };
         tokio::spawn(async move {
-            if let Err(e) = va.run(&job.req).await {
-                tracing::warn!(authz = %job.req.authz.id, error = %e, "recording validation failed");
-            }
+            va.run_queued(&job.req).await;
             drop(slot);
         });
     }
@@ -472,6 +504,7 @@ mod tests {
                 random_delay,
                 valid_authz_lifetime: Duration::from_secs(100),
             },
+            Arc::new(Metrics::new()),
         );
         va.resume(
             |_| Some("ka".into()),

@@ -36,6 +36,7 @@ use sqlx::{AssertSqlSafe, Row};
 
 use super::{AccountCreation, OrderListEntry, RevokedCert, Store, StoreFuture, ValidationResult};
 use crate::error::{Error, Result};
+use crate::metrics::Metrics;
 use crate::model::{
     Account, AccountId, Authz, AuthzId, CertId, Certificate, ChallengeType, Order, OrderId,
     Revocation, RevocationReason, Timestamp,
@@ -83,6 +84,16 @@ impl SqliteStore {
     /// Opens (creating if needed) the database at `path`, migrates it and
     /// starts the writer task on the current runtime.
     pub async fn open(path: &Path, durability: Durability) -> Result<SqliteStore> {
+        SqliteStore::open_with_metrics(path, durability, Arc::new(Metrics::new())).await
+    }
+
+    /// [`SqliteStore::open`], with the writer's batches counted in
+    /// `metrics`.
+    pub async fn open_with_metrics(
+        path: &Path,
+        durability: Durability,
+        metrics: Arc<Metrics>,
+    ) -> Result<SqliteStore> {
         let base = SqliteConnectOptions::from_str("sqlite:")
             .map_err(db_err)?
             .filename(path)
@@ -110,7 +121,7 @@ impl SqliteStore {
             .await
             .map_err(db_err)?;
         let cache = Arc::new(Mutex::new(Cache::new()));
-        let writer = Writer::start(writer_pool.clone(), cache.clone(), durability);
+        let writer = Writer::start(writer_pool.clone(), cache.clone(), durability, metrics);
         Ok(SqliteStore {
             writer_pool,
             reader,
@@ -687,6 +698,42 @@ impl Store for SqliteStore {
                 return Ok(0);
             }
             self.writer.write(Op::ReleaseAllLeases).await
+        })
+    }
+
+    fn ping(&self) -> StoreFuture<'_, ()> {
+        Box::pin(async move {
+            sqlx::query("SELECT 1")
+                .execute(&self.reader)
+                .await
+                .map_err(db_err)?;
+            Ok(())
+        })
+    }
+
+    fn certificates_expiring(
+        &self,
+        now: Timestamp,
+        soon: Timestamp,
+        later: Timestamp,
+    ) -> StoreFuture<'_, (u64, u64)> {
+        Box::pin(async move {
+            // One range scan of certificates_by_not_after.
+            let row = sqlx::query(
+                "SELECT COALESCE(SUM(not_after <= ?), 0), COUNT(*) FROM certificates \
+                 WHERE not_after > ? AND not_after <= ? AND revoked_at IS NULL",
+            )
+            .bind(soon)
+            .bind(now)
+            .bind(later)
+            .fetch_one(&self.reader)
+            .await
+            .map_err(db_err)?;
+            let count = |i: usize| -> Result<u64> {
+                let n: i64 = row.try_get(i).map_err(db_err)?;
+                Ok(u64::try_from(n).unwrap_or(0))
+            };
+            Ok((count(0)?, count(1)?))
         })
     }
 }

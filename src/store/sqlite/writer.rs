@@ -27,6 +27,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::cache::Cache;
 use super::{db_err, json_err, Durability};
 use crate::error::{Error, Result};
+use crate::metrics::Metrics;
 use crate::model::{
     Account, AccountId, AccountStatus, Attempt, AttemptState, Authz, AuthzId, AuthzState, CertId,
     Certificate, ChallengeType, Order, OrderId, Revocation, Timestamp,
@@ -660,9 +661,10 @@ impl Writer {
         pool: SqlitePool,
         cache: Arc<Mutex<Cache>>,
         durability: Durability,
+        metrics: Arc<Metrics>,
     ) -> Writer {
         let (tx, rx) = mpsc::channel(QUEUE);
-        tokio::spawn(run(pool, cache, durability, rx));
+        tokio::spawn(run(pool, cache, durability, metrics, rx));
         Writer { tx }
     }
 
@@ -684,12 +686,13 @@ async fn run(
     pool: SqlitePool,
     cache: Arc<Mutex<Cache>>,
     durability: Durability,
+    metrics: Arc<Metrics>,
     mut rx: mpsc::Receiver<Job>,
 ) {
     let mut jobs: Vec<Job> = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut jobs, MAX_BATCH).await > 0 {
         let ops: Vec<&Op> = jobs.iter().map(|j| &j.op).collect();
-        match commit(&pool, &cache, durability, &ops).await {
+        match timed_commit(&pool, &cache, durability, &metrics, &ops).await {
             Ok(rows) => {
                 for (job, rows) in jobs.drain(..).zip(rows) {
                     let _ = job.reply.send(Ok(rows));
@@ -703,7 +706,7 @@ async fn run(
             Err(_) => {
                 // Isolate the failure: every op alone, in order.
                 for job in jobs.drain(..) {
-                    let result = commit(&pool, &cache, durability, &[&job.op])
+                    let result = timed_commit(&pool, &cache, durability, &metrics, &[&job.op])
                         .await
                         .map(|rows| rows[0]);
                     let _ = job.reply.send(result);
@@ -711,6 +714,20 @@ async fn run(
             }
         }
     }
+}
+
+/// [`commit`], timed into the store metrics.
+async fn timed_commit(
+    pool: &SqlitePool,
+    cache: &Mutex<Cache>,
+    durability: Durability,
+    metrics: &Metrics,
+    ops: &[&Op],
+) -> Result<Vec<u64>> {
+    let started = std::time::Instant::now();
+    let result = commit(pool, cache, durability, ops).await;
+    metrics.store_write(ops.len(), started.elapsed());
+    result
 }
 
 /// Runs `ops` in one transaction; returns each op's last row count.
