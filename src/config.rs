@@ -249,9 +249,9 @@ pub struct ServerConfig {
     /// `/sign-me-up`, …) instead of `/acme/…`; both sets are always served,
     /// and `/dir` is always an alias of `/directory`.
     pub pebble_paths: bool,
-    /// One `info` log line per ACME request: method, path, status, problem
-    /// type, account and duration (Pebble logs every request; `acme-ca
-    /// pebble` turns this on).
+    /// One `info` log line per ACME request: method, route, path, status,
+    /// problem type, account and duration (as Pebble, which logs every
+    /// request).
     pub log_requests: bool,
 }
 
@@ -269,7 +269,7 @@ impl Default for ServerConfig {
             handshake_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(30),
             pebble_paths: false,
-            log_requests: false,
+            log_requests: true,
         }
     }
 }

@@ -179,8 +179,6 @@ pub fn defaults() -> Config {
     let mut c = Config::default();
     c.server.listen = "0.0.0.0:14000".parse().expect("valid literal address");
     c.server.pebble_paths = true;
-    // Pebble logs every request; users debug their clients from that log.
-    c.server.log_requests = true;
     c.acme.terms_of_service = Some(TERMS_OF_SERVICE.to_owned());
     c.acme.orders_per_page = 3;
     c.acme.authz_reuse = 50;

@@ -137,7 +137,11 @@ impl Server {
         if let Some(addr) = self.service.as_ref().and_then(|(l, _)| l.local_addr().ok()) {
             out.push(format!("service https://{addr}"));
         }
-        if let Some(addr) = self.metrics_listener.as_ref().and_then(|l| l.local_addr().ok()) {
+        if let Some(addr) = self
+            .metrics_listener
+            .as_ref()
+            .and_then(|l| l.local_addr().ok())
+        {
             out.push(format!("metrics http://{addr}/metrics"));
         }
         out

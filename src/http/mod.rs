@@ -235,7 +235,12 @@ async fn acme_headers(State(app): State<Arc<App>>, mut req: Request, next: Next)
     let logged = app.log_requests.then(|| {
         let slot = request::LoggedAccount::default();
         req.extensions_mut().insert(slot.clone());
-        (req.uri().path().to_owned(), slot)
+        let route = req
+            .extensions()
+            .get::<axum::extract::MatchedPath>()
+            .map_or("-", |m| m.as_str())
+            .to_owned();
+        (route, req.uri().path().to_owned(), slot)
     });
     let path = req.uri().path();
     let path_is_nonce = path == paths::ACME.new_nonce || path == paths::PEBBLE.new_nonce;
@@ -270,8 +275,8 @@ async fn acme_headers(State(app): State<Arc<App>>, mut req: Request, next: Next)
             h.append(header::LINK, v);
         }
     }
-    if let Some((path, account)) = logged {
-        log_request(&method, &path, &resp, &account, started.elapsed());
+    if let Some((route, path, account)) = logged {
+        log_request(&method, &route, &path, &resp, &account, started.elapsed());
     }
     resp
 }
@@ -280,6 +285,7 @@ async fn acme_headers(State(app): State<Arc<App>>, mut req: Request, next: Next)
 /// request body or key.
 fn log_request(
     method: &Method,
+    route: &str,
     path: &str,
     resp: &Response,
     account: &request::LoggedAccount,
@@ -289,6 +295,7 @@ fn log_request(
     let account = account.0.get().map_or("-", String::as_str);
     tracing::info!(
         %method,
+        route,
         path = %path.chars().take(200).collect::<String>(),
         status = resp.status().as_u16(),
         problem = problem.map_or("-", |p| p.kind),
