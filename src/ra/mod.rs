@@ -148,6 +148,14 @@ pub fn check_contacts(contacts: &[String]) -> Result<()> {
                 "one plain e-mail address per mailto: URL, without header fields",
             ));
         }
+        // CR/LF (header injection), NUL, TAB, DEL and every other control
+        // character; one '@' only.
+        if addr.chars().any(char::is_control) {
+            return Err(invalid("control characters are not allowed"));
+        }
+        if addr.matches('@').count() != 1 {
+            return Err(invalid("an address has exactly one '@'"));
+        }
         let Some((local, domain)) = addr.rsplit_once('@') else {
             return Err(invalid("missing '@'"));
         };
@@ -1167,6 +1175,13 @@ mod tests {
             "mailto:a@example.com?subject=x",
             "mailto:a@example.com,b@example.com",
             "mailto:a b@example.com",
+            // Header injection and other control characters; two '@'.
+            "mailto:a\r\nBcc:victim@evil.com\r\n@example.com",
+            "mailto:a\0b@example.com",
+            "mailto:a\tb@example.com",
+            "mailto:a\x7fb@example.com",
+            "mailto:a@example.com\n",
+            "mailto:a@b@example.com",
         ] {
             assert_eq!(
                 ok(bad).unwrap_err().kind,
