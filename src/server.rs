@@ -56,6 +56,9 @@ pub struct Server {
     /// the metrics listener).
     pub monitor: Arc<Monitor>,
     store: Arc<SqliteStore>,
+    /// The exclusive lock on the data directory, held while the server
+    /// lives.
+    _data_lock: std::fs::File,
 }
 
 /// The bound plain-HTTP status listener.
@@ -156,6 +159,7 @@ impl Server {
         install_crypto_provider();
         let data_dir = &config.server.data_dir;
         create_private_dir(data_dir)?;
+        let data_lock = lock_data_dir(data_dir)?;
         let ca = Arc::new(Ca::load_or_generate(data_dir, &config.ca.settings())?);
         let root_pem_path = data_dir.join("root.pem");
         if !root_pem_path.exists() {
@@ -450,6 +454,7 @@ impl Server {
             metrics_listener,
             monitor,
             store,
+            _data_lock: data_lock,
         })
     }
 
@@ -645,6 +650,32 @@ fn system_nameservers() -> Result<Vec<SocketAddr>> {
         ));
     }
     Ok(servers)
+}
+
+/// Takes an exclusive lock on `<dir>/lock`: two servers on one data
+/// directory would each keep their own cache of the same database and
+/// diverge. The lock goes with the process (an advisory `flock`, released
+/// by the kernel even after a crash).
+fn lock_data_dir(dir: &std::path::Path) -> Result<std::fs::File> {
+    let path = dir.join("lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| Error::internal(format_args!("cannot open {}: {e}", path.display())))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(Error::internal(format_args!(
+            "another acme-ca is running on the data directory {} (it holds {}); stop it, or give this one another --data-dir",
+            dir.display(),
+            path.display()
+        ))),
+        Err(std::fs::TryLockError::Error(e)) => Err(Error::internal(format_args!(
+            "cannot lock {}: {e}",
+            path.display()
+        ))),
+    }
 }
 
 /// Creates `dir` (and parents) readable by the owner only.
