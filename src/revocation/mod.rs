@@ -166,7 +166,7 @@ fn secs(d: Duration) -> i64 {
 
 /// Hex serial (as stored) back to INTEGER content bytes.
 fn serial_bytes(hex: &str) -> Result<Vec<u8>> {
-    if hex.len() % 2 != 0 {
+    if !hex.len().is_multiple_of(2) {
         return Err(Error::internal(format_args!(
             "odd-length stored serial {hex}"
         )));

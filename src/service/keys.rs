@@ -276,7 +276,7 @@ fn base64_digit(c: u8) -> Option<u32> {
 fn decode_base64(text: &str) -> Result<Vec<u8>, KeyError> {
     let digits = text.trim_end_matches('=');
     let padding = text.len() - digits.len();
-    if padding > 0 && (padding > 2 || text.len() % 4 != 0) {
+    if padding > 0 && (padding > 2 || !text.len().is_multiple_of(4)) {
         return Err(KeyError::KekEncoding("wrong amount of '=' padding".into()));
     }
     if digits.len() % 4 == 1 {
