@@ -1461,3 +1461,66 @@ fn token_configs_never_show_the_token() {
     };
     assert!(!format!("{t:?}").contains("super-secret"));
 }
+
+/// Download tokens are bounded per certificate and per caller, so that one
+/// requester cannot use up the pool and lock everyone else out.
+#[tokio::test]
+async fn download_tokens_are_bounded_per_caller() {
+    let h = harness(|_| {}).await;
+    let issue = |name: String| {
+        let h = &h;
+        async move {
+            h.issue(ALICE, server_cert("e", &name)).await.json()["serial_number"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        }
+    };
+    let ask = |serial: String, who: &'static str| {
+        let h = &h;
+        async move {
+            h.call(
+                "POST",
+                &format!("/certs/{serial}/download-token"),
+                Some(who),
+                None,
+            )
+            .await
+        }
+    };
+    let one = issue("one.example.com".into()).await;
+    for _ in 0..10 {
+        assert_eq!(ask(one.clone(), ALICE).await.status, StatusCode::OK);
+    }
+    let r = ask(one.clone(), ALICE).await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "{}", r.json());
+    assert!(
+        r.json()["detail"].as_str().unwrap().contains("this certificate"),
+        "{}",
+        r.json()
+    );
+    // Others are not held up by alice's tokens.
+    assert_eq!(ask(one.clone(), ADMIN).await.status, StatusCode::OK);
+    // Alice's own bound over all certificates: 100.
+    let mut serials = Vec::new();
+    for i in 0..9 {
+        serials.push(issue(format!("n{i}.example.com")).await);
+    }
+    let mut granted = 10;
+    'outer: for s in &serials {
+        for _ in 0..10 {
+            let r = ask(s.clone(), ALICE).await;
+            if r.status != StatusCode::OK {
+                assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
+                break 'outer;
+            }
+            granted += 1;
+        }
+    }
+    assert_eq!(granted, 100);
+    let extra = issue("extra.example.com".into()).await;
+    let r = ask(extra.clone(), ALICE).await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "{}", r.json());
+    assert!(r.json()["detail"].as_str().unwrap().contains("you hold 100"));
+    assert_eq!(ask(extra, ADMIN).await.status, StatusCode::OK);
+}

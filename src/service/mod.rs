@@ -41,7 +41,13 @@ const MAX_NAMES: usize = 100;
 /// Most CSRs in one upload.
 pub const MAX_CSRS: usize = 100;
 /// Download tokens outstanding at most.
-const MAX_GRANTS: usize = 10_000;
+/// Download tokens outstanding at most, over everyone: far above fair
+/// use, a bound on memory (a grant is a few hundred bytes).
+const MAX_GRANTS: usize = 100_000;
+/// Download tokens one caller may hold at once, and for one certificate:
+/// one requester cannot use up the pool and lock everyone else out.
+const MAX_GRANTS_PER_CALLER: usize = 100;
+const MAX_GRANTS_PER_CERT: usize = 10;
 
 /// A configured token: its SHA-256 (the token itself is not kept), name
 /// and role.
@@ -53,6 +59,8 @@ struct TokenEntry {
 /// What a download token allows.
 #[derive(Debug, Clone)]
 struct Grant {
+    /// Who asked for it (the token's name).
+    caller: String,
     serial: String,
     format: Format,
     password: Option<String>,
@@ -901,15 +909,37 @@ impl Service {
         let mut grants = self.grants.lock().unwrap_or_else(|p| p.into_inner());
         let now = self.now();
         grants.retain(|_, g| g.expires > now);
+        let mine = grants.values().filter(|g| g.caller == caller.name);
+        let (held, for_cert) = mine.fold((0, 0), |(all, this), g| {
+            (all + 1, this + usize::from(g.serial == cert.serial))
+        });
+        let lifetime = self.config.download_token_lifetime.as_secs();
+        if for_cert >= MAX_GRANTS_PER_CERT {
+            return Err(Error::new(
+                ErrorKind::RateLimited,
+                format!(
+                    "{MAX_GRANTS_PER_CERT} download tokens for this certificate are outstanding; use one, or wait until they expire (at most {lifetime} s)"
+                ),
+            ));
+        }
+        if held >= MAX_GRANTS_PER_CALLER {
+            return Err(Error::new(
+                ErrorKind::RateLimited,
+                format!(
+                    "you hold {MAX_GRANTS_PER_CALLER} unused download tokens; use them, or wait until they expire (at most {lifetime} s)"
+                ),
+            ));
+        }
         if grants.len() >= MAX_GRANTS {
             return Err(Error::new(
                 ErrorKind::RateLimited,
-                "too many download tokens outstanding",
+                "too many download tokens outstanding on this server; retry later",
             ));
         }
         grants.insert(
             sha256(token.as_bytes()),
             Grant {
+                caller: caller.name.clone(),
                 serial: cert.serial,
                 format,
                 password,
