@@ -1038,6 +1038,13 @@ impl Ra {
         Ok(true)
     }
 
+    /// Checks one identifier against the CA's identifier policy (syntax,
+    /// blocked domains, IP identifiers allowed): the same rule for ACME
+    /// orders and for every other way a name reaches a certificate.
+    pub fn check_identifier(&self, ident: &Identifier) -> Result<policy::CheckedIdentifier> {
+        self.policy.check(ident)
+    }
+
     /// The URL of an account, as clients know it.
     pub fn account_uri(&self, id: &AccountId) -> String {
         format!(

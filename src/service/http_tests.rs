@@ -1495,7 +1495,10 @@ async fn download_tokens_are_bounded_per_caller() {
     let r = ask(one.clone(), ALICE).await;
     assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "{}", r.json());
     assert!(
-        r.json()["detail"].as_str().unwrap().contains("this certificate"),
+        r.json()["detail"]
+            .as_str()
+            .unwrap()
+            .contains("this certificate"),
         "{}",
         r.json()
     );
@@ -1521,6 +1524,68 @@ async fn download_tokens_are_bounded_per_caller() {
     let extra = issue("extra.example.com".into()).await;
     let r = ask(extra.clone(), ALICE).await;
     assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "{}", r.json());
-    assert!(r.json()["detail"].as_str().unwrap().contains("you hold 100"));
+    assert!(r.json()["detail"]
+        .as_str()
+        .unwrap()
+        .contains("you hold 100"));
     assert_eq!(ask(extra, ADMIN).await.status, StatusCode::OK);
+}
+
+/// A CSR with only a common name (no subjectAltName).
+fn cn_only_csr_pem(cn: &str) -> String {
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, cn);
+    params.serialize_request(&key).unwrap().pem().unwrap()
+}
+
+/// The operator API applies the CA's identifier policy (blocked domains,
+/// IP identifiers off) and the same subject rules to POST /certs and to
+/// CSR uploads; a serverAuth certificate always has a subjectAltName.
+#[tokio::test]
+async fn one_identifier_policy_and_subject_rule_for_every_way_in() {
+    let h = harness(|c| {
+        c.acme.blocked_domains = vec!["blocked.example".into()];
+        c.acme.allow_ip_identifiers = false;
+    })
+    .await;
+    let upload = |pem: String, profile: &'static str| {
+        let h = &h;
+        async move {
+            h.call(
+                "POST",
+                "/csr",
+                Some(ALICE),
+                Some(json!({"profile": profile, "entity_id": "e", "name": "n", "pem": pem})),
+            )
+            .await
+        }
+    };
+    // POST /certs: a blocked name, an IP address.
+    let r = h.issue(ALICE, server_cert("e", "y.blocked.example")).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.json());
+    assert!(r.json()["detail"].as_str().unwrap().contains("forbidden"));
+    let mut body = server_cert("e", "ok.example.com");
+    body["ip_addresses"] = json!(["10.1.2.3"]);
+    let r = h.issue(ALICE, body).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.json());
+    assert!(r.json()["detail"].as_str().unwrap().contains("IP address"));
+    // Uploads: a blocked name; a CN alone under the server profile (which
+    // requires names and issues serverAuth); a CN with a newline.
+    let r = upload(csr_pem("y.blocked.example"), "server").await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.json());
+    let r = upload(cn_only_csr_pem("*.google.com"), "server").await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.json());
+    assert!(r.json()["detail"]
+        .as_str()
+        .unwrap()
+        .contains("requires names"));
+    let r = upload(cn_only_csr_pem("evil\nname"), "device").await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.json());
+    assert!(r.json()["detail"].as_str().unwrap().contains("printable"));
+    // A CN alone is fine for a clientAuth device.
+    let r = upload(cn_only_csr_pem("sensor-7"), "device").await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.json());
 }

@@ -306,25 +306,13 @@ impl Service {
                 input.key_size
             )));
         }
-        identifiers(&input.names, &input.ip_addresses)?;
-        if let Some(cn) = &input.common_name {
-            if cn.is_empty() || cn.len() > 64 || cn.chars().any(char::is_control) {
-                return Err(bad("common_name must be 1 to 64 printable characters"));
-            }
-        }
-        for r in &profile.required {
-            let given = match r.as_str() {
-                "common_name" => input.common_name.is_some(),
-                "names" => !input.names.is_empty() || !input.ip_addresses.is_empty(),
-                _ => true,
-            };
-            if !given {
-                return Err(bad(format!("the {} profile requires {r}", input.profile)));
-            }
-        }
-        if input.names.is_empty() && input.ip_addresses.is_empty() && input.common_name.is_none() {
-            return Err(bad("give names, ip_addresses or a common_name"));
-        }
+        self.check_subject(
+            &input.profile,
+            profile,
+            &input.names,
+            &input.ip_addresses,
+            input.common_name.as_deref(),
+        )?;
         if let Some(ttl) = input.ttl {
             if ttl == 0 || ttl > profile.validity.as_secs() {
                 return Err(bad(format!(
@@ -418,19 +406,15 @@ impl Service {
         for (i, (der, text)) in blocks.iter().enumerate() {
             let csr = crate::ca::csr::parse_and_verify(der)
                 .map_err(|e| bad(format!("CSR {} of the upload: {}", i + 1, e.detail)))?;
-            if csr.dns_names.is_empty() && csr.ip_addrs.is_empty() && csr.common_name.is_none() {
-                return Err(bad(format!("CSR {} of the upload names nothing", i + 1)));
-            }
-            if csr.dns_names.len() + csr.ip_addrs.len() > MAX_NAMES {
-                return Err(bad(format!(
-                    "CSR {} of the upload has too many names",
-                    i + 1
-                )));
-            }
-            for n in &csr.dns_names {
-                crate::ra::policy::check_dns_name(n)
-                    .map_err(|e| bad(format!("CSR {}: {}", i + 1, e.detail)))?;
-            }
+            let ips: Vec<String> = csr.ip_addrs.iter().map(IpAddr::to_string).collect();
+            self.check_subject(
+                profile_name,
+                profile,
+                &csr.dns_names,
+                &ips,
+                csr.common_name.as_deref(),
+            )
+            .map_err(|e| bad(format!("CSR {} of the upload: {}", i + 1, e.detail)))?;
             requests.push(Request {
                 id: new_id(),
                 status: match profile.approval {
@@ -526,7 +510,7 @@ impl Service {
                     key.subject_public_key_info(),
                     kind,
                     Some(key.serialize_der()),
-                    identifiers(names, ip_addresses)?,
+                    self.identifiers(names, ip_addresses)?,
                     common_name.clone(),
                     *ttl,
                     *auto_renew,
@@ -543,7 +527,7 @@ impl Service {
                     csr.spki_der.clone(),
                     csr.key_kind,
                     None,
-                    identifiers(&csr.dns_names, &ips)?,
+                    self.identifiers(&csr.dns_names, &ips)?,
                     csr.common_name.clone(),
                     None,
                     false,
@@ -570,6 +554,13 @@ impl Service {
                 .any(|e| e == "clientAuth"),
             rsa_key_encipherment: true,
         };
+        // Checked when the request came in; checked again here, the one
+        // place every service certificate is signed.
+        if leaf_profile.server_auth && ids.is_empty() {
+            return Err(bad(
+                "a serverAuth certificate needs at least one name or IP address",
+            ));
+        }
         let issued = self.app.ra.ca.issue(&LeafRequest {
             spki_der: &spki,
             key_kind,
@@ -1301,6 +1292,78 @@ impl Service {
         format!("{}{}", chain.intermediates_pem(), chain.root_pem())
     }
 
+    /// The identifiers for `names` (DNS, wildcards keeping their "*.") and
+    /// `ips`, each checked by the CA's identifier policy, the one ACME
+    /// orders go through.
+    fn identifiers(&self, names: &[String], ips: &[String]) -> Result<Vec<Identifier>> {
+        if names.len() + ips.len() > MAX_NAMES {
+            return Err(bad(format!("at most {MAX_NAMES} names and addresses")));
+        }
+        let dns = names.iter().map(|n| Identifier::dns(n.clone()));
+        let ip = ips.iter().map(|a| Identifier::ip(a.trim().to_owned()));
+        dns.chain(ip)
+            .map(|ident| {
+                self.app
+                    .ra
+                    .check_identifier(&ident)
+                    .map(|c| c.identifier)
+                    .map_err(|e| {
+                        bad(format!(
+                            "{:?}: {}",
+                            ident.value.chars().take(100).collect::<String>(),
+                            e.detail
+                        ))
+                    })
+            })
+            .collect()
+    }
+
+    /// What a certificate of `profile` may say, whichever way the request
+    /// came (POST /certs or a CSR upload): names and addresses the
+    /// identifier policy allows, a common name of 1 to 64 printable
+    /// characters, what the profile requires, and, for a serverAuth
+    /// profile, at least one name or address (a TLS certificate without a
+    /// subjectAltName is never issued).
+    fn check_subject(
+        &self,
+        profile_name: &str,
+        profile: &ServiceProfileConfig,
+        names: &[String],
+        ips: &[String],
+        common_name: Option<&str>,
+    ) -> Result<Vec<Identifier>> {
+        let ids = self.identifiers(names, ips)?;
+        if let Some(cn) = common_name {
+            if cn.is_empty() || cn.len() > 64 || cn.chars().any(char::is_control) {
+                return Err(bad("common_name must be 1 to 64 printable characters"));
+            }
+        }
+        for r in &profile.required {
+            let given = match r.as_str() {
+                "common_name" => common_name.is_some(),
+                "names" => !ids.is_empty(),
+                _ => true,
+            };
+            if !given {
+                return Err(bad(format!("the {profile_name} profile requires {r}")));
+            }
+        }
+        if ids.is_empty() && common_name.is_none() {
+            return Err(bad("give names, ip_addresses or a common_name"));
+        }
+        if ids.is_empty()
+            && profile
+                .extended_key_usages
+                .iter()
+                .any(|e| e == "serverAuth")
+        {
+            return Err(bad(format!(
+                "the {profile_name} profile issues serverAuth certificates, which need at least one name or IP address (a common name alone is not enough)"
+            )));
+        }
+        Ok(ids)
+    }
+
     /// Renews every auto-renew certificate in its window; returns how many.
     /// A certificate younger than its window's length is left alone, so a
     /// certificate born inside its window (issued before that was refused)
@@ -1382,35 +1445,6 @@ pub fn normalize_serial(s: &str) -> Result<String> {
     let mut out = trimmed.to_owned();
     if out.len() % 2 == 1 {
         out.insert(0, '0');
-    }
-    Ok(out)
-}
-
-/// The identifiers for `names` (DNS) and `ips`, checked.
-fn identifiers(names: &[String], ips: &[String]) -> Result<Vec<Identifier>> {
-    if names.len() + ips.len() > MAX_NAMES {
-        return Err(bad(format!("at most {MAX_NAMES} names and addresses")));
-    }
-    let mut out = Vec::with_capacity(names.len() + ips.len());
-    for n in names {
-        // The name keeps its "*." when it is a wildcard.
-        let (name, _wildcard) = crate::ra::policy::check_dns_name(n).map_err(|e| {
-            bad(format!(
-                "{:?}: {}",
-                n.chars().take(100).collect::<String>(),
-                e.detail
-            ))
-        })?;
-        out.push(Identifier::dns(name));
-    }
-    for ip in ips {
-        let parsed: IpAddr = ip.trim().parse().map_err(|_| {
-            bad(format!(
-                "{:?} is not an IP address",
-                ip.chars().take(50).collect::<String>()
-            ))
-        })?;
-        out.push(Identifier::ip(parsed.to_string()));
     }
     Ok(out)
 }
