@@ -176,7 +176,15 @@ impl ServiceConfig {
     }
 
     /// Cross-field checks, with messages naming the field.
+    ///
+    /// A `kek` that is set must decode (base64 of exactly 32 bytes) even
+    /// while the service is off: it is checked here, at load, so that a bad
+    /// key stops `acme-ca serve` before anything is created on disk, and
+    /// `acme-ca check-config` reports it too.
     pub fn validate(&self) -> Result<(), String> {
+        if let Some(kek) = &self.kek {
+            super::keys::Kek::from_b64(kek).map_err(|e| format!("service.kek: {e}"))?;
+        }
         if !self.enabled {
             return Ok(());
         }
