@@ -124,12 +124,10 @@ pub fn parse_and_verify_with(der: &[u8], rsa_min_bits: usize) -> Result<CheckedC
         signed.signature,
         rsa_min_bits < RSA_MIN_BITS,
     )
-    .map_err(
-        |e| match e {
-            VerifyError::Algorithm(detail) => Error::bad_csr(format!("CSR signature: {detail}")),
-            VerifyError::BadSignature => Error::bad_csr("CSR signature does not verify"),
-        },
-    )?;
+    .map_err(|e| match e {
+        VerifyError::Algorithm(detail) => Error::bad_csr(format!("CSR signature: {detail}")),
+        VerifyError::BadSignature => Error::bad_csr("CSR signature does not verify"),
+    })?;
 
     let common_name = common_name(&info.subject)?;
     let (dns_names, ip_addrs, must_staple) = requested_extensions(&info)?;

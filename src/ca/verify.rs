@@ -140,8 +140,12 @@ pub(crate) fn verify_signature_with(
     let mut algorithm = verification_algorithm(spki, alg)?;
     if legacy_rsa && spki.algorithm.oid == RSA_ENCRYPTION {
         match alg.oid {
-            SHA256_WITH_RSA => algorithm = &signature::RSA_PKCS1_1024_8192_SHA256_FOR_LEGACY_USE_ONLY,
-            SHA512_WITH_RSA => algorithm = &signature::RSA_PKCS1_1024_8192_SHA512_FOR_LEGACY_USE_ONLY,
+            SHA256_WITH_RSA => {
+                algorithm = &signature::RSA_PKCS1_1024_8192_SHA256_FOR_LEGACY_USE_ONLY
+            }
+            SHA512_WITH_RSA => {
+                algorithm = &signature::RSA_PKCS1_1024_8192_SHA512_FOR_LEGACY_USE_ONLY
+            }
             _ => {}
         }
     }

@@ -53,8 +53,7 @@ pub const ACCEPTED_ALGORITHMS: [&str; 8] = [
 ];
 
 /// [`ACCEPTED_ALGORITHMS`] as one comma-separated string, for details.
-pub const ACCEPTED_ALGORITHMS_LIST: &str =
-    "ES256, ES384, ES512, RS256, RS384, RS512, PS256, EdDSA";
+pub const ACCEPTED_ALGORITHMS_LIST: &str = "ES256, ES384, ES512, RS256, RS384, RS512, PS256, EdDSA";
 
 impl Alg {
     /// Every accepted algorithm.

@@ -215,8 +215,7 @@ impl Ra {
         };
         // With reuse, a key id is checked but not bound (Pebble).
         let bind_kid = eab_kid.as_deref().filter(|_| !self.settings.eab_key_reuse);
-        match self.store.create_account(&account, bind_kid).await?
-        {
+        match self.store.create_account(&account, bind_kid).await? {
             AccountCreation::Created => Ok((account, true)),
             AccountCreation::Existing(a) => Ok((a, false)),
             AccountCreation::KeyIdTaken => Err(Error::unauthorized(

@@ -1662,7 +1662,8 @@ mod tests {
         let (error, _) = invalid(va.validate(&request(Identifier::dns("example.test"))).await);
         assert!(error.detail.contains("Invalid port"), "{}", error.detail);
         assert!(tls_log.lock().unwrap().is_empty());
-        let va = validator(local(&["example.test", "secure.test"]), port).with_any_redirect_port(true);
+        let va =
+            validator(local(&["example.test", "secure.test"]), port).with_any_redirect_port(true);
         let records = valid(va.validate(&request(Identifier::dns("example.test"))).await);
         assert_eq!(records[1]["port"], https_port.to_string());
         assert_eq!(tls_log.lock().unwrap().len(), 1);
