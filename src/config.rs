@@ -553,8 +553,10 @@ impl Config {
         Config::from_toml(&text).map_err(|e| format!("config {}: {e}", path.display()))
     }
 
+    /// Parses TOML text; unknown sections and fields are refused. An error
+    /// is one line: `line L, column C: message` (see [`toml_error_line`]).
     pub fn from_toml(text: &str) -> Result<Config, String> {
-        toml::from_str(text).map_err(|e| e.to_string())
+        toml::from_str(text).map_err(|e| toml_error_line(text, &e))
     }
 
     /// Applies Pebble's environment variables (the one place they are read).
@@ -757,6 +759,32 @@ impl Config {
     }
 }
 
+/// A TOML error on one line, for a log line or `acme-ca check-config`:
+/// `line L, column C: message`, with the key of that line when the message
+/// does not name it already (`invalid type: integer `1`, expected a
+/// string` does not). The toml crate's own rendering spans several lines
+/// and quotes the line, value included, which may be a secret.
+fn toml_error_line(text: &str, e: &toml::de::Error) -> String {
+    let message = e.message().split_whitespace().collect::<Vec<_>>().join(" ");
+    let Some(span) = e.span() else {
+        return message;
+    };
+    let before = text.get(..span.start).unwrap_or(text);
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let column = before[line_start..].chars().count() + 1;
+    let key = text[line_start..]
+        .lines()
+        .next()
+        .and_then(|l| l.split_once('='))
+        .map(|(k, _)| k.trim().trim_matches('"'))
+        .filter(|k| !k.is_empty() && !k.starts_with('[') && !message.contains(k));
+    match key {
+        Some(key) => format!("line {line}, column {column}, field `{key}`: {message}"),
+        None => format!("line {line}, column {column}: {message}"),
+    }
+}
+
 fn parse_env_int(name: &str, v: &str, min: u64, max: u64) -> Result<u64, String> {
     v.trim()
         .parse::<u64>()
@@ -841,6 +869,26 @@ mod tests {
         assert!(e.contains("listen_address"), "{e}");
         let e = Config::from_toml("[nope]\n").unwrap_err();
         assert!(e.contains("nope"), "{e}");
+    }
+
+    #[test]
+    fn parse_errors_are_one_line_with_line_column_and_field() {
+        let e = Config::from_toml("[server]\nlisten = \"127.0.0.1:1\"\nlisten_adress = 1\n")
+            .unwrap_err();
+        assert!(!e.contains('\n'), "{e}");
+        assert!(e.starts_with("line 3, column 1"), "{e}");
+        assert!(e.contains("unknown field `listen_adress`"), "{e}");
+        assert!(e.contains("`listen`"), "the valid fields are listed: {e}");
+
+        let e = Config::from_toml("[validation]\n\n  concurrency = \"many\"\n").unwrap_err();
+        assert!(!e.contains('\n'), "{e}");
+        assert!(
+            e.starts_with("line 3, column 17, field `concurrency`: "),
+            "{e}"
+        );
+
+        let e = Config::from_toml("[server\n").unwrap_err();
+        assert!(!e.contains('\n') && e.starts_with("line 1, column "), "{e}");
     }
 
     #[test]

@@ -11,6 +11,8 @@ use tokio::net::TcpListener;
 use acme_ca::config::{Config, LogFormat};
 use acme_ca::server::{default_base_url, Server};
 
+mod admin;
+
 #[derive(Parser)]
 #[command(
     name = "acme-ca",
@@ -48,6 +50,13 @@ enum Command {
     /// `acme-ca profiles --help`).
     #[command(flatten)]
     Service(Box<acme_ca::cli::Command>),
+    /// Check a configuration file as `acme-ca serve --config FILE` would
+    /// before starting; print `FILE: ok`, or the error, and exit 0 or 1.
+    CheckConfig(admin::CheckConfigArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions(admin::CompletionsArgs),
+    /// Print the man page (roff), or write one page per command with --out.
+    Man(admin::ManArgs),
 }
 
 #[derive(clap::Args, Default)]
@@ -198,6 +207,9 @@ fn main() -> ExitCode {
                 acme_ca::challtestsrv::cli::run(std::iter::once(program).chain(args)).await
             }
             Command::Service(command) => acme_ca::cli::run(*command).await,
+            Command::CheckConfig(args) => admin::check_config(&args),
+            Command::Completions(args) => admin::completions(&args),
+            Command::Man(args) => admin::man(&args),
         }
     });
     match result {

@@ -176,18 +176,22 @@ impl ServiceConfig {
     }
 
     /// Cross-field checks, with messages naming the field.
+    ///
+    /// A `kek` that is set must decode (base64 of exactly 32 bytes) even
+    /// while the service is off: it is checked here, at load, so that a bad
+    /// key stops `acme-ca serve` before anything is created on disk, and
+    /// `acme-ca check-config` reports it too.
     pub fn validate(&self) -> Result<(), String> {
+        if let Some(kek) = &self.kek {
+            super::keys::Kek::from_b64(kek).map_err(|e| {
+                format!("service.kek: {e} (make one with: openssl rand -base64 32)")
+            })?;
+        }
         if !self.enabled {
             return Ok(());
         }
         if self.tokens.is_empty() {
             return Err("service.tokens: the service needs at least one token".into());
-        }
-        // Checked here, before any key or database exists.
-        if let Some(kek) = &self.kek {
-            super::keys::Kek::from_b64(kek).map_err(|e| {
-                format!("service.kek: {e} (make one with: openssl rand -base64 32)")
-            })?;
         }
         let mut names = std::collections::HashSet::new();
         for t in &self.tokens {
