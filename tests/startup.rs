@@ -84,27 +84,34 @@ fn a_bad_kek_is_refused_before_anything_is_created() {
     assert!(!data.exists(), "the data directory was created");
 }
 
-/// A second server on the same data directory is refused while the first
-/// runs (their caches would diverge).
-#[test]
-fn a_data_dir_in_use_is_refused() {
+/// Starts `acme-ca serve` on `data` and reads its output until "ready";
+/// returns the process and whether it got there.
+fn start(data: &std::path::Path) -> (std::process::Child, bool) {
     use std::io::{BufRead, BufReader};
     use std::process::Stdio;
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let mut first = Command::new(env!("CARGO_BIN_EXE_acme-ca"))
+    let mut child = Command::new(env!("CARGO_BIN_EXE_acme-ca"))
         .args(["serve", "--always-valid", "--listen", "127.0.0.1:0"])
         .args(["--status-listen", "127.0.0.1:0", "--data-dir"])
-        .arg(&data)
+        .arg(data)
         .env("RUST_LOG", "off")
         .stdout(Stdio::piped())
         .spawn()
         .expect("run acme-ca");
-    let stdout = first.stdout.take().unwrap();
+    let stdout = child.stdout.take().unwrap();
     let ready = BufReader::new(stdout)
         .lines()
         .map_while(Result::ok)
         .any(|l| l == "acme-ca: ready");
+    (child, ready)
+}
+
+/// A second server on the same data directory is refused while the first
+/// runs (their caches would diverge).
+#[test]
+fn a_data_dir_in_use_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let (mut first, ready) = start(&data);
     let second = serve(&[
         "--always-valid",
         "--status-listen",
@@ -118,19 +125,7 @@ fn a_data_dir_in_use_is_refused() {
     let line = failure_line(&second);
     assert!(line.contains("another acme-ca is running"), "{line}");
     // Once the first is gone, the directory is free again.
-    let mut third = Command::new(env!("CARGO_BIN_EXE_acme-ca"))
-        .args(["serve", "--always-valid", "--listen", "127.0.0.1:0"])
-        .args(["--status-listen", "127.0.0.1:0", "--data-dir"])
-        .arg(&data)
-        .env("RUST_LOG", "off")
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("run acme-ca");
-    let stdout = third.stdout.take().unwrap();
-    let ready = BufReader::new(stdout)
-        .lines()
-        .map_while(Result::ok)
-        .any(|l| l == "acme-ca: ready");
+    let (mut third, ready) = start(&data);
     let _ = third.kill();
     let _ = third.wait();
     assert!(ready, "the data directory stayed locked");
