@@ -134,6 +134,14 @@ async fn tokens_and_roles() {
     // Agents approve; they do not request.
     let r = h.issue(AGENT, server_cert("e1", "a.example.com")).await;
     assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.json());
+    assert!(
+        r.json()["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("an agent token may not"),
+        "{}",
+        r.json()
+    );
     // Requesters do not revoke.
     let r = h.issue(ALICE, server_cert("e1", "a.example.com")).await;
     let serial = r.json()["serial_number"].as_str().unwrap().to_owned();
@@ -146,6 +154,10 @@ async fn tokens_and_roles() {
         )
         .await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert!(r.json()["detail"]
+        .as_str()
+        .unwrap()
+        .starts_with("a requester token may not"));
 }
 
 #[tokio::test]
