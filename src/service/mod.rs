@@ -1299,8 +1299,17 @@ impl Service {
         if names.len() + ips.len() > MAX_NAMES {
             return Err(bad(format!("at most {MAX_NAMES} names and addresses")));
         }
+        let mut ip = Vec::with_capacity(ips.len());
+        for a in ips {
+            let parsed: IpAddr = a.trim().parse().map_err(|_| {
+                bad(format!(
+                    "{:?} is not an IP address",
+                    a.chars().take(50).collect::<String>()
+                ))
+            })?;
+            ip.push(Identifier::ip(parsed.to_string()));
+        }
         let dns = names.iter().map(|n| Identifier::dns(n.clone()));
-        let ip = ips.iter().map(|a| Identifier::ip(a.trim().to_owned()));
         dns.chain(ip)
             .map(|ident| {
                 self.app
