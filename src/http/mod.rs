@@ -235,11 +235,11 @@ async fn acme_headers(State(app): State<Arc<App>>, mut req: Request, next: Next)
     let logged = app.log_requests.then(|| {
         let slot = request::LoggedAccount::default();
         req.extensions_mut().insert(slot.clone());
+        // MatchedPath is a shared string: cloning it does not allocate.
         let route = req
             .extensions()
             .get::<axum::extract::MatchedPath>()
-            .map_or("-", |m| m.as_str())
-            .to_owned();
+            .cloned();
         (route, req.uri().path().to_owned(), slot)
     });
     let path = req.uri().path();
@@ -276,7 +276,8 @@ async fn acme_headers(State(app): State<Arc<App>>, mut req: Request, next: Next)
         }
     }
     if let Some((route, path, account)) = logged {
-        log_request(&method, &route, &path, &resp, &account, started.elapsed());
+        let route = route.as_ref().map_or("-", |m| m.as_str());
+        log_request(&method, route, &path, &resp, &account, started.elapsed());
     }
     resp
 }
