@@ -239,6 +239,13 @@ pub struct ServerConfig {
     pub max_body_bytes: usize,
     /// Connections served at once; more wait in the kernel's backlog.
     pub max_connections: usize,
+    /// Connections one client address may hold at once, on each listener;
+    /// one more is closed at once.
+    pub max_connections_per_client: usize,
+    /// A connection that reads and writes nothing this long is closed
+    /// (longer than `request_timeout`, which bounds a request in progress).
+    #[serde(deserialize_with = "de_duration")]
+    pub idle_timeout: Duration,
     /// Time allowed for a TLS handshake and for reading request headers.
     #[serde(deserialize_with = "de_duration")]
     pub handshake_timeout: Duration,
@@ -266,6 +273,8 @@ impl Default for ServerConfig {
             tls_names: vec!["localhost".into(), "127.0.0.1".into(), "::1".into()],
             max_body_bytes: 64 * 1024,
             max_connections: 4096,
+            max_connections_per_client: 256,
+            idle_timeout: Duration::from_secs(60),
             handshake_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(30),
             pebble_paths: false,
@@ -607,6 +616,14 @@ impl Config {
 
     /// Checks cross-field rules once, at load.
     pub fn validate(&self) -> Result<(), String> {
+        if self.server.max_connections_per_client == 0 {
+            return Err("server.max_connections_per_client must be at least 1".into());
+        }
+        if self.server.idle_timeout <= self.server.request_timeout {
+            return Err(
+                "server.idle_timeout must be longer than server.request_timeout (a request in progress must never look idle)".into(),
+            );
+        }
         if !(1024..=2048).contains(&self.acme.min_rsa_bits) {
             return Err("acme.min_rsa_bits must be from 1024 to 2048".into());
         }

@@ -446,7 +446,9 @@ impl Server {
             tls,
             limits: Limits {
                 max_connections: config.server.max_connections,
+                max_connections_per_client: config.server.max_connections_per_client,
                 handshake_timeout: config.server.handshake_timeout,
+                idle_timeout: config.server.idle_timeout,
             },
             root_pem_path,
             status,

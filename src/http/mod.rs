@@ -6,6 +6,7 @@
 //! is read up to `max_body_bytes`; a whole request is cut off after
 //! `request_timeout`.
 
+mod conn;
 pub mod handlers;
 pub mod management;
 pub mod monitor;
@@ -354,7 +355,11 @@ pub fn with_timeout(router: Router, limit: Duration) -> Router {
 #[derive(Debug, Clone)]
 pub struct Limits {
     pub max_connections: usize,
+    /// Connections one client address may hold at once (see `conn`).
+    pub max_connections_per_client: usize,
     pub handshake_timeout: Duration,
+    /// A connection silent this long is closed (see `conn`).
+    pub idle_timeout: Duration,
 }
 
 /// Serves `router` on an already-bound listener, over TLS when `tls` is
@@ -369,6 +374,7 @@ pub async fn serve(
 ) {
     let acceptor = tls.map(TlsAcceptor::from);
     let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let per_client = conn::PerClient::new(limits.max_connections_per_client);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
@@ -402,7 +408,13 @@ pub async fn serve(
                 }
             },
         };
+        // Over its address's share: closed at once, holding no slot.
+        let Some(admitted) = per_client.admit(peer.ip()) else {
+            tracing::debug!(%peer, "too many connections from this address");
+            continue;
+        };
         let _ = tcp.set_nodelay(true);
+        let tcp = conn::Idle::new(tcp, limits.idle_timeout);
         let acceptor = acceptor.clone();
         let router = router.clone();
         let builder = builder.clone();
@@ -415,7 +427,7 @@ pub async fn serve(
                 if let Err(e) = watcher.watch(conn).await {
                     tracing::debug!(%peer, error = %e, "connection ended with an error");
                 }
-                drop(slot);
+                drop((slot, admitted));
                 return;
             };
             let tls = match tokio::time::timeout(handshake_timeout, acceptor.accept(tcp)).await {
@@ -433,7 +445,7 @@ pub async fn serve(
             if let Err(e) = watcher.watch(conn).await {
                 tracing::debug!(%peer, error = %e, "connection ended with an error");
             }
-            drop(slot);
+            drop((slot, admitted));
         });
     }
     drop(listener);
