@@ -407,6 +407,13 @@ pub struct AcmeConfig {
     pub external_account_required: bool,
     /// External account binding MAC keys: key identifier → base64url key.
     pub eab_keys: BTreeMap<String, String>,
+    /// Special-use domains ("test", "example", "invalid", "localhost",
+    /// "local", "onion", "internal", "alt", "home.arpa") whose names are
+    /// certified all the same; by default none (`acme-ca pebble`: all).
+    pub allowed_special_use_domains: Vec<String>,
+    /// Refuse public suffixes ("co.uk") and wildcards directly under one
+    /// ("*.co.uk"), from the Public Suffix List (`acme-ca pebble`: off).
+    pub public_suffix_check: bool,
     /// Smallest RSA key (bits) accepted for account keys and CSRs: 2048 by
     /// default; 1024 to 2048 (`acme-ca pebble` uses 1024, as Pebble).
     pub min_rsa_bits: usize,
@@ -441,6 +448,8 @@ impl Default for AcmeConfig {
             ari_explanation_url: None,
             external_account_required: false,
             eab_keys: BTreeMap::new(),
+            allowed_special_use_domains: Vec::new(),
+            public_suffix_check: true,
             min_rsa_bits: 2048,
             eab_key_reuse: false,
             serve_revoked_certificates: true,
@@ -616,6 +625,14 @@ impl Config {
 
     /// Checks cross-field rules once, at load.
     pub fn validate(&self) -> Result<(), String> {
+        for d in &self.acme.allowed_special_use_domains {
+            if !crate::ra::policy::SPECIAL_USE.contains(&d.as_str()) {
+                return Err(format!(
+                    "acme.allowed_special_use_domains: {d:?} is not one of {}",
+                    crate::ra::policy::SPECIAL_USE.join(", ")
+                ));
+            }
+        }
         if self.server.max_connections_per_client == 0 {
             return Err("server.max_connections_per_client must be at least 1".into());
         }

@@ -187,6 +187,13 @@ pub fn defaults() -> Config {
     // Pebble lets every account use its configured EAB keys, and answers
     // 404 for a revoked certificate's URL.
     c.acme.eab_key_reuse = true;
+    // Pebble certifies names under special-use domains and public
+    // suffixes; client suites order "example.test"-style names.
+    c.acme.allowed_special_use_domains = crate::ra::policy::SPECIAL_USE
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect();
+    c.acme.public_suffix_check = false;
     // Pebble takes RSA keys of 1024 bits (node-acme-client's suite makes
     // accounts and certificates with them).
     c.acme.min_rsa_bits = 1024;

@@ -337,6 +337,8 @@ impl Server {
             policy: Policy {
                 blocked_domains: config.acme.blocked_domains.clone(),
                 allow_ip: config.acme.allow_ip_identifiers,
+                allowed_special_use: config.acme.allowed_special_use_domains.clone(),
+                skip_public_suffix_check: !config.acme.public_suffix_check,
             },
             settings: RaSettings {
                 order_lifetime: config.acme.order_lifetime,

@@ -41,6 +41,43 @@ pub struct Policy {
     pub blocked_domains: Vec<String>,
     /// Whether IP identifiers (RFC 8738) are accepted.
     pub allow_ip: bool,
+    /// Special-use domains ([`SPECIAL_USE`]) whose names are accepted all
+    /// the same (a test setup's "test"); the others are refused.
+    pub allowed_special_use: Vec<String>,
+    /// Accept public suffixes and wildcards directly under one (Pebble
+    /// does); otherwise both are refused.
+    pub skip_public_suffix_check: bool,
+}
+
+/// Special-use domain names (RFC 6761 §6, RFC 6762 "local", RFC 7686
+/// "onion", RFC 8375 "home.arpa", RFC 9476 "alt", ICANN's "internal"): no
+/// one can show control of a name under them, so a CA never certifies one.
+pub const SPECIAL_USE: [&str; 9] = [
+    "test",
+    "example",
+    "invalid",
+    "localhost",
+    "local",
+    "onion",
+    "internal",
+    "alt",
+    "home.arpa",
+];
+
+/// The special-use domain `name` is under (or is), if any.
+fn special_use(name: &str) -> Option<&'static str> {
+    SPECIAL_USE.into_iter().find(|s| {
+        name == *s || (name.len() > s.len() && name.ends_with(s) && {
+            let dot = name.len() - s.len() - 1;
+            name.as_bytes()[dot] == b'.'
+        })
+    })
+}
+
+/// Whether `name` is itself a suffix of the Public Suffix List (ICANN or
+/// private section: "co.uk", "github.io").
+fn is_public_suffix(name: &str) -> bool {
+    psl::suffix(name.as_bytes()).is_some_and(|s| s.is_known() && s.as_bytes() == name.as_bytes())
 }
 
 impl Policy {
@@ -108,6 +145,21 @@ impl Policy {
                         ErrorKind::RejectedIdentifier,
                         "the name is forbidden by the CA's policy",
                     ));
+                }
+                if let Some(su) = special_use(base) {
+                    if !self.allowed_special_use.iter().any(|a| a == su) {
+                        return Err(Error::new(
+                            ErrorKind::RejectedIdentifier,
+                            format!("names under \"{su}\" are special-use (RFC 6761) and are not certified by this CA"),
+                        ));
+                    }
+                }
+                if !self.skip_public_suffix_check && is_public_suffix(base) {
+                    return Err(rejected(if wildcard {
+                        "a wildcard directly under a public suffix (Public Suffix List) is not certified"
+                    } else {
+                        "the name is a public suffix (Public Suffix List), which no one can hold"
+                    }));
                 }
                 Ok(CheckedIdentifier {
                     identifier: Identifier::dns(name),
@@ -209,6 +261,9 @@ pub fn check_dns_name(raw: &str) -> Result<(String, bool)> {
                 "DNS label has '--' in positions 3 and 4 but is not an A-label",
             ));
         }
+        if let Some(encoded) = label.strip_prefix("xn--") {
+            check_a_label(label, encoded)?;
+        }
     }
     // labels.len() >= 2, so last() exists.
     let tld = labels[labels.len() - 1];
@@ -216,6 +271,20 @@ pub fn check_dns_name(raw: &str) -> Result<(String, bool)> {
         return Err(rejected("DNS name's top-level label is all digits"));
     }
     Ok((name, wildcard))
+}
+
+/// An A-label (RFC 5890 §2.3.2.1) must be valid Punycode of a non-ASCII
+/// U-label that IDNA2008 (UTS #46, strict) maps back to exactly this label.
+fn check_a_label(label: &str, encoded: &str) -> Result<()> {
+    let invalid = || rejected("DNS label starts with \"xn--\" but is not a valid A-label (punycode)");
+    let unicode = idna::punycode::decode_to_string(encoded).ok_or_else(invalid)?;
+    if unicode.is_ascii() {
+        return Err(invalid());
+    }
+    match idna::domain_to_ascii_strict(&unicode) {
+        Ok(back) if back == label => Ok(()),
+        _ => Err(invalid()),
+    }
 }
 
 /// Parses an IP identifier. RFC 8738 §3: the value is the textual form of
@@ -243,7 +312,70 @@ mod tests {
         Policy {
             blocked_domains: vec!["blocked.test".into()],
             allow_ip: true,
+            allowed_special_use: vec!["test".into()],
+            skip_public_suffix_check: false,
         }
+    }
+
+    fn refused(p: &Policy, name: &str) -> bool {
+        p.check(&Identifier::dns(name)).is_err()
+    }
+
+    #[test]
+    fn a_labels_must_be_valid_punycode() {
+        let p = policy();
+        for bad in ["xn--zz.example.com", "xn--a.com", "xn--abc.example.com", "a.xn--.com"] {
+            assert!(refused(&p, bad), "{bad}");
+        }
+        // bücher.example.com, and an IDN top-level domain.
+        assert!(!refused(&p, "xn--bcher-kva.example.com"));
+        assert!(!refused(&p, "shop.xn--p1ai"));
+    }
+
+    #[test]
+    fn public_suffixes_and_wildcards_under_them_are_refused() {
+        let p = policy();
+        for bad in ["*.co.uk", "co.uk", "*.github.io", "github.io", "*.com.au"] {
+            assert!(refused(&p, bad), "{bad}");
+        }
+        for ok in ["a.co.uk", "*.example.co.uk", "me.github.io", "*.me.github.io"] {
+            assert!(!refused(&p, ok), "{ok}");
+        }
+        let lenient = Policy {
+            skip_public_suffix_check: true,
+            ..policy()
+        };
+        assert!(!refused(&lenient, "*.co.uk"));
+    }
+
+    #[test]
+    fn special_use_names_only_where_allowed() {
+        let strict = Policy {
+            allowed_special_use: Vec::new(),
+            ..policy()
+        };
+        for name in [
+            "a.test",
+            "printer.local",
+            "x.invalid",
+            "abc.onion",
+            "app.localhost",
+            "db.internal",
+            "box.home.arpa",
+            "www.example",
+            "*.svc.internal",
+        ] {
+            let e = strict.check(&Identifier::dns(name)).unwrap_err();
+            assert_eq!(e.kind, ErrorKind::RejectedIdentifier, "{name}");
+            assert!(e.detail.contains("special-use"), "{name}: {}", e.detail);
+        }
+        // example.com, testing.com and local.example.org are ordinary names.
+        for ok in ["example.com", "testing.com", "local.example.org", "internal.example.net"] {
+            assert!(!refused(&strict, ok), "{ok}");
+        }
+        // A test setup allows "test".
+        assert!(!refused(&policy(), "a.test"));
+        assert!(refused(&policy(), "a.local"));
     }
 
     #[test]

@@ -1559,7 +1559,7 @@ fn cn_only_csr_pem(cn: &str) -> String {
 #[tokio::test]
 async fn one_identifier_policy_and_subject_rule_for_every_way_in() {
     let h = harness(|c| {
-        c.acme.blocked_domains = vec!["blocked.example".into()];
+        c.acme.blocked_domains = vec!["blocked.example.com".into()];
         c.acme.allow_ip_identifiers = false;
     })
     .await;
@@ -1576,7 +1576,7 @@ async fn one_identifier_policy_and_subject_rule_for_every_way_in() {
         }
     };
     // POST /certs: a blocked name, an IP address.
-    let r = h.issue(ALICE, server_cert("e", "y.blocked.example")).await;
+    let r = h.issue(ALICE, server_cert("e", "y.blocked.example.com")).await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.json());
     assert!(r.json()["detail"].as_str().unwrap().contains("forbidden"));
     let mut body = server_cert("e", "ok.example.com");
@@ -1586,7 +1586,7 @@ async fn one_identifier_policy_and_subject_rule_for_every_way_in() {
     assert!(r.json()["detail"].as_str().unwrap().contains("IP address"));
     // Uploads: a blocked name; a CN alone under the server profile (which
     // requires names and issues serverAuth); a CN with a newline.
-    let r = upload(csr_pem("y.blocked.example"), "server").await;
+    let r = upload(csr_pem("y.blocked.example.com"), "server").await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.json());
     let r = upload(cn_only_csr_pem("*.google.com"), "server").await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.json());

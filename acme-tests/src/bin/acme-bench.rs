@@ -77,7 +77,7 @@ struct Args {
     #[arg(long, default_value_t = 1)]
     threads: usize,
     /// Parent domain of the random names ordered.
-    #[arg(long, default_value = "bench.example")]
+    #[arg(long, default_value = "bench.example.com")]
     domain: String,
     /// Print one JSON object instead of the human-readable report.
     #[arg(long)]
