@@ -134,6 +134,10 @@ listen = "127.0.0.1:{status}"
 [validation]
 always_valid = true
 
+[acme]
+# The tests' names are under "example" (RFC 2606).
+allowed_special_use_domains = ["example"]
+
 [service]
 enabled = true
 listen = "127.0.0.1:{service_port}"
