@@ -67,10 +67,11 @@ pub const SPECIAL_USE: [&str; 9] = [
 /// The special-use domain `name` is under (or is), if any.
 fn special_use(name: &str) -> Option<&'static str> {
     SPECIAL_USE.into_iter().find(|s| {
-        name == *s || (name.len() > s.len() && name.ends_with(s) && {
-            let dot = name.len() - s.len() - 1;
-            name.as_bytes()[dot] == b'.'
-        })
+        name == *s
+            || (name.len() > s.len() && name.ends_with(s) && {
+                let dot = name.len() - s.len() - 1;
+                name.as_bytes()[dot] == b'.'
+            })
     })
 }
 
@@ -276,7 +277,8 @@ pub fn check_dns_name(raw: &str) -> Result<(String, bool)> {
 /// An A-label (RFC 5890 §2.3.2.1) must be valid Punycode of a non-ASCII
 /// U-label that IDNA2008 (UTS #46, strict) maps back to exactly this label.
 fn check_a_label(label: &str, encoded: &str) -> Result<()> {
-    let invalid = || rejected("DNS label starts with \"xn--\" but is not a valid A-label (punycode)");
+    let invalid =
+        || rejected("DNS label starts with \"xn--\" but is not a valid A-label (punycode)");
     let unicode = idna::punycode::decode_to_string(encoded).ok_or_else(invalid)?;
     if unicode.is_ascii() {
         return Err(invalid());
@@ -324,7 +326,12 @@ mod tests {
     #[test]
     fn a_labels_must_be_valid_punycode() {
         let p = policy();
-        for bad in ["xn--zz.example.com", "xn--a.com", "xn--abc.example.com", "a.xn--.com"] {
+        for bad in [
+            "xn--zz.example.com",
+            "xn--a.com",
+            "xn--abc.example.com",
+            "a.xn--.com",
+        ] {
             assert!(refused(&p, bad), "{bad}");
         }
         // bücher.example.com, and an IDN top-level domain.
@@ -338,7 +345,12 @@ mod tests {
         for bad in ["*.co.uk", "co.uk", "*.github.io", "github.io", "*.com.au"] {
             assert!(refused(&p, bad), "{bad}");
         }
-        for ok in ["a.co.uk", "*.example.co.uk", "me.github.io", "*.me.github.io"] {
+        for ok in [
+            "a.co.uk",
+            "*.example.co.uk",
+            "me.github.io",
+            "*.me.github.io",
+        ] {
             assert!(!refused(&p, ok), "{ok}");
         }
         let lenient = Policy {
@@ -370,7 +382,12 @@ mod tests {
             assert!(e.detail.contains("special-use"), "{name}: {}", e.detail);
         }
         // example.com, testing.com and local.example.org are ordinary names.
-        for ok in ["example.com", "testing.com", "local.example.org", "internal.example.net"] {
+        for ok in [
+            "example.com",
+            "testing.com",
+            "local.example.org",
+            "internal.example.net",
+        ] {
             assert!(!refused(&strict, ok), "{ok}");
         }
         // A test setup allows "test".

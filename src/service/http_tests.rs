@@ -1576,7 +1576,9 @@ async fn one_identifier_policy_and_subject_rule_for_every_way_in() {
         }
     };
     // POST /certs: a blocked name, an IP address.
-    let r = h.issue(ALICE, server_cert("e", "y.blocked.example.com")).await;
+    let r = h
+        .issue(ALICE, server_cert("e", "y.blocked.example.com"))
+        .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.json());
     assert!(r.json()["detail"].as_str().unwrap().contains("forbidden"));
     let mut body = server_cert("e", "ok.example.com");
