@@ -482,6 +482,8 @@ impl Server {
                         self.app.request_timeout,
                     ),
                     self.limits.clone(),
+                    metrics.clone(),
+                    Listener::Service,
                     stopped(stop_rx.clone()),
                 ),
             ))
@@ -497,6 +499,8 @@ impl Server {
                         self.app.request_timeout,
                     ),
                     self.limits.clone(),
+                    metrics.clone(),
+                    Listener::Management,
                     stopped(stop_rx.clone()),
                 ),
             ))
@@ -510,6 +514,8 @@ impl Server {
                     None,
                     router,
                     self.limits.clone(),
+                    metrics.clone(),
+                    Listener::Status,
                     stopped(stop_rx.clone()),
                 ),
             ))
@@ -526,6 +532,8 @@ impl Server {
                     None,
                     router,
                     self.limits.clone(),
+                    metrics.clone(),
+                    Listener::Metrics,
                     stopped(stop_rx.clone()),
                 ),
             ))
@@ -538,6 +546,8 @@ impl Server {
                 Some(self.tls),
                 router,
                 self.limits,
+                metrics.clone(),
+                Listener::Acme,
                 stopped(stop_rx),
             ),
         );
