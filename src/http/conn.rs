@@ -538,6 +538,23 @@ mod tests {
         assert!(activity.timed_out());
     }
 
+    /// A request is in progress from the service call until its response
+    /// body is done with, not only until the handler returns.
+    #[tokio::test]
+    async fn a_request_is_in_progress_until_its_body_is_dropped() {
+        use tower::ServiceExt;
+        let activity = Activity::new();
+        let router = Router::new().route("/", get(|| async { "ok" }));
+        let svc = Tracked::new(router, activity.clone());
+        assert!(!activity.busy());
+        let request = axum::http::Request::get("/").body(Body::empty()).unwrap();
+        let response = svc.oneshot(request).await.unwrap();
+        assert!(activity.busy(), "the body is still to be sent");
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(&body[..], b"ok");
+        assert!(!activity.busy());
+    }
+
     #[test]
     fn an_address_holds_at_most_its_limit() {
         let per = PerClient::new(2);
