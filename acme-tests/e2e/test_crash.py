@@ -52,7 +52,7 @@ import chisel2
 pytestmark = pytest.mark.acme_ca_only("pebble keeps no state across a restart")
 
 WORKERS = 6
-KILLS = 5
+KILLS = 8
 # Between a (re)start and its kill: first the workers must have done this
 # many steps against the new process, then a random delay of up to this.
 PROGRESS_STEPS = 3
