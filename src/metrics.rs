@@ -187,6 +187,36 @@ impl OcspOutcome {
     }
 }
 
+/// Why the server closed a connection on its own, for
+/// [`Metrics::connection_closed`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnectionClosed {
+    /// Its client address already held `max_connections_per_client`
+    /// connections on the listener: closed at accept.
+    ClientLimit,
+    /// No TLS handshake within `handshake_timeout`.
+    HandshakeTimeout,
+    /// No progress for `idle_timeout`: no request started, or none of a
+    /// request in progress read or written.
+    Idle,
+}
+
+impl ConnectionClosed {
+    fn as_str(self) -> &'static str {
+        match self {
+            ConnectionClosed::ClientLimit => "client_limit",
+            ConnectionClosed::HandshakeTimeout => "handshake_timeout",
+            ConnectionClosed::Idle => "idle",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct ClosedLabels {
+    listener: Listener,
+    reason: &'static str,
+}
+
 /// What became of one webhook delivery attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WebhookOutcome {
@@ -240,6 +270,7 @@ pub struct Metrics {
     expiring_30d: Gauge,
     listeners: Family<[(&'static str, Listener); 1], Gauge>,
     listener_state: [AtomicU8; 5],
+    connections_closed: Family<ClosedLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -370,7 +401,15 @@ impl Metrics {
             listeners.clone(),
         );
 
+        let connections_closed = Family::<ClosedLabels, Counter>::default();
+        r.register(
+            "connections_closed",
+            "Connections the server closed on its own, by listener and reason (client_limit, handshake_timeout, idle)",
+            connections_closed.clone(),
+        );
+
         Metrics {
+            connections_closed,
             http_requests,
             http_duration,
             acme_problems,
@@ -510,6 +549,16 @@ impl Metrics {
         self.webhooks[outcome as usize].inc();
     }
 
+    /// A connection on `listener` that the server closed on its own.
+    pub fn connection_closed(&self, listener: Listener, why: ConnectionClosed) {
+        self.connections_closed
+            .get_or_create(&ClosedLabels {
+                listener,
+                reason: why.as_str(),
+            })
+            .inc();
+    }
+
     /// Sets the counts of unrevoked certificates expiring within 7 and 30
     /// days.
     pub fn set_expiring(&self, within_7d: u64, within_30d: u64) {
@@ -579,7 +628,15 @@ mod tests {
             Duration::from_millis(3),
         );
         m.listener_configured(Listener::Status);
+        m.connection_closed(Listener::Service, ConnectionClosed::ClientLimit);
+        m.connection_closed(Listener::Service, ConnectionClosed::ClientLimit);
+        m.connection_closed(Listener::Acme, ConnectionClosed::Idle);
         let text = m.encode();
+        assert!(text.contains(
+            "acme_ca_connections_closed_total{listener=\"service\",reason=\"client_limit\"} 2\n"
+        ));
+        assert!(text
+            .contains("acme_ca_connections_closed_total{listener=\"acme\",reason=\"idle\"} 1\n"));
         assert!(
             text.contains("acme_ca_nonces_total{event=\"issued\"} 2\n"),
             "{text}"

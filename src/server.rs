@@ -471,6 +471,21 @@ impl Server {
         };
         let metrics = self.monitor.metrics.clone();
         let serving = |which, serve| serving(metrics.clone(), which, serve);
+        // ACME's first: every listener counts as serving (for `/ready`)
+        // before any of them answers a request, even one that waited in
+        // the backlog since the "ready" line.
+        let acme = serving(
+            Listener::Acme,
+            http::serve(
+                listener,
+                Some(self.tls.clone()),
+                http::router(self.app.clone()),
+                self.limits.clone(),
+                metrics.clone(),
+                Listener::Acme,
+                stopped(stop_rx.clone()),
+            ),
+        );
         let service_task = self.service.map(|(l, service)| {
             tokio::spawn(serving(
                 Listener::Service,
@@ -482,6 +497,8 @@ impl Server {
                         self.app.request_timeout,
                     ),
                     self.limits.clone(),
+                    metrics.clone(),
+                    Listener::Service,
                     stopped(stop_rx.clone()),
                 ),
             ))
@@ -497,6 +514,8 @@ impl Server {
                         self.app.request_timeout,
                     ),
                     self.limits.clone(),
+                    metrics.clone(),
+                    Listener::Management,
                     stopped(stop_rx.clone()),
                 ),
             ))
@@ -510,6 +529,8 @@ impl Server {
                     None,
                     router,
                     self.limits.clone(),
+                    metrics.clone(),
+                    Listener::Status,
                     stopped(stop_rx.clone()),
                 ),
             ))
@@ -526,21 +547,12 @@ impl Server {
                     None,
                     router,
                     self.limits.clone(),
+                    metrics.clone(),
+                    Listener::Metrics,
                     stopped(stop_rx.clone()),
                 ),
             ))
         });
-        let router = http::router(self.app.clone());
-        let acme = serving(
-            Listener::Acme,
-            http::serve(
-                listener,
-                Some(self.tls),
-                router,
-                self.limits,
-                stopped(stop_rx),
-            ),
-        );
         tokio::pin!(acme);
         tokio::select! {
             _ = &mut acme => {}
@@ -560,12 +572,28 @@ impl Server {
     }
 }
 
-/// Runs a listener's accept loop `serve`, which is up (for `/ready` and
-/// `acme_ca_listener_up`) while it runs.
-async fn serving(metrics: Arc<Metrics>, which: Listener, serve: impl Future<Output = ()>) {
+/// A listener's accept loop `serve`, up (for `/ready` and
+/// `acme_ca_listener_up`) from this call, before the loop is first polled,
+/// until the loop ends or is dropped. Marking it at the call lets
+/// `Server::run` mark every listener before any of them serves a request.
+fn serving(
+    metrics: Arc<Metrics>,
+    which: Listener,
+    serve: impl Future<Output = ()>,
+) -> impl Future<Output = ()> {
+    /// Marks the listener down when the loop ends, however it ends.
+    struct Up(Arc<Metrics>, Listener);
+    impl Drop for Up {
+        fn drop(&mut self) {
+            self.0.listener_serving(self.1, false);
+        }
+    }
     metrics.listener_serving(which, true);
-    serve.await;
-    metrics.listener_serving(which, false);
+    let up = Up(metrics, which);
+    async move {
+        serve.await;
+        drop(up);
+    }
 }
 
 /// Renews the operator service's auto-renew certificates as they enter
@@ -709,6 +737,33 @@ fn create_private_dir(dir: &std::path::Path) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Regression: the ACME listener counted as serving only once `run`
+    /// first polled it, after the other listeners' tasks were spawned, so
+    /// a `/ready` waiting in the status listener's backlog since the
+    /// "ready" line could be answered 503 (listener:acme not serving).
+    /// A listener is up from the `serving` call, before its loop is
+    /// polled, and down when the loop ends or is dropped.
+    #[test]
+    fn a_listener_is_up_from_the_serving_call_until_its_loop_ends() {
+        let metrics = Arc::new(Metrics::new());
+        metrics.listener_configured(Listener::Acme);
+        assert_eq!(metrics.listeners_down(), vec![Listener::Acme]);
+        let never = serving(metrics.clone(), Listener::Acme, std::future::pending());
+        assert!(
+            metrics.listeners_down().is_empty(),
+            "up before being polled"
+        );
+        drop(never);
+        assert_eq!(metrics.listeners_down(), vec![Listener::Acme]);
+        let done = serving(metrics.clone(), Listener::Acme, async {});
+        assert!(metrics.listeners_down().is_empty());
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(done);
+        assert_eq!(metrics.listeners_down(), vec![Listener::Acme]);
+    }
 
     /// A configured certificate and key serve the listener instead of a
     /// generated one.

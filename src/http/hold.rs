@@ -146,9 +146,17 @@ mod tests {
             idle_timeout: Duration::from_secs(30),
         };
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(serve(listener, None, router, limits, async {
-            let _ = stopped.await;
-        }));
+        tokio::spawn(serve(
+            listener,
+            None,
+            router,
+            limits,
+            Arc::new(crate::metrics::Metrics::new()),
+            crate::metrics::Listener::Status,
+            async {
+                let _ = stopped.await;
+            },
+        ));
         let tcp = TcpStream::connect(addr).await.unwrap();
         let (client, conn) =
             hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))

@@ -1,9 +1,11 @@
 //! The thin HTTP front end: TLS accept loop, router, the one wrapper that
 //! adds ACME's shared headers, and the error edge.
 //!
-//! Bounds: at most `max_connections` connections at once; a TLS handshake
-//! and the request headers must arrive within `handshake_timeout`; a body
-//! is read up to `max_body_bytes`; a whole request is cut off after
+//! Bounds: at most `max_connections` connections at once, and
+//! `max_connections_per_client` from one address; a TLS handshake and the
+//! request headers must arrive within `handshake_timeout`; a connection
+//! without a request for `idle_timeout` is closed (`conn`); a body is read
+//! up to `max_body_bytes`; a whole request is cut off after
 //! `request_timeout`. An early answer over HTTP/2 waits for the end of a
 //! bounded upload (`hold`).
 
@@ -34,7 +36,7 @@ use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 
 use crate::error::{Error, ErrorKind};
-use crate::metrics::{Listener, Metrics, Route};
+use crate::metrics::{ConnectionClosed, Listener, Metrics, Route};
 use crate::protocol::DirectoryMeta;
 use crate::ra::Ra;
 use nonce::NonceService;
@@ -366,12 +368,15 @@ pub struct Limits {
 
 /// Serves `router` on an already-bound listener, over TLS when `tls` is
 /// given and plain HTTP otherwise, until `shutdown` completes, then lets
-/// open requests finish for up to 10 seconds.
+/// open requests finish for up to 10 seconds. The connections it closes
+/// on its own are counted in `metrics` as `which`'s.
 pub async fn serve(
     listener: TcpListener,
     tls: Option<Arc<rustls::ServerConfig>>,
     router: Router,
     limits: Limits,
+    metrics: Arc<Metrics>,
+    which: Listener,
     shutdown: impl Future<Output = ()>,
 ) {
     let acceptor = tls.map(TlsAcceptor::from);
@@ -413,12 +418,15 @@ pub async fn serve(
         // Over its address's share: closed at once, holding no slot.
         let Some(admitted) = per_client.admit(peer.ip()) else {
             tracing::debug!(%peer, "too many connections from this address");
+            metrics.connection_closed(which, ConnectionClosed::ClientLimit);
             continue;
         };
         let _ = tcp.set_nodelay(true);
-        let tcp = conn::Idle::new(tcp, limits.idle_timeout);
+        let activity = conn::Activity::new();
+        let tcp = conn::Idle::new(tcp, limits.idle_timeout, activity.clone());
         let acceptor = acceptor.clone();
-        let router = router.clone();
+        let router = conn::Tracked::new(router.clone(), activity.clone());
+        let metrics = metrics.clone();
         let builder = builder.clone();
         let watcher = graceful.watcher();
         let handshake_timeout = limits.handshake_timeout;
@@ -434,11 +442,18 @@ pub async fn serve(
                     }
                 },
             );
+            // Counted once the connection is over, whichever way it went.
+            let count_idle = || {
+                if activity.timed_out() {
+                    metrics.connection_closed(which, ConnectionClosed::Idle);
+                }
+            };
             let Some(acceptor) = acceptor else {
                 let conn = builder.serve_connection(TokioIo::new(tcp), svc);
                 if let Err(e) = watcher.watch(conn).await {
                     tracing::debug!(%peer, error = %e, "connection ended with an error");
                 }
+                count_idle();
                 drop((slot, admitted));
                 return;
             };
@@ -446,10 +461,12 @@ pub async fn serve(
                 Ok(Ok(s)) => s,
                 Ok(Err(e)) => {
                     tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                    count_idle();
                     return;
                 }
                 Err(_) => {
                     tracing::debug!(%peer, "TLS handshake timed out");
+                    metrics.connection_closed(which, ConnectionClosed::HandshakeTimeout);
                     return;
                 }
             };
@@ -457,6 +474,7 @@ pub async fn serve(
             if let Err(e) = watcher.watch(conn).await {
                 tracing::debug!(%peer, error = %e, "connection ended with an error");
             }
+            count_idle();
             drop((slot, admitted));
         });
     }
