@@ -751,6 +751,32 @@ mod tests {
       }
     }"#;
 
+    /// Pebble offers dns-account-01 and dns-persist-01, the latter naming
+    /// its caaIdentities (or its own name) as issuer domain names.
+    #[test]
+    fn draft_dns_challenges_as_pebble() {
+        let mut c = defaults();
+        apply_json(&mut c, TEST_CONFIG).unwrap();
+        c.validate().unwrap();
+        assert!(c.validation.dns_account_01 && c.validation.dns_persist_01);
+        assert_eq!(
+            c.validation.issuer_domain_names(&c.acme),
+            [PEBBLE_ISSUER_DOMAIN_NAME]
+        );
+        let mut c = defaults();
+        apply_json(
+            &mut c,
+            r#"{"pebble": {"caaIdentities": ["CA.Example.", "other.test"]}}"#,
+        )
+        .unwrap();
+        c.validate().unwrap();
+        assert_eq!(c.acme.caa_identities, ["CA.Example.", "other.test"]);
+        assert_eq!(
+            c.validation.issuer_domain_names(&c.acme),
+            ["ca.example", "other.test"]
+        );
+    }
+
     #[test]
     fn pebble_test_config_maps_onto_fields() {
         let mut c = defaults();
