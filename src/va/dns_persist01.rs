@@ -174,9 +174,10 @@ impl DnsPersist01 {
             Some((i, r)) => (i, Some(r)),
             None => (text, None),
         };
+        let issuer = issuer.trim_matches(|c| c == ' ' || c == '\t');
         let issuer = issuer
-            .trim_matches(|c| c == ' ' || c == '\t')
-            .trim_end_matches('.')
+            .strip_suffix('.')
+            .unwrap_or(issuer)
             .to_ascii_lowercase();
         if !self.issuers.contains(&issuer) {
             return Verdict::NotOurs;
