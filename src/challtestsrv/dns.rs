@@ -320,3 +320,29 @@ fn character_strings(value: &str) -> Vec<String> {
     out.push(rest.to_owned());
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::character_strings;
+
+    #[test]
+    fn long_values_become_several_character_strings() {
+        assert_eq!(character_strings(""), [""]);
+        assert_eq!(character_strings("abc"), ["abc"]);
+        let exact = "a".repeat(255);
+        assert_eq!(character_strings(&exact), [exact]);
+        let long = "b".repeat(600);
+        let parts = character_strings(&long);
+        assert_eq!(
+            parts.iter().map(String::len).collect::<Vec<_>>(),
+            [255, 255, 90]
+        );
+        assert_eq!(parts.concat(), long);
+        // A cut never splits a character: "é" is two bytes.
+        let mixed = format!("{}é{}", "c".repeat(254), "d".repeat(10));
+        let parts = character_strings(&mixed);
+        assert_eq!(parts[0].len(), 254);
+        assert!(parts.iter().all(|p| p.len() <= 255));
+        assert_eq!(parts.concat(), mixed);
+    }
+}
