@@ -506,6 +506,28 @@ pub struct ValidationConfig {
     /// ago than this.
     #[serde(deserialize_with = "de_duration")]
     pub caa_recheck_after: Duration,
+    /// Offer dns-account-01 (draft-ietf-acme-dns-account-label) for DNS
+    /// names, wildcards included.
+    pub dns_account_01: bool,
+    /// Offer dns-persist-01 (draft-ietf-acme-dns-persist) for DNS names,
+    /// wildcards included. Off by default (docs/VALIDATION.md says why).
+    pub dns_persist_01: bool,
+    /// The issuer domain names a dns-persist-01 record may name (and the
+    /// challenge lists): lower-case A-labels without a trailing dot, at most
+    /// 10. Empty: `acme.caa_identities`.
+    pub dns_persist_issuer_domain_names: Vec<String>,
+}
+
+impl ValidationConfig {
+    /// The issuer domain names dns-persist-01 uses: the configured ones, or
+    /// else the directory's CAA identities.
+    pub fn issuer_domain_names<'a>(&'a self, acme: &'a AcmeConfig) -> &'a [String] {
+        if self.dns_persist_issuer_domain_names.is_empty() {
+            &acme.caa_identities
+        } else {
+            &self.dns_persist_issuer_domain_names
+        }
+    }
 }
 
 impl Default for ValidationConfig {
@@ -526,6 +548,9 @@ impl Default for ValidationConfig {
             allow_reserved_addresses: false,
             caa: true,
             caa_recheck_after: Duration::from_secs(8 * 3600),
+            dns_account_01: true,
+            dns_persist_01: false,
+            dns_persist_issuer_domain_names: Vec::new(),
         }
     }
 }
@@ -631,6 +656,23 @@ impl Config {
                     "acme.allowed_special_use_domains: {d:?} is not one of {}",
                     crate::ra::policy::SPECIAL_USE.join(", ")
                 ));
+            }
+        }
+        if self.validation.dns_persist_01 {
+            let names = self.validation.issuer_domain_names(&self.acme);
+            if names.is_empty() {
+                return Err("validation.dns_persist_01 needs issuer domain names: set validation.dns_persist_issuer_domain_names or acme.caa_identities".into());
+            }
+            let max = crate::va::dns_persist01::MAX_ISSUER_DOMAIN_NAMES;
+            if names.len() > max {
+                return Err(format!(
+                    "dns-persist-01 allows at most {max} issuer domain names; {} are set",
+                    names.len()
+                ));
+            }
+            for n in names {
+                crate::va::dns_persist01::check_issuer_domain_name(n)
+                    .map_err(|e| format!("dns-persist-01 issuer domain name: {e}"))?;
             }
         }
         if self.server.max_connections_per_client == 0 {

@@ -125,7 +125,8 @@ pub struct Account {
     pub created_at: Timestamp,
 }
 
-/// Challenge types this server knows (RFC 8555 §8, RFC 8737).
+/// Challenge types this server knows (RFC 8555 §8, RFC 8737,
+/// draft-ietf-acme-dns-account-label, draft-ietf-acme-dns-persist).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum ChallengeType {
     #[serde(rename = "http-01")]
@@ -134,13 +135,22 @@ pub enum ChallengeType {
     Dns01,
     #[serde(rename = "tls-alpn-01")]
     TlsAlpn01,
+    /// dns-01 at a name carrying a label derived from the account URL.
+    #[serde(rename = "dns-account-01")]
+    DnsAccount01,
+    /// A persistent TXT record naming the CA and the account; no token.
+    #[serde(rename = "dns-persist-01")]
+    DnsPersist01,
 }
 
 impl ChallengeType {
-    pub const ALL: [ChallengeType; 3] = [
+    /// Every type, in the order authorizations list them.
+    pub const ALL: [ChallengeType; 5] = [
         ChallengeType::Http01,
         ChallengeType::Dns01,
         ChallengeType::TlsAlpn01,
+        ChallengeType::DnsAccount01,
+        ChallengeType::DnsPersist01,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -148,7 +158,26 @@ impl ChallengeType {
             ChallengeType::Http01 => "http-01",
             ChallengeType::Dns01 => "dns-01",
             ChallengeType::TlsAlpn01 => "tls-alpn-01",
+            ChallengeType::DnsAccount01 => "dns-account-01",
+            ChallengeType::DnsPersist01 => "dns-persist-01",
         }
+    }
+
+    /// Whether the challenge object carries the authorization's token: every
+    /// type but dns-persist-01, whose record does not change per
+    /// authorization (draft-ietf-acme-dns-persist, "Challenge Object").
+    pub fn has_token(self) -> bool {
+        self != ChallengeType::DnsPersist01
+    }
+
+    /// Whether the type proves control of a whole domain through DNS, and
+    /// so may validate a wildcard (RFC 8555 §7.1.3 allows dns-01; the
+    /// dns-account-01 and dns-persist-01 drafts extend it to their types).
+    pub fn validates_wildcards(self) -> bool {
+        matches!(
+            self,
+            ChallengeType::Dns01 | ChallengeType::DnsAccount01 | ChallengeType::DnsPersist01
+        )
     }
 
     pub fn parse(s: &str) -> Option<Self> {

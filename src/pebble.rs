@@ -43,6 +43,9 @@ pub const BUILTIN_CONFIG: &str = r#"{
     }
   }
 }"#;
+/// The issuer domain name Pebble uses when its config lists no
+/// caaIdentities.
+pub const PEBBLE_ISSUER_DOMAIN_NAME: &str = "pebble.letsencrypt.org";
 /// Pebble's terms of service URL.
 pub const TERMS_OF_SERVICE: &str = "data:text/plain,Do%20what%20thou%20wilt";
 /// The largest config file read.
@@ -211,6 +214,11 @@ pub fn defaults() -> Config {
     // Pebble's VA asks names as they are; its mock DNS, pebble-challtestsrv,
     // matches them byte for byte.
     c.validation.dns_case_randomization = crate::config::CaseRandomization::Off;
+    // Pebble offers dns-account-01 and dns-persist-01; the latter's issuer
+    // domain names are its caaIdentities, by default Pebble's own name.
+    c.validation.dns_account_01 = true;
+    c.validation.dns_persist_01 = true;
+    c.validation.dns_persist_issuer_domain_names = vec![PEBBLE_ISSUER_DOMAIN_NAME.to_owned()];
     // Its own status listener on any free port: Pebble users never need it,
     // but certificates still point at a real CRL and OCSP responder.
     c.status.listen = "0.0.0.0:0".parse().expect("valid literal address");
@@ -338,6 +346,14 @@ pub fn apply_json(config: &mut Config, text: &str) -> Result<Vec<String>, String
         config.acme.blocked_domains = list;
     }
     if let Some(list) = f.strings("caaIdentities")? {
+        // Pebble's dns-persist-01 challenges list these as issuer domain
+        // names, which the draft wants lower case without a final dot.
+        if !list.is_empty() {
+            config.validation.dns_persist_issuer_domain_names = list
+                .iter()
+                .map(|n| n.trim_end_matches('.').to_ascii_lowercase())
+                .collect();
+        }
         config.acme.caa_identities = list;
     }
     if let Some(alg) = f.string("keyAlgorithm")? {
@@ -734,6 +750,32 @@ mod tests {
         }
       }
     }"#;
+
+    /// Pebble offers dns-account-01 and dns-persist-01, the latter naming
+    /// its caaIdentities (or its own name) as issuer domain names.
+    #[test]
+    fn draft_dns_challenges_as_pebble() {
+        let mut c = defaults();
+        apply_json(&mut c, TEST_CONFIG).unwrap();
+        c.validate().unwrap();
+        assert!(c.validation.dns_account_01 && c.validation.dns_persist_01);
+        assert_eq!(
+            c.validation.issuer_domain_names(&c.acme),
+            [PEBBLE_ISSUER_DOMAIN_NAME]
+        );
+        let mut c = defaults();
+        apply_json(
+            &mut c,
+            r#"{"pebble": {"caaIdentities": ["CA.Example.", "other.test"]}}"#,
+        )
+        .unwrap();
+        c.validate().unwrap();
+        assert_eq!(c.acme.caa_identities, ["CA.Example.", "other.test"]);
+        assert_eq!(
+            c.validation.issuer_domain_names(&c.acme),
+            ["ca.example", "other.test"]
+        );
+    }
 
     #[test]
     fn pebble_test_config_maps_onto_fields() {

@@ -31,6 +31,8 @@ use crate::va::addr::AddressPolicy;
 use crate::va::caa::CaaChecker;
 use crate::va::dns::Resolver;
 use crate::va::dns01::Dns01;
+use crate::va::dns_account01::DnsAccount01;
+use crate::va::dns_persist01::DnsPersist01;
 use crate::va::hickory::HickoryResolver;
 use crate::va::http01::Http01;
 use crate::va::tlsalpn01::TlsAlpn01;
@@ -308,7 +310,7 @@ impl Server {
             eab_keys.insert(kid.clone(), key);
         }
 
-        let (validator, caa) = validators(config)?;
+        let (validator, caa) = validators(config, clock.clone())?;
         let va = Va::start(
             store_dyn.clone(),
             validator,
@@ -359,6 +361,9 @@ impl Server {
                 require_tos: config.acme.terms_of_service.is_some(),
                 base_url: base.clone(),
                 caa_recheck_after: config.validation.caa_recheck_after,
+                dns_account_01: config.validation.dns_account_01,
+                dns_persist_01: config.validation.dns_persist_01,
+                issuer_domain_names: config.validation.issuer_domain_names(&config.acme).to_vec(),
             },
             urls,
             revocations: Some(events),
@@ -628,7 +633,10 @@ pub async fn shutdown_signal() {
 /// The VA's validator and CAA checker for `config`: always-valid (no
 /// network, no CAA), or the network validators on the VA's own resolver.
 #[allow(clippy::type_complexity)]
-fn validators(config: &Config) -> Result<(Arc<dyn Validator>, Option<Arc<CaaChecker>>)> {
+fn validators(
+    config: &Config,
+    clock: Arc<dyn Clock>,
+) -> Result<(Arc<dyn Validator>, Option<Arc<CaaChecker>>)> {
     let v = &config.validation;
     if v.always_valid {
         return Ok((Arc::new(AlwaysValid), None));
@@ -660,6 +668,12 @@ fn validators(config: &Config) -> Result<(Arc<dyn Validator>, Option<Arc<CaaChec
             .with_https_port(v.https_port)
             .with_any_redirect_port(v.redirect_any_port),
         dns01: Dns01::new(resolver.clone()),
+        dns_account01: DnsAccount01::new(resolver.clone()),
+        dns_persist01: DnsPersist01::new(
+            resolver.clone(),
+            clock,
+            v.issuer_domain_names(&config.acme).to_vec(),
+        ),
         tls_alpn01: TlsAlpn01::new(resolver, policy, v.timeout).with_port(v.tls_port),
         caa: caa.clone(),
     };

@@ -27,15 +27,18 @@ ERR = "urn:ietf:params:acme:error:"
 class ChallTestSrv:
     """The challtestsrv binary on free local ports (IPv4 answers only)."""
 
-    def __init__(self, log_dir: Path):
-        bin_path = os.environ.get("CHALLTESTSRV_BIN", "target/debug/challtestsrv")
-        path = Path(bin_path)
-        self.binary = path if path.is_absolute() else REPO_ROOT / path
+    def __init__(self, log_dir: Path, command: Optional[list[str]] = None):
+        """`command` runs the server (default: the challtestsrv binary,
+        `$CHALLTESTSRV_BIN`); the listener flags are appended to it."""
+        if command is None:
+            bin_path = os.environ.get("CHALLTESTSRV_BIN", "target/debug/challtestsrv")
+            path = Path(bin_path)
+            command = [str(path if path.is_absolute() else REPO_ROOT / path)]
         self.dns_port, self.http_port, self.https_port = free_port(), free_port(), free_port()
         self.tls_port, self.mgmt_port = free_port(), free_port()
         self.log = open(log_dir / "challtestsrv.log", "ab")
         self.proc = subprocess.Popen(
-            [str(self.binary), "-dns01", f"127.0.0.1:{self.dns_port}",
+            [*command, "-dns01", f"127.0.0.1:{self.dns_port}",
              "-http01", f"127.0.0.1:{self.http_port}",
              "-https01", f"127.0.0.1:{self.https_port}",
              "-tlsalpn01", f"127.0.0.1:{self.tls_port}",

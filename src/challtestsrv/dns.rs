@@ -248,7 +248,7 @@ impl ChallTestSrv {
             }
             RecordType::TXT => {
                 for value in data.txt.get(&key).into_iter().flatten() {
-                    let txt = TXT::new(vec![value.clone()]);
+                    let txt = TXT::new(character_strings(value));
                     response.add_answer(Record::from_rdata(owner.clone(), ttl, RData::TXT(txt)));
                 }
             }
@@ -301,4 +301,48 @@ fn format_error(query: &[u8]) -> Option<Vec<u8>> {
     Message::error_msg(id, op_code, ResponseCode::FormErr)
         .to_vec()
         .ok()
+}
+
+/// `value` cut into the character-strings of one TXT record (RFC 1035
+/// §3.3.14: at most 255 octets each), at character boundaries; resolvers
+/// join them again. A long dns-persist-01 value needs more than one.
+fn character_strings(value: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut rest = value;
+    while rest.len() > 255 {
+        let mut cut = 255;
+        while !rest.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        out.push(rest[..cut].to_owned());
+        rest = &rest[cut..];
+    }
+    out.push(rest.to_owned());
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::character_strings;
+
+    #[test]
+    fn long_values_become_several_character_strings() {
+        assert_eq!(character_strings(""), [""]);
+        assert_eq!(character_strings("abc"), ["abc"]);
+        let exact = "a".repeat(255);
+        assert_eq!(character_strings(&exact), [exact]);
+        let long = "b".repeat(600);
+        let parts = character_strings(&long);
+        assert_eq!(
+            parts.iter().map(String::len).collect::<Vec<_>>(),
+            [255, 255, 90]
+        );
+        assert_eq!(parts.concat(), long);
+        // A cut never splits a character: "é" is two bytes.
+        let mixed = format!("{}é{}", "c".repeat(254), "d".repeat(10));
+        let parts = character_strings(&mixed);
+        assert_eq!(parts[0].len(), 254);
+        assert!(parts.iter().all(|p| p.len() <= 255));
+        assert_eq!(parts.concat(), mixed);
+    }
 }

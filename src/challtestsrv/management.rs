@@ -12,7 +12,7 @@
 //! | `/set-cname` | `{"host": "h", "target": "t"}` | alias `h` to `t` |
 //! | `/clear-cname` | `{"host": "h"}` | remove the alias |
 //! | `/set-servfail`, `/clear-servfail` | `{"host": "h"}` | SERVFAIL every query for `h`, or stop |
-//! | `/set-txt` | `{"host": "_acme-challenge.h.", "value": "v"}` | add a TXT answer |
+//! | `/set-txt` | `{"host": "_acme-challenge.h.", "value": "v"}` | add a TXT answer (any name: `_validation-persist.h.`, `_<label>._acme-challenge.h.`, …) |
 //! | `/clear-txt` | `{"host": "_acme-challenge.h."}` | remove the TXT answers |
 //! | `/add-http01` | `{"token": "t", "content": "keyauth"}` | serve an HTTP-01 response |
 //! | `/del-http01` | `{"token": "t"}` | remove it |

@@ -799,3 +799,5 @@ pub(crate) fn tls_provider() -> Arc<rustls::crypto::CryptoProvider> {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod va_tests;

@@ -236,7 +236,7 @@ pub async fn new_authz(State(app): State<Arc<App>>, post: AcmePost) -> Result<Re
     let (account, _) = post.account()?;
     let req: NewAuthz = post.json()?;
     let authz = app.ra.new_authz(account, &req.identifier).await?;
-    let (res, _) = authz_resource(&post.base, &authz, app.ra.clock.now());
+    let (res, _) = authz_resource(&app, &post.base, &authz);
     let mut resp = (StatusCode::CREATED, Json(res)).into_response();
     location(&mut resp, &post.base.url(&paths::authz(&authz.id)));
     Ok(resp)
@@ -313,14 +313,14 @@ pub async fn finalize(
     ))
 }
 
-fn authz_resource(base: &BaseUrl, authz: &Authz, now: i64) -> (AuthzResource, bool) {
+fn authz_resource(app: &App, base: &BaseUrl, authz: &Authz) -> (AuthzResource, bool) {
     let mut processing = false;
     let challenges = authz
         .offered
         .iter()
-        .map(|&kind| challenge_resource(base, authz, kind, &mut processing))
+        .map(|&kind| challenge_resource(app, base, authz, kind, &mut processing))
         .collect();
-    let status = authz_status(authz, now);
+    let status = authz_status(authz, app.ra.clock.now());
     // RFC 8555 §7.1.4: the identifier of a wildcard authorization is the
     // base name, with "wildcard": true.
     let res = AuthzResource {
@@ -334,6 +334,7 @@ fn authz_resource(base: &BaseUrl, authz: &Authz, now: i64) -> (AuthzResource, bo
 }
 
 fn challenge_resource(
+    app: &App,
     base: &BaseUrl,
     authz: &Authz,
     kind: ChallengeType,
@@ -344,11 +345,14 @@ fn challenge_resource(
         *processing = true;
     }
     let attempt = authz.attempt.as_ref().filter(|a| a.kind == kind);
+    let persist = kind == ChallengeType::DnsPersist01;
     ChallengeResource {
         kind: kind.as_str(),
         url: base.url(&paths::challenge(&authz.id, kind)),
         status: status.as_str(),
-        token: authz.token.clone(),
+        token: kind.has_token().then(|| authz.token.clone()),
+        accounturi: persist.then(|| base.url(&paths::account(&authz.account_id))),
+        issuer_domain_names: persist.then(|| app.ra.issuer_domain_names().to_vec()),
         validated: attempt.and_then(|a| a.validated_at).map(rfc3339),
         error: attempt.and_then(|a| a.error.clone()),
         validation_record: attempt.and_then(|a| a.records.clone()),
@@ -381,7 +385,7 @@ pub async fn authz(
         }
         app.ra.deactivate_authz(account, &id).await?
     };
-    let (res, processing) = authz_resource(&post.base, &authz, app.ra.clock.now());
+    let (res, processing) = authz_resource(&app, &post.base, &authz);
     let mut resp = Json(res).into_response();
     if processing {
         retry_after(&mut resp, app.authz_retry_after);
@@ -405,13 +409,16 @@ pub async fn challenge(
         // §7.5.1: the payload is an empty JSON object; other members are
         // ignored for extensibility, but it must be an object.
         let _: serde_json::Map<String, serde_json::Value> = post.json()?;
-        app.ra.answer_challenge(account, jwk, &id, kind).await?
+        let account_url = post.base.url(&paths::account(&account.id));
+        app.ra
+            .answer_challenge(account, jwk, &id, kind, account_url)
+            .await?
     };
     if !authz.offered.contains(&kind) {
         return Err(Error::not_found("no such challenge"));
     }
     let mut processing = false;
-    let res = challenge_resource(&post.base, &authz, kind, &mut processing);
+    let res = challenge_resource(&app, &post.base, &authz, kind, &mut processing);
     let mut resp = Json(res).into_response();
     add_link(&mut resp, &post.base.url(&paths::authz(&authz.id)), "up");
     if processing {

@@ -611,7 +611,7 @@ async fn concurrent_finalizes_issue_one_certificate() {
 }
 
 #[tokio::test]
-async fn wildcards_get_dns01_only_and_bad_identifiers_are_subproblems() {
+async fn wildcards_get_dns_challenges_only_and_bad_identifiers_are_subproblems() {
     let h = harness().await;
     let mut c = Client::new();
     h.register(&mut c).await;
@@ -633,7 +633,8 @@ async fn wildcards_get_dns01_only_and_bad_identifiers_are_subproblems() {
         .iter()
         .map(|c| c["type"].as_str().unwrap())
         .collect();
-    assert_eq!(types, ["dns-01"]);
+    // dns-account-01 is on by default, dns-persist-01 off.
+    assert_eq!(types, ["dns-01", "dns-account-01"]);
 
     let r = h
         .post(
@@ -1181,3 +1182,129 @@ mod lifecycle;
 mod metrics;
 
 mod pebble;
+
+/// The draft challenge types: offered where the config enables them, with
+/// their JSON members (dns-persist-01: no token, `accounturi`,
+/// `issuer-domain-names`), and validated through the challenge URL.
+#[tokio::test]
+async fn dns_account_and_dns_persist_challenges() {
+    let h = harness_with(|c| {
+        c.validation.dns_persist_01 = true;
+        c.acme.caa_identities = vec!["ca.test".into()];
+        c.validation.dns_persist_issuer_domain_names = vec!["ca.test".into(), "ca.example".into()];
+    })
+    .await;
+    let mut c = Client::new();
+    h.register(&mut c).await;
+    let account_url = c.kid.clone().unwrap();
+    let order = |value: &str| json!({"identifiers": [{"type": "dns", "value": value}]});
+    let challenges = |a: &Value| -> Vec<Value> { a["challenges"].as_array().unwrap().clone() };
+
+    let r = h
+        .post(&c, "/acme/new-order", Some(&order("*.example.com")))
+        .await;
+    let authz_url = r.json()["authorizations"][0].as_str().unwrap().to_string();
+    let a = h.post(&c, &authz_url, None).await.json();
+    let types: Vec<String> = challenges(&a)
+        .iter()
+        .map(|c| c["type"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(types, ["dns-01", "dns-account-01", "dns-persist-01"]);
+
+    let r = h
+        .post(&c, "/acme/new-order", Some(&order("www.example.com")))
+        .await;
+    let authz_url = r.json()["authorizations"][0].as_str().unwrap().to_string();
+    let a = h.post(&c, &authz_url, None).await.json();
+    let all = challenges(&a);
+    assert_eq!(all.len(), 5);
+    let token = all[0]["token"].as_str().unwrap().to_owned();
+    for ch in &all {
+        match ch["type"].as_str().unwrap() {
+            "dns-persist-01" => {
+                assert!(ch.get("token").is_none(), "{ch}");
+                assert_eq!(ch["accounturi"], account_url.as_str());
+                assert_eq!(ch["issuer-domain-names"], json!(["ca.test", "ca.example"]));
+            }
+            _ => {
+                assert_eq!(ch["token"], token.as_str(), "{ch}");
+                assert!(ch.get("accounturi").is_none(), "{ch}");
+                assert!(ch.get("issuer-domain-names").is_none(), "{ch}");
+            }
+        }
+    }
+    // Answering dns-persist-01 (always-valid here) settles the authorization.
+    let persist = all.iter().find(|c| c["type"] == "dns-persist-01").unwrap();
+    let url = persist["url"].as_str().unwrap();
+    let r = h.post(&c, url, Some(&json!({}))).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.json());
+    assert_eq!(r.json()["status"], "valid");
+    assert!(r.json().get("token").is_none());
+    let a = h.post(&c, &authz_url, None).await.json();
+    assert_eq!(a["status"], "valid");
+
+    // An authorization validated by dns-persist-01 is not reused: the next
+    // order for the name gets a new one.
+    let r = h
+        .post(&c, "/acme/new-order", Some(&order("www.example.com")))
+        .await;
+    let again = r.json()["authorizations"][0].as_str().unwrap().to_string();
+    assert_ne!(again, authz_url);
+
+    // IP identifiers get neither.
+    let r = h
+        .post(
+            &c,
+            "/acme/new-order",
+            Some(&json!({"identifiers": [{"type": "ip", "value": "192.0.2.7"}]})),
+        )
+        .await;
+    let authz_url = r.json()["authorizations"][0].as_str().unwrap().to_string();
+    let a = h.post(&c, &authz_url, None).await.json();
+    let types: Vec<String> = challenges(&a)
+        .iter()
+        .map(|c| c["type"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(types, ["http-01", "tls-alpn-01"]);
+}
+
+/// Both draft types can be switched off, and dns-persist-01 cannot be on
+/// without issuer domain names in the form the draft requires.
+#[tokio::test]
+async fn draft_challenges_follow_the_config() {
+    let h = harness_with(|c| c.validation.dns_account_01 = false).await;
+    let mut c = Client::new();
+    h.register(&mut c).await;
+    let r = h
+        .post(
+            &c,
+            "/acme/new-order",
+            Some(&json!({"identifiers": [{"type": "dns", "value": "*.example.com"}]})),
+        )
+        .await;
+    let authz_url = r.json()["authorizations"][0].as_str().unwrap().to_string();
+    let a = h.post(&c, &authz_url, None).await.json();
+    assert_eq!(a["challenges"].as_array().unwrap().len(), 1);
+    assert_eq!(a["challenges"][0]["type"], "dns-01");
+    // A challenge URL of a type not offered is not found.
+    let url = a["challenges"][0]["url"]
+        .as_str()
+        .unwrap()
+        .replace("dns-01", "dns-persist-01");
+    let r = h.post(&c, &url, Some(&json!({}))).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+
+    let mut config = Config::default();
+    config.validation.dns_persist_01 = true;
+    let e = config.validate().unwrap_err();
+    assert!(e.contains("needs issuer domain names"), "{e}");
+    config.acme.caa_identities = vec!["CA.test".into()];
+    let e = config.validate().unwrap_err();
+    assert!(e.contains("\"CA.test\""), "{e}");
+    config.validation.dns_persist_issuer_domain_names =
+        (0..11).map(|i| format!("ca{i}.test")).collect();
+    let e = config.validate().unwrap_err();
+    assert!(e.contains("at most 10"), "{e}");
+    config.validation.dns_persist_issuer_domain_names = vec!["ca.test".into()];
+    config.validate().unwrap();
+}

@@ -234,7 +234,19 @@ pub struct ChallengeResource {
     pub kind: &'static str,
     pub url: String,
     pub status: &'static str,
-    pub token: String,
+    /// Absent for dns-persist-01, which has no token.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+    /// dns-persist-01: the URL the record's `accounturi` must hold.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub accounturi: Option<String>,
+    /// dns-persist-01: the names the record may give as its
+    /// issuer-domain-name (draft-ietf-acme-dns-persist).
+    #[serde(
+        rename = "issuer-domain-names",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub issuer_domain_names: Option<Vec<String>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub validated: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]

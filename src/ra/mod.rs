@@ -73,6 +73,12 @@ pub struct RaSettings {
     pub base_url: String,
     /// Finalize checks CAA again for authorizations validated longer ago.
     pub caa_recheck_after: Duration,
+    /// Offer dns-account-01 for DNS names.
+    pub dns_account_01: bool,
+    /// Offer dns-persist-01 for DNS names.
+    pub dns_persist_01: bool,
+    /// The issuer domain names dns-persist-01 challenges list.
+    pub issuer_domain_names: Vec<String>,
 }
 
 /// The most contacts an account may list.
@@ -349,19 +355,21 @@ impl Ra {
                     .reusable_authz(&account.id, &identifier, c.wildcard, min_expires)
                     .await?
                 {
-                    authzs.push(a);
-                    continue;
+                    // draft-ietf-acme-dns-persist caps the reuse of its
+                    // validations at the record's TTL, which the VA does not
+                    // learn: as Boulder, such authorizations are not reused
+                    // (the record, still there, validates a new one at once).
+                    let persisted = a
+                        .attempt
+                        .as_ref()
+                        .is_some_and(|t| t.kind == ChallengeType::DnsPersist01);
+                    if !persisted {
+                        authzs.push(a);
+                        continue;
+                    }
                 }
             }
-            // RFC 8555 §7.1.3: wildcards are validated by dns-01 only; RFC 8738
-            // §7: IP identifiers by http-01 and tls-alpn-01 only.
-            let offered = if c.wildcard {
-                vec![ChallengeType::Dns01]
-            } else if identifier.kind == IdentifierType::Ip {
-                vec![ChallengeType::Http01, ChallengeType::TlsAlpn01]
-            } else {
-                ChallengeType::ALL.to_vec()
-            };
+            let offered = self.offered_challenges(&identifier, c.wildcard);
             let authz = new_authz(account, identifier, c.wildcard, offered, authz_expires, now);
             new_authzs.push(authz.clone());
             authzs.push(authz);
@@ -530,6 +538,38 @@ impl Ra {
         Ok(())
     }
 
+    /// The challenge types a new authorization for `identifier` offers:
+    /// for a wildcard the DNS-based types only (RFC 8555 §7.1.3, and the
+    /// dns-account-01 and dns-persist-01 drafts), for an IP address http-01
+    /// and tls-alpn-01 (RFC 8738 §7), else every type; the two draft types
+    /// only where the config enables them.
+    pub fn offered_challenges(
+        &self,
+        identifier: &Identifier,
+        wildcard: bool,
+    ) -> Vec<ChallengeType> {
+        ChallengeType::ALL
+            .into_iter()
+            .filter(|t| match t {
+                ChallengeType::DnsAccount01 => self.settings.dns_account_01,
+                ChallengeType::DnsPersist01 => self.settings.dns_persist_01,
+                _ => true,
+            })
+            .filter(|t| match identifier.kind {
+                IdentifierType::Ip => {
+                    matches!(t, ChallengeType::Http01 | ChallengeType::TlsAlpn01)
+                }
+                IdentifierType::Dns => !wildcard || t.validates_wildcards(),
+                IdentifierType::Unknown => false,
+            })
+            .collect()
+    }
+
+    /// The issuer domain names dns-persist-01 challenges list.
+    pub fn issuer_domain_names(&self) -> &[String] {
+        &self.settings.issuer_domain_names
+    }
+
     /// newAuthz (RFC 8555 §7.4.1): a pending authorization for one DNS name
     /// or IP address, outside any order.
     pub async fn new_authz(&self, account: &Account, identifier: &Identifier) -> Result<Authz> {
@@ -541,11 +581,7 @@ impl Ra {
         }
         let c = self.policy.check(identifier)?;
         let identifier = c.authz_identifier();
-        let offered = if identifier.kind == IdentifierType::Ip {
-            vec![ChallengeType::Http01, ChallengeType::TlsAlpn01]
-        } else {
-            ChallengeType::ALL.to_vec()
-        };
+        let offered = self.offered_challenges(&identifier, false);
         let now = self.now();
         let expires = now + secs(self.settings.pending_authz_lifetime);
         let authz = new_authz(account, identifier, false, offered, expires, now);
@@ -651,12 +687,18 @@ impl Ra {
     /// POST to a challenge (RFC 8555 §7.5.1): starts its validation if the
     /// authorization is pending and has no attempt yet; otherwise the
     /// challenge is returned as it stands.
+    ///
+    /// `account_url` is the account's URL as the client was given it (the
+    /// request's base, which is `server.external_url` when set): the
+    /// dns-account-01 label and the dns-persist-01 `accounturi` are derived
+    /// from the URL the client knows.
     pub async fn answer_challenge(
         &self,
         account: &Account,
         jwk: &Jwk,
         id: &AuthzId,
         kind: ChallengeType,
+        account_url: String,
     ) -> Result<Authz> {
         let authz = self.authz(account, id).await?;
         if !authz.offered.contains(&kind) {
@@ -671,7 +713,7 @@ impl Ra {
         let reservation = self.va.reserve()?;
         let req = ValidationRequest {
             key_authorization: crate::jose::key_authorization(&authz.token, jwk),
-            account_uri: self.account_uri(&account.id),
+            account_uri: account_url,
             authz,
             kind,
         };

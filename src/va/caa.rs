@@ -802,6 +802,40 @@ mod tests {
             .unwrap();
     }
 
+    /// RFC 8657 method names include the draft types: a CAA record can
+    /// require (or leave out) dns-account-01 and dns-persist-01.
+    #[tokio::test]
+    async fn validationmethods_know_the_draft_types() {
+        let value = "acme-ca.test; validationmethods=dns-persist-01,dns-account-01";
+        for method in [ChallengeType::DnsPersist01, ChallengeType::DnsAccount01] {
+            check_full(one(value), "example.com", true, ACCOUNT, method)
+                .await
+                .unwrap();
+        }
+        assert_caa(
+            check_full(
+                one(value),
+                "example.com",
+                false,
+                ACCOUNT,
+                ChallengeType::Dns01,
+            )
+            .await,
+            &["not dns-01"],
+        );
+        assert_caa(
+            check_full(
+                one("acme-ca.test; validationmethods=dns-01"),
+                "example.com",
+                false,
+                ACCOUNT,
+                ChallengeType::DnsPersist01,
+            )
+            .await,
+            &["is limited to the validation methods dns-01, not dns-persist-01"],
+        );
+    }
+
     #[tokio::test]
     async fn the_closest_rrset_wins() {
         // Only the parent has records.

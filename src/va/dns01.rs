@@ -48,35 +48,47 @@ impl Dns01 {
     /// "resolverAddrs": [...]}]`, as Boulder stores it; the addresses come
     /// from [`Resolver::describe`], read as a comma-separated list.
     pub async fn validate(&self, req: &ValidationRequest) -> Outcome {
-        let identifier = &req.authz.identifier;
-        let records = serde_json::json!([{
-            "hostname": identifier.value,
-            "resolverAddrs": resolver_addrs(&self.resolver.describe()),
-        }]);
-        if identifier.kind != IdentifierType::Dns {
-            return Outcome::Invalid {
-                error: Error::malformed(format!(
-                    "dns-01 can only validate DNS identifiers, not {identifier}"
-                )),
-                records,
-            };
-        }
-        let name = challenge_name(&identifier.value);
-        let expected = expected_txt(&req.key_authorization);
-        match self.resolver.lookup_txt(&name).await {
-            Ok(found) => match check_txt(&found, &expected, &name) {
-                Ok(()) => Outcome::Valid { records },
-                Err(error) => Outcome::Invalid { error, records },
-            },
-            Err(DnsError::NoRecords) => Outcome::Invalid {
-                error: no_txt(&name),
-                records,
-            },
-            Err(e) => Outcome::Invalid {
-                error: lookup_problem(&e, "TXT", &name),
-                records,
-            },
-        }
+        let name = challenge_name(&req.authz.identifier.value);
+        validate_digest_at(self.resolver.as_ref(), req, "dns-01", &name).await
+    }
+}
+
+/// The check dns-01 and dns-account-01 share: TXT records at `name` must
+/// include base64url(SHA-256(key authorization)) of `req`. `method` names
+/// the challenge type in the refusal of a non-DNS identifier.
+pub(crate) async fn validate_digest_at(
+    resolver: &dyn Resolver,
+    req: &ValidationRequest,
+    method: &str,
+    name: &str,
+) -> Outcome {
+    let identifier = &req.authz.identifier;
+    let records = serde_json::json!([{
+        "hostname": identifier.value,
+        "resolverAddrs": resolver_addrs(&resolver.describe()),
+    }]);
+    if identifier.kind != IdentifierType::Dns {
+        return Outcome::Invalid {
+            error: Error::malformed(format!(
+                "{method} can only validate DNS identifiers, not {identifier}"
+            )),
+            records,
+        };
+    }
+    let expected = expected_txt(&req.key_authorization);
+    match resolver.lookup_txt(name).await {
+        Ok(found) => match check_txt(&found, &expected, name) {
+            Ok(()) => Outcome::Valid { records },
+            Err(error) => Outcome::Invalid { error, records },
+        },
+        Err(DnsError::NoRecords) => Outcome::Invalid {
+            error: no_txt(name),
+            records,
+        },
+        Err(e) => Outcome::Invalid {
+            error: lookup_problem(&e, "TXT", name),
+            records,
+        },
     }
 }
 
@@ -98,7 +110,7 @@ pub fn expected_txt(key_authorization: &str) -> String {
     crate::jose::b64::encode(d.as_ref())
 }
 
-fn no_txt(name: &str) -> Error {
+pub(crate) fn no_txt(name: &str) -> Error {
     Error::unauthorized(format!("No TXT record found at {name}"))
 }
 

@@ -14,6 +14,10 @@ pub mod addr;
 pub mod caa;
 pub mod dns;
 pub mod dns01;
+pub mod dns_account01;
+pub mod dns_persist01;
+#[cfg(test)]
+mod fake;
 pub mod hickory;
 pub mod http01;
 pub mod tlsalpn01;
@@ -39,7 +43,8 @@ pub struct ValidationRequest {
     pub kind: ChallengeType,
     /// RFC 8555 §8.1 key authorization for the authorization's token.
     pub key_authorization: String,
-    /// The account's URL, for CAA `accounturi` (RFC 8657).
+    /// The account's URL, for CAA `accounturi` (RFC 8657), the
+    /// dns-account-01 label and the dns-persist-01 `accounturi`.
     pub account_uri: String,
 }
 
@@ -49,6 +54,8 @@ pub struct NetworkValidator {
     pub http01: http01::Http01,
     pub dns01: dns01::Dns01,
     pub tls_alpn01: tlsalpn01::TlsAlpn01,
+    pub dns_account01: dns_account01::DnsAccount01,
+    pub dns_persist01: dns_persist01::DnsPersist01,
     /// None when CAA checking is switched off in the config.
     pub caa: Option<Arc<caa::CaaChecker>>,
 }
@@ -60,6 +67,8 @@ impl Validator for NetworkValidator {
                 ChallengeType::Http01 => self.http01.validate(req).await,
                 ChallengeType::Dns01 => self.dns01.validate(req).await,
                 ChallengeType::TlsAlpn01 => self.tls_alpn01.validate(req).await,
+                ChallengeType::DnsAccount01 => self.dns_account01.validate(req).await,
+                ChallengeType::DnsPersist01 => self.dns_persist01.validate(req).await,
             };
             match (outcome, &self.caa) {
                 (Outcome::Valid { records }, Some(caa)) => {

@@ -360,7 +360,8 @@ async fn new_authz_pre_authorizes_and_valid_authorizations_are_reused() {
     let authz_url = r.header("location").unwrap();
     assert_eq!(r.json()["status"], "pending");
     assert_eq!(r.json()["identifier"]["value"], "pre.example.com");
-    assert_eq!(r.json()["challenges"].as_array().unwrap().len(), 3);
+    // http-01, dns-01, tls-alpn-01 and (on by default) dns-account-01.
+    assert_eq!(r.json()["challenges"].as_array().unwrap().len(), 4);
     let chall = r.json()["challenges"][0]["url"]
         .as_str()
         .unwrap()
