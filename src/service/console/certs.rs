@@ -576,7 +576,7 @@ pub async fn download_token(
 ) -> Response {
     let f = match signed.form(form) {
         Ok(f) => f,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let to = detail_url(&serial);
     let format = match f.text("format") {
@@ -624,7 +624,7 @@ pub async fn download(
     form: FormResult,
 ) -> Response {
     if let Err(r) = signed.form(form) {
-        return r;
+        return *r;
     }
     let serial = match normalize_serial(&serial) {
         Ok(n) => n,
@@ -666,7 +666,7 @@ pub async fn renew(
     form: FormResult,
 ) -> Response {
     if let Err(r) = signed.form(form) {
-        return r;
+        return *r;
     }
     match s.renew(signed.caller(), &serial).await {
         Ok(old) => match old.service.as_ref().and_then(|m| m.renewed_to.clone()) {
@@ -691,7 +691,7 @@ pub async fn revoke(
 ) -> Response {
     let f = match signed.form(form) {
         Ok(f) => f,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let r = s.revoke(signed.caller(), &serial, f.text("reason")).await;
     signed.outcome(&detail_url(&serial), &r, "Revoked.")
@@ -704,7 +704,7 @@ pub async fn recover(
     form: FormResult,
 ) -> Response {
     if let Err(r) = signed.form(form) {
-        return r;
+        return *r;
     }
     match s.recover(signed.caller(), &serial).await {
         Ok(r) => signed.redirect(

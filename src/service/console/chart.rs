@@ -114,7 +114,7 @@ mod tests {
     #[test]
     fn counts_fall_on_their_utc_day() {
         // 2026-12-01T00:00:00Z
-        let d0 = 1_795_996_800;
+        let d0 = 1_796_083_200;
         let times = [
             d0,
             d0 + 5,

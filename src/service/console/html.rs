@@ -97,7 +97,8 @@ pub fn page(title: &str, frame: &Frame<'_>, body: &str) -> String {
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
          <title>{} · acme-ca console</title>\
          <link rel=\"stylesheet\" href=\"/ui/static/console.css\"></head>\
-         <body><header><p class=\"brand\">acme-ca console</p>{nav}</header>\
+         <body><a href=\"#main\" class=\"skip\">Skip to content</a>\
+         <header><p class=\"brand\">acme-ca console</p>{nav}</header>\
          <main id=\"main\"><h1>{}</h1>{flash}{body}</main></body></html>\n",
         esc(title),
         esc(title)

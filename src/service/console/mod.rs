@@ -279,16 +279,16 @@ impl Signed {
     fn form(
         &self,
         form: Result<Form<Vec<(String, String)>>, FormRejection>,
-    ) -> Result<Fields, Response> {
+    ) -> Result<Fields, Box<Response>> {
         let Form(pairs) = form.map_err(|e| {
-            self.page(
+            Box::new(self.page(
                 StatusCode::BAD_REQUEST,
                 "Bad request",
                 &format!(
                     "<p class=\"flash err\" role=\"alert\">{}</p>",
                     esc(&e.body_text())
                 ),
-            )
+            ))
         })?;
         let fields = Fields(pairs);
         self.check_csrf(fields.get("csrf"))?;
@@ -297,10 +297,10 @@ impl Signed {
 
     /// Refuses a request whose CSRF token is missing or not this
     /// session's.
-    fn check_csrf(&self, token: Option<&str>) -> Result<(), Response> {
+    fn check_csrf(&self, token: Option<&str>) -> Result<(), Box<Response>> {
         match token {
             Some(t) if session::same_secret(t, &self.session.csrf) => Ok(()),
-            _ => Err(csrf_refused(Some(self))),
+            _ => Err(Box::new(csrf_refused(Some(self)))),
         }
     }
 }
@@ -406,6 +406,7 @@ async fn signin(
         return signin_page(StatusCode::UNAUTHORIZED, Some("enter a service token"));
     }
     let Some(caller) = s.authenticate(token) else {
+        tracing::warn!("console sign-in refused: unknown token");
         return signin_page(StatusCode::UNAUTHORIZED, Some("the token is not valid"));
     };
     let id = match console.sessions.create(caller.clone(), s.clock.now()) {
@@ -436,7 +437,7 @@ async fn signout(
     form: Result<Form<Vec<(String, String)>>, FormRejection>,
 ) -> Response {
     if let Err(resp) = signed.form(form) {
-        return resp;
+        return *resp;
     }
     signed.console.sessions.remove(&signed.id);
     let mut resp = see_other("/ui/signin");

@@ -653,6 +653,36 @@ async fn issue_form_shows_errors_next_to_their_field_then_issues_and_downloads()
         .await
         .text()
         .contains("needs a password"));
+    let r = h
+        .post(
+            &format!("{detail_path}/download-token"),
+            Some(&alice.cookie),
+            &[
+                ("csrf", csrf),
+                ("format", "p12"),
+                ("password", "correct horse"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert!(h
+        .get(&detail_path, Some(&alice.cookie))
+        .await
+        .text()
+        .contains("A PKCS#12 file download is ready"));
+    let r = h
+        .post(
+            &format!("{detail_path}/download"),
+            Some(&alice.cookie),
+            &[("csrf", csrf)],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.headers[header::CONTENT_TYPE], "application/x-pkcs12");
+    assert_eq!(
+        r.headers[header::CONTENT_DISPOSITION].to_str().unwrap(),
+        format!("attachment; filename=\"{serial}.p12\"")
+    );
 }
 
 #[tokio::test]
@@ -704,4 +734,219 @@ async fn dashboard_counts_and_charts() {
         "requesters count their own"
     );
     assert!(t.contains("Only admins see webhook deliveries."));
+}
+
+fn csr_pem(name: &str) -> String {
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let params = rcgen::CertificateParams::new(vec![name.to_owned()]).unwrap();
+    params.serialize_request(&key).unwrap().pem().unwrap()
+}
+
+/// A multipart/form-data body of `fields`, and `file` as the "file" part.
+fn multipart(fields: &[(&str, &str)], file: Option<&str>) -> (String, String) {
+    let boundary = "console-test-boundary-0123";
+    let mut b = String::new();
+    for (k, v) in fields {
+        b.push_str(&format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"{k}\"\r\n\r\n{v}\r\n"
+        ));
+    }
+    if let Some(f) = file {
+        b.push_str(&format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"csrs.pem\"\r\n\
+             Content-Type: application/x-pem-file\r\n\r\n{f}\r\n"
+        ));
+    }
+    b.push_str(&format!("--{boundary}--\r\n"));
+    (format!("multipart/form-data; boundary={boundary}"), b)
+}
+
+#[tokio::test]
+async fn csr_upload_pasted_and_as_a_file_shows_each_csr() {
+    let h = harness().await;
+    let alice = h.sign_in(ALICE).await;
+    let form = h.get("/ui/upload", Some(&alice.cookie)).await;
+    assert!(form.text().contains("enctype=\"multipart/form-data\""));
+    let upload = |fields: Vec<(&'static str, String)>, file: Option<String>| {
+        let cookie = alice.cookie.clone();
+        let h = &h;
+        async move {
+            let f: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            let (ctype, body) = multipart(&f, file.as_deref());
+            let req = Request::builder()
+                .method("POST")
+                .uri("/ui/upload")
+                .header(header::COOKIE, cookie)
+                .header(header::CONTENT_TYPE, ctype)
+                .body(Body::from(body))
+                .unwrap();
+            h.send(req).await
+        }
+    };
+    let base = |pem: &str| {
+        vec![
+            ("csrf", alice.csrf.clone()),
+            ("profile", "server".to_owned()),
+            ("entity_id", "fleet-7".to_owned()),
+            ("name", "November".to_owned()),
+            ("pem", pem.to_owned()),
+        ]
+    };
+    // One pasted, one in the file: one batch of two.
+    let r = upload(
+        base(&csr_pem("c1.example.com")),
+        Some(csr_pem("c2.example.com")),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text());
+    let batch = r.location().to_owned();
+    assert!(batch.starts_with("/ui/batches/"));
+    let page = h.get(&batch, Some(&alice.cookie)).await;
+    let t = page.text();
+    assert!(t.contains("Uploaded 2 CSRs"), "{t}");
+    assert!(
+        t.contains("2: 2 issued, 0 pending, 0 rejected, 0 failed"),
+        "{t}"
+    );
+    assert_eq!(t.matches("<td>issued</td>").count(), 2);
+    let zip = h
+        .get(&format!("{batch}/download"), Some(&alice.cookie))
+        .await;
+    assert_eq!(zip.status, StatusCode::OK);
+    assert_eq!(&zip.body[..2], b"PK");
+    // A bad CSR: refused with its position, shown at the field, nothing
+    // recorded; the pasted text is kept.
+    let bad = format!(
+        "{}-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----\n",
+        csr_pem("c3.example.com")
+    );
+    let r = upload(base(&bad), None).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    let t = r.text();
+    assert!(t.contains("id=\"pem-error\""), "{t}");
+    assert!(
+        t.contains("CSR 2 of the upload") || t.contains("not valid PEM"),
+        "{t}"
+    );
+    // Bob does not see Alice's batch.
+    let bob = h.sign_in(BOB).await;
+    assert_eq!(
+        h.get(&batch, Some(&bob.cookie)).await.status,
+        StatusCode::NOT_FOUND
+    );
+}
+
+#[tokio::test]
+async fn key_recovery_needs_two_agents_then_the_requester_downloads_the_key() {
+    let h = harness().await;
+    let issued = h
+        .issue_as(
+            "alice",
+            Role::Requester,
+            "server",
+            input("e1", &["k.example.com"], None),
+        )
+        .await;
+    let serial = issued.serial.unwrap();
+    let alice = h.sign_in(ALICE).await;
+    let r = h
+        .post(
+            &format!("/ui/certs/{serial}/recovery"),
+            Some(&alice.cookie),
+            &[("csrf", &alice.csrf)],
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.location()),
+        (StatusCode::SEE_OTHER, "/ui/recoveries")
+    );
+    let page = h.get("/ui/recoveries", Some(&alice.cookie)).await.text();
+    let at = page.find("Key recovery ").unwrap() + 13;
+    let id = page[at..].split(' ').next().unwrap().to_owned();
+    assert!(page.contains("0 of 2"), "{page}");
+    assert!(
+        !page.contains(&format!("/ui/recoveries/{id}/approve")),
+        "requesters do not approve"
+    );
+    // The requester cannot approve by crafting the post.
+    let r = h
+        .post(
+            &format!("/ui/recoveries/{id}/approve"),
+            Some(&alice.cookie),
+            &[("csrf", &alice.csrf)],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let ann = h.sign_in(AGENT).await;
+    let page = h.get("/ui/recoveries", Some(&ann.cookie)).await.text();
+    assert!(page.contains(&format!("/ui/recoveries/{id}/approve")));
+    let r = h
+        .post(
+            &format!("/ui/recoveries/{id}/approve"),
+            Some(&ann.cookie),
+            &[("csrf", &ann.csrf)],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    let page = h.get("/ui/recoveries", Some(&ann.cookie)).await.text();
+    assert!(page.contains("1 of 2: ann"), "{page}");
+    assert!(
+        !page.contains(&format!("/ui/recoveries/{id}/approve")),
+        "ann approved already"
+    );
+    // Twice by the same agent: refused, with the reason shown.
+    let r = h
+        .post(
+            &format!("/ui/recoveries/{id}/approve"),
+            Some(&ann.cookie),
+            &[("csrf", &ann.csrf)],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert!(h
+        .get("/ui/recoveries", Some(&ann.cookie))
+        .await
+        .text()
+        .contains("ann already approved"));
+    let root = h.sign_in(ADMIN).await;
+    let r = h
+        .post(
+            &format!("/ui/recoveries/{id}/approve"),
+            Some(&root.cookie),
+            &[("csrf", &root.csrf)],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    // Approved: the requester asks for the key download from the list.
+    let page = h.get("/ui/recoveries", Some(&alice.cookie)).await.text();
+    assert!(
+        page.contains("2 of 2: ann, root") && page.contains("Request the key download"),
+        "{page}"
+    );
+    let r = h
+        .post(
+            &format!("/ui/certs/{serial}/download-token"),
+            Some(&alice.cookie),
+            &[("csrf", &alice.csrf), ("recovery", &id)],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert!(h
+        .get(&format!("/ui/certs/{serial}"), Some(&alice.cookie))
+        .await
+        .text()
+        .contains("zip with the recovered key"));
+    let r = h
+        .post(
+            &format!("/ui/certs/{serial}/download"),
+            Some(&alice.cookie),
+            &[("csrf", &alice.csrf)],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    let page = h
+        .get("/ui/recoveries?status=completed", Some(&alice.cookie))
+        .await
+        .text();
+    assert!(page.contains(&id), "the recovery is completed");
 }

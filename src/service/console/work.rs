@@ -304,7 +304,7 @@ pub async fn issue(
 ) -> Response {
     let f = match signed.form(form) {
         Ok(f) => f,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let p = match s.profile(&name) {
         Ok(p) => p,
@@ -516,7 +516,7 @@ pub async fn requests(
             }
             vec![
                 format!("<code>{}</code>", esc(&r.id)),
-                esc(&r.status.as_str()),
+                esc(r.status.as_str()),
                 esc(&r.requester),
                 esc(&r.profile),
                 esc(&r.entity_id),
@@ -562,7 +562,7 @@ pub async fn approve(
     form: FormResult,
 ) -> Response {
     if let Err(r) = signed.form(form) {
-        return r;
+        return *r;
     }
     match s.approve(signed.caller(), &id).await {
         Ok(r) => match (&r.status, &r.serial) {
@@ -594,7 +594,7 @@ pub async fn reject(
 ) -> Response {
     let f = match signed.form(form) {
         Ok(f) => f,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let reason = f.text("reason");
     if reason.is_empty() {
@@ -723,7 +723,7 @@ pub async fn upload(
         }
     }
     if let Err(r) = signed.check_csrf(csrf.as_deref()) {
-        return r;
+        return *r;
     }
     let pem = format!("{}\n{}", v.pem, file);
     if pem.len() > MAX_UPLOAD_PEM {
@@ -970,7 +970,7 @@ pub async fn approve_recovery(
     form: FormResult,
 ) -> Response {
     if let Err(r) = signed.form(form) {
-        return r;
+        return *r;
     }
     match s.approve_recovery(signed.caller(), &id).await {
         Ok(r) => signed.redirect(
@@ -995,7 +995,7 @@ pub async fn reject_recovery(
 ) -> Response {
     let f = match signed.form(form) {
         Ok(f) => f,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let reason = f.text("reason");
     if reason.is_empty() {
