@@ -29,13 +29,13 @@ import requests
 from conftest import REPO_ROOT, ServerError
 from test_service import TOKENS, ServiceAcmeCa, split_pems
 
-selenium = pytest.importorskip("selenium", reason="selenium is in requirements.txt")
-from selenium import webdriver  # noqa: E402
-from selenium.webdriver.chrome.service import Service as ChromeService  # noqa: E402
-from selenium.webdriver.common.by import By  # noqa: E402
-from selenium.webdriver.common.keys import Keys  # noqa: E402
-from selenium.webdriver.support import expected_conditions as ec  # noqa: E402
-from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: E402
+# selenium is pinned in requirements.txt: a missing one fails, never skips.
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service as ChromeService
+from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
+from selenium.webdriver.support import expected_conditions as ec
+from selenium.webdriver.support.ui import Select, WebDriverWait
 
 pytestmark = pytest.mark.acme_ca_only("the console is acme-ca's own")
 
