@@ -27,7 +27,7 @@ import pytest
 import requests
 
 from conftest import REPO_ROOT, ServerError
-from test_service import TOKENS, ServiceAcmeCa, split_pems
+from test_service import TOKENS, ServiceAcmeCa, make_csr, split_pems
 
 # selenium is pinned in requirements.txt: a missing one fails, never skips.
 from selenium import webdriver
@@ -331,4 +331,60 @@ def test_forged_and_missing_csrf_refused_in_the_browser_session(svc, browser):
     r = requests.post(svc.service_url + "/ui/certs/01/revoke", data={"reason": "superseded"},
                       verify=svc.root_pem, allow_redirects=False, timeout=10)
     assert (r.status_code, r.headers["Location"]) == (303, "/ui/signin")
+    ui.sign_out()
+
+
+def test_csr_batch_upload_from_a_file_and_key_recovery_in_chromium(svc, browser, tmp_path):
+    """A requester uploads a file of two CSRs plus one pasted and sees each
+    CSR's result; then asks for a key back, which two agents approve."""
+    ui = Console(browser, svc)
+    ui.step = 20
+    ui.sign_in("alice")
+    ui.open("/ui/upload")
+    ui.all_controls_labelled()
+    csr_file = tmp_path / "devices.csr.pem"
+    csr_file.write_text(make_csr("up1.example.com")[0] + make_csr("up2.example.com")[0])
+    Select(ui.d.find_element(By.ID, "profile")).select_by_value("server")
+    ui.d.find_element(By.ID, "entity_id").send_keys("fleet-7")
+    ui.d.find_element(By.ID, "batch-name").send_keys("November")
+    ui.d.find_element(By.ID, "pem").send_keys(make_csr("up3.example.com")[0])
+    ui.d.find_element(By.ID, "file").send_keys(str(csr_file))
+    ui.d.find_element(By.ID, "upload").click()
+    ui.wait(ec.url_contains("/ui/batches/"))
+    assert "Uploaded 3 CSRs" in ui.flash()
+    summary = ui.d.find_element(By.TAG_NAME, "dl").text
+    assert "3: 3 issued, 0 pending, 0 rejected, 0 failed" in summary, summary
+    rows = ui.d.find_elements(By.CSS_SELECTOR, "tbody tr")
+    assert len(rows) == 3 and all("issued" in r.text for r in rows)
+    ui.shot("batch-results")
+
+    # Key recovery of one of Alice's server-key certificates.
+    ui.open("/ui/issue/server")
+    ui.d.find_element(By.ID, "entity_id").send_keys("kr-1")
+    ui.d.find_element(By.ID, "names").send_keys("kr-1.example.com")
+    ui.d.find_element(By.ID, "issue").click()
+    ui.wait(ec.url_contains("/ui/certs/"))
+    serial = ui.d.current_url.rsplit("/", 1)[1]
+    ui.d.find_element(By.ID, "recover").click()
+    ui.wait(ec.url_contains("/ui/recoveries"))
+    m = re.search(r"Key recovery (\S+) requested", ui.flash())
+    assert m, ui.flash()
+    rec = m.group(1)
+    ui.sign_out()
+    for agent in ("ann", "art"):
+        ui.sign_in(agent)
+        ui.open("/ui/recoveries?status=pending")
+        ui.d.find_element(By.ID, f"approve-rec-{rec}").click()
+        ui.wait(ec.text_to_be_present_in_element((By.CSS_SELECTOR, ".flash"), "Approved recovery"))
+        ui.shot(f"recovery-approved-by-{agent}")
+        ui.sign_out()
+    ui.sign_in("alice")
+    ui.open("/ui/recoveries")
+    row = ui.d.find_element(By.XPATH, f"//tr[td/code[text()='{rec}']]")
+    assert "2 of 2: ann, art" in row.text and "approved" in row.text, row.text
+    row.find_element(By.TAG_NAME, "button").click()
+    ui.wait(ec.url_contains(f"/ui/certs/{serial}"))
+    assert "zip with the recovered key" in ui.d.find_element(By.CSS_SELECTOR, ".card.ready").text
+    ui.shot("recovered-key-ready")
+    ui.no_csp_violations()
     ui.sign_out()
