@@ -49,10 +49,24 @@ def tok(name: str) -> str:
     return TOKENS[name][1]
 
 
+class ConsoleAcmeCa(ServiceAcmeCa):
+    """test_service's server, with download tokens that outlive a slow
+    step of the browser (test_service uses 3 s to test their expiry)."""
+
+    name = "acme-ca-console"
+
+    def write_config(self) -> None:
+        super().write_config()
+        text = self.config.read_text()
+        assert 'download_token_lifetime = "3s"' in text
+        self.config.write_text(text.replace('download_token_lifetime = "3s"',
+                                            'download_token_lifetime = "5m"'))
+
+
 @pytest.fixture(scope="module")
 def svc(tmp_path_factory):
     base = tmp_path_factory.mktemp("acme-ca-console")
-    srv = ServiceAcmeCa(base / "data", base / "logs", hooks=[])
+    srv = ConsoleAcmeCa(base / "data", base / "logs", hooks=[])
     try:
         try:
             srv.start()
