@@ -69,6 +69,10 @@ struct Browser {
 }
 
 async fn harness() -> H {
+    harness_with(|_| {}).await
+}
+
+async fn harness_with(adjust: impl FnOnce(&mut Config)) -> H {
     let dir = tempfile::tempdir().unwrap();
     let mut config = Config::default();
     config.server.data_dir = dir.path().to_path_buf();
@@ -88,6 +92,7 @@ async fn harness() -> H {
         token("alice", ALICE, Role::Requester),
         token("bob", BOB, Role::Requester),
     ];
+    adjust(&mut config);
     config.validate().unwrap();
     let server = Server::build(&config, "127.0.0.1:14000".parse().unwrap())
         .await
@@ -717,6 +722,22 @@ async fn dashboard_counts_and_charts() {
         )
         .await;
     }
+    // A delivery that failed, its error from the far side (escaped).
+    h.service
+        .store
+        .insert_deliveries(&[crate::service::types::Delivery {
+            id: "d1".into(),
+            url: "https://hooks.example.com/x".into(),
+            event_type: "certificate.revoked".into(),
+            body: "{}".into(),
+            status: "failed".into(),
+            attempts: 8,
+            next_attempt_at: 0,
+            last_error: Some("HTTP 500 <b>oops</b>".into()),
+            created_at: 0,
+        }])
+        .await
+        .unwrap();
     let root = h.sign_in(ADMIN).await;
     let r = h.get("/ui/", Some(&root.cookie)).await;
     let t = r.text();
@@ -726,7 +747,8 @@ async fn dashboard_counts_and_charts() {
     );
     assert!(t.contains("Certificates issued per day, last 30 days (3 in all"));
     assert!(t.contains("Certificates expiring per day, next 30 days (0 in all"));
-    assert!(t.contains("failed deliveries"));
+    assert!(t.contains("1 of 1 failed deliveries"), "{t}");
+    assert!(t.contains("HTTP 500 &lt;b&gt;oops&lt;/b&gt;") && t.contains("certificate.revoked"));
     let bob = h.sign_in(BOB).await;
     let t = h.get("/ui/", Some(&bob.cookie)).await.text();
     assert!(
@@ -949,4 +971,59 @@ async fn key_recovery_needs_two_agents_then_the_requester_downloads_the_key() {
         .await
         .text();
     assert!(page.contains(&id), "the recovery is completed");
+}
+
+#[tokio::test]
+async fn renew_inside_the_window_moves_to_the_new_certificate() {
+    let h = harness_with(|c| {
+        let short = crate::service::config::ServiceProfileConfig {
+            validity: std::time::Duration::from_secs(7200),
+            renew_before: std::time::Duration::from_secs(7199),
+            extended_key_usages: vec!["serverAuth".into()],
+            ..Default::default()
+        };
+        c.service.profiles.insert("short".into(), short);
+    })
+    .await;
+    let old = h
+        .issue_as(
+            "alice",
+            Role::Requester,
+            "short",
+            input("e1", &["r.example.com"], None),
+        )
+        .await
+        .serial
+        .unwrap();
+    let alice = h.sign_in(ALICE).await;
+    let page = h
+        .get(&format!("/ui/certs/{old}"), Some(&alice.cookie))
+        .await;
+    assert!(page
+        .text()
+        .contains("<button type=\"submit\" id=\"renew\">Renew</button>"));
+    let r = h
+        .post(
+            &format!("/ui/certs/{old}/renew"),
+            Some(&alice.cookie),
+            &[("csrf", &alice.csrf)],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    let new_path = r.location().to_owned();
+    assert_ne!(new_path, format!("/ui/certs/{old}"));
+    let page = h.get(&new_path, Some(&alice.cookie)).await.text();
+    assert!(
+        page.contains(&format!("Renewed: this certificate replaces {old}.")),
+        "{page}"
+    );
+    let page = h
+        .get(&format!("/ui/certs/{old}"), Some(&alice.cookie))
+        .await
+        .text();
+    assert!(
+        page.contains("(superseded)") && page.contains("Renewed by"),
+        "{page}"
+    );
+    assert!(page.contains("id=\"renew\" disabled"), "{page}");
 }
