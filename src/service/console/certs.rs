@@ -102,14 +102,16 @@ pub async fn list(
     signed: Signed,
     query: Result<Query<ListQuery>, QueryRejection>,
 ) -> Response {
-    let (q, mut query_error) = match query {
-        Ok(Query(q)) => (q, None),
-        Err(e) => (ListQuery::default(), Some(("query", e.body_text()))),
-    };
+    // Each problem with the query, by the field it is about ("query" for
+    // the query as a whole).
     let mut errors: Vec<(&str, String)> = Vec::new();
-    if let Some(e) = query_error.take() {
-        errors.push(e);
-    }
+    let q = match query {
+        Ok(Query(q)) => q,
+        Err(e) => {
+            errors.push(("query", e.body_text()));
+            ListQuery::default()
+        }
+    };
     let bounded = |name: &'static str, v: &str, errors: &mut Vec<(&str, String)>| {
         if v.len() > 128 {
             errors.push((name, "at most 128 characters".into()));

@@ -409,6 +409,10 @@ async fn signin(
         tracing::warn!("console sign-in refused: unknown token");
         return signin_page(StatusCode::UNAUTHORIZED, Some("the token is not valid"));
     };
+    // A session this browser had ends: one browser, one session.
+    if let Some(old) = cookie(&headers, session::COOKIE) {
+        console.sessions.remove(&old);
+    }
     let id = match console.sessions.create(caller.clone(), s.clock.now()) {
         Ok(id) => id,
         Err(session::SessionError::Full) => {

@@ -341,6 +341,23 @@ async fn sign_in_checks_token_and_form_then_sign_out_ends_the_session() {
     let page = h.get("/ui/", Some(&b.cookie)).await;
     assert!(page.text().contains("alice (requester)"));
     assert!(!page.text().contains(ALICE));
+    // Signing in again from the same browser ends its earlier session.
+    let first = h.sign_in(ALICE).await;
+    let form = h.get("/ui/signin", None).await;
+    let pre = form.cookie(super::session::SIGNIN_COOKIE).unwrap();
+    let both = format!("{}={pre}; {}", super::session::SIGNIN_COOKIE, first.cookie);
+    let r = h
+        .post(
+            "/ui/signin",
+            Some(&both),
+            &[("csrf", &pre), ("token", ALICE)],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        h.get("/ui/", Some(&first.cookie)).await.location(),
+        "/ui/signin"
+    );
     // Sign-out needs the CSRF token too.
     let r = h.post("/ui/signout", Some(&b.cookie), &[]).await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
