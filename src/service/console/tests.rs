@@ -1044,3 +1044,42 @@ async fn renew_inside_the_window_moves_to_the_new_certificate() {
     );
     assert!(page.contains("id=\"renew\" disabled"), "{page}");
 }
+
+#[tokio::test]
+async fn console_can_be_turned_off() {
+    let h = harness_with(|c| c.service.console.enabled = false).await;
+    for path in ["/ui/", "/ui/signin", "/ui/static/console.css"] {
+        let r = h.get(path, None).await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND, "{path}");
+        assert_eq!(r.headers[header::CONTENT_TYPE], "application/problem+json");
+    }
+}
+
+#[test]
+fn console_settings_are_checked_at_load() {
+    let mut c = crate::service::config::ServiceConfig {
+        enabled: true,
+        kek: Some(KEK.into()),
+        tokens: vec![TokenConfig {
+            name: "root".into(),
+            token: ADMIN.into(),
+            role: Role::Admin,
+        }],
+        ..Default::default()
+    };
+    assert_eq!(c.validate(), Ok(()));
+    let d = std::time::Duration::from_secs;
+    for (lifetime, idle, max, field) in [
+        (d(30), d(30), 10, "session_lifetime"),
+        (d(8 * 86400), d(60), 10, "session_lifetime"),
+        (d(3600), d(7200), 10, "session_idle"),
+        (d(3600), d(10), 10, "session_idle"),
+        (d(3600), d(600), 0, "max_sessions"),
+    ] {
+        c.console.session_lifetime = lifetime;
+        c.console.session_idle = idle;
+        c.console.max_sessions = max;
+        let e = c.validate().unwrap_err();
+        assert!(e.contains(&format!("service.console.{field}")), "{e}");
+    }
+}
