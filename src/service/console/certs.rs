@@ -402,7 +402,9 @@ pub async fn detail(
         }
         .to_owned(),
     );
-    // What the OCSP responder answers: it reads the same certificate row.
+    // What this CA's OCSP responder answers (revoked, else good, expired
+    // or not): it reads the same certificate row. Without a status
+    // listener there is no responder to speak for.
     let ocsp = match &c.revoked {
         Some(r) => format!(
             "<span class=\"badge revoked\">revoked</span> at {} ({})",
@@ -411,15 +413,11 @@ pub async fn detail(
         ),
         None => "<span class=\"badge valid\">good</span>".to_owned(),
     };
-    let responder = s
-        .app
-        .ra
-        .urls
-        .ocsp
-        .as_deref()
-        .map(|u| format!(" from <code>{}</code>", esc(u)))
-        .unwrap_or_default();
-    dd(&mut b, "OCSP status", format!("{ocsp}{responder}"));
+    let ocsp = match s.app.ra.urls.ocsp.as_deref() {
+        Some(u) => format!("{ocsp} from <code>{}</code>", esc(u)),
+        None => "none: this CA runs no OCSP responder (no status listener)".to_owned(),
+    };
+    dd(&mut b, "OCSP status", ocsp);
     if let Some(m) = &c.service {
         dd(&mut b, "Entity", esc(&m.entity_id));
         dd(&mut b, "Profile", esc(&m.profile));
