@@ -34,6 +34,37 @@ pub struct ServiceConfig {
     pub webhook_max_attempts: u32,
     /// `[service.profiles.NAME]`; without any, `server` and `device`.
     pub profiles: BTreeMap<String, ServiceProfileConfig>,
+    /// `[service.console]`: the web console under `/ui/`.
+    pub console: ConsoleConfig,
+}
+
+/// `[service.console]`: the operator web console served by the service
+/// listener under `/ui/` (docs/SERVICE.md).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConsoleConfig {
+    /// Serve the console (only while the service is enabled).
+    pub enabled: bool,
+    /// A session ends this long after sign-in, whatever happens.
+    #[serde(deserialize_with = "de_duration")]
+    pub session_lifetime: Duration,
+    /// A session ends after this long without a request.
+    #[serde(deserialize_with = "de_duration")]
+    pub session_idle: Duration,
+    /// Most sessions held at once (memory bound); sign-in is refused
+    /// while that many are live.
+    pub max_sessions: usize,
+}
+
+impl Default for ConsoleConfig {
+    fn default() -> Self {
+        ConsoleConfig {
+            enabled: true,
+            session_lifetime: Duration::from_secs(8 * 3600),
+            session_idle: Duration::from_secs(30 * 60),
+            max_sessions: 10_000,
+        }
+    }
 }
 
 impl Default for ServiceConfig {
@@ -49,6 +80,7 @@ impl Default for ServiceConfig {
             webhook_secret: None,
             webhook_max_attempts: 8,
             profiles: default_profiles(),
+            console: ConsoleConfig::default(),
         }
     }
 }
@@ -218,6 +250,21 @@ impl ServiceConfig {
         }
         if self.max_page == 0 || self.max_page > 10_000 {
             return Err("service.max_page must be between 1 and 10000".into());
+        }
+        let c = &self.console;
+        if c.session_lifetime < Duration::from_secs(60)
+            || c.session_lifetime > Duration::from_secs(7 * 86400)
+        {
+            return Err("service.console.session_lifetime must be between 1m and 7d".into());
+        }
+        if c.session_idle < Duration::from_secs(60) || c.session_idle > c.session_lifetime {
+            return Err(
+                "service.console.session_idle must be at least 1m and at most session_lifetime"
+                    .into(),
+            );
+        }
+        if c.max_sessions == 0 || c.max_sessions > 1_000_000 {
+            return Err("service.console.max_sessions must be between 1 and 1000000".into());
         }
         if self.profiles.is_empty() {
             return Err("service.profiles: at least one profile".into());

@@ -51,7 +51,14 @@ pub fn router(service: Arc<Service>) -> Router {
         .route("/recoveries/{id}", get(show_recovery))
         .route("/recoveries/{id}/approve", post(approve_recovery))
         .route("/recoveries/{id}/reject", post(reject_recovery))
-        .route("/webhooks/deliveries", get(deliveries))
+        .route("/webhooks/deliveries", get(deliveries));
+    // The web console: its own module, on the functions the API uses.
+    let router = if service.config.console.enabled {
+        router.merge(super::console::router(&service))
+    } else {
+        router
+    };
+    let router = router
         .fallback(|| async { problem(StatusCode::NOT_FOUND, "not found", "no such resource") })
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY));
     // Every call counted by route and status (acme_ca_http_requests_total

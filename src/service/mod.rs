@@ -10,6 +10,7 @@
 //! it like any other.
 
 pub mod config;
+pub mod console;
 pub mod http;
 pub mod keys;
 pub mod package;

@@ -1,0 +1,1085 @@
+//! The console through the service router: sessions, sign-in and
+//! sign-out, CSRF refusals, roles enforced whatever the page offers, and
+//! the pages of the seed's flow.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{header, Request, StatusCode};
+use axum::Router;
+use tower::ServiceExt;
+
+use crate::config::Config;
+use crate::server::Server;
+use crate::service::config::TokenConfig;
+use crate::service::types::{Caller, Role};
+use crate::service::{IssueInput, Service};
+
+const ADMIN: &str = "admin-token-0123456789";
+const AGENT: &str = "agent-token-0123456789";
+const ALICE: &str = "alice-token-0123456789";
+const BOB: &str = "bob-token-012345678901";
+const KEK: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+
+struct H {
+    router: Router,
+    service: Arc<Service>,
+    _server: Server,
+    _dir: tempfile::TempDir,
+}
+
+struct R {
+    status: StatusCode,
+    headers: axum::http::HeaderMap,
+    body: Vec<u8>,
+}
+
+impl R {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    fn location(&self) -> &str {
+        self.headers
+            .get(header::LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+    }
+
+    /// The value of `Set-Cookie: name=…`.
+    fn cookie(&self, name: &str) -> Option<String> {
+        self.headers
+            .get_all(header::SET_COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find_map(|c| {
+                c.split(';')
+                    .next()
+                    .and_then(|kv| kv.split_once('='))
+                    .filter(|(k, _)| *k == name)
+                    .map(|(_, v)| v.to_owned())
+            })
+    }
+}
+
+/// A browser: its session cookie and CSRF token once signed in.
+struct Browser {
+    cookie: String,
+    csrf: String,
+}
+
+async fn harness() -> H {
+    harness_with(|_| {}).await
+}
+
+async fn harness_with(adjust: impl FnOnce(&mut Config)) -> H {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = Config::default();
+    config.server.data_dir = dir.path().to_path_buf();
+    config.validation.always_valid = true;
+    config.status.listen = "127.0.0.1:0".parse().unwrap();
+    config.service.enabled = true;
+    config.service.listen = "127.0.0.1:0".parse().unwrap();
+    config.service.kek = Some(KEK.into());
+    let token = |name: &str, token: &str, role| TokenConfig {
+        name: name.into(),
+        token: token.into(),
+        role,
+    };
+    config.service.tokens = vec![
+        token("root", ADMIN, Role::Admin),
+        token("ann", AGENT, Role::Agent),
+        token("alice", ALICE, Role::Requester),
+        token("bob", BOB, Role::Requester),
+    ];
+    adjust(&mut config);
+    config.validate().unwrap();
+    let server = Server::build(&config, "127.0.0.1:14000".parse().unwrap())
+        .await
+        .unwrap();
+    let service = server.service.as_ref().unwrap().1.clone();
+    H {
+        router: crate::service::http::router(service.clone()),
+        service,
+        _server: server,
+        _dir: dir,
+    }
+}
+
+fn form_body(fields: &[(&str, &str)]) -> String {
+    fields
+        .iter()
+        .map(|(k, v)| {
+            format!(
+                "{}={}",
+                super::html::query_value(k),
+                super::html::query_value(v)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+impl H {
+    async fn send(&self, req: Request<Body>) -> R {
+        let resp = self.router.clone().oneshot(req).await.unwrap();
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let body = axum::body::to_bytes(resp.into_body(), usize::MAX)
+            .await
+            .unwrap()
+            .to_vec();
+        R {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    async fn get(&self, path: &str, cookie: Option<&str>) -> R {
+        let mut b = Request::builder().method("GET").uri(path);
+        if let Some(c) = cookie {
+            b = b.header(header::COOKIE, c);
+        }
+        self.send(b.body(Body::empty()).unwrap()).await
+    }
+
+    async fn post(&self, path: &str, cookie: Option<&str>, fields: &[(&str, &str)]) -> R {
+        let mut b = Request::builder()
+            .method("POST")
+            .uri(path)
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+        if let Some(c) = cookie {
+            b = b.header(header::COOKIE, c);
+        }
+        self.send(b.body(Body::from(form_body(fields))).unwrap())
+            .await
+    }
+
+    /// Signs in with `token` as a browser would: the form, then its POST.
+    async fn sign_in(&self, token: &str) -> Browser {
+        let form = self.get("/ui/signin", None).await;
+        assert_eq!(form.status, StatusCode::OK);
+        let pre = form.cookie(super::session::SIGNIN_COOKIE).unwrap();
+        assert!(form.text().contains(&format!("value=\"{pre}\"")));
+        let r = self
+            .post(
+                "/ui/signin",
+                Some(&format!("{}={pre}", super::session::SIGNIN_COOKIE)),
+                &[("csrf", &pre), ("token", token)],
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text());
+        let id = r.cookie(super::session::COOKIE).expect("a session cookie");
+        let cookie = format!("{}={id}", super::session::COOKIE);
+        let page = self.get("/ui/", Some(&cookie)).await;
+        assert_eq!(page.status, StatusCode::OK, "{}", page.text());
+        let text = page.text();
+        let at = text.find("name=\"csrf\" value=\"").unwrap() + 19;
+        let csrf = text[at..].split('"').next().unwrap().to_owned();
+        Browser { cookie, csrf }
+    }
+
+    async fn issue_as(
+        &self,
+        name: &str,
+        role: Role,
+        profile: &str,
+        input: IssueInput,
+    ) -> crate::service::types::Request {
+        let caller = Caller {
+            name: name.into(),
+            role,
+        };
+        self.service
+            .issue(
+                &caller,
+                IssueInput {
+                    profile: profile.into(),
+                    ..input
+                },
+            )
+            .await
+            .unwrap()
+    }
+}
+
+fn input(entity: &str, names: &[&str], cn: Option<&str>) -> IssueInput {
+    IssueInput {
+        entity_id: entity.into(),
+        profile: String::new(),
+        names: names.iter().map(|n| (*n).to_owned()).collect(),
+        ip_addresses: vec![],
+        common_name: cn.map(str::to_owned),
+        key_type: "ec".into(),
+        key_size: 256,
+        ttl: None,
+        auto_renew: false,
+    }
+}
+
+#[tokio::test]
+async fn pages_without_a_session_redirect_to_sign_in() {
+    let h = harness().await;
+    for path in [
+        "/ui/",
+        "/ui/certs",
+        "/ui/certs/01",
+        "/ui/issue/server",
+        "/ui/requests",
+        "/ui/upload",
+        "/ui/recoveries",
+    ] {
+        let r = h.get(path, None).await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER, "{path}");
+        assert_eq!(r.location(), "/ui/signin", "{path}");
+        // An unknown or forged session id too.
+        let r = h
+            .get(path, Some(&format!("{}=forged", super::session::COOKIE)))
+            .await;
+        assert_eq!(r.location(), "/ui/signin", "{path}");
+    }
+    let r = h
+        .post("/ui/certs/01/revoke", None, &[("reason", "keyCompromise")])
+        .await;
+    assert_eq!(
+        (r.status, r.location()),
+        (StatusCode::SEE_OTHER, "/ui/signin")
+    );
+    // The sign-in page itself, with the strict policy and the pre-session
+    // cookie's flags.
+    let r = h.get("/ui/signin", None).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let csp = r
+        .headers
+        .get(header::CONTENT_SECURITY_POLICY)
+        .unwrap()
+        .to_str()
+        .unwrap();
+    assert!(
+        csp.contains("default-src 'none'") && csp.contains("style-src 'self'"),
+        "{csp}"
+    );
+    assert!(!csp.contains("unsafe"), "{csp}");
+    let set = r.headers.get(header::SET_COOKIE).unwrap().to_str().unwrap();
+    for flag in ["Secure", "HttpOnly", "SameSite=Strict", "Path=/"] {
+        assert!(set.contains(flag), "{set}");
+    }
+    // No script anywhere, no inline style.
+    assert!(!r.text().contains("<script") && !r.text().contains("style="));
+    let css = h.get("/ui/static/console.css", None).await;
+    assert_eq!(css.status, StatusCode::OK);
+    assert!(css.headers[header::CONTENT_TYPE]
+        .to_str()
+        .unwrap()
+        .starts_with("text/css"));
+}
+
+#[tokio::test]
+async fn sign_in_checks_token_and_form_then_sign_out_ends_the_session() {
+    let h = harness().await;
+    let form = h.get("/ui/signin", None).await;
+    let pre = form.cookie(super::session::SIGNIN_COOKIE).unwrap();
+    let pre_cookie = format!("{}={pre}", super::session::SIGNIN_COOKIE);
+    // A wrong token: 401, no session.
+    let r = h
+        .post(
+            "/ui/signin",
+            Some(&pre_cookie),
+            &[("csrf", &pre), ("token", "not-a-token-000000000")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert!(r.cookie(super::session::COOKIE).is_none());
+    assert!(r.text().contains("the token is not valid"));
+    // A sign-in posted from elsewhere (no pre-session cookie, or another
+    // value): refused before the token is looked at.
+    let r = h
+        .post("/ui/signin", None, &[("csrf", &pre), ("token", ALICE)])
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let r = h
+        .post(
+            "/ui/signin",
+            Some(&pre_cookie),
+            &[("csrf", "other"), ("token", ALICE)],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert!(r.cookie(super::session::COOKIE).is_none());
+    // The right one: a session cookie with every flag; the token is not
+    // in it, nor in the page.
+    let r = h
+        .post(
+            "/ui/signin",
+            Some(&pre_cookie),
+            &[("csrf", &pre), ("token", ALICE)],
+        )
+        .await;
+    assert_eq!((r.status, r.location()), (StatusCode::SEE_OTHER, "/ui/"));
+    let set: Vec<&str> = r
+        .headers
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .map(|v| v.to_str().unwrap())
+        .collect();
+    let session = set
+        .iter()
+        .find(|c| c.starts_with("__Host-acme-ca-console="))
+        .unwrap();
+    for flag in [
+        "Secure",
+        "HttpOnly",
+        "SameSite=Strict",
+        "Path=/",
+        "Max-Age=28800",
+    ] {
+        assert!(session.contains(flag), "{session}");
+    }
+    assert!(!session.contains(ALICE));
+    let b = h.sign_in(ALICE).await;
+    let page = h.get("/ui/", Some(&b.cookie)).await;
+    assert!(page.text().contains("alice (requester)"));
+    assert!(!page.text().contains(ALICE));
+    // Signing in again from the same browser ends its earlier session.
+    let first = h.sign_in(ALICE).await;
+    let form = h.get("/ui/signin", None).await;
+    let pre = form.cookie(super::session::SIGNIN_COOKIE).unwrap();
+    let both = format!("{}={pre}; {}", super::session::SIGNIN_COOKIE, first.cookie);
+    let r = h
+        .post(
+            "/ui/signin",
+            Some(&both),
+            &[("csrf", &pre), ("token", ALICE)],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        h.get("/ui/", Some(&first.cookie)).await.location(),
+        "/ui/signin"
+    );
+    // Sign-out needs the CSRF token too.
+    let r = h.post("/ui/signout", Some(&b.cookie), &[]).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert_eq!(h.get("/ui/", Some(&b.cookie)).await.status, StatusCode::OK);
+    let r = h
+        .post("/ui/signout", Some(&b.cookie), &[("csrf", &b.csrf)])
+        .await;
+    assert_eq!(
+        (r.status, r.location()),
+        (StatusCode::SEE_OTHER, "/ui/signin")
+    );
+    assert!(r
+        .headers
+        .get(header::SET_COOKIE)
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .contains("Max-Age=0"));
+    let r = h.get("/ui/", Some(&b.cookie)).await;
+    assert_eq!(
+        r.location(),
+        "/ui/signin",
+        "the session is gone on the server"
+    );
+}
+
+#[tokio::test]
+async fn forms_without_this_sessions_csrf_token_are_refused() {
+    let h = harness().await;
+    let cert = h
+        .issue_as(
+            "alice",
+            Role::Requester,
+            "server",
+            input("e1", &["a.example.com"], None),
+        )
+        .await;
+    let serial = cert.serial.unwrap();
+    let agent = h.sign_in(AGENT).await;
+    let other = h.sign_in(AGENT).await;
+    assert_ne!(agent.csrf, other.csrf, "each session has its own token");
+    let path = format!("/ui/certs/{serial}/revoke");
+    for fields in [
+        vec![("reason", "keyCompromise")],
+        vec![("reason", "keyCompromise"), ("csrf", "forged-token")],
+        vec![("reason", "keyCompromise"), ("csrf", "")],
+        // Another session's token.
+        vec![("reason", "keyCompromise"), ("csrf", other.csrf.as_str())],
+    ] {
+        let r = h.post(&path, Some(&agent.cookie), &fields).await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "{fields:?}");
+        assert!(r.text().contains("security token"));
+    }
+    let root = Caller {
+        name: "root".into(),
+        role: Role::Admin,
+    };
+    assert!(
+        h.service
+            .certificate(&root, &serial)
+            .await
+            .unwrap()
+            .revoked
+            .is_none(),
+        "nothing was done"
+    );
+    // A multipart form (CSR upload) is checked the same way.
+    let alice = h.sign_in(ALICE).await;
+    let body =
+        "--XyZ\r\nContent-Disposition: form-data; name=\"profile\"\r\n\r\nserver\r\n--XyZ--\r\n";
+    let req = Request::builder()
+        .method("POST")
+        .uri("/ui/upload")
+        .header(header::COOKIE, &alice.cookie)
+        .header(header::CONTENT_TYPE, "multipart/form-data; boundary=XyZ")
+        .body(Body::from(body))
+        .unwrap();
+    assert_eq!(h.send(req).await.status, StatusCode::FORBIDDEN);
+    // With the token: done.
+    let r = h
+        .post(
+            &path,
+            Some(&agent.cookie),
+            &[("reason", "keyCompromise"), ("csrf", &agent.csrf)],
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.location()),
+        (
+            StatusCode::SEE_OTHER,
+            format!("/ui/certs/{serial}").as_str()
+        )
+    );
+    let c = h.service.certificate(&root, &serial).await.unwrap();
+    assert_eq!(c.revoked.unwrap().reason.code(), 1);
+    let page = h
+        .get(&format!("/ui/certs/{serial}"), Some(&agent.cookie))
+        .await;
+    assert!(page.text().contains("Revoked."), "the flash");
+    assert!(page.text().contains("revoked</span> at") && page.text().contains("(keyCompromise)"));
+}
+
+#[tokio::test]
+async fn requesters_cannot_reach_agent_actions_by_crafting_requests() {
+    let h = harness().await;
+    let pending = h
+        .issue_as(
+            "bob",
+            Role::Requester,
+            "device",
+            input("thing-1", &[], Some("thing-1")),
+        )
+        .await;
+    let issued = h
+        .issue_as(
+            "alice",
+            Role::Requester,
+            "server",
+            input("e1", &["a.example.com"], None),
+        )
+        .await;
+    let serial = issued.serial.unwrap();
+    let alice = h.sign_in(ALICE).await;
+    // The pages do not offer them...
+    let page = h
+        .get(&format!("/ui/certs/{serial}"), Some(&alice.cookie))
+        .await;
+    assert!(
+        !page.text().contains("/revoke"),
+        "no revoke form for a requester"
+    );
+    // ...and crafted posts with a valid CSRF token are refused by the
+    // service's role checks.
+    let csrf = alice.csrf.as_str();
+    let r = h
+        .post(
+            &format!("/ui/certs/{serial}/revoke"),
+            Some(&alice.cookie),
+            &[("csrf", csrf), ("reason", "keyCompromise")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text());
+    assert!(r
+        .text()
+        .contains("a requester token may not revoke certificates"));
+    let r = h
+        .post(
+            &format!("/ui/requests/{}/approve", pending.id),
+            Some(&alice.cookie),
+            &[("csrf", csrf)],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let r = h
+        .post(
+            &format!("/ui/requests/{}/reject", pending.id),
+            Some(&alice.cookie),
+            &[("csrf", csrf), ("reason", "no")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let root = Caller {
+        name: "root".into(),
+        role: Role::Admin,
+    };
+    assert!(h
+        .service
+        .certificate(&root, &serial)
+        .await
+        .unwrap()
+        .revoked
+        .is_none());
+    assert_eq!(
+        h.service
+            .request_for(&root, &pending.id)
+            .await
+            .unwrap()
+            .status
+            .as_str(),
+        "pending"
+    );
+    // Bob's pending request and Alice's certificate are invisible to the
+    // other requester.
+    let bob = h.sign_in(BOB).await;
+    assert_eq!(
+        h.get(&format!("/ui/certs/{serial}"), Some(&bob.cookie))
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+    let list = h.get("/ui/certs", Some(&bob.cookie)).await;
+    assert!(!list.text().contains(&serial));
+    let reqs = h.get("/ui/requests", Some(&alice.cookie)).await;
+    assert!(!reqs.text().contains(&pending.id));
+    // An agent approves it through the console.
+    let ann = h.sign_in(AGENT).await;
+    let queue = h.get("/ui/requests", Some(&ann.cookie)).await;
+    assert!(queue
+        .text()
+        .contains(&format!("/ui/requests/{}/approve", pending.id)));
+    let r = h
+        .post(
+            &format!("/ui/requests/{}/approve", pending.id),
+            Some(&ann.cookie),
+            &[("csrf", &ann.csrf)],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        h.service
+            .request_for(&root, &pending.id)
+            .await
+            .unwrap()
+            .status
+            .as_str(),
+        "issued"
+    );
+}
+
+#[tokio::test]
+async fn issue_form_shows_errors_next_to_their_field_then_issues_and_downloads() {
+    let h = harness().await;
+    let alice = h.sign_in(ALICE).await;
+    let form = h.get("/ui/issue/server", Some(&alice.cookie)).await;
+    assert_eq!(form.status, StatusCode::OK);
+    let t = form.text();
+    assert!(t.contains("<label for=\"ip_addresses\">") && t.contains("id=\"ip_addresses\""));
+    assert!(t.contains("value=\"ec-256\"") && t.contains("value=\"rsa-2048\""));
+    let csrf = alice.csrf.as_str();
+    let base = [
+        ("csrf", csrf),
+        ("entity_id", "fde3263e"),
+        ("names", "backend-1.example.com"),
+        ("key", "ec-256"),
+    ];
+    let mut bad_ip = base.to_vec();
+    bad_ip.push(("ip_addresses", "192.168.100.400"));
+    let r = h
+        .post("/ui/issue/server", Some(&alice.cookie), &bad_ip)
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    let t = r.text();
+    assert!(t.contains("id=\"ip_addresses-error\""), "{t}");
+    assert!(t.contains("is not an IP address"));
+    assert!(t.contains("192.168.100.400"), "the typed value is kept");
+    let mut bad_ttl = base.to_vec();
+    bad_ttl.push(("ttl", "9999d"));
+    let r = h
+        .post("/ui/issue/server", Some(&alice.cookie), &bad_ttl)
+        .await;
+    assert!(r.text().contains("id=\"ttl-error\""));
+    let mut good = base.to_vec();
+    good.push(("ip_addresses", "192.168.100.4"));
+    let r = h.post("/ui/issue/server", Some(&alice.cookie), &good).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text());
+    let detail_path = r.location().to_owned();
+    assert!(detail_path.starts_with("/ui/certs/"));
+    let serial = detail_path.trim_start_matches("/ui/certs/").to_owned();
+    let page = h.get(&detail_path, Some(&alice.cookie)).await;
+    let t = page.text();
+    assert!(t.contains("192.168.100.4") && t.contains("backend-1.example.com"));
+    assert!(t.contains("The renewal window opens at") && t.contains("id=\"renew\" disabled"));
+    // Download: nothing ready yet; request, then download once.
+    let r = h
+        .post(
+            &format!("{detail_path}/download"),
+            Some(&alice.cookie),
+            &[("csrf", csrf)],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    let r = h
+        .post(
+            &format!("{detail_path}/download-token"),
+            Some(&alice.cookie),
+            &[("csrf", csrf), ("format", "zip")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    let page = h.get(&detail_path, Some(&alice.cookie)).await;
+    assert!(page.text().contains("id=\"download\""));
+    let r = h
+        .post(
+            &format!("{detail_path}/download"),
+            Some(&alice.cookie),
+            &[("csrf", csrf)],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.headers[header::CONTENT_TYPE], "application/zip");
+    assert_eq!(
+        r.headers[header::CONTENT_DISPOSITION].to_str().unwrap(),
+        format!("attachment; filename=\"{serial}.zip\"")
+    );
+    assert_eq!(&r.body[..2], b"PK");
+    let again = h
+        .post(
+            &format!("{detail_path}/download"),
+            Some(&alice.cookie),
+            &[("csrf", csrf)],
+        )
+        .await;
+    assert_eq!(again.status, StatusCode::SEE_OTHER, "used once");
+    // PKCS#12 needs a password.
+    let r = h
+        .post(
+            &format!("{detail_path}/download-token"),
+            Some(&alice.cookie),
+            &[("csrf", csrf), ("format", "p12")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert!(h
+        .get(&detail_path, Some(&alice.cookie))
+        .await
+        .text()
+        .contains("needs a password"));
+    let r = h
+        .post(
+            &format!("{detail_path}/download-token"),
+            Some(&alice.cookie),
+            &[
+                ("csrf", csrf),
+                ("format", "p12"),
+                ("password", "correct horse"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert!(h
+        .get(&detail_path, Some(&alice.cookie))
+        .await
+        .text()
+        .contains("A PKCS#12 file download is ready"));
+    let r = h
+        .post(
+            &format!("{detail_path}/download"),
+            Some(&alice.cookie),
+            &[("csrf", csrf)],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.headers[header::CONTENT_TYPE], "application/x-pkcs12");
+    assert_eq!(
+        r.headers[header::CONTENT_DISPOSITION].to_str().unwrap(),
+        format!("attachment; filename=\"{serial}.p12\"")
+    );
+}
+
+#[tokio::test]
+async fn pages_escape_what_they_show() {
+    let h = harness().await;
+    let alice = h.sign_in(ALICE).await;
+    let r = h
+        .get(
+            "/ui/certs?common_name=%3Cscript%3Ex%3C%2Fscript%3E",
+            Some(&alice.cookie),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(!r.text().contains("<script>x"));
+    assert!(r.text().contains("&lt;script&gt;x"));
+    let r = h
+        .get("/ui/certs?expiring_before=yesterday", Some(&alice.cookie))
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(r.text().contains("id=\"expiring_before-error\""));
+}
+
+#[tokio::test]
+async fn dashboard_counts_and_charts() {
+    let h = harness().await;
+    for i in 0..3 {
+        h.issue_as(
+            "alice",
+            Role::Requester,
+            "server",
+            input("e1", &[&format!("h{i}.example.com")], None),
+        )
+        .await;
+    }
+    // A delivery that failed, its error from the far side (escaped).
+    h.service
+        .store
+        .insert_deliveries(&[crate::service::types::Delivery {
+            id: "d1".into(),
+            url: "https://hooks.example.com/x".into(),
+            event_type: "certificate.revoked".into(),
+            body: "{}".into(),
+            status: "failed".into(),
+            attempts: 8,
+            next_attempt_at: 0,
+            last_error: Some("HTTP 500 <b>oops</b>".into()),
+            created_at: 0,
+        }])
+        .await
+        .unwrap();
+    let root = h.sign_in(ADMIN).await;
+    let r = h.get("/ui/", Some(&root.cookie)).await;
+    let t = r.text();
+    assert!(
+        t.contains("<span class=\"n\" id=\"count-valid\">3</span>"),
+        "{t}"
+    );
+    assert!(t.contains("Certificates issued per day, last 30 days (3 in all"));
+    assert!(t.contains("Certificates expiring per day, next 30 days (0 in all"));
+    assert!(t.contains("1 of 1 failed deliveries"), "{t}");
+    assert!(t.contains("HTTP 500 &lt;b&gt;oops&lt;/b&gt;") && t.contains("certificate.revoked"));
+    let bob = h.sign_in(BOB).await;
+    let t = h.get("/ui/", Some(&bob.cookie)).await.text();
+    assert!(
+        t.contains("<span class=\"n\" id=\"count-valid\">0</span>"),
+        "requesters count their own"
+    );
+    assert!(t.contains("Only admins see webhook deliveries."));
+}
+
+fn csr_pem(name: &str) -> String {
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let params = rcgen::CertificateParams::new(vec![name.to_owned()]).unwrap();
+    params.serialize_request(&key).unwrap().pem().unwrap()
+}
+
+/// A multipart/form-data body of `fields`, and `file` as the "file" part.
+fn multipart(fields: &[(&str, &str)], file: Option<&str>) -> (String, String) {
+    let boundary = "console-test-boundary-0123";
+    let mut b = String::new();
+    for (k, v) in fields {
+        b.push_str(&format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"{k}\"\r\n\r\n{v}\r\n"
+        ));
+    }
+    if let Some(f) = file {
+        b.push_str(&format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"csrs.pem\"\r\n\
+             Content-Type: application/x-pem-file\r\n\r\n{f}\r\n"
+        ));
+    }
+    b.push_str(&format!("--{boundary}--\r\n"));
+    (format!("multipart/form-data; boundary={boundary}"), b)
+}
+
+#[tokio::test]
+async fn csr_upload_pasted_and_as_a_file_shows_each_csr() {
+    let h = harness().await;
+    let alice = h.sign_in(ALICE).await;
+    let form = h.get("/ui/upload", Some(&alice.cookie)).await;
+    assert!(form.text().contains("enctype=\"multipart/form-data\""));
+    let upload = |fields: Vec<(&'static str, String)>, file: Option<String>| {
+        let cookie = alice.cookie.clone();
+        let h = &h;
+        async move {
+            let f: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            let (ctype, body) = multipart(&f, file.as_deref());
+            let req = Request::builder()
+                .method("POST")
+                .uri("/ui/upload")
+                .header(header::COOKIE, cookie)
+                .header(header::CONTENT_TYPE, ctype)
+                .body(Body::from(body))
+                .unwrap();
+            h.send(req).await
+        }
+    };
+    let base = |pem: &str| {
+        vec![
+            ("csrf", alice.csrf.clone()),
+            ("profile", "server".to_owned()),
+            ("entity_id", "fleet-7".to_owned()),
+            ("name", "November".to_owned()),
+            ("pem", pem.to_owned()),
+        ]
+    };
+    // One pasted, one in the file: one batch of two.
+    let r = upload(
+        base(&csr_pem("c1.example.com")),
+        Some(csr_pem("c2.example.com")),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text());
+    let batch = r.location().to_owned();
+    assert!(batch.starts_with("/ui/batches/"));
+    let page = h.get(&batch, Some(&alice.cookie)).await;
+    let t = page.text();
+    assert!(t.contains("Uploaded 2 CSRs"), "{t}");
+    assert!(
+        t.contains("2: 2 issued, 0 pending, 0 rejected, 0 failed"),
+        "{t}"
+    );
+    assert_eq!(t.matches("<td>issued</td>").count(), 2);
+    let zip = h
+        .get(&format!("{batch}/download"), Some(&alice.cookie))
+        .await;
+    assert_eq!(zip.status, StatusCode::OK);
+    assert_eq!(&zip.body[..2], b"PK");
+    // A bad CSR: refused with its position, shown at the field, nothing
+    // recorded; the pasted text is kept.
+    let bad = format!(
+        "{}-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----\n",
+        csr_pem("c3.example.com")
+    );
+    let r = upload(base(&bad), None).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    let t = r.text();
+    assert!(t.contains("id=\"pem-error\""), "{t}");
+    assert!(
+        t.contains("CSR 2 of the upload") || t.contains("not valid PEM"),
+        "{t}"
+    );
+    // Bob does not see Alice's batch.
+    let bob = h.sign_in(BOB).await;
+    assert_eq!(
+        h.get(&batch, Some(&bob.cookie)).await.status,
+        StatusCode::NOT_FOUND
+    );
+}
+
+#[tokio::test]
+async fn key_recovery_needs_two_agents_then_the_requester_downloads_the_key() {
+    let h = harness().await;
+    let issued = h
+        .issue_as(
+            "alice",
+            Role::Requester,
+            "server",
+            input("e1", &["k.example.com"], None),
+        )
+        .await;
+    let serial = issued.serial.unwrap();
+    let alice = h.sign_in(ALICE).await;
+    let r = h
+        .post(
+            &format!("/ui/certs/{serial}/recovery"),
+            Some(&alice.cookie),
+            &[("csrf", &alice.csrf)],
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.location()),
+        (StatusCode::SEE_OTHER, "/ui/recoveries")
+    );
+    let page = h.get("/ui/recoveries", Some(&alice.cookie)).await.text();
+    let at = page.find("Key recovery ").unwrap() + 13;
+    let id = page[at..].split(' ').next().unwrap().to_owned();
+    assert!(page.contains("0 of 2"), "{page}");
+    assert!(
+        !page.contains(&format!("/ui/recoveries/{id}/approve")),
+        "requesters do not approve"
+    );
+    // The requester cannot approve by crafting the post.
+    let r = h
+        .post(
+            &format!("/ui/recoveries/{id}/approve"),
+            Some(&alice.cookie),
+            &[("csrf", &alice.csrf)],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let ann = h.sign_in(AGENT).await;
+    let page = h.get("/ui/recoveries", Some(&ann.cookie)).await.text();
+    assert!(page.contains(&format!("/ui/recoveries/{id}/approve")));
+    let r = h
+        .post(
+            &format!("/ui/recoveries/{id}/approve"),
+            Some(&ann.cookie),
+            &[("csrf", &ann.csrf)],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    let page = h.get("/ui/recoveries", Some(&ann.cookie)).await.text();
+    assert!(page.contains("1 of 2: ann"), "{page}");
+    assert!(
+        !page.contains(&format!("/ui/recoveries/{id}/approve")),
+        "ann approved already"
+    );
+    // Twice by the same agent: refused, with the reason shown.
+    let r = h
+        .post(
+            &format!("/ui/recoveries/{id}/approve"),
+            Some(&ann.cookie),
+            &[("csrf", &ann.csrf)],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert!(h
+        .get("/ui/recoveries", Some(&ann.cookie))
+        .await
+        .text()
+        .contains("ann already approved"));
+    let root = h.sign_in(ADMIN).await;
+    let r = h
+        .post(
+            &format!("/ui/recoveries/{id}/approve"),
+            Some(&root.cookie),
+            &[("csrf", &root.csrf)],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    // Approved: the requester asks for the key download from the list.
+    let page = h.get("/ui/recoveries", Some(&alice.cookie)).await.text();
+    assert!(
+        page.contains("2 of 2: ann, root") && page.contains("Request the key download"),
+        "{page}"
+    );
+    let r = h
+        .post(
+            &format!("/ui/certs/{serial}/download-token"),
+            Some(&alice.cookie),
+            &[("csrf", &alice.csrf), ("recovery", &id)],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert!(h
+        .get(&format!("/ui/certs/{serial}"), Some(&alice.cookie))
+        .await
+        .text()
+        .contains("zip with the recovered key"));
+    let r = h
+        .post(
+            &format!("/ui/certs/{serial}/download"),
+            Some(&alice.cookie),
+            &[("csrf", &alice.csrf)],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    let page = h
+        .get("/ui/recoveries?status=completed", Some(&alice.cookie))
+        .await
+        .text();
+    assert!(page.contains(&id), "the recovery is completed");
+}
+
+#[tokio::test]
+async fn renew_inside_the_window_moves_to_the_new_certificate() {
+    let h = harness_with(|c| {
+        let short = crate::service::config::ServiceProfileConfig {
+            validity: std::time::Duration::from_secs(7200),
+            renew_before: std::time::Duration::from_secs(7199),
+            extended_key_usages: vec!["serverAuth".into()],
+            ..Default::default()
+        };
+        c.service.profiles.insert("short".into(), short);
+    })
+    .await;
+    let old = h
+        .issue_as(
+            "alice",
+            Role::Requester,
+            "short",
+            input("e1", &["r.example.com"], None),
+        )
+        .await
+        .serial
+        .unwrap();
+    let alice = h.sign_in(ALICE).await;
+    let page = h
+        .get(&format!("/ui/certs/{old}"), Some(&alice.cookie))
+        .await;
+    assert!(page
+        .text()
+        .contains("<button type=\"submit\" id=\"renew\">Renew</button>"));
+    let r = h
+        .post(
+            &format!("/ui/certs/{old}/renew"),
+            Some(&alice.cookie),
+            &[("csrf", &alice.csrf)],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    let new_path = r.location().to_owned();
+    assert_ne!(new_path, format!("/ui/certs/{old}"));
+    let page = h.get(&new_path, Some(&alice.cookie)).await.text();
+    assert!(
+        page.contains(&format!("Renewed: this certificate replaces {old}.")),
+        "{page}"
+    );
+    let page = h
+        .get(&format!("/ui/certs/{old}"), Some(&alice.cookie))
+        .await
+        .text();
+    assert!(
+        page.contains("(superseded)") && page.contains("Renewed by"),
+        "{page}"
+    );
+    assert!(page.contains("id=\"renew\" disabled"), "{page}");
+}
+
+#[tokio::test]
+async fn console_can_be_turned_off() {
+    let h = harness_with(|c| c.service.console.enabled = false).await;
+    for path in ["/ui/", "/ui/signin", "/ui/static/console.css"] {
+        let r = h.get(path, None).await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND, "{path}");
+        assert_eq!(r.headers[header::CONTENT_TYPE], "application/problem+json");
+    }
+}
+
+#[test]
+fn console_settings_are_checked_at_load() {
+    let mut c = crate::service::config::ServiceConfig {
+        enabled: true,
+        kek: Some(KEK.into()),
+        tokens: vec![TokenConfig {
+            name: "root".into(),
+            token: ADMIN.into(),
+            role: Role::Admin,
+        }],
+        ..Default::default()
+    };
+    assert_eq!(c.validate(), Ok(()));
+    let d = std::time::Duration::from_secs;
+    for (lifetime, idle, max, field) in [
+        (d(30), d(30), 10, "session_lifetime"),
+        (d(8 * 86400), d(60), 10, "session_lifetime"),
+        (d(3600), d(7200), 10, "session_idle"),
+        (d(3600), d(10), 10, "session_idle"),
+        (d(3600), d(600), 0, "max_sessions"),
+    ] {
+        c.console.session_lifetime = lifetime;
+        c.console.session_idle = idle;
+        c.console.max_sessions = max;
+        let e = c.validate().unwrap_err();
+        assert!(e.contains(&format!("service.console.{field}")), "{e}");
+    }
+}
