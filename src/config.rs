@@ -34,6 +34,8 @@ pub struct Config {
     pub profiles: BTreeMap<String, ProfileConfig>,
     /// `[log]`: how log lines are written.
     pub log: LogConfig,
+    /// `[rate_limits]`: production rate limits (docs/RATELIMITS.md).
+    pub rate_limits: crate::ratelimit::RateLimitsConfig,
 }
 
 /// `[log]`.
@@ -89,6 +91,7 @@ impl Default for Config {
             service: Default::default(),
             profiles: default_profiles(),
             log: LogConfig::default(),
+            rate_limits: Default::default(),
         }
     }
 }
@@ -768,6 +771,7 @@ impl Config {
             return Err("status.ocsp_lifetime must be above zero".into());
         }
         self.service.validate()?;
+        self.rate_limits.validate()?;
         Ok(())
     }
 

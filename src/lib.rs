@@ -20,6 +20,7 @@ pub mod pebble;
 pub mod protocol;
 pub mod ra;
 pub mod rand;
+pub mod ratelimit;
 pub mod revocation;
 pub mod server;
 pub mod service;

@@ -329,6 +329,18 @@ impl Server {
             .external_url
             .clone()
             .unwrap_or_else(|| default_base_url(listen));
+        // Rate limits ([rate_limits]): buckets in the store; failed
+        // validations are counted as the VA records them.
+        let limits = config.rate_limits.enabled.then(|| {
+            let limiter = Arc::new(crate::ratelimit::Limiter::new(
+                store.clone(),
+                clock.clone(),
+                &config.rate_limits,
+                metrics.clone(),
+            ));
+            va.observe_failures(limiter.clone());
+            limiter
+        });
         let ra = Ra {
             store: store_dyn.clone(),
             ca,
@@ -365,6 +377,7 @@ impl Server {
             ari_overrides: Default::default(),
             caa,
             metrics: metrics.clone(),
+            limits: limits.clone(),
         };
         // Attempts a previous run left processing are validated again.
         let resume_store = store_dyn.clone();
@@ -418,6 +431,7 @@ impl Server {
             ari_retry_after: config.acme.ari_retry_after,
             ari_explanation_url: config.acme.ari_explanation_url.clone(),
             metrics: metrics.clone(),
+            trusted_proxies: config.rate_limits.proxies(),
         });
         let service = if config.service.enabled {
             let listener = TcpListener::bind(config.service.listen)

@@ -83,7 +83,12 @@ fn account_resource(base: &BaseUrl, a: &Account) -> Result<AccountResource> {
 }
 
 /// POST /acme/new-account (RFC 8555 §7.3).
-pub async fn new_account(State(app): State<Arc<App>>, post: AcmePost) -> Result<Response> {
+pub async fn new_account(
+    State(app): State<Arc<App>>,
+    peer: Option<axum::Extension<super::PeerAddr>>,
+    headers: axum::http::HeaderMap,
+    post: AcmePost,
+) -> Result<Response> {
     let Signer::Key(jwk) = &post.signer else {
         return Err(Error::malformed(
             "newAccount must be signed with a jwk, not a kid (RFC 8555 §7.3)",
@@ -93,7 +98,8 @@ pub async fn new_account(State(app): State<Arc<App>>, post: AcmePost) -> Result<
     // The URL this request was posted to (either naming); the JWS url has
     // been checked against it.
     let url = post.jws.protected.url.clone();
-    let (account, created) = app.ra.new_account(jwk, &url, &req).await?;
+    let client = super::client_ip(peer.map(|p| p.0 .0), &headers, &app.trusted_proxies);
+    let (account, created) = app.ra.new_account(jwk, &url, &req, client).await?;
     if account.status != AccountStatus::Valid {
         return Err(Error::unauthorized(format!(
             "the account of this key is {}",

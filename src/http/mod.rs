@@ -16,6 +16,7 @@ pub mod request;
 pub mod status;
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -144,6 +145,50 @@ pub struct App {
     /// The process's metrics (the same `Arc` the RA, VA and store count
     /// into).
     pub metrics: Arc<Metrics>,
+    /// Peers whose `X-Forwarded-For` names the client
+    /// (`rate_limits.trusted_proxies`).
+    pub trusted_proxies: Vec<crate::ratelimit::Prefix>,
+}
+
+/// The address of the TCP peer a request came over, put into every
+/// request's extensions by [`serve`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PeerAddr(pub SocketAddr);
+
+/// The most `X-Forwarded-For` entries looked at (from the right).
+const MAX_FORWARDED_HOPS: usize = 16;
+
+/// The client's address: the TCP peer's, unless the peer is a trusted
+/// proxy; then the rightmost `X-Forwarded-For` entry that is not a trusted
+/// proxy (entries to its left were written by the client and prove
+/// nothing). A malformed header leaves the peer's address. None when the
+/// request came without a peer (in-process tests).
+pub fn client_ip(
+    peer: Option<SocketAddr>,
+    headers: &axum::http::HeaderMap,
+    trusted: &[crate::ratelimit::Prefix],
+) -> Option<std::net::IpAddr> {
+    let peer = peer?.ip();
+    let is_trusted = |ip: std::net::IpAddr| trusted.iter().any(|p| p.contains(ip));
+    if !is_trusted(peer) {
+        return Some(peer);
+    }
+    let mut entries: Vec<&str> = Vec::new();
+    for value in headers.get_all("x-forwarded-for") {
+        let Ok(text) = value.to_str() else {
+            return Some(peer);
+        };
+        entries.extend(text.split(',').map(str::trim));
+    }
+    for entry in entries.iter().rev().take(MAX_FORWARDED_HOPS) {
+        let Ok(ip) = entry.parse::<std::net::IpAddr>() else {
+            return Some(peer);
+        };
+        if !is_trusted(ip) {
+            return Some(ip);
+        }
+    }
+    Some(peer)
 }
 
 /// The router, without sockets, so tests can drive it in process.
@@ -421,6 +466,13 @@ pub async fn serve(
         let watcher = graceful.watcher();
         let handshake_timeout = limits.handshake_timeout;
         tokio::spawn(async move {
+            let router = tower::ServiceExt::map_request(
+                router,
+                move |mut req: axum::http::Request<hyper::body::Incoming>| {
+                    req.extensions_mut().insert(PeerAddr(peer));
+                    req
+                },
+            );
             let svc = hyper_util::service::TowerToHyperService::new(router);
             let Some(acceptor) = acceptor else {
                 let conn = builder.serve_connection(TokioIo::new(tcp), svc);

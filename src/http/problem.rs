@@ -36,6 +36,12 @@ impl IntoResponse for Error {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
         );
+        if let Some(secs) = self.retry_after() {
+            // RFC 9110 §10.2.3: delay-seconds (RFC 8555 §6.6: rateLimited
+            // answers say when to come back).
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
         resp
     }
 }

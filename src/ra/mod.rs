@@ -97,6 +97,8 @@ pub struct Ra {
     pub caa: Option<Arc<crate::va::caa::CaaChecker>>,
     /// Orders finalized and finalize latency are counted here.
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// Rate limits (`[rate_limits]`), when enabled.
+    pub limits: Option<Arc<crate::ratelimit::Limiter>>,
 }
 
 /// URLs written into certificates.
@@ -176,12 +178,14 @@ impl Ra {
 
     /// newAccount (RFC 8555 §7.3): returns the account and whether it was
     /// created by this request. `url` is the newAccount URL the request was
-    /// posted to (an external account binding must name it).
+    /// posted to (an external account binding must name it); `client` the
+    /// address it came from, for `new_accounts_per_ip` (None: not counted).
     pub async fn new_account(
         &self,
         jwk: &Jwk,
         url: &str,
         req: &NewAccount,
+        client: Option<std::net::IpAddr>,
     ) -> Result<(Account, bool)> {
         if let Some(existing) = self.store.account_by_thumbprint(jwk.thumbprint()).await? {
             return Ok((existing, false));
@@ -223,14 +227,72 @@ impl Ra {
             tos_agreed,
             created_at: self.now(),
         };
+        // Only a request that would create an account spends from its
+        // address's bucket; one that creates none gets it back.
+        let spent = match (&self.limits, client) {
+            (Some(limits), Some(ip)) => {
+                Some(limits.spend(&limits.new_account_transactions(ip)).await?)
+            }
+            _ => None,
+        };
         // With reuse, a key id is checked but not bound (Pebble).
         let bind_kid = eab_kid.as_deref().filter(|_| !self.settings.eab_key_reuse);
-        match self.store.create_account(&account, bind_kid).await? {
+        let created = self.store.create_account(&account, bind_kid).await;
+        if !matches!(created, Ok(AccountCreation::Created)) {
+            self.refund(spent).await;
+        }
+        match created? {
             AccountCreation::Created => Ok((account, true)),
             AccountCreation::Existing(a) => Ok((a, false)),
             AccountCreation::KeyIdTaken => Err(Error::unauthorized(
                 "this external account key is already bound to another account",
             )),
+        }
+    }
+
+    /// Gives back a rate-limit spend whose request failed.
+    async fn refund(&self, spent: Option<crate::ratelimit::Spent>) {
+        if let (Some(limits), Some(spent)) = (&self.limits, spent) {
+            limits.refund(spent).await;
+        }
+    }
+
+    /// newOrder's rate limits (as Boulder checks them): the certificate
+    /// limits and failed validations are checked, not spent (certificates
+    /// are spent at finalize), the pending-authorization ceiling is
+    /// checked, then one new order is spent from the account's bucket.
+    async fn order_limits(
+        &self,
+        account: &Account,
+        identifiers: &[Identifier],
+        new_authzs: usize,
+    ) -> Result<Option<crate::ratelimit::Spent>> {
+        let Some(limits) = &self.limits else {
+            return Ok(None);
+        };
+        let mut checks = limits.certificate_transactions(&account.id, identifiers);
+        checks.extend(
+            identifiers
+                .iter()
+                .map(|i| limits.failed_validation_transaction(&account.id, i)),
+        );
+        limits.check(&checks).await?;
+        limits
+            .check_pending_authorizations(&account.id, new_authzs)
+            .await?;
+        Ok(Some(
+            limits
+                .spend(&limits.new_order_transactions(&account.id))
+                .await?,
+        ))
+    }
+
+    /// Counts a failed validation against its account and hostname
+    /// (`failed_validations`). Successes do not refill the bucket, as in
+    /// Boulder: it refills with time only.
+    pub async fn validation_failed(&self, authz: &Authz) {
+        if let Some(limits) = &self.limits {
+            limits.validation_failed(authz).await;
         }
     }
 
@@ -385,8 +447,15 @@ impl Ra {
             profile: profile.name.clone(),
             replaces: replaces.as_ref().map(|r| r.text.clone()),
         };
+        let spent = self
+            .order_limits(account, &order.identifiers, new_authzs.len())
+            .await?;
         let claim = replaces.as_ref().map(|r| (&r.cert, r.expected.as_ref()));
-        if !self.store.create_order(&order, &new_authzs, claim).await? {
+        let created = self.store.create_order(&order, &new_authzs, claim).await;
+        if !matches!(created, Ok(true)) {
+            self.refund(spent).await;
+        }
+        if !created? {
             // Another order took the replacement since it was checked.
             return Err(already_replaced());
         }
@@ -683,6 +752,9 @@ impl Ra {
                 .await?
             {
                 self.va.recorded_inline(&result);
+                if result.state == crate::model::AttemptState::Invalid {
+                    self.validation_failed(&req.authz).await;
+                }
             }
         } else if self
             .store
@@ -758,7 +830,26 @@ impl Ra {
                 "the order is being finalized by another request",
             ));
         }
-        match self.issue(account, &order, profile, &csr, now).await {
+        // The certificate limits, checked at newOrder, are spent now, all
+        // or nothing, and given back if the issuance fails.
+        let spent = match &self.limits {
+            Some(limits) => {
+                let txns = limits.certificate_transactions(&account.id, &order.identifiers);
+                limits.spend(&txns).await.map(Some)
+            }
+            None => Ok(None),
+        };
+        let issued = match spent {
+            Ok(spent) => {
+                let issued = self.issue(account, &order, profile, &csr, now).await;
+                if issued.is_err() {
+                    self.refund(spent).await;
+                }
+                issued
+            }
+            Err(e) => Err(e),
+        };
+        match issued {
             Ok(()) => self.order(account, id).await,
             Err(e) => {
                 if let Err(release) = self.store.release_order(&order.id).await {

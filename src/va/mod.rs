@@ -116,6 +116,12 @@ impl Validator for AlwaysValid {
     }
 }
 
+/// Told of every failed validation the VA records from its queue (the
+/// rate limiter counts them per account and hostname).
+pub trait FailureObserver: Send + Sync + 'static {
+    fn failed<'a>(&'a self, authz: &'a Authz) -> Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
+}
+
 /// Settings of the VA.
 #[derive(Debug, Clone)]
 pub struct VaSettings {
@@ -142,6 +148,8 @@ pub struct Va {
     settings: VaSettings,
     queue: mpsc::Sender<Job>,
     metrics: Arc<Metrics>,
+    /// Set once, at assembly (`observe_failures`).
+    failures: std::sync::OnceLock<Arc<dyn FailureObserver>>,
 }
 
 /// A place reserved in the validation queue.
@@ -166,6 +174,7 @@ impl Va {
             settings,
             queue: tx,
             metrics,
+            failures: std::sync::OnceLock::new(),
         });
         tokio::spawn(dispatch(Arc::downgrade(&va), rx));
         va
@@ -186,6 +195,14 @@ impl Va {
                 ErrorKind::RateLimited,
                 "too many validations are waiting; retry shortly",
             )),
+        }
+    }
+
+    /// Tells `observer` of every failed validation recorded from the queue
+    /// from now on (the first observer set stays).
+    pub fn observe_failures(&self, observer: Arc<dyn FailureObserver>) {
+        if self.failures.set(observer).is_err() {
+            tracing::warn!("the VA already has a failure observer");
         }
     }
 
@@ -298,6 +315,9 @@ impl Va {
         if self.store.finish_challenge(&req.authz.id, &result).await? {
             if result.state == AttemptState::Invalid {
                 self.metrics.order_invalid();
+                if let Some(observer) = self.failures.get() {
+                    observer.failed(&req.authz).await;
+                }
             }
         } else {
             tracing::debug!(authz = %req.authz.id, "validation outcome not recorded: attempt no longer processing");
