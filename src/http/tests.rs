@@ -1181,3 +1181,4 @@ mod lifecycle;
 mod metrics;
 
 mod pebble;
+mod ratelimits;

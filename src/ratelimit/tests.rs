@@ -501,7 +501,7 @@ async fn pending_authorizations_have_a_ceiling() {
         let authz = Authz {
             id: AuthzId(format!("pz{i}")),
             account_id: acct("p"),
-            identifier: Identifier::dns(&format!("h{i}.example.com")),
+            identifier: Identifier::dns(format!("h{i}.example.com")),
             wildcard: false,
             state: AuthzState::Pending,
             expires,
