@@ -200,7 +200,7 @@ pub fn defaults() -> Config {
     c.acme.serve_revoked_certificates = false;
     // Pebble has no rate limits: client test suites order as fast as they
     // like (issue 15).
-    c.rate_limits.enabled = false;
+    c.rate_limits.enabled = Some(false);
     c.acme.pending_authz_lifetime = Duration::from_secs(3600);
     // Pebble's VA sleeps rand.Intn(5) seconds: 0 to 4.
     c.validation.random_delay = Duration::from_secs(5);

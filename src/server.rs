@@ -331,16 +331,19 @@ impl Server {
             .unwrap_or_else(|| default_base_url(listen));
         // Rate limits ([rate_limits]): buckets in the store; failed
         // validations are counted as the VA records them.
-        let limits = config.rate_limits.enabled.then(|| {
-            let limiter = Arc::new(crate::ratelimit::Limiter::new(
-                store.clone(),
-                clock.clone(),
-                &config.rate_limits,
-                metrics.clone(),
-            ));
-            va.observe_failures(limiter.clone());
-            limiter
-        });
+        let limits = config
+            .rate_limits
+            .is_enabled(config.validation.always_valid)
+            .then(|| {
+                let limiter = Arc::new(crate::ratelimit::Limiter::new(
+                    store.clone(),
+                    clock.clone(),
+                    &config.rate_limits,
+                    metrics.clone(),
+                ));
+                va.observe_failures(limiter.clone());
+                limiter
+            });
         let ra = Ra {
             store: store_dyn.clone(),
             ca,

@@ -113,8 +113,10 @@ pub struct OverrideConfig {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RateLimitsConfig {
-    /// On in `serve` by default; `acme-ca pebble` turns it off.
-    pub enabled: bool,
+    /// Unset: on, except in always-valid mode (`validation.always_valid`,
+    /// a development CA that validates nothing); `acme-ca pebble` sets it
+    /// off, as Pebble has no limits.
+    pub enabled: Option<bool>,
     pub new_orders_per_account: RateConfig,
     pub certificates_per_domain: RateConfig,
     pub duplicate_certificates: RateConfig,
@@ -134,7 +136,7 @@ impl Default for RateLimitsConfig {
         const HOUR: u64 = 3600;
         const WEEK: u64 = 7 * 86400;
         RateLimitsConfig {
-            enabled: true,
+            enabled: None,
             new_orders_per_account: RateConfig::new(300, 3 * HOUR),
             certificates_per_domain: RateConfig::new(50, WEEK),
             duplicate_certificates: RateConfig::new(5, WEEK),
@@ -204,6 +206,11 @@ pub(crate) fn normalize_domain(d: &str) -> String {
 }
 
 impl RateLimitsConfig {
+    /// Whether the limits apply, given whether validation is skipped.
+    pub fn is_enabled(&self, always_valid: bool) -> bool {
+        self.enabled.unwrap_or(!always_valid)
+    }
+
     /// The configured rate of `limit`.
     pub fn rate(&self, limit: LimitName) -> RateConfig {
         match limit {

@@ -80,6 +80,7 @@ async fn register_from(h: &Harness, c: &Client, peer: &str, xff: Option<&str>) -
 #[tokio::test]
 async fn new_orders_per_account() {
     let h = harness_with(|c| {
+        c.rate_limits.enabled = Some(true);
         c.rate_limits.new_orders_per_account = RateConfig {
             count: 2,
             period: HOUR,
@@ -115,7 +116,11 @@ async fn new_orders_per_account() {
 
 #[tokio::test]
 async fn certificates_per_domain_checked_at_new_order_spent_at_finalize() {
-    let h = harness_with(|c| c.rate_limits.certificates_per_domain = one_per_hour()).await;
+    let h = harness_with(|c| {
+        c.rate_limits.enabled = Some(true);
+        c.rate_limits.certificates_per_domain = one_per_hour();
+    })
+    .await;
     let mut c = Client::new();
     h.register(&mut c).await;
     // Two orders under example.co.uk pass newOrder: nothing is spent yet.
@@ -151,7 +156,11 @@ async fn certificates_per_domain_checked_at_new_order_spent_at_finalize() {
 
 #[tokio::test]
 async fn duplicate_certificates() {
-    let h = harness_with(|c| c.rate_limits.duplicate_certificates = one_per_hour()).await;
+    let h = harness_with(|c| {
+        c.rate_limits.enabled = Some(true);
+        c.rate_limits.duplicate_certificates = one_per_hour();
+    })
+    .await;
     let mut c = Client::new();
     h.register(&mut c).await;
     let names = ["dup.example.com", "www.dup.example.com"];
@@ -176,6 +185,7 @@ async fn duplicate_certificates() {
 #[tokio::test]
 async fn failed_validations_per_account_and_hostname() {
     let h = harness_with(|c| {
+        c.rate_limits.enabled = Some(true);
         c.rate_limits.failed_validations = RateConfig {
             count: 2,
             period: HOUR,
@@ -221,6 +231,7 @@ async fn failed_validations_per_account_and_hostname() {
 #[tokio::test]
 async fn new_accounts_per_ip_with_forwarded_for_only_from_trusted_proxies() {
     let h = harness_with(|c| {
+        c.rate_limits.enabled = Some(true);
         c.rate_limits.new_accounts_per_ip = one_per_hour();
         c.rate_limits.trusted_proxies = vec!["10.0.0.0/8".into()];
     })
@@ -266,6 +277,7 @@ async fn new_accounts_per_ip_with_forwarded_for_only_from_trusted_proxies() {
 #[tokio::test]
 async fn pending_authorizations_and_refunds_of_refused_orders() {
     let h = harness_with(|c| {
+        c.rate_limits.enabled = Some(true);
         c.rate_limits.pending_authorizations.count = 2;
         c.rate_limits.new_orders_per_account = RateConfig {
             count: 2,
@@ -306,9 +318,16 @@ async fn pending_authorizations_and_refunds_of_refused_orders() {
 
 #[tokio::test]
 async fn disabled_limits_refuse_nothing_and_pebble_mode_has_none() {
-    assert!(!crate::pebble::defaults().rate_limits.enabled);
+    let pebble = crate::pebble::defaults();
+    assert!(!pebble
+        .rate_limits
+        .is_enabled(pebble.validation.always_valid));
+    // serve: on, unless nothing is validated (and not told otherwise).
+    let serve = Config::default();
+    assert!(serve.rate_limits.is_enabled(false));
+    assert!(!serve.rate_limits.is_enabled(true));
     let h = harness_with(|c| {
-        c.rate_limits.enabled = false;
+        c.rate_limits.enabled = Some(false);
         c.rate_limits.new_orders_per_account = one_per_hour();
         c.rate_limits.new_accounts_per_ip = one_per_hour();
     })
