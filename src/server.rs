@@ -643,11 +643,18 @@ fn validators(config: &Config) -> Result<(Arc<dyn Validator>, Option<Arc<CaaChec
         ))
     });
     tracing::info!(dns = %resolver.describe(), caa = v.caa, "validating challenges");
+    let mut http01 = Http01::new(resolver.clone(), policy, v.timeout)
+        .with_port(v.http_port)
+        .with_https_port(v.https_port)
+        .with_any_redirect_port(v.redirect_any_port);
+    // Redirects lead only to names under a public suffix (or an allowed
+    // special-use domain), like the identifiers themselves; Pebble's
+    // leniency (public_suffix_check off) follows any name.
+    if config.acme.public_suffix_check {
+        http01 = http01.with_redirect_suffix_check(config.acme.allowed_special_use_domains.clone());
+    }
     let validator = NetworkValidator {
-        http01: Http01::new(resolver.clone(), policy, v.timeout)
-            .with_port(v.http_port)
-            .with_https_port(v.https_port)
-            .with_any_redirect_port(v.redirect_any_port),
+        http01,
         dns01: Dns01::new(resolver.clone()),
         tls_alpn01: TlsAlpn01::new(resolver, policy, v.timeout).with_port(v.tls_port),
         caa: caa.clone(),
