@@ -1139,5 +1139,6 @@ mod example_tests {
         assert_eq!(c.status.listen, d.status.listen);
         assert_eq!(c.status.crl_refresh, d.status.crl_refresh);
         assert_eq!(c.acme.authz_reuse, d.acme.authz_reuse);
+        assert_eq!(c.rate_limits, d.rate_limits);
     }
 }
