@@ -525,3 +525,96 @@ async fn pending_authorizations_have_a_ceiling() {
     f.clock.advance(300);
     l.check_pending_authorizations(&acct("p"), 1).await.unwrap();
 }
+
+/// Says invalid to every challenge.
+struct Failing;
+
+impl crate::va::Validator for Failing {
+    fn validate<'a>(
+        &'a self,
+        req: &'a crate::va::ValidationRequest,
+    ) -> crate::va::ValidationFuture<'a> {
+        let host = req.authz.identifier.value.clone();
+        Box::pin(async move {
+            crate::va::Outcome::Invalid {
+                error: Error::new(ErrorKind::IncorrectResponse, format!("{host}: wrong")),
+                records: serde_json::json!([]),
+            }
+        })
+    }
+}
+
+/// A failure the VA records from its queue reaches the limiter through
+/// its failure observer.
+#[tokio::test]
+async fn the_va_reports_queued_failures_to_the_limiter() {
+    use crate::va::{Va, VaSettings};
+    let f = fixture().await;
+    let l = Arc::new(f.limiter(&config_with(|c| {
+        c.failed_validations = RateConfig {
+            count: 1,
+            period: Duration::from_secs(3600),
+        }
+    })));
+    let account = crate::model::Account {
+        id: acct("v"),
+        status: crate::model::AccountStatus::Valid,
+        jwk: "{}".into(),
+        thumbprint: "tv".into(),
+        contact: vec![],
+        tos_agreed: true,
+        created_at: T0,
+    };
+    f.store.create_account(&account, None).await.unwrap();
+    let authz = Authz {
+        id: AuthzId("va1".into()),
+        account_id: acct("v"),
+        identifier: Identifier::dns("fails.example.com"),
+        wildcard: false,
+        state: AuthzState::Pending,
+        expires: T0 + 3600,
+        token: "t".into(),
+        offered: ChallengeType::ALL.to_vec(),
+        attempt: None,
+        created_at: T0,
+    };
+    f.store.create_authz(&authz).await.unwrap();
+    assert!(f
+        .store
+        .start_challenge(&authz.id, ChallengeType::Http01, T0, None)
+        .await
+        .unwrap());
+    let va = Va::start(
+        f.store.clone(),
+        Arc::new(Failing),
+        f.clock.clone(),
+        VaSettings {
+            inline: false,
+            concurrency: 1,
+            queue_size: 4,
+            timeout: Duration::from_secs(30),
+            random_delay: Duration::ZERO,
+            valid_authz_lifetime: Duration::from_secs(3600),
+        },
+        f.metrics.clone(),
+    );
+    va.observe_failures(l.clone());
+    // The attempt is queued as a restart would queue it.
+    va.resume(|_| Some("ka".into()), |_| "https://ca.test/acct/v".into())
+        .await
+        .unwrap();
+    let check =
+        [l.failed_validation_transaction(&acct("v"), &Identifier::dns("fails.example.com"))];
+    // Wait for the outcome to be recorded and counted (a condition, not a
+    // duration: the loop ends as soon as the bucket is spent).
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while l.check(&check).await.is_ok() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the failed validation was never counted"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let a = f.store.authz_by_id(&authz.id).await.unwrap().unwrap();
+    assert_eq!(a.state, AuthzState::Invalid);
+}

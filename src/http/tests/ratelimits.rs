@@ -345,3 +345,50 @@ async fn disabled_limits_refuse_nothing_and_pebble_mode_has_none() {
         assert_eq!(r.status, StatusCode::CREATED);
     }
 }
+
+#[test]
+fn client_address_from_forwarded_for() {
+    use crate::http::client_ip;
+    use crate::ratelimit::Prefix;
+    let trusted = [
+        Prefix::parse("10.0.0.0/8").unwrap(),
+        Prefix::parse("::1").unwrap(),
+    ];
+    let peer = |s: &str| Some(s.parse::<SocketAddr>().unwrap());
+    let headers = |values: &[&str]| {
+        let mut h = axum::http::HeaderMap::new();
+        for v in values {
+            h.append("x-forwarded-for", v.parse().unwrap());
+        }
+        h
+    };
+    let ip = |s: &str| Some(s.parse::<std::net::IpAddr>().unwrap());
+    // No peer (in-process): nothing to count.
+    assert_eq!(client_ip(None, &headers(&["192.0.2.1"]), &trusted), None);
+    // An untrusted peer's header is ignored.
+    assert_eq!(
+        client_ip(peer("198.51.100.7:1"), &headers(&["192.0.2.1"]), &trusted),
+        ip("198.51.100.7")
+    );
+    // A trusted peer: the rightmost untrusted entry, across header lines.
+    assert_eq!(
+        client_ip(
+            peer("10.0.0.1:1"),
+            &headers(&["203.0.113.66, 192.0.2.1", "10.9.9.9"]),
+            &trusted
+        ),
+        ip("192.0.2.1")
+    );
+    assert_eq!(
+        client_ip(peer("[::1]:1"), &headers(&["2001:db8::5"]), &trusted),
+        ip("2001:db8::5")
+    );
+    // Malformed, absent, or only proxies: the peer.
+    for h in [&["not an address"][..], &[], &["10.1.1.1, 10.2.2.2"]] {
+        assert_eq!(
+            client_ip(peer("10.0.0.1:1"), &headers(h), &trusted),
+            ip("10.0.0.1"),
+            "{h:?}"
+        );
+    }
+}
