@@ -298,24 +298,25 @@ fn issue_server_cert(s: &Server, name: &str) -> String {
     field(text, "serial").expect("a serial").to_owned()
 }
 
-/// The entries of a zip whose entries are stored (not compressed), as the
-/// service writes them.
+/// The entries of a zip the service wrote (all stored, not compressed),
+/// read with the `zip` crate.
 fn unzip_stored(zip: &[u8]) -> Vec<(String, Vec<u8>)> {
-    let u16_at = |p: usize| u16::from_le_bytes([zip[p], zip[p + 1]]) as usize;
-    let u32_at = |p: usize| u32::from_le_bytes(zip[p..p + 4].try_into().unwrap()) as usize;
-    let mut out = Vec::new();
-    let mut p = 0;
-    while p + 30 <= zip.len() && u32_at(p) == 0x0403_4b50 {
-        assert_eq!(u16_at(p + 8), 0, "entries are stored");
-        let size = u32_at(p + 18);
-        let name_len = u16_at(p + 26);
-        let extra_len = u16_at(p + 28);
-        let name = String::from_utf8(zip[p + 30..p + 30 + name_len].to_vec()).unwrap();
-        let data = p + 30 + name_len + extra_len;
-        out.push((name, zip[data..data + size].to_vec()));
-        p = data + size;
-    }
-    assert!(!out.is_empty(), "not a zip");
+    use std::io::Read as _;
+    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(zip)).expect("a zip");
+    let out: Vec<(String, Vec<u8>)> = (0..archive.len())
+        .map(|i| {
+            let mut f = archive.by_index(i).unwrap();
+            assert_eq!(
+                f.compression(),
+                zip::CompressionMethod::Stored,
+                "entries are stored"
+            );
+            let mut data = Vec::new();
+            f.read_to_end(&mut data).unwrap();
+            (f.name().unwrap().to_string(), data)
+        })
+        .collect();
+    assert!(!out.is_empty(), "an empty zip");
     out
 }
 

@@ -4,10 +4,12 @@
 //! Bounds: at most `max_connections` connections at once; a TLS handshake
 //! and the request headers must arrive within `handshake_timeout`; a body
 //! is read up to `max_body_bytes`; a whole request is cut off after
-//! `request_timeout`.
+//! `request_timeout`. An early answer over HTTP/2 waits for the end of a
+//! bounded upload (`hold`).
 
 mod conn;
 pub mod handlers;
+mod hold;
 pub mod management;
 pub mod monitor;
 pub mod nonce;
@@ -466,14 +468,18 @@ pub async fn serve(
         let watcher = graceful.watcher();
         let handshake_timeout = limits.handshake_timeout;
         tokio::spawn(async move {
-            let router = tower::ServiceExt::map_request(
-                router,
+            let svc = hyper::service::service_fn(
                 move |mut req: axum::http::Request<hyper::body::Incoming>| {
                     req.extensions_mut().insert(PeerAddr(peer));
-                    req
+                    let (req, held) = hold::share(req);
+                    let call = tower::ServiceExt::oneshot(router.clone(), req);
+                    async move {
+                        let resp = call.await?;
+                        hold::drain(held).await;
+                        Ok::<_, std::convert::Infallible>(resp)
+                    }
                 },
             );
-            let svc = hyper_util::service::TowerToHyperService::new(router);
             let Some(acceptor) = acceptor else {
                 let conn = builder.serve_connection(TokioIo::new(tcp), svc);
                 if let Err(e) = watcher.watch(conn).await {

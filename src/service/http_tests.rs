@@ -387,23 +387,12 @@ async fn acme_certificates_are_listed_too() {
     assert_eq!(v["total"], 0);
 }
 
-/// Unzips a stored archive (method 0) into name → bytes.
+/// Unzips an archive into name → bytes.
 fn unzip(zip: &[u8]) -> std::collections::BTreeMap<String, Vec<u8>> {
-    let mut out = std::collections::BTreeMap::new();
-    let mut i = 0;
-    while i + 30 <= zip.len() && zip[i..i + 4] == [0x50, 0x4b, 0x03, 0x04] {
-        let u16_at = |o: usize| u16::from_le_bytes([zip[o], zip[o + 1]]) as usize;
-        let u32_at =
-            |o: usize| u32::from_le_bytes([zip[o], zip[o + 1], zip[o + 2], zip[o + 3]]) as usize;
-        let size = u32_at(i + 18);
-        let name_len = u16_at(i + 26);
-        let extra = u16_at(i + 28);
-        let name = String::from_utf8(zip[i + 30..i + 30 + name_len].to_vec()).unwrap();
-        let start = i + 30 + name_len + extra;
-        out.insert(name, zip[start..start + size].to_vec());
-        i = start + size;
-    }
-    out
+    super::package::read_back(zip)
+        .into_iter()
+        .map(|(name, _, _, _, data)| (name, data))
+        .collect()
 }
 
 #[tokio::test]

@@ -1,17 +1,16 @@
 //! What an operator downloads: a plain ZIP bundle of files and a PKCS#12
 //! (`.p12` / `.pfx`) key store holding a certificate, its chain and its key.
 //!
-//! Both formats are written by hand here so that the only cryptography in
-//! play is aws-lc-rs (the project's sole provider) and the only ASN.1 code is
-//! the `der` crate.
+//! The ZIP container comes from the `zip` crate; the PKCS#12 structure is
+//! built from the `pkcs12` and `pkcs5` crates' ASN.1 types, with every
+//! cryptographic operation done by aws-lc-rs (the project's sole provider).
 //!
 //! # ZIP
 //!
-//! [`zip_stored`] writes a single-disk archive as described by PKWARE's
-//! APPNOTE: for every file a local header followed by the bytes, stored
-//! without compression (method 0), then the central directory and the
-//! end-of-central-directory record. ZIP64 is not produced, so each file and
-//! the whole archive must stay under 4 GiB and there can be at most 65 534
+//! [`zip_stored`] writes a single-disk archive with every file stored
+//! without compression (method 0); what goes in is checked here first (the
+//! name rules on [`ZipError`]). ZIP64 is not produced, so each file and the
+//! whole archive must stay under 4 GiB and there can be at most 65 534
 //! entries; larger inputs are refused rather than truncated.
 //!
 //! # PKCS#12
@@ -65,20 +64,11 @@ pub const ZIP_MAX_NAME_LEN: usize = 255;
 /// ZIP64 marker and so is not usable as a count).
 const ZIP_MAX_ENTRIES: usize = 0xFFFE;
 
-/// Local file header signature, "PK\x03\x04".
-const ZIP_LOCAL_SIG: u32 = 0x0403_4b50;
-/// Central directory file header signature, "PK\x01\x02".
-const ZIP_CENTRAL_SIG: u32 = 0x0201_4b50;
-/// End of central directory signature, "PK\x05\x06".
-const ZIP_END_SIG: u32 = 0x0605_4b50;
-/// "Version needed to extract": 1.0 is enough for stored files.
-const ZIP_VERSION_NEEDED: u16 = 10;
-/// "Version made by": high byte 3 = Unix (so the external attributes carry a
-/// file mode), low byte 20 = specification 2.0.
-const ZIP_VERSION_MADE_BY: u16 = (3 << 8) | 20;
+/// Files and archives must stay below 4 GiB: no ZIP64 records are written.
+const ZIP_MAX_SIZE: usize = u32::MAX as usize;
 /// Unix mode recorded for every entry: a regular file readable and writable
 /// by its owner only, since a bundle usually contains a private key.
-const ZIP_UNIX_MODE: u32 = 0o100_600;
+const ZIP_UNIX_MODE: u32 = 0o600;
 
 /// Why an archive could not be written.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -111,6 +101,8 @@ pub enum ZipError {
     /// A file, or the archive as a whole, reached the 4 GiB limit of an
     /// archive without ZIP64 records.
     TooLarge(String),
+    /// The writer failed (not expected with the checks above).
+    Writer(String),
 }
 
 impl fmt::Display for ZipError {
@@ -149,43 +141,12 @@ impl fmt::Display for ZipError {
                 f,
                 "zip: {what} reaches the 4 GiB limit of an archive without ZIP64"
             ),
+            ZipError::Writer(e) => write!(f, "zip: {e}"),
         }
     }
 }
 
 impl std::error::Error for ZipError {}
-
-/// Table for the reflected IEEE 802.3 CRC-32 polynomial (0xEDB88320), one
-/// entry per possible low byte of the running value. Built at compile time.
-const CRC32_TABLE: [u32; 256] = {
-    let mut table = [0u32; 256];
-    let mut n = 0;
-    while n < 256 {
-        let mut c = n as u32;
-        let mut bit = 0;
-        while bit < 8 {
-            c = if c & 1 != 0 {
-                0xEDB8_8320 ^ (c >> 1)
-            } else {
-                c >> 1
-            };
-            bit += 1;
-        }
-        table[n] = c;
-        n += 1;
-    }
-    table
-};
-
-/// CRC-32 (IEEE, as used by ZIP, gzip and PNG) of `data`, one byte per
-/// table lookup.
-pub fn crc32(data: &[u8]) -> u32 {
-    let mut crc = 0xFFFF_FFFFu32;
-    for &byte in data {
-        crc = CRC32_TABLE[((crc ^ u32::from(byte)) & 0xFF) as usize] ^ (crc >> 8);
-    }
-    !crc
-}
 
 /// Checks one archive member name against the rules listed on [`ZipError`].
 fn check_zip_name(name: &str) -> Result<(), ZipError> {
@@ -216,43 +177,24 @@ fn check_zip_name(name: &str) -> Result<(), ZipError> {
     Ok(())
 }
 
-/// MS-DOS (time, date) words for a timestamp, taken as wall-clock time in
-/// the timestamp's own offset. Times before 1980 become 1980-01-01 00:00:00
-/// and times after 2107 become 2107-12-31 23:59:58, the ends of the range
-/// the format can express. Seconds are stored halved, so odd seconds round
-/// down.
-fn dos_date_time(at: OffsetDateTime) -> (u16, u16) {
-    let year = at.year();
-    if year < 1980 {
-        return (0, (1 << 5) | 1);
-    }
-    if year > 2107 {
-        return ((23 << 11) | (59 << 5) | 29, (127 << 9) | (12 << 5) | 31);
-    }
-    // Each value below fits its bit field, so the casts cannot lose bits.
-    let time =
-        (u16::from(at.hour()) << 11) | (u16::from(at.minute()) << 5) | u16::from(at.second() / 2);
-    let date = (((year - 1980) as u16) << 9)
-        | (u16::from(u8::from(at.month())) << 5)
-        | u16::from(at.day());
-    (time, date)
-}
-
-fn put_u16(out: &mut Vec<u8>, v: u16) {
-    out.extend_from_slice(&v.to_le_bytes());
-}
-
-fn put_u32(out: &mut Vec<u8>, v: u32) {
-    out.extend_from_slice(&v.to_le_bytes());
-}
-
-/// A length or offset as a 32-bit ZIP field; 0xFFFFFFFF itself is refused
-/// because readers take it to mean "look in the ZIP64 record".
-fn zip_u32(n: usize, what: impl FnOnce() -> String) -> Result<u32, ZipError> {
-    match u32::try_from(n) {
-        Ok(v) if v != u32::MAX => Ok(v),
-        _ => Err(ZipError::TooLarge(what())),
-    }
+/// The ZIP timestamp for `at`, as wall-clock time in `at`'s own offset,
+/// clamped to the years 1980..=2107 the format can express (odd seconds
+/// round down: the format stores two-second steps).
+fn zip_time(at: OffsetDateTime) -> zip::DateTime {
+    let clamped = match at.year() {
+        ..1980 => zip::DateTime::from_date_and_time(1980, 1, 1, 0, 0, 0),
+        2108.. => zip::DateTime::from_date_and_time(2107, 12, 31, 23, 59, 58),
+        // In range: every field is within the format's bounds.
+        year => zip::DateTime::from_date_and_time(
+            year as u16,
+            u8::from(at.month()),
+            at.day(),
+            at.hour(),
+            at.minute(),
+            at.second(),
+        ),
+    };
+    clamped.unwrap_or_default()
 }
 
 /// Writes `files` (name, contents) into a ZIP archive, uncompressed, in the
@@ -273,75 +215,42 @@ pub fn zip_stored_at(
     files: &[(&str, &[u8])],
     modified: OffsetDateTime,
 ) -> Result<Vec<u8>, ZipError> {
+    use std::io::Write as _;
+
     if files.len() > ZIP_MAX_ENTRIES {
         return Err(ZipError::TooManyFiles(files.len()));
     }
-    for (i, (name, _)) in files.iter().enumerate() {
+    let mut total = 0usize;
+    for (i, (name, data)) in files.iter().enumerate() {
         check_zip_name(name)?;
         if files[..i].iter().any(|(earlier, _)| earlier == name) {
             return Err(ZipError::DuplicateName((*name).to_owned()));
         }
+        if data.len() >= ZIP_MAX_SIZE {
+            return Err(ZipError::TooLarge(format!("file {name:?}")));
+        }
+        // Headers: 30 + 46 bytes and the name twice per entry.
+        total = total.saturating_add(data.len() + 76 + 2 * name.len());
     }
-    let (dos_time, dos_date) = dos_date_time(modified);
-
-    let mut out = Vec::new();
-    let mut central = Vec::new();
+    if total.saturating_add(22) >= ZIP_MAX_SIZE {
+        return Err(ZipError::TooLarge("the archive".to_owned()));
+    }
+    let options = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Stored)
+        .last_modified_time(zip_time(modified))
+        .unix_permissions(ZIP_UNIX_MODE)
+        .large_file(false);
+    let mut writer = zip::ZipWriter::new(std::io::Cursor::new(Vec::with_capacity(total + 22)));
     for (name, data) in files {
-        let offset = zip_u32(out.len(), || "the archive".to_owned())?;
-        let size = zip_u32(data.len(), || format!("file {name:?}"))?;
-        let crc = crc32(data);
-        // Names were checked above: at most 255 bytes, so this fits.
-        let name_len = name.len() as u16;
-
-        put_u32(&mut out, ZIP_LOCAL_SIG);
-        put_u16(&mut out, ZIP_VERSION_NEEDED);
-        put_u16(&mut out, 0); // general purpose flags
-        put_u16(&mut out, 0); // method: stored
-        put_u16(&mut out, dos_time);
-        put_u16(&mut out, dos_date);
-        put_u32(&mut out, crc);
-        put_u32(&mut out, size); // compressed size
-        put_u32(&mut out, size); // uncompressed size
-        put_u16(&mut out, name_len);
-        put_u16(&mut out, 0); // extra field length
-        out.extend_from_slice(name.as_bytes());
-        out.extend_from_slice(data);
-
-        put_u32(&mut central, ZIP_CENTRAL_SIG);
-        put_u16(&mut central, ZIP_VERSION_MADE_BY);
-        put_u16(&mut central, ZIP_VERSION_NEEDED);
-        put_u16(&mut central, 0); // general purpose flags
-        put_u16(&mut central, 0); // method: stored
-        put_u16(&mut central, dos_time);
-        put_u16(&mut central, dos_date);
-        put_u32(&mut central, crc);
-        put_u32(&mut central, size);
-        put_u32(&mut central, size);
-        put_u16(&mut central, name_len);
-        put_u16(&mut central, 0); // extra field length
-        put_u16(&mut central, 0); // comment length
-        put_u16(&mut central, 0); // disk number start
-        put_u16(&mut central, 0); // internal attributes
-        put_u32(&mut central, ZIP_UNIX_MODE << 16); // external attributes
-        put_u32(&mut central, offset);
-        central.extend_from_slice(name.as_bytes());
+        writer
+            .start_file(*name, options)
+            .and_then(|()| writer.write_all(data).map_err(Into::into))
+            .map_err(|e| ZipError::Writer(e.to_string()))?;
     }
-
-    let central_offset = zip_u32(out.len(), || "the archive".to_owned())?;
-    let central_size = zip_u32(central.len(), || "the central directory".to_owned())?;
-    zip_u32(out.len() + central.len() + 22, || "the archive".to_owned())?;
-    // Checked against ZIP_MAX_ENTRIES at the top.
-    let entries = files.len() as u16;
-    out.extend_from_slice(&central);
-    put_u32(&mut out, ZIP_END_SIG);
-    put_u16(&mut out, 0); // number of this disk
-    put_u16(&mut out, 0); // disk where the central directory starts
-    put_u16(&mut out, entries); // entries on this disk
-    put_u16(&mut out, entries); // entries in total
-    put_u32(&mut out, central_size);
-    put_u32(&mut out, central_offset);
-    put_u16(&mut out, 0); // comment length
-    Ok(out)
+    let out = writer
+        .finish()
+        .map_err(|e| ZipError::Writer(e.to_string()))?;
+    Ok(out.into_inner())
 }
 
 // ---------------------------------------------------------------------------
@@ -930,6 +839,37 @@ pub fn pkcs12(
     Ok(pfx.to_der()?)
 }
 
+/// For tests: what the `zip` crate's reader finds in an archive, per entry
+/// its name, method, Unix mode, time and contents.
+#[cfg(test)]
+#[allow(clippy::type_complexity)]
+pub(crate) fn read_back(
+    zip: &[u8],
+) -> Vec<(
+    String,
+    zip::CompressionMethod,
+    Option<u32>,
+    zip::DateTime,
+    Vec<u8>,
+)> {
+    use std::io::Read as _;
+    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(zip)).unwrap();
+    (0..archive.len())
+        .map(|i| {
+            let mut f = archive.by_index(i).unwrap();
+            let mut data = Vec::new();
+            f.read_to_end(&mut data).unwrap();
+            (
+                f.name().unwrap().to_string(),
+                f.compression(),
+                f.unix_mode(),
+                f.last_modified().unwrap_or_default(),
+                data,
+            )
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -991,26 +931,7 @@ mod tests {
         found
     }
 
-    /// Reads back one little-endian field of a ZIP structure.
-    fn le16(b: &[u8], at: usize) -> u16 {
-        u16::from_le_bytes([b[at], b[at + 1]])
-    }
-    fn le32(b: &[u8], at: usize) -> u32 {
-        u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
-    }
-
     // ----- ZIP -----------------------------------------------------------
-
-    #[test]
-    fn crc32_check_values() {
-        assert_eq!(crc32(b"123456789"), 0xCBF4_3926);
-        assert_eq!(crc32(b""), 0);
-        assert_eq!(crc32(b"a"), 0xE8B7_BE43);
-        assert_eq!(
-            crc32(b"The quick brown fox jumps over the lazy dog"),
-            0x414F_A339
-        );
-    }
 
     fn sample_files() -> Vec<(String, Vec<u8>)> {
         let binary: Vec<u8> = (0..=255u8).cycle().take(70_000).collect();
@@ -1030,41 +951,24 @@ mod tests {
     }
 
     #[test]
-    fn zip_layout_is_consistent() {
+    fn zip_reads_back_in_order_stored_and_owner_only() {
         let files = sample_files();
         let refs: Vec<(&str, &[u8])> = files
             .iter()
             .map(|(n, d)| (n.as_str(), d.as_slice()))
             .collect();
         let zip = zip_stored(&refs).unwrap();
-
-        // End of central directory record: the last 22 bytes.
-        let eocd = zip.len() - 22;
-        assert_eq!(le32(&zip, eocd), ZIP_END_SIG);
-        assert_eq!(le16(&zip, eocd + 8) as usize, files.len());
-        assert_eq!(le16(&zip, eocd + 10) as usize, files.len());
-        let cd_size = le32(&zip, eocd + 12) as usize;
-        let cd_offset = le32(&zip, eocd + 16) as usize;
-        assert_eq!(cd_offset + cd_size, eocd);
-
-        // Walk the central directory and check each local entry it points at.
-        let mut at = cd_offset;
-        for (name, data) in &files {
-            assert_eq!(le32(&zip, at), ZIP_CENTRAL_SIG);
-            assert_eq!(le16(&zip, at + 10), 0, "method must be stored");
-            assert_eq!(le32(&zip, at + 16), crc32(data));
-            assert_eq!(le32(&zip, at + 20) as usize, data.len());
-            assert_eq!(le32(&zip, at + 24) as usize, data.len());
-            let name_len = le16(&zip, at + 28) as usize;
-            assert_eq!(&zip[at + 46..at + 46 + name_len], name.as_bytes());
-            let local = le32(&zip, at + 42) as usize;
-            assert_eq!(le32(&zip, local), ZIP_LOCAL_SIG);
-            assert_eq!(le16(&zip, local + 26) as usize, name.len());
-            let start = local + 30 + name.len();
-            assert_eq!(&zip[start..start + data.len()], data.as_slice());
-            at += 46 + name_len;
+        let read = read_back(&zip);
+        assert_eq!(read.len(), files.len());
+        for ((name, data), (got_name, method, mode, at, got)) in files.iter().zip(read) {
+            assert_eq!(&got_name, name);
+            assert_eq!(method, zip::CompressionMethod::Stored, "{name}");
+            assert_eq!(mode.map(|m| m & 0o777), Some(0o600), "{name}");
+            assert_eq!((at.year(), at.month(), at.day()), (1980, 1, 1), "{name}");
+            assert_eq!(&got, data, "{name}");
         }
-        assert_eq!(at, eocd);
+        // The same input gives the same bytes.
+        assert_eq!(zip_stored(&refs).unwrap(), zip);
     }
 
     #[test]
@@ -1121,8 +1025,6 @@ mod tests {
     #[test]
     fn zip_with_only_an_empty_file() {
         let zip = zip_stored(&[("empty", b"")]).unwrap();
-        // 30 + 5 local, 46 + 5 central, 22 end.
-        assert_eq!(zip.len(), 30 + 5 + 46 + 5 + 22);
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("e.zip");
         std::fs::write(&path, &zip).unwrap();
@@ -1150,8 +1052,10 @@ mod tests {
     #[test]
     fn zip_with_no_files_is_just_the_end_record() {
         let zip = zip_stored(&[]).unwrap();
+        // The end-of-central-directory record alone.
         assert_eq!(zip.len(), 22);
-        assert_eq!(le32(&zip, 0), ZIP_END_SIG);
+        assert_eq!(&zip[..4], b"PK\x05\x06");
+        assert!(read_back(&zip).is_empty());
     }
 
     #[test]
@@ -1162,15 +1066,37 @@ mod tests {
             .unwrap()
             .assume_utc();
         let zip = zip_stored_at(&[("a.txt", b"hi")], at).unwrap();
-        // Time at offset 10 and date at offset 12 of the local header.
-        assert_eq!(le16(&zip, 10), (7 << 11) | (8 << 5) | 5);
-        assert_eq!(le16(&zip, 12), (44 << 9) | (5 << 5) | 6);
-        assert_eq!(dos_date_time(OffsetDateTime::UNIX_EPOCH), (0, 0x21));
+        let t = read_back(&zip)[0].3;
+        assert_eq!(
+            (
+                t.year(),
+                t.month(),
+                t.day(),
+                t.hour(),
+                t.minute(),
+                t.second()
+            ),
+            (2024, 5, 6, 7, 8, 10)
+        );
+        let parts = |t: zip::DateTime| {
+            (
+                t.year(),
+                t.month(),
+                t.day(),
+                t.hour(),
+                t.minute(),
+                t.second(),
+            )
+        };
+        assert_eq!(
+            parts(zip_time(OffsetDateTime::UNIX_EPOCH)),
+            (1980, 1, 1, 0, 0, 0)
+        );
         let far = time::Date::from_calendar_date(2200, time::Month::January, 1)
             .unwrap()
             .midnight()
             .assume_utc();
-        assert_eq!(dos_date_time(far), (0xBF7D, 0xFF9F));
+        assert_eq!(parts(zip_time(far)), (2107, 12, 31, 23, 59, 58));
 
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.zip");
