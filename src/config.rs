@@ -36,6 +36,8 @@ pub struct Config {
     pub log: LogConfig,
     /// `[rate_limits]`: production rate limits (docs/RATELIMITS.md).
     pub rate_limits: crate::ratelimit::RateLimitsConfig,
+    /// `[chaos]`: faults injected on purpose (docs/CHAOS.md).
+    pub chaos: crate::chaos::ChaosConfig,
 }
 
 /// `[log]`.
@@ -92,6 +94,7 @@ impl Default for Config {
             profiles: default_profiles(),
             log: LogConfig::default(),
             rate_limits: Default::default(),
+            chaos: Default::default(),
         }
     }
 }
@@ -623,6 +626,8 @@ impl Config {
                 u64::from(crate::ca::MAX_ALTERNATE_ROOTS),
             )? as u32;
         }
+        // PEBBLE_CHAOS_*: acme-ca's chaos knobs (docs/CHAOS.md).
+        self.chaos.apply_env(&get)?;
         Ok(())
     }
 
@@ -772,6 +777,7 @@ impl Config {
         }
         self.service.validate()?;
         self.rate_limits.validate()?;
+        self.chaos.validate()?;
         Ok(())
     }
 

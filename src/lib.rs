@@ -7,6 +7,7 @@
 //! `challtestsrv` is a pebble-challtestsrv-compatible test server, not the CA.
 
 pub mod ca;
+pub mod chaos;
 pub mod challtestsrv;
 pub mod cli;
 pub mod clock;

@@ -308,6 +308,7 @@ impl Server {
             eab_keys.insert(kid.clone(), key);
         }
 
+        let chaos = Arc::new(crate::chaos::Chaos::new(config.chaos.clone()));
         let (validator, caa) = validators(config)?;
         let va = Va::start(
             store_dyn.clone(),
@@ -320,6 +321,7 @@ impl Server {
                 timeout: config.validation.timeout,
                 random_delay: config.validation.random_delay,
                 valid_authz_lifetime: config.acme.valid_authz_lifetime,
+                chaos: chaos.clone(),
             },
             metrics.clone(),
         );
@@ -381,6 +383,7 @@ impl Server {
             caa,
             metrics: metrics.clone(),
             limits: limits.clone(),
+            chaos: chaos.clone(),
         };
         // Attempts a previous run left processing are validated again.
         let resume_store = store_dyn.clone();
@@ -435,6 +438,7 @@ impl Server {
             ari_explanation_url: config.acme.ari_explanation_url.clone(),
             metrics: metrics.clone(),
             trusted_proxies: config.rate_limits.proxies(),
+            chaos,
         });
         let service = if config.service.enabled {
             let listener = TcpListener::bind(config.service.listen)

@@ -22,6 +22,7 @@ use crate::protocol::{
     NewAccount, NewAuthz, NewOrder, OrderResource, OrdersList, RenewalInfo, RevokeCert,
     SuggestedWindow,
 };
+use crate::ra::Finalized;
 use crate::ra::state::{authz_status, challenge_status, order_status, AuthzStatus, OrderStatus};
 
 fn location(resp: &mut Response, url: &str) {
@@ -309,14 +310,25 @@ pub async fn finalize(
     }
     let der = b64::decode(&req.csr)
         .map_err(|_| Error::bad_csr("the csr field is not base64url without padding"))?;
-    let (order, authzs) = app.ra.finalize(account, &id, &der).await?;
-    Ok(render_order(
-        &app,
-        &post.base,
-        &order,
-        &authzs,
-        StatusCode::OK,
-    ))
+    match app.ra.finalize(account, &id, &der).await? {
+        Finalized::Now(order, authzs) => Ok(render_order(
+            &app,
+            &post.base,
+            &order,
+            &authzs,
+            StatusCode::OK,
+        )),
+        Finalized::Later { order, authzs, job } => {
+            // Chaos: processing now, signed after the delay, which is
+            // when the client should look again.
+            let delay = job.delay;
+            let ra = app.clone();
+            tokio::spawn(async move { ra.ra.finish_finalize(job).await });
+            let mut resp = render_order(&app, &post.base, &order, &authzs, StatusCode::OK);
+            retry_after(&mut resp, delay);
+            Ok(resp)
+        }
+    }
 }
 
 fn authz_resource(base: &BaseUrl, authz: &Authz, now: i64) -> (AuthzResource, bool) {

@@ -99,6 +99,33 @@ pub struct Ra {
     pub metrics: Arc<crate::metrics::Metrics>,
     /// Rate limits (`[rate_limits]`), when enabled.
     pub limits: Option<Arc<crate::ratelimit::Limiter>>,
+    /// Chaos knobs (docs/CHAOS.md): deferred finalize, short-lived
+    /// authorizations.
+    pub chaos: Arc<crate::chaos::Chaos>,
+}
+
+/// What finalize did.
+#[derive(Debug)]
+pub enum Finalized {
+    /// Signed (the order is valid), as usual.
+    Now(Order, Vec<Authz>),
+    /// Chaos's `finalize_delay`: the order is processing; the caller runs
+    /// `job` with [`Ra::finish_finalize`] in the background.
+    Later {
+        order: Order,
+        authzs: Vec<Authz>,
+        job: DeferredFinalize,
+    },
+}
+
+/// A finalize to complete later (see [`Finalized::Later`]).
+#[derive(Debug)]
+pub struct DeferredFinalize {
+    account: Account,
+    order: Order,
+    csr: CheckedCsr,
+    /// How long to wait before signing.
+    pub delay: std::time::Duration,
 }
 
 /// URLs written into certificates.
@@ -172,6 +199,15 @@ pub fn check_contacts(contacts: &[String]) -> Result<()> {
 }
 
 impl Ra {
+    /// The lifetime of a new authorization: the configured one, or chaos's
+    /// shorter one.
+    fn pending_authz_lifetime(&self) -> Duration {
+        match self.chaos.authz_lifetime() {
+            Some(short) => short.min(self.settings.pending_authz_lifetime),
+            None => self.settings.pending_authz_lifetime,
+        }
+    }
+
     fn now(&self) -> Timestamp {
         self.clock.now()
     }
@@ -396,7 +432,7 @@ impl Ra {
             Some(text) => Some(self.check_replaces(account, text, &checked).await?),
             None => None,
         };
-        let authz_expires = now + secs(self.settings.pending_authz_lifetime);
+        let authz_expires = now + secs(self.pending_authz_lifetime());
         let reuse = crate::rand::percent_chance(self.settings.authz_reuse);
         // A reused authorization must stay valid a while: a day, or half
         // its lifetime if that is shorter.
@@ -616,7 +652,7 @@ impl Ra {
             ChallengeType::ALL.to_vec()
         };
         let now = self.now();
-        let expires = now + secs(self.settings.pending_authz_lifetime);
+        let expires = now + secs(self.pending_authz_lifetime());
         let authz = new_authz(account, identifier, false, offered, expires, now);
         self.store.create_authz(&authz).await?;
         Ok(authz)
@@ -771,21 +807,48 @@ impl Ra {
 
     /// finalize (RFC 8555 §7.4): checks the CSR against a ready order, takes
     /// the order's lease, signs, and commits certificate and order together.
+    /// With chaos's `finalize_delay`, the order is left processing and the
+    /// signing is handed back as a job ([`Finalized::Later`]).
     pub async fn finalize(
         &self,
         account: &Account,
         id: &OrderId,
         csr_der: &[u8],
-    ) -> Result<(Order, Vec<Authz>)> {
+    ) -> Result<Finalized> {
         use crate::metrics::FinalizeOutcome;
         let started = std::time::Instant::now();
         let result = self.finalize_inner(account, id, csr_der).await;
         let outcome = match &result {
-            Ok((order, _)) if order.cert_id.is_some() => FinalizeOutcome::Issued,
+            Ok(Finalized::Now(order, _)) if order.cert_id.is_some() => FinalizeOutcome::Issued,
+            Ok(Finalized::Later { .. }) => return result,
             _ => FinalizeOutcome::Refused,
         };
         self.metrics.finalized(outcome, started.elapsed());
         result
+    }
+
+    /// Runs a finalize that was deferred ([`Finalized::Later`]): waits
+    /// its delay, then signs and commits as finalize would have. A failure
+    /// leaves the order ready again (its lease is released) and is logged.
+    pub async fn finish_finalize(&self, job: DeferredFinalize) {
+        use crate::metrics::FinalizeOutcome;
+        tokio::time::sleep(job.delay).await;
+        let started = std::time::Instant::now();
+        let result = match self.profile(Some(&job.order.profile)) {
+            Ok(profile) => {
+                self.issue_claimed(&job.account, &job.order, profile, &job.csr, self.now())
+                    .await
+            }
+            Err(e) => Err(e),
+        };
+        let outcome = match &result {
+            Ok(()) => FinalizeOutcome::Issued,
+            Err(e) => {
+                tracing::warn!(order = %job.order.id, error = %e, "deferred finalize failed");
+                FinalizeOutcome::Refused
+            }
+        };
+        self.metrics.finalized(outcome, started.elapsed());
     }
 
     async fn finalize_inner(
@@ -793,7 +856,7 @@ impl Ra {
         account: &Account,
         id: &OrderId,
         csr_der: &[u8],
-    ) -> Result<(Order, Vec<Authz>)> {
+    ) -> Result<Finalized> {
         let (order, authzs) = self.order(account, id).await?;
         let now = self.now();
         let status = order_status(&order, &authzs, now);
@@ -823,13 +886,41 @@ impl Ra {
             )));
         }
         self.recheck_caa(account, &authzs, now).await?;
-        let lease_until = now + secs(self.settings.finalize_lease).max(1);
+        let delay = self.chaos.finalize_delay();
+        let lease = self.settings.finalize_lease + delay.unwrap_or_default();
+        let lease_until = now + secs(lease).max(1);
         if !self.store.claim_order(&order.id, now, lease_until).await? {
             return Err(Error::new(
                 ErrorKind::OrderNotReady,
                 "the order is being finalized by another request",
             ));
         }
+        if let Some(delay) = delay {
+            // Chaos: answer processing now, sign later.
+            let (order, authzs) = self.order(account, id).await?;
+            let job = DeferredFinalize {
+                account: account.clone(),
+                order: order.clone(),
+                csr,
+                delay,
+            };
+            return Ok(Finalized::Later { order, authzs, job });
+        }
+        self.issue_claimed(account, &order, profile, &csr, now).await?;
+        let (order, authzs) = self.order(account, id).await?;
+        Ok(Finalized::Now(order, authzs))
+    }
+
+    /// Signs for an order whose lease is held: spends the certificate
+    /// limits, issues, and on failure refunds them and releases the lease.
+    async fn issue_claimed(
+        &self,
+        account: &Account,
+        order: &Order,
+        profile: &Profile,
+        csr: &CheckedCsr,
+        now: Timestamp,
+    ) -> Result<()> {
         // The certificate limits, checked at newOrder, are spent now, all
         // or nothing, and given back if the issuance fails.
         let spent = match &self.limits {
@@ -841,7 +932,7 @@ impl Ra {
         };
         let issued = match spent {
             Ok(spent) => {
-                let issued = self.issue(account, &order, profile, &csr, now).await;
+                let issued = self.issue(account, order, profile, csr, now).await;
                 if issued.is_err() {
                     self.refund(spent).await;
                 }
@@ -849,15 +940,13 @@ impl Ra {
             }
             Err(e) => Err(e),
         };
-        match issued {
-            Ok(()) => self.order(account, id).await,
-            Err(e) => {
-                if let Err(release) = self.store.release_order(&order.id).await {
-                    tracing::warn!(order = %order.id, error = %release, "could not release lease");
-                }
-                Err(e)
+        if let Err(e) = issued {
+            if let Err(release) = self.store.release_order(&order.id).await {
+                tracing::warn!(order = %order.id, error = %release, "could not release lease");
             }
+            return Err(e);
         }
+        Ok(())
     }
 
     async fn issue(

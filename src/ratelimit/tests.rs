@@ -595,6 +595,7 @@ async fn the_va_reports_queued_failures_to_the_limiter() {
             timeout: Duration::from_secs(30),
             random_delay: Duration::ZERO,
             valid_authz_lifetime: Duration::from_secs(3600),
+            chaos: Arc::new(crate::chaos::Chaos::off()),
         },
         f.metrics.clone(),
     );

@@ -134,6 +134,8 @@ pub struct VaSettings {
     /// Each queued validation first waits a random time up to this.
     pub random_delay: Duration,
     pub valid_authz_lifetime: Duration,
+    /// Forced failures and shortened lifetimes (docs/CHAOS.md).
+    pub chaos: Arc<crate::chaos::Chaos>,
 }
 
 struct Job {
@@ -244,6 +246,19 @@ impl Va {
                     records: serde_json::Value::Array(Vec::new()),
                 },
             };
+        let outcome = match (outcome, self.settings.chaos.validation_failure()) {
+            (Outcome::Valid { records }, Some(kind)) => Outcome::Invalid {
+                error: Error::new(
+                    kind,
+                    format!(
+                        "chaos: validation of {} failed on purpose (chaos.validation_failure)",
+                        req.authz.identifier.value
+                    ),
+                ),
+                records,
+            },
+            (outcome, _) => outcome,
+        };
         let took = started.elapsed();
         log_attempt(req, &outcome, took);
         self.metrics.validation(
@@ -252,7 +267,11 @@ impl Va {
             took,
         );
         let now = self.clock.now();
-        let expires = now + self.settings.valid_authz_lifetime.as_secs() as i64;
+        let lifetime = match self.settings.chaos.authz_lifetime() {
+            Some(short) => short.min(self.settings.valid_authz_lifetime),
+            None => self.settings.valid_authz_lifetime,
+        };
+        let expires = now + lifetime.as_secs() as i64;
         match outcome {
             Outcome::Valid { records } => ValidationResult {
                 state: AttemptState::Valid,
@@ -523,6 +542,7 @@ mod tests {
                 timeout: Duration::from_secs(5),
                 random_delay,
                 valid_authz_lifetime: Duration::from_secs(100),
+                chaos: std::sync::Arc::new(crate::chaos::Chaos::off()),
             },
             Arc::new(Metrics::new()),
         );
