@@ -68,6 +68,17 @@ pub fn client_key(ip: IpAddr) -> String {
     }
 }
 
+/// The /48 of an IPv6 client (not an IPv4-mapped one), as `addr/48`.
+pub fn ipv6_range(ip: IpAddr) -> Option<String> {
+    match ip {
+        IpAddr::V6(v6) if v6.to_ipv4_mapped().is_none() => {
+            let masked = u128::from(v6) & (u128::MAX << 80);
+            Some(format!("{}/48", std::net::Ipv6Addr::from(masked)))
+        }
+        _ => None,
+    }
+}
+
 /// The rate of a bucket, in milliseconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Rate {
@@ -260,15 +271,26 @@ impl Limiter {
         }
     }
 
-    /// `new_accounts_per_ip` for a newAccount from `ip`.
+    /// `new_accounts_per_ip` for a newAccount from `ip`, and for an IPv6
+    /// client `new_accounts_per_ipv6_range` of its /48 too (both as Let's
+    /// Encrypt counts them).
     pub fn new_account_transactions(&self, ip: IpAddr) -> Vec<Transaction> {
         let key = client_key(ip);
-        vec![Self::txn(
+        let mut txns = vec![Self::txn(
             LimitName::NewAccountsPerIp,
             &key,
             format!("from {key}"),
             self.config.new_accounts_per_ip,
-        )]
+        )];
+        if let Some(range) = ipv6_range(ip) {
+            txns.push(Self::txn(
+                LimitName::NewAccountsPerIpv6Range,
+                &range,
+                format!("from {range}"),
+                self.config.new_accounts_per_ipv6_range,
+            ));
+        }
+        txns
     }
 
     /// `new_orders_per_account` for a newOrder of `account`.
@@ -483,7 +505,7 @@ pub fn refusal_error(t: &Transaction, now: i64, retry_in: i64) -> Error {
         LimitName::NewOrdersPerAccount => "new orders",
         LimitName::CertificatesPerDomain | LimitName::DuplicateCertificates => "certificates",
         LimitName::FailedValidations => "failed validations",
-        LimitName::NewAccountsPerIp => "new accounts",
+        LimitName::NewAccountsPerIp | LimitName::NewAccountsPerIpv6Range => "new accounts",
         LimitName::PendingAuthorizations => "pending authorizations",
     };
     Error::new(
