@@ -270,7 +270,9 @@ impl Ra {
         let Some(limits) = &self.limits else {
             return Ok(None);
         };
-        let mut checks = limits.certificate_transactions(&account.id, identifiers);
+        let mut checks = limits
+            .issuance_transactions(&account.id, identifiers)
+            .await?;
         checks.extend(
             identifiers
                 .iter()
@@ -834,8 +836,13 @@ impl Ra {
         // or nothing, and given back if the issuance fails.
         let spent = match &self.limits {
             Some(limits) => {
-                let txns = limits.certificate_transactions(&account.id, &order.identifiers);
-                limits.spend(&txns).await.map(Some)
+                match limits
+                    .issuance_transactions(&account.id, &order.identifiers)
+                    .await
+                {
+                    Ok(txns) => limits.spend(&txns).await.map(Some),
+                    Err(e) => Err(e),
+                }
             }
             None => Ok(None),
         };
@@ -917,6 +924,9 @@ impl Ra {
                 ErrorKind::OrderNotReady,
                 "the order was finalized by another request",
             ));
+        }
+        if let Some(limits) = &self.limits {
+            limits.issued(&order.identifiers, cert.not_after).await;
         }
         tracing::info!(order = %order.id, serial = %cert.serial, account = %account.id, "issued");
         Ok(())

@@ -314,7 +314,6 @@ impl Limiter {
         identifiers: &[Identifier],
     ) -> Vec<Transaction> {
         let mut domains = BTreeSet::new();
-        let mut names = BTreeSet::new();
         for ident in identifiers {
             let value = ident.value.trim_end_matches('.').to_ascii_lowercase();
             let domain = match ident.kind {
@@ -325,7 +324,6 @@ impl Limiter {
                 _ => registered_domain(&value).unwrap_or_else(|| value.clone()),
             };
             domains.insert(domain);
-            names.insert(value);
         }
         let mut txns = Vec::with_capacity(domains.len() + 1);
         let limit = LimitName::CertificatesPerDomain;
@@ -346,10 +344,7 @@ impl Limiter {
                 rate,
             ));
         }
-        let names: Vec<String> = names.into_iter().collect();
-        let digest =
-            aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, names.join(",").as_bytes());
-        let hex: String = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+        let (names, hex) = name_set(identifiers);
         txns.push(Self::txn(
             LimitName::DuplicateCertificates,
             &hex,
@@ -357,6 +352,39 @@ impl Limiter {
             self.config.duplicate_certificates,
         ));
         txns
+    }
+
+    /// The certificate limits of an issuance for `identifiers` to
+    /// `account`, as [`Limiter::certificate_transactions`], but without
+    /// `certificates_per_domain` when it is a renewal: a certificate for
+    /// exactly these names was issued before and has not expired (Let's
+    /// Encrypt exempts renewals from that limit, not from
+    /// `duplicate_certificates`).
+    pub async fn issuance_transactions(
+        &self,
+        account: &AccountId,
+        identifiers: &[Identifier],
+    ) -> Result<Vec<Transaction>> {
+        let mut txns = self.certificate_transactions(account, identifiers);
+        let (_, hash) = name_set(identifiers);
+        if self.store.name_set_issued(&hash, self.clock.now()).await? {
+            txns.retain(|t| t.limit != LimitName::CertificatesPerDomain);
+        }
+        Ok(txns)
+    }
+
+    /// Remembers that a certificate for `identifiers`, valid until
+    /// `not_after`, was issued (later orders for the same names are
+    /// renewals). Errors are logged: the certificate exists already.
+    pub async fn issued(&self, identifiers: &[Identifier], not_after: Timestamp) {
+        let (_, hash) = name_set(identifiers);
+        if let Err(e) = self
+            .store
+            .record_name_set(&hash, not_after, self.clock.now())
+            .await
+        {
+            tracing::warn!(error = %e, "could not record an issued name set");
+        }
     }
 
     /// The `failed_validations` bucket of `account` and one hostname (a
@@ -520,6 +548,19 @@ pub fn refusal_error(t: &Transaction, now: i64, retry_in: i64) -> Error {
         ),
     )
     .with_retry_after(secs)
+}
+
+/// The exact set of names of `identifiers`: lowercased, without a final
+/// dot, deduplicated and sorted; and its SHA-256 in hex.
+fn name_set(identifiers: &[Identifier]) -> (Vec<String>, String) {
+    let names: BTreeSet<String> = identifiers
+        .iter()
+        .map(|i| i.value.trim_end_matches('.').to_ascii_lowercase())
+        .collect();
+    let names: Vec<String> = names.into_iter().collect();
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, names.join(",").as_bytes());
+    let hex = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+    (names, hex)
 }
 
 /// The spends of `txns`, one per bucket (costs of a bucket named twice add

@@ -652,3 +652,44 @@ async fn the_va_reports_queued_failures_to_the_limiter() {
     let a = f.store.authz_by_id(&authz.id).await.unwrap().unwrap();
     assert_eq!(a.state, AuthzState::Invalid);
 }
+
+#[tokio::test]
+async fn renewals_are_exempt_from_certificates_per_domain_only() {
+    let f = fixture().await;
+    let l = f.limiter(&config_with(|c| {
+        c.certificates_per_domain.count = 1;
+        c.duplicate_certificates.count = 2;
+    }));
+    let a = acct("a");
+    let names = dns(&["www.renew.com", "renew.com"]);
+    let first = l.issuance_transactions(&a, &names).await.unwrap();
+    assert_eq!(first.len(), 2, "per domain and duplicate");
+    let _ = l.spend(&first).await.unwrap();
+    l.issued(&names, T0 + 90 * 86400).await;
+    // The same set, in another order and case: a renewal.
+    let again = dns(&["RENEW.com", "www.renew.com"]);
+    let txns = l.issuance_transactions(&a, &again).await.unwrap();
+    assert!(txns
+        .iter()
+        .all(|t| t.limit == LimitName::DuplicateCertificates));
+    let _ = l.spend(&txns).await.unwrap();
+    let e = l.spend(&txns).await.unwrap_err();
+    assert!(e.detail.contains("duplicate_certificates"), "{}", e.detail);
+    // Another set under the domain is no renewal.
+    let other = l
+        .issuance_transactions(&a, &dns(&["api.renew.com"]))
+        .await
+        .unwrap();
+    assert!(l
+        .spend(&other)
+        .await
+        .unwrap_err()
+        .detail
+        .contains("certificates_per_domain"));
+    // Once the certificate has expired, the set is no renewal any more.
+    f.clock.advance(90 * 86400 + 1);
+    let txns = l.issuance_transactions(&a, &names).await.unwrap();
+    assert!(txns
+        .iter()
+        .any(|t| t.limit == LimitName::CertificatesPerDomain));
+}
