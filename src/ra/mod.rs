@@ -289,6 +289,22 @@ impl Ra {
         ))
     }
 
+    /// Spends the certificate limits of an issuance (finalize), all or
+    /// nothing.
+    async fn spend_certificate_limits(
+        &self,
+        account: &Account,
+        identifiers: &[Identifier],
+    ) -> Result<Option<crate::ratelimit::Spent>> {
+        let Some(limits) = &self.limits else {
+            return Ok(None);
+        };
+        let txns = limits
+            .issuance_transactions(&account.id, identifiers)
+            .await?;
+        Ok(Some(limits.spend(&txns).await?))
+    }
+
     /// Counts a failed validation against its account and hostname
     /// (`failed_validations`). Successes do not refill the bucket, as in
     /// Boulder: it refills with time only.
@@ -834,18 +850,9 @@ impl Ra {
         }
         // The certificate limits, checked at newOrder, are spent now, all
         // or nothing, and given back if the issuance fails.
-        let spent = match &self.limits {
-            Some(limits) => {
-                match limits
-                    .issuance_transactions(&account.id, &order.identifiers)
-                    .await
-                {
-                    Ok(txns) => limits.spend(&txns).await.map(Some),
-                    Err(e) => Err(e),
-                }
-            }
-            None => Ok(None),
-        };
+        let spent = self
+            .spend_certificate_limits(account, &order.identifiers)
+            .await;
         let issued = match spent {
             Ok(spent) => {
                 let issued = self.issue(account, &order, profile, &csr, now).await;
