@@ -306,7 +306,9 @@ impl Ra {
         let Some(limits) = &self.limits else {
             return Ok(None);
         };
-        let mut checks = limits.certificate_transactions(&account.id, identifiers);
+        let mut checks = limits
+            .issuance_transactions(&account.id, identifiers)
+            .await?;
         checks.extend(
             identifiers
                 .iter()
@@ -321,6 +323,22 @@ impl Ra {
                 .spend(&limits.new_order_transactions(&account.id))
                 .await?,
         ))
+    }
+
+    /// Spends the certificate limits of an issuance (finalize), all or
+    /// nothing.
+    async fn spend_certificate_limits(
+        &self,
+        account: &Account,
+        identifiers: &[Identifier],
+    ) -> Result<Option<crate::ratelimit::Spent>> {
+        let Some(limits) = &self.limits else {
+            return Ok(None);
+        };
+        let txns = limits
+            .issuance_transactions(&account.id, identifiers)
+            .await?;
+        Ok(Some(limits.spend(&txns).await?))
     }
 
     /// Counts a failed validation against its account and hostname
@@ -923,13 +941,9 @@ impl Ra {
     ) -> Result<()> {
         // The certificate limits, checked at newOrder, are spent now, all
         // or nothing, and given back if the issuance fails.
-        let spent = match &self.limits {
-            Some(limits) => {
-                let txns = limits.certificate_transactions(&account.id, &order.identifiers);
-                limits.spend(&txns).await.map(Some)
-            }
-            None => Ok(None),
-        };
+        let spent = self
+            .spend_certificate_limits(account, &order.identifiers)
+            .await;
         let issued = match spent {
             Ok(spent) => {
                 let issued = self.issue(account, order, profile, csr, now).await;
@@ -1006,6 +1020,9 @@ impl Ra {
                 ErrorKind::OrderNotReady,
                 "the order was finalized by another request",
             ));
+        }
+        if let Some(limits) = &self.limits {
+            limits.issued(&order.identifiers, cert.not_after).await;
         }
         tracing::info!(order = %order.id, serial = %cert.serial, account = %account.id, "issued");
         Ok(())

@@ -29,18 +29,21 @@ pub enum LimitName {
     FailedValidations,
     /// newAccount requests per client IP address (IPv6: per /64).
     NewAccountsPerIp,
+    /// newAccount requests per IPv6 /48 (a provider's allocation).
+    NewAccountsPerIpv6Range,
     /// Pending authorizations an account may hold at once.
     PendingAuthorizations,
 }
 
 impl LimitName {
     /// Every limit, in the order docs/RATELIMITS.md lists them.
-    pub const ALL: [LimitName; 6] = [
+    pub const ALL: [LimitName; 7] = [
         LimitName::NewOrdersPerAccount,
         LimitName::CertificatesPerDomain,
         LimitName::DuplicateCertificates,
         LimitName::FailedValidations,
         LimitName::NewAccountsPerIp,
+        LimitName::NewAccountsPerIpv6Range,
         LimitName::PendingAuthorizations,
     ];
 
@@ -52,6 +55,7 @@ impl LimitName {
             LimitName::DuplicateCertificates => "duplicate_certificates",
             LimitName::FailedValidations => "failed_validations",
             LimitName::NewAccountsPerIp => "new_accounts_per_ip",
+            LimitName::NewAccountsPerIpv6Range => "new_accounts_per_ipv6_range",
             LimitName::PendingAuthorizations => "pending_authorizations",
         }
     }
@@ -60,7 +64,9 @@ impl LimitName {
     fn takes_account(self) -> bool {
         !matches!(
             self,
-            LimitName::NewAccountsPerIp | LimitName::DuplicateCertificates
+            LimitName::NewAccountsPerIp
+                | LimitName::NewAccountsPerIpv6Range
+                | LimitName::DuplicateCertificates
         )
     }
 
@@ -122,6 +128,7 @@ pub struct RateLimitsConfig {
     pub duplicate_certificates: RateConfig,
     pub failed_validations: RateConfig,
     pub new_accounts_per_ip: RateConfig,
+    pub new_accounts_per_ipv6_range: RateConfig,
     /// `count` is the ceiling; `period` is not used.
     pub pending_authorizations: RateConfig,
     pub overrides: Vec<OverrideConfig>,
@@ -142,6 +149,7 @@ impl Default for RateLimitsConfig {
             duplicate_certificates: RateConfig::new(5, WEEK),
             failed_validations: RateConfig::new(5, HOUR),
             new_accounts_per_ip: RateConfig::new(10, 3 * HOUR),
+            new_accounts_per_ipv6_range: RateConfig::new(500, 3 * HOUR),
             pending_authorizations: RateConfig::new(300, 0),
             overrides: Vec::new(),
             trusted_proxies: Vec::new(),
@@ -219,6 +227,7 @@ impl RateLimitsConfig {
             LimitName::DuplicateCertificates => self.duplicate_certificates,
             LimitName::FailedValidations => self.failed_validations,
             LimitName::NewAccountsPerIp => self.new_accounts_per_ip,
+            LimitName::NewAccountsPerIpv6Range => self.new_accounts_per_ipv6_range,
             LimitName::PendingAuthorizations => self.pending_authorizations,
         }
     }

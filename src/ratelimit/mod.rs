@@ -68,6 +68,17 @@ pub fn client_key(ip: IpAddr) -> String {
     }
 }
 
+/// The /48 of an IPv6 client (not an IPv4-mapped one), as `addr/48`.
+pub fn ipv6_range(ip: IpAddr) -> Option<String> {
+    match ip {
+        IpAddr::V6(v6) if v6.to_ipv4_mapped().is_none() => {
+            let masked = u128::from(v6) & (u128::MAX << 80);
+            Some(format!("{}/48", std::net::Ipv6Addr::from(masked)))
+        }
+        _ => None,
+    }
+}
+
 /// The rate of a bucket, in milliseconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Rate {
@@ -260,15 +271,26 @@ impl Limiter {
         }
     }
 
-    /// `new_accounts_per_ip` for a newAccount from `ip`.
+    /// `new_accounts_per_ip` for a newAccount from `ip`, and for an IPv6
+    /// client `new_accounts_per_ipv6_range` of its /48 too (both as Let's
+    /// Encrypt counts them).
     pub fn new_account_transactions(&self, ip: IpAddr) -> Vec<Transaction> {
         let key = client_key(ip);
-        vec![Self::txn(
+        let mut txns = vec![Self::txn(
             LimitName::NewAccountsPerIp,
             &key,
             format!("from {key}"),
             self.config.new_accounts_per_ip,
-        )]
+        )];
+        if let Some(range) = ipv6_range(ip) {
+            txns.push(Self::txn(
+                LimitName::NewAccountsPerIpv6Range,
+                &range,
+                format!("from {range}"),
+                self.config.new_accounts_per_ipv6_range,
+            ));
+        }
+        txns
     }
 
     /// `new_orders_per_account` for a newOrder of `account`.
@@ -292,7 +314,6 @@ impl Limiter {
         identifiers: &[Identifier],
     ) -> Vec<Transaction> {
         let mut domains = BTreeSet::new();
-        let mut names = BTreeSet::new();
         for ident in identifiers {
             let value = ident.value.trim_end_matches('.').to_ascii_lowercase();
             let domain = match ident.kind {
@@ -303,7 +324,6 @@ impl Limiter {
                 _ => registered_domain(&value).unwrap_or_else(|| value.clone()),
             };
             domains.insert(domain);
-            names.insert(value);
         }
         let mut txns = Vec::with_capacity(domains.len() + 1);
         let limit = LimitName::CertificatesPerDomain;
@@ -324,10 +344,7 @@ impl Limiter {
                 rate,
             ));
         }
-        let names: Vec<String> = names.into_iter().collect();
-        let digest =
-            aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, names.join(",").as_bytes());
-        let hex: String = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+        let (names, hex) = name_set(identifiers);
         txns.push(Self::txn(
             LimitName::DuplicateCertificates,
             &hex,
@@ -335,6 +352,39 @@ impl Limiter {
             self.config.duplicate_certificates,
         ));
         txns
+    }
+
+    /// The certificate limits of an issuance for `identifiers` to
+    /// `account`, as [`Limiter::certificate_transactions`], but without
+    /// `certificates_per_domain` when it is a renewal: a certificate for
+    /// exactly these names was issued before and has not expired (Let's
+    /// Encrypt exempts renewals from that limit, not from
+    /// `duplicate_certificates`).
+    pub async fn issuance_transactions(
+        &self,
+        account: &AccountId,
+        identifiers: &[Identifier],
+    ) -> Result<Vec<Transaction>> {
+        let mut txns = self.certificate_transactions(account, identifiers);
+        let (_, hash) = name_set(identifiers);
+        if self.store.name_set_issued(&hash, self.clock.now()).await? {
+            txns.retain(|t| t.limit != LimitName::CertificatesPerDomain);
+        }
+        Ok(txns)
+    }
+
+    /// Remembers that a certificate for `identifiers`, valid until
+    /// `not_after`, was issued (later orders for the same names are
+    /// renewals). Errors are logged: the certificate exists already.
+    pub async fn issued(&self, identifiers: &[Identifier], not_after: Timestamp) {
+        let (_, hash) = name_set(identifiers);
+        if let Err(e) = self
+            .store
+            .record_name_set(&hash, not_after, self.clock.now())
+            .await
+        {
+            tracing::warn!(error = %e, "could not record an issued name set");
+        }
     }
 
     /// The `failed_validations` bucket of `account` and one hostname (a
@@ -483,7 +533,7 @@ pub fn refusal_error(t: &Transaction, now: i64, retry_in: i64) -> Error {
         LimitName::NewOrdersPerAccount => "new orders",
         LimitName::CertificatesPerDomain | LimitName::DuplicateCertificates => "certificates",
         LimitName::FailedValidations => "failed validations",
-        LimitName::NewAccountsPerIp => "new accounts",
+        LimitName::NewAccountsPerIp | LimitName::NewAccountsPerIpv6Range => "new accounts",
         LimitName::PendingAuthorizations => "pending authorizations",
     };
     Error::new(
@@ -498,6 +548,19 @@ pub fn refusal_error(t: &Transaction, now: i64, retry_in: i64) -> Error {
         ),
     )
     .with_retry_after(secs)
+}
+
+/// The exact set of names of `identifiers`: lowercased, without a final
+/// dot, deduplicated and sorted; and its SHA-256 in hex.
+fn name_set(identifiers: &[Identifier]) -> (Vec<String>, String) {
+    let names: BTreeSet<String> = identifiers
+        .iter()
+        .map(|i| i.value.trim_end_matches('.').to_ascii_lowercase())
+        .collect();
+    let names: Vec<String> = names.into_iter().collect();
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, names.join(",").as_bytes());
+    let hex = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+    (names, hex)
 }
 
 /// The spends of `txns`, one per bucket (costs of a bucket named twice add

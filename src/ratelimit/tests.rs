@@ -86,6 +86,40 @@ fn client_addresses_group_ipv6_by_64() {
     assert_eq!(k("2001:db8:1:2:aaaa::1"), "2001:db8:1:2::/64");
     assert_eq!(k("2001:db8:1:2:bbbb::9"), k("2001:db8:1:2::1"));
     assert_ne!(k("2001:db8:1:3::1"), k("2001:db8:1:2::1"));
+    let r = |s: &str| ipv6_range(s.parse().unwrap());
+    assert_eq!(
+        r("2001:db8:1:2:aaaa::1").as_deref(),
+        Some("2001:db8:1::/48")
+    );
+    assert_eq!(r("2001:db8:1:ffff::1"), r("2001:db8:1:2::1"));
+    assert_eq!(r("192.0.2.7"), None);
+    assert_eq!(r("::ffff:192.0.2.7"), None);
+}
+
+#[tokio::test]
+async fn ipv6_clients_count_per_64_and_per_48() {
+    let f = fixture().await;
+    let l = f.limiter(&config_with(|c| {
+        c.new_accounts_per_ip.count = 2;
+        c.new_accounts_per_ipv6_range.count = 3;
+    }));
+    let from = |s: &str| l.new_account_transactions(s.parse().unwrap());
+    let _ = l.spend(&from("2001:db8:7:1::1")).await.unwrap();
+    let _ = l.spend(&from("2001:db8:7:1::2")).await.unwrap();
+    let e = l.spend(&from("2001:db8:7:1::3")).await.unwrap_err();
+    assert!(e.detail.contains("from 2001:db8:7:1::/64"), "{}", e.detail);
+    // Another /64 of the same /48: one more, then the range is used up
+    // (and the refused request spent nothing from its /64).
+    let _ = l.spend(&from("2001:db8:7:2::1")).await.unwrap();
+    let e = l.spend(&from("2001:db8:7:3::1")).await.unwrap_err();
+    assert!(
+        e.detail.contains("new_accounts_per_ipv6_range")
+            && e.detail.contains("from 2001:db8:7::/48"),
+        "{}",
+        e.detail
+    );
+    // IPv4 clients have no range.
+    assert_eq!(from("192.0.2.1").len(), 1);
 }
 
 #[test]
@@ -618,4 +652,45 @@ async fn the_va_reports_queued_failures_to_the_limiter() {
     }
     let a = f.store.authz_by_id(&authz.id).await.unwrap().unwrap();
     assert_eq!(a.state, AuthzState::Invalid);
+}
+
+#[tokio::test]
+async fn renewals_are_exempt_from_certificates_per_domain_only() {
+    let f = fixture().await;
+    let l = f.limiter(&config_with(|c| {
+        c.certificates_per_domain.count = 1;
+        c.duplicate_certificates.count = 2;
+    }));
+    let a = acct("a");
+    let names = dns(&["www.renew.com", "renew.com"]);
+    let first = l.issuance_transactions(&a, &names).await.unwrap();
+    assert_eq!(first.len(), 2, "per domain and duplicate");
+    let _ = l.spend(&first).await.unwrap();
+    l.issued(&names, T0 + 90 * 86400).await;
+    // The same set, in another order and case: a renewal.
+    let again = dns(&["RENEW.com", "www.renew.com"]);
+    let txns = l.issuance_transactions(&a, &again).await.unwrap();
+    assert!(txns
+        .iter()
+        .all(|t| t.limit == LimitName::DuplicateCertificates));
+    let _ = l.spend(&txns).await.unwrap();
+    let e = l.spend(&txns).await.unwrap_err();
+    assert!(e.detail.contains("duplicate_certificates"), "{}", e.detail);
+    // Another set under the domain is no renewal.
+    let other = l
+        .issuance_transactions(&a, &dns(&["api.renew.com"]))
+        .await
+        .unwrap();
+    assert!(l
+        .spend(&other)
+        .await
+        .unwrap_err()
+        .detail
+        .contains("certificates_per_domain"));
+    // Once the certificate has expired, the set is no renewal any more.
+    f.clock.advance(90 * 86400 + 1);
+    let txns = l.issuance_transactions(&a, &names).await.unwrap();
+    assert!(txns
+        .iter()
+        .any(|t| t.limit == LimitName::CertificatesPerDomain));
 }

@@ -32,6 +32,18 @@ pub trait RateLimitStore: Send + Sync + 'static {
     fn refund_buckets<'a>(&'a self, spends: &'a [BucketSpend], now_ms: i64) -> StoreFuture<'a, ()>;
     /// The TATs of `keys`, in the order asked (None: no bucket, i.e. full).
     fn bucket_tats<'a>(&'a self, keys: &'a [String]) -> StoreFuture<'a, Vec<Option<i64>>>;
+    /// Whether a certificate for the exact set of names `hash` (a SHA-256
+    /// of the normalised names) was issued and is unexpired at `now`.
+    fn name_set_issued<'a>(&'a self, hash: &'a str, now: Timestamp) -> StoreFuture<'a, bool>;
+    /// Records a certificate for the name set `hash`, valid until
+    /// `not_after`; name sets whose certificates all expired before `now`
+    /// are forgotten on the way.
+    fn record_name_set<'a>(
+        &'a self,
+        hash: &'a str,
+        not_after: Timestamp,
+        now: Timestamp,
+    ) -> StoreFuture<'a, ()>;
     /// How many pending, unexpired authorizations `account` has, and when
     /// the first of them expires.
     fn pending_authz_count<'a>(

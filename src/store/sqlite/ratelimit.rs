@@ -24,6 +24,8 @@ use crate::store::StoreFuture;
 pub(super) enum RateLimitOp {
     Spend(Vec<BucketSpend>, i64),
     Refund(Vec<BucketSpend>, i64),
+    /// A name set's hash, its certificate's notAfter, and now.
+    NameSet(String, Timestamp, Timestamp),
 }
 
 /// `CASE k WHEN 'key' THEN increment … END`
@@ -92,6 +94,19 @@ impl RateLimitOp {
                 sql.raw(";\n");
                 Ok(1)
             }
+            RateLimitOp::NameSet(hash, not_after, now) => {
+                sql.raw("DELETE FROM issued_name_sets WHERE not_after < ")
+                    .int(*now)
+                    .raw(";\nINSERT INTO issued_name_sets (hash, not_after) VALUES (")
+                    .text(hash)?
+                    .raw(", ")
+                    .int(*not_after)
+                    .raw(
+                        ") ON CONFLICT(hash) DO UPDATE SET not_after = \
+                         max(not_after, excluded.not_after);\n",
+                    );
+                Ok(2)
+            }
             RateLimitOp::Spend(..) | RateLimitOp::Refund(..) => {
                 sql.raw("SELECT 1;\n");
                 Ok(1)
@@ -140,6 +155,33 @@ impl RateLimitStore for SqliteStore {
                 });
             }
             Ok(out)
+        })
+    }
+
+    fn name_set_issued<'a>(&'a self, hash: &'a str, now: Timestamp) -> StoreFuture<'a, bool> {
+        Box::pin(async move {
+            let found: Option<i64> = sqlx::query_scalar(
+                "SELECT 1 FROM issued_name_sets WHERE hash = ? AND not_after >= ?",
+            )
+            .bind(hash)
+            .bind(now)
+            .fetch_optional(&self.reader)
+            .await
+            .map_err(db_err)?;
+            Ok(found.is_some())
+        })
+    }
+
+    fn record_name_set<'a>(
+        &'a self,
+        hash: &'a str,
+        not_after: Timestamp,
+        now: Timestamp,
+    ) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            let op = Op::RateLimit(RateLimitOp::NameSet(hash.to_owned(), not_after, now));
+            self.writer.write(op).await?;
+            Ok(())
         })
     }
 
