@@ -34,6 +34,10 @@ pub struct Config {
     pub profiles: BTreeMap<String, ProfileConfig>,
     /// `[log]`: how log lines are written.
     pub log: LogConfig,
+    /// `[rate_limits]`: production rate limits (docs/RATELIMITS.md).
+    pub rate_limits: crate::ratelimit::RateLimitsConfig,
+    /// `[chaos]`: faults injected on purpose (docs/CHAOS.md).
+    pub chaos: crate::chaos::ChaosConfig,
 }
 
 /// `[log]`.
@@ -89,6 +93,8 @@ impl Default for Config {
             service: Default::default(),
             profiles: default_profiles(),
             log: LogConfig::default(),
+            rate_limits: Default::default(),
+            chaos: Default::default(),
         }
     }
 }
@@ -645,6 +651,8 @@ impl Config {
                 u64::from(crate::ca::MAX_ALTERNATE_ROOTS),
             )? as u32;
         }
+        // PEBBLE_CHAOS_*: acme-ca's chaos knobs (docs/CHAOS.md).
+        self.chaos.apply_env(&get)?;
         Ok(())
     }
 
@@ -810,6 +818,8 @@ impl Config {
             return Err("status.ocsp_lifetime must be above zero".into());
         }
         self.service.validate()?;
+        self.rate_limits.validate()?;
+        self.chaos.validate()?;
         Ok(())
     }
 
@@ -1177,5 +1187,6 @@ mod example_tests {
         assert_eq!(c.status.listen, d.status.listen);
         assert_eq!(c.status.crl_refresh, d.status.crl_refresh);
         assert_eq!(c.acme.authz_reuse, d.acme.authz_reuse);
+        assert_eq!(c.rate_limits, d.rate_limits);
     }
 }

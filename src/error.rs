@@ -131,6 +131,9 @@ pub struct Error {
     /// so that a start-up failure can name it on its one line even when
     /// logging is off.
     cause: Option<String>,
+    /// Seconds after which the request may succeed (the `Retry-After` of a
+    /// rateLimited answer).
+    retry_after: Option<u64>,
 }
 
 impl Error {
@@ -141,7 +144,19 @@ impl Error {
             detail: detail.into(),
             subproblems: Vec::new(),
             cause: None,
+            retry_after: None,
         }
+    }
+
+    /// Says when to retry: the edge sends it as `Retry-After` (seconds).
+    pub fn with_retry_after(mut self, secs: u64) -> Self {
+        self.retry_after = Some(secs.max(1));
+        self
+    }
+
+    /// Seconds after which the request may succeed, if known.
+    pub fn retry_after(&self) -> Option<u64> {
+        self.retry_after
     }
 
     /// What went wrong, for the operator: the cause of an internal error,

@@ -8,6 +8,7 @@
 
 pub mod ca;
 pub mod challtestsrv;
+pub mod chaos;
 pub mod cli;
 pub mod clock;
 pub mod config;
@@ -20,6 +21,7 @@ pub mod pebble;
 pub mod protocol;
 pub mod ra;
 pub mod rand;
+pub mod ratelimit;
 pub mod revocation;
 pub mod server;
 pub mod service;

@@ -249,6 +249,7 @@ pub struct Metrics {
     http_requests: Family<RequestLabels, Counter>,
     http_duration: Family<RouteLabels, Histogram>,
     acme_problems: Family<One, Counter>,
+    rate_limited: Family<One, Counter>,
     nonces_issued: Counter,
     nonces_redeemed: Counter,
     nonces_refused: Counter,
@@ -297,6 +298,12 @@ impl Metrics {
             "Time from a request's arrival to its response headers, by listener and route",
             Unit::Seconds,
             http_duration.clone(),
+        );
+        let rate_limited = Family::<One, Counter>::default();
+        r.register(
+            "rate_limited",
+            "Requests refused by a rate limit ([rate_limits]), by limit",
+            rate_limited.clone(),
         );
         let acme_problems = Family::<One, Counter>::default();
         r.register(
@@ -413,6 +420,7 @@ impl Metrics {
             http_requests,
             http_duration,
             acme_problems,
+            rate_limited,
             nonces_issued: nonce("issued"),
             nonces_redeemed: nonce("redeemed"),
             nonces_refused: nonce("refused"),
@@ -467,6 +475,12 @@ impl Metrics {
     /// One ACME problem document, by its type (`badNonce`, …).
     pub fn acme_problem(&self, kind: &'static str) {
         self.acme_problems.get_or_create(&[("type", kind)]).inc();
+    }
+
+    /// One request refused by rate limit `limit` (`new_orders_per_account`,
+    /// …).
+    pub fn rate_limited(&self, limit: &'static str) {
+        self.rate_limited.get_or_create(&[("limit", limit)]).inc();
     }
 
     pub fn nonce_issued(&self) {

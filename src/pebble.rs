@@ -201,6 +201,9 @@ pub fn defaults() -> Config {
     // accounts and certificates with them).
     c.acme.min_rsa_bits = 1024;
     c.acme.serve_revoked_certificates = false;
+    // Pebble has no rate limits: client test suites order as fast as they
+    // like (issue 15).
+    c.rate_limits.enabled = Some(false);
     c.acme.pending_authz_lifetime = Duration::from_secs(3600);
     // Pebble's VA sleeps rand.Intn(5) seconds: 0 to 4.
     c.validation.random_delay = Duration::from_secs(5);

@@ -310,6 +310,7 @@ impl Server {
             eab_keys.insert(kid.clone(), key);
         }
 
+        let chaos = Arc::new(crate::chaos::Chaos::new(config.chaos.clone()));
         let (validator, caa) = validators(config, clock.clone())?;
         let va = Va::start(
             store_dyn.clone(),
@@ -322,6 +323,7 @@ impl Server {
                 timeout: config.validation.timeout,
                 random_delay: config.validation.random_delay,
                 valid_authz_lifetime: config.acme.valid_authz_lifetime,
+                chaos: chaos.clone(),
             },
             metrics.clone(),
         );
@@ -331,6 +333,21 @@ impl Server {
             .external_url
             .clone()
             .unwrap_or_else(|| default_base_url(listen));
+        // Rate limits ([rate_limits]): buckets in the store; failed
+        // validations are counted as the VA records them.
+        let limits = config
+            .rate_limits
+            .is_enabled(config.validation.always_valid)
+            .then(|| {
+                let limiter = Arc::new(crate::ratelimit::Limiter::new(
+                    store.clone(),
+                    clock.clone(),
+                    &config.rate_limits,
+                    metrics.clone(),
+                ));
+                va.observe_failures(limiter.clone());
+                limiter
+            });
         let ra = Ra {
             store: store_dyn.clone(),
             ca,
@@ -370,6 +387,8 @@ impl Server {
             ari_overrides: Default::default(),
             caa,
             metrics: metrics.clone(),
+            limits: limits.clone(),
+            chaos: chaos.clone(),
         };
         // Attempts a previous run left processing are validated again.
         let resume_store = store_dyn.clone();
@@ -423,6 +442,8 @@ impl Server {
             ari_retry_after: config.acme.ari_retry_after,
             ari_explanation_url: config.acme.ari_explanation_url.clone(),
             metrics: metrics.clone(),
+            trusted_proxies: config.rate_limits.proxies(),
+            chaos,
         });
         let service = if config.service.enabled {
             let listener = TcpListener::bind(config.service.listen)
@@ -662,11 +683,18 @@ fn validators(
         ))
     });
     tracing::info!(dns = %resolver.describe(), caa = v.caa, "validating challenges");
+    let mut http01 = Http01::new(resolver.clone(), policy, v.timeout)
+        .with_port(v.http_port)
+        .with_https_port(v.https_port)
+        .with_any_redirect_port(v.redirect_any_port);
+    // Redirects lead only to names under a public suffix (or an allowed
+    // special-use domain), like the identifiers themselves; Pebble's
+    // leniency (public_suffix_check off) follows any name.
+    if config.acme.public_suffix_check {
+        http01 = http01.with_redirect_suffix_check(config.acme.allowed_special_use_domains.clone());
+    }
     let validator = NetworkValidator {
-        http01: Http01::new(resolver.clone(), policy, v.timeout)
-            .with_port(v.http_port)
-            .with_https_port(v.https_port)
-            .with_any_redirect_port(v.redirect_any_port),
+        http01,
         dns01: Dns01::new(resolver.clone()),
         dns_account01: DnsAccount01::new(resolver.clone()),
         dns_persist01: DnsPersist01::new(

@@ -209,6 +209,14 @@ class ServerProcess:
         return f"<{self.name} {self.directory or self.port} pid={self.proc.pid if self.proc else None}>"
 
 
+# The suite's servers are test CAs whose clients order as fast as the tests
+# run, all from 127.0.0.1. `serve`'s production rate limits are off in
+# always-valid mode (these servers' default) but on when a server validates
+# for real: such servers add this to their config. test_ratelimits.py runs
+# a server of its own with small limits (docs/RATELIMITS.md).
+RATE_LIMITS_OFF = "[rate_limits]\nenabled = false\n"
+
+
 class AcmeCaServer(ServerProcess):
     name = "acme-ca"
 

@@ -45,7 +45,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID, NameOID
 
 import chisel2
-from conftest import REPO_ROOT, AcmeCaServer, ServerError, free_port
+from conftest import RATE_LIMITS_OFF, REPO_ROOT, AcmeCaServer, ServerError, free_port
 
 pytestmark = pytest.mark.acme_ca_only("the operator service is acme-ca's own API")
 
@@ -385,7 +385,7 @@ class ServiceAcmeCa(AcmeCaServer):
         for name, (role, token) in TOKENS.items():
             lines += ["", "[[service.tokens]]", f'name = "{name}"', f'token = "{token}"',
                       f'role = "{role}"']
-        self.config.write_text("\n".join(lines) + "\n" + PROFILES_TOML)
+        self.config.write_text("\n".join(lines) + "\n" + PROFILES_TOML + RATE_LIMITS_OFF)
 
     def command(self) -> list[str]:
         return super().command() + ["--config", str(self.config)]

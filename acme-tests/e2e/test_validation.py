@@ -19,7 +19,7 @@ from acme import crypto_util, messages
 
 import chisel2
 from certcheck import verify_chain
-from conftest import REPO_ROOT, AcmeCaServer, ServerError, free_port
+from conftest import RATE_LIMITS_OFF, REPO_ROOT, AcmeCaServer, ServerError, free_port
 
 ERR = "urn:ietf:params:acme:error:"
 
@@ -87,7 +87,7 @@ class ValidatingAcmeCa(AcmeCaServer):
             f"allow_reserved_addresses = {str(allow_reserved).lower()}\n"
             f'timeout = "{timeout}"\n'
             f"{extra}"
-            '[acme]\ncaa_identities = ["acme-ca.test"]\n')
+            '[acme]\ncaa_identities = ["acme-ca.test"]\n' + RATE_LIMITS_OFF)
 
     def command(self) -> list[str]:
         return super().command() + ["--config", str(self.config)]

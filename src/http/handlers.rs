@@ -23,6 +23,7 @@ use crate::protocol::{
     SuggestedWindow,
 };
 use crate::ra::state::{authz_status, challenge_status, order_status, AuthzStatus, OrderStatus};
+use crate::ra::Finalized;
 
 fn location(resp: &mut Response, url: &str) {
     if let Ok(v) = HeaderValue::from_str(url) {
@@ -83,7 +84,12 @@ fn account_resource(base: &BaseUrl, a: &Account) -> Result<AccountResource> {
 }
 
 /// POST /acme/new-account (RFC 8555 §7.3).
-pub async fn new_account(State(app): State<Arc<App>>, post: AcmePost) -> Result<Response> {
+pub async fn new_account(
+    State(app): State<Arc<App>>,
+    peer: Option<axum::Extension<super::PeerAddr>>,
+    headers: axum::http::HeaderMap,
+    post: AcmePost,
+) -> Result<Response> {
     let Signer::Key(jwk) = &post.signer else {
         return Err(Error::malformed(
             "newAccount must be signed with a jwk, not a kid (RFC 8555 §7.3)",
@@ -93,7 +99,8 @@ pub async fn new_account(State(app): State<Arc<App>>, post: AcmePost) -> Result<
     // The URL this request was posted to (either naming); the JWS url has
     // been checked against it.
     let url = post.jws.protected.url.clone();
-    let (account, created) = app.ra.new_account(jwk, &url, &req).await?;
+    let client = super::client_ip(peer.map(|p| p.0 .0), &headers, &app.trusted_proxies);
+    let (account, created) = app.ra.new_account(jwk, &url, &req, client).await?;
     if account.status != AccountStatus::Valid {
         return Err(Error::unauthorized(format!(
             "the account of this key is {}",
@@ -303,14 +310,25 @@ pub async fn finalize(
     }
     let der = b64::decode(&req.csr)
         .map_err(|_| Error::bad_csr("the csr field is not base64url without padding"))?;
-    let (order, authzs) = app.ra.finalize(account, &id, &der).await?;
-    Ok(render_order(
-        &app,
-        &post.base,
-        &order,
-        &authzs,
-        StatusCode::OK,
-    ))
+    match app.ra.finalize(account, &id, &der).await? {
+        Finalized::Now(order, authzs) => Ok(render_order(
+            &app,
+            &post.base,
+            &order,
+            &authzs,
+            StatusCode::OK,
+        )),
+        Finalized::Later { order, authzs, job } => {
+            // Chaos: processing now, signed after the delay, which is
+            // when the client should look again.
+            let delay = job.delay;
+            let ra = app.clone();
+            tokio::spawn(async move { ra.ra.finish_finalize(job).await });
+            let mut resp = render_order(&app, &post.base, &order, &authzs, StatusCode::OK);
+            retry_after(&mut resp, delay);
+            Ok(resp)
+        }
+    }
 }
 
 fn authz_resource(app: &App, base: &BaseUrl, authz: &Authz) -> (AuthzResource, bool) {

@@ -12,7 +12,10 @@
 //! * `GET /cert-status-by-serial/{hex}`: `{Certificate, Reason, RevokedAt,
 //!   Serial, Status}` as Pebble answers;
 //! * `POST /set-renewal-info/`: `{"Certificate": PEM, "ARIResponse": JSON
-//!   text}` makes renewalInfo answer that for the certificate.
+//!   text}` makes renewalInfo answer that for the certificate;
+//! * `GET /chaos`, `POST /chaos` (the `[chaos]` knobs as JSON, replaced
+//!   whole), `POST /chaos/next` (one fault queued for an endpoint's next
+//!   requests), `POST /chaos/reset` (all off): docs/CHAOS.md.
 
 use std::sync::Arc;
 
@@ -41,6 +44,9 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/cert-status-by-serial/{serial}", get(cert_status))
         .route("/set-renewal-info/", post(set_renewal_info))
         .route("/set-renewal-info", post(set_renewal_info))
+        .route("/chaos", get(chaos_get).post(chaos_set))
+        .route("/chaos/next", post(chaos_next))
+        .route("/chaos/reset", post(chaos_reset))
         .fallback(|| async { text(StatusCode::NOT_FOUND, "not found") })
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY));
     crate::http::instrument(router, metrics, crate::metrics::Listener::Management).with_state(app)
@@ -282,4 +288,41 @@ async fn set_renewal_info(State(app): State<Arc<App>>, body: Bytes) -> Response 
             text(status, &e.detail)
         }
     }
+}
+
+/// `GET /chaos`: the knobs in force.
+async fn chaos_get(State(app): State<Arc<App>>) -> Response {
+    axum::Json(app.chaos.config()).into_response()
+}
+
+/// `POST /chaos`: replaces the knobs (fields left out take their
+/// defaults: off); answers the knobs now in force.
+async fn chaos_set(State(app): State<Arc<App>>, body: Bytes) -> Response {
+    let config: crate::chaos::ChaosConfig = match serde_json::from_slice(&body) {
+        Ok(c) => c,
+        Err(e) => return text(StatusCode::BAD_REQUEST, &format!("chaos: {e}")),
+    };
+    match app.chaos.set(config) {
+        Ok(()) => axum::Json(app.chaos.config()).into_response(),
+        Err(e) => text(StatusCode::BAD_REQUEST, &e),
+    }
+}
+
+/// `POST /chaos/next`: `{"endpoint": "newOrder", "fault": "rateLimited",
+/// "retry_after": 3, "count": 1}`.
+async fn chaos_next(State(app): State<Arc<App>>, body: Bytes) -> Response {
+    let fault: crate::chaos::QueuedFault = match serde_json::from_slice(&body) {
+        Ok(f) => f,
+        Err(e) => return text(StatusCode::BAD_REQUEST, &format!("chaos: {e}")),
+    };
+    match app.chaos.queue(fault) {
+        Ok(()) => StatusCode::OK.into_response(),
+        Err(e) => text(StatusCode::BAD_REQUEST, &format!("chaos: {e}")),
+    }
+}
+
+/// `POST /chaos/reset`: every knob off, the queue and holds emptied.
+async fn chaos_reset(State(app): State<Arc<App>>) -> Response {
+    app.chaos.reset();
+    StatusCode::OK.into_response()
 }

@@ -20,6 +20,7 @@ pub mod request;
 pub mod status;
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -148,6 +149,121 @@ pub struct App {
     /// The process's metrics (the same `Arc` the RA, VA and store count
     /// into).
     pub metrics: Arc<Metrics>,
+    /// Peers whose `X-Forwarded-For` names the client
+    /// (`rate_limits.trusted_proxies`).
+    pub trusted_proxies: Vec<crate::ratelimit::Prefix>,
+    /// Faults injected on purpose (docs/CHAOS.md); the RA and VA share it.
+    pub chaos: Arc<crate::chaos::Chaos>,
+}
+
+/// Put on a response by chaos to have [`serve`] close the connection
+/// without sending it.
+#[derive(Debug, Clone, Copy)]
+struct DropConnection;
+
+/// Which chaos endpoint a matched route template is.
+fn chaos_endpoint(template: &str) -> Option<crate::chaos::Endpoint> {
+    use crate::chaos::Endpoint as E;
+    for p in [paths::ACME, paths::PEBBLE] {
+        let found = match template {
+            t if t == p.directory => Some(E::Directory),
+            t if t == p.new_nonce => Some(E::NewNonce),
+            t if t == p.new_account => Some(E::NewAccount),
+            t if t == p.new_order => Some(E::NewOrder),
+            t if t == p.new_authz => Some(E::NewAuthz),
+            t if t == p.revoke_cert => Some(E::RevokeCert),
+            t if t == p.key_change => Some(E::KeyChange),
+            t if t.strip_prefix(p.renewal_info) == Some("/{id}") => Some(E::RenewalInfo),
+            _ => None,
+        };
+        if found.is_some() {
+            return found;
+        }
+    }
+    match template {
+        "/acme/acct/{id}" => Some(E::Account),
+        "/acme/acct/{id}/orders" => Some(E::Orders),
+        "/acme/order/{id}" => Some(E::Order),
+        "/acme/order/{id}/finalize" => Some(E::Finalize),
+        "/acme/authz/{id}" => Some(E::Authz),
+        "/acme/chall/{authz}/{kind}" => Some(E::Challenge),
+        "/acme/cert/{id}" | "/acme/cert/{id}/alt/{n}" => Some(E::Certificate),
+        _ => None,
+    }
+}
+
+/// The answer chaos gives instead of the real one.
+fn chaos_answer(endpoint: crate::chaos::Endpoint, injected: crate::chaos::Injected) -> Response {
+    use crate::chaos::Fault;
+    let secs = injected.retry_after;
+    match injected.fault {
+        Fault::Unavailable => problem::with_status(
+            Error::new(
+                ErrorKind::ServerInternal,
+                format!(
+                    "chaos: {} is unavailable on purpose; retry after {secs} s",
+                    endpoint.name()
+                ),
+            )
+            .with_retry_after(secs),
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+        ),
+        Fault::RateLimited => Error::new(
+            ErrorKind::RateLimited,
+            format!(
+                "chaos: {} is rate limited on purpose; retry after {secs} s",
+                endpoint.name()
+            ),
+        )
+        .with_retry_after(secs)
+        .into_response(),
+        Fault::Drop => {
+            let mut resp = axum::http::StatusCode::INTERNAL_SERVER_ERROR.into_response();
+            resp.extensions_mut().insert(DropConnection);
+            resp
+        }
+    }
+}
+
+/// The address of the TCP peer a request came over, put into every
+/// request's extensions by [`serve`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PeerAddr(pub SocketAddr);
+
+/// The most `X-Forwarded-For` entries looked at (from the right).
+const MAX_FORWARDED_HOPS: usize = 16;
+
+/// The client's address: the TCP peer's, unless the peer is a trusted
+/// proxy; then the rightmost `X-Forwarded-For` entry that is not a trusted
+/// proxy (entries to its left were written by the client and prove
+/// nothing). A malformed header leaves the peer's address. None when the
+/// request came without a peer (in-process tests).
+pub fn client_ip(
+    peer: Option<SocketAddr>,
+    headers: &axum::http::HeaderMap,
+    trusted: &[crate::ratelimit::Prefix],
+) -> Option<std::net::IpAddr> {
+    let peer = peer?.ip();
+    let is_trusted = |ip: std::net::IpAddr| trusted.iter().any(|p| p.contains(ip));
+    if !is_trusted(peer) {
+        return Some(peer);
+    }
+    let mut entries: Vec<&str> = Vec::new();
+    for value in headers.get_all("x-forwarded-for") {
+        let Ok(text) = value.to_str() else {
+            return Some(peer);
+        };
+        entries.extend(text.split(',').map(str::trim));
+    }
+    for entry in entries.iter().rev().take(MAX_FORWARDED_HOPS) {
+        let Ok(ip) = entry.parse::<std::net::IpAddr>() else {
+            return Some(peer);
+        };
+        if !is_trusted(ip) {
+            return Some(ip);
+        }
+    }
+    Some(peer)
 }
 
 /// The router, without sockets, so tests can drive it in process.
@@ -254,11 +370,26 @@ async fn acme_headers(State(app): State<Arc<App>>, mut req: Request, next: Next)
     let base = request::BaseUrl::derive(app.external_url.as_deref(), req.headers(), req.uri())
         .ok()
         .map(|b| b.0);
-    let mut resp = match tokio::time::timeout(app.request_timeout, next.run(req)).await {
-        Ok(r) => r,
-        Err(_) => {
-            Error::new(ErrorKind::ServerInternal, "the request took too long").into_response()
-        }
+    let injected = req
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .and_then(|m| chaos_endpoint(m.as_str()))
+        .and_then(|endpoint| {
+            let peer = req.extensions().get::<PeerAddr>().map(|p| p.0);
+            let client = client_ip(peer, req.headers(), &app.trusted_proxies);
+            let injected = app
+                .chaos
+                .endpoint_fault(endpoint, client, std::time::Instant::now())?;
+            Some(chaos_answer(endpoint, injected))
+        });
+    let mut resp = match injected {
+        Some(r) => r,
+        None => match tokio::time::timeout(app.request_timeout, next.run(req)).await {
+            Ok(r) => r,
+            Err(_) => {
+                Error::new(ErrorKind::ServerInternal, "the request took too long").into_response()
+            }
+        },
     };
     if let Some(problem) = resp.extensions().get::<problem::ProblemType>() {
         app.metrics.acme_problem(problem.kind);
@@ -432,13 +563,25 @@ pub async fn serve(
         let handshake_timeout = limits.handshake_timeout;
         tokio::spawn(async move {
             let svc = hyper::service::service_fn(
-                move |req: axum::http::Request<hyper::body::Incoming>| {
+                move |mut req: axum::http::Request<hyper::body::Incoming>| {
+                    req.extensions_mut().insert(PeerAddr(peer));
                     let (req, held) = hold::share(req);
                     let call = tower::ServiceExt::oneshot(router.clone(), req);
                     async move {
-                        let resp = call.await?;
+                        let resp = match call.await {
+                            Ok(resp) => resp,
+                            Err(never) => match never {},
+                        };
                         hold::drain(held).await;
-                        Ok::<_, std::convert::Infallible>(resp)
+                        if resp.extensions().get::<DropConnection>().is_some() {
+                            // An error from the service makes hyper close
+                            // the connection (HTTP/1.1) or reset the
+                            // stream (HTTP/2) without an answer.
+                            return Err(std::io::Error::other(
+                                "chaos: connection dropped on purpose",
+                            ));
+                        }
+                        Ok(resp)
                     }
                 },
             );

@@ -1308,3 +1308,4 @@ async fn draft_challenges_follow_the_config() {
     config.validation.dns_persist_issuer_domain_names = vec!["ca.test".into()];
     config.validate().unwrap();
 }
+mod ratelimits;

@@ -103,6 +103,35 @@ pub struct Ra {
     pub caa: Option<Arc<crate::va::caa::CaaChecker>>,
     /// Orders finalized and finalize latency are counted here.
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// Rate limits (`[rate_limits]`), when enabled.
+    pub limits: Option<Arc<crate::ratelimit::Limiter>>,
+    /// Chaos knobs (docs/CHAOS.md): deferred finalize, short-lived
+    /// authorizations.
+    pub chaos: Arc<crate::chaos::Chaos>,
+}
+
+/// What finalize did.
+#[derive(Debug)]
+pub enum Finalized {
+    /// Signed (the order is valid), as usual.
+    Now(Order, Vec<Authz>),
+    /// Chaos's `finalize_delay`: the order is processing; the caller runs
+    /// `job` with [`Ra::finish_finalize`] in the background.
+    Later {
+        order: Order,
+        authzs: Vec<Authz>,
+        job: DeferredFinalize,
+    },
+}
+
+/// A finalize to complete later (see [`Finalized::Later`]).
+#[derive(Debug)]
+pub struct DeferredFinalize {
+    account: Account,
+    order: Order,
+    csr: CheckedCsr,
+    /// How long to wait before signing.
+    pub delay: std::time::Duration,
 }
 
 /// URLs written into certificates.
@@ -176,18 +205,29 @@ pub fn check_contacts(contacts: &[String]) -> Result<()> {
 }
 
 impl Ra {
+    /// The lifetime of a new authorization: the configured one, or chaos's
+    /// shorter one.
+    fn pending_authz_lifetime(&self) -> Duration {
+        match self.chaos.authz_lifetime() {
+            Some(short) => short.min(self.settings.pending_authz_lifetime),
+            None => self.settings.pending_authz_lifetime,
+        }
+    }
+
     fn now(&self) -> Timestamp {
         self.clock.now()
     }
 
     /// newAccount (RFC 8555 §7.3): returns the account and whether it was
     /// created by this request. `url` is the newAccount URL the request was
-    /// posted to (an external account binding must name it).
+    /// posted to (an external account binding must name it); `client` the
+    /// address it came from, for `new_accounts_per_ip` (None: not counted).
     pub async fn new_account(
         &self,
         jwk: &Jwk,
         url: &str,
         req: &NewAccount,
+        client: Option<std::net::IpAddr>,
     ) -> Result<(Account, bool)> {
         if let Some(existing) = self.store.account_by_thumbprint(jwk.thumbprint()).await? {
             return Ok((existing, false));
@@ -229,14 +269,90 @@ impl Ra {
             tos_agreed,
             created_at: self.now(),
         };
+        // Only a request that would create an account spends from its
+        // address's bucket; one that creates none gets it back.
+        let spent = match (&self.limits, client) {
+            (Some(limits), Some(ip)) => {
+                Some(limits.spend(&limits.new_account_transactions(ip)).await?)
+            }
+            _ => None,
+        };
         // With reuse, a key id is checked but not bound (Pebble).
         let bind_kid = eab_kid.as_deref().filter(|_| !self.settings.eab_key_reuse);
-        match self.store.create_account(&account, bind_kid).await? {
+        let created = self.store.create_account(&account, bind_kid).await;
+        if !matches!(created, Ok(AccountCreation::Created)) {
+            self.refund(spent).await;
+        }
+        match created? {
             AccountCreation::Created => Ok((account, true)),
             AccountCreation::Existing(a) => Ok((a, false)),
             AccountCreation::KeyIdTaken => Err(Error::unauthorized(
                 "this external account key is already bound to another account",
             )),
+        }
+    }
+
+    /// Gives back a rate-limit spend whose request failed.
+    async fn refund(&self, spent: Option<crate::ratelimit::Spent>) {
+        if let (Some(limits), Some(spent)) = (&self.limits, spent) {
+            limits.refund(spent).await;
+        }
+    }
+
+    /// newOrder's rate limits (as Boulder checks them): the certificate
+    /// limits and failed validations are checked, not spent (certificates
+    /// are spent at finalize), the pending-authorization ceiling is
+    /// checked, then one new order is spent from the account's bucket.
+    async fn order_limits(
+        &self,
+        account: &Account,
+        identifiers: &[Identifier],
+        new_authzs: usize,
+    ) -> Result<Option<crate::ratelimit::Spent>> {
+        let Some(limits) = &self.limits else {
+            return Ok(None);
+        };
+        let mut checks = limits
+            .issuance_transactions(&account.id, identifiers)
+            .await?;
+        checks.extend(
+            identifiers
+                .iter()
+                .map(|i| limits.failed_validation_transaction(&account.id, i)),
+        );
+        limits.check(&checks).await?;
+        limits
+            .check_pending_authorizations(&account.id, new_authzs)
+            .await?;
+        Ok(Some(
+            limits
+                .spend(&limits.new_order_transactions(&account.id))
+                .await?,
+        ))
+    }
+
+    /// Spends the certificate limits of an issuance (finalize), all or
+    /// nothing.
+    async fn spend_certificate_limits(
+        &self,
+        account: &Account,
+        identifiers: &[Identifier],
+    ) -> Result<Option<crate::ratelimit::Spent>> {
+        let Some(limits) = &self.limits else {
+            return Ok(None);
+        };
+        let txns = limits
+            .issuance_transactions(&account.id, identifiers)
+            .await?;
+        Ok(Some(limits.spend(&txns).await?))
+    }
+
+    /// Counts a failed validation against its account and hostname
+    /// (`failed_validations`). Successes do not refill the bucket, as in
+    /// Boulder: it refills with time only.
+    pub async fn validation_failed(&self, authz: &Authz) {
+        if let Some(limits) = &self.limits {
+            limits.validation_failed(authz).await;
         }
     }
 
@@ -340,7 +456,7 @@ impl Ra {
             Some(text) => Some(self.check_replaces(account, text, &checked).await?),
             None => None,
         };
-        let authz_expires = now + secs(self.settings.pending_authz_lifetime);
+        let authz_expires = now + secs(self.pending_authz_lifetime());
         let reuse = crate::rand::percent_chance(self.settings.authz_reuse);
         // A reused authorization must stay valid a while: a day, or half
         // its lifetime if that is shorter.
@@ -393,8 +509,15 @@ impl Ra {
             profile: profile.name.clone(),
             replaces: replaces.as_ref().map(|r| r.text.clone()),
         };
+        let spent = self
+            .order_limits(account, &order.identifiers, new_authzs.len())
+            .await?;
         let claim = replaces.as_ref().map(|r| (&r.cert, r.expected.as_ref()));
-        if !self.store.create_order(&order, &new_authzs, claim).await? {
+        let created = self.store.create_order(&order, &new_authzs, claim).await;
+        if !matches!(created, Ok(true)) {
+            self.refund(spent).await;
+        }
+        if !created? {
             // Another order took the replacement since it was checked.
             return Err(already_replaced());
         }
@@ -583,7 +706,7 @@ impl Ra {
         let identifier = c.authz_identifier();
         let offered = self.offered_challenges(&identifier, false);
         let now = self.now();
-        let expires = now + secs(self.settings.pending_authz_lifetime);
+        let expires = now + secs(self.pending_authz_lifetime());
         let authz = new_authz(account, identifier, false, offered, expires, now);
         self.store.create_authz(&authz).await?;
         Ok(authz)
@@ -725,6 +848,9 @@ impl Ra {
                 .await?
             {
                 self.va.recorded_inline(&result);
+                if result.state == crate::model::AttemptState::Invalid {
+                    self.validation_failed(&req.authz).await;
+                }
             }
         } else if self
             .store
@@ -741,21 +867,48 @@ impl Ra {
 
     /// finalize (RFC 8555 §7.4): checks the CSR against a ready order, takes
     /// the order's lease, signs, and commits certificate and order together.
+    /// With chaos's `finalize_delay`, the order is left processing and the
+    /// signing is handed back as a job ([`Finalized::Later`]).
     pub async fn finalize(
         &self,
         account: &Account,
         id: &OrderId,
         csr_der: &[u8],
-    ) -> Result<(Order, Vec<Authz>)> {
+    ) -> Result<Finalized> {
         use crate::metrics::FinalizeOutcome;
         let started = std::time::Instant::now();
         let result = self.finalize_inner(account, id, csr_der).await;
         let outcome = match &result {
-            Ok((order, _)) if order.cert_id.is_some() => FinalizeOutcome::Issued,
+            Ok(Finalized::Now(order, _)) if order.cert_id.is_some() => FinalizeOutcome::Issued,
+            Ok(Finalized::Later { .. }) => return result,
             _ => FinalizeOutcome::Refused,
         };
         self.metrics.finalized(outcome, started.elapsed());
         result
+    }
+
+    /// Runs a finalize that was deferred ([`Finalized::Later`]): waits
+    /// its delay, then signs and commits as finalize would have. A failure
+    /// leaves the order ready again (its lease is released) and is logged.
+    pub async fn finish_finalize(&self, job: DeferredFinalize) {
+        use crate::metrics::FinalizeOutcome;
+        tokio::time::sleep(job.delay).await;
+        let started = std::time::Instant::now();
+        let result = match self.profile(Some(&job.order.profile)) {
+            Ok(profile) => {
+                self.issue_claimed(&job.account, &job.order, profile, &job.csr, self.now())
+                    .await
+            }
+            Err(e) => Err(e),
+        };
+        let outcome = match &result {
+            Ok(()) => FinalizeOutcome::Issued,
+            Err(e) => {
+                tracing::warn!(order = %job.order.id, error = %e, "deferred finalize failed");
+                FinalizeOutcome::Refused
+            }
+        };
+        self.metrics.finalized(outcome, started.elapsed());
     }
 
     async fn finalize_inner(
@@ -763,7 +916,7 @@ impl Ra {
         account: &Account,
         id: &OrderId,
         csr_der: &[u8],
-    ) -> Result<(Order, Vec<Authz>)> {
+    ) -> Result<Finalized> {
         let (order, authzs) = self.order(account, id).await?;
         let now = self.now();
         let status = order_status(&order, &authzs, now);
@@ -793,22 +946,64 @@ impl Ra {
             )));
         }
         self.recheck_caa(account, &authzs, now).await?;
-        let lease_until = now + secs(self.settings.finalize_lease).max(1);
+        let delay = self.chaos.finalize_delay();
+        let lease = self.settings.finalize_lease + delay.unwrap_or_default();
+        let lease_until = now + secs(lease).max(1);
         if !self.store.claim_order(&order.id, now, lease_until).await? {
             return Err(Error::new(
                 ErrorKind::OrderNotReady,
                 "the order is being finalized by another request",
             ));
         }
-        match self.issue(account, &order, profile, &csr, now).await {
-            Ok(()) => self.order(account, id).await,
-            Err(e) => {
-                if let Err(release) = self.store.release_order(&order.id).await {
-                    tracing::warn!(order = %order.id, error = %release, "could not release lease");
-                }
-                Err(e)
-            }
+        if let Some(delay) = delay {
+            // Chaos: answer processing now, sign later.
+            let (order, authzs) = self.order(account, id).await?;
+            let job = DeferredFinalize {
+                account: account.clone(),
+                order: order.clone(),
+                csr,
+                delay,
+            };
+            return Ok(Finalized::Later { order, authzs, job });
         }
+        self.issue_claimed(account, &order, profile, &csr, now)
+            .await?;
+        let (order, authzs) = self.order(account, id).await?;
+        Ok(Finalized::Now(order, authzs))
+    }
+
+    /// Signs for an order whose lease is held: spends the certificate
+    /// limits, issues, and on failure refunds them and releases the lease.
+    async fn issue_claimed(
+        &self,
+        account: &Account,
+        order: &Order,
+        profile: &Profile,
+        csr: &CheckedCsr,
+        now: Timestamp,
+    ) -> Result<()> {
+        // The certificate limits, checked at newOrder, are spent now, all
+        // or nothing, and given back if the issuance fails.
+        let spent = self
+            .spend_certificate_limits(account, &order.identifiers)
+            .await;
+        let issued = match spent {
+            Ok(spent) => {
+                let issued = self.issue(account, order, profile, csr, now).await;
+                if issued.is_err() {
+                    self.refund(spent).await;
+                }
+                issued
+            }
+            Err(e) => Err(e),
+        };
+        if let Err(e) = issued {
+            if let Err(release) = self.store.release_order(&order.id).await {
+                tracing::warn!(order = %order.id, error = %release, "could not release lease");
+            }
+            return Err(e);
+        }
+        Ok(())
     }
 
     async fn issue(
@@ -868,6 +1063,9 @@ impl Ra {
                 ErrorKind::OrderNotReady,
                 "the order was finalized by another request",
             ));
+        }
+        if let Some(limits) = &self.limits {
+            limits.issued(&order.identifiers, cert.not_after).await;
         }
         tracing::info!(order = %order.id, serial = %cert.serial, account = %account.id, "issued");
         Ok(())

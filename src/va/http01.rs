@@ -108,6 +108,10 @@ pub struct Http01 {
     /// Redirects may lead to any port (Pebble), not only 80, 443 and the
     /// two configured ones.
     any_redirect_port: bool,
+    /// Some: a redirect target's name must end in a suffix of the Public
+    /// Suffix List (as Boulder requires an IANA-registered TLD), or be
+    /// under one of these special-use domains. None: any name (Pebble).
+    redirect_suffixes: Option<Vec<String>>,
     policy: AddressPolicy,
     timeout: Duration,
 }
@@ -119,6 +123,7 @@ impl fmt::Debug for Http01 {
             .field("port", &self.port)
             .field("https_port", &self.https_port)
             .field("any_redirect_port", &self.any_redirect_port)
+            .field("redirect_suffixes", &self.redirect_suffixes)
             .field("policy", &self.policy)
             .field("timeout", &self.timeout)
             .finish()
@@ -138,9 +143,19 @@ impl Http01 {
             port: DEFAULT_PORT,
             https_port: DEFAULT_HTTPS_PORT,
             any_redirect_port: false,
+            redirect_suffixes: None,
             policy,
             timeout,
         }
+    }
+
+    /// The same validator following redirects only to names that end in a
+    /// public suffix (Public Suffix List, ICANN or private section), or
+    /// that are under one of `special_use` (the special-use domains the
+    /// identifier policy allows, `acme.allowed_special_use_domains`).
+    pub fn with_redirect_suffix_check(mut self, special_use: Vec<String>) -> Self {
+        self.redirect_suffixes = Some(special_use);
+        self
     }
 
     /// The same validator fetching challenges (and `http` redirect targets
@@ -408,6 +423,13 @@ impl Http01 {
             if !ip_identifier {
                 return Err(refuse(format!(
                     "Invalid host in redirect target {quoted}. Only domain names are supported, not IP addresses like {ip}"
+                )));
+            }
+        }
+        if let (Host::Name(name), Some(special_use)) = (&host, &self.redirect_suffixes) {
+            if !ends_in_public_suffix(name, special_use) {
+                return Err(refuse(format!(
+                    "Invalid host in redirect target {quoted}: {name} does not end in a public suffix (a registered top-level domain)"
                 )));
             }
         }
@@ -812,6 +834,16 @@ where
             result = &mut conn, if conn_result.is_none() => conn_result = Some(result),
         }
     }
+}
+
+/// Whether `name` ends in a suffix the Public Suffix List knows (and is
+/// not that suffix itself), or is under one of `special_use`.
+fn ends_in_public_suffix(name: &str, special_use: &[String]) -> bool {
+    let under = |d: &str| name == d || name.strip_suffix(d).is_some_and(|rest| rest.ends_with('.'));
+    if special_use.iter().any(|d| under(d)) {
+        return true;
+    }
+    psl::suffix(name.as_bytes()).is_some_and(|s| s.is_known() && s.as_bytes().len() < name.len())
 }
 
 /// Whether `status` is a redirect that is followed.
@@ -1581,6 +1613,77 @@ mod tests {
             "{}",
             error.detail
         );
+    }
+
+    #[test]
+    fn redirect_names_must_end_in_a_public_suffix() {
+        let special = vec!["test".to_owned()];
+        for ok in [
+            "other.example.com",
+            "a.example.co.uk",
+            "site.github.io",
+            "x.test",
+            "test",
+        ] {
+            assert!(ends_in_public_suffix(ok, &special), "{ok}");
+        }
+        for bad in [
+            "com",
+            "co.uk",
+            "host.notatld",
+            "localhost",
+            "x.example",
+            "intranet",
+        ] {
+            assert!(!ends_in_public_suffix(bad, &special), "{bad}");
+        }
+        assert!(!ends_in_public_suffix("x.test", &[]));
+        // "contest" is not under "test".
+        assert!(!ends_in_public_suffix("contest", &special));
+    }
+
+    #[tokio::test]
+    async fn redirect_to_a_name_without_a_public_suffix_is_refused() {
+        let (port, log) = http_server(|seen| {
+            if seen.host.starts_with("example.test") {
+                redirect("http://intranet.corp/challenge-file")
+            } else {
+                ok(KEY_AUTH)
+            }
+        })
+        .await;
+        let resolver = resolver(&[
+            ("example.test", &["127.0.0.1"]),
+            ("intranet.corp", &["127.0.0.1"]),
+            ("other.test", &["127.0.0.1"]),
+        ]);
+        let va = validator(resolver.clone(), port).with_redirect_suffix_check(vec!["test".into()]);
+        let (error, records) =
+            invalid(va.validate(&request(Identifier::dns("example.test"))).await);
+        assert_eq!(error.kind, ErrorKind::Connection);
+        assert!(
+            error.detail.contains(
+                "Invalid host in redirect target \"http://intranet.corp/challenge-file\": intranet.corp does not end in a public suffix"
+            ),
+            "{}",
+            error.detail
+        );
+        assert_eq!(log.lock().unwrap().len(), 1, "the target is never fetched");
+        assert_eq!(records.as_array().unwrap().len(), 1);
+        // Without the check (Pebble), the same redirect is followed.
+        let va = validator(resolver.clone(), port);
+        valid(va.validate(&request(Identifier::dns("example.test"))).await);
+        // A special-use domain the policy allows is followed.
+        let (port, _) = http_server(|seen| {
+            if seen.host.starts_with("example.test") {
+                redirect("http://other.test/challenge-file")
+            } else {
+                ok(KEY_AUTH)
+            }
+        })
+        .await;
+        let va = validator(resolver, port).with_redirect_suffix_check(vec!["test".into()]);
+        valid(va.validate(&request(Identifier::dns("example.test"))).await);
     }
 
     #[tokio::test]

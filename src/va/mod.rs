@@ -125,6 +125,12 @@ impl Validator for AlwaysValid {
     }
 }
 
+/// Told of every failed validation the VA records from its queue (the
+/// rate limiter counts them per account and hostname).
+pub trait FailureObserver: Send + Sync + 'static {
+    fn failed<'a>(&'a self, authz: &'a Authz) -> Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
+}
+
 /// Settings of the VA.
 #[derive(Debug, Clone)]
 pub struct VaSettings {
@@ -137,6 +143,8 @@ pub struct VaSettings {
     /// Each queued validation first waits a random time up to this.
     pub random_delay: Duration,
     pub valid_authz_lifetime: Duration,
+    /// Forced failures and shortened lifetimes (docs/CHAOS.md).
+    pub chaos: Arc<crate::chaos::Chaos>,
 }
 
 struct Job {
@@ -151,6 +159,8 @@ pub struct Va {
     settings: VaSettings,
     queue: mpsc::Sender<Job>,
     metrics: Arc<Metrics>,
+    /// Set once, at assembly (`observe_failures`).
+    failures: std::sync::OnceLock<Arc<dyn FailureObserver>>,
 }
 
 /// A place reserved in the validation queue.
@@ -175,6 +185,7 @@ impl Va {
             settings,
             queue: tx,
             metrics,
+            failures: std::sync::OnceLock::new(),
         });
         tokio::spawn(dispatch(Arc::downgrade(&va), rx));
         va
@@ -195,6 +206,14 @@ impl Va {
                 ErrorKind::RateLimited,
                 "too many validations are waiting; retry shortly",
             )),
+        }
+    }
+
+    /// Tells `observer` of every failed validation recorded from the queue
+    /// from now on (the first observer set stays).
+    pub fn observe_failures(&self, observer: Arc<dyn FailureObserver>) {
+        if self.failures.set(observer).is_err() {
+            tracing::warn!("the VA already has a failure observer");
         }
     }
 
@@ -236,6 +255,19 @@ impl Va {
                     records: serde_json::Value::Array(Vec::new()),
                 },
             };
+        let outcome = match (outcome, self.settings.chaos.validation_failure()) {
+            (Outcome::Valid { records }, Some(kind)) => Outcome::Invalid {
+                error: Error::new(
+                    kind,
+                    format!(
+                        "chaos: validation of {} failed on purpose (chaos.validation_failure)",
+                        req.authz.identifier.value
+                    ),
+                ),
+                records,
+            },
+            (outcome, _) => outcome,
+        };
         let took = started.elapsed();
         log_attempt(req, &outcome, took);
         self.metrics.validation(
@@ -244,7 +276,11 @@ impl Va {
             took,
         );
         let now = self.clock.now();
-        let expires = now + self.settings.valid_authz_lifetime.as_secs() as i64;
+        let lifetime = match self.settings.chaos.authz_lifetime() {
+            Some(short) => short.min(self.settings.valid_authz_lifetime),
+            None => self.settings.valid_authz_lifetime,
+        };
+        let expires = now + lifetime.as_secs() as i64;
         match outcome {
             Outcome::Valid { records } => ValidationResult {
                 state: AttemptState::Valid,
@@ -307,6 +343,9 @@ impl Va {
         if self.store.finish_challenge(&req.authz.id, &result).await? {
             if result.state == AttemptState::Invalid {
                 self.metrics.order_invalid();
+                if let Some(observer) = self.failures.get() {
+                    observer.failed(&req.authz).await;
+                }
             }
         } else {
             tracing::debug!(authz = %req.authz.id, "validation outcome not recorded: attempt no longer processing");
@@ -512,6 +551,7 @@ mod tests {
                 timeout: Duration::from_secs(5),
                 random_delay,
                 valid_authz_lifetime: Duration::from_secs(100),
+                chaos: std::sync::Arc::new(crate::chaos::Chaos::off()),
             },
             Arc::new(Metrics::new()),
         );

@@ -16,6 +16,7 @@
 //! write. `durability = "full"` flushes every commit instead.
 
 mod cache;
+mod ratelimit;
 mod rows;
 mod schema;
 mod service;

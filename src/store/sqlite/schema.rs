@@ -153,4 +153,20 @@ CREATE TABLE webhook_deliveries (
 );
 CREATE INDEX webhook_deliveries_due ON webhook_deliveries(status, next_attempt_at);
 "#,
+    // Rate-limit buckets (src/store/ratelimit.rs): one row per limit and
+    // key in use; the TAT in milliseconds since the Unix epoch. Name sets
+    // of unexpired certificates (renewals are exempt from
+    // certificates_per_domain).
+    r#"
+CREATE TABLE rate_buckets (
+    k    TEXT PRIMARY KEY,
+    tat  INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX rate_buckets_by_tat ON rate_buckets(tat);
+CREATE TABLE issued_name_sets (
+    hash       TEXT PRIMARY KEY,
+    not_after  INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX issued_name_sets_by_expiry ON issued_name_sets(not_after);
+"#,
 ];

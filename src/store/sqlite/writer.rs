@@ -159,6 +159,8 @@ pub(super) enum Op {
     Revoke(CertId, Revocation),
     /// A write of the operator service.
     Service(super::service::ServiceOp),
+    /// A spend or refund of rate-limit buckets.
+    RateLimit(super::ratelimit::RateLimitOp),
 }
 
 pub(super) fn settled_state(state: AttemptState) -> Result<AuthzState> {
@@ -544,6 +546,7 @@ impl Op {
                 Ok(1)
             }
             Op::Service(op) => op.render(sql),
+            Op::RateLimit(op) => op.render(sql),
             Op::ReleaseAllLeases => {
                 // Orders left processing by a previous run: marked, and no
                 // certificate.
@@ -574,7 +577,7 @@ impl Op {
         match self {
             Op::CreateAccount(a, _) => cache.accounts.put(a.id.clone(), a.clone()),
             Op::CreateAuthz(a) => cache.authzs.put(a.id.clone(), a.clone()),
-            Op::SetCrlNumber { .. } | Op::Service(_) => {}
+            Op::SetCrlNumber { .. } | Op::Service(_) | Op::RateLimit(_) => {}
             Op::UpdateContact(id, contact) => {
                 cache.accounts.update(id, |a| a.contact = contact.clone())
             }
