@@ -1308,4 +1308,5 @@ async fn draft_challenges_follow_the_config() {
     config.validation.dns_persist_issuer_domain_names = vec!["ca.test".into()];
     config.validate().unwrap();
 }
+mod chaos;
 mod ratelimits;
