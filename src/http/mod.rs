@@ -383,7 +383,14 @@ async fn acme_headers(State(app): State<Arc<App>>, mut req: Request, next: Next)
             Some(chaos_answer(endpoint, injected))
         });
     let mut resp = match injected {
-        Some(r) => r,
+        Some(r) => {
+            // The body is read (within the usual bound) before the fault
+            // is answered, so the connection stays usable for the client's
+            // next request, as after any other answer.
+            let body = axum::body::to_bytes(req.into_body(), app.max_body);
+            let _ = tokio::time::timeout(app.request_timeout, body).await;
+            r
+        }
         None => match tokio::time::timeout(app.request_timeout, next.run(req)).await {
             Ok(r) => r,
             Err(_) => {
