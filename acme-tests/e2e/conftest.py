@@ -275,6 +275,35 @@ class AcmeCaServer(ServerProcess):
         self.directory, self.root_pem, self.tls_ca = directory, root, root
 
 
+class ConfiguredAcmeCa(AcmeCaServer):
+    """acme-ca (always-valid) started with a config file of the test
+    module's own: subclasses return its text from `config_text`, called once
+    the ports are chosen."""
+
+    def __init__(self, *a, **kw):
+        super().__init__(*a, **kw)
+        self.config = self.data_dir.parent / f"{self.name}.toml"
+        self.config.write_text(self.config_text())
+
+    def config_text(self) -> str:
+        raise NotImplementedError
+
+    def command(self) -> list[str]:
+        return super().command() + ["--config", str(self.config)]
+
+
+def start_module_server(tmp_path_factory, cls, name: str) -> ServerProcess:
+    """A server of `cls` in a fresh directory, started, or the test failed
+    with the reason; the caller kills it."""
+    base = tmp_path_factory.mktemp(name)
+    srv = cls(base / "data", base / "logs")
+    try:
+        srv.start()
+    except ServerError as exc:
+        pytest.fail(str(exc), pytrace=False)
+    return srv
+
+
 class PebbleServer(ServerProcess):
     """Debian's pebble, for checking the tests' client side. State does not
     survive a restart. Its listener certificate comes from a throwaway CA made

@@ -19,7 +19,7 @@ import requests
 from acme import messages
 
 import chisel2
-from conftest import AcmeCaServer, ServerError, free_port
+from conftest import ConfiguredAcmeCa, free_port, start_module_server
 from test_certbot import certbot_bin
 
 pytestmark = pytest.mark.acme_ca_only("acme-ca's [chaos]; Pebble has no chaos mode")
@@ -27,21 +27,20 @@ pytestmark = pytest.mark.acme_ca_only("acme-ca's [chaos]; Pebble has no chaos mo
 ERR = "urn:ietf:params:acme:error:"
 
 
-class ChaosAcmeCa(AcmeCaServer):
+class ChaosAcmeCa(ConfiguredAcmeCa):
     """acme-ca (always-valid) with a management listener for the chaos API."""
 
-    def __init__(self, *a, **kw):
-        super().__init__(*a, **kw)
-        self.mgmt_port = free_port()
-        self.config = self.data_dir.parent / "chaos.toml"
-        self.config.write_text(
-            "[management]\n"
-            f'listen = "127.0.0.1:{self.mgmt_port}"\n'
-            "[chaos]\n"
-            "seed = 7\n")
+    name = "acme-ca-chaos"
 
-    def command(self) -> list[str]:
-        return super().command() + ["--config", str(self.config)]
+    def __init__(self, *a, **kw):
+        self.mgmt_port = free_port()
+        super().__init__(*a, **kw)
+
+    def config_text(self) -> str:
+        return ("[management]\n"
+                f'listen = "127.0.0.1:{self.mgmt_port}"\n'
+                "[chaos]\n"
+                "seed = 7\n")
 
     def chaos(self, path: str = "", body: dict | None = None) -> requests.Response:
         url = f"https://127.0.0.1:{self.mgmt_port}/chaos{path}"
@@ -58,12 +57,7 @@ class ChaosAcmeCa(AcmeCaServer):
 
 @pytest.fixture(scope="module")
 def chaotic(tmp_path_factory):
-    base = tmp_path_factory.mktemp("chaos")
-    srv = ChaosAcmeCa(base / "data", base / "logs")
-    try:
-        srv.start()
-    except ServerError as exc:
-        pytest.fail(str(exc), pytrace=False)
+    srv = start_module_server(tmp_path_factory, ChaosAcmeCa, "chaos")
     yield srv
     srv.kill()
 

@@ -53,7 +53,7 @@ from cryptography.x509 import ocsp
 from requests.adapters import HTTPAdapter
 
 import chisel2
-from conftest import AcmeCaServer, ServerError, free_port
+from conftest import ConfiguredAcmeCa, free_port, start_module_server
 
 pytestmark = pytest.mark.acme_ca_only("per-client connection bounds are acme-ca's")
 
@@ -73,17 +73,18 @@ CLOSED_SAMPLE = re.compile(r'^acme_ca_connections_closed_total\{listener="(\w+)"
                            r'(\S+)$', re.M)
 
 
-class BoundedAcmeCa(AcmeCaServer):
+class BoundedAcmeCa(ConfiguredAcmeCa):
     """acme-ca with a small per-client bound, short timeouts and the
     service listener on."""
 
     name = "acme-ca-bounded"
 
     def __init__(self, *a, **kw):
-        super().__init__(*a, **kw)
         self.service_port = free_port()
-        self.config = self.data_dir.parent / "bounded.toml"
-        self.config.write_text(f"""
+        super().__init__(*a, **kw)
+
+    def config_text(self) -> str:
+        return f"""
 [server]
 max_connections_per_client = {BOUND}
 idle_timeout = "{TIMEOUT:.0f}s"
@@ -99,20 +100,12 @@ kek = "{KEK}"
 name = "ops"
 token = "{TOKEN}"
 role = "admin"
-""")
-
-    def command(self) -> list[str]:
-        return super().command() + ["--config", str(self.config)]
+"""
 
 
 @pytest.fixture(scope="module")
 def bounded(tmp_path_factory):
-    base = tmp_path_factory.mktemp("acme-ca-bounded")
-    srv = BoundedAcmeCa(base / "data", base / "logs")
-    try:
-        srv.start()
-    except ServerError as exc:
-        pytest.fail(str(exc), pytrace=False)
+    srv = start_module_server(tmp_path_factory, BoundedAcmeCa, "acme-ca-bounded")
     yield srv
     srv.kill()
 

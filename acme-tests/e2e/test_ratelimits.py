@@ -16,7 +16,7 @@ from acme import client as acme_client
 from acme import messages
 
 import chisel2
-from conftest import AcmeCaServer, ServerError
+from conftest import ConfiguredAcmeCa, start_module_server
 from test_certbot import certbot_bin, free_port
 
 pytestmark = pytest.mark.acme_ca_only("acme-ca's [rate_limits]; Pebble has no rate limits")
@@ -25,30 +25,21 @@ ERR = "urn:ietf:params:acme:error:"
 UTC = datetime.timezone.utc
 
 
-class LimitedAcmeCa(AcmeCaServer):
+class LimitedAcmeCa(ConfiguredAcmeCa):
     """acme-ca (always-valid) with rate limits switched on and made small."""
 
-    def __init__(self, *a, **kw):
-        super().__init__(*a, **kw)
-        self.config = self.data_dir.parent / "ratelimits.toml"
-        self.config.write_text(
-            "[rate_limits]\n"
-            "enabled = true\n"
-            'new_orders_per_account = { count = 2, period = "1h" }\n'
-            'duplicate_certificates = { count = 1, period = "7d" }\n')
+    name = "acme-ca-limited"
 
-    def command(self) -> list[str]:
-        return super().command() + ["--config", str(self.config)]
+    def config_text(self) -> str:
+        return ("[rate_limits]\n"
+                "enabled = true\n"
+                'new_orders_per_account = { count = 2, period = "1h" }\n'
+                'duplicate_certificates = { count = 1, period = "7d" }\n')
 
 
 @pytest.fixture(scope="module")
 def limited(tmp_path_factory):
-    base = tmp_path_factory.mktemp("ratelimits")
-    srv = LimitedAcmeCa(base / "data", base / "logs")
-    try:
-        srv.start()
-    except ServerError as exc:
-        pytest.fail(str(exc), pytrace=False)
+    srv = start_module_server(tmp_path_factory, LimitedAcmeCa, "ratelimits")
     yield srv
     srv.kill()
 
