@@ -404,6 +404,12 @@ impl Chaos {
         Chaos::new(ChaosConfig::default())
     }
 
+    /// Whether any fault can happen now (one atomic load): the request
+    /// path asks this before working out which endpoint a request is for.
+    pub fn is_active(&self) -> bool {
+        self.active.load(Ordering::Relaxed)
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -537,6 +543,11 @@ impl Chaos {
                 s.holds
                     .insert(key, (i.fault, now + Duration::from_secs(i.retry_after)));
             }
+        }
+        if !s.config.is_active() && s.queue.is_empty() {
+            // Only holds are left: forget the expired ones, so that chaos
+            // goes quiet (and off the request path) once they are over.
+            s.holds.retain(|_, (_, until)| *until > now);
         }
         self.refresh_active(&s);
         injected
@@ -693,11 +704,12 @@ mod tests {
             )
             .unwrap();
         assert_eq!((again.fault, again.retry_after), (Fault::RateLimited, 2));
-        // Back on time: served.
+        // Back on time: served, and chaos is quiet again.
         assert_eq!(
             chaos.endpoint_fault(Endpoint::NewOrder, Some(a), t0 + Duration::from_secs(3)),
             None
         );
+        assert!(!chaos.is_active());
     }
 
     #[test]

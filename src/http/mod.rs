@@ -370,9 +370,11 @@ async fn acme_headers(State(app): State<Arc<App>>, mut req: Request, next: Next)
     let base = request::BaseUrl::derive(app.external_url.as_deref(), req.headers(), req.uri())
         .ok()
         .map(|b| b.0);
-    let injected = req
-        .extensions()
-        .get::<axum::extract::MatchedPath>()
+    let injected = app
+        .chaos
+        .is_active()
+        .then(|| req.extensions().get::<axum::extract::MatchedPath>())
+        .flatten()
         .and_then(|m| chaos_endpoint(m.as_str()))
         .and_then(|endpoint| {
             let peer = req.extensions().get::<PeerAddr>().map(|p| p.0);
