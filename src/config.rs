@@ -652,7 +652,7 @@ impl Config {
             )? as u32;
         }
         // PEBBLE_CHAOS_*: acme-ca's chaos knobs (docs/CHAOS.md).
-        self.chaos.apply_env(&get)?;
+        self.chaos.apply_env(get)?;
         Ok(())
     }
 

@@ -120,7 +120,7 @@ pub enum Finalized {
     Later {
         order: Order,
         authzs: Vec<Authz>,
-        job: DeferredFinalize,
+        job: Box<DeferredFinalize>,
     },
 }
 
@@ -890,7 +890,7 @@ impl Ra {
     /// Runs a finalize that was deferred ([`Finalized::Later`]): waits
     /// its delay, then signs and commits as finalize would have. A failure
     /// leaves the order ready again (its lease is released) and is logged.
-    pub async fn finish_finalize(&self, job: DeferredFinalize) {
+    pub async fn finish_finalize(&self, job: Box<DeferredFinalize>) {
         use crate::metrics::FinalizeOutcome;
         tokio::time::sleep(job.delay).await;
         let started = std::time::Instant::now();
@@ -958,12 +958,12 @@ impl Ra {
         if let Some(delay) = delay {
             // Chaos: answer processing now, sign later.
             let (order, authzs) = self.order(account, id).await?;
-            let job = DeferredFinalize {
+            let job = Box::new(DeferredFinalize {
                 account: account.clone(),
                 order: order.clone(),
                 csr,
                 delay,
-            };
+            });
             return Ok(Finalized::Later { order, authzs, job });
         }
         self.issue_claimed(account, &order, profile, &csr, now)
