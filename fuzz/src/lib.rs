@@ -49,15 +49,3 @@ pub const FIXTURES: [Fixture; 3] = [
         key_pkcs8_der: include_bytes!("../fixtures/rsa2048.key.der"),
     },
 ];
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn fields_cut_at_every_separator() {
-        let data = [b"a".as_slice(), SEPARATOR, b"", SEPARATOR, b"bc"].concat();
-        assert_eq!(fields(&data), vec![&b"a"[..], b"", b"bc"]);
-        assert_eq!(fields(b""), vec![&b""[..]]);
-    }
-}
