@@ -741,11 +741,15 @@ impl Config {
             return Err(format!(
                 "acme.default_profile {:?} is not a defined profile ({})",
                 self.acme.default_profile,
-                self.profiles.keys().cloned().collect::<Vec<_>>().join(", ")
+                self.profiles
+                    .keys()
+                    .map(|k| k.escape_debug().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ));
         }
         for (name, p) in &self.profiles {
-            let bad = |what: String| Err(format!("profiles.{name}: {what}"));
+            let bad = |what: String| Err(format!("profiles.{}: {what}", name.escape_debug()));
             if name.is_empty()
                 || name.len() > 64
                 || !name
@@ -794,7 +798,7 @@ impl Config {
                 ));
             }
             crate::jose::eab::MacKey::from_b64url(key)
-                .map_err(|e| format!("acme.eab_keys.{kid}: {}", e.detail))?;
+                .map_err(|e| format!("acme.eab_keys.{}: {}", kid.escape_debug(), e.detail))?;
         }
         if let Some(url) = &self.status.ocsp_url {
             if !(url.starts_with("http://") || url.starts_with("https://")) || !url.is_ascii() {
@@ -931,6 +935,19 @@ pub(crate) fn de_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A profile name holding a newline made validate's error two lines.
+    /// Seen while writing the pebble_config fuzz target (which also reads
+    /// its input as TOML), whose one-line check now guards it.
+    #[test]
+    fn profile_names_in_errors_stay_on_one_line() {
+        let config =
+            Config::from_toml("[acme]\ndefault_profile = \"a\\nb\"\n[profiles.\"a\\nb\"]\n")
+                .unwrap();
+        let e = config.validate().unwrap_err();
+        assert!(!e.contains('\n'), "{e:?}");
+        assert!(e.contains(r"profiles.a\nb"), "{e:?}");
+    }
 
     #[test]
     fn durations() {

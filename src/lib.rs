@@ -27,3 +27,15 @@ pub mod server;
 pub mod service;
 pub mod store;
 pub mod va;
+
+/// Entry points the coverage-guided fuzz targets in `fuzz/` need that are
+/// not public otherwise (docs/TESTING.md). Each is the server's own
+/// function, passed through unchanged; nothing else should call them.
+#[doc(hidden)]
+pub mod fuzzing {
+    /// The PEM splitter of the service's CSR batch upload (`POST /csr`):
+    /// the DER and the PEM text of every `label` block of `pem`.
+    pub fn pem_blocks(pem: &str, label: &str) -> crate::error::Result<Vec<(Vec<u8>, String)>> {
+        crate::service::pem_blocks(pem, label)
+    }
+}

@@ -300,7 +300,10 @@ pub fn apply_json(config: &mut Config, text: &str) -> Result<Vec<String>, String
     };
     for k in p.keys() {
         if !KNOWN_KEYS.iter().any(|known| known.eq_ignore_ascii_case(k)) {
-            warnings.push(format!("unknown key \"pebble.{k}\" ignored"));
+            warnings.push(format!(
+                "unknown key \"pebble.{}\" ignored",
+                k.escape_debug()
+            ));
         }
     }
     let f = Fields(p);
@@ -339,9 +342,12 @@ pub fn apply_json(config: &mut Config, text: &str) -> Result<Vec<String>, String
     }
     if let Some(keys) = f.object("externalAccountMACKeys")? {
         for (kid, key) in keys {
-            let key = key
-                .as_str()
-                .ok_or_else(|| format!("pebble.externalAccountMACKeys.{kid} is not a string"))?;
+            let key = key.as_str().ok_or_else(|| {
+                format!(
+                    "pebble.externalAccountMACKeys.{} is not a string",
+                    kid.escape_debug()
+                )
+            })?;
             config.acme.eab_keys.insert(kid.clone(), key.to_owned());
         }
     }
@@ -389,7 +395,10 @@ pub fn apply_json(config: &mut Config, text: &str) -> Result<Vec<String>, String
         let mut out = BTreeMap::new();
         for (name, p) in profiles {
             let Value::Object(p) = p else {
-                return Err(format!("pebble.profiles.{name} is not an object"));
+                return Err(format!(
+                    "pebble.profiles.{} is not an object",
+                    name.escape_debug()
+                ));
             };
             let pf = Fields(p);
             for k in p.keys() {
@@ -398,13 +407,16 @@ pub fn apply_json(config: &mut Config, text: &str) -> Result<Vec<String>, String
                     .any(|known| known.eq_ignore_ascii_case(k))
                 {
                     warnings.push(format!(
-                        "unknown key \"pebble.profiles.{name}.{k}\" ignored"
+                        "unknown key \"pebble.profiles.{}.{}\" ignored",
+                        name.escape_debug(),
+                        k.escape_debug()
                     ));
                 }
             }
             let validity = match pf.seconds("validityPeriod")? {
                 Some(v) => {
-                    clamp_validity(v, &format!("profiles.{name}.validityPeriod"), &mut warnings)
+                    let what = format!("profiles.{}.validityPeriod", name.escape_debug());
+                    clamp_validity(v, &what, &mut warnings)
                 }
                 None => legacy_validity.unwrap_or(Duration::from_secs(90 * 86400)),
             };
@@ -940,6 +952,35 @@ mod tests {
         ] {
             let e = apply_json(&mut defaults(), json).unwrap_err();
             assert!(e.contains(want), "{json}: {e}");
+        }
+    }
+
+    /// Member names were written into warnings and errors as they were, so
+    /// a name holding a newline made a message of two lines (a forged
+    /// second log line). Seen while writing the pebble_config fuzz target,
+    /// whose one-line check now guards it.
+    #[test]
+    fn names_in_messages_stay_on_one_line() {
+        let mut c = defaults();
+        let warnings = apply_json(
+            &mut c,
+            r#"{"pebble": {"x\ny": 1, "profiles": {"p\nq": {"v\nw": 1, "validityPeriod": 0}}}}"#,
+        )
+        .unwrap();
+        assert_eq!(warnings.len(), 3, "{warnings:?}");
+        for w in &warnings {
+            assert!(!w.contains('\n'), "{w:?}");
+        }
+        assert!(warnings[0].contains(r"pebble.x\ny"), "{warnings:?}");
+        // The profile name is refused by validate, on one line too.
+        let e = c.validate().unwrap_err();
+        assert!(!e.contains('\n') && e.contains(r"profiles.p\nq"), "{e:?}");
+        for json in [
+            r#"{"pebble": {"profiles": {"a\nb": 3}}}"#,
+            r#"{"pebble": {"externalAccountMACKeys": {"k\nl": 1}}}"#,
+        ] {
+            let e = apply_json(&mut defaults(), json).unwrap_err();
+            assert!(!e.contains('\n') && e.contains(r"\n"), "{json}: {e:?}");
         }
     }
 }

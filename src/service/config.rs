@@ -238,7 +238,7 @@ impl ServiceConfig {
             }
             if t.token.len() < 16 || t.token.len() > 512 {
                 return Err(format!(
-                    "service.tokens ({}): a token is 16 to 512 characters",
+                    "service.tokens ({:?}): a token is 16 to 512 characters",
                     t.name
                 ));
             }
@@ -286,7 +286,8 @@ impl ServiceConfig {
             return Err("service.webhook_max_attempts must be between 1 and 50".into());
         }
         for (name, p) in &self.profiles {
-            let bad = |what: String| Err(format!("service.profiles.{name}: {what}"));
+            let bad =
+                |what: String| Err(format!("service.profiles.{}: {what}", name.escape_debug()));
             if name.is_empty() || name.len() > 64 {
                 return bad("a profile name is 1 to 64 characters".into());
             }

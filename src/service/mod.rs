@@ -1460,7 +1460,7 @@ pub fn normalize_serial(s: &str) -> Result<String> {
 }
 
 /// The DER and PEM text of every `label` block of `pem`.
-fn pem_blocks(pem: &str, label: &str) -> Result<Vec<(Vec<u8>, String)>> {
+pub(crate) fn pem_blocks(pem: &str, label: &str) -> Result<Vec<(Vec<u8>, String)>> {
     let begin = format!("-----BEGIN {label}-----");
     let end = format!("-----END {label}-----");
     let mut out = Vec::new();

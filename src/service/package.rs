@@ -410,9 +410,12 @@ pub enum Pkcs12Error {
     /// The password was longer than [`PKCS12_MAX_PASSWORD_LEN`] bytes.
     PasswordTooLong(usize),
     /// The password had a character that a BMPString cannot hold (outside
-    /// U+0000..=U+FFFF) or U+0000 itself, which would end it early.
+    /// U+0000..=U+FFFF), U+0000 itself, which would end it early, or the
+    /// noncharacter U+FFFF, which BMPString readers (the `der` crate's
+    /// among them) refuse.
     PasswordCharacter(char),
-    /// The friendly name had a character a BMPString cannot hold, or U+0000.
+    /// The friendly name had a character a BMPString cannot hold, U+0000
+    /// or U+FFFF (as for the password).
     FriendlyNameCharacter(char),
     /// The friendly name was longer than [`PKCS12_MAX_FRIENDLY_NAME_CHARS`].
     FriendlyNameTooLong(usize),
@@ -449,12 +452,12 @@ impl fmt::Display for Pkcs12Error {
             ),
             Pkcs12Error::PasswordCharacter(c) => write!(
                 f,
-                "pkcs12: the password contains {:?} (U+{:04X}); only characters U+0001..U+FFFF are allowed",
+                "pkcs12: the password contains {:?} (U+{:04X}); only characters U+0001..U+FFFE are allowed",
                 c, *c as u32
             ),
             Pkcs12Error::FriendlyNameCharacter(c) => write!(
                 f,
-                "pkcs12: the friendly name contains {:?} (U+{:04X}); only characters U+0001..U+FFFF are allowed",
+                "pkcs12: the friendly name contains {:?} (U+{:04X}); only characters U+0001..U+FFFE are allowed",
                 c, *c as u32
             ),
             Pkcs12Error::FriendlyNameTooLong(n) => write!(
@@ -495,9 +498,11 @@ impl From<der::Error> for Pkcs12Error {
 }
 
 /// Checks a string for a BMPString and returns its UTF-16BE bytes, without
-/// a terminator. U+0000 is refused as well as anything beyond U+FFFF.
+/// a terminator. U+0000 is refused, and so are U+FFFF (a noncharacter that
+/// BMPString decoders such as the `der` crate's refuse, so a friendly name
+/// holding it failed to encode) and anything beyond.
 fn to_bmp(s: &str, bad: fn(char) -> Pkcs12Error) -> Result<Vec<u8>, Pkcs12Error> {
-    if let Some(c) = s.chars().find(|&c| c == '\0' || u32::from(c) > 0xFFFF) {
+    if let Some(c) = s.chars().find(|&c| c == '\0' || u32::from(c) >= 0xFFFF) {
         return Err(bad(c));
     }
     Ok(s.encode_utf16().flat_map(u16::to_be_bytes).collect())
@@ -737,7 +742,7 @@ fn cert_bag(
 /// for the exact layout and algorithms.
 ///
 /// The password must be 1 to 128 bytes of UTF-8 using only characters
-/// U+0001..=U+FFFF (it is turned into a BMPString for the MAC). The
+/// U+0001..=U+FFFE (it is turned into a BMPString for the MAC). The
 /// friendly name has the same character rule and at most 255 characters.
 /// Every certificate must parse as X.509, and the key must be the one whose
 /// public half is in the leaf (RSA, ECDSA P-256/P-384/P-521 or Ed25519).
@@ -1630,6 +1635,29 @@ mod tests {
         let attrs = bags[0].bag_attributes.as_ref().unwrap();
         assert_eq!(attrs.len(), 1);
         assert_eq!(attrs.get(0).unwrap().oid, oid::LOCAL_KEY_ID);
+    }
+
+    /// Found by the pkcs12_writer fuzz target: U+FFFF passed the character
+    /// check, but the `der` crate's BMPString refuses it, so a friendly
+    /// name (in the service, the certificate's common name) holding it
+    /// failed as an ASN.1 encoding error, and a password holding it gave a
+    /// file other BMPString readers cannot open. Both are refused now;
+    /// U+FFFE, the last character allowed, still works.
+    #[test]
+    fn pkcs12_refuses_u_ffff() {
+        let chain = test_chain(&PKCS_ECDSA_P256_SHA256);
+        let key = chain.leaf_key.serialized_der();
+        let root = std::slice::from_ref(&chain.root_der);
+        assert_eq!(
+            pkcs12(&chain.leaf_der, root, key, "n\u{FFFF}", "pw"),
+            Err(Pkcs12Error::FriendlyNameCharacter('\u{FFFF}'))
+        );
+        assert_eq!(
+            pkcs12(&chain.leaf_der, root, key, "n", "pw\u{FFFF}"),
+            Err(Pkcs12Error::PasswordCharacter('\u{FFFF}'))
+        );
+        let file = pkcs12(&chain.leaf_der, root, key, "n\u{FFFE}", "pw\u{FFFE}").unwrap();
+        assert!(Pfx::from_der(&file).is_ok());
     }
 
     #[test]
