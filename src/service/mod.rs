@@ -1555,3 +1555,5 @@ mod tests {
 
 #[cfg(test)]
 mod http_tests;
+#[cfg(test)]
+mod test_harness;
