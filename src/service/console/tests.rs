@@ -744,33 +744,22 @@ async fn key_recovery_needs_two_agents_then_the_requester_downloads_the_key() {
     let page = h.view(&alice, "/ui/recoveries").await.text();
     let at = page.find("Key recovery ").unwrap() + 13;
     let id = page[at..].split(' ').next().unwrap().to_owned();
+    let approve = format!("/ui/recoveries/{id}/approve");
     assert!(page.contains("0 of 2"), "{page}");
-    assert!(
-        !page.contains(&format!("/ui/recoveries/{id}/approve")),
-        "requesters do not approve"
-    );
+    assert!(!page.contains(&approve), "requesters do not approve");
     // The requester cannot approve by crafting the post.
-    let r = h
-        .submit(&alice, &format!("/ui/recoveries/{id}/approve"), &[])
-        .await;
+    let r = h.submit(&alice, &approve, &[]).await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
     let ann = h.sign_in(AGENT).await;
     let page = h.view(&ann, "/ui/recoveries").await.text();
-    assert!(page.contains(&format!("/ui/recoveries/{id}/approve")));
-    let r = h
-        .submit(&ann, &format!("/ui/recoveries/{id}/approve"), &[])
-        .await;
+    assert!(page.contains(&approve));
+    let r = h.submit(&ann, &approve, &[]).await;
     assert_eq!(r.status, StatusCode::SEE_OTHER);
     let page = h.view(&ann, "/ui/recoveries").await.text();
     assert!(page.contains("1 of 2: ann"), "{page}");
-    assert!(
-        !page.contains(&format!("/ui/recoveries/{id}/approve")),
-        "ann approved already"
-    );
+    assert!(!page.contains(&approve), "ann approved already");
     // Twice by the same agent: refused, with the reason shown.
-    let r = h
-        .submit(&ann, &format!("/ui/recoveries/{id}/approve"), &[])
-        .await;
+    let r = h.submit(&ann, &approve, &[]).await;
     assert_eq!(r.status, StatusCode::SEE_OTHER);
     assert!(h
         .view(&ann, "/ui/recoveries")
@@ -778,9 +767,7 @@ async fn key_recovery_needs_two_agents_then_the_requester_downloads_the_key() {
         .text()
         .contains("ann already approved"));
     let root = h.sign_in(ADMIN).await;
-    let r = h
-        .submit(&root, &format!("/ui/recoveries/{id}/approve"), &[])
-        .await;
+    let r = h.submit(&root, &approve, &[]).await;
     assert_eq!(r.status, StatusCode::SEE_OTHER);
     // Approved: the requester asks for the key download from the list.
     let page = h.view(&alice, "/ui/recoveries").await.text();
