@@ -587,7 +587,7 @@ pub async fn download_token(
                 Flash::Done(format!("The download is ready until {}.", rfc3339(expires))),
             )
         }
-        Err(e) => signed.outcome(&to, &Err::<(), _>(e), ""),
+        Err(e) => signed.failure(&to, &e),
     }
 }
 
@@ -616,7 +616,7 @@ pub async fn download(
     };
     match s.download(&serial, &d.token).await {
         Ok(file) => crate::service::http::attachment(file),
-        Err(e) => signed.outcome(&to, &Err::<(), _>(e), ""),
+        Err(e) => signed.failure(&to, &e),
     }
 }
 
@@ -640,7 +640,7 @@ pub async fn renew(
             ),
             None => signed.redirect(&detail_url(&old.serial), Flash::Done("Renewed.".into())),
         },
-        Err(e) => signed.outcome(&detail_url(&serial), &Err::<(), _>(e), ""),
+        Err(e) => signed.failure(&detail_url(&serial), &e),
     }
 }
 
@@ -675,6 +675,6 @@ pub async fn recover(
                 r.id, r.required
             )),
         ),
-        Err(e) => signed.outcome(&detail_url(&serial), &Err::<(), _>(e), ""),
+        Err(e) => signed.failure(&detail_url(&serial), &e),
     }
 }

@@ -596,7 +596,7 @@ pub async fn approve(
                 )),
             ),
         },
-        Err(e) => signed.outcome("/ui/requests", &Err::<(), _>(e), ""),
+        Err(e) => signed.failure("/ui/requests", &e),
     }
 }
 
@@ -982,7 +982,7 @@ pub async fn approve_recovery(
                 r.status.as_str()
             )),
         ),
-        Err(e) => signed.outcome("/ui/recoveries", &Err::<(), _>(e), ""),
+        Err(e) => signed.failure("/ui/recoveries", &e),
     }
 }
 
