@@ -129,6 +129,21 @@ impl H {
         Browser { cookie, csrf }
     }
 
+    /// A certificate as the service has it (read as the admin).
+    async fn cert_as_root(&self, serial: &str) -> crate::service::types::CertRow {
+        self.service.certificate(&root(), serial).await.unwrap()
+    }
+
+    /// A request's status as the service has it (read as the admin).
+    async fn request_status(&self, id: &str) -> &'static str {
+        self.service
+            .request_for(&root(), id)
+            .await
+            .unwrap()
+            .status
+            .as_str()
+    }
+
     /// A certificate issued at once to alice for `name` (entity e1) on
     /// `profile`; its serial.
     async fn alice_cert(&self, profile: &str, name: &str) -> String {
@@ -164,6 +179,14 @@ impl H {
             )
             .await
             .unwrap()
+    }
+}
+
+/// The admin token's caller.
+fn root() -> Caller {
+    Caller {
+        name: "root".into(),
+        role: Role::Admin,
     }
 }
 
@@ -334,17 +357,8 @@ async fn forms_without_this_sessions_csrf_token_are_refused() {
         assert_eq!(r.status, StatusCode::FORBIDDEN, "{fields:?}");
         assert!(r.text().contains("security token"));
     }
-    let root = Caller {
-        name: "root".into(),
-        role: Role::Admin,
-    };
     assert!(
-        h.service
-            .certificate(&root, &serial)
-            .await
-            .unwrap()
-            .revoked
-            .is_none(),
+        h.cert_as_root(&serial).await.revoked.is_none(),
         "nothing was done"
     );
     // A multipart form (CSR upload) is checked the same way.
@@ -370,7 +384,7 @@ async fn forms_without_this_sessions_csrf_token_are_refused() {
             format!("/ui/certs/{serial}").as_str()
         )
     );
-    let c = h.service.certificate(&root, &serial).await.unwrap();
+    let c = h.cert_as_root(&serial).await;
     assert_eq!(c.revoked.unwrap().reason.code(), 1);
     let page = h.view(&agent, &format!("/ui/certs/{serial}")).await;
     assert!(page.text().contains("Revoked."), "the flash");
@@ -421,26 +435,8 @@ async fn requesters_cannot_reach_agent_actions_by_crafting_requests() {
         )
         .await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
-    let root = Caller {
-        name: "root".into(),
-        role: Role::Admin,
-    };
-    assert!(h
-        .service
-        .certificate(&root, &serial)
-        .await
-        .unwrap()
-        .revoked
-        .is_none());
-    assert_eq!(
-        h.service
-            .request_for(&root, &pending.id)
-            .await
-            .unwrap()
-            .status
-            .as_str(),
-        "pending"
-    );
+    assert!(h.cert_as_root(&serial).await.revoked.is_none());
+    assert_eq!(h.request_status(&pending.id).await, "pending");
     // Bob's pending request and Alice's certificate are invisible to the
     // other requester.
     let bob = h.sign_in(BOB).await;
@@ -462,15 +458,7 @@ async fn requesters_cannot_reach_agent_actions_by_crafting_requests() {
         .submit(&ann, &format!("/ui/requests/{}/approve", pending.id), &[])
         .await;
     assert_eq!(r.status, StatusCode::SEE_OTHER);
-    assert_eq!(
-        h.service
-            .request_for(&root, &pending.id)
-            .await
-            .unwrap()
-            .status
-            .as_str(),
-        "issued"
-    );
+    assert_eq!(h.request_status(&pending.id).await, "issued");
 }
 
 #[tokio::test]
