@@ -499,23 +499,15 @@ async fn issue_form_shows_errors_next_to_their_field_then_issues_and_downloads()
     assert!(t.contains("192.168.100.4") && t.contains("backend-1.example.com"));
     assert!(t.contains("The renewal window opens at") && t.contains("id=\"renew\" disabled"));
     // Download: nothing ready yet; request, then download once.
-    let r = h
-        .submit(&alice, &format!("{detail_path}/download"), &[])
-        .await;
+    let token_path = format!("{detail_path}/download-token");
+    let download_path = format!("{detail_path}/download");
+    let r = h.submit(&alice, &download_path, &[]).await;
     assert_eq!(r.status, StatusCode::SEE_OTHER);
-    let r = h
-        .submit(
-            &alice,
-            &format!("{detail_path}/download-token"),
-            &[("format", "zip")],
-        )
-        .await;
+    let r = h.submit(&alice, &token_path, &[("format", "zip")]).await;
     assert_eq!(r.status, StatusCode::SEE_OTHER);
     let page = h.view(&alice, &detail_path).await;
     assert!(page.text().contains("id=\"download\""));
-    let r = h
-        .submit(&alice, &format!("{detail_path}/download"), &[])
-        .await;
+    let r = h.submit(&alice, &download_path, &[]).await;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(r.headers[header::CONTENT_TYPE], "application/zip");
     assert_eq!(
@@ -523,18 +515,10 @@ async fn issue_form_shows_errors_next_to_their_field_then_issues_and_downloads()
         format!("attachment; filename=\"{serial}.zip\"")
     );
     assert_eq!(&r.body[..2], b"PK");
-    let again = h
-        .submit(&alice, &format!("{detail_path}/download"), &[])
-        .await;
+    let again = h.submit(&alice, &download_path, &[]).await;
     assert_eq!(again.status, StatusCode::SEE_OTHER, "used once");
     // PKCS#12 needs a password.
-    let r = h
-        .submit(
-            &alice,
-            &format!("{detail_path}/download-token"),
-            &[("format", "p12")],
-        )
-        .await;
+    let r = h.submit(&alice, &token_path, &[("format", "p12")]).await;
     assert_eq!(r.status, StatusCode::SEE_OTHER);
     assert!(h
         .view(&alice, &detail_path)
@@ -544,7 +528,7 @@ async fn issue_form_shows_errors_next_to_their_field_then_issues_and_downloads()
     let r = h
         .submit(
             &alice,
-            &format!("{detail_path}/download-token"),
+            &token_path,
             &[("format", "p12"), ("password", "correct horse")],
         )
         .await;
@@ -554,9 +538,7 @@ async fn issue_form_shows_errors_next_to_their_field_then_issues_and_downloads()
         .await
         .text()
         .contains("A PKCS#12 file download is ready"));
-    let r = h
-        .submit(&alice, &format!("{detail_path}/download"), &[])
-        .await;
+    let r = h.submit(&alice, &download_path, &[]).await;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(r.headers[header::CONTENT_TYPE], "application/x-pkcs12");
     assert_eq!(
