@@ -204,43 +204,18 @@ async fn profile(
     Ok(Json(profile_json(&name, p)).into_response())
 }
 
-fn cert_status(c: &CertRow, now: i64) -> &'static str {
-    if c.revoked.is_some() {
-        "revoked"
-    } else if c.not_after <= now {
-        "expired"
-    } else {
-        "valid"
-    }
-}
-
-fn reason_name(code: u8) -> &'static str {
-    match code {
-        0 => "unspecified",
-        1 => "keyCompromise",
-        2 => "cACompromise",
-        3 => "affiliationChanged",
-        4 => "superseded",
-        5 => "cessationOfOperation",
-        6 => "certificateHold",
-        9 => "privilegeWithdrawn",
-        10 => "aACompromise",
-        _ => "unknown",
-    }
-}
-
 fn cert_json(c: &CertRow, now: i64, with_pem: bool) -> Value {
     let mut v = json!({
         "serial": c.serial,
         "common_name": c.common_name,
         "not_before": rfc3339(c.not_before),
         "not_after": rfc3339(c.not_after),
-        "status": cert_status(c, now),
+        "status": super::cert_status(c, now),
         "source": if c.service.is_some() { "service" } else { "acme" },
     });
     if let Some(r) = &c.revoked {
         v["revoked_at"] = json!(rfc3339(r.at));
-        v["revocation_reason"] = json!(reason_name(r.reason.code()));
+        v["revocation_reason"] = json!(super::reason_name(r.reason.code()));
     }
     if let Some(s) = &c.service {
         v["entity_id"] = json!(s.entity_id);
@@ -508,15 +483,9 @@ async fn download_head(
     }
 }
 
-/// GET /certs/{serial}/download?token=…: no bearer token; the download
-/// token is the credential.
-async fn download(
-    State(s): State<Arc<Service>>,
-    Path(serial): Path<String>,
-    query: std::result::Result<Query<DownloadQuery>, axum::extract::rejection::QueryRejection>,
-) -> ApiResult {
-    let token = download_token_of(query)?;
-    let d = s.download(&serial, &token).await?;
+/// A file to save: its type and its name in `Content-Disposition` (the
+/// REST API's and the console's downloads alike).
+pub(crate) fn attachment(d: super::Download) -> Response {
     let mut resp = d.body.into_response();
     let h = resp.headers_mut();
     h.insert(
@@ -526,7 +495,21 @@ async fn download(
     if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{}\"", d.file_name)) {
         h.insert(header::CONTENT_DISPOSITION, v);
     }
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
+}
+
+/// GET /certs/{serial}/download?token=…: no bearer token; the download
+/// token is the credential.
+async fn download(
+    State(s): State<Arc<Service>>,
+    Path(serial): Path<String>,
+    query: std::result::Result<Query<DownloadQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult {
+    let token = download_token_of(query)?;
+    let d = s.download(&serial, &token).await?;
+    let mut resp = attachment(d);
+    resp.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok(resp)
 }
 
@@ -608,16 +591,7 @@ async fn batch_download(
     Path(id): Path<String>,
 ) -> ApiResult {
     let d = s.batch_zip(&caller, &id).await?;
-    let mut resp = d.body.into_response();
-    let h = resp.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static(d.content_type),
-    );
-    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{}\"", d.file_name)) {
-        h.insert(header::CONTENT_DISPOSITION, v);
-    }
-    Ok(resp)
+    Ok(attachment(d))
 }
 
 #[derive(Deserialize)]

@@ -5,72 +5,16 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use axum::http::{header, Request, StatusCode};
-use axum::Router;
 use serde_json::{json, Value};
-use tower::ServiceExt;
 
 use super::config::{Approval, ServiceProfileConfig, TokenConfig};
+use super::test_harness::{harness, Harness as H, ADMIN, AGENT, AGENT2, ALICE, BOB, R};
 use super::types::Role;
-use crate::config::Config;
-use crate::server::Server;
-
-const ADMIN: &str = "admin-token-0123456789";
-const AGENT: &str = "agent-token-0123456789";
-const AGENT2: &str = "agent2-token-012345678";
-const ALICE: &str = "alice-token-0123456789";
-const BOB: &str = "bob-token-012345678901";
-const KEK: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
-
-struct H {
-    router: Router,
-    server: Server,
-    _dir: tempfile::TempDir,
-}
-
-struct R {
-    status: StatusCode,
-    headers: axum::http::HeaderMap,
-    body: Vec<u8>,
-}
 
 impl R {
     fn json(&self) -> Value {
         serde_json::from_slice(&self.body)
             .unwrap_or_else(|_| panic!("not JSON: {}", String::from_utf8_lossy(&self.body)))
-    }
-}
-
-async fn harness(adjust: impl FnOnce(&mut Config)) -> H {
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = Config::default();
-    config.server.data_dir = dir.path().to_path_buf();
-    config.validation.always_valid = true;
-    config.status.listen = "127.0.0.1:0".parse().unwrap();
-    config.service.enabled = true;
-    config.service.listen = "127.0.0.1:0".parse().unwrap();
-    config.service.kek = Some(KEK.into());
-    let token = |name: &str, token: &str, role| TokenConfig {
-        name: name.into(),
-        token: token.into(),
-        role,
-    };
-    config.service.tokens = vec![
-        token("root", ADMIN, Role::Admin),
-        token("ann", AGENT, Role::Agent),
-        token("art", AGENT2, Role::Agent),
-        token("alice", ALICE, Role::Requester),
-        token("bob", BOB, Role::Requester),
-    ];
-    adjust(&mut config);
-    config.validate().unwrap();
-    let server = Server::build(&config, "127.0.0.1:14000".parse().unwrap())
-        .await
-        .unwrap();
-    let service = server.service.as_ref().unwrap().1.clone();
-    H {
-        router: super::http::router(service),
-        server,
-        _dir: dir,
     }
 }
 
@@ -87,18 +31,7 @@ impl H {
                 .unwrap(),
             None => b.body(Body::empty()).unwrap(),
         };
-        let resp = self.router.clone().oneshot(req).await.unwrap();
-        let status = resp.status();
-        let headers = resp.headers().clone();
-        let body = axum::body::to_bytes(resp.into_body(), usize::MAX)
-            .await
-            .unwrap()
-            .to_vec();
-        R {
-            status,
-            headers,
-            body,
-        }
+        self.send(req).await
     }
 
     async fn issue(&self, token: &str, body: Value) -> R {

@@ -148,6 +148,35 @@ pub fn parse_reason(s: &str) -> Option<RevocationReason> {
     RevocationReason::from_code(code)
 }
 
+/// The RFC 5280 §5.3.1 name of a reason code, as the API and the console
+/// show it.
+pub fn reason_name(code: u8) -> &'static str {
+    match code {
+        0 => "unspecified",
+        1 => "keyCompromise",
+        2 => "cACompromise",
+        3 => "affiliationChanged",
+        4 => "superseded",
+        5 => "cessationOfOperation",
+        6 => "certificateHold",
+        9 => "privilegeWithdrawn",
+        10 => "aACompromise",
+        _ => "unknown",
+    }
+}
+
+/// "valid", "revoked" or "expired" at `now`, as the API and the console
+/// show it.
+pub fn cert_status(c: &types::CertRow, now: i64) -> &'static str {
+    if c.revoked.is_some() {
+        "revoked"
+    } else if c.not_after <= now {
+        "expired"
+    } else {
+        "valid"
+    }
+}
+
 /// An entity id: 1 to 128 of letters, digits and `.-_:@/`.
 fn check_entity(id: &str) -> Result<()> {
     let ok = !id.is_empty()
@@ -1526,3 +1555,5 @@ mod tests {
 
 #[cfg(test)]
 mod http_tests;
+#[cfg(test)]
+mod test_harness;

@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use axum::extract::rejection::{FormRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
-use axum::http::{header, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::http::StatusCode;
+use axum::response::Response;
 use axum::Form;
 use der::Decode;
 use serde::Deserialize;
@@ -18,8 +18,8 @@ use super::html::{self, esc, query_value, Flash};
 use super::session::PendingDownload;
 use super::Signed;
 use crate::clock::rfc3339;
-use crate::service::types::{CertFilter, CertRow, Role};
-use crate::service::{normalize_serial, Format, Service};
+use crate::service::types::{CertFilter, Role};
+use crate::service::{cert_status, normalize_serial, reason_name, Format, Service};
 
 /// Certificates a list page shows.
 const PAGE: u32 = 25;
@@ -37,32 +37,6 @@ pub const REASONS: &[(&str, &str)] = &[
     ("privilegeWithdrawn", "privilegeWithdrawn (9)"),
     ("aACompromise", "aACompromise (10)"),
 ];
-
-fn reason_name(code: u8) -> &'static str {
-    match code {
-        0 => "unspecified",
-        1 => "keyCompromise",
-        2 => "cACompromise",
-        3 => "affiliationChanged",
-        4 => "superseded",
-        5 => "cessationOfOperation",
-        6 => "certificateHold",
-        9 => "privilegeWithdrawn",
-        10 => "aACompromise",
-        _ => "unknown",
-    }
-}
-
-/// "valid", "revoked" or "expired", as the API says.
-pub fn status_of(c: &CertRow, now: i64) -> &'static str {
-    if c.revoked.is_some() {
-        "revoked"
-    } else if c.not_after <= now {
-        "expired"
-    } else {
-        "valid"
-    }
-}
 
 fn badge(status: &str) -> String {
     format!("<span class=\"badge {0}\">{0}</span>", esc(status))
@@ -234,7 +208,7 @@ pub async fn list(
                     .as_ref()
                     .map(|m| m.entity_id.as_str())
                     .unwrap_or("")),
-                badge(status_of(c, now)),
+                badge(cert_status(c, now)),
                 if c.service.is_some() {
                     "service"
                 } else {
@@ -353,7 +327,7 @@ pub async fn detail(
         Err(e) => return signed.error_page(&e),
     };
     let now = s.clock.now();
-    let status = status_of(&c, now);
+    let status = cert_status(&c, now);
     let parsed = parse(&c.der);
     let role = signed.caller().role;
     let mut b = String::new();
@@ -613,7 +587,7 @@ pub async fn download_token(
                 Flash::Done(format!("The download is ready until {}.", rfc3339(expires))),
             )
         }
-        Err(e) => signed.outcome(&to, &Err::<(), _>(e), ""),
+        Err(e) => signed.failure(&to, &e),
     }
 }
 
@@ -641,21 +615,8 @@ pub async fn download(
         );
     };
     match s.download(&serial, &d.token).await {
-        Ok(file) => {
-            let mut resp = file.body.into_response();
-            let h = resp.headers_mut();
-            h.insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static(file.content_type),
-            );
-            if let Ok(v) =
-                HeaderValue::from_str(&format!("attachment; filename=\"{}\"", file.file_name))
-            {
-                h.insert(header::CONTENT_DISPOSITION, v);
-            }
-            resp
-        }
-        Err(e) => signed.outcome(&to, &Err::<(), _>(e), ""),
+        Ok(file) => crate::service::http::attachment(file),
+        Err(e) => signed.failure(&to, &e),
     }
 }
 
@@ -679,7 +640,7 @@ pub async fn renew(
             ),
             None => signed.redirect(&detail_url(&old.serial), Flash::Done("Renewed.".into())),
         },
-        Err(e) => signed.outcome(&detail_url(&serial), &Err::<(), _>(e), ""),
+        Err(e) => signed.failure(&detail_url(&serial), &e),
     }
 }
 
@@ -714,6 +675,6 @@ pub async fn recover(
                 r.id, r.required
             )),
         ),
-        Err(e) => signed.outcome(&detail_url(&serial), &Err::<(), _>(e), ""),
+        Err(e) => signed.failure(&detail_url(&serial), &e),
     }
 }

@@ -149,30 +149,37 @@ async fn render(s: &Service, signed: &Signed) -> crate::error::Result<String> {
     )
     .await?;
     b.push_str("<section aria-labelledby=\"charts\"><h2 id=\"charts\">Issuance and expiry</h2>");
-    b.push_str(&chart::bars(
+    // A chart of times per day from `from`, and a note when the scan
+    // stopped at MAX_SCAN certificates.
+    let mut add_chart =
+        |id: &str, title: &str, times: Vec<i64>, from: i64, partial: Option<&str>| {
+            b.push_str(&chart::bars(
+                id,
+                title,
+                &chart::per_day(times, from, DAYS),
+                from,
+            ));
+            if let Some(which) = partial {
+                let _ = write!(
+                    b,
+                    "<p class=\"hint\">Counted from {which}{MAX_SCAN} certificates only.</p>"
+                );
+            }
+        };
+    add_chart(
         "issued-chart",
         "Certificates issued per day, last 30 days",
-        &chart::per_day(issued, start, DAYS),
+        issued,
         start,
-    ));
-    if partial_issued {
-        let _ = write!(
-            b,
-            "<p class=\"hint\">Counted from the newest {MAX_SCAN} certificates only.</p>"
-        );
-    }
-    b.push_str(&chart::bars(
+        partial_issued.then_some("the newest "),
+    );
+    add_chart(
         "expiry-chart",
         "Certificates expiring per day, next 30 days",
-        &chart::per_day(expiring, now, DAYS),
+        expiring,
         now,
-    ));
-    if partial_expiring {
-        let _ = write!(
-            b,
-            "<p class=\"hint\">Counted from {MAX_SCAN} certificates only.</p>"
-        );
-    }
+        partial_expiring.then_some(""),
+    );
     b.push_str("</section>");
 
     b.push_str(

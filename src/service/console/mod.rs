@@ -267,10 +267,16 @@ impl Signed {
     fn outcome<T>(&self, to: &str, r: &crate::error::Result<T>, done: &str) -> Response {
         match r {
             Ok(_) => self.redirect(to, Flash::Done(done.to_owned())),
-            Err(e) => match error_status(e) {
-                (StatusCode::FORBIDDEN | StatusCode::NOT_FOUND, _) => self.error_page(e),
-                (_, message) => self.redirect(to, Flash::Failed(message)),
-            },
+            Err(e) => self.failure(to, e),
+        }
+    }
+
+    /// Redirects to `to`, telling why a service call failed; a 403 or 404
+    /// is answered with its page instead (as [`Signed::outcome`] does).
+    fn failure(&self, to: &str, e: &Error) -> Response {
+        match error_status(e) {
+            (StatusCode::FORBIDDEN | StatusCode::NOT_FOUND, _) => self.error_page(e),
+            (_, message) => self.redirect(to, Flash::Failed(message)),
         }
     }
 

@@ -2,37 +2,15 @@
 //! sign-out, CSRF refusals, roles enforced whatever the page offers, and
 //! the pages of the seed's flow.
 
-use std::sync::Arc;
-
 use axum::body::Body;
 use axum::http::{header, Request, StatusCode};
-use axum::Router;
-use tower::ServiceExt;
 
-use crate::config::Config;
-use crate::server::Server;
 use crate::service::config::TokenConfig;
+use crate::service::test_harness::{
+    harness as harness_with, Harness as H, ADMIN, AGENT, ALICE, BOB, KEK, R,
+};
 use crate::service::types::{Caller, Role};
-use crate::service::{IssueInput, Service};
-
-const ADMIN: &str = "admin-token-0123456789";
-const AGENT: &str = "agent-token-0123456789";
-const ALICE: &str = "alice-token-0123456789";
-const BOB: &str = "bob-token-012345678901";
-const KEK: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
-
-struct H {
-    router: Router,
-    service: Arc<Service>,
-    _server: Server,
-    _dir: tempfile::TempDir,
-}
-
-struct R {
-    status: StatusCode,
-    headers: axum::http::HeaderMap,
-    body: Vec<u8>,
-}
+use crate::service::IssueInput;
 
 impl R {
     fn text(&self) -> String {
@@ -72,40 +50,6 @@ async fn harness() -> H {
     harness_with(|_| {}).await
 }
 
-async fn harness_with(adjust: impl FnOnce(&mut Config)) -> H {
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = Config::default();
-    config.server.data_dir = dir.path().to_path_buf();
-    config.validation.always_valid = true;
-    config.status.listen = "127.0.0.1:0".parse().unwrap();
-    config.service.enabled = true;
-    config.service.listen = "127.0.0.1:0".parse().unwrap();
-    config.service.kek = Some(KEK.into());
-    let token = |name: &str, token: &str, role| TokenConfig {
-        name: name.into(),
-        token: token.into(),
-        role,
-    };
-    config.service.tokens = vec![
-        token("root", ADMIN, Role::Admin),
-        token("ann", AGENT, Role::Agent),
-        token("alice", ALICE, Role::Requester),
-        token("bob", BOB, Role::Requester),
-    ];
-    adjust(&mut config);
-    config.validate().unwrap();
-    let server = Server::build(&config, "127.0.0.1:14000".parse().unwrap())
-        .await
-        .unwrap();
-    let service = server.service.as_ref().unwrap().1.clone();
-    H {
-        router: crate::service::http::router(service.clone()),
-        service,
-        _server: server,
-        _dir: dir,
-    }
-}
-
 fn form_body(fields: &[(&str, &str)]) -> String {
     fields
         .iter()
@@ -121,21 +65,6 @@ fn form_body(fields: &[(&str, &str)]) -> String {
 }
 
 impl H {
-    async fn send(&self, req: Request<Body>) -> R {
-        let resp = self.router.clone().oneshot(req).await.unwrap();
-        let status = resp.status();
-        let headers = resp.headers().clone();
-        let body = axum::body::to_bytes(resp.into_body(), usize::MAX)
-            .await
-            .unwrap()
-            .to_vec();
-        R {
-            status,
-            headers,
-            body,
-        }
-    }
-
     async fn get(&self, path: &str, cookie: Option<&str>) -> R {
         let mut b = Request::builder().method("GET").uri(path);
         if let Some(c) = cookie {
@@ -156,19 +85,39 @@ impl H {
             .await
     }
 
-    /// Signs in with `token` as a browser would: the form, then its POST.
-    async fn sign_in(&self, token: &str) -> Browser {
+    /// A page as `b` sees it.
+    async fn view(&self, b: &Browser, path: &str) -> R {
+        self.get(path, Some(&b.cookie)).await
+    }
+
+    /// Posts a form as `b` would: its session cookie and CSRF token, then
+    /// `fields`.
+    async fn submit(&self, b: &Browser, path: &str, fields: &[(&str, &str)]) -> R {
+        let mut all = vec![("csrf", b.csrf.as_str())];
+        all.extend_from_slice(fields);
+        self.post(path, Some(&b.cookie), &all).await
+    }
+
+    /// The sign-in form as a browser loads it: its pre-session cookie
+    /// (`name=value`) and the double-submit token the form carries.
+    async fn signin_form(&self) -> (String, String) {
         let form = self.get("/ui/signin", None).await;
         assert_eq!(form.status, StatusCode::OK);
         let pre = form.cookie(super::session::SIGNIN_COOKIE).unwrap();
         assert!(form.text().contains(&format!("value=\"{pre}\"")));
-        let r = self
-            .post(
-                "/ui/signin",
-                Some(&format!("{}={pre}", super::session::SIGNIN_COOKIE)),
-                &[("csrf", &pre), ("token", token)],
-            )
-            .await;
+        (format!("{}={pre}", super::session::SIGNIN_COOKIE), pre)
+    }
+
+    /// Posts the sign-in form: `csrf` and `token`, sending `cookie`.
+    async fn post_signin(&self, cookie: Option<&str>, csrf: &str, token: &str) -> R {
+        self.post("/ui/signin", cookie, &[("csrf", csrf), ("token", token)])
+            .await
+    }
+
+    /// Signs in with `token` as a browser would: the form, then its POST.
+    async fn sign_in(&self, token: &str) -> Browser {
+        let (pre_cookie, pre) = self.signin_form().await;
+        let r = self.post_signin(Some(&pre_cookie), &pre, token).await;
         assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text());
         let id = r.cookie(super::session::COOKIE).expect("a session cookie");
         let cookie = format!("{}={id}", super::session::COOKIE);
@@ -178,6 +127,35 @@ impl H {
         let at = text.find("name=\"csrf\" value=\"").unwrap() + 19;
         let csrf = text[at..].split('"').next().unwrap().to_owned();
         Browser { cookie, csrf }
+    }
+
+    /// A certificate as the service has it (read as the admin).
+    async fn cert_as_root(&self, serial: &str) -> crate::service::types::CertRow {
+        self.service.certificate(&root(), serial).await.unwrap()
+    }
+
+    /// A request's status as the service has it (read as the admin).
+    async fn request_status(&self, id: &str) -> &'static str {
+        self.service
+            .request_for(&root(), id)
+            .await
+            .unwrap()
+            .status
+            .as_str()
+    }
+
+    /// A certificate issued at once to alice for `name` (entity e1) on
+    /// `profile`; its serial.
+    async fn alice_cert(&self, profile: &str, name: &str) -> String {
+        self.issue_as(
+            "alice",
+            Role::Requester,
+            profile,
+            input("e1", &[name], None),
+        )
+        .await
+        .serial
+        .expect("issued at once")
     }
 
     async fn issue_as(
@@ -201,6 +179,14 @@ impl H {
             )
             .await
             .unwrap()
+    }
+}
+
+/// The admin token's caller.
+fn root() -> Caller {
+    Caller {
+        name: "root".into(),
+        role: Role::Admin,
     }
 }
 
@@ -278,44 +264,24 @@ async fn pages_without_a_session_redirect_to_sign_in() {
 #[tokio::test]
 async fn sign_in_checks_token_and_form_then_sign_out_ends_the_session() {
     let h = harness().await;
-    let form = h.get("/ui/signin", None).await;
-    let pre = form.cookie(super::session::SIGNIN_COOKIE).unwrap();
-    let pre_cookie = format!("{}={pre}", super::session::SIGNIN_COOKIE);
+    let (pre_cookie, pre) = h.signin_form().await;
     // A wrong token: 401, no session.
     let r = h
-        .post(
-            "/ui/signin",
-            Some(&pre_cookie),
-            &[("csrf", &pre), ("token", "not-a-token-000000000")],
-        )
+        .post_signin(Some(&pre_cookie), &pre, "not-a-token-000000000")
         .await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     assert!(r.cookie(super::session::COOKIE).is_none());
     assert!(r.text().contains("the token is not valid"));
     // A sign-in posted from elsewhere (no pre-session cookie, or another
     // value): refused before the token is looked at.
-    let r = h
-        .post("/ui/signin", None, &[("csrf", &pre), ("token", ALICE)])
-        .await;
+    let r = h.post_signin(None, &pre, ALICE).await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
-    let r = h
-        .post(
-            "/ui/signin",
-            Some(&pre_cookie),
-            &[("csrf", "other"), ("token", ALICE)],
-        )
-        .await;
+    let r = h.post_signin(Some(&pre_cookie), "other", ALICE).await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
     assert!(r.cookie(super::session::COOKIE).is_none());
     // The right one: a session cookie with every flag; the token is not
     // in it, nor in the page.
-    let r = h
-        .post(
-            "/ui/signin",
-            Some(&pre_cookie),
-            &[("csrf", &pre), ("token", ALICE)],
-        )
-        .await;
+    let r = h.post_signin(Some(&pre_cookie), &pre, ALICE).await;
     assert_eq!((r.status, r.location()), (StatusCode::SEE_OTHER, "/ui/"));
     let set: Vec<&str> = r
         .headers
@@ -338,33 +304,21 @@ async fn sign_in_checks_token_and_form_then_sign_out_ends_the_session() {
     }
     assert!(!session.contains(ALICE));
     let b = h.sign_in(ALICE).await;
-    let page = h.get("/ui/", Some(&b.cookie)).await;
+    let page = h.view(&b, "/ui/").await;
     assert!(page.text().contains("alice (requester)"));
     assert!(!page.text().contains(ALICE));
     // Signing in again from the same browser ends its earlier session.
     let first = h.sign_in(ALICE).await;
-    let form = h.get("/ui/signin", None).await;
-    let pre = form.cookie(super::session::SIGNIN_COOKIE).unwrap();
-    let both = format!("{}={pre}; {}", super::session::SIGNIN_COOKIE, first.cookie);
-    let r = h
-        .post(
-            "/ui/signin",
-            Some(&both),
-            &[("csrf", &pre), ("token", ALICE)],
-        )
-        .await;
+    let (pre_cookie, pre) = h.signin_form().await;
+    let both = format!("{pre_cookie}; {}", first.cookie);
+    let r = h.post_signin(Some(&both), &pre, ALICE).await;
     assert_eq!(r.status, StatusCode::SEE_OTHER);
-    assert_eq!(
-        h.get("/ui/", Some(&first.cookie)).await.location(),
-        "/ui/signin"
-    );
+    assert_eq!(h.view(&first, "/ui/").await.location(), "/ui/signin");
     // Sign-out needs the CSRF token too.
     let r = h.post("/ui/signout", Some(&b.cookie), &[]).await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
-    assert_eq!(h.get("/ui/", Some(&b.cookie)).await.status, StatusCode::OK);
-    let r = h
-        .post("/ui/signout", Some(&b.cookie), &[("csrf", &b.csrf)])
-        .await;
+    assert_eq!(h.view(&b, "/ui/").await.status, StatusCode::OK);
+    let r = h.submit(&b, "/ui/signout", &[]).await;
     assert_eq!(
         (r.status, r.location()),
         (StatusCode::SEE_OTHER, "/ui/signin")
@@ -376,7 +330,7 @@ async fn sign_in_checks_token_and_form_then_sign_out_ends_the_session() {
         .to_str()
         .unwrap()
         .contains("Max-Age=0"));
-    let r = h.get("/ui/", Some(&b.cookie)).await;
+    let r = h.view(&b, "/ui/").await;
     assert_eq!(
         r.location(),
         "/ui/signin",
@@ -387,15 +341,7 @@ async fn sign_in_checks_token_and_form_then_sign_out_ends_the_session() {
 #[tokio::test]
 async fn forms_without_this_sessions_csrf_token_are_refused() {
     let h = harness().await;
-    let cert = h
-        .issue_as(
-            "alice",
-            Role::Requester,
-            "server",
-            input("e1", &["a.example.com"], None),
-        )
-        .await;
-    let serial = cert.serial.unwrap();
+    let serial = h.alice_cert("server", "a.example.com").await;
     let agent = h.sign_in(AGENT).await;
     let other = h.sign_in(AGENT).await;
     assert_ne!(agent.csrf, other.csrf, "each session has its own token");
@@ -411,17 +357,8 @@ async fn forms_without_this_sessions_csrf_token_are_refused() {
         assert_eq!(r.status, StatusCode::FORBIDDEN, "{fields:?}");
         assert!(r.text().contains("security token"));
     }
-    let root = Caller {
-        name: "root".into(),
-        role: Role::Admin,
-    };
     assert!(
-        h.service
-            .certificate(&root, &serial)
-            .await
-            .unwrap()
-            .revoked
-            .is_none(),
+        h.cert_as_root(&serial).await.revoked.is_none(),
         "nothing was done"
     );
     // A multipart form (CSR upload) is checked the same way.
@@ -438,11 +375,7 @@ async fn forms_without_this_sessions_csrf_token_are_refused() {
     assert_eq!(h.send(req).await.status, StatusCode::FORBIDDEN);
     // With the token: done.
     let r = h
-        .post(
-            &path,
-            Some(&agent.cookie),
-            &[("reason", "keyCompromise"), ("csrf", &agent.csrf)],
-        )
+        .submit(&agent, &path, &[("reason", "keyCompromise")])
         .await;
     assert_eq!(
         (r.status, r.location()),
@@ -451,11 +384,9 @@ async fn forms_without_this_sessions_csrf_token_are_refused() {
             format!("/ui/certs/{serial}").as_str()
         )
     );
-    let c = h.service.certificate(&root, &serial).await.unwrap();
+    let c = h.cert_as_root(&serial).await;
     assert_eq!(c.revoked.unwrap().reason.code(), 1);
-    let page = h
-        .get(&format!("/ui/certs/{serial}"), Some(&agent.cookie))
-        .await;
+    let page = h.view(&agent, &format!("/ui/certs/{serial}")).await;
     assert!(page.text().contains("Revoked."), "the flash");
     assert!(page.text().contains("revoked</span> at") && page.text().contains("(keyCompromise)"));
 }
@@ -471,32 +402,21 @@ async fn requesters_cannot_reach_agent_actions_by_crafting_requests() {
             input("thing-1", &[], Some("thing-1")),
         )
         .await;
-    let issued = h
-        .issue_as(
-            "alice",
-            Role::Requester,
-            "server",
-            input("e1", &["a.example.com"], None),
-        )
-        .await;
-    let serial = issued.serial.unwrap();
+    let serial = h.alice_cert("server", "a.example.com").await;
     let alice = h.sign_in(ALICE).await;
     // The pages do not offer them...
-    let page = h
-        .get(&format!("/ui/certs/{serial}"), Some(&alice.cookie))
-        .await;
+    let page = h.view(&alice, &format!("/ui/certs/{serial}")).await;
     assert!(
         !page.text().contains("/revoke"),
         "no revoke form for a requester"
     );
     // ...and crafted posts with a valid CSRF token are refused by the
     // service's role checks.
-    let csrf = alice.csrf.as_str();
     let r = h
-        .post(
+        .submit(
+            &alice,
             &format!("/ui/certs/{serial}/revoke"),
-            Some(&alice.cookie),
-            &[("csrf", csrf), ("reason", "keyCompromise")],
+            &[("reason", "keyCompromise")],
         )
         .await;
     assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text());
@@ -504,100 +424,60 @@ async fn requesters_cannot_reach_agent_actions_by_crafting_requests() {
         .text()
         .contains("a requester token may not revoke certificates"));
     let r = h
-        .post(
-            &format!("/ui/requests/{}/approve", pending.id),
-            Some(&alice.cookie),
-            &[("csrf", csrf)],
-        )
+        .submit(&alice, &format!("/ui/requests/{}/approve", pending.id), &[])
         .await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
     let r = h
-        .post(
+        .submit(
+            &alice,
             &format!("/ui/requests/{}/reject", pending.id),
-            Some(&alice.cookie),
-            &[("csrf", csrf), ("reason", "no")],
+            &[("reason", "no")],
         )
         .await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
-    let root = Caller {
-        name: "root".into(),
-        role: Role::Admin,
-    };
-    assert!(h
-        .service
-        .certificate(&root, &serial)
-        .await
-        .unwrap()
-        .revoked
-        .is_none());
-    assert_eq!(
-        h.service
-            .request_for(&root, &pending.id)
-            .await
-            .unwrap()
-            .status
-            .as_str(),
-        "pending"
-    );
+    assert!(h.cert_as_root(&serial).await.revoked.is_none());
+    assert_eq!(h.request_status(&pending.id).await, "pending");
     // Bob's pending request and Alice's certificate are invisible to the
     // other requester.
     let bob = h.sign_in(BOB).await;
     assert_eq!(
-        h.get(&format!("/ui/certs/{serial}"), Some(&bob.cookie))
-            .await
-            .status,
+        h.view(&bob, &format!("/ui/certs/{serial}")).await.status,
         StatusCode::NOT_FOUND
     );
-    let list = h.get("/ui/certs", Some(&bob.cookie)).await;
+    let list = h.view(&bob, "/ui/certs").await;
     assert!(!list.text().contains(&serial));
-    let reqs = h.get("/ui/requests", Some(&alice.cookie)).await;
+    let reqs = h.view(&alice, "/ui/requests").await;
     assert!(!reqs.text().contains(&pending.id));
     // An agent approves it through the console.
     let ann = h.sign_in(AGENT).await;
-    let queue = h.get("/ui/requests", Some(&ann.cookie)).await;
+    let queue = h.view(&ann, "/ui/requests").await;
     assert!(queue
         .text()
         .contains(&format!("/ui/requests/{}/approve", pending.id)));
     let r = h
-        .post(
-            &format!("/ui/requests/{}/approve", pending.id),
-            Some(&ann.cookie),
-            &[("csrf", &ann.csrf)],
-        )
+        .submit(&ann, &format!("/ui/requests/{}/approve", pending.id), &[])
         .await;
     assert_eq!(r.status, StatusCode::SEE_OTHER);
-    assert_eq!(
-        h.service
-            .request_for(&root, &pending.id)
-            .await
-            .unwrap()
-            .status
-            .as_str(),
-        "issued"
-    );
+    assert_eq!(h.request_status(&pending.id).await, "issued");
 }
 
 #[tokio::test]
 async fn issue_form_shows_errors_next_to_their_field_then_issues_and_downloads() {
     let h = harness().await;
     let alice = h.sign_in(ALICE).await;
-    let form = h.get("/ui/issue/server", Some(&alice.cookie)).await;
+    let form = h.view(&alice, "/ui/issue/server").await;
     assert_eq!(form.status, StatusCode::OK);
     let t = form.text();
     assert!(t.contains("<label for=\"ip_addresses\">") && t.contains("id=\"ip_addresses\""));
     assert!(t.contains("value=\"ec-256\"") && t.contains("value=\"rsa-2048\""));
-    let csrf = alice.csrf.as_str();
     let base = [
-        ("csrf", csrf),
         ("entity_id", "fde3263e"),
         ("names", "backend-1.example.com"),
         ("key", "ec-256"),
     ];
     let mut bad_ip = base.to_vec();
     bad_ip.push(("ip_addresses", "192.168.100.400"));
-    let r = h
-        .post("/ui/issue/server", Some(&alice.cookie), &bad_ip)
-        .await;
+    let r = h.submit(&alice, "/ui/issue/server", &bad_ip).await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     let t = r.text();
     assert!(t.contains("id=\"ip_addresses-error\""), "{t}");
@@ -605,47 +485,29 @@ async fn issue_form_shows_errors_next_to_their_field_then_issues_and_downloads()
     assert!(t.contains("192.168.100.400"), "the typed value is kept");
     let mut bad_ttl = base.to_vec();
     bad_ttl.push(("ttl", "9999d"));
-    let r = h
-        .post("/ui/issue/server", Some(&alice.cookie), &bad_ttl)
-        .await;
+    let r = h.submit(&alice, "/ui/issue/server", &bad_ttl).await;
     assert!(r.text().contains("id=\"ttl-error\""));
     let mut good = base.to_vec();
     good.push(("ip_addresses", "192.168.100.4"));
-    let r = h.post("/ui/issue/server", Some(&alice.cookie), &good).await;
+    let r = h.submit(&alice, "/ui/issue/server", &good).await;
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text());
     let detail_path = r.location().to_owned();
     assert!(detail_path.starts_with("/ui/certs/"));
     let serial = detail_path.trim_start_matches("/ui/certs/").to_owned();
-    let page = h.get(&detail_path, Some(&alice.cookie)).await;
+    let page = h.view(&alice, &detail_path).await;
     let t = page.text();
     assert!(t.contains("192.168.100.4") && t.contains("backend-1.example.com"));
     assert!(t.contains("The renewal window opens at") && t.contains("id=\"renew\" disabled"));
     // Download: nothing ready yet; request, then download once.
-    let r = h
-        .post(
-            &format!("{detail_path}/download"),
-            Some(&alice.cookie),
-            &[("csrf", csrf)],
-        )
-        .await;
+    let token_path = format!("{detail_path}/download-token");
+    let download_path = format!("{detail_path}/download");
+    let r = h.submit(&alice, &download_path, &[]).await;
     assert_eq!(r.status, StatusCode::SEE_OTHER);
-    let r = h
-        .post(
-            &format!("{detail_path}/download-token"),
-            Some(&alice.cookie),
-            &[("csrf", csrf), ("format", "zip")],
-        )
-        .await;
+    let r = h.submit(&alice, &token_path, &[("format", "zip")]).await;
     assert_eq!(r.status, StatusCode::SEE_OTHER);
-    let page = h.get(&detail_path, Some(&alice.cookie)).await;
+    let page = h.view(&alice, &detail_path).await;
     assert!(page.text().contains("id=\"download\""));
-    let r = h
-        .post(
-            &format!("{detail_path}/download"),
-            Some(&alice.cookie),
-            &[("csrf", csrf)],
-        )
-        .await;
+    let r = h.submit(&alice, &download_path, &[]).await;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(r.headers[header::CONTENT_TYPE], "application/zip");
     assert_eq!(
@@ -653,52 +515,30 @@ async fn issue_form_shows_errors_next_to_their_field_then_issues_and_downloads()
         format!("attachment; filename=\"{serial}.zip\"")
     );
     assert_eq!(&r.body[..2], b"PK");
-    let again = h
-        .post(
-            &format!("{detail_path}/download"),
-            Some(&alice.cookie),
-            &[("csrf", csrf)],
-        )
-        .await;
+    let again = h.submit(&alice, &download_path, &[]).await;
     assert_eq!(again.status, StatusCode::SEE_OTHER, "used once");
     // PKCS#12 needs a password.
-    let r = h
-        .post(
-            &format!("{detail_path}/download-token"),
-            Some(&alice.cookie),
-            &[("csrf", csrf), ("format", "p12")],
-        )
-        .await;
+    let r = h.submit(&alice, &token_path, &[("format", "p12")]).await;
     assert_eq!(r.status, StatusCode::SEE_OTHER);
     assert!(h
-        .get(&detail_path, Some(&alice.cookie))
+        .view(&alice, &detail_path)
         .await
         .text()
         .contains("needs a password"));
     let r = h
-        .post(
-            &format!("{detail_path}/download-token"),
-            Some(&alice.cookie),
-            &[
-                ("csrf", csrf),
-                ("format", "p12"),
-                ("password", "correct horse"),
-            ],
+        .submit(
+            &alice,
+            &token_path,
+            &[("format", "p12"), ("password", "correct horse")],
         )
         .await;
     assert_eq!(r.status, StatusCode::SEE_OTHER);
     assert!(h
-        .get(&detail_path, Some(&alice.cookie))
+        .view(&alice, &detail_path)
         .await
         .text()
         .contains("A PKCS#12 file download is ready"));
-    let r = h
-        .post(
-            &format!("{detail_path}/download"),
-            Some(&alice.cookie),
-            &[("csrf", csrf)],
-        )
-        .await;
+    let r = h.submit(&alice, &download_path, &[]).await;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(r.headers[header::CONTENT_TYPE], "application/x-pkcs12");
     assert_eq!(
@@ -712,17 +552,12 @@ async fn pages_escape_what_they_show() {
     let h = harness().await;
     let alice = h.sign_in(ALICE).await;
     let r = h
-        .get(
-            "/ui/certs?common_name=%3Cscript%3Ex%3C%2Fscript%3E",
-            Some(&alice.cookie),
-        )
+        .view(&alice, "/ui/certs?common_name=%3Cscript%3Ex%3C%2Fscript%3E")
         .await;
     assert_eq!(r.status, StatusCode::OK);
     assert!(!r.text().contains("<script>x"));
     assert!(r.text().contains("&lt;script&gt;x"));
-    let r = h
-        .get("/ui/certs?expiring_before=yesterday", Some(&alice.cookie))
-        .await;
+    let r = h.view(&alice, "/ui/certs?expiring_before=yesterday").await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     assert!(r.text().contains("id=\"expiring_before-error\""));
 }
@@ -731,13 +566,7 @@ async fn pages_escape_what_they_show() {
 async fn dashboard_counts_and_charts() {
     let h = harness().await;
     for i in 0..3 {
-        h.issue_as(
-            "alice",
-            Role::Requester,
-            "server",
-            input("e1", &[&format!("h{i}.example.com")], None),
-        )
-        .await;
+        h.alice_cert("server", &format!("h{i}.example.com")).await;
     }
     // A delivery that failed, its error from the far side (escaped).
     h.service
@@ -756,7 +585,7 @@ async fn dashboard_counts_and_charts() {
         .await
         .unwrap();
     let root = h.sign_in(ADMIN).await;
-    let r = h.get("/ui/", Some(&root.cookie)).await;
+    let r = h.view(&root, "/ui/").await;
     let t = r.text();
     assert!(
         t.contains("<span class=\"n\" id=\"count-valid\">3</span>"),
@@ -767,7 +596,7 @@ async fn dashboard_counts_and_charts() {
     assert!(t.contains("1 of 1 failed deliveries"), "{t}");
     assert!(t.contains("HTTP 500 &lt;b&gt;oops&lt;/b&gt;") && t.contains("certificate.revoked"));
     let bob = h.sign_in(BOB).await;
-    let t = h.get("/ui/", Some(&bob.cookie)).await.text();
+    let t = h.view(&bob, "/ui/").await.text();
     assert!(
         t.contains("<span class=\"n\" id=\"count-valid\">0</span>"),
         "requesters count their own"
@@ -804,7 +633,7 @@ fn multipart(fields: &[(&str, &str)], file: Option<&str>) -> (String, String) {
 async fn csr_upload_pasted_and_as_a_file_shows_each_csr() {
     let h = harness().await;
     let alice = h.sign_in(ALICE).await;
-    let form = h.get("/ui/upload", Some(&alice.cookie)).await;
+    let form = h.view(&alice, "/ui/upload").await;
     assert!(form.text().contains("enctype=\"multipart/form-data\""));
     let upload = |fields: Vec<(&'static str, String)>, file: Option<String>| {
         let cookie = alice.cookie.clone();
@@ -840,7 +669,7 @@ async fn csr_upload_pasted_and_as_a_file_shows_each_csr() {
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text());
     let batch = r.location().to_owned();
     assert!(batch.starts_with("/ui/batches/"));
-    let page = h.get(&batch, Some(&alice.cookie)).await;
+    let page = h.view(&alice, &batch).await;
     let t = page.text();
     assert!(t.contains("Uploaded 2 CSRs"), "{t}");
     assert!(
@@ -848,9 +677,7 @@ async fn csr_upload_pasted_and_as_a_file_shows_each_csr() {
         "{t}"
     );
     assert_eq!(t.matches("<td>issued</td>").count(), 2);
-    let zip = h
-        .get(&format!("{batch}/download"), Some(&alice.cookie))
-        .await;
+    let zip = h.view(&alice, &format!("{batch}/download")).await;
     assert_eq!(zip.status, StatusCode::OK);
     assert_eq!(&zip.body[..2], b"PK");
     // A bad CSR: refused with its position, shown at the field, nothing
@@ -869,122 +696,74 @@ async fn csr_upload_pasted_and_as_a_file_shows_each_csr() {
     );
     // Bob does not see Alice's batch.
     let bob = h.sign_in(BOB).await;
-    assert_eq!(
-        h.get(&batch, Some(&bob.cookie)).await.status,
-        StatusCode::NOT_FOUND
-    );
+    assert_eq!(h.view(&bob, &batch).await.status, StatusCode::NOT_FOUND);
 }
 
 #[tokio::test]
 async fn key_recovery_needs_two_agents_then_the_requester_downloads_the_key() {
     let h = harness().await;
-    let issued = h
-        .issue_as(
-            "alice",
-            Role::Requester,
-            "server",
-            input("e1", &["k.example.com"], None),
-        )
-        .await;
-    let serial = issued.serial.unwrap();
+    let serial = h.alice_cert("server", "k.example.com").await;
     let alice = h.sign_in(ALICE).await;
     let r = h
-        .post(
-            &format!("/ui/certs/{serial}/recovery"),
-            Some(&alice.cookie),
-            &[("csrf", &alice.csrf)],
-        )
+        .submit(&alice, &format!("/ui/certs/{serial}/recovery"), &[])
         .await;
     assert_eq!(
         (r.status, r.location()),
         (StatusCode::SEE_OTHER, "/ui/recoveries")
     );
-    let page = h.get("/ui/recoveries", Some(&alice.cookie)).await.text();
+    let page = h.view(&alice, "/ui/recoveries").await.text();
     let at = page.find("Key recovery ").unwrap() + 13;
     let id = page[at..].split(' ').next().unwrap().to_owned();
+    let approve = format!("/ui/recoveries/{id}/approve");
     assert!(page.contains("0 of 2"), "{page}");
-    assert!(
-        !page.contains(&format!("/ui/recoveries/{id}/approve")),
-        "requesters do not approve"
-    );
+    assert!(!page.contains(&approve), "requesters do not approve");
     // The requester cannot approve by crafting the post.
-    let r = h
-        .post(
-            &format!("/ui/recoveries/{id}/approve"),
-            Some(&alice.cookie),
-            &[("csrf", &alice.csrf)],
-        )
-        .await;
+    let r = h.submit(&alice, &approve, &[]).await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
     let ann = h.sign_in(AGENT).await;
-    let page = h.get("/ui/recoveries", Some(&ann.cookie)).await.text();
-    assert!(page.contains(&format!("/ui/recoveries/{id}/approve")));
-    let r = h
-        .post(
-            &format!("/ui/recoveries/{id}/approve"),
-            Some(&ann.cookie),
-            &[("csrf", &ann.csrf)],
-        )
-        .await;
+    let page = h.view(&ann, "/ui/recoveries").await.text();
+    assert!(page.contains(&approve));
+    let r = h.submit(&ann, &approve, &[]).await;
     assert_eq!(r.status, StatusCode::SEE_OTHER);
-    let page = h.get("/ui/recoveries", Some(&ann.cookie)).await.text();
+    let page = h.view(&ann, "/ui/recoveries").await.text();
     assert!(page.contains("1 of 2: ann"), "{page}");
-    assert!(
-        !page.contains(&format!("/ui/recoveries/{id}/approve")),
-        "ann approved already"
-    );
+    assert!(!page.contains(&approve), "ann approved already");
     // Twice by the same agent: refused, with the reason shown.
-    let r = h
-        .post(
-            &format!("/ui/recoveries/{id}/approve"),
-            Some(&ann.cookie),
-            &[("csrf", &ann.csrf)],
-        )
-        .await;
+    let r = h.submit(&ann, &approve, &[]).await;
     assert_eq!(r.status, StatusCode::SEE_OTHER);
     assert!(h
-        .get("/ui/recoveries", Some(&ann.cookie))
+        .view(&ann, "/ui/recoveries")
         .await
         .text()
         .contains("ann already approved"));
     let root = h.sign_in(ADMIN).await;
-    let r = h
-        .post(
-            &format!("/ui/recoveries/{id}/approve"),
-            Some(&root.cookie),
-            &[("csrf", &root.csrf)],
-        )
-        .await;
+    let r = h.submit(&root, &approve, &[]).await;
     assert_eq!(r.status, StatusCode::SEE_OTHER);
     // Approved: the requester asks for the key download from the list.
-    let page = h.get("/ui/recoveries", Some(&alice.cookie)).await.text();
+    let page = h.view(&alice, "/ui/recoveries").await.text();
     assert!(
         page.contains("2 of 2: ann, root") && page.contains("Request the key download"),
         "{page}"
     );
     let r = h
-        .post(
+        .submit(
+            &alice,
             &format!("/ui/certs/{serial}/download-token"),
-            Some(&alice.cookie),
-            &[("csrf", &alice.csrf), ("recovery", &id)],
+            &[("recovery", &id)],
         )
         .await;
     assert_eq!(r.status, StatusCode::SEE_OTHER);
     assert!(h
-        .get(&format!("/ui/certs/{serial}"), Some(&alice.cookie))
+        .view(&alice, &format!("/ui/certs/{serial}"))
         .await
         .text()
         .contains("zip with the recovered key"));
     let r = h
-        .post(
-            &format!("/ui/certs/{serial}/download"),
-            Some(&alice.cookie),
-            &[("csrf", &alice.csrf)],
-        )
+        .submit(&alice, &format!("/ui/certs/{serial}/download"), &[])
         .await;
     assert_eq!(r.status, StatusCode::OK);
     let page = h
-        .get("/ui/recoveries?status=completed", Some(&alice.cookie))
+        .view(&alice, "/ui/recoveries?status=completed")
         .await
         .text();
     assert!(page.contains(&id), "the recovery is completed");
@@ -1002,42 +781,24 @@ async fn renew_inside_the_window_moves_to_the_new_certificate() {
         c.service.profiles.insert("short".into(), short);
     })
     .await;
-    let old = h
-        .issue_as(
-            "alice",
-            Role::Requester,
-            "short",
-            input("e1", &["r.example.com"], None),
-        )
-        .await
-        .serial
-        .unwrap();
+    let old = h.alice_cert("short", "r.example.com").await;
     let alice = h.sign_in(ALICE).await;
-    let page = h
-        .get(&format!("/ui/certs/{old}"), Some(&alice.cookie))
-        .await;
+    let page = h.view(&alice, &format!("/ui/certs/{old}")).await;
     assert!(page
         .text()
         .contains("<button type=\"submit\" id=\"renew\">Renew</button>"));
     let r = h
-        .post(
-            &format!("/ui/certs/{old}/renew"),
-            Some(&alice.cookie),
-            &[("csrf", &alice.csrf)],
-        )
+        .submit(&alice, &format!("/ui/certs/{old}/renew"), &[])
         .await;
     assert_eq!(r.status, StatusCode::SEE_OTHER);
     let new_path = r.location().to_owned();
     assert_ne!(new_path, format!("/ui/certs/{old}"));
-    let page = h.get(&new_path, Some(&alice.cookie)).await.text();
+    let page = h.view(&alice, &new_path).await.text();
     assert!(
         page.contains(&format!("Renewed: this certificate replaces {old}.")),
         "{page}"
     );
-    let page = h
-        .get(&format!("/ui/certs/{old}"), Some(&alice.cookie))
-        .await
-        .text();
+    let page = h.view(&alice, &format!("/ui/certs/{old}")).await.text();
     assert!(
         page.contains("(superseded)") && page.contains("Renewed by"),
         "{page}"

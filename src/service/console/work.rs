@@ -8,8 +8,8 @@ use std::sync::Arc;
 use axum::extract::multipart::{Multipart, MultipartRejection};
 use axum::extract::rejection::{FormRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
-use axum::http::{header, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::http::StatusCode;
+use axum::response::Response;
 use axum::Form;
 use serde::Deserialize;
 
@@ -423,13 +423,38 @@ fn what_of(r: &Request) -> String {
     }
 }
 
-fn status_select(id: &str, current: &str, options: &[&str]) -> String {
-    let mut b = format!("<select id=\"{id}\" name=\"status\"><option value=\"\">any</option>");
+/// The statuses a request list filters on.
+const REQUEST_STATUSES: &[&str] = &["pending", "approved", "rejected", "issued", "failed"];
+/// The statuses a recovery list filters on.
+const RECOVERY_STATUSES: &[&str] = &["pending", "approved", "rejected", "completed"];
+
+/// The status a list page filters on: none when `text` is empty, else one
+/// of `options` as `parse` reads it.
+fn status_of<T>(
+    text: &str,
+    parse: fn(&str) -> Option<T>,
+    options: &[&str],
+) -> crate::error::Result<Option<T>> {
+    if text.is_empty() {
+        return Ok(None);
+    }
+    parse(text).map(Some).ok_or_else(|| {
+        let (last, rest) = options.split_last().unwrap_or((&"", &[]));
+        crate::error::Error::malformed(format!("status is {} or {last}", rest.join(", ")))
+    })
+}
+
+/// The filter form of a list page: a status select (or any) sent to `action`.
+fn status_filter(action: &str, id: &str, current: &str, options: &[&str]) -> String {
+    let mut b = format!(
+        "<form method=\"get\" action=\"{action}\" class=\"filters\"><p><label for=\"{id}\">Status</label>\
+         <select id=\"{id}\" name=\"status\"><option value=\"\">any</option>"
+    );
     for o in options {
         let sel = if *o == current { " selected" } else { "" };
         let _ = write!(b, "<option value=\"{o}\"{sel}>{o}</option>");
     }
-    b.push_str("</select>");
+    b.push_str("</select></p><p><button type=\"submit\">Show</button></p></form>");
     b
 }
 
@@ -470,16 +495,9 @@ pub async fn requests(
             String::new()
         }
     });
-    let status = match status_text.as_str() {
-        "" => None,
-        t => match RequestStatus::parse(t) {
-            Some(st) => Some(st),
-            None => {
-                return signed.error_page(&crate::error::Error::malformed(
-                    "status is pending, approved, rejected, issued or failed",
-                ))
-            }
-        },
+    let status = match status_of(&status_text, RequestStatus::parse, REQUEST_STATUSES) {
+        Ok(st) => st,
+        Err(e) => return signed.error_page(&e),
     };
     let page = q.page.unwrap_or(1).clamp(1, 100_000);
     let filter = RequestFilter {
@@ -493,11 +511,7 @@ pub async fn requests(
         Err(e) => return signed.error_page(&e),
     };
     let csrf = html::csrf_field(&signed.session.csrf);
-    let mut b = format!(
-        "<form method=\"get\" action=\"/ui/requests\" class=\"filters\"><p><label for=\"req-status\">Status</label>{}</p>\
-         <p><button type=\"submit\">Show</button></p></form>",
-        status_select("req-status", &status_text, &["pending", "approved", "rejected", "issued", "failed"])
-    );
+    let mut b = status_filter("/ui/requests", "req-status", &status_text, REQUEST_STATUSES);
     let rows: Vec<Vec<String>> = list
         .iter()
         .map(|r| {
@@ -582,7 +596,18 @@ pub async fn approve(
                 )),
             ),
         },
-        Err(e) => signed.outcome("/ui/requests", &Err::<(), _>(e), ""),
+        Err(e) => signed.failure("/ui/requests", &e),
+    }
+}
+
+/// The reason a reject form gives; without one, back to `back` saying so.
+fn reject_reason(signed: &Signed, form: FormResult, back: &str) -> Result<String, Box<Response>> {
+    let f = signed.form(form)?;
+    match f.text("reason") {
+        "" => Err(Box::new(
+            signed.redirect(back, Flash::Failed("give a reason to reject".into())),
+        )),
+        reason => Ok(reason.to_owned()),
     }
 }
 
@@ -592,18 +617,11 @@ pub async fn reject(
     Path(id): Path<String>,
     form: FormResult,
 ) -> Response {
-    let f = match signed.form(form) {
-        Ok(f) => f,
+    let reason = match reject_reason(&signed, form, "/ui/requests") {
+        Ok(r) => r,
         Err(r) => return *r,
     };
-    let reason = f.text("reason");
-    if reason.is_empty() {
-        return signed.redirect(
-            "/ui/requests",
-            Flash::Failed("give a reason to reject".into()),
-        );
-    }
-    let r = s.reject(signed.caller(), &id, reason).await;
+    let r = s.reject(signed.caller(), &id, &reason).await;
     signed.outcome("/ui/requests", &r, &format!("Rejected request {id}."))
 }
 
@@ -833,20 +851,7 @@ pub async fn batch_download(
     Path(id): Path<String>,
 ) -> Response {
     match s.batch_zip(signed.caller(), &id).await {
-        Ok(d) => {
-            let mut resp = d.body.into_response();
-            let h = resp.headers_mut();
-            h.insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static(d.content_type),
-            );
-            if let Ok(v) =
-                HeaderValue::from_str(&format!("attachment; filename=\"{}\"", d.file_name))
-            {
-                h.insert(header::CONTENT_DISPOSITION, v);
-            }
-            resp
-        }
+        Ok(d) => crate::service::http::attachment(d),
         Err(e) => signed.error_page(&e),
     }
 }
@@ -862,16 +867,9 @@ pub async fn recoveries(
 ) -> Response {
     let q = query.map(|Query(q)| q).unwrap_or_default();
     let status_text = q.status.clone().unwrap_or_default();
-    let status = match status_text.as_str() {
-        "" => None,
-        t => match RecoveryStatus::parse(t) {
-            Some(st) => Some(st),
-            None => {
-                return signed.error_page(&crate::error::Error::malformed(
-                    "status is pending, approved, rejected or completed",
-                ))
-            }
-        },
+    let status = match status_of(&status_text, RecoveryStatus::parse, RECOVERY_STATUSES) {
+        Ok(st) => st,
+        Err(e) => return signed.error_page(&e),
     };
     let page = q.page.unwrap_or(1).clamp(1, 100_000);
     let (list, total) = match s
@@ -888,10 +886,11 @@ pub async fn recoveries(
     };
     let caller = signed.caller();
     let csrf = html::csrf_field(&signed.session.csrf);
-    let mut b = format!(
-        "<form method=\"get\" action=\"/ui/recoveries\" class=\"filters\"><p><label for=\"rec-status\">Status</label>{}</p>\
-         <p><button type=\"submit\">Show</button></p></form>",
-        status_select("rec-status", &status_text, &["pending", "approved", "rejected", "completed"])
+    let mut b = status_filter(
+        "/ui/recoveries",
+        "rec-status",
+        &status_text,
+        RECOVERY_STATUSES,
     );
     let rows: Vec<Vec<String>> = list
         .iter()
@@ -983,7 +982,7 @@ pub async fn approve_recovery(
                 r.status.as_str()
             )),
         ),
-        Err(e) => signed.outcome("/ui/recoveries", &Err::<(), _>(e), ""),
+        Err(e) => signed.failure("/ui/recoveries", &e),
     }
 }
 
@@ -993,18 +992,11 @@ pub async fn reject_recovery(
     Path(id): Path<String>,
     form: FormResult,
 ) -> Response {
-    let f = match signed.form(form) {
-        Ok(f) => f,
+    let reason = match reject_reason(&signed, form, "/ui/recoveries") {
+        Ok(r) => r,
         Err(r) => return *r,
     };
-    let reason = f.text("reason");
-    if reason.is_empty() {
-        return signed.redirect(
-            "/ui/recoveries",
-            Flash::Failed("give a reason to reject".into()),
-        );
-    }
-    let r = s.reject_recovery(signed.caller(), &id, reason).await;
+    let r = s.reject_recovery(signed.caller(), &id, &reason).await;
     signed.outcome("/ui/recoveries", &r, &format!("Rejected recovery {id}."))
 }
 
