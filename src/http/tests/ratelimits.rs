@@ -77,18 +77,28 @@ async fn register_from(h: &Harness, c: &Client, peer: &str, xff: Option<&str>) -
     h.send(req.body(Body::from(body)).unwrap()).await
 }
 
-#[tokio::test]
-async fn new_orders_per_account() {
+/// A harness with rate limits on, adjusted by `set`, and a registered
+/// client.
+async fn limited(set: impl FnOnce(&mut crate::ratelimit::RateLimitsConfig)) -> (Harness, Client) {
     let h = harness_with(|c| {
         c.rate_limits.enabled = Some(true);
-        c.rate_limits.new_orders_per_account = RateConfig {
+        set(&mut c.rate_limits);
+    })
+    .await;
+    let mut c = Client::new();
+    h.register(&mut c).await;
+    (h, c)
+}
+
+#[tokio::test]
+async fn new_orders_per_account() {
+    let (h, c) = limited(|rl| {
+        rl.new_orders_per_account = RateConfig {
             count: 2,
             period: HOUR,
         }
     })
     .await;
-    let mut c = Client::new();
-    h.register(&mut c).await;
     for i in 0..2 {
         let r = order(&h, &c, &[&format!("o{i}.example.com")]).await;
         assert_eq!(r.status, StatusCode::CREATED);
@@ -116,13 +126,10 @@ async fn new_orders_per_account() {
 
 #[tokio::test]
 async fn certificates_per_domain_checked_at_new_order_spent_at_finalize() {
-    let h = harness_with(|c| {
-        c.rate_limits.enabled = Some(true);
-        c.rate_limits.certificates_per_domain = one_per_hour();
+    let (h, c) = limited(|rl| {
+        rl.certificates_per_domain = one_per_hour();
     })
     .await;
-    let mut c = Client::new();
-    h.register(&mut c).await;
     // Two orders under example.co.uk pass newOrder: nothing is spent yet.
     let (_, first) = h.ready_order(&c, &["a.example.co.uk"]).await;
     let (second_url, second) = h.ready_order(&c, &["b.example.co.uk"]).await;
@@ -161,13 +168,10 @@ async fn certificates_per_domain_checked_at_new_order_spent_at_finalize() {
 
 #[tokio::test]
 async fn duplicate_certificates() {
-    let h = harness_with(|c| {
-        c.rate_limits.enabled = Some(true);
-        c.rate_limits.duplicate_certificates = one_per_hour();
+    let (h, c) = limited(|rl| {
+        rl.duplicate_certificates = one_per_hour();
     })
     .await;
-    let mut c = Client::new();
-    h.register(&mut c).await;
     let names = ["dup.example.com", "www.dup.example.com"];
     let (_, o) = h.ready_order(&c, &names).await;
     assert_eq!(finalize(&h, &c, &o, &names).await.status, StatusCode::OK);
@@ -189,16 +193,13 @@ async fn duplicate_certificates() {
 
 #[tokio::test]
 async fn failed_validations_per_account_and_hostname() {
-    let h = harness_with(|c| {
-        c.rate_limits.enabled = Some(true);
-        c.rate_limits.failed_validations = RateConfig {
+    let (h, c) = limited(|rl| {
+        rl.failed_validations = RateConfig {
             count: 2,
             period: HOUR,
         }
     })
     .await;
-    let mut c = Client::new();
-    h.register(&mut c).await;
     let r = order(&h, &c, &["flaky.example.com"]).await;
     assert_eq!(r.status, StatusCode::CREATED);
     let authz_url = r.json()["authorizations"][0].as_str().unwrap().to_string();
@@ -281,17 +282,14 @@ async fn new_accounts_per_ip_with_forwarded_for_only_from_trusted_proxies() {
 
 #[tokio::test]
 async fn pending_authorizations_and_refunds_of_refused_orders() {
-    let h = harness_with(|c| {
-        c.rate_limits.enabled = Some(true);
-        c.rate_limits.pending_authorizations.count = 2;
-        c.rate_limits.new_orders_per_account = RateConfig {
+    let (h, c) = limited(|rl| {
+        rl.pending_authorizations.count = 2;
+        rl.new_orders_per_account = RateConfig {
             count: 2,
             period: HOUR,
         };
     })
     .await;
-    let mut c = Client::new();
-    h.register(&mut c).await;
     let r = order(&h, &c, &["p1.example.com", "p2.example.com"]).await;
     assert_eq!(r.status, StatusCode::CREATED);
     let authzs: Vec<String> = r.json()["authorizations"]
