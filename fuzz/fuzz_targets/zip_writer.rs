@@ -89,11 +89,12 @@ fuzz_target!(|data: &[u8]| {
             ),
             (year, month, day, hour, minute, second)
         );
+        // The zip crate's reader checks the recorded CRC-32 against what it
+        // read and fails with "Invalid checksum" when they differ.
         let mut read = Vec::with_capacity(contents.len());
         entry
             .read_to_end(&mut read)
             .unwrap_or_else(|e| panic!("member {name:?} does not read back: {e}"));
         assert_eq!(&read[..], *contents);
-        assert_eq!(entry.crc32(), acme_ca::service::package::crc32(contents));
     }
 });
