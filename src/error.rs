@@ -12,7 +12,7 @@
 use std::borrow::Cow;
 use std::fmt;
 
-use crate::protocol::Identifier;
+use crate::protocol::{Identifier, ERROR_NS};
 
 /// What went wrong, as an ACME problem type, plus a few HTTP-level kinds that
 /// RFC 8555 leaves to plain HTTP semantics. Ordered as in RFC 8555 §6.7, then
@@ -210,6 +210,32 @@ impl std::error::Error for Error {}
 
 /// Shorthand used throughout the crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// An error as an RFC 7807 problem document with RFC 8555 fields: `type`,
+/// `detail`, `status`, and `subproblems` (§6.7.1). This is the only place an
+/// error becomes wire JSON: the HTTP edge sends it, and a failed challenge
+/// stores it as the challenge's `error`.
+pub fn problem_json(e: &Error) -> serde_json::Value {
+    let mut doc = serde_json::json!({
+        "type": format!("{ERROR_NS}{}", e.kind.acme_type()),
+        "detail": e.detail,
+        "status": e.kind.http_status(),
+    });
+    if !e.subproblems.is_empty() {
+        doc["subproblems"] = e
+            .subproblems
+            .iter()
+            .map(|s| {
+                serde_json::json!({
+                    "type": format!("{ERROR_NS}{}", s.kind.acme_type()),
+                    "detail": s.detail,
+                    "identifier": s.identifier,
+                })
+            })
+            .collect();
+    }
+    doc
+}
 
 #[cfg(test)]
 mod tests {

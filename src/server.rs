@@ -162,7 +162,10 @@ impl Server {
         let data_dir = &config.server.data_dir;
         create_private_dir(data_dir)?;
         let data_lock = lock_data_dir(data_dir)?;
-        let ca = Arc::new(Ca::load_or_generate(data_dir, &config.ca.settings())?);
+        let ca = Arc::new(Ca::load_or_generate(
+            data_dir,
+            &crate::ca::CaSettings::from(&config.ca),
+        )?);
         let root_pem_path = data_dir.join("root.pem");
         if !root_pem_path.exists() {
             // Configured CA files live elsewhere; clients still find the
@@ -817,7 +820,11 @@ mod tests {
         config.validation.always_valid = true;
         config.status.listen = "127.0.0.1:0".parse().unwrap();
         // Make a chain with a CA of its own, and hand it over as files.
-        let other = Ca::load_or_generate(&dir.path().join("other"), &config.ca.settings()).unwrap();
+        let other = Ca::load_or_generate(
+            &dir.path().join("other"),
+            &crate::ca::CaSettings::from(&config.ca),
+        )
+        .unwrap();
         let (chain, key) = other
             .tls_server_identity(&[Identifier::dns("acme.test")])
             .unwrap();

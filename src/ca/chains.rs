@@ -52,16 +52,12 @@ use super::issuer::{
     INTERMEDIATE_CERT_FILE, INTERMEDIATE_KEY_FILE, ROOT_CERT_FILE, ROOT_KEY_FILE,
 };
 use super::verify::{self, raw_tbs_names, split_signed};
-use super::CaSettings;
+use super::{CaSettings, MAX_ALTERNATE_ROOTS, MAX_CHAIN_LENGTH};
 use crate::error::Result;
 
 /// The directory under the data directory that holds chain material other
 /// than chain 0's four files.
 pub(super) const CHAINS_DIR: &str = "chains";
-/// The largest `chain_length` (`CaSettings::chain_length`).
-pub const MAX_CHAIN_LENGTH: u32 = 4;
-/// The largest `alternate_roots` (`CaSettings::alternate_roots`).
-pub const MAX_ALTERNATE_ROOTS: u32 = 8;
 
 const COMMON_NAME: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.4.3");
 

@@ -26,99 +26,15 @@ mod tests;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use crate::error::Result;
 use crate::protocol::Identifier;
 
-pub use chains::{Chain, MAX_ALTERNATE_ROOTS, MAX_CHAIN_LENGTH};
+pub use crate::config::{KeyAlgorithm, NameStyle, MAX_ALTERNATE_ROOTS, MAX_CHAIN_LENGTH};
+pub use chains::Chain;
 pub use csr::PublicKeyKind;
-
-/// The key algorithm of a generated root and intermediate.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
-pub enum KeyAlgorithm {
-    /// ECDSA on NIST P-256, signing with SHA-256 (the default).
-    #[default]
-    #[serde(rename = "ecdsa-p256")]
-    EcdsaP256,
-    /// ECDSA on NIST P-384, signing with SHA-384.
-    #[serde(rename = "ecdsa-p384")]
-    EcdsaP384,
-    /// RSA 2048 bits, PKCS#1 v1.5 signatures with SHA-256.
-    #[serde(rename = "rsa-2048")]
-    Rsa2048,
-    /// RSA 4096 bits, PKCS#1 v1.5 signatures with SHA-256. Slow to generate.
-    #[serde(rename = "rsa-4096")]
-    Rsa4096,
-}
-
-impl KeyAlgorithm {
-    /// Every algorithm, in the order of the enum.
-    pub const ALL: [KeyAlgorithm; 4] = [
-        KeyAlgorithm::EcdsaP256,
-        KeyAlgorithm::EcdsaP384,
-        KeyAlgorithm::Rsa2048,
-        KeyAlgorithm::Rsa4096,
-    ];
-
-    /// The configuration name: `"ecdsa-p256"`, `"ecdsa-p384"`, `"rsa-2048"`
-    /// or `"rsa-4096"`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            KeyAlgorithm::EcdsaP256 => "ecdsa-p256",
-            KeyAlgorithm::EcdsaP384 => "ecdsa-p384",
-            KeyAlgorithm::Rsa2048 => "rsa-2048",
-            KeyAlgorithm::Rsa4096 => "rsa-4096",
-        }
-    }
-}
-
-impl fmt::Display for KeyAlgorithm {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for KeyAlgorithm {
-    type Err = String;
-
-    /// Parses the configuration name (see [`KeyAlgorithm::as_str`]).
-    fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
-        KeyAlgorithm::ALL
-            .into_iter()
-            .find(|a| a.as_str() == s)
-            .ok_or_else(|| {
-                format!(
-                    "unknown key algorithm {s:?} (expected one of: ecdsa-p256, ecdsa-p384, rsa-2048, rsa-4096)"
-                )
-            })
-    }
-}
-
-/// The words of generated CA names, between the prefix and the tag.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum NameStyle {
-    /// "`<prefix> root <tag>`", "`<prefix> intermediate <tag>`".
-    #[default]
-    AcmeCa,
-    /// "`<prefix> Root CA <tag>`", "`<prefix> Intermediate CA <tag>`":
-    /// Pebble's names, which client test suites check (acme.sh's CI looks
-    /// for "Pebble Intermediate CA" in every issuer).
-    Pebble,
-}
-
-impl NameStyle {
-    /// The root's and the intermediates' words.
-    pub(crate) fn labels(self) -> (&'static str, &'static str) {
-        match self {
-            NameStyle::AcmeCa => ("root", "intermediate"),
-            NameStyle::Pebble => ("Root CA", "Intermediate CA"),
-        }
-    }
-}
 
 /// Where the CA's certificates and keys come from, and how to make new ones.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -177,6 +93,24 @@ impl Default for CaSettings {
             chain_length: 1,
             alternate_roots: 0,
             alternate_chains: Vec::new(),
+        }
+    }
+}
+
+impl From<&crate::config::CaConfig> for CaSettings {
+    /// The `[ca]` section as the CA reads it.
+    fn from(c: &crate::config::CaConfig) -> Self {
+        CaSettings {
+            key_algorithm: c.key_algorithm,
+            root_cert: c.root_cert.clone(),
+            root_key: c.root_key.clone(),
+            intermediate_cert: c.intermediate_cert.clone(),
+            intermediate_key: c.intermediate_key.clone(),
+            name_prefix: c.name.clone(),
+            name_style: c.name_style,
+            chain_length: c.chain_length,
+            alternate_roots: c.alternate_roots,
+            alternate_chains: c.alternate_chains.clone(),
         }
     }
 }

@@ -4,9 +4,9 @@
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
+use crate::error::problem_json;
 use crate::error::{Error, ErrorKind};
 use crate::jose::Alg;
-use crate::protocol::problem_json;
 
 /// The problem type and detail of an error response, for the request log.
 #[derive(Debug, Clone)]

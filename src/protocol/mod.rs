@@ -4,6 +4,8 @@
 //! into these types (unknown fields are ignored, as RFC 8555 §7 asks of
 //! servers for extensibility), responses are serialized from them.
 
+pub mod names;
+
 use serde::{Deserialize, Serialize};
 
 /// The type of an identifier (RFC 8555 §9.7.7, RFC 8738).
@@ -59,32 +61,6 @@ impl std::fmt::Display for Identifier {
 
 /// The URN prefix of ACME problem types (RFC 8555 §6.7).
 pub const ERROR_NS: &str = "urn:ietf:params:acme:error:";
-
-/// An error as an RFC 7807 problem document with RFC 8555 fields: `type`,
-/// `detail`, `status`, and `subproblems` (§6.7.1). This is the only place an
-/// error becomes wire JSON: the HTTP edge sends it, and a failed challenge
-/// stores it as the challenge's `error`.
-pub fn problem_json(e: &crate::error::Error) -> serde_json::Value {
-    let mut doc = serde_json::json!({
-        "type": format!("{ERROR_NS}{}", e.kind.acme_type()),
-        "detail": e.detail,
-        "status": e.kind.http_status(),
-    });
-    if !e.subproblems.is_empty() {
-        doc["subproblems"] = e
-            .subproblems
-            .iter()
-            .map(|s| {
-                serde_json::json!({
-                    "type": format!("{ERROR_NS}{}", s.kind.acme_type()),
-                    "detail": s.detail,
-                    "identifier": s.identifier,
-                })
-            })
-            .collect();
-    }
-    doc
-}
 
 /// newAccount payload (RFC 8555 §7.3).
 #[derive(Debug, Clone, Default, Deserialize)]

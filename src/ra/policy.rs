@@ -4,6 +4,8 @@
 //! Bounded: at most [`MAX_IDENTIFIERS`] per order, names of at most 253
 //! octets; every check is linear in the input.
 
+pub use crate::protocol::names::SPECIAL_USE;
+
 use std::net::IpAddr;
 
 use crate::error::{Error, ErrorKind, Result, SubError};
@@ -48,21 +50,6 @@ pub struct Policy {
     /// does); otherwise both are refused.
     pub skip_public_suffix_check: bool,
 }
-
-/// Special-use domain names (RFC 6761 §6, RFC 6762 "local", RFC 7686
-/// "onion", RFC 8375 "home.arpa", RFC 9476 "alt", ICANN's "internal"): no
-/// one can show control of a name under them, so a CA never certifies one.
-pub const SPECIAL_USE: [&str; 9] = [
-    "test",
-    "example",
-    "invalid",
-    "localhost",
-    "local",
-    "onion",
-    "internal",
-    "alt",
-    "home.arpa",
-];
 
 /// The special-use domain `name` is under (or is), if any.
 fn special_use(name: &str) -> Option<&'static str> {

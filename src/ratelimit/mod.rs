@@ -20,7 +20,6 @@
 //! duplicate-certificate key is a SHA-256 of the names). The store deletes
 //! buckets that are full again, so it holds only buckets in use.
 
-pub mod config;
 #[cfg(test)]
 mod tests;
 
@@ -36,21 +35,9 @@ use crate::model::{AccountId, Authz, Timestamp};
 use crate::protocol::{Identifier, IdentifierType};
 use crate::store::ratelimit::{BucketSpend, RateLimitStore};
 
-pub use config::{LimitName, Prefix, RateConfig, RateLimitsConfig};
-
-/// The registered domain of a DNS name: its public suffix (Public Suffix
-/// List, ICANN and private sections) and one label more. `a.example.co.uk`
-/// → `example.co.uk`; `a.github.io` → `a.github.io`. A name that is itself
-/// a public suffix has none. Names under a suffix the list does not know
-/// group under their last two labels (the list's default rule `*`).
-pub fn registered_domain(name: &str) -> Option<String> {
-    let name = name.trim_end_matches('.');
-    let name = name.strip_prefix("*.").unwrap_or(name);
-    let lower = name.to_ascii_lowercase();
-    psl::domain(lower.as_bytes())
-        .and_then(|d| std::str::from_utf8(d.as_bytes()).ok())
-        .map(str::to_owned)
-}
+use crate::config::ratelimit as config;
+pub use crate::config::ratelimit::{LimitName, Prefix, RateConfig, RateLimitsConfig};
+pub use crate::protocol::names::registered_domain;
 
 /// The bucket key of a client address: IPv4 addresses (and IPv4-mapped
 /// IPv6 ones) alone, IPv6 addresses by their /64, as Boulder groups them

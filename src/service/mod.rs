@@ -9,7 +9,8 @@
 //! (under the `service` account), so CRL, OCSP and ACME's revokeCert treat
 //! it like any other.
 
-pub mod config;
+/// `[service]`'s settings, kept with the rest of the configuration.
+pub use crate::config::service as config;
 pub mod console;
 pub mod http;
 pub mod keys;

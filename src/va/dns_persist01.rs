@@ -42,8 +42,9 @@ use std::sync::Arc;
 
 use crate::clock::{rfc3339, Clock};
 use crate::error::Error;
+pub use crate::protocol::names::{check_issuer_domain_name, MAX_ISSUER_DOMAIN_NAMES};
 use crate::protocol::IdentifierType;
-use crate::va::caa::{parse_issue_value, MAX_NAME_LEN};
+use crate::va::caa::parse_issue_value;
 use crate::va::dns::{DnsError, Resolver};
 use crate::va::dns01::{lookup_problem, quote, resolver_addrs};
 use crate::va::{Outcome, ValidationFuture, ValidationRequest, Validator};
@@ -51,10 +52,6 @@ use crate::va::{Outcome, ValidationFuture, ValidationRequest, Validator};
 /// The label prepended to the name being validated (the draft's "DNS TXT
 /// Record Persistent DCV Domain Label").
 pub const LABEL: &str = "_validation-persist";
-
-/// The most issuer domain names a challenge may list (the draft: servers
-/// MUST NOT send more than 10).
-pub const MAX_ISSUER_DOMAIN_NAMES: usize = 10;
 
 /// The most parent names asked for a record covering subdomains.
 pub const MAX_PARENTS: usize = 10;
@@ -334,37 +331,6 @@ fn parse_unix_seconds(v: &str) -> Option<i64> {
         return None;
     }
     v.parse().ok()
-}
-
-/// Checks that `name` is an issuer domain name in the form the draft
-/// requires of the challenge's `issuer-domain-names`: lower-case A-labels,
-/// no trailing dot, at most 253 octets, each label a letter-digit-hyphen
-/// label of at most 63 octets.
-///
-/// # Errors
-/// Why `name` is not in that form.
-pub fn check_issuer_domain_name(name: &str) -> Result<(), String> {
-    if name.is_empty() || name.len() > MAX_NAME_LEN {
-        return Err(format!("{name:?} is empty or longer than 253 octets"));
-    }
-    if name.ends_with('.') {
-        return Err(format!("{name:?} ends with a dot"));
-    }
-    let label_ok = |l: &str| {
-        let b = l.as_bytes();
-        !b.is_empty()
-            && b.len() <= 63
-            && b[0].is_ascii_alphanumeric()
-            && b[b.len() - 1].is_ascii_alphanumeric()
-            && b.iter()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
-    };
-    if !name.split('.').all(label_ok) {
-        return Err(format!(
-            "{name:?} is not a lower-case domain name of A-labels (letters, digits, hyphens)"
-        ));
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -292,7 +292,7 @@ impl Va {
             Outcome::Invalid { error, records } => ValidationResult {
                 state: AttemptState::Invalid,
                 validated_at: now,
-                error: Some(crate::protocol::problem_json(&error)),
+                error: Some(crate::error::problem_json(&error)),
                 records: Some(records),
                 // A failed authorization keeps its expiry: it is invalid
                 // whatever the time.

@@ -48,18 +48,7 @@ use rows::{account_from_row, authz_from_row, cert_from_row, order_from_row};
 use schema::MIGRATIONS;
 use writer::{Op, Replacement, Writer};
 
-/// How hard commits are flushed to disk.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Durability {
-    /// Certificate records are flushed before the response; other writes
-    /// survive a process crash but may lose their last second to a power
-    /// loss.
-    #[default]
-    Issuance,
-    /// Every transaction is flushed before it returns.
-    Full,
-}
+pub use crate::config::Durability;
 
 /// The SQLite store.
 pub struct SqliteStore {

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::types::Role;
 use crate::config::{de_duration, MAX_LEAF_VALIDITY};
+use crate::service::types::Role;
 
 /// `[service]`.
 #[derive(Debug, Clone, Deserialize)]
@@ -215,13 +215,41 @@ impl ServiceConfig {
     /// `acme-ca check-config` reports it too.
     pub fn validate(&self) -> Result<(), String> {
         if let Some(kek) = &self.kek {
-            super::keys::Kek::from_b64(kek).map_err(|e| {
+            crate::service::keys::Kek::from_b64(kek).map_err(|e| {
                 format!("service.kek: {e} (make one with: openssl rand -base64 32)")
             })?;
         }
         if !self.enabled {
             return Ok(());
         }
+        self.validate_tokens()?;
+        if self.download_token_lifetime.is_zero()
+            || self.download_token_lifetime > Duration::from_secs(3600)
+        {
+            return Err("service.download_token_lifetime must be between 1s and 1h".into());
+        }
+        if self.max_page == 0 || self.max_page > 10_000 {
+            return Err("service.max_page must be between 1 and 10000".into());
+        }
+        self.console.validate()?;
+        if self.profiles.is_empty() {
+            return Err("service.profiles: at least one profile".into());
+        }
+        self.validate_webhooks()?;
+        for (name, p) in &self.profiles {
+            if name.is_empty() || name.len() > 64 {
+                return Err(format!(
+                    "service.profiles.{}: a profile name is 1 to 64 characters",
+                    name.escape_debug()
+                ));
+            }
+            p.validate(self.kek.is_some())
+                .map_err(|what| format!("service.profiles.{}: {what}", name.escape_debug()))?;
+        }
+        Ok(())
+    }
+
+    fn validate_tokens(&self) -> Result<(), String> {
         if self.tokens.is_empty() {
             return Err("service.tokens: the service needs at least one token".into());
         }
@@ -243,32 +271,10 @@ impl ServiceConfig {
                 ));
             }
         }
-        if self.download_token_lifetime.is_zero()
-            || self.download_token_lifetime > Duration::from_secs(3600)
-        {
-            return Err("service.download_token_lifetime must be between 1s and 1h".into());
-        }
-        if self.max_page == 0 || self.max_page > 10_000 {
-            return Err("service.max_page must be between 1 and 10000".into());
-        }
-        let c = &self.console;
-        if c.session_lifetime < Duration::from_secs(60)
-            || c.session_lifetime > Duration::from_secs(7 * 86400)
-        {
-            return Err("service.console.session_lifetime must be between 1m and 7d".into());
-        }
-        if c.session_idle < Duration::from_secs(60) || c.session_idle > c.session_lifetime {
-            return Err(
-                "service.console.session_idle must be at least 1m and at most session_lifetime"
-                    .into(),
-            );
-        }
-        if c.max_sessions == 0 || c.max_sessions > 1_000_000 {
-            return Err("service.console.max_sessions must be between 1 and 1000000".into());
-        }
-        if self.profiles.is_empty() {
-            return Err("service.profiles: at least one profile".into());
-        }
+        Ok(())
+    }
+
+    fn validate_webhooks(&self) -> Result<(), String> {
         for url in &self.webhooks {
             if !(url.starts_with("http://") || url.starts_with("https://")) || url.len() > 2048 {
                 return Err(format!("service.webhooks: {url:?} is not an http(s) URL"));
@@ -285,46 +291,73 @@ impl ServiceConfig {
         if self.webhook_max_attempts == 0 || self.webhook_max_attempts > 50 {
             return Err("service.webhook_max_attempts must be between 1 and 50".into());
         }
-        for (name, p) in &self.profiles {
-            let bad =
-                |what: String| Err(format!("service.profiles.{}: {what}", name.escape_debug()));
-            if name.is_empty() || name.len() > 64 {
-                return bad("a profile name is 1 to 64 characters".into());
-            }
-            if p.validity.is_zero() || p.validity > MAX_LEAF_VALIDITY {
-                return bad("validity must be between 1s and 398 days".into());
-            }
-            if p.key_types.is_empty() || p.key_types.iter().any(|k| k != "rsa" && k != "ec") {
-                return bad("key_types lists \"rsa\" and/or \"ec\"".into());
-            }
-            if p.rsa_sizes.iter().any(|s| ![2048, 3072, 4096].contains(s)) {
-                return bad("rsa_sizes are among 2048, 3072, 4096".into());
-            }
-            if p.ec_sizes.iter().any(|s| ![256, 384].contains(s)) {
-                return bad("ec_sizes are among 256, 384".into());
-            }
-            if p.extended_key_usages.is_empty()
-                || p.extended_key_usages
-                    .iter()
-                    .any(|e| e != "serverAuth" && e != "clientAuth")
-            {
-                return bad("extended_key_usages lists serverAuth and/or clientAuth".into());
-            }
-            if p.required
+        Ok(())
+    }
+}
+
+impl ConsoleConfig {
+    fn validate(&self) -> Result<(), String> {
+        if self.session_lifetime < Duration::from_secs(60)
+            || self.session_lifetime > Duration::from_secs(7 * 86400)
+        {
+            return Err("service.console.session_lifetime must be between 1m and 7d".into());
+        }
+        if self.session_idle < Duration::from_secs(60) || self.session_idle > self.session_lifetime
+        {
+            return Err(
+                "service.console.session_idle must be at least 1m and at most session_lifetime"
+                    .into(),
+            );
+        }
+        if self.max_sessions == 0 || self.max_sessions > 1_000_000 {
+            return Err("service.console.max_sessions must be between 1 and 1000000".into());
+        }
+        Ok(())
+    }
+}
+
+impl ServiceProfileConfig {
+    /// The profile's own fields; `has_kek`: whether `service.kek` is set.
+    fn validate(&self, has_kek: bool) -> Result<(), String> {
+        if self.validity.is_zero() || self.validity > MAX_LEAF_VALIDITY {
+            return Err("validity must be between 1s and 398 days".into());
+        }
+        if self.key_types.is_empty() || self.key_types.iter().any(|k| k != "rsa" && k != "ec") {
+            return Err("key_types lists \"rsa\" and/or \"ec\"".into());
+        }
+        if self
+            .rsa_sizes
+            .iter()
+            .any(|s| ![2048, 3072, 4096].contains(s))
+        {
+            return Err("rsa_sizes are among 2048, 3072, 4096".into());
+        }
+        if self.ec_sizes.iter().any(|s| ![256, 384].contains(s)) {
+            return Err("ec_sizes are among 256, 384".into());
+        }
+        if self.extended_key_usages.is_empty()
+            || self
+                .extended_key_usages
                 .iter()
-                .any(|r| r != "common_name" && r != "names")
-            {
-                return bad("required lists \"common_name\" and/or \"names\"".into());
-            }
-            if p.renew_before >= p.validity {
-                return bad("renew_before must be shorter than validity".into());
-            }
-            if p.archive_keys && self.kek.is_none() {
-                return bad("archive_keys needs service.kek (32 bytes, base64)".into());
-            }
-            if p.recovery_approvals == 0 || p.recovery_approvals > 10 {
-                return bad("recovery_approvals must be between 1 and 10".into());
-            }
+                .any(|e| e != "serverAuth" && e != "clientAuth")
+        {
+            return Err("extended_key_usages lists serverAuth and/or clientAuth".into());
+        }
+        if self
+            .required
+            .iter()
+            .any(|r| r != "common_name" && r != "names")
+        {
+            return Err("required lists \"common_name\" and/or \"names\"".into());
+        }
+        if self.renew_before >= self.validity {
+            return Err("renew_before must be shorter than validity".into());
+        }
+        if self.archive_keys && !has_kek {
+            return Err("archive_keys needs service.kek (32 bytes, base64)".into());
+        }
+        if self.recovery_approvals == 0 || self.recovery_approvals > 10 {
+            return Err("recovery_approvals must be between 1 and 10".into());
         }
         Ok(())
     }

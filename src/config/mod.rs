@@ -11,8 +11,17 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
 
-use crate::ca::{CaSettings, KeyAlgorithm, MAX_ALTERNATE_ROOTS, MAX_CHAIN_LENGTH};
-use crate::store::sqlite::Durability;
+mod ca;
+pub mod ratelimit;
+pub mod service;
+mod validate;
+
+pub use ca::{
+    CaConfig, KeyAlgorithm, NameStyle, MAX_ALTERNATE_ROOTS, MAX_CHAIN_LENGTH, MAX_LEAF_VALIDITY,
+};
+
+#[cfg(test)]
+mod tests;
 
 /// The whole configuration.
 #[derive(Debug, Clone, Deserialize)]
@@ -28,16 +37,29 @@ pub struct Config {
     /// `[metrics]`: a listener of its own for the monitoring endpoints.
     pub metrics: MetricsConfig,
     /// `[service]`: the operator service (REST API).
-    pub service: crate::service::config::ServiceConfig,
+    pub service: service::ServiceConfig,
     /// `[profiles.<name>]`: certificate profiles. When the file has no
     /// `[profiles]` table at all, `classic` and `shortlived` are defined.
     pub profiles: BTreeMap<String, ProfileConfig>,
     /// `[log]`: how log lines are written.
     pub log: LogConfig,
     /// `[rate_limits]`: production rate limits (docs/RATELIMITS.md).
-    pub rate_limits: crate::ratelimit::RateLimitsConfig,
+    pub rate_limits: ratelimit::RateLimitsConfig,
     /// `[chaos]`: faults injected on purpose (docs/CHAOS.md).
     pub chaos: crate::chaos::ChaosConfig,
+}
+
+/// How hard commits are flushed to disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Durability {
+    /// Certificate records are flushed before the response; other writes
+    /// survive a process crash but may lose their last second to a power
+    /// loss.
+    #[default]
+    Issuance,
+    /// Every transaction is flushed before it returns.
+    Full,
 }
 
 /// `[log]`.
@@ -285,78 +307,6 @@ impl Default for ServerConfig {
             request_timeout: Duration::from_secs(30),
             pebble_paths: false,
             log_requests: true,
-        }
-    }
-}
-
-/// `[ca]`: the issuing hierarchy and leaf certificates.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct CaConfig {
-    /// Key algorithm of a generated root and intermediate.
-    pub key_algorithm: KeyAlgorithm,
-    pub root_cert: Option<PathBuf>,
-    pub root_key: Option<PathBuf>,
-    pub intermediate_cert: Option<PathBuf>,
-    pub intermediate_key: Option<PathBuf>,
-    /// Prefix of generated CA names.
-    pub name: String,
-    /// How generated CA names read: "acme-ca" ("<name> root <tag>",
-    /// "<name> intermediate <tag>") or "pebble" ("<name> Root CA <tag>",
-    /// "<name> Intermediate CA <tag>", as Pebble names its CAs).
-    pub name_style: crate::ca::NameStyle,
-    /// Intermediates per generated chain (1–4).
-    pub chain_length: u32,
-    /// Generated alternate chains, each with its own root (0–8).
-    pub alternate_roots: u32,
-    /// PEM files of operator-supplied alternate chains.
-    pub alternate_chains: Vec<PathBuf>,
-    /// Older setting, kept for existing files: when set, the validity of
-    /// the default profile's certificates. Profiles set their own.
-    #[serde(deserialize_with = "de_opt_duration")]
-    pub leaf_validity: Option<Duration>,
-    /// How far before the issuance time notBefore is set, to tolerate
-    /// clients whose clocks run slow.
-    #[serde(deserialize_with = "de_duration")]
-    pub backdate: Duration,
-}
-
-impl Default for CaConfig {
-    fn default() -> Self {
-        CaConfig {
-            key_algorithm: KeyAlgorithm::default(),
-            root_cert: None,
-            root_key: None,
-            intermediate_cert: None,
-            intermediate_key: None,
-            name: "acme-ca".into(),
-            name_style: crate::ca::NameStyle::default(),
-            chain_length: 1,
-            alternate_roots: 0,
-            alternate_chains: Vec::new(),
-            leaf_validity: None,
-            backdate: Duration::from_secs(60),
-        }
-    }
-}
-
-/// The longest leaf validity the CA/Browser Forum Baseline Requirements
-/// allow (398 days, §6.3.2).
-pub const MAX_LEAF_VALIDITY: Duration = Duration::from_secs(398 * 86400);
-
-impl CaConfig {
-    pub fn settings(&self) -> CaSettings {
-        CaSettings {
-            key_algorithm: self.key_algorithm,
-            root_cert: self.root_cert.clone(),
-            root_key: self.root_key.clone(),
-            intermediate_cert: self.intermediate_cert.clone(),
-            intermediate_key: self.intermediate_key.clone(),
-            name_prefix: self.name.clone(),
-            name_style: self.name_style,
-            chain_length: self.chain_length,
-            alternate_roots: self.alternate_roots,
-            alternate_chains: self.alternate_chains.clone(),
         }
     }
 }
@@ -636,194 +586,19 @@ impl Config {
                 parse_env_int("PEBBLE_WFE_ORDERS_PER_PAGE", &v, 1, 1000)? as u32;
         }
         if let Some(v) = get("PEBBLE_CHAIN_LENGTH") {
-            self.ca.chain_length = parse_env_int(
-                "PEBBLE_CHAIN_LENGTH",
-                &v,
-                1,
-                u64::from(crate::ca::MAX_CHAIN_LENGTH),
-            )? as u32;
+            self.ca.chain_length =
+                parse_env_int("PEBBLE_CHAIN_LENGTH", &v, 1, u64::from(MAX_CHAIN_LENGTH))? as u32;
         }
         if let Some(v) = get("PEBBLE_ALTERNATE_ROOTS") {
             self.ca.alternate_roots = parse_env_int(
                 "PEBBLE_ALTERNATE_ROOTS",
                 &v,
                 0,
-                u64::from(crate::ca::MAX_ALTERNATE_ROOTS),
+                u64::from(MAX_ALTERNATE_ROOTS),
             )? as u32;
         }
         // PEBBLE_CHAOS_*: acme-ca's chaos knobs (docs/CHAOS.md).
         self.chaos.apply_env(get)?;
-        Ok(())
-    }
-
-    /// Checks cross-field rules once, at load.
-    pub fn validate(&self) -> Result<(), String> {
-        for d in &self.acme.allowed_special_use_domains {
-            if !crate::ra::policy::SPECIAL_USE.contains(&d.as_str()) {
-                return Err(format!(
-                    "acme.allowed_special_use_domains: {d:?} is not one of {}",
-                    crate::ra::policy::SPECIAL_USE.join(", ")
-                ));
-            }
-        }
-        if self.validation.dns_persist_01 {
-            let names = self.validation.issuer_domain_names(&self.acme);
-            if names.is_empty() {
-                return Err("validation.dns_persist_01 needs issuer domain names: set validation.dns_persist_issuer_domain_names or acme.caa_identities".into());
-            }
-            let max = crate::va::dns_persist01::MAX_ISSUER_DOMAIN_NAMES;
-            if names.len() > max {
-                return Err(format!(
-                    "dns-persist-01 allows at most {max} issuer domain names; {} are set",
-                    names.len()
-                ));
-            }
-            for n in names {
-                crate::va::dns_persist01::check_issuer_domain_name(n)
-                    .map_err(|e| format!("dns-persist-01 issuer domain name: {e}"))?;
-            }
-        }
-        if self.server.max_connections_per_client == 0 {
-            return Err("server.max_connections_per_client must be at least 1".into());
-        }
-        if self.server.idle_timeout <= self.server.request_timeout {
-            return Err(
-                "server.idle_timeout must be longer than server.request_timeout (a request in progress must never look idle)".into(),
-            );
-        }
-        if !(1024..=2048).contains(&self.acme.min_rsa_bits) {
-            return Err("acme.min_rsa_bits must be from 1024 to 2048".into());
-        }
-        if let Some(v) = self.ca.leaf_validity {
-            if v.is_zero() || v > MAX_LEAF_VALIDITY {
-                return Err(format!(
-                    "ca.leaf_validity must be between 1s and {} days",
-                    MAX_LEAF_VALIDITY.as_secs() / 86400
-                ));
-            }
-        }
-        if self.ca.chain_length == 0 || self.ca.chain_length > MAX_CHAIN_LENGTH {
-            return Err(format!(
-                "ca.chain_length must be between 1 and {MAX_CHAIN_LENGTH}"
-            ));
-        }
-        if self.ca.alternate_roots > MAX_ALTERNATE_ROOTS {
-            return Err(format!(
-                "ca.alternate_roots must be at most {MAX_ALTERNATE_ROOTS}"
-            ));
-        }
-        if self.server.tls_cert.is_some() != self.server.tls_key.is_some() {
-            return Err("server.tls_cert and server.tls_key go together".into());
-        }
-        if let Some(url) = &self.server.external_url {
-            if !(url.starts_with("https://") || url.starts_with("http://")) || url.ends_with('/') {
-                return Err(
-                    "server.external_url must be an http(s) URL without a trailing slash".into(),
-                );
-            }
-        }
-        if self.server.max_body_bytes < 1024 {
-            return Err("server.max_body_bytes must be at least 1024".into());
-        }
-        if self.server.max_connections == 0 || self.validation.concurrency == 0 {
-            return Err("server.max_connections and validation.concurrency must be > 0".into());
-        }
-        if self.acme.orders_per_page == 0 || self.acme.orders_per_page > 1000 {
-            return Err("acme.orders_per_page must be between 1 and 1000".into());
-        }
-        if self.acme.authz_reuse > 100 {
-            return Err("acme.authz_reuse is a percentage (0-100)".into());
-        }
-        if self.profiles.is_empty() {
-            return Err("at least one profile must be defined".into());
-        }
-        if !self.profiles.contains_key(&self.acme.default_profile) {
-            return Err(format!(
-                "acme.default_profile {:?} is not a defined profile ({})",
-                self.acme.default_profile,
-                self.profiles
-                    .keys()
-                    .map(|k| k.escape_debug().to_string())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ));
-        }
-        for (name, p) in &self.profiles {
-            let bad = |what: String| Err(format!("profiles.{}: {what}", name.escape_debug()));
-            if name.is_empty()
-                || name.len() > 64
-                || !name
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
-            {
-                return bad("a profile name is 1-64 letters, digits, '-', '_' or '.'".into());
-            }
-            if p.validity.is_zero() || p.validity > MAX_LEAF_VALIDITY {
-                return bad(format!(
-                    "validity must be between 1s and {} days",
-                    MAX_LEAF_VALIDITY.as_secs() / 86400
-                ));
-            }
-            for eku in &p.extended_key_usages {
-                if eku != "serverAuth" && eku != "clientAuth" {
-                    return bad(format!(
-                        "unknown extended key usage {eku:?} (serverAuth, clientAuth)"
-                    ));
-                }
-            }
-            if p.identifier_types.is_empty() {
-                return bad("identifier_types must list \"dns\", \"ip\" or both".into());
-            }
-            for t in &p.identifier_types {
-                if t != "dns" && t != "ip" {
-                    return bad(format!("unknown identifier type {t:?} (dns, ip)"));
-                }
-            }
-            if (p.ocsp || p.crl) && !self.status.enabled {
-                return bad(
-                    "ocsp and crl need the status listener ([status] enabled = true)".into(),
-                );
-            }
-        }
-        if self.acme.external_account_required && self.acme.eab_keys.is_empty() {
-            return Err(
-                "acme.external_account_required needs at least one key in [acme.eab_keys]".into(),
-            );
-        }
-        for (kid, key) in &self.acme.eab_keys {
-            if kid.is_empty() || kid.len() > crate::jose::eab::MAX_KID_LEN {
-                return Err(format!(
-                    "acme.eab_keys: key ids are 1 to {} bytes",
-                    crate::jose::eab::MAX_KID_LEN
-                ));
-            }
-            crate::jose::eab::MacKey::from_b64url(key)
-                .map_err(|e| format!("acme.eab_keys.{}: {}", kid.escape_debug(), e.detail))?;
-        }
-        if let Some(url) = &self.status.ocsp_url {
-            if !(url.starts_with("http://") || url.starts_with("https://")) || !url.is_ascii() {
-                return Err("status.ocsp_url must be an http(s) URL".into());
-            }
-        }
-        if let Some(url) = &self.status.base_url {
-            if !(url.starts_with("http://") || url.starts_with("https://")) || url.ends_with('/') {
-                return Err(
-                    "status.base_url must be an http(s) URL without a trailing slash".into(),
-                );
-            }
-        }
-        if self.status.crl_refresh.is_zero() || self.status.crl_refresh >= self.status.crl_lifetime
-        {
-            return Err(
-                "status.crl_refresh must be above zero and below status.crl_lifetime".into(),
-            );
-        }
-        if self.status.ocsp_lifetime.is_zero() {
-            return Err("status.ocsp_lifetime must be above zero".into());
-        }
-        self.service.validate()?;
-        self.rate_limits.validate()?;
-        self.chaos.validate()?;
         Ok(())
     }
 
@@ -929,281 +704,5 @@ pub(crate) fn de_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D
     match Raw::deserialize(d)? {
         Raw::Secs(n) => Ok(Duration::from_secs(n)),
         Raw::Text(s) => parse_duration(&s).map_err(serde::de::Error::custom),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// A profile name holding a newline made validate's error two lines.
-    /// Seen while writing the pebble_config fuzz target (which also reads
-    /// its input as TOML), whose one-line check now guards it.
-    #[test]
-    fn profile_names_in_errors_stay_on_one_line() {
-        let config =
-            Config::from_toml("[acme]\ndefault_profile = \"a\\nb\"\n[profiles.\"a\\nb\"]\n")
-                .unwrap();
-        let e = config.validate().unwrap_err();
-        assert!(!e.contains('\n'), "{e:?}");
-        assert!(e.contains(r"profiles.a\nb"), "{e:?}");
-    }
-
-    #[test]
-    fn durations() {
-        assert_eq!(
-            parse_duration("90d").unwrap(),
-            Duration::from_secs(90 * 86400)
-        );
-        assert_eq!(parse_duration("6h").unwrap(), Duration::from_secs(6 * 3600));
-        assert_eq!(parse_duration("15").unwrap(), Duration::from_secs(15));
-        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
-        assert!(parse_duration("3 weeks").is_err());
-        assert!(parse_duration("d").is_err());
-        assert!(parse_duration("99999999999999999999d").is_err());
-    }
-
-    #[test]
-    fn empty_file_gives_defaults_and_unknown_fields_are_refused() {
-        let c = Config::from_toml("").unwrap();
-        assert_eq!(c.server.listen.port(), 14000);
-        assert!(!c.validation.always_valid);
-        let e = Config::from_toml("[server]\nlisten_address = \"x\"\n").unwrap_err();
-        assert!(e.contains("listen_address"), "{e}");
-        let e = Config::from_toml("[nope]\n").unwrap_err();
-        assert!(e.contains("nope"), "{e}");
-    }
-
-    #[test]
-    fn parse_errors_are_one_line_with_line_column_and_field() {
-        let e = Config::from_toml("[server]\nlisten = \"127.0.0.1:1\"\nlisten_adress = 1\n")
-            .unwrap_err();
-        assert!(!e.contains('\n'), "{e}");
-        assert!(e.starts_with("line 3, column 1"), "{e}");
-        assert!(e.contains("unknown field `listen_adress`"), "{e}");
-        assert!(e.contains("`listen`"), "the valid fields are listed: {e}");
-
-        let e = Config::from_toml("[validation]\n\n  concurrency = \"many\"\n").unwrap_err();
-        assert!(!e.contains('\n'), "{e}");
-        assert!(
-            e.starts_with("line 3, column 17, field `concurrency`: "),
-            "{e}"
-        );
-
-        let e = Config::from_toml("[server\n").unwrap_err();
-        assert!(!e.contains('\n') && e.starts_with("line 1, column "), "{e}");
-    }
-
-    #[test]
-    fn parses_a_full_file() {
-        let c = Config::from_toml(
-            r#"
-            [server]
-            listen = "127.0.0.1:8443"
-            data_dir = "/var/lib/acme-ca"
-            [ca]
-            key_algorithm = "rsa-2048"
-            leaf_validity = "6d"
-            chain_length = 2
-            alternate_roots = 1
-            alternate_chains = ["/etc/acme-ca/cross.pem"]
-            [acme]
-            terms_of_service = "https://example.com/tos"
-            order_lifetime = 3600
-            [validation]
-            always_valid = true
-            [store]
-            durability = "full"
-            "#,
-        )
-        .unwrap();
-        c.validate().unwrap();
-        assert_eq!(c.ca.key_algorithm, KeyAlgorithm::Rsa2048);
-        assert_eq!(c.ca.leaf_validity, Some(Duration::from_secs(6 * 86400)));
-        assert_eq!(
-            c.effective_profiles()["classic"].validity,
-            Duration::from_secs(6 * 86400)
-        );
-        let ca = c.ca.settings();
-        assert_eq!((ca.chain_length, ca.alternate_roots), (2, 1));
-        assert_eq!(
-            ca.alternate_chains,
-            [PathBuf::from("/etc/acme-ca/cross.pem")]
-        );
-        assert_eq!(c.acme.order_lifetime, Duration::from_secs(3600));
-        assert_eq!(c.store.durability, Durability::Full);
-        assert_eq!(
-            c.store_path(),
-            PathBuf::from("/var/lib/acme-ca/acme-ca.sqlite3")
-        );
-    }
-
-    #[test]
-    fn env_overrides() {
-        let mut c = Config::default();
-        c.apply_env(|k| (k == "PEBBLE_VA_ALWAYS_VALID").then(|| "1".to_string()))
-            .unwrap();
-        assert!(c.validation.always_valid);
-        assert!(c
-            .apply_env(|k| (k == "PEBBLE_VA_ALWAYS_VALID").then(|| "maybe".to_string()))
-            .is_err());
-    }
-
-    #[test]
-    fn profile_and_lifecycle_rules() {
-        let ok = Config::from_toml(
-            r#"
-            [acme]
-            default_profile = "tls"
-            external_account_required = true
-            [acme.eab_keys]
-            kid-1 = "zWNDZM6eQGHWpSRTPal5eIUYFTu7EajVIoguysqZ9wG44nMEtx3MUAsUDkMTQ12W"
-            [profiles.tls]
-            description = "TLS server"
-            validity = "7d"
-            extended_key_usages = ["serverAuth"]
-            identifier_types = ["dns"]
-            ocsp = false
-            "#,
-        )
-        .unwrap();
-        ok.validate().unwrap();
-        assert_eq!(
-            ok.profiles.len(),
-            1,
-            "a [profiles] table replaces the defaults"
-        );
-        assert_eq!(ok.profiles["tls"].validity, Duration::from_secs(7 * 86400));
-        assert!(ok.profiles["tls"].crl);
-        let bad = |toml: &str, want: &str| {
-            let e = Config::from_toml(toml)
-                .and_then(|c| c.validate())
-                .unwrap_err();
-            assert!(e.contains(want), "{toml}: {e}");
-        };
-        bad("[acme]\ndefault_profile = \"x\"\n", "not a defined profile");
-        bad(
-            "[profiles.a]\nvalidity = \"500d\"\n[acme]\ndefault_profile = \"a\"\n",
-            "validity",
-        );
-        bad(
-            "[profiles.classic]\nextended_key_usages = [\"codeSigning\"]\n",
-            "codeSigning",
-        );
-        bad(
-            "[profiles.classic]\nidentifier_types = [\"email\"]\n",
-            "email",
-        );
-        bad(
-            "[profiles.classic]\nidentifier_types = []\n",
-            "identifier_types",
-        );
-        bad("[profiles.classic]\nbogus = 1\n", "bogus");
-        bad(
-            "[profiles.\"a b\"]\n[acme]\ndefault_profile = \"a b\"\n",
-            "profile name",
-        );
-        bad("[status]\nenabled = false\n", "status listener");
-        bad("[acme]\nexternal_account_required = true\n", "eab_keys");
-        bad("[acme]\nauthz_reuse = 101\n", "percentage");
-        bad("[acme.eab_keys]\nk = \"short\"\n", "acme.eab_keys.k");
-        bad("[status]\ncrl_refresh = \"8d\"\n", "crl_refresh");
-        bad("[status]\nbase_url = \"http://x/\"\n", "base_url");
-        // Without OCSP and CRL in any profile, the status listener may go.
-        let c = Config::from_toml(
-            "[status]\nenabled = false\n[profiles.p]\nocsp = false\ncrl = false\n[acme]\ndefault_profile = \"p\"\n",
-        )
-        .unwrap();
-        c.validate().unwrap();
-    }
-
-    #[test]
-    fn every_pebble_environment_variable_maps_onto_a_field() {
-        let env = [
-            ("PEBBLE_VA_ALWAYS_VALID", "1"),
-            ("PEBBLE_VA_SLEEPTIME", "7"),
-            ("PEBBLE_WFE_NONCEREJECT", "15"),
-            ("PEBBLE_AUTHZREUSE", "40"),
-            ("PEBBLE_WFE_ORDERS_PER_PAGE", "3"),
-            ("PEBBLE_CHAIN_LENGTH", "2"),
-            ("PEBBLE_ALTERNATE_ROOTS", "3"),
-        ];
-        let mut c = Config::default();
-        c.apply_env(|k| {
-            env.iter()
-                .find(|(n, _)| *n == k)
-                .map(|(_, v)| v.to_string())
-        })
-        .unwrap();
-        assert!(c.validation.always_valid);
-        assert_eq!(c.validation.random_delay, Duration::from_secs(7));
-        assert_eq!(c.acme.bad_nonce_percent, 15);
-        assert_eq!(c.acme.authz_reuse, 40);
-        assert_eq!(c.acme.orders_per_page, 3);
-        assert_eq!((c.ca.chain_length, c.ca.alternate_roots), (2, 3));
-        // NOSLEEP wins over SLEEPTIME; empty values are unset.
-        c.apply_env(|k| match k {
-            "PEBBLE_VA_NOSLEEP" => Some("1".into()),
-            "PEBBLE_AUTHZREUSE" => Some("".into()),
-            _ => None,
-        })
-        .unwrap();
-        assert_eq!(c.validation.random_delay, Duration::ZERO);
-        assert_eq!(c.acme.authz_reuse, 40);
-        for (k, v) in [
-            ("PEBBLE_WFE_NONCEREJECT", "101"),
-            ("PEBBLE_AUTHZREUSE", "-1"),
-            ("PEBBLE_CHAIN_LENGTH", "0"),
-            ("PEBBLE_CHAIN_LENGTH", "9"),
-            ("PEBBLE_ALTERNATE_ROOTS", "x"),
-            ("PEBBLE_VA_SLEEPTIME", "0"),
-            ("PEBBLE_VA_NOSLEEP", "perhaps"),
-        ] {
-            let e = Config::default()
-                .apply_env(|n| (n == k).then(|| v.to_string()))
-                .unwrap_err();
-            assert!(e.contains(k), "{k}={v}: {e}");
-        }
-    }
-
-    #[test]
-    fn validation_rules() {
-        let mut c = Config::default();
-        c.ca.leaf_validity = Some(Duration::from_secs(400 * 86400));
-        assert!(c.validate().is_err());
-        let mut c = Config::default();
-        c.server.external_url = Some("https://x.example/".into());
-        assert!(c.validate().is_err());
-        for (chain_length, alternate_roots, ok) in
-            [(0, 0, false), (5, 0, false), (1, 9, false), (4, 8, true)]
-        {
-            let mut c = Config::default();
-            c.ca.chain_length = chain_length;
-            c.ca.alternate_roots = alternate_roots;
-            assert_eq!(c.validate().is_ok(), ok, "{chain_length} {alternate_roots}");
-        }
-    }
-}
-
-#[cfg(test)]
-mod example_tests {
-    use super::*;
-
-    /// The annotated example in docs/ is a valid config and says the defaults.
-    #[test]
-    fn the_documented_example_parses_and_validates() {
-        let c = Config::from_toml(include_str!("../docs/acme-ca.example.toml")).unwrap();
-        c.validate().unwrap();
-        let d = Config::default();
-        assert_eq!(c.server.listen, d.server.listen);
-        assert_eq!(c.ca.leaf_validity, d.ca.leaf_validity);
-        assert_eq!(c.ca.settings(), d.ca.settings());
-        assert_eq!(c.acme.order_lifetime, d.acme.order_lifetime);
-        assert_eq!(c.validation.queue_size, d.validation.queue_size);
-        assert_eq!(c.profiles, d.profiles);
-        assert_eq!(c.status.listen, d.status.listen);
-        assert_eq!(c.status.crl_refresh, d.status.crl_refresh);
-        assert_eq!(c.acme.authz_reuse, d.acme.authz_reuse);
-        assert_eq!(c.rate_limits, d.rate_limits);
     }
 }

@@ -289,7 +289,8 @@ impl RateLimitsConfig {
                         return Err(format!("{what}: this limit takes no domain overrides"));
                     }
                     let d = normalize_domain(d);
-                    if super::registered_domain(&d).as_deref() != Some(d.as_str()) {
+                    if crate::protocol::names::registered_domain(&d).as_deref() != Some(d.as_str())
+                    {
                         return Err(format!(
                             "{what}: {d:?} is not a registered domain (a public suffix and one label, as in example.co.uk)"
                         ));
