@@ -366,7 +366,7 @@ fn challenge_resource(
     let persist = kind == ChallengeType::DnsPersist01;
     ChallengeResource {
         kind: kind.as_str(),
-        url: base.url(&paths::challenge(&authz.id, kind)),
+        url: base.url(&paths::challenge(&authz.id, kind.as_str())),
         status: status.as_str(),
         token: kind.has_token().then(|| authz.token.clone()),
         accounturi: persist.then(|| base.url(&paths::account(&authz.account_id))),

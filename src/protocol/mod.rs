@@ -4,6 +4,8 @@
 //! into these types (unknown fields are ignored, as RFC 8555 §7 asks of
 //! servers for extensibility), responses are serialized from them.
 
+pub mod paths;
+
 use serde::{Deserialize, Serialize};
 
 /// The type of an identifier (RFC 8555 §9.7.7, RFC 8738).

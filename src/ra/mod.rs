@@ -1290,7 +1290,7 @@ impl Ra {
         format!(
             "{}{}",
             self.settings.base_url,
-            crate::http::paths::account(id)
+            crate::protocol::paths::account(id)
         )
     }
 
