@@ -348,7 +348,7 @@ impl Server {
                 va.observe_failures(limiter.clone());
                 limiter
             });
-        let ra = Ra {
+        let ra = Ra::new(crate::ra::RaParts {
             store: store_dyn.clone(),
             ca,
             va: va.clone(),
@@ -384,12 +384,11 @@ impl Server {
             },
             urls,
             revocations: Some(events),
-            ari_overrides: Default::default(),
             caa,
             metrics: metrics.clone(),
             limits: limits.clone(),
             chaos: chaos.clone(),
-        };
+        });
         // Attempts a previous run left processing are validated again.
         let resume_store = store_dyn.clone();
         let accounts = {
