@@ -125,12 +125,17 @@ pub struct Ra {
 /// What an [`Ra`] is made of: the collaborators and settings the server
 /// assembles ([`Ra::new`]).
 pub struct RaParts {
+    /// Where accounts, orders, authorizations and certificates are kept.
     pub store: Arc<dyn Store>,
+    /// Signs certificates; its chains are served with them.
     pub ca: Arc<Ca>,
+    /// Validates challenges (inline or queued).
     pub va: Arc<Va>,
+    /// The time every rule is decided at.
     pub clock: Arc<dyn Clock>,
     /// The identifier policy of orders and of every other issuance.
     pub policy: Policy,
+    /// Settings from the config.
     pub settings: RaSettings,
     /// URLs written into certificates.
     pub urls: CertUrls,
