@@ -215,7 +215,7 @@ fn render_order(
     authzs: &[Authz],
     status: StatusCode,
 ) -> Response {
-    let (res, order_status) = order_resource(base, order, authzs, app.ra.clock.now());
+    let (res, order_status) = order_resource(base, order, authzs, app.ra.now());
     let mut resp = (status, Json(res)).into_response();
     location(&mut resp, &base.url(&paths::order(&order.id)));
     if order_status == OrderStatus::Processing {
@@ -338,7 +338,7 @@ fn authz_resource(app: &App, base: &BaseUrl, authz: &Authz) -> (AuthzResource, b
         .iter()
         .map(|&kind| challenge_resource(app, base, authz, kind, &mut processing))
         .collect();
-    let status = authz_status(authz, app.ra.clock.now());
+    let status = authz_status(authz, app.ra.now());
     // RFC 8555 §7.1.4: the identifier of a wildcard authorization is the
     // base name, with "wildcard": true.
     let res = AuthzResource {
@@ -366,7 +366,7 @@ fn challenge_resource(
     let persist = kind == ChallengeType::DnsPersist01;
     ChallengeResource {
         kind: kind.as_str(),
-        url: base.url(&paths::challenge(&authz.id, kind)),
+        url: base.url(&paths::challenge(&authz.id, kind.as_str())),
         status: status.as_str(),
         token: kind.has_token().then(|| authz.token.clone()),
         accounturi: persist.then(|| base.url(&paths::account(&authz.account_id))),
@@ -467,7 +467,7 @@ pub async fn certificate_alternate(
     let n = n
         .parse::<usize>()
         .ok()
-        .filter(|&n| n >= 1 && n < app.ra.ca.chains().len())
+        .filter(|&n| n >= 1 && n < app.ra.chains().len())
         .ok_or_else(|| Error::not_found("no such alternate chain"))?;
     certificate_chain(&app, &id, n, post).await
 }
@@ -481,7 +481,7 @@ async fn certificate_chain(
     post.expect_post_as_get()?;
     let (account, _) = post.account()?;
     let cert = app.ra.certificate(account, id).await?;
-    let chains = app.ra.ca.chains();
+    let chains = app.ra.chains();
     let mut body = der::pem::encode_string("CERTIFICATE", der::pem::LineEnding::LF, &cert.der)
         .map_err(Error::internal)?;
     body.push_str(chains[chain].intermediates_pem());
@@ -503,7 +503,7 @@ async fn certificate_chain(
 /// GET /acme/issuer-cert: the intermediate in DER, the AIA caIssuers target
 /// (RFC 5280 §4.2.2.1).
 pub async fn issuer_cert(State(app): State<Arc<App>>) -> Response {
-    let mut resp = app.ra.ca.intermediate_der().to_vec().into_response();
+    let mut resp = app.ra.intermediate_der().to_vec().into_response();
     resp.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/pkix-cert"),

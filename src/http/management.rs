@@ -60,7 +60,7 @@ fn text(status: StatusCode, msg: &str) -> Response {
 fn chain_index(app: &App, raw: &str) -> Option<usize> {
     raw.parse::<usize>()
         .ok()
-        .filter(|&n| n < app.ra.ca.chains().len())
+        .filter(|&n| n < app.ra.chains().len())
 }
 
 /// A PEM answer with `rel="alternate"` links to `kind` of the other chains.
@@ -76,7 +76,7 @@ fn pem_with_links(
     resp.headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     if let Ok(base) = BaseUrl::derive(None, headers, uri) {
-        for other in (0..app.ra.ca.chains().len()).filter(|&o| o != n) {
+        for other in (0..app.ra.chains().len()).filter(|&o| o != n) {
             if let Ok(v) = HeaderValue::from_str(&format!(
                 "<{}>;rel=\"alternate\"",
                 base.url(&format!("/{kind}/{other}"))
@@ -132,7 +132,7 @@ async fn roots(
     let Some(n) = chain_index(&app, &n) else {
         return text(StatusCode::NOT_FOUND, "no such root");
     };
-    let pem = app.ra.ca.chains()[n].root_pem().to_owned();
+    let pem = app.ra.chains()[n].root_pem().to_owned();
     pem_with_links(&app, (&headers, &uri), "roots", n, pem, PEM_CHAIN)
 }
 
@@ -145,7 +145,7 @@ async fn root_keys(
     let Some(n) = chain_index(&app, &n) else {
         return text(StatusCode::NOT_FOUND, "no such root");
     };
-    match app.ra.ca.chains()[n].root_key_pem() {
+    match app.ra.chains()[n].root_key_pem() {
         Some(pem) => pem_with_links(
             &app,
             (&headers, &uri),
@@ -171,7 +171,7 @@ async fn intermediates(
         return text(StatusCode::NOT_FOUND, "no such intermediate");
     };
     // The certificate of the intermediate that signs leaves, along chain n.
-    let Some(der) = app.ra.ca.chains()[n].intermediates_der().first() else {
+    let Some(der) = app.ra.chains()[n].intermediates_der().first() else {
         return text(StatusCode::NOT_FOUND, "no such intermediate");
     };
     match der::pem::encode_string("CERTIFICATE", der::pem::LineEnding::LF, der) {
@@ -189,7 +189,7 @@ async fn intermediate_keys(
     let Some(n) = chain_index(&app, &n) else {
         return text(StatusCode::NOT_FOUND, "no such intermediate");
     };
-    match app.ra.ca.chains()[n].intermediate_keys_pem().first() {
+    match app.ra.chains()[n].intermediate_keys_pem().first() {
         Some(Some(pem)) => pem_with_links(
             &app,
             (&headers, &uri),
@@ -229,7 +229,7 @@ async fn cert_status(State(app): State<Arc<App>>, Path(serial): Path<String>) ->
     if lookup.len() % 2 == 1 {
         lookup.insert(0, '0');
     }
-    let cert = match app.ra.store.certificate_by_serial(&lookup).await {
+    let cert = match app.ra.certificate_by_serial(&lookup).await {
         Ok(Some(c)) => c,
         Ok(None) => return text(StatusCode::NOT_FOUND, "no certificate with that serial"),
         Err(e) => {

@@ -42,86 +42,8 @@ use crate::protocol::DirectoryMeta;
 use crate::ra::Ra;
 use nonce::NonceService;
 
-/// URL paths of every resource, in one place.
-pub mod paths {
-    use crate::model::{AccountId, AuthzId, CertId, ChallengeType, OrderId};
-
-    pub const DIRECTORY: &str = "/directory";
-    pub const NEW_NONCE: &str = "/acme/new-nonce";
-    pub const NEW_ACCOUNT: &str = "/acme/new-account";
-    pub const NEW_ORDER: &str = "/acme/new-order";
-    pub const REVOKE_CERT: &str = "/acme/revoke-cert";
-    pub const KEY_CHANGE: &str = "/acme/key-change";
-    pub const NEW_AUTHZ: &str = "/acme/new-authz";
-    pub const RENEWAL_INFO: &str = "/acme/renewal-info";
-    pub const ACCOUNT_PREFIX: &str = "/acme/acct/";
-    pub const ISSUER_CERT: &str = "/acme/issuer-cert";
-
-    pub fn account(id: &AccountId) -> String {
-        format!("{ACCOUNT_PREFIX}{id}")
-    }
-    pub fn orders(id: &AccountId) -> String {
-        format!("{ACCOUNT_PREFIX}{id}/orders")
-    }
-    pub fn order(id: &OrderId) -> String {
-        format!("/acme/order/{id}")
-    }
-    pub fn finalize(id: &OrderId) -> String {
-        format!("/acme/order/{id}/finalize")
-    }
-    pub fn authz(id: &AuthzId) -> String {
-        format!("/acme/authz/{id}")
-    }
-    pub fn challenge(id: &AuthzId, kind: ChallengeType) -> String {
-        format!("/acme/chall/{id}/{}", kind.as_str())
-    }
-    pub fn cert(id: &CertId) -> String {
-        format!("/acme/cert/{id}")
-    }
-
-    /// The resources the directory lists, under one naming or the other.
-    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-    pub struct DirPaths {
-        pub directory: &'static str,
-        pub new_nonce: &'static str,
-        pub new_account: &'static str,
-        pub new_order: &'static str,
-        pub revoke_cert: &'static str,
-        pub key_change: &'static str,
-        pub new_authz: &'static str,
-        pub renewal_info: &'static str,
-    }
-
-    /// acme-ca's own paths.
-    pub const ACME: DirPaths = DirPaths {
-        directory: DIRECTORY,
-        new_nonce: NEW_NONCE,
-        new_account: NEW_ACCOUNT,
-        new_order: NEW_ORDER,
-        revoke_cert: REVOKE_CERT,
-        key_change: KEY_CHANGE,
-        new_authz: NEW_AUTHZ,
-        renewal_info: RENEWAL_INFO,
-    };
-
-    /// Pebble's paths, for setups that hard-code them. Pebble has no
-    /// newAuthz; ours is listed under its usual path.
-    pub const PEBBLE: DirPaths = DirPaths {
-        directory: "/dir",
-        new_nonce: "/nonce-plz",
-        new_account: "/sign-me-up",
-        new_order: "/order-plz",
-        revoke_cert: "/revoke-cert",
-        key_change: "/rollover-account-key",
-        new_authz: NEW_AUTHZ,
-        renewal_info: "/draft-ietf-acme-ari-03/renewalInfo",
-    };
-    /// Alternate chain `n` (1-based: chain 0 is the default) of a
-    /// certificate.
-    pub fn cert_alternate(id: &CertId, n: usize) -> String {
-        format!("/acme/cert/{id}/alt/{n}")
-    }
-}
+/// URL paths of every resource (kept with the wire protocol).
+pub use crate::protocol::paths;
 
 /// Everything a request handler can reach.
 pub struct App {

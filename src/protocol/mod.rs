@@ -5,6 +5,7 @@
 //! servers for extensibility), responses are serialized from them.
 
 pub mod names;
+pub mod paths;
 
 use serde::{Deserialize, Serialize};
 

@@ -142,7 +142,7 @@ impl Server {
             metrics.clone(),
         );
         let limits = setup::rate_limiter(config, &store, &clock, &metrics, &va);
-        let ra = Ra {
+        let ra = Ra::new(crate::ra::RaParts {
             store: store_dyn.clone(),
             ca,
             va: va.clone(),
@@ -151,12 +151,11 @@ impl Server {
             settings: settings::ra(config, settings::base_url(config, listen))?,
             urls,
             revocations: Some(events),
-            ari_overrides: Default::default(),
             caa,
             metrics: metrics.clone(),
             limits,
             chaos: chaos.clone(),
-        };
+        });
         setup::resume_validations(&store_dyn, &va, &ra).await?;
         let app = Arc::new(settings::app(config, ra, metrics.clone(), chaos));
         let service = match listeners.service {
