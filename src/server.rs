@@ -411,7 +411,7 @@ impl Server {
         .await?;
 
         let app = Arc::new(App {
-            ra,
+            ra: Arc::new(ra),
             nonces: NonceService::new(config.acme.nonce_lifetime),
             keys: Default::default(),
             directory_meta: DirectoryMeta {
@@ -455,7 +455,8 @@ impl Server {
                     ))
                 })?;
             let service = Arc::new(crate::service::Service::new(
-                app.clone(),
+                app.ra.clone(),
+                app.metrics.clone(),
                 store.clone(),
                 app.ra.clock.clone(),
                 config.service.clone(),

@@ -125,7 +125,7 @@ pub mod paths {
 
 /// Everything a request handler can reach.
 pub struct App {
-    pub ra: Ra,
+    pub ra: Arc<Ra>,
     pub nonces: NonceService,
     pub keys: request::KeyCache,
     pub directory_meta: DirectoryMeta,

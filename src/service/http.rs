@@ -26,7 +26,7 @@ const MAX_BODY: usize = 1024 * 1024;
 
 /// The service router.
 pub fn router(service: Arc<Service>) -> Router {
-    let metrics = service.app.metrics.clone();
+    let metrics = service.metrics.clone();
     let router = Router::new()
         .route("/profiles", get(profiles))
         .route("/profiles/{name}", get(profile))

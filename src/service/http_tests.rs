@@ -1327,7 +1327,8 @@ async fn the_scheduler_renews_auto_renew_certificates_in_their_window() {
     // window's length, so left alone; 5000 s later, renewed.
     let later = Arc::new(crate::clock::FakeClock::new(service.clock.now() + 3000));
     let service = super::Service::new(
-        service.app.clone(),
+        service.ra.clone(),
+        service.metrics.clone(),
         service.store.clone(),
         later.clone(),
         service.config.clone(),
