@@ -50,15 +50,18 @@ pub struct StatusUrls {
 pub struct Issuance<'a> {
     /// SubjectPublicKeyInfo, DER, in canonical form.
     pub spki_der: &'a [u8],
+    /// The kind of that key (it decides the key usages).
     pub key_kind: PublicKeyKind,
     /// DNS names and IP addresses for the subjectAltName, in order.
     pub identifiers: &'a [Identifier],
     /// A subject common name instead of the first DNS name (the operator
     /// service's devices).
     pub subject_cn: Option<&'a str>,
+    /// When the certificate is valid.
     pub validity: Validity,
     /// Key usages, extended key usages and the common name rule.
     pub leaf: &'a LeafProfile,
+    /// Which status URLs it carries.
     pub urls: StatusUrls,
     /// OCSP Must-Staple (needs `urls.ocsp` and an OCSP URL).
     pub must_staple: bool,

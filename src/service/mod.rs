@@ -8,6 +8,15 @@
 //! Every certificate it issues is a row of the shared certificates table
 //! (under the `service` account), so CRL, OCSP and ACME's revokeCert treat
 //! it like any other.
+//!
+//! The service reaches the CA only through the RA ([`Ra`]): issuance
+//! through `Ra::issue_certificate`, the same function ACME finalize uses,
+//! and revocation through `Ra::revoke_by_operator`. This file holds the
+//! `Service` itself (tokens, roles, who sees what); the work is split by
+//! job: `requests` (POST /certs, CSR uploads, approval), `issuance` (an
+//! approved request signed and recorded), `certificates` (list, revoke,
+//! renew, revocation announcements), `downloads` (tokens, ZIP and
+//! PKCS#12) and `recoveries` (archived keys given back).
 
 mod certificates;
 pub mod config;
@@ -41,6 +50,7 @@ use types::{Caller, Request, Role};
 const MAX_NAMES: usize = 100;
 /// Most CSRs in one upload.
 pub const MAX_CSRS: usize = 100;
+
 /// A configured token: its SHA-256 (the token itself is not kept), name
 /// and role.
 struct TokenEntry {
