@@ -104,6 +104,43 @@ pub(super) fn issue(
     issuer: &Issuer<'static, KeyPair>,
     req: &LeafRequest<'_>,
 ) -> Result<IssuedCert> {
+    let key = subject_key(req)?;
+    let not_before = whole_seconds_utc(req.not_before);
+    let not_after = whole_seconds_utc(req.not_after);
+    if not_after <= not_before {
+        return Err(Error::internal(format!(
+            "leaf validity is empty: {not_before} .. {not_after}"
+        )));
+    }
+
+    let mut params = CertificateParams::default();
+    subject(&mut params, req)?;
+    let serial = random_serial()?;
+    params.not_before = not_before;
+    params.not_after = not_after;
+    params.serial_number = Some(SerialNumber::from_slice(&serial));
+    params.is_ca = IsCa::ExplicitNoCa;
+    key_usages(&mut params, req.key_kind, req.profile);
+    params.use_authority_key_identifier_extension = true;
+    params.key_identifier_method = KeyIdMethod::Sha256;
+    params.custom_extensions = vec![certificate_policies()?];
+    status_extensions(&mut params, req)?;
+
+    let cert = params
+        .signed_by(&key, issuer)
+        .map_err(|e| Error::internal(format!("signing leaf: {e}")))?;
+    Ok(IssuedCert {
+        serial: serial.to_vec(),
+        der: cert.der().to_vec(),
+        pem: cert.pem(),
+        not_before,
+        not_after,
+    })
+}
+
+/// The request's public key, refused unless its SubjectPublicKeyInfo is
+/// the canonical form of a key of its kind (what the leaf will contain).
+fn subject_key<'a>(req: &LeafRequest<'a>) -> Result<SubjectKey<'a>> {
     let spki = SubjectPublicKeyInfoRef::from_der(req.spki_der)
         .map_err(|e| Error::internal(format!("leaf SubjectPublicKeyInfo does not parse: {e}")))?;
     let key_bits = spki
@@ -120,22 +157,17 @@ pub(super) fn issue(
             req.key_kind
         )));
     }
+    Ok(key)
+}
 
-    let not_before = whole_seconds_utc(req.not_before);
-    let not_after = whole_seconds_utc(req.not_after);
-    if not_after <= not_before {
-        return Err(Error::internal(format!(
-            "leaf validity is empty: {not_before} .. {not_after}"
-        )));
-    }
-
+/// The subjectAltName and, when the profile has one, the common name.
+fn subject(params: &mut CertificateParams, req: &LeafRequest<'_>) -> Result<()> {
     if req.identifiers.is_empty() && req.subject_cn.is_none() {
         return Err(Error::internal(
             "leaf request without identifiers or subject",
         ));
     }
     let (subject_alt_names, common_name) = names(req.identifiers)?;
-    let profile = req.profile;
     // An explicit subject name (operator service) wins over the first DNS
     // name; it is bounded like any common name.
     let common_name = match req.subject_cn {
@@ -147,19 +179,18 @@ pub(super) fn issue(
         Some(cn) => Some(cn.to_owned()),
         None => common_name,
     };
-    let serial = random_serial()?;
-
-    let mut params = CertificateParams::default();
-    params.not_before = not_before;
-    params.not_after = not_after;
-    params.serial_number = Some(SerialNumber::from_slice(&serial));
     params.subject_alt_names = subject_alt_names;
     params.distinguished_name = DistinguishedName::new();
-    if let Some(cn) = common_name.filter(|_| profile.common_name) {
+    if let Some(cn) = common_name.filter(|_| req.profile.common_name) {
         params.distinguished_name.push(DnType::CommonName, cn);
     }
-    params.is_ca = IsCa::ExplicitNoCa;
-    params.key_usages = match req.key_kind {
+    Ok(())
+}
+
+/// keyUsage (digitalSignature, plus keyEncipherment for RSA when the
+/// profile says so) and the profile's extended key usages.
+fn key_usages(params: &mut CertificateParams, kind: PublicKeyKind, profile: &LeafProfile) {
+    params.key_usages = match kind {
         PublicKeyKind::Rsa { .. } if profile.rsa_key_encipherment => vec![
             KeyUsagePurpose::DigitalSignature,
             KeyUsagePurpose::KeyEncipherment,
@@ -177,9 +208,11 @@ pub(super) fn issue(
             .extended_key_usages
             .push(ExtendedKeyUsagePurpose::ClientAuth);
     }
-    params.use_authority_key_identifier_extension = true;
-    params.key_identifier_method = KeyIdMethod::Sha256;
-    params.custom_extensions = vec![certificate_policies()?];
+}
+
+/// authorityInfoAccess (OCSP, caIssuers), cRLDistributionPoints and OCSP
+/// Must-Staple, as the request gives them.
+fn status_extensions(params: &mut CertificateParams, req: &LeafRequest<'_>) -> Result<()> {
     if req.ocsp_url.is_some() || req.ca_issuers_url.is_some() {
         params
             .custom_extensions
@@ -198,17 +231,7 @@ pub(super) fn issue(
         }
         params.custom_extensions.push(must_staple()?);
     }
-
-    let cert = params
-        .signed_by(&key, issuer)
-        .map_err(|e| Error::internal(format!("signing leaf: {e}")))?;
-    Ok(IssuedCert {
-        serial: serial.to_vec(),
-        der: cert.der().to_vec(),
-        pem: cert.pem(),
-        not_before,
-        not_after,
-    })
+    Ok(())
 }
 
 /// The subjectAltName entries (lowercased DNS names, IP addresses, without

@@ -47,7 +47,7 @@ pub use crate::protocol::paths;
 
 /// Everything a request handler can reach.
 pub struct App {
-    pub ra: Ra,
+    pub ra: Arc<Ra>,
     pub nonces: NonceService,
     pub keys: request::KeyCache,
     pub directory_meta: DirectoryMeta,

@@ -525,7 +525,7 @@ async fn full_issuance_flow() {
     );
     let pem = String::from_utf8(r.body).unwrap();
     assert_eq!(pem.matches("BEGIN CERTIFICATE").count(), 2);
-    assert!(pem.ends_with(h.server.app.ra.ca.chain_pem()));
+    assert!(pem.ends_with(h.server.app.ra.ca_for_tests().chain_pem()));
 
     // Finalizing again: orderNotReady (403), the order stays valid.
     let r = h
@@ -790,7 +790,7 @@ async fn ip_identifier_certificate_has_no_common_name_and_aia_is_served() {
         r.header("content-type").as_deref(),
         Some("application/pkix-cert")
     );
-    assert_eq!(r.body, h.server.app.ra.ca.intermediate_der());
+    assert_eq!(r.body, h.server.app.ra.ca_for_tests().intermediate_der());
 }
 
 impl Client {
@@ -1038,7 +1038,7 @@ async fn revocation_rules() {
         .server
         .app
         .ra
-        .store
+        .store_for_tests()
         .certificate_by_serial(&crate::ca::serial_hex(
             x509_cert::Certificate::from_der(&der)
                 .unwrap()
@@ -1144,7 +1144,7 @@ async fn authorization_and_account_deactivation() {
         .server
         .app
         .ra
-        .store
+        .store_for_tests()
         .authz_by_id(&crate::model::AuthzId(
             mine.rsplit('/').next().unwrap().to_string(),
         ))

@@ -6,9 +6,8 @@
 
 use super::profile::Profile;
 use super::state::{order_status, OrderStatus};
-use super::{secs, Ra};
+use super::{issue, secs, Ra};
 use crate::ca::csr::{self, CheckedCsr};
-use crate::ca::LeafRequest;
 use crate::error::{Error, ErrorKind, Result};
 use crate::model::{Account, Authz, CertId, Certificate, Order, OrderId, Timestamp};
 use crate::protocol::Identifier;
@@ -187,36 +186,26 @@ impl Ra {
         csr: &CheckedCsr,
         now: Timestamp,
     ) -> Result<()> {
-        let validity = secs(profile.validity);
-        let (not_before, not_after) = match (order.not_before, order.not_after) {
-            (None, None) => {
-                let nb = now - secs(self.settings.backdate);
-                // Validity counts both ends (RFC 5280 §4.1.2.5), hence -1.
-                (nb, nb + validity - 1)
-            }
-            (Some(nb), na) => (nb, na.unwrap_or(nb + validity - 1)),
-            // Only notAfter asked: backdate, but never beyond the profile's
-            // validity.
-            (None, Some(na)) => (
-                (now - secs(self.settings.backdate)).max(na - validity + 1),
-                na,
-            ),
-        };
-        let to_time =
-            |t: Timestamp| time::OffsetDateTime::from_unix_timestamp(t).map_err(Error::internal);
-        let issued = self.ca.issue(&LeafRequest {
-            spki_der: &csr.spki_der,
-            key_kind: csr.key_kind,
-            identifiers: &order.identifiers,
-            not_before: to_time(not_before)?,
-            not_after: to_time(not_after)?,
-            ca_issuers_url: self.urls.ca_issuers.as_deref(),
-            ocsp_url: self.urls.ocsp.as_deref().filter(|_| profile.ocsp),
-            crl_url: self.urls.crl.as_deref().filter(|_| profile.crl),
-            profile: &profile.leaf,
-            must_staple: csr.must_staple,
-            subject_cn: None,
-        })?;
+        let issued = self.issue_certificate(
+            &issue::Issuance {
+                spki_der: &csr.spki_der,
+                key_kind: csr.key_kind,
+                identifiers: &order.identifiers,
+                subject_cn: None,
+                validity: issue::Validity {
+                    not_before: order.not_before,
+                    not_after: order.not_after,
+                    lifetime: secs(profile.validity),
+                },
+                leaf: &profile.leaf,
+                urls: issue::StatusUrls {
+                    ocsp: profile.ocsp,
+                    crl: profile.crl,
+                },
+                must_staple: csr.must_staple,
+            },
+            now,
+        )?;
         let cert = Certificate {
             id: CertId::random(),
             serial: crate::ca::serial_hex(&issued.serial),

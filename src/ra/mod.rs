@@ -16,6 +16,7 @@
 //! here, never a field.
 
 pub mod ari;
+pub mod issue;
 pub mod policy;
 pub mod profile;
 pub mod state;
@@ -95,19 +96,17 @@ pub struct RaSettings {
 /// The registration authority. Its collaborators are its own: the front
 /// ends call its methods, they do not reach through it.
 ///
-/// `pub(crate)` fields: read by the operator service (src/service) until
-/// it goes through RA methods; every other field is private.
 pub struct Ra {
-    pub(crate) store: Arc<dyn Store>,
-    pub(crate) ca: Arc<Ca>,
+    store: Arc<dyn Store>,
+    ca: Arc<Ca>,
     va: Arc<Va>,
-    pub(crate) clock: Arc<dyn Clock>,
+    clock: Arc<dyn Clock>,
     policy: Policy,
-    pub(crate) settings: RaSettings,
+    settings: RaSettings,
     /// URLs written into certificates.
-    pub(crate) urls: CertUrls,
+    urls: CertUrls,
     /// Told of every revocation (CRLs are signed again).
-    pub(crate) revocations: Option<Arc<RevocationEvents>>,
+    revocations: Option<Arc<RevocationEvents>>,
     /// renewalInfo answers set by hand for certificates (Pebble's
     /// management `/set-renewal-info/`), by serial; in memory, bounded.
     ari_overrides: std::sync::Mutex<HashMap<String, serde_json::Value>>,
@@ -264,5 +263,22 @@ impl Ra {
     /// whoever ordered it: Pebble's management status lookup.
     pub async fn certificate_by_serial(&self, serial: &str) -> Result<Option<Certificate>> {
         self.store.certificate_by_serial(serial).await
+    }
+}
+
+/// What the unit tests of the front ends reach directly: the store (to age
+/// or inspect rows), the CA (to check what was served) and the clock.
+#[cfg(test)]
+impl Ra {
+    pub(crate) fn store_for_tests(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    pub(crate) fn ca_for_tests(&self) -> &Arc<Ca> {
+        &self.ca
+    }
+
+    pub(crate) fn clock_for_tests(&self) -> &Arc<dyn Clock> {
+        &self.clock
     }
 }

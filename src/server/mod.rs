@@ -157,7 +157,7 @@ impl Server {
             chaos: chaos.clone(),
         });
         setup::resume_validations(&store_dyn, &va, &ra).await?;
-        let app = Arc::new(settings::app(config, ra, metrics.clone(), chaos));
+        let app = Arc::new(settings::app(config, Arc::new(ra), metrics.clone(), chaos));
         let service = match listeners.service {
             Some(listener) => Some((listener, start_service(config, &app, &store, clock)?)),
             None => None,
@@ -299,7 +299,8 @@ fn start_service(
     clock: Arc<dyn Clock>,
 ) -> Result<Arc<crate::service::Service>> {
     let service = Arc::new(crate::service::Service::new(
-        app.clone(),
+        app.ra.clone(),
+        app.metrics.clone(),
         store.clone(),
         clock,
         config.service.clone(),

@@ -157,7 +157,7 @@ fn directory_meta(config: &Config) -> DirectoryMeta {
 }
 
 /// The ACME front end around `ra`.
-pub(super) fn app(config: &Config, ra: Ra, metrics: Arc<Metrics>, chaos: Arc<Chaos>) -> App {
+pub(super) fn app(config: &Config, ra: Arc<Ra>, metrics: Arc<Metrics>, chaos: Arc<Chaos>) -> App {
     let a = &config.acme;
     App {
         ra,

@@ -14,19 +14,20 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::types::{
-    Caller, CertFilter, CertRow, Request, RequestFilter, RequestParams, RequestStatus,
-};
+use super::types::{Caller, CertFilter, RequestFilter, RequestStatus};
 use super::{Format, IssueInput, Service};
 use crate::clock::rfc3339;
 use crate::error::{Error, ErrorKind};
+use render::{cert_json, profile_json, recovery_json, request_json};
+
+mod render;
 
 /// Largest request body (a CSR upload of up to 100 CSRs fits).
 const MAX_BODY: usize = 1024 * 1024;
 
 /// The service router.
 pub fn router(service: Arc<Service>) -> Router {
-    let metrics = service.app.metrics.clone();
+    let metrics = service.metrics.clone();
     let router = Router::new()
         .route("/profiles", get(profiles))
         .route("/profiles/{name}", get(profile))
@@ -167,24 +168,6 @@ fn json_body<T: serde::de::DeserializeOwned>(body: &Bytes) -> std::result::Resul
     })
 }
 
-fn profile_json(name: &str, p: &super::config::ServiceProfileConfig) -> Value {
-    json!({
-        "name": name,
-        "description": p.description,
-        "key_types": p.key_types,
-        "rsa_sizes": p.rsa_sizes,
-        "ec_sizes": p.ec_sizes,
-        "validity_seconds": p.validity.as_secs(),
-        "extended_key_usages": p.extended_key_usages,
-        "required": p.required,
-        "approval": match p.approval { super::config::Approval::Auto => "auto", super::config::Approval::Manual => "manual" },
-        "renew_before_seconds": p.renew_before.as_secs(),
-        "archive_keys": p.archive_keys,
-        "key_download_window_seconds": p.key_download_window.as_secs(),
-        "recovery_approvals": p.recovery_approvals,
-    })
-}
-
 async fn profiles(State(s): State<Arc<Service>>, Authed(_): Authed) -> Response {
     let list: Vec<Value> = s
         .config
@@ -202,79 +185,6 @@ async fn profile(
 ) -> ApiResult {
     let p = s.profile(&name)?;
     Ok(Json(profile_json(&name, p)).into_response())
-}
-
-fn cert_json(c: &CertRow, now: i64, with_pem: bool) -> Value {
-    let mut v = json!({
-        "serial": c.serial,
-        "common_name": c.common_name,
-        "not_before": rfc3339(c.not_before),
-        "not_after": rfc3339(c.not_after),
-        "status": super::cert_status(c, now),
-        "source": if c.service.is_some() { "service" } else { "acme" },
-    });
-    if let Some(r) = &c.revoked {
-        v["revoked_at"] = json!(rfc3339(r.at));
-        v["revocation_reason"] = json!(super::reason_name(r.reason.code()));
-    }
-    if let Some(s) = &c.service {
-        v["entity_id"] = json!(s.entity_id);
-        v["profile"] = json!(s.profile);
-        v["requester"] = json!(s.requester);
-        v["auto_renew"] = json!(s.auto_renew);
-        v["renewed_to"] = json!(s.renewed_to);
-        v["request_id"] = json!(s.request_id);
-        v["key_archived"] = json!(s.key_sealed.is_some());
-    }
-    if with_pem {
-        v["certificate"] =
-            json!(
-                der::pem::encode_string("CERTIFICATE", der::pem::LineEnding::LF, &c.der)
-                    .unwrap_or_default()
-            );
-    }
-    v
-}
-
-fn request_json(r: &Request) -> Value {
-    let mut v = json!({
-        "id": r.id,
-        "status": r.status.as_str(),
-        "requester": r.requester,
-        "profile": r.profile,
-        "entity_id": r.entity_id,
-        "batch_id": r.batch_id,
-        "serial": r.serial,
-        "error": r.error,
-        "created_at": rfc3339(r.created_at),
-        "decided_by": r.decided_by,
-        "decided_at": r.decided_at.map(rfc3339),
-        "reason": r.reason,
-    });
-    match &r.params {
-        RequestParams::Issue {
-            names,
-            ip_addresses,
-            common_name,
-            key_type,
-            key_size,
-            ttl,
-            auto_renew,
-        } => {
-            v["kind"] = json!("issue");
-            v["names"] = json!(names);
-            v["ip_addresses"] = json!(ip_addresses);
-            v["common_name"] = json!(common_name);
-            v["key_type"] = json!(key_type);
-            v["key_size"] = json!(key_size);
-            v["ttl"] = json!(ttl);
-            v["auto_renew"] = json!(auto_renew);
-        }
-        RequestParams::Csr { .. } => {
-            v["kind"] = json!("csr");
-        }
-    }
-    v
 }
 
 /// POST /certs.
@@ -674,21 +584,6 @@ async fn reject(
     let b: RejectBody = json_body(&body)?;
     let r = s.reject(&caller, &id, &b.reason).await?;
     Ok(Json(request_json(&r)).into_response())
-}
-
-fn recovery_json(r: &super::types::Recovery) -> Value {
-    json!({
-        "id": r.id,
-        "serial": r.serial,
-        "requester": r.requester,
-        "status": r.status.as_str(),
-        "required": r.required,
-        "approvals": r.approvals,
-        "created_at": rfc3339(r.created_at),
-        "decided_by": r.decided_by,
-        "decided_at": r.decided_at.map(rfc3339),
-        "reason": r.reason,
-    })
 }
 
 /// POST /certs/{serial}/recovery.

@@ -264,7 +264,7 @@ async fn acme_certificates_are_listed_too() {
     // Issue one through ACME (always-valid), with the ACME router.
     let acme = crate::http::router(h.server.app.clone());
     let _ = acme; // the ACME flow itself is covered by http::tests
-    let store = h.server.app.ra.store.clone();
+    let store = h.server.app.ra.store_for_tests().clone();
     let account = crate::model::Account {
         id: crate::model::AccountId::random(),
         status: crate::model::AccountStatus::Valid,
@@ -681,7 +681,14 @@ async fn revoke_with_any_spelling_of_the_reason_reaches_ocsp_and_crl() {
     // The CRL lists it.
     let crl = h.server.status.as_ref().unwrap();
     let _ = crl;
-    let revoked = h.server.app.ra.store.revoked_certificates(0).await.unwrap();
+    let revoked = h
+        .server
+        .app
+        .ra
+        .store_for_tests()
+        .revoked_certificates(0)
+        .await
+        .unwrap();
     assert!(revoked
         .iter()
         .any(|r| r.serial == serial && r.revocation.reason.code() == 1));
@@ -1327,7 +1334,8 @@ async fn the_scheduler_renews_auto_renew_certificates_in_their_window() {
     // window's length, so left alone; 5000 s later, renewed.
     let later = Arc::new(crate::clock::FakeClock::new(service.clock.now() + 3000));
     let service = super::Service::new(
-        service.app.clone(),
+        service.ra.clone(),
+        service.metrics.clone(),
         service.store.clone(),
         later.clone(),
         service.config.clone(),
@@ -1524,4 +1532,62 @@ async fn one_identifier_policy_and_subject_rule_for_every_way_in() {
     // A CN alone is fine for a clientAuth device.
     let r = upload(cn_only_csr_pem("sensor-7"), "device").await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.json());
+}
+
+/// A service certificate is made by the RA's one issuance function: the
+/// CA's OCSP and CRL URLs always in it (a service profile has no setting to
+/// leave them out, docs/SERVICE.md), backdated like every certificate of
+/// this CA, and valid for the requested `ttl` with both ends counted.
+#[tokio::test]
+async fn service_certificates_carry_the_status_urls_and_the_asked_lifetime() {
+    use der::Decode;
+    use x509_cert::ext::pkix::{AuthorityInfoAccessSyntax, CrlDistributionPoints};
+    let h = harness(|_| {}).await;
+    let mut body = server_cert("status-1", "status.example.com");
+    body["ttl"] = json!(7200);
+    let r = h.issue(ALICE, body).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.json());
+    let serial = r.json()["serial_number"].as_str().unwrap().to_owned();
+    let admin = super::types::Caller {
+        name: "root".into(),
+        role: Role::Admin,
+    };
+    let row = h.service.certificate(&admin, &serial).await.unwrap();
+    assert_eq!(row.not_after - row.not_before, 7200 - 1);
+    let backdate = i64::try_from(h.service.ra.backdate().as_secs()).unwrap();
+    assert!(backdate > 0);
+    let issued_at = h.service.clock.now();
+    assert!(row.not_before <= issued_at - backdate && row.not_before > issued_at - backdate - 60);
+
+    let cert = x509_cert::Certificate::from_der(&row.der).unwrap();
+    let ext = |oid: &str| {
+        let oid = der::asn1::ObjectIdentifier::new_unwrap(oid);
+        cert.tbs_certificate
+            .extensions
+            .iter()
+            .flatten()
+            .find(|e| e.extn_id == oid)
+            .unwrap_or_else(|| panic!("no extension {oid}"))
+            .extn_value
+            .as_bytes()
+            .to_vec()
+    };
+    let ocsp = h
+        .service
+        .ra
+        .ocsp_url()
+        .expect("the harness runs a status listener");
+    let aia = AuthorityInfoAccessSyntax::from_der(&ext("1.3.6.1.5.5.7.1.1")).unwrap();
+    let ocsp_in_cert = aia
+        .0
+        .iter()
+        .find(|a| a.access_method == der::asn1::ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.48.1"));
+    match ocsp_in_cert.map(|a| &a.access_location) {
+        Some(x509_cert::ext::pkix::name::GeneralName::UniformResourceIdentifier(u)) => {
+            assert_eq!(u.as_str(), ocsp)
+        }
+        other => panic!("no OCSP URL in the AIA: {other:?}"),
+    }
+    let crl = CrlDistributionPoints::from_der(&ext("2.5.29.31")).unwrap();
+    assert_eq!(crl.0.len(), 1);
 }

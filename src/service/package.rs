@@ -1,9 +1,11 @@
 //! What an operator downloads: a plain ZIP bundle of files and a PKCS#12
 //! (`.p12` / `.pfx`) key store holding a certificate, its chain and its key.
 //!
-//! The ZIP container comes from the `zip` crate; the PKCS#12 structure is
-//! built from the `pkcs12` and `pkcs5` crates' ASN.1 types, with every
-//! cryptographic operation done by aws-lc-rs (the project's sole provider).
+//! The ZIP container comes from the `zip` crate. The PKCS#12 writer is
+//! ours: its ASN.1 structures (`package/asn1.rs`) are encoded by the `der`
+//! crate and every cryptographic operation is done by aws-lc-rs (the
+//! project's sole provider); docs/DESIGN.md says why, and the fuzz target
+//! `pkcs12_writer` and the openssl round-trip tests check it.
 //!
 //! # ZIP
 //!
@@ -47,7 +49,7 @@ use std::num::NonZeroU32;
 use aws_lc_rs::signature::{self, KeyPair as _};
 use aws_lc_rs::{cipher, digest, hmac, pbkdf2, rand};
 use der::asn1::{Any, BmpString, Null, ObjectIdentifier, OctetString, SetOfVec};
-use der::{Decode, Encode, Sequence};
+use der::{Decode, Encode};
 use time::OffsetDateTime;
 use x509_cert::attr::Attribute;
 use x509_cert::spki::AlgorithmIdentifierOwned;
@@ -271,136 +273,12 @@ const PBKDF2_ROUNDS: NonZeroU32 = match NonZeroU32::new(PKCS12_ITERATIONS) {
 const SALT_LEN: usize = 16;
 const AES_256_KEY_LEN: usize = 32;
 
-mod oid {
-    use der::asn1::ObjectIdentifier as Oid;
+mod asn1;
 
-    /// PKCS#7 `data`.
-    pub const DATA: Oid = Oid::new_unwrap("1.2.840.113549.1.7.1");
-    /// PKCS#7 `encryptedData`.
-    pub const ENCRYPTED_DATA: Oid = Oid::new_unwrap("1.2.840.113549.1.7.6");
-    /// PKCS#12 `pkcs8ShroudedKeyBag`.
-    pub const SHROUDED_KEY_BAG: Oid = Oid::new_unwrap("1.2.840.113549.1.12.10.1.2");
-    /// PKCS#12 `certBag`.
-    pub const CERT_BAG: Oid = Oid::new_unwrap("1.2.840.113549.1.12.10.1.3");
-    /// PKCS#9 `x509Certificate` (certificate type inside a `certBag`).
-    pub const X509_CERTIFICATE: Oid = Oid::new_unwrap("1.2.840.113549.1.9.22.1");
-    /// PKCS#9 `friendlyName`.
-    pub const FRIENDLY_NAME: Oid = Oid::new_unwrap("1.2.840.113549.1.9.20");
-    /// PKCS#9 `localKeyId`.
-    pub const LOCAL_KEY_ID: Oid = Oid::new_unwrap("1.2.840.113549.1.9.21");
-    /// PKCS#5 `PBES2`.
-    pub const PBES2: Oid = Oid::new_unwrap("1.2.840.113549.1.5.13");
-    /// PKCS#5 `PBKDF2`.
-    pub const PBKDF2: Oid = Oid::new_unwrap("1.2.840.113549.1.5.12");
-    /// `hmacWithSHA256`.
-    pub const HMAC_WITH_SHA256: Oid = Oid::new_unwrap("1.2.840.113549.2.9");
-    /// `aes256-CBC`.
-    pub const AES_256_CBC: Oid = Oid::new_unwrap("2.16.840.1.101.3.4.1.42");
-    /// `id-sha256`.
-    pub const SHA256: Oid = Oid::new_unwrap("2.16.840.1.101.3.4.2.1");
-    /// `rsaEncryption`.
-    pub const RSA_ENCRYPTION: Oid = Oid::new_unwrap("1.2.840.113549.1.1.1");
-    /// `id-ecPublicKey`.
-    pub const EC_PUBLIC_KEY: Oid = Oid::new_unwrap("1.2.840.10045.2.1");
-    /// `prime256v1` (P-256).
-    pub const P256: Oid = Oid::new_unwrap("1.2.840.10045.3.1.7");
-    /// `secp384r1` (P-384).
-    pub const P384: Oid = Oid::new_unwrap("1.3.132.0.34");
-    /// `secp521r1` (P-521).
-    pub const P521: Oid = Oid::new_unwrap("1.3.132.0.35");
-    /// `id-Ed25519`.
-    pub const ED25519: Oid = Oid::new_unwrap("1.3.101.112");
-}
-
-/// `PFX` (RFC 7292 section 4).
-#[derive(Clone, Debug, Sequence)]
-struct Pfx {
-    version: u8,
-    auth_safe: ContentInfo,
-    mac_data: MacData,
-}
-
-/// PKCS#7 `ContentInfo`, with the content kept as an opaque value.
-#[derive(Clone, Debug, Sequence)]
-struct ContentInfo {
-    content_type: ObjectIdentifier,
-    #[asn1(context_specific = "0", tag_mode = "EXPLICIT")]
-    content: Any,
-}
-
-/// `MacData` (RFC 7292 section 4). `iterations` has DEFAULT 1 in the
-/// module, so it may only be written because it is never 1 here.
-#[derive(Clone, Debug, Sequence)]
-struct MacData {
-    mac: DigestInfo,
-    mac_salt: OctetString,
-    iterations: u32,
-}
-
-/// `DigestInfo` (PKCS#1).
-#[derive(Clone, Debug, Sequence)]
-struct DigestInfo {
-    digest_algorithm: AlgorithmIdentifierOwned,
-    digest: OctetString,
-}
-
-/// `SafeBag` (RFC 7292 section 4.2).
-#[derive(Clone, Debug, Sequence)]
-struct SafeBag {
-    bag_id: ObjectIdentifier,
-    #[asn1(context_specific = "0", tag_mode = "EXPLICIT")]
-    bag_value: Any,
-    #[asn1(optional = "true")]
-    bag_attributes: Option<SetOfVec<Attribute>>,
-}
-
-/// `CertBag` (RFC 7292 section 4.2.3).
-#[derive(Clone, Debug, Sequence)]
-struct CertBag {
-    cert_id: ObjectIdentifier,
-    #[asn1(context_specific = "0", tag_mode = "EXPLICIT")]
-    cert_value: OctetString,
-}
-
-/// `EncryptedPrivateKeyInfo` (RFC 5958 section 3).
-#[derive(Clone, Debug, Sequence)]
-struct EncryptedPrivateKeyInfo {
-    encryption_algorithm: AlgorithmIdentifierOwned,
-    encrypted_data: OctetString,
-}
-
-/// PKCS#7 `EncryptedData`.
-#[derive(Clone, Debug, Sequence)]
-struct EncryptedData {
-    version: u8,
-    encrypted_content_info: EncryptedContentInfo,
-}
-
-/// PKCS#7 `EncryptedContentInfo`.
-#[derive(Clone, Debug, Sequence)]
-struct EncryptedContentInfo {
-    content_type: ObjectIdentifier,
-    content_encryption_algorithm: AlgorithmIdentifierOwned,
-    #[asn1(context_specific = "0", tag_mode = "IMPLICIT", optional = "true")]
-    encrypted_content: Option<OctetString>,
-}
-
-/// `PBES2-params` (RFC 8018 appendix A.4).
-#[derive(Clone, Debug, Sequence)]
-struct Pbes2Params {
-    key_derivation_func: AlgorithmIdentifierOwned,
-    encryption_scheme: AlgorithmIdentifierOwned,
-}
-
-/// `PBKDF2-params` (RFC 8018 appendix A.2) as written here: the salt is
-/// always given inline, `keyLength` is left out (AES-256 fixes it) and the
-/// PRF is always spelled out because it is not the SHA-1 default.
-#[derive(Clone, Debug, Sequence)]
-struct Pbkdf2Params {
-    salt: OctetString,
-    iteration_count: u32,
-    prf: AlgorithmIdentifierOwned,
-}
+use asn1::{
+    oid, CertBag, ContentInfo, DigestInfo, EncryptedContentInfo, EncryptedData,
+    EncryptedPrivateKeyInfo, MacData, Pbes2Params, Pbkdf2Params, Pfx, SafeBag,
+};
 
 /// Why a PKCS#12 file could not be built.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -758,6 +636,45 @@ pub fn pkcs12(
     if name_chars > PKCS12_MAX_FRIENDLY_NAME_CHARS {
         return Err(Pkcs12Error::FriendlyNameTooLong(name_chars));
     }
+    check_certificates(cert_der, chain_der, key_pkcs8_der)?;
+
+    let local_key_id = digest::digest(&digest::SHA1_FOR_LEGACY_USE_ONLY, cert_der);
+    let attributes = bag_attributes(friendly_name, local_key_id.as_ref())?;
+    let auth_safe = vec![
+        ContentInfo {
+            content_type: oid::ENCRYPTED_DATA,
+            content: Any::encode_from(&encrypted_certificates(
+                password,
+                cert_der,
+                chain_der,
+                attributes.clone(),
+            )?)?,
+        },
+        ContentInfo {
+            content_type: oid::DATA,
+            content: Any::encode_from(&key_contents(password, key_pkcs8_der, attributes)?)?,
+        },
+    ];
+    let auth_safe_der = auth_safe.to_der()?;
+    let mac_data = mac_data(&password_bmp, &auth_safe_der)?;
+    let pfx = Pfx {
+        version: 3,
+        auth_safe: ContentInfo {
+            content_type: oid::DATA,
+            content: Any::encode_from(&OctetString::new(auth_safe_der)?)?,
+        },
+        mac_data,
+    };
+    Ok(pfx.to_der()?)
+}
+
+/// The leaf and every chain certificate parse as X.509, and the key is the
+/// leaf's.
+fn check_certificates(
+    cert_der: &[u8],
+    chain_der: &[Vec<u8>],
+    key_pkcs8_der: &[u8],
+) -> Result<(), Pkcs12Error> {
     let cert =
         Certificate::from_der(cert_der).map_err(|e| Pkcs12Error::BadCertificate(e.to_string()))?;
     for (index, der) in chain_der.iter().enumerate() {
@@ -766,30 +683,40 @@ pub fn pkcs12(
             reason: e.to_string(),
         })?;
     }
-    check_key_matches(&cert, key_pkcs8_der)?;
+    check_key_matches(&cert, key_pkcs8_der)
+}
 
-    let local_key_id = digest::digest(&digest::SHA1_FOR_LEGACY_USE_ONLY, cert_der);
-
-    // Certificates: leaf (with attributes) then chain, PBES2-encrypted.
+/// The certificates: the leaf (with `attributes`) then the chain, in one
+/// PBES2-encrypted `EncryptedData`.
+fn encrypted_certificates(
+    password: &str,
+    cert_der: &[u8],
+    chain_der: &[Vec<u8>],
+    attributes: SetOfVec<Attribute>,
+) -> Result<EncryptedData, Pkcs12Error> {
     let mut cert_bags = Vec::with_capacity(1 + chain_der.len());
-    cert_bags.push(cert_bag(
-        cert_der,
-        Some(bag_attributes(friendly_name, local_key_id.as_ref())?),
-    )?);
+    cert_bags.push(cert_bag(cert_der, Some(attributes))?);
     for der in chain_der {
         cert_bags.push(cert_bag(der, None)?);
     }
     let (cert_alg, cert_ciphertext) = pbes2_encrypt(password, &cert_bags.to_der()?)?;
-    let encrypted_certs = EncryptedData {
+    Ok(EncryptedData {
         version: 0,
         encrypted_content_info: EncryptedContentInfo {
             content_type: oid::DATA,
             content_encryption_algorithm: cert_alg,
             encrypted_content: Some(OctetString::new(cert_ciphertext)?),
         },
-    };
+    })
+}
 
-    // Key: one shrouded key bag in a plain Data content.
+/// The key: one PBES2-shrouded key bag (with `attributes`), as the
+/// contents of a plain `Data`.
+fn key_contents(
+    password: &str,
+    key_pkcs8_der: &[u8],
+    attributes: SetOfVec<Attribute>,
+) -> Result<OctetString, Pkcs12Error> {
     let (key_alg, key_ciphertext) = pbes2_encrypt(password, key_pkcs8_der)?;
     let shrouded = EncryptedPrivateKeyInfo {
         encryption_algorithm: key_alg,
@@ -798,50 +725,34 @@ pub fn pkcs12(
     let key_bags = vec![SafeBag {
         bag_id: oid::SHROUDED_KEY_BAG,
         bag_value: Any::encode_from(&shrouded)?,
-        bag_attributes: Some(bag_attributes(friendly_name, local_key_id.as_ref())?),
+        bag_attributes: Some(attributes),
     }];
+    Ok(OctetString::new(key_bags.to_der()?)?)
+}
 
-    let auth_safe = vec![
-        ContentInfo {
-            content_type: oid::ENCRYPTED_DATA,
-            content: Any::encode_from(&encrypted_certs)?,
-        },
-        ContentInfo {
-            content_type: oid::DATA,
-            content: Any::encode_from(&OctetString::new(key_bags.to_der()?)?)?,
-        },
-    ];
-    let auth_safe_der = auth_safe.to_der()?;
-
+/// `MacData`: HMAC-SHA-256 over the authenticated safe, keyed by the
+/// RFC 7292 appendix B derivation (ID 3) from a random salt.
+fn mac_data(password_bmp: &[u8], auth_safe_der: &[u8]) -> Result<MacData, Pkcs12Error> {
     let mut mac_salt = [0u8; SALT_LEN];
     rand::fill(&mut mac_salt).map_err(|_| Pkcs12Error::Crypto("random salt generation"))?;
     let mut mac_key = pkcs12_kdf(
         &digest::SHA256,
         3,
-        &password_bmp,
+        password_bmp,
         &mac_salt,
         PKCS12_ITERATIONS,
         digest::SHA256.output_len(),
     );
-    let tag = hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, &mac_key), &auth_safe_der);
+    let tag = hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, &mac_key), auth_safe_der);
     mac_key.fill(0);
-
-    let pfx = Pfx {
-        version: 3,
-        auth_safe: ContentInfo {
-            content_type: oid::DATA,
-            content: Any::encode_from(&OctetString::new(auth_safe_der)?)?,
+    Ok(MacData {
+        mac: DigestInfo {
+            digest_algorithm: alg_with_null(oid::SHA256)?,
+            digest: OctetString::new(tag.as_ref().to_vec())?,
         },
-        mac_data: MacData {
-            mac: DigestInfo {
-                digest_algorithm: alg_with_null(oid::SHA256)?,
-                digest: OctetString::new(tag.as_ref().to_vec())?,
-            },
-            mac_salt: OctetString::new(mac_salt.to_vec())?,
-            iterations: PKCS12_ITERATIONS,
-        },
-    };
-    Ok(pfx.to_der()?)
+        mac_salt: OctetString::new(mac_salt.to_vec())?,
+        iterations: PKCS12_ITERATIONS,
+    })
 }
 
 /// For tests: what the `zip` crate's reader finds in an archive, per entry

@@ -163,7 +163,7 @@ async fn authorizations_expire_early_when_asked() {
         .await
         .json();
     let expires = crate::clock::parse_rfc3339(authz["expires"].as_str().unwrap()).unwrap();
-    let now = h.server.app.ra.clock.now();
+    let now = h.server.app.ra.clock_for_tests().now();
     assert!(
         expires <= now + 30 && expires > now,
         "expires {expires}, now {now}"

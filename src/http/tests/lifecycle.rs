@@ -269,7 +269,7 @@ async fn profiles_shape_the_certificate() {
         &h,
         &c,
         json!({"identifiers": dns_ids(&["p.example.com"]), "profile": "shortlived",
-               "notAfter": crate::clock::rfc3339(h.server.app.ra.clock.now() + 8 * 86400)}),
+               "notAfter": crate::clock::rfc3339(h.server.app.ra.clock_for_tests().now() + 8 * 86400)}),
     )
     .await;
     assert_eq!(r.problem(), "malformed");
@@ -543,7 +543,7 @@ async fn renewal_info_and_replaces() {
     let r = h.get(&format!("/acme/renewal-info/{id}")).await;
     let w = &r.json()["suggestedWindow"];
     let end = crate::clock::parse_rfc3339(w["end"].as_str().unwrap()).unwrap();
-    assert!(end < h.server.app.ra.clock.now());
+    assert!(end < h.server.app.ra.clock_for_tests().now());
 }
 
 #[tokio::test]
@@ -671,7 +671,8 @@ fn der_seq(content: &[u8]) -> Vec<u8> {
 fn ocsp_request(h: &Harness, der: &[u8]) -> (Vec<u8>, Vec<u8>) {
     let cert = Certificate::from_der(der).unwrap();
     let hashes =
-        ocsp::IssuerHashes::from_issuer_cert(h.server.app.ra.ca.intermediate_der()).unwrap();
+        ocsp::IssuerHashes::from_issuer_cert(h.server.app.ra.ca_for_tests().intermediate_der())
+            .unwrap();
     let id = hashes
         .cert_id(
             ocsp::HashAlg::Sha1,
@@ -790,7 +791,8 @@ async fn revocation_shows_at_once_in_ocsp_and_the_next_crl() {
     // A serial this CA never issued is unknown; garbage is malformedRequest;
     // the wrong content type is refused.
     let hashes =
-        ocsp::IssuerHashes::from_issuer_cert(h.server.app.ra.ca.intermediate_der()).unwrap();
+        ocsp::IssuerHashes::from_issuer_cert(h.server.app.ra.ca_for_tests().intermediate_der())
+            .unwrap();
     let id = hashes.cert_id(ocsp::HashAlg::Sha256, &[0x42; 16]).unwrap();
     let r = ocsp_post(&h, der_seq(&der_seq(&der_seq(&der_seq(id.der()))))).await;
     assert_eq!(ocsp_status(&r.body, id.der()), 0x82, "unknown");
@@ -816,7 +818,7 @@ async fn revocation_shows_at_once_in_ocsp_and_the_next_crl() {
             .unwrap(),
     )
     .await;
-    assert_eq!(r.body, h.server.app.ra.ca.intermediate_der());
+    assert_eq!(r.body, h.server.app.ra.ca_for_tests().intermediate_der());
 }
 
 /// Splits a PEM chain into DER certificates.
@@ -870,7 +872,7 @@ async fn alternate_chains_are_linked_from_the_certificate() {
             format!("<{cert_url}/alt/2>;rel=\"alternate\""),
         ]
     );
-    let chains = h.server.app.ra.ca.chains();
+    let chains = h.server.app.ra.ca_for_tests().chains();
     let default = pem_chain(std::str::from_utf8(&r.body).unwrap());
     assert_eq!(default.len(), 3, "leaf and two intermediates");
     assert_eq!(&default[1..], chains[0].intermediates_der());
@@ -906,7 +908,7 @@ async fn a_delegated_responder_signs_ocsp_answers() {
     assert_eq!(ocsp_status(&r.body, &cert_id), 0x80, "good");
     // The response carries the responder's certificate: issued by the
     // intermediate, for OCSP signing only.
-    let ca = &h.server.app.ra.ca;
+    let ca = &h.server.app.ra.ca_for_tests();
     let intermediate = Certificate::from_der(ca.intermediate_der()).unwrap();
     let responder = (0..r.body.len())
         .filter(|&i| r.body[i] == 0x30)
@@ -981,7 +983,7 @@ async fn requested_validity_stays_within_the_profile() {
     let h = harness().await;
     let mut c = Client::new();
     h.register(&mut c).await;
-    let now = h.server.app.ra.clock.now();
+    let now = h.server.app.ra.clock_for_tests().now();
     let t = crate::clock::rfc3339;
     // No backdating on request.
     let r = new_order(

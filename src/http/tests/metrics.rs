@@ -325,7 +325,7 @@ async fn health_and_ready() {
     let monitor = Arc::new(Monitor::new(
         metrics.clone(),
         store,
-        h.server.app.ra.ca.clone(),
+        h.server.app.ra.ca_for_tests().clone(),
         Arc::new(SystemClock),
     ));
     let router = monitor::router(monitor);

@@ -108,7 +108,7 @@ async fn orders_without_a_profile_get_a_random_one() {
 #[tokio::test]
 async fn management_roots_keys_and_certificate_status() {
     let h = harness_with(|c| c.ca.alternate_roots = 1).await;
-    let ca = h.server.app.ra.ca.clone();
+    let ca = h.server.app.ra.ca_for_tests().clone();
     let r = management(&h, mget("/roots/0")).await;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(

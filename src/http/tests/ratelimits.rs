@@ -208,7 +208,7 @@ async fn failed_validations_per_account_and_hostname() {
         .server
         .app
         .ra
-        .store
+        .store_for_tests()
         .authz_by_id(&id)
         .await
         .unwrap()

@@ -387,7 +387,7 @@ pub async fn detail(
         ),
         None => "<span class=\"badge valid\">good</span>".to_owned(),
     };
-    let ocsp = match s.app.ra.urls.ocsp.as_deref() {
+    let ocsp = match s.ra.ocsp_url() {
         Some(u) => format!("{ocsp} from <code>{}</code>", esc(u)),
         None => "none: this CA runs no OCSP responder (no status listener)".to_owned(),
     };
@@ -523,7 +523,7 @@ pub async fn detail(
     }
     b.push_str("</section>");
     // PEM and chain.
-    let chain = &s.app.ra.ca.chains()[0];
+    let chain = s.ra.default_chain();
     let _ = write!(
         b,
         "<section aria-labelledby=\"pem\"><h2 id=\"pem\">Certificate (PEM)</h2><pre id=\"cert-pem\">{}</pre>\

@@ -120,7 +120,7 @@ async fn render(s: &Service, signed: &Signed) -> crate::error::Result<String> {
     // Issued per day: the list is newest first, so stop at the first one
     // issued before the window. Issuance time is notBefore plus the
     // backdate every certificate of this CA gets.
-    let backdate = i64::try_from(s.app.ra.settings.backdate.as_secs()).unwrap_or(0);
+    let backdate = i64::try_from(s.ra.backdate().as_secs()).unwrap_or(0);
     let start = (now - (DAYS as i64 - 1) * DAY).div_euclid(DAY) * DAY;
     let mut issued = Vec::new();
     let partial_issued = scan(s, signed, CertFilter::default(), |c| {
