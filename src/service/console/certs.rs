@@ -6,19 +6,18 @@ use std::fmt::Write as _;
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use axum::extract::rejection::{FormRejection, QueryRejection};
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use axum::Form;
 use der::Decode;
 use serde::Deserialize;
 
 use super::html::{self, esc, query_value, Flash};
 use super::session::PendingDownload;
-use super::Signed;
+use super::{Posted, Signed};
 use crate::clock::rfc3339;
-use crate::service::types::{CertFilter, Role};
+use crate::service::types::{CertFilter, CertRow, Role, ServiceCert};
 use crate::service::{cert_status, normalize_serial, reason_name, Format, Service};
 
 /// Certificates a list page shows.
@@ -71,22 +70,31 @@ fn parse_date(s: &str) -> Option<i64> {
     }
 }
 
-pub async fn list(
-    State(s): State<Arc<Service>>,
-    signed: Signed,
-    query: Result<Query<ListQuery>, QueryRejection>,
-) -> Response {
-    // Each problem with the query, by the field it is about ("query" for
-    // the query as a whole).
-    let mut errors: Vec<(&str, String)> = Vec::new();
-    let q = match query {
-        Ok(Query(q)) => q,
-        Err(e) => {
-            errors.push(("query", e.body_text()));
-            ListQuery::default()
-        }
-    };
-    let bounded = |name: &'static str, v: &str, errors: &mut Vec<(&str, String)>| {
+/// Each problem with a list query, by the field it is about ("query" for
+/// the query as a whole).
+type Problems = Vec<(&'static str, String)>;
+
+/// The problem with field `name`, if any.
+fn problem_of<'a>(problems: &'a Problems, name: &str) -> Option<&'a str> {
+    problems
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, m)| m.as_str())
+}
+
+/// The list query as typed (shown again in the form), and each problem
+/// with it.
+fn read_query(query: Result<Query<ListQuery>, QueryRejection>) -> (ListQuery, Problems) {
+    match query {
+        Ok(Query(q)) => (q, Vec::new()),
+        Err(e) => (ListQuery::default(), vec![("query", e.body_text())]),
+    }
+}
+
+/// The search a list query asks for, on page `page` (offset and limit
+/// set); each field that does not read is added to `errors`.
+fn filter_of(q: &ListQuery, page: u32, errors: &mut Problems) -> CertFilter {
+    let bounded = |name: &'static str, v: &str, errors: &mut Problems| {
         if v.len() > 128 {
             errors.push((name, "at most 128 characters".into()));
             None
@@ -94,8 +102,8 @@ pub async fn list(
             (!v.is_empty()).then(|| v.to_owned())
         }
     };
-    let entity = bounded("entity", q.entity.trim(), &mut errors);
-    let common_name = bounded("common_name", q.common_name.trim(), &mut errors);
+    let entity = bounded("entity", q.entity.trim(), errors);
+    let common_name = bounded("common_name", q.common_name.trim(), errors);
     let serial = match q.serial.trim() {
         "" => None,
         v => match normalize_serial(v) {
@@ -127,13 +135,21 @@ pub async fn list(
             }
         },
     };
-    let page = q.page.unwrap_or(1).clamp(1, 100_000);
-    let err_of = |name: &str| {
-        errors
-            .iter()
-            .find(|(n, _)| *n == name)
-            .map(|(_, m)| m.as_str())
-    };
+    CertFilter {
+        entity_id: entity,
+        status,
+        common_name,
+        serial,
+        expiring_before,
+        requester: None,
+        offset: (page - 1).saturating_mul(PAGE),
+        limit: PAGE,
+    }
+}
+
+/// The search form, filled in as typed, each problem next to its field.
+fn filters_form(q: &ListQuery, errors: &Problems) -> String {
+    let err_of = |name: &str| problem_of(errors, name);
     let text_input = |id: &str, label: &str, value: &str| {
         format!(
             "<p><label for=\"{id}\">{label}</label><input type=\"text\" id=\"{id}\" name=\"{id}\" \
@@ -176,24 +192,11 @@ pub async fn list(
     if let Some(e) = err_of("query") {
         let _ = write!(body, "<p class=\"flash err\" role=\"alert\">{}</p>", esc(e));
     }
-    if !errors.is_empty() {
-        return signed.page(StatusCode::BAD_REQUEST, "Certificates", &body);
-    }
-    let filter = CertFilter {
-        entity_id: entity,
-        status,
-        common_name,
-        serial,
-        expiring_before,
-        requester: None,
-        offset: (page - 1).saturating_mul(PAGE),
-        limit: PAGE,
-    };
-    let (rows, total) = match s.certificates(signed.caller(), filter).await {
-        Ok(r) => r,
-        Err(e) => return signed.error_page(&e),
-    };
-    let now = s.clock.now();
+    body
+}
+
+/// The table of one page of certificates: rows `first`.. of `total`.
+fn cert_table(rows: &[CertRow], first: u64, total: u64, now: i64) -> String {
     let table_rows: Vec<Vec<String>> = rows
         .iter()
         .map(|c| {
@@ -219,9 +222,8 @@ pub async fn list(
             ]
         })
         .collect();
-    let first = u64::from((page - 1) * PAGE) + 1;
-    let last = u64::from((page - 1) * PAGE) + rows.len() as u64;
-    body.push_str(&html::table(
+    let last = first - 1 + rows.len() as u64;
+    html::table(
         &if rows.is_empty() {
             format!("No certificates on this page ({total} match)")
         } else {
@@ -236,8 +238,12 @@ pub async fn list(
             "Expires",
         ],
         &table_rows,
-    ));
-    // Page links keep the filters.
+    )
+}
+
+/// Links to the previous and next pages, keeping the filters; `last` is
+/// the number of the last certificate shown.
+fn cert_pager(q: &ListQuery, page: u32, last: u64, total: u64) -> String {
     let keep = format!(
         "entity={}&common_name={}&serial={}&status={}&expiring_before={}",
         query_value(&q.entity),
@@ -246,7 +252,7 @@ pub async fn list(
         query_value(&q.status),
         query_value(&q.expiring_before)
     );
-    body.push_str("<nav aria-label=\"Pages\" class=\"pages\">");
+    let mut body = String::from("<nav aria-label=\"Pages\" class=\"pages\">");
     if page > 1 {
         let _ = write!(
             body,
@@ -264,6 +270,30 @@ pub async fn list(
         );
     }
     body.push_str("</nav>");
+    body
+}
+
+pub async fn list(
+    State(s): State<Arc<Service>>,
+    signed: Signed,
+    query: Result<Query<ListQuery>, QueryRejection>,
+) -> Response {
+    let (q, mut errors) = read_query(query);
+    let page = q.page.unwrap_or(1).clamp(1, 100_000);
+    let filter = filter_of(&q, page, &mut errors);
+    let mut body = filters_form(&q, &errors);
+    if !errors.is_empty() {
+        return signed.page(StatusCode::BAD_REQUEST, "Certificates", &body);
+    }
+    let (rows, total) = match s.certificates(signed.caller(), filter).await {
+        Ok(r) => r,
+        Err(e) => return signed.error_page(&e),
+    };
+    let first = u64::from((page - 1) * PAGE) + 1;
+    let last = u64::from((page - 1) * PAGE) + rows.len() as u64;
+    body.push_str(&cert_table(&rows, first, total, s.clock.now()));
+    // Page links keep the filters.
+    body.push_str(&cert_pager(&q, page, last, total));
     signed.page(StatusCode::OK, "Certificates", &body)
 }
 
@@ -317,51 +347,76 @@ fn pem(der_bytes: &[u8]) -> String {
     der::pem::encode_string("CERTIFICATE", der::pem::LineEnding::LF, der_bytes).unwrap_or_default()
 }
 
-pub async fn detail(
-    State(s): State<Arc<Service>>,
-    signed: Signed,
-    Path(serial): Path<String>,
-) -> Response {
-    let c = match s.certificate(signed.caller(), &serial).await {
-        Ok(c) => c,
-        Err(e) => return signed.error_page(&e),
+/// `<dt>term</dt><dd>value</dd>`: `value` is HTML already.
+fn dd(b: &mut String, term: &str, value: String) {
+    let _ = write!(b, "<dt>{}</dt><dd>{value}</dd>", esc(term));
+}
+
+/// A list of names, or a dash when there is none.
+fn names_or_dash(names: &[String]) -> String {
+    if names.is_empty() {
+        "—".to_owned()
+    } else {
+        names.join(", ")
+    }
+}
+
+/// What this CA's OCSP responder answers for `c` (revoked, else good,
+/// expired or not): it reads the same certificate row. Without a status
+/// listener there is no responder to speak for.
+fn ocsp_fact(s: &Service, c: &CertRow) -> String {
+    let ocsp = match &c.revoked {
+        Some(r) => format!(
+            "<span class=\"badge revoked\">revoked</span> at {} ({})",
+            esc(&rfc3339(r.at)),
+            reason_name(r.reason.code())
+        ),
+        None => "<span class=\"badge valid\">good</span>".to_owned(),
     };
-    let now = s.clock.now();
-    let status = cert_status(&c, now);
-    let parsed = parse(&c.der);
-    let role = signed.caller().role;
-    let mut b = String::new();
-    let dd = |b: &mut String, term: &str, value: String| {
-        let _ = write!(b, "<dt>{}</dt><dd>{value}</dd>", esc(term));
-    };
-    b.push_str("<section aria-labelledby=\"about\"><h2 id=\"about\">About</h2><dl>");
+    match s.app.ra.urls.ocsp.as_deref() {
+        Some(u) => format!("{ocsp} from <code>{}</code>", esc(u)),
+        None => "none: this CA runs no OCSP responder (no status listener)".to_owned(),
+    }
+}
+
+/// The facts of the service's record of a certificate it issued.
+fn service_facts(b: &mut String, m: &ServiceCert) {
+    dd(b, "Entity", esc(&m.entity_id));
+    dd(b, "Profile", esc(&m.profile));
+    dd(b, "Requester", esc(&m.requester));
+    dd(
+        b,
+        "Auto-renew",
+        if m.auto_renew { "yes" } else { "no" }.to_owned(),
+    );
+    dd(
+        b,
+        "Key archived",
+        if m.key_sealed.is_some() { "yes" } else { "no" }.to_owned(),
+    );
+    if let Some(next) = &m.renewed_to {
+        dd(
+            b,
+            "Renewed by",
+            format!("<a href=\"/ui/certs/{0}\"><code>{0}</code></a>", esc(next)),
+        );
+    }
+}
+
+/// The "About" section: what the certificate says and where it stands.
+fn about_section(s: &Service, c: &CertRow, now: i64) -> String {
+    let mut b = String::from("<section aria-labelledby=\"about\"><h2 id=\"about\">About</h2><dl>");
     dd(&mut b, "Serial", format!("<code>{}</code>", esc(&c.serial)));
-    dd(&mut b, "Status", badge(status));
+    dd(&mut b, "Status", badge(cert_status(c, now)));
     dd(
         &mut b,
         "Common name",
         esc(c.common_name.as_deref().unwrap_or("—")),
     );
-    if let Some(p) = &parsed {
+    if let Some(p) = parse(&c.der) {
         dd(&mut b, "Subject", esc(&p.subject));
-        dd(
-            &mut b,
-            "DNS names",
-            esc(&if p.dns.is_empty() {
-                "—".to_owned()
-            } else {
-                p.dns.join(", ")
-            }),
-        );
-        dd(
-            &mut b,
-            "IP addresses",
-            esc(&if p.ips.is_empty() {
-                "—".to_owned()
-            } else {
-                p.ips.join(", ")
-            }),
-        );
+        dd(&mut b, "DNS names", esc(&names_or_dash(&p.dns)));
+        dd(&mut b, "IP addresses", esc(&names_or_dash(&p.ips)));
         dd(&mut b, "Issuer", esc(&p.issuer));
     }
     dd(&mut b, "Not before", esc(&rfc3339(c.not_before)));
@@ -376,52 +431,31 @@ pub async fn detail(
         }
         .to_owned(),
     );
-    // What this CA's OCSP responder answers (revoked, else good, expired
-    // or not): it reads the same certificate row. Without a status
-    // listener there is no responder to speak for.
-    let ocsp = match &c.revoked {
-        Some(r) => format!(
-            "<span class=\"badge revoked\">revoked</span> at {} ({})",
-            esc(&rfc3339(r.at)),
-            reason_name(r.reason.code())
-        ),
-        None => "<span class=\"badge valid\">good</span>".to_owned(),
-    };
-    let ocsp = match s.app.ra.urls.ocsp.as_deref() {
-        Some(u) => format!("{ocsp} from <code>{}</code>", esc(u)),
-        None => "none: this CA runs no OCSP responder (no status listener)".to_owned(),
-    };
-    dd(&mut b, "OCSP status", ocsp);
+    dd(&mut b, "OCSP status", ocsp_fact(s, c));
     if let Some(m) = &c.service {
-        dd(&mut b, "Entity", esc(&m.entity_id));
-        dd(&mut b, "Profile", esc(&m.profile));
-        dd(&mut b, "Requester", esc(&m.requester));
-        dd(
-            &mut b,
-            "Auto-renew",
-            if m.auto_renew { "yes" } else { "no" }.to_owned(),
-        );
-        dd(
-            &mut b,
-            "Key archived",
-            if m.key_sealed.is_some() { "yes" } else { "no" }.to_owned(),
-        );
-        if let Some(next) = &m.renewed_to {
-            dd(
-                &mut b,
-                "Renewed by",
-                format!("<a href=\"/ui/certs/{0}\"><code>{0}</code></a>", esc(next)),
-            );
-        }
+        service_facts(&mut b, m);
     }
     b.push_str("</dl></section>");
-    let csrf = html::csrf_field(&signed.session.csrf);
-    let action = |what: &str| format!("/ui/certs/{}/{what}", esc(&c.serial));
-    b.push_str("<section aria-labelledby=\"actions\"><h2 id=\"actions\">Actions</h2>");
-    let mut any = false;
-    // Download: request a token, then use it.
-    if matches!(role, Role::Admin | Role::Requester) {
-        any = true;
+    b
+}
+
+/// What the actions' forms share: the session's CSRF field and the
+/// certificate they act on.
+struct Actions<'a> {
+    csrf: String,
+    serial: &'a str,
+}
+
+impl Actions<'_> {
+    /// The URL of action `what` on the certificate.
+    fn url(&self, what: &str) -> String {
+        format!("/ui/certs/{}/{what}", esc(self.serial))
+    }
+
+    /// Download: request a token, then (once one is ready in this session)
+    /// use it.
+    fn download(&self, b: &mut String, signed: &Signed) {
+        let csrf = &self.csrf;
         let _ = write!(
             b,
             "<form method=\"post\" action=\"{}\" class=\"card\">{csrf}\
@@ -433,13 +467,13 @@ pub async fn detail(
              <p><label for=\"p12-password\">PKCS#12 password</label>\
              <input type=\"password\" id=\"p12-password\" name=\"password\" maxlength=\"128\" autocomplete=\"new-password\"></p>\
              </fieldset><p><button type=\"submit\" id=\"request-download\">Request download</button></p></form>",
-            action("download-token")
+            self.url("download-token")
         );
         if let Some(d) = signed
             .session
             .downloads
             .iter()
-            .find(|d| d.serial == c.serial)
+            .find(|d| d.serial == self.serial)
         {
             let what = match (d.format, d.recovery) {
                 (Format::Pkcs12, _) => "PKCS#12 file",
@@ -451,35 +485,22 @@ pub async fn detail(
                 "<form method=\"post\" action=\"{}\" class=\"card ready\">{csrf}\
                  <p role=\"status\">A {what} download is ready until {}.</p>\
                  <p><button type=\"submit\" id=\"download\">Download certificate</button></p></form>",
-                action("download"),
+                self.url("download"),
                 esc(&rfc3339(d.expires))
             );
         }
     }
-    // Renew: service certificates, inside the profile's window.
-    if let (Some(m), true) = (&c.service, matches!(role, Role::Admin | Role::Requester)) {
-        any = true;
-        let opens = s
-            .profile(&m.profile)
-            .ok()
-            .map(|p| c.not_after - i64::try_from(p.renew_before.as_secs()).unwrap_or(i64::MAX));
-        let why_not = if c.revoked.is_some() {
-            Some("A revoked certificate cannot be renewed.".to_owned())
-        } else if let Some(next) = &m.renewed_to {
-            Some(format!("Already renewed by {next}."))
-        } else {
-            match opens {
-                Some(o) if now < o => Some(format!("The renewal window opens at {}.", rfc3339(o))),
-                None => Some(format!("The profile {} no longer exists.", m.profile)),
-                _ => None,
-            }
-        };
+
+    /// Renew (inside the profile's window, shown disabled with the reason
+    /// outside it), and key recovery when the key is archived.
+    fn renew(&self, b: &mut String, s: &Service, c: &CertRow, m: &ServiceCert, now: i64) {
+        let csrf = &self.csrf;
         let _ = write!(
             b,
             "<form method=\"post\" action=\"{}\" class=\"card\">{csrf}",
-            action("renew")
+            self.url("renew")
         );
-        match why_not {
+        match why_not_renew(s, c, m, now) {
             Some(w) => {
                 let _ = write!(
                     b,
@@ -498,18 +519,19 @@ pub async fn detail(
                  <button type=\"submit\" id=\"recover\">Request key recovery</button> \
                  <span class=\"hint\">after the download window, the key comes back once agents approve</span>\
                  </p></form>",
-                action("recovery")
+                self.url("recovery")
             );
         }
     }
-    // Revoke: agents and admins.
-    if matches!(role, Role::Admin | Role::Agent) && c.revoked.is_none() {
-        any = true;
+
+    /// Revoke, with an RFC 5280 reason.
+    fn revoke(&self, b: &mut String) {
         let _ = write!(
             b,
-            "<form method=\"post\" action=\"{}\" class=\"card danger\">{csrf}\
+            "<form method=\"post\" action=\"{}\" class=\"card danger\">{}\
              <p><label for=\"reason\">Revocation reason (RFC 5280)</label><select id=\"reason\" name=\"reason\">",
-            action("revoke")
+            self.url("revoke"),
+            self.csrf
         );
         for (v, label) in REASONS {
             let _ = write!(b, "<option value=\"{v}\">{label}</option>");
@@ -518,40 +540,97 @@ pub async fn detail(
             "</select></p><p><button type=\"submit\" id=\"revoke\">Revoke</button></p></form>",
         );
     }
+}
+
+/// Why a service certificate cannot be renewed now, if it cannot.
+fn why_not_renew(s: &Service, c: &CertRow, m: &ServiceCert, now: i64) -> Option<String> {
+    let opens = s
+        .profile(&m.profile)
+        .ok()
+        .map(|p| c.not_after - i64::try_from(p.renew_before.as_secs()).unwrap_or(i64::MAX));
+    if c.revoked.is_some() {
+        Some("A revoked certificate cannot be renewed.".to_owned())
+    } else if let Some(next) = &m.renewed_to {
+        Some(format!("Already renewed by {next}."))
+    } else {
+        match opens {
+            Some(o) if now < o => Some(format!("The renewal window opens at {}.", rfc3339(o))),
+            None => Some(format!("The profile {} no longer exists.", m.profile)),
+            _ => None,
+        }
+    }
+}
+
+/// The "Actions" section: the forms the caller's role may use.
+fn actions_section(s: &Service, signed: &Signed, c: &CertRow, now: i64) -> String {
+    let role = signed.caller().role;
+    let actions = Actions {
+        csrf: html::csrf_field(&signed.session.csrf),
+        serial: &c.serial,
+    };
+    let mut b =
+        String::from("<section aria-labelledby=\"actions\"><h2 id=\"actions\">Actions</h2>");
+    let mut any = false;
+    if matches!(role, Role::Admin | Role::Requester) {
+        any = true;
+        actions.download(&mut b, signed);
+    }
+    // Renew: service certificates, inside the profile's window.
+    if let (Some(m), true) = (&c.service, matches!(role, Role::Admin | Role::Requester)) {
+        any = true;
+        actions.renew(&mut b, s, c, m, now);
+    }
+    // Revoke: agents and admins.
+    if matches!(role, Role::Admin | Role::Agent) && c.revoked.is_none() {
+        any = true;
+        actions.revoke(&mut b);
+    }
     if !any {
         b.push_str("<p>Nothing your role may do here.</p>");
     }
     b.push_str("</section>");
-    // PEM and chain.
+    b
+}
+
+/// The certificate and its chain, PEM.
+fn pem_section(s: &Service, c: &CertRow) -> String {
     let chain = &s.app.ra.ca.chains()[0];
-    let _ = write!(
-        b,
+    format!(
         "<section aria-labelledby=\"pem\"><h2 id=\"pem\">Certificate (PEM)</h2><pre id=\"cert-pem\">{}</pre>\
          <h2>Chain</h2><p>Intermediates, then the root (the <code>ca.pem</code> of a download).</p>\
          <pre id=\"chain-pem\">{}{}</pre></section>",
         esc(&pem(&c.der)),
         esc(chain.intermediates_pem()),
         esc(chain.root_pem())
-    );
-    signed.page(StatusCode::OK, &format!("Certificate {}", c.serial), &b)
+    )
 }
 
-type FormResult = Result<Form<Vec<(String, String)>>, FormRejection>;
+pub async fn detail(
+    State(s): State<Arc<Service>>,
+    signed: Signed,
+    Path(serial): Path<String>,
+) -> Response {
+    let c = match s.certificate(signed.caller(), &serial).await {
+        Ok(c) => c,
+        Err(e) => return signed.error_page(&e),
+    };
+    let now = s.clock.now();
+    let mut b = about_section(&s, &c, now);
+    b.push_str(&actions_section(&s, &signed, &c, now));
+    b.push_str(&pem_section(&s, &c));
+    signed.page(StatusCode::OK, &format!("Certificate {}", c.serial), &b)
+}
 
 fn detail_url(serial: &str) -> String {
     format!("/ui/certs/{}", query_value(serial))
 }
 
-pub async fn download_token(
-    State(s): State<Arc<Service>>,
-    signed: Signed,
-    Path(serial): Path<String>,
-    form: FormResult,
-) -> Response {
-    let f = match signed.form(form) {
-        Ok(f) => f,
-        Err(r) => return *r,
-    };
+pub async fn download_token(State(s): State<Arc<Service>>, posted: Posted<String>) -> Response {
+    let Posted {
+        signed,
+        path: serial,
+        fields: f,
+    } = posted;
     let to = detail_url(&serial);
     let format = match f.text("format") {
         "" | "zip" => Format::Zip,
@@ -591,16 +670,9 @@ pub async fn download_token(
     }
 }
 
-pub async fn download(
-    State(s): State<Arc<Service>>,
-    signed: Signed,
-    Path(serial): Path<String>,
-    form: FormResult,
-) -> Response {
-    if let Err(r) = signed.form(form) {
-        return *r;
-    }
-    let serial = match normalize_serial(&serial) {
+pub async fn download(State(s): State<Arc<Service>>, posted: Posted<String>) -> Response {
+    let Posted { signed, path, .. } = posted;
+    let serial = match normalize_serial(&path) {
         Ok(n) => n,
         Err(e) => return signed.error_page(&e),
     };
@@ -620,15 +692,12 @@ pub async fn download(
     }
 }
 
-pub async fn renew(
-    State(s): State<Arc<Service>>,
-    signed: Signed,
-    Path(serial): Path<String>,
-    form: FormResult,
-) -> Response {
-    if let Err(r) = signed.form(form) {
-        return *r;
-    }
+pub async fn renew(State(s): State<Arc<Service>>, posted: Posted<String>) -> Response {
+    let Posted {
+        signed,
+        path: serial,
+        ..
+    } = posted;
     match s.renew(signed.caller(), &serial).await {
         Ok(old) => match old.service.as_ref().and_then(|m| m.renewed_to.clone()) {
             Some(new) => signed.redirect(
@@ -644,29 +713,24 @@ pub async fn renew(
     }
 }
 
-pub async fn revoke(
-    State(s): State<Arc<Service>>,
-    signed: Signed,
-    Path(serial): Path<String>,
-    form: FormResult,
-) -> Response {
-    let f = match signed.form(form) {
-        Ok(f) => f,
-        Err(r) => return *r,
-    };
-    let r = s.revoke(signed.caller(), &serial, f.text("reason")).await;
+pub async fn revoke(State(s): State<Arc<Service>>, posted: Posted<String>) -> Response {
+    let Posted {
+        signed,
+        path: serial,
+        fields,
+    } = posted;
+    let r = s
+        .revoke(signed.caller(), &serial, fields.text("reason"))
+        .await;
     signed.outcome(&detail_url(&serial), &r, "Revoked.")
 }
 
-pub async fn recover(
-    State(s): State<Arc<Service>>,
-    signed: Signed,
-    Path(serial): Path<String>,
-    form: FormResult,
-) -> Response {
-    if let Err(r) = signed.form(form) {
-        return *r;
-    }
+pub async fn recover(State(s): State<Arc<Service>>, posted: Posted<String>) -> Response {
+    let Posted {
+        signed,
+        path: serial,
+        ..
+    } = posted;
     match s.recover(signed.caller(), &serial).await {
         Ok(r) => signed.redirect(
             "/ui/recoveries",
