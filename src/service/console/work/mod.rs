@@ -21,7 +21,7 @@ pub use requests::{approve, reject, requests};
 pub use upload::{batch, batch_download, upload, upload_form};
 
 use super::html::{query_value, Flash};
-use super::Posted;
+use super::{Posted, Signed};
 use crate::service::types::Role;
 
 /// Requests or recoveries a list page shows.
@@ -81,6 +81,23 @@ impl<T> ListAsk<T> {
     fn offset(&self) -> u32 {
         (self.page - 1).saturating_mul(PAGE)
     }
+
+    /// The body of the list page at `base`: the status filter (its select
+    /// `select_id`, of `options`), `table` (`shown` of `total` items),
+    /// then links to the pages around this one.
+    fn body(
+        &self,
+        (base, select_id): (&str, &str),
+        options: &[&str],
+        table: &str,
+        shown: usize,
+        total: u64,
+    ) -> String {
+        let mut b = status_filter(base, select_id, &self.text, options);
+        b.push_str(table);
+        b.push_str(&pager(base, &self.text, self.page, shown, total));
+        b
+    }
 }
 
 /// The filter form of a list page: a status select (or any) sent to `action`.
@@ -119,14 +136,21 @@ fn pager(base: &str, status: &str, page: u32, shown: usize, total: u64) -> Strin
     b
 }
 
-/// The reason a reject form gives; without one, back to `back` saying so.
-fn reject_reason<T>(posted: &Posted<T>, back: &str) -> Result<String, Box<Response>> {
-    match posted.fields.text("reason") {
+/// A reject form: who posted it, the id of what it rejects and the
+/// reason given; without a reason, back to `back` saying so.
+fn reject_form(
+    posted: Posted<String>,
+    back: &str,
+) -> Result<(Signed, String, String), Box<Response>> {
+    let Posted {
+        signed,
+        path,
+        fields,
+    } = posted;
+    match fields.text("reason") {
         "" => Err(Box::new(
-            posted
-                .signed
-                .redirect(back, Flash::Failed("give a reason to reject".into())),
+            signed.redirect(back, Flash::Failed("give a reason to reject".into())),
         )),
-        reason => Ok(reason.to_owned()),
+        reason => Ok((signed, path, reason.to_owned())),
     }
 }

@@ -10,7 +10,7 @@ use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 
-use super::{may_decide, pager, reject_reason, status_filter, ListAsk, ListQuery, PAGE};
+use super::{may_decide, reject_form, ListAsk, ListQuery, PAGE};
 use crate::clock::rfc3339;
 use crate::service::console::html::{self, esc, Flash};
 use crate::service::console::{Posted, Signed};
@@ -117,15 +117,14 @@ pub async fn recoveries(
         Ok(r) => r,
         Err(e) => return signed.error_page(&e),
     };
-    let mut b = status_filter("/ui/recoveries", "rec-status", &ask.text, RECOVERY_STATUSES);
-    b.push_str(&recoveries_table(&list, total, &signed));
-    b.push_str(&pager(
-        "/ui/recoveries",
-        &ask.text,
-        ask.page,
+    let table = recoveries_table(&list, total, &signed);
+    let b = ask.body(
+        ("/ui/recoveries", "rec-status"),
+        RECOVERY_STATUSES,
+        &table,
         list.len(),
         total,
-    ));
+    );
     signed.page(StatusCode::OK, "Key recoveries", &b)
 }
 
@@ -149,13 +148,10 @@ pub async fn approve_recovery(State(s): State<Arc<Service>>, posted: Posted<Stri
 }
 
 pub async fn reject_recovery(State(s): State<Arc<Service>>, posted: Posted<String>) -> Response {
-    let reason = match reject_reason(&posted, "/ui/recoveries") {
+    let (signed, id, reason) = match reject_form(posted, "/ui/recoveries") {
         Ok(r) => r,
         Err(r) => return *r,
     };
-    let Posted {
-        signed, path: id, ..
-    } = posted;
     let r = s.reject_recovery(signed.caller(), &id, &reason).await;
     signed.outcome("/ui/recoveries", &r, &format!("Rejected recovery {id}."))
 }

@@ -9,7 +9,7 @@ use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 
-use super::{may_decide, pager, reject_reason, status_filter, ListAsk, ListQuery, PAGE};
+use super::{may_decide, reject_form, ListAsk, ListQuery, PAGE};
 use crate::clock::rfc3339;
 use crate::service::console::html::{self, esc, Flash};
 use crate::service::console::{Posted, Signed};
@@ -124,15 +124,14 @@ pub async fn requests(
         Ok(r) => r,
         Err(e) => return signed.error_page(&e),
     };
-    let mut b = status_filter("/ui/requests", "req-status", &ask.text, REQUEST_STATUSES);
-    b.push_str(&requests_table(&list, total, &signed));
-    b.push_str(&pager(
-        "/ui/requests",
-        &ask.text,
-        ask.page,
+    let table = requests_table(&list, total, &signed);
+    let b = ask.body(
+        ("/ui/requests", "req-status"),
+        REQUEST_STATUSES,
+        &table,
         list.len(),
         total,
-    ));
+    );
     signed.page(StatusCode::OK, "Requests", &b)
 }
 
@@ -163,13 +162,10 @@ pub async fn approve(State(s): State<Arc<Service>>, posted: Posted<String>) -> R
 }
 
 pub async fn reject(State(s): State<Arc<Service>>, posted: Posted<String>) -> Response {
-    let reason = match reject_reason(&posted, "/ui/requests") {
+    let (signed, id, reason) = match reject_form(posted, "/ui/requests") {
         Ok(r) => r,
         Err(r) => return *r,
     };
-    let Posted {
-        signed, path: id, ..
-    } = posted;
     let r = s.reject(signed.caller(), &id, &reason).await;
     signed.outcome("/ui/requests", &r, &format!("Rejected request {id}."))
 }
