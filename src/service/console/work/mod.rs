@@ -1,8 +1,8 @@
 //! Pages that make or decide work: the issue form of each profile
-//! ([`issue`]), the request queue with approve and reject
-//! ([`requests`]), CSR batch upload and its per-CSR results ([`upload`]),
-//! and key recoveries with their approvals ([`recoveries`]). This module
-//! holds what their list pages share: the status filter, the pager and
+//! (issue.rs), the request queue with approve and reject (requests.rs),
+//! CSR batch upload and its per-CSR results (upload.rs), and key
+//! recoveries with their approvals (recoveries.rs). This module holds
+//! what their list pages share: the status query, filter and pager, and
 //! the reject form's reason.
 
 mod issue;
