@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use serde_json::{json, Value};
 
-use super::{connect, items, output, print, print_json, print_list, push_opt, save};
+use super::{connect, list, output, print, print_json, push_opt, save};
 use super::{DownloadArgs, FindArgs, RevokeArgs, SerialArgs, ShowArgs};
 
 pub(super) async fn find(a: FindArgs) -> Result<(), String> {
@@ -17,18 +17,7 @@ pub(super) async fn find(a: FindArgs) -> Result<(), String> {
     push_opt(&mut q, "expiring_before", a.expiring_before);
     push_opt(&mut q, "offset", a.offset);
     push_opt(&mut q, "limit", a.limit);
-    let c = connect(&a.global)?;
-    let body = c.get(&["certs"], &q).await?;
-    if a.global.json {
-        return print_json(&body);
-    }
-    let certs = items(&body, "certificates");
-    print_list(
-        output::certs_table(certs),
-        "certificates",
-        &body,
-        certs.len(),
-    )
+    list(&a.global, "certs", &q, "certificates", output::certs_table).await
 }
 
 pub(super) async fn show(a: ShowArgs) -> Result<(), String> {

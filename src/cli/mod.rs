@@ -551,6 +551,24 @@ fn print_list(table: Table, what: &str, body: &Value, shown: usize) -> Result<()
     print(&text)
 }
 
+/// A list command: `path` read with query `q`, then the server's JSON, or
+/// its `key` array as `table` with a paging hint.
+async fn list(
+    g: &Global,
+    path: &str,
+    q: &[(&'static str, String)],
+    key: &str,
+    table: fn(&[Value]) -> Table,
+) -> Result<(), String> {
+    let c = connect(g)?;
+    let body = c.get(&[path], q).await?;
+    if g.json {
+        return print_json(&body);
+    }
+    let list = items(&body, key);
+    print_list(table(list), key, &body, list.len())
+}
+
 fn push_opt(q: &mut Vec<(&'static str, String)>, key: &'static str, v: Option<impl ToString>) {
     if let Some(v) = v {
         q.push((key, v.to_string()));

@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 
-use super::{connect, items, output, print, print_json, print_list, push_opt, Global};
+use super::{connect, list, output, print, print_json, push_opt, Global};
 use super::{RecoveryListArgs, RequestListArgs};
 
 pub(super) async fn list_requests(a: RequestListArgs) -> Result<(), String> {
@@ -13,13 +13,14 @@ pub(super) async fn list_requests(a: RequestListArgs) -> Result<(), String> {
     push_opt(&mut q, "profile", a.profile);
     push_opt(&mut q, "offset", a.offset);
     push_opt(&mut q, "limit", a.limit);
-    let c = connect(&a.global)?;
-    let body = c.get(&["requests"], &q).await?;
-    if a.global.json {
-        return print_json(&body);
-    }
-    let list = items(&body, "requests");
-    print_list(output::requests_table(list), "requests", &body, list.len())
+    list(
+        &a.global,
+        "requests",
+        &q,
+        "requests",
+        output::requests_table,
+    )
+    .await
 }
 
 pub(super) async fn list_recoveries(a: RecoveryListArgs) -> Result<(), String> {
@@ -27,18 +28,14 @@ pub(super) async fn list_recoveries(a: RecoveryListArgs) -> Result<(), String> {
     push_opt(&mut q, "status", a.status);
     push_opt(&mut q, "offset", a.offset);
     push_opt(&mut q, "limit", a.limit);
-    let c = connect(&a.global)?;
-    let body = c.get(&["recoveries"], &q).await?;
-    if a.global.json {
-        return print_json(&body);
-    }
-    let list = items(&body, "recoveries");
-    print_list(
-        output::recoveries_table(list),
+    list(
+        &a.global,
         "recoveries",
-        &body,
-        list.len(),
+        &q,
+        "recoveries",
+        output::recoveries_table,
     )
+    .await
 }
 
 /// One request or recovery: `path` read (GET), or acted on (POST of
