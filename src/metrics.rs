@@ -246,32 +246,12 @@ const UP: u8 = 2;
 #[derive(Debug)]
 pub struct Metrics {
     registry: Registry,
-    http_requests: Family<RequestLabels, Counter>,
-    http_duration: Family<RouteLabels, Histogram>,
-    acme_problems: Family<One, Counter>,
-    rate_limited: Family<One, Counter>,
-    nonces_issued: Counter,
-    nonces_redeemed: Counter,
-    nonces_refused: Counter,
-    orders_valid: Counter,
-    orders_invalid: Counter,
-    finalize_issued: Histogram,
-    finalize_refused: Histogram,
-    validations: Family<ValidationLabels, Counter>,
-    validation_duration: Family<One, Histogram>,
-    validation_queue: Gauge,
-    validations_running: Gauge,
-    store_write: Histogram,
-    store_batch: Histogram,
-    crl_ok: Counter,
-    crl_error: Counter,
-    ocsp: [Counter; 6],
-    webhooks: [Counter; 3],
-    expiring_7d: Gauge,
-    expiring_30d: Gauge,
-    listeners: Family<[(&'static str, Listener); 1], Gauge>,
-    listener_state: [AtomicU8; 5],
-    connections_closed: Family<ClosedLabels, Counter>,
+    http: HttpMetrics,
+    acme: AcmeMetrics,
+    va: VaMetrics,
+    store: StoreMetrics,
+    status: StatusMetrics,
+    process: ProcessMetrics,
 }
 
 impl Default for Metrics {
@@ -281,23 +261,53 @@ impl Default for Metrics {
 }
 
 impl Metrics {
-    /// Every metric at zero, registered under the `acme_ca_` prefix.
+    /// Every metric at zero, registered under the `acme_ca_` prefix, by
+    /// subsystem (the order of the `/metrics` text).
     pub fn new() -> Metrics {
         let mut r = Registry::with_prefix("acme_ca");
+        let http = HttpMetrics::register(&mut r);
+        let acme = AcmeMetrics::register(&mut r);
+        let va = VaMetrics::register(&mut r);
+        let store = StoreMetrics::register(&mut r);
+        let status = StatusMetrics::register(&mut r);
+        let process = ProcessMetrics::register(&mut r);
+        Metrics {
+            registry: r,
+            http,
+            acme,
+            va,
+            store,
+            status,
+            process,
+        }
+    }
+}
 
-        let http_requests = Family::<RequestLabels, Counter>::default();
+/// The HTTP front ends: requests and their time, ACME problem documents,
+/// rate-limit refusals.
+#[derive(Debug)]
+struct HttpMetrics {
+    requests: Family<RequestLabels, Counter>,
+    duration: Family<RouteLabels, Histogram>,
+    problems: Family<One, Counter>,
+    rate_limited: Family<One, Counter>,
+}
+
+impl HttpMetrics {
+    fn register(r: &mut Registry) -> HttpMetrics {
+        let requests = Family::<RequestLabels, Counter>::default();
         r.register(
             "http_requests",
             "HTTP requests answered, by listener, matched route template and status code",
-            http_requests.clone(),
+            requests.clone(),
         );
-        let http_duration =
+        let duration =
             Family::<RouteLabels, Histogram>::new_with_constructor(request_histogram as fn() -> _);
         r.register_with_unit(
             "http_request_duration",
             "Time from a request's arrival to its response headers, by listener and route",
             Unit::Seconds,
-            http_duration.clone(),
+            duration.clone(),
         );
         let rate_limited = Family::<One, Counter>::default();
         r.register(
@@ -305,13 +315,35 @@ impl Metrics {
             "Requests refused by a rate limit ([rate_limits]), by limit",
             rate_limited.clone(),
         );
-        let acme_problems = Family::<One, Counter>::default();
+        let problems = Family::<One, Counter>::default();
         r.register(
             "acme_problems",
             "ACME problem documents returned, by problem type (RFC 8555 section 6.7)",
-            acme_problems.clone(),
+            problems.clone(),
         );
+        HttpMetrics {
+            requests,
+            duration,
+            problems,
+            rate_limited,
+        }
+    }
+}
 
+/// The ACME flow: nonces, orders that reached a final state, finalize.
+#[derive(Debug)]
+struct AcmeMetrics {
+    nonces_issued: Counter,
+    nonces_redeemed: Counter,
+    nonces_refused: Counter,
+    orders_valid: Counter,
+    orders_invalid: Counter,
+    finalize_issued: Histogram,
+    finalize_refused: Histogram,
+}
+
+impl AcmeMetrics {
+    fn register(r: &mut Registry) -> AcmeMetrics {
         let nonces = Family::<One, Counter>::default();
         r.register(
             "nonces",
@@ -319,7 +351,6 @@ impl Metrics {
             nonces.clone(),
         );
         let nonce = |event| nonces.get_or_create_owned(&[("event", event)]);
-
         let orders = Family::<One, Counter>::default();
         r.register(
             "orders",
@@ -334,48 +365,102 @@ impl Metrics {
             Unit::Seconds,
             finalize.clone(),
         );
+        AcmeMetrics {
+            nonces_issued: nonce("issued"),
+            nonces_redeemed: nonce("redeemed"),
+            nonces_refused: nonce("refused"),
+            orders_valid: orders.get_or_create_owned(&[("state", "valid")]),
+            orders_invalid: orders.get_or_create_owned(&[("state", "invalid")]),
+            finalize_issued: finalize.get_or_create_owned(&[("outcome", "issued")]),
+            finalize_refused: finalize.get_or_create_owned(&[("outcome", "refused")]),
+        }
+    }
+}
 
-        let validations = Family::<ValidationLabels, Counter>::default();
+/// The VA: attempts and their time, the queue, what runs now.
+#[derive(Debug)]
+struct VaMetrics {
+    attempts: Family<ValidationLabels, Counter>,
+    duration: Family<One, Histogram>,
+    queue: Gauge,
+    running: Gauge,
+}
+
+impl VaMetrics {
+    fn register(r: &mut Registry) -> VaMetrics {
+        let attempts = Family::<ValidationLabels, Counter>::default();
         r.register(
             "validation_attempts",
             "Challenge validation attempts, by challenge type and outcome (valid or invalid)",
-            validations.clone(),
+            attempts.clone(),
         );
-        let validation_duration =
+        let duration =
             Family::<One, Histogram>::new_with_constructor(validation_histogram as fn() -> _);
         r.register_with_unit(
             "validation_duration",
             "Time of one validation attempt (CAA included), by challenge type",
             Unit::Seconds,
-            validation_duration.clone(),
+            duration.clone(),
         );
-        let validation_queue = Gauge::default();
+        let queue = Gauge::default();
         r.register(
             "validation_queue_depth",
             "Validations accepted and not yet started (in the VA's queue or waiting out their random delay)",
-            validation_queue.clone(),
+            queue.clone(),
         );
-        let validations_running = Gauge::default();
+        let running = Gauge::default();
         r.register(
             "validations_running",
             "Validations running now",
-            validations_running.clone(),
+            running.clone(),
         );
+        VaMetrics {
+            attempts,
+            duration,
+            queue,
+            running,
+        }
+    }
+}
 
-        let store_write = Histogram::new(REQUEST_BUCKETS);
+/// The store's writer: batch time and size.
+#[derive(Debug)]
+struct StoreMetrics {
+    write: Histogram,
+    batch: Histogram,
+}
+
+impl StoreMetrics {
+    fn register(r: &mut Registry) -> StoreMetrics {
+        let write = Histogram::new(REQUEST_BUCKETS);
         r.register_with_unit(
             "store_write_duration",
             "Time of one store write batch (one transaction, one round trip to SQLite)",
             Unit::Seconds,
-            store_write.clone(),
+            write.clone(),
         );
-        let store_batch = Histogram::new(BATCH_BUCKETS);
+        let batch = Histogram::new(BATCH_BUCKETS);
         r.register(
             "store_write_batch_size",
             "Writes committed together in one store transaction (group commit)",
-            store_batch.clone(),
+            batch.clone(),
         );
+        StoreMetrics { write, batch }
+    }
+}
 
+/// Answers to relying parties and operators: CRL and OCSP requests on
+/// the status listener, the service's webhook deliveries.
+#[derive(Debug)]
+struct StatusMetrics {
+    crl_ok: Counter,
+    crl_error: Counter,
+    ocsp: [Counter; 6],
+    webhooks: [Counter; 3],
+}
+
+impl StatusMetrics {
+    fn register(r: &mut Registry) -> StatusMetrics {
         let crl = Family::<One, Counter>::default();
         r.register(
             "crl_requests",
@@ -394,7 +479,29 @@ impl Metrics {
             "Webhook delivery attempts of the operator service, by outcome (delivered, retry, failed)",
             webhooks.clone(),
         );
+        StatusMetrics {
+            crl_ok: crl.get_or_create_owned(&[("outcome", "ok")]),
+            crl_error: crl.get_or_create_owned(&[("outcome", "error")]),
+            ocsp: OcspOutcome::ALL.map(|o| ocsp.get_or_create_owned(&[("outcome", o.as_str())])),
+            webhooks: ["delivered", "retry", "failed"]
+                .map(|o| webhooks.get_or_create_owned(&[("outcome", o)])),
+        }
+    }
+}
 
+/// The process: certificates about to expire, listeners, connections the
+/// server closed.
+#[derive(Debug)]
+struct ProcessMetrics {
+    expiring_7d: Gauge,
+    expiring_30d: Gauge,
+    listeners: Family<[(&'static str, Listener); 1], Gauge>,
+    listener_state: [AtomicU8; 5],
+    connections_closed: Family<ClosedLabels, Counter>,
+}
+
+impl ProcessMetrics {
+    fn register(r: &mut Registry) -> ProcessMetrics {
         let expiring = Family::<One, Gauge>::default();
         r.register(
             "certificates_expiring",
@@ -407,43 +514,18 @@ impl Metrics {
             "1 while a configured listener is serving, 0 when it is configured but not serving",
             listeners.clone(),
         );
-
         let connections_closed = Family::<ClosedLabels, Counter>::default();
         r.register(
             "connections_closed",
             "Connections the server closed on its own, by listener and reason (client_limit, handshake_timeout, idle)",
             connections_closed.clone(),
         );
-
-        Metrics {
-            connections_closed,
-            http_requests,
-            http_duration,
-            acme_problems,
-            rate_limited,
-            nonces_issued: nonce("issued"),
-            nonces_redeemed: nonce("redeemed"),
-            nonces_refused: nonce("refused"),
-            orders_valid: orders.get_or_create_owned(&[("state", "valid")]),
-            orders_invalid: orders.get_or_create_owned(&[("state", "invalid")]),
-            finalize_issued: finalize.get_or_create_owned(&[("outcome", "issued")]),
-            finalize_refused: finalize.get_or_create_owned(&[("outcome", "refused")]),
-            validations,
-            validation_duration,
-            validation_queue,
-            validations_running,
-            store_write,
-            store_batch,
-            crl_ok: crl.get_or_create_owned(&[("outcome", "ok")]),
-            crl_error: crl.get_or_create_owned(&[("outcome", "error")]),
-            ocsp: OcspOutcome::ALL.map(|o| ocsp.get_or_create_owned(&[("outcome", o.as_str())])),
-            webhooks: ["delivered", "retry", "failed"]
-                .map(|o| webhooks.get_or_create_owned(&[("outcome", o)])),
+        ProcessMetrics {
             expiring_7d: expiring.get_or_create_owned(&[("within", "7d")]),
             expiring_30d: expiring.get_or_create_owned(&[("within", "30d")]),
             listeners,
             listener_state: Listener::ALL.map(|_| AtomicU8::new(NOT_CONFIGURED)),
-            registry: r,
+            connections_closed,
         }
     }
 }
@@ -460,10 +542,12 @@ impl Metrics {
     /// One answered HTTP request.
     pub fn http_request(&self, listener: Listener, route: Route, status: u16, took: Duration) {
         let labels = RouteLabels { listener, route };
-        self.http_duration
+        self.http
+            .duration
             .get_or_create(&labels)
             .observe(took.as_secs_f64());
-        self.http_requests
+        self.http
+            .requests
             .get_or_create(&RequestLabels {
                 listener,
                 route: labels.route,
@@ -474,25 +558,28 @@ impl Metrics {
 
     /// One ACME problem document, by its type (`badNonce`, …).
     pub fn acme_problem(&self, kind: &'static str) {
-        self.acme_problems.get_or_create(&[("type", kind)]).inc();
+        self.http.problems.get_or_create(&[("type", kind)]).inc();
     }
 
     /// One request refused by rate limit `limit` (`new_orders_per_account`,
     /// …).
     pub fn rate_limited(&self, limit: &'static str) {
-        self.rate_limited.get_or_create(&[("limit", limit)]).inc();
+        self.http
+            .rate_limited
+            .get_or_create(&[("limit", limit)])
+            .inc();
     }
 
     pub fn nonce_issued(&self) {
-        self.nonces_issued.inc();
+        self.acme.nonces_issued.inc();
     }
 
     pub fn nonce_redeemed(&self) {
-        self.nonces_redeemed.inc();
+        self.acme.nonces_redeemed.inc();
     }
 
     pub fn nonce_refused(&self) {
-        self.nonces_refused.inc();
+        self.acme.nonces_refused.inc();
     }
 
     /// A finalize call ended: a certificate issued (the order is valid) or
@@ -500,72 +587,75 @@ impl Metrics {
     pub fn finalized(&self, outcome: FinalizeOutcome, took: Duration) {
         match outcome {
             FinalizeOutcome::Issued => {
-                self.orders_valid.inc();
-                self.finalize_issued.observe(took.as_secs_f64());
+                self.acme.orders_valid.inc();
+                self.acme.finalize_issued.observe(took.as_secs_f64());
             }
-            FinalizeOutcome::Refused => self.finalize_refused.observe(took.as_secs_f64()),
+            FinalizeOutcome::Refused => self.acme.finalize_refused.observe(took.as_secs_f64()),
         }
     }
 
     /// A failed validation was recorded: its order is invalid (RFC 8555
     /// §7.1.6). A pending authorization belongs to one order.
     pub fn order_invalid(&self) {
-        self.orders_invalid.inc();
+        self.acme.orders_invalid.inc();
     }
 
     /// One validation attempt of `challenge` (`http-01`, …) ended.
     pub fn validation(&self, challenge: &'static str, valid: bool, took: Duration) {
         let outcome = if valid { "valid" } else { "invalid" };
-        self.validations
+        self.va
+            .attempts
             .get_or_create(&ValidationLabels { challenge, outcome })
             .inc();
-        self.validation_duration
+        self.va
+            .duration
             .get_or_create(&[("challenge", challenge)])
             .observe(took.as_secs_f64());
     }
 
     /// A validation entered the VA's queue.
     pub fn validation_queued(&self) {
-        self.validation_queue.inc();
+        self.va.queue.inc();
     }
 
     /// A queued validation starts running.
     pub fn validation_started(&self) {
-        self.validation_queue.dec();
-        self.validations_running.inc();
+        self.va.queue.dec();
+        self.va.running.inc();
     }
 
     /// A running validation ended.
     pub fn validation_finished(&self) {
-        self.validations_running.dec();
+        self.va.running.dec();
     }
 
     /// One store write batch of `ops` writes, committed (or failed) in
     /// `took`.
     pub fn store_write(&self, ops: usize, took: Duration) {
-        self.store_batch.observe(ops as f64);
-        self.store_write.observe(took.as_secs_f64());
+        self.store.batch.observe(ops as f64);
+        self.store.write.observe(took.as_secs_f64());
     }
 
     pub fn crl_request(&self, ok: bool) {
         if ok {
-            self.crl_ok.inc();
+            self.status.crl_ok.inc();
         } else {
-            self.crl_error.inc();
+            self.status.crl_error.inc();
         }
     }
 
     pub fn ocsp_request(&self, outcome: OcspOutcome) {
-        self.ocsp[outcome as usize].inc();
+        self.status.ocsp[outcome as usize].inc();
     }
 
     pub fn webhook_delivery(&self, outcome: WebhookOutcome) {
-        self.webhooks[outcome as usize].inc();
+        self.status.webhooks[outcome as usize].inc();
     }
 
     /// A connection on `listener` that the server closed on its own.
     pub fn connection_closed(&self, listener: Listener, why: ConnectionClosed) {
-        self.connections_closed
+        self.process
+            .connections_closed
             .get_or_create(&ClosedLabels {
                 listener,
                 reason: why.as_str(),
@@ -576,29 +666,35 @@ impl Metrics {
     /// Sets the counts of unrevoked certificates expiring within 7 and 30
     /// days.
     pub fn set_expiring(&self, within_7d: u64, within_30d: u64) {
-        self.expiring_7d
+        self.process
+            .expiring_7d
             .set(i64::try_from(within_7d).unwrap_or(i64::MAX));
-        self.expiring_30d
+        self.process
+            .expiring_30d
             .set(i64::try_from(within_30d).unwrap_or(i64::MAX));
     }
 
     /// `listener` is part of this configuration: `/ready` waits for it
     /// and `listener_up` shows it.
     pub fn listener_configured(&self, listener: Listener) {
-        let _ = self.listener_state[listener.index()].compare_exchange(
+        let _ = self.process.listener_state[listener.index()].compare_exchange(
             NOT_CONFIGURED,
             DOWN,
             Ordering::SeqCst,
             Ordering::SeqCst,
         );
-        let _ = self.listeners.get_or_create(&[("listener", listener)]);
+        let _ = self
+            .process
+            .listeners
+            .get_or_create(&[("listener", listener)]);
     }
 
     /// `listener` started (true) or stopped (false) serving.
     pub fn listener_serving(&self, listener: Listener, serving: bool) {
-        self.listener_state[listener.index()]
+        self.process.listener_state[listener.index()]
             .store(if serving { UP } else { DOWN }, Ordering::SeqCst);
-        self.listeners
+        self.process
+            .listeners
             .get_or_create(&[("listener", listener)])
             .set(i64::from(serving));
     }
@@ -607,7 +703,7 @@ impl Metrics {
     pub fn listeners_down(&self) -> Vec<Listener> {
         Listener::ALL
             .into_iter()
-            .filter(|l| self.listener_state[l.index()].load(Ordering::SeqCst) == DOWN)
+            .filter(|l| self.process.listener_state[l.index()].load(Ordering::SeqCst) == DOWN)
             .collect()
     }
 

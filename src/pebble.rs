@@ -281,12 +281,27 @@ pub fn apply_file(config: &mut Config, path: &Path) -> Result<Vec<String>, Strin
 /// [`apply_file`] on text.
 pub fn apply_json(config: &mut Config, text: &str) -> Result<Vec<String>, String> {
     let root: Value = serde_json::from_str(text).map_err(|e| format!("not valid JSON: {e}"))?;
+    let mut warnings = Vec::new();
+    let f = Fields(pebble_object(&root, &mut warnings)?);
+    apply_listeners(config, &f)?;
+    apply_acme(config, &f)?;
+    apply_ca(config, &f)?;
+    apply_retry_after(config, &f)?;
+    apply_profiles(config, &f, &mut warnings)?;
+    Ok(warnings)
+}
+
+/// The `pebble` object of the config; each other key, and each unknown
+/// key inside it, becomes a warning.
+fn pebble_object<'a>(
+    root: &'a Value,
+    warnings: &mut Vec<String>,
+) -> Result<&'a Map<String, Value>, String> {
     let Value::Object(root) = root else {
         return Err("the config is not a JSON object".into());
     };
-    let mut warnings = Vec::new();
     let mut pebble = None;
-    for (k, v) in &root {
+    for (k, v) in root {
         if k.eq_ignore_ascii_case("pebble") {
             pebble = Some(v);
         } else {
@@ -306,8 +321,12 @@ pub fn apply_json(config: &mut Config, text: &str) -> Result<Vec<String>, String
             ));
         }
     }
-    let f = Fields(p);
+    Ok(p)
+}
 
+/// `listenAddress`, `managementListenAddress`, `certificate` and
+/// `privateKey`, `httpPort`, `tlsPort`, `ocspResponderURL`.
+fn apply_listeners(config: &mut Config, f: &Fields<'_>) -> Result<(), String> {
     if let Some(v) = f.string("listenAddress")? {
         config.server.listen = parse_go_addr(&v, Ipv4Addr::UNSPECIFIED)
             .ok_or_else(|| format!("pebble.listenAddress {v:?} is not HOST:PORT"))?;
@@ -337,6 +356,12 @@ pub fn apply_json(config: &mut Config, text: &str) -> Result<Vec<String>, String
     if let Some(url) = f.string("ocspResponderURL")? {
         config.status.ocsp_url = Some(url).filter(|u| !u.is_empty());
     }
+    Ok(())
+}
+
+/// `externalAccountBindingRequired`, `externalAccountMACKeys`,
+/// `domainBlocklist` and `caaIdentities`.
+fn apply_acme(config: &mut Config, f: &Fields<'_>) -> Result<(), String> {
     if let Some(b) = f.bool("externalAccountBindingRequired")? {
         config.acme.external_account_required = b;
     }
@@ -365,6 +390,11 @@ pub fn apply_json(config: &mut Config, text: &str) -> Result<Vec<String>, String
         }
         config.acme.caa_identities = list;
     }
+    Ok(())
+}
+
+/// `keyAlgorithm`: the CA's keys.
+fn apply_ca(config: &mut Config, f: &Fields<'_>) -> Result<(), String> {
     if let Some(alg) = f.string("keyAlgorithm")? {
         config.ca.key_algorithm = match alg.to_ascii_lowercase().as_str() {
             "ecdsa" => KeyAlgorithm::EcdsaP256,
@@ -374,6 +404,11 @@ pub fn apply_json(config: &mut Config, text: &str) -> Result<Vec<String>, String
                 .map_err(|_| format!("pebble.keyAlgorithm {alg:?} is not \"rsa\" or \"ecdsa\""))?,
         };
     }
+    Ok(())
+}
+
+/// `retryAfter`: the Retry-After of authorizations and orders.
+fn apply_retry_after(config: &mut Config, f: &Fields<'_>) -> Result<(), String> {
     if let Some(retry) = f.object("retryAfter")? {
         let r = Fields(retry);
         if let Some(s) = r.seconds("authz")? {
@@ -383,51 +418,27 @@ pub fn apply_json(config: &mut Config, text: &str) -> Result<Vec<String>, String
             config.acme.retry_after = s;
         }
     }
+    Ok(())
+}
+
+/// `profiles`, and the legacy `certificateValidityPeriod`: the validity
+/// of a profile that gives none (or of every default profile when the
+/// config lists none).
+fn apply_profiles(
+    config: &mut Config,
+    f: &Fields<'_>,
+    warnings: &mut Vec<String>,
+) -> Result<(), String> {
     let mut legacy_validity = f.seconds("certificateValidityPeriod")?;
     if let Some(v) = legacy_validity {
-        legacy_validity = Some(clamp_validity(
-            v,
-            "certificateValidityPeriod",
-            &mut warnings,
-        ));
+        legacy_validity = Some(clamp_validity(v, "certificateValidityPeriod", warnings));
     }
     if let Some(profiles) = f.object("profiles")? {
         let mut out = BTreeMap::new();
         for (name, p) in profiles {
-            let Value::Object(p) = p else {
-                return Err(format!(
-                    "pebble.profiles.{} is not an object",
-                    name.escape_debug()
-                ));
-            };
-            let pf = Fields(p);
-            for k in p.keys() {
-                if !["description", "validityPeriod", "promoteCommonName"]
-                    .iter()
-                    .any(|known| known.eq_ignore_ascii_case(k))
-                {
-                    warnings.push(format!(
-                        "unknown key \"pebble.profiles.{}.{}\" ignored",
-                        name.escape_debug(),
-                        k.escape_debug()
-                    ));
-                }
-            }
-            let validity = match pf.seconds("validityPeriod")? {
-                Some(v) => {
-                    let what = format!("profiles.{}.validityPeriod", name.escape_debug());
-                    clamp_validity(v, &what, &mut warnings)
-                }
-                None => legacy_validity.unwrap_or(Duration::from_secs(90 * 86400)),
-            };
             out.insert(
                 name.clone(),
-                ProfileConfig {
-                    description: pf.string("description")?.unwrap_or_default(),
-                    validity,
-                    common_name: pf.bool("promoteCommonName")?.unwrap_or(false),
-                    ..ProfileConfig::default()
-                },
+                profile_of(name, p, legacy_validity, warnings)?,
             );
         }
         if !out.is_empty() {
@@ -441,7 +452,49 @@ pub fn apply_json(config: &mut Config, text: &str) -> Result<Vec<String>, String
             p.validity = v;
         }
     }
-    Ok(warnings)
+    Ok(())
+}
+
+/// One member of `pebble.profiles`; without a `validityPeriod`,
+/// `legacy_validity` or 90 days.
+fn profile_of(
+    name: &str,
+    p: &Value,
+    legacy_validity: Option<Duration>,
+    warnings: &mut Vec<String>,
+) -> Result<ProfileConfig, String> {
+    let Value::Object(p) = p else {
+        return Err(format!(
+            "pebble.profiles.{} is not an object",
+            name.escape_debug()
+        ));
+    };
+    let pf = Fields(p);
+    for k in p.keys() {
+        if !["description", "validityPeriod", "promoteCommonName"]
+            .iter()
+            .any(|known| known.eq_ignore_ascii_case(k))
+        {
+            warnings.push(format!(
+                "unknown key \"pebble.profiles.{}.{}\" ignored",
+                name.escape_debug(),
+                k.escape_debug()
+            ));
+        }
+    }
+    let validity = match pf.seconds("validityPeriod")? {
+        Some(v) => {
+            let what = format!("profiles.{}.validityPeriod", name.escape_debug());
+            clamp_validity(v, &what, warnings)
+        }
+        None => legacy_validity.unwrap_or(Duration::from_secs(90 * 86400)),
+    };
+    Ok(ProfileConfig {
+        description: pf.string("description")?.unwrap_or_default(),
+        validity,
+        common_name: pf.bool("promoteCommonName")?.unwrap_or(false),
+        ..ProfileConfig::default()
+    })
 }
 
 /// Pebble allows any validity (its old default was five years); acme-ca

@@ -294,58 +294,88 @@ impl ChallTestSrv {
 
     fn manage_inner(&self, path: &str, body: &[u8]) -> Result<Reply, Reply> {
         match path {
-            "/set-default-ipv4" => {
-                let req: IpReq = parse(body)?;
-                let ip = req.ip.unwrap_or_default();
-                let ip = if ip.is_empty() {
-                    None
-                } else {
-                    Some(parse_ips::<Ipv4Addr>(&[ip], "IPv4")?[0])
-                };
-                self.set_default_ipv4(ip);
-                self.log(format_args!("set default IPv4 for A queries to {ip:?}"));
-            }
-            "/set-default-ipv6" => {
-                let req: IpReq = parse(body)?;
-                let ip = req.ip.unwrap_or_default();
-                let ip = if ip.is_empty() {
-                    None
-                } else {
-                    Some(parse_ips::<Ipv6Addr>(&[ip], "IPv6")?[0])
-                };
-                self.set_default_ipv6(ip);
-                self.log(format_args!("set default IPv6 for AAAA queries to {ip:?}"));
-            }
-            "/add-a" | "/add-aaaa" => {
-                let req: AddressesReq = parse(body)?;
-                let addresses = req.addresses.unwrap_or_default();
-                if addresses.is_empty() {
-                    return Err(Reply::bad_request());
-                }
-                let host = required(req.host)?;
-                if path == "/add-a" {
-                    self.add_a(&host, &parse_ips::<Ipv4Addr>(&addresses, "IPv4")?);
-                } else {
-                    self.add_aaaa(&host, &parse_ips::<Ipv6Addr>(&addresses, "IPv6")?);
-                }
-                self.log(format_args!("{path} {host:?}: {}", addresses.join(", ")));
-            }
+            "/set-default-ipv4" | "/set-default-ipv6" => self.set_default_ip(path, body)?,
+            "/add-a" | "/add-aaaa" => self.add_addresses(path, body)?,
             "/clear-a" | "/clear-aaaa" | "/clear-caa" | "/clear-cname" | "/set-servfail"
             | "/clear-servfail" | "/clear-txt" | "/del-tlsalpn01" => {
-                let req: HostReq = parse(body)?;
-                let host = required(req.host)?;
-                match path {
-                    "/clear-a" => self.clear_a(&host),
-                    "/clear-aaaa" => self.clear_aaaa(&host),
-                    "/clear-caa" => self.clear_caa(&host),
-                    "/clear-cname" => self.clear_cname(&host),
-                    "/set-servfail" => self.set_servfail(&host),
-                    "/clear-servfail" => self.clear_servfail(&host),
-                    "/clear-txt" => self.clear_txt(&host),
-                    _ => self.del_tlsalpn01(&host),
-                }
-                self.log(format_args!("{path} {host:?}"));
+                self.host_command(path, body)?
             }
+            "/add-caa" | "/set-cname" | "/set-txt" => self.set_records(path, body)?,
+            "/add-http01" | "/del-http01" | "/add-redirect" | "/del-redirect"
+            | "/add-tlsalpn01" => self.set_challenge(path, body)?,
+            "/http-request-history" | "/dns-request-history" | "/tlsalpn01-request-history" => {
+                return self.history(path, body);
+            }
+            "/clear-request-history" => self.clear_history(path, body)?,
+            _ => return Err(Reply::error(StatusCode::NOT_FOUND, "404 page not found")),
+        }
+        Ok(Reply::ok())
+    }
+
+    /// `/set-default-ipv4` and `/set-default-ipv6`: an empty `ip` clears
+    /// the default.
+    fn set_default_ip(&self, path: &str, body: &[u8]) -> Result<(), Reply> {
+        let req: IpReq = parse(body)?;
+        let ip = req.ip.unwrap_or_default();
+        if path == "/set-default-ipv4" {
+            let ip = if ip.is_empty() {
+                None
+            } else {
+                Some(parse_ips::<Ipv4Addr>(&[ip], "IPv4")?[0])
+            };
+            self.set_default_ipv4(ip);
+            self.log(format_args!("set default IPv4 for A queries to {ip:?}"));
+        } else {
+            let ip = if ip.is_empty() {
+                None
+            } else {
+                Some(parse_ips::<Ipv6Addr>(&[ip], "IPv6")?[0])
+            };
+            self.set_default_ipv6(ip);
+            self.log(format_args!("set default IPv6 for AAAA queries to {ip:?}"));
+        }
+        Ok(())
+    }
+
+    /// `/add-a` and `/add-aaaa`.
+    fn add_addresses(&self, path: &str, body: &[u8]) -> Result<(), Reply> {
+        let req: AddressesReq = parse(body)?;
+        let addresses = req.addresses.unwrap_or_default();
+        if addresses.is_empty() {
+            return Err(Reply::bad_request());
+        }
+        let host = required(req.host)?;
+        if path == "/add-a" {
+            self.add_a(&host, &parse_ips::<Ipv4Addr>(&addresses, "IPv4")?);
+        } else {
+            self.add_aaaa(&host, &parse_ips::<Ipv6Addr>(&addresses, "IPv6")?);
+        }
+        self.log(format_args!("{path} {host:?}: {}", addresses.join(", ")));
+        Ok(())
+    }
+
+    /// The commands that take only a `host`: clearing its records, its
+    /// SERVFAIL mark or its TLS-ALPN-01 response.
+    fn host_command(&self, path: &str, body: &[u8]) -> Result<(), Reply> {
+        let req: HostReq = parse(body)?;
+        let host = required(req.host)?;
+        match path {
+            "/clear-a" => self.clear_a(&host),
+            "/clear-aaaa" => self.clear_aaaa(&host),
+            "/clear-caa" => self.clear_caa(&host),
+            "/clear-cname" => self.clear_cname(&host),
+            "/set-servfail" => self.set_servfail(&host),
+            "/clear-servfail" => self.clear_servfail(&host),
+            "/clear-txt" => self.clear_txt(&host),
+            _ => self.del_tlsalpn01(&host),
+        }
+        self.log(format_args!("{path} {host:?}"));
+        Ok(())
+    }
+
+    /// `/add-caa`, `/set-cname` and `/set-txt`.
+    fn set_records(&self, path: &str, body: &[u8]) -> Result<(), Reply> {
+        match path {
             "/add-caa" => {
                 let req: CaaReq = parse(body)?;
                 let policies = req.policies.unwrap_or_default();
@@ -370,76 +400,81 @@ impl ChallTestSrv {
                 self.set_cname(&host, &target);
                 self.log(format_args!("{path} {host:?} -> {target:?}"));
             }
-            "/set-txt" => {
+            _ => {
                 let req: TxtReq = parse(body)?;
                 let host = required(req.host)?;
                 let value = required(req.value)?;
                 self.set_txt(&host, &value);
                 self.log(format_args!("{path} {host:?}: {value:?}"));
             }
-            "/add-http01" => {
+        }
+        Ok(())
+    }
+
+    /// The HTTP-01 responses and redirects, and the TLS-ALPN-01
+    /// responses.
+    fn set_challenge(&self, path: &str, body: &[u8]) -> Result<(), Reply> {
+        match path {
+            "/add-http01" | "/del-http01" => {
                 let req: Http01Req = parse(body)?;
                 let token = required(req.token)?;
-                let content = required(req.content)?;
-                self.add_http01(&token, &content);
-                self.log(format_args!("{path} {token:?}: {content:?}"));
+                if path == "/add-http01" {
+                    let content = required(req.content)?;
+                    self.add_http01(&token, &content);
+                    self.log(format_args!("{path} {token:?}: {content:?}"));
+                } else {
+                    self.del_http01(&token);
+                    self.log(format_args!("{path} {token:?}"));
+                }
             }
-            "/del-http01" => {
-                let req: Http01Req = parse(body)?;
-                let token = required(req.token)?;
-                self.del_http01(&token);
-                self.log(format_args!("{path} {token:?}"));
-            }
-            "/add-redirect" => {
+            "/add-redirect" | "/del-redirect" => {
                 let req: RedirectReq = parse(body)?;
                 let p = required(req.path)?;
-                let target = required(req.targeturl)?;
-                self.add_redirect(&p, &target);
-                self.log(format_args!("{path} {p:?} -> {target:?}"));
+                if path == "/add-redirect" {
+                    let target = required(req.targeturl)?;
+                    self.add_redirect(&p, &target);
+                    self.log(format_args!("{path} {p:?} -> {target:?}"));
+                } else {
+                    self.del_redirect(&p);
+                    self.log(format_args!("{path} {p:?}"));
+                }
             }
-            "/del-redirect" => {
-                let req: RedirectReq = parse(body)?;
-                let p = required(req.path)?;
-                self.del_redirect(&p);
-                self.log(format_args!("{path} {p:?}"));
-            }
-            "/add-tlsalpn01" => {
+            _ => {
                 let req: TlsAlpnReq = parse(body)?;
                 let host = required(req.host)?;
                 let content = required(req.content)?;
                 self.add_tlsalpn01(&host, &content);
                 self.log(format_args!("{path} {host:?}: {content:?}"));
             }
-            "/http-request-history" => {
-                return Ok(Reply::json(
-                    &self.http_request_history(&history_host(body)?),
-                ));
-            }
-            "/dns-request-history" => {
-                return Ok(Reply::json(&self.dns_request_history(&history_host(body)?)));
-            }
-            "/tlsalpn01-request-history" => {
-                return Ok(Reply::json(
-                    &self.tlsalpn01_request_history(&history_host(body)?),
-                ));
-            }
-            "/clear-request-history" => {
-                let req: HistoryClearReq = parse(body)?;
-                let host = req.host.filter(|h| !h.is_empty()).ok_or_else(|| {
-                    Reply::error(StatusCode::BAD_REQUEST, "host parameter must not be empty")
-                })?;
-                let name = req.typ.unwrap_or_default();
-                let typ = RequestEventType::from_api_name(&name).ok_or_else(|| {
-                    Reply::error(
-                        StatusCode::BAD_REQUEST,
-                        &format!("{name:?} event type unknown"),
-                    )
-                })?;
-                self.clear_request_history(&host, typ);
-                self.log(format_args!("{path} {host:?} {name:?}"));
-            }
-            _ => return Err(Reply::error(StatusCode::NOT_FOUND, "404 page not found")),
         }
-        Ok(Reply::ok())
+        Ok(())
+    }
+
+    /// The request history of a host, of one kind.
+    fn history(&self, path: &str, body: &[u8]) -> Result<Reply, Reply> {
+        let host = history_host(body)?;
+        Ok(match path {
+            "/http-request-history" => Reply::json(&self.http_request_history(&host)),
+            "/dns-request-history" => Reply::json(&self.dns_request_history(&host)),
+            _ => Reply::json(&self.tlsalpn01_request_history(&host)),
+        })
+    }
+
+    /// `/clear-request-history`: one kind of a host's history.
+    fn clear_history(&self, path: &str, body: &[u8]) -> Result<(), Reply> {
+        let req: HistoryClearReq = parse(body)?;
+        let host = req.host.filter(|h| !h.is_empty()).ok_or_else(|| {
+            Reply::error(StatusCode::BAD_REQUEST, "host parameter must not be empty")
+        })?;
+        let name = req.typ.unwrap_or_default();
+        let typ = RequestEventType::from_api_name(&name).ok_or_else(|| {
+            Reply::error(
+                StatusCode::BAD_REQUEST,
+                &format!("{name:?} event type unknown"),
+            )
+        })?;
+        self.clear_request_history(&host, typ);
+        self.log(format_args!("{path} {host:?} {name:?}"));
+        Ok(())
     }
 }

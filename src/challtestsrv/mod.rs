@@ -29,6 +29,7 @@ pub mod cli;
 pub mod dns;
 pub mod http;
 pub mod management;
+mod running;
 pub mod tlsalpn;
 
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -41,7 +42,9 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::{watch, Semaphore};
-use tokio::task::{JoinHandle, JoinSet};
+use tokio::task::JoinSet;
+
+pub use running::Running;
 
 /// Most events kept per host and event type in the request history; older
 /// events are dropped first.
@@ -253,101 +256,6 @@ impl ChallTestSrv {
             d.default_ipv6 = default_ipv6;
         }
         srv
-    }
-
-    /// Binds and starts every server of `config`. Fails if any address
-    /// cannot be bound (servers already started are then stopped).
-    pub async fn start(config: Config) -> io::Result<Running> {
-        let mut srv = ChallTestSrv::new(config.default_ipv4, config.default_ipv6);
-        srv.verbose = config.verbose;
-        let (stop_tx, stop_rx) = watch::channel(false);
-        let mut running = Running {
-            srv: srv.clone(),
-            stop: stop_tx,
-            tasks: Vec::new(),
-            dns_addrs: Vec::new(),
-            http01_addrs: Vec::new(),
-            https01_addrs: Vec::new(),
-            tlsalpn01_addrs: Vec::new(),
-            management_addr: None,
-        };
-        for addr in &config.dns01 {
-            let (udp, tcp) = dns::bind(addr).await?;
-            let local = udp.local_addr()?;
-            srv.log(format_args!("DNS server (UDP and TCP) on {local}"));
-            running.dns_addrs.push(local);
-            let ttl = config.dns_ttl;
-            running.tasks.push(tokio::spawn(dns::serve_udp(
-                srv.clone(),
-                udp,
-                ttl,
-                stop_rx.clone(),
-            )));
-            running.tasks.push(tokio::spawn(dns::serve_tcp(
-                srv.clone(),
-                tcp,
-                ttl,
-                stop_rx.clone(),
-            )));
-        }
-        for addr in &config.http01 {
-            let listener = bind_tcp(addr).await?;
-            let local = listener.local_addr()?;
-            srv.log(format_args!("HTTP-01 server on {local}"));
-            running.http01_addrs.push(local);
-            running.tasks.push(tokio::spawn(http::serve(
-                srv.clone(),
-                listener,
-                None,
-                stop_rx.clone(),
-            )));
-        }
-        if !config.https01.is_empty() {
-            let tls = http::https_config().map_err(io::Error::other)?;
-            for addr in &config.https01 {
-                let listener = bind_tcp(addr).await?;
-                let local = listener.local_addr()?;
-                srv.log(format_args!("HTTPS HTTP-01 server on {local}"));
-                running.https01_addrs.push(local);
-                running.tasks.push(tokio::spawn(http::serve(
-                    srv.clone(),
-                    listener,
-                    Some(tls.clone()),
-                    stop_rx.clone(),
-                )));
-            }
-        }
-        if !config.tlsalpn01.is_empty() {
-            let responder = Arc::new(tlsalpn::Responder::new().map_err(io::Error::other)?);
-            for addr in &config.tlsalpn01 {
-                let listener = bind_tcp(addr).await?;
-                let local = listener.local_addr()?;
-                srv.log(format_args!("TLS-ALPN-01 server on {local}"));
-                running.tlsalpn01_addrs.push(local);
-                running.tasks.push(tokio::spawn(tlsalpn::serve(
-                    srv.clone(),
-                    responder.clone(),
-                    listener,
-                    stop_rx.clone(),
-                )));
-            }
-        }
-        if let Some(addr) = config
-            .management
-            .as_deref()
-            .filter(|a| !a.trim().is_empty())
-        {
-            let listener = bind_tcp(addr).await?;
-            let local = listener.local_addr()?;
-            srv.log(format_args!("management server on {local}"));
-            running.management_addr = Some(local);
-            running.tasks.push(tokio::spawn(management::serve(
-                srv.clone(),
-                listener,
-                stop_rx.clone(),
-            )));
-        }
-        Ok(running)
     }
 
     fn read(&self) -> RwLockReadGuard<'_, Data> {
@@ -600,93 +508,6 @@ fn strip_port(host: &str) -> &str {
     match host.rsplit_once(':') {
         Some((h, port)) if !h.contains(':') && port.bytes().all(|b| b.is_ascii_digit()) => h,
         _ => host,
-    }
-}
-
-/// Running challenge servers, started by [`ChallTestSrv::start`]. Derefs to
-/// the [`ChallTestSrv`] handle to set mock data. Dropping it stops the
-/// servers too (without waiting for them).
-pub struct Running {
-    srv: ChallTestSrv,
-    stop: watch::Sender<bool>,
-    tasks: Vec<JoinHandle<()>>,
-    dns_addrs: Vec<SocketAddr>,
-    http01_addrs: Vec<SocketAddr>,
-    https01_addrs: Vec<SocketAddr>,
-    tlsalpn01_addrs: Vec<SocketAddr>,
-    management_addr: Option<SocketAddr>,
-}
-
-impl std::ops::Deref for Running {
-    type Target = ChallTestSrv;
-    fn deref(&self) -> &ChallTestSrv {
-        &self.srv
-    }
-}
-
-impl Running {
-    /// The mock data handle (a clone shares the data).
-    pub fn handle(&self) -> ChallTestSrv {
-        self.srv.clone()
-    }
-
-    /// Address of the first DNS server (UDP and TCP share it).
-    pub fn dns_addr(&self) -> Option<SocketAddr> {
-        self.dns_addrs.first().copied()
-    }
-
-    /// Addresses of every DNS server.
-    pub fn dns_addrs(&self) -> &[SocketAddr] {
-        &self.dns_addrs
-    }
-
-    /// Address of the first HTTP-01 server.
-    pub fn http01_addr(&self) -> Option<SocketAddr> {
-        self.http01_addrs.first().copied()
-    }
-
-    /// Addresses of every HTTP-01 server.
-    pub fn http01_addrs(&self) -> &[SocketAddr] {
-        &self.http01_addrs
-    }
-
-    /// Address of the first HTTPS HTTP-01 server.
-    pub fn https01_addr(&self) -> Option<SocketAddr> {
-        self.https01_addrs.first().copied()
-    }
-
-    /// Addresses of every HTTPS HTTP-01 server.
-    pub fn https01_addrs(&self) -> &[SocketAddr] {
-        &self.https01_addrs
-    }
-
-    /// Address of the first TLS-ALPN-01 server.
-    pub fn tlsalpn01_addr(&self) -> Option<SocketAddr> {
-        self.tlsalpn01_addrs.first().copied()
-    }
-
-    /// Addresses of every TLS-ALPN-01 server.
-    pub fn tlsalpn01_addrs(&self) -> &[SocketAddr] {
-        &self.tlsalpn01_addrs
-    }
-
-    /// Address of the management server.
-    pub fn management_addr(&self) -> Option<SocketAddr> {
-        self.management_addr
-    }
-
-    /// Stops every server and waits until their sockets are closed.
-    pub async fn shutdown(mut self) {
-        let _ = self.stop.send(true);
-        for task in std::mem::take(&mut self.tasks) {
-            let _ = task.await;
-        }
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.stop.send(true);
     }
 }
 

@@ -8,8 +8,11 @@
 //! server's JSON with `--json`. Errors are one line, returned to `main`,
 //! which prints `acme-ca: …` and exits 1; usage errors are clap's (exit 2).
 
+mod certs;
 pub mod client;
+mod issue;
 pub mod output;
+mod queues;
 
 use std::io::Write;
 use std::net::IpAddr;
@@ -439,31 +442,32 @@ pub async fn run(command: Command) -> Result<(), String> {
         e.exit();
     }
     let result = match command {
-        Command::Profiles(a) => profiles(a).await,
-        Command::Issue(a) => issue(a).await,
-        Command::UploadCsr(a) => upload_csr(a).await,
-        Command::Batches(a) => batch(a).await,
+        Command::Profiles(a) => issue::profiles(a).await,
+        Command::Issue(a) => issue::issue(a).await,
+        Command::UploadCsr(a) => issue::upload_csr(a).await,
+        Command::Batches(a) => issue::batch(a).await,
         Command::Requests(a) => match a.action {
-            None => list_requests(a.list).await,
-            Some(RequestsAction::List(l)) => list_requests(l).await,
+            None => queues::list_requests(a.list).await,
+            Some(RequestsAction::List(l)) => queues::list_requests(l).await,
             Some(RequestsAction::Show(a)) => {
-                one_request(&a.global, &["requests", &a.id], None).await
+                queues::one_request(&a.global, &["requests", &a.id], None).await
             }
             Some(RequestsAction::Approve(a)) => {
-                one_request(&a.global, &["requests", &a.id, "approve"], Some(json!({}))).await
+                queues::one_request(&a.global, &["requests", &a.id, "approve"], Some(json!({})))
+                    .await
             }
             Some(RequestsAction::Reject(a)) => {
                 let body = json!({"reason": a.reason});
-                one_request(&a.global, &["requests", &a.id, "reject"], Some(body)).await
+                queues::one_request(&a.global, &["requests", &a.id, "reject"], Some(body)).await
             }
         },
-        Command::Find(a) => find(a).await,
-        Command::Show(a) => show(a).await,
-        Command::Renew(a) => renew(a).await,
-        Command::Revoke(a) => revoke(a).await,
-        Command::Download(a) => download(a).await,
+        Command::Find(a) => certs::find(a).await,
+        Command::Show(a) => certs::show(a).await,
+        Command::Renew(a) => certs::renew(a).await,
+        Command::Revoke(a) => certs::revoke(a).await,
+        Command::Download(a) => certs::download(a).await,
         Command::Recover(a) => {
-            one_recovery(
+            queues::one_recovery(
                 &a.global,
                 &["certs", &a.serial, "recovery"],
                 Some(json!({})),
@@ -471,13 +475,13 @@ pub async fn run(command: Command) -> Result<(), String> {
             .await
         }
         Command::Recoveries(a) => match a.action {
-            None => list_recoveries(a.list).await,
-            Some(RecoveriesAction::List(l)) => list_recoveries(l).await,
+            None => queues::list_recoveries(a.list).await,
+            Some(RecoveriesAction::List(l)) => queues::list_recoveries(l).await,
             Some(RecoveriesAction::Show(a)) => {
-                one_recovery(&a.global, &["recoveries", &a.id], None).await
+                queues::one_recovery(&a.global, &["recoveries", &a.id], None).await
             }
             Some(RecoveriesAction::Approve(a)) => {
-                one_recovery(
+                queues::one_recovery(
                     &a.global,
                     &["recoveries", &a.id, "approve"],
                     Some(json!({})),
@@ -486,7 +490,7 @@ pub async fn run(command: Command) -> Result<(), String> {
             }
             Some(RecoveriesAction::Reject(a)) => {
                 let body = json!({"reason": a.reason});
-                one_recovery(&a.global, &["recoveries", &a.id, "reject"], Some(body)).await
+                queues::one_recovery(&a.global, &["recoveries", &a.id, "reject"], Some(body)).await
             }
         },
     };
@@ -547,276 +551,28 @@ fn print_list(table: Table, what: &str, body: &Value, shown: usize) -> Result<()
     print(&text)
 }
 
-async fn profiles(a: ProfilesArgs) -> Result<(), String> {
-    let c = connect(&a.global)?;
-    match &a.name {
-        Some(name) => {
-            let p = c.get(&["profiles", name], &[]).await?;
-            if a.global.json {
-                print_json(&p)
-            } else {
-                print(&output::profile_kv(&p))
-            }
-        }
-        None => {
-            let body = c.get(&["profiles"], &[]).await?;
-            if a.global.json {
-                print_json(&body)
-            } else {
-                let t = output::profiles_table(&body);
-                let n = items(&body, "profiles").len();
-                print_list(t, "profiles", &Value::Null, n)
-            }
-        }
+/// A list command: `path` read with query `q`, then the server's JSON, or
+/// its `key` array as `table` with a paging hint.
+async fn list(
+    g: &Global,
+    path: &str,
+    q: &[(&'static str, String)],
+    key: &str,
+    table: fn(&[Value]) -> Table,
+) -> Result<(), String> {
+    let c = connect(g)?;
+    let body = c.get(&[path], q).await?;
+    if g.json {
+        return print_json(&body);
     }
-}
-
-async fn issue(a: IssueArgs) -> Result<(), String> {
-    let key_size = a
-        .key_size
-        .unwrap_or(if a.key_type == "rsa" { 2048 } else { 256 });
-    let mut body = json!({
-        "entity_id": a.entity,
-        "profile": a.profile,
-        "names": a.names,
-        "ip_addresses": a.ips.iter().map(IpAddr::to_string).collect::<Vec<_>>(),
-        "key_type": a.key_type,
-        "key_size": key_size,
-        "auto_renew": a.auto_renew,
-    });
-    if let Some(cn) = &a.cn {
-        body["common_name"] = json!(cn);
-    }
-    if let Some(ttl) = a.ttl {
-        body["ttl"] = json!(ttl.as_secs());
-    }
-    let c = connect(&a.global)?;
-    let r = c.post(&["certs"], Some(&body)).await?;
-    if a.global.json {
-        return print_json(&r);
-    }
-    let mut text = output::request_kv(&r);
-    if r.get("status").and_then(Value::as_str) == Some("pending") {
-        text.push_str(&format!(
-            "(waits for an agent: acme-ca requests approve {})\n",
-            output::cell(r.get("id"))
-        ));
-    }
-    print(&text)
-}
-
-/// Most bytes of CSR PEM sent at once (the server takes 1 MiB bodies).
-const MAX_CSR_UPLOAD: u64 = 900 * 1024;
-
-/// The PEM text of CSR files, each checked for a CSR block.
-fn read_csr_files(files: &[PathBuf]) -> Result<String, String> {
-    use std::io::Read;
-    let mut all = String::new();
-    for path in files {
-        let shown = path.display();
-        let file = std::fs::File::open(path).map_err(|e| format!("{shown}: {e}"))?;
-        let mut text = String::new();
-        file.take(MAX_CSR_UPLOAD + 1)
-            .read_to_string(&mut text)
-            .map_err(|e| format!("{shown}: {e}"))?;
-        if !text.contains("-----BEGIN CERTIFICATE REQUEST-----")
-            && !text.contains("-----BEGIN NEW CERTIFICATE REQUEST-----")
-        {
-            return Err(format!("{shown}: no PEM CERTIFICATE REQUEST block in it"));
-        }
-        all.push_str(text.trim());
-        all.push('\n');
-        if all.len() as u64 > MAX_CSR_UPLOAD {
-            return Err(
-                "the CSR files are larger than 900 KiB together; upload them in smaller batches"
-                    .into(),
-            );
-        }
-    }
-    Ok(all)
-}
-
-async fn upload_csr(a: UploadCsrArgs) -> Result<(), String> {
-    let pem = read_csr_files(&a.files)?;
-    let body = json!({
-        "profile": a.profile,
-        "entity_id": a.entity,
-        "name": a.batch_name.clone().unwrap_or_default(),
-        "pem": pem,
-    });
-    let c = connect(&a.global)?;
-    let r = c.post(&["csr"], Some(&body)).await?;
-    if a.global.json {
-        return print_json(&r);
-    }
-    let requests = items(&r, "requests");
-    let mut text = output::key_values(&[
-        ("batch".to_owned(), output::cell(r.get("batch_id"))),
-        ("requests".to_owned(), requests.len().to_string()),
-    ]);
-    text.push('\n');
-    text.push_str(&output::requests_table(requests).render());
-    print(&text)
-}
-
-async fn batch(a: BatchArgs) -> Result<(), String> {
-    let c = connect(&a.global)?;
-    if a.download {
-        let file = c
-            .fetch_file(&["batches", &a.id, "download"], &[], true)
-            .await?;
-        let safe = !a.id.is_empty()
-            && a.id.len() <= 64
-            && a.id
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-        let name = if safe { a.id.as_str() } else { "batch" };
-        return save(
-            &a.global,
-            a.output,
-            PathBuf::from(format!("{name}.zip")),
-            &file,
-        );
-    }
-    let b = c.get(&["batches", &a.id], &[]).await?;
-    if a.global.json {
-        return print_json(&b);
-    }
-    let mut text = output::batch_kv(&b);
-    let requests = items(&b, "requests");
-    if !requests.is_empty() {
-        text.push('\n');
-        text.push_str(&output::requests_table(requests).render());
-    }
-    print(&text)
+    let list = items(&body, key);
+    print_list(table(list), key, &body, list.len())
 }
 
 fn push_opt(q: &mut Vec<(&'static str, String)>, key: &'static str, v: Option<impl ToString>) {
     if let Some(v) = v {
         q.push((key, v.to_string()));
     }
-}
-
-async fn list_requests(a: RequestListArgs) -> Result<(), String> {
-    let mut q = Vec::new();
-    push_opt(&mut q, "status", a.status);
-    push_opt(&mut q, "batch", a.batch);
-    push_opt(&mut q, "profile", a.profile);
-    push_opt(&mut q, "offset", a.offset);
-    push_opt(&mut q, "limit", a.limit);
-    let c = connect(&a.global)?;
-    let body = c.get(&["requests"], &q).await?;
-    if a.global.json {
-        return print_json(&body);
-    }
-    let list = items(&body, "requests");
-    print_list(output::requests_table(list), "requests", &body, list.len())
-}
-
-async fn one_request(g: &Global, path: &[&str], body: Option<Value>) -> Result<(), String> {
-    let c = connect(g)?;
-    let r = match body {
-        Some(b) => c.post(path, Some(&b)).await?,
-        None => c.get(path, &[]).await?,
-    };
-    if g.json {
-        print_json(&r)
-    } else {
-        print(&output::request_kv(&r))
-    }
-}
-
-async fn find(a: FindArgs) -> Result<(), String> {
-    let mut q = Vec::new();
-    push_opt(&mut q, "common_name", a.cn);
-    push_opt(&mut q, "serial", a.serial);
-    push_opt(&mut q, "entity", a.entity);
-    push_opt(&mut q, "status", a.status);
-    push_opt(&mut q, "expiring_before", a.expiring_before);
-    push_opt(&mut q, "offset", a.offset);
-    push_opt(&mut q, "limit", a.limit);
-    let c = connect(&a.global)?;
-    let body = c.get(&["certs"], &q).await?;
-    if a.global.json {
-        return print_json(&body);
-    }
-    let certs = items(&body, "certificates");
-    print_list(
-        output::certs_table(certs),
-        "certificates",
-        &body,
-        certs.len(),
-    )
-}
-
-async fn show(a: ShowArgs) -> Result<(), String> {
-    let c = connect(&a.global)?;
-    let cert = c.get(&["certs", &a.serial], &[]).await?;
-    if a.global.json {
-        print_json(&cert)
-    } else if a.pem {
-        let pem = cert
-            .get("certificate")
-            .and_then(Value::as_str)
-            .ok_or("the server sent no certificate PEM")?;
-        print(pem)
-    } else {
-        print(&output::cert_kv(&cert))
-    }
-}
-
-async fn renew(a: SerialArgs) -> Result<(), String> {
-    let c = connect(&a.global)?;
-    let r = c
-        .post(&["certs", &a.serial, "renew"], Some(&json!({})))
-        .await?;
-    if a.global.json {
-        return print_json(&r);
-    }
-    let old = r.get("previous").cloned().unwrap_or(Value::Null);
-    let new = r.get("certificate").cloned().unwrap_or(Value::Null);
-    print(&output::key_values(&[
-        ("serial".to_owned(), output::cell(r.get("serial_number"))),
-        ("not after".to_owned(), output::cell(new.get("not_after"))),
-        ("previous".to_owned(), output::cell(old.get("serial"))),
-        (
-            "previous status".to_owned(),
-            output::cell(old.get("status")),
-        ),
-    ]))
-}
-
-async fn revoke(a: RevokeArgs) -> Result<(), String> {
-    let c = connect(&a.global)?;
-    let body = json!({"reason": a.reason});
-    let cert = c.post(&["certs", &a.serial, "revoke"], Some(&body)).await?;
-    if a.global.json {
-        print_json(&cert)
-    } else {
-        print(&output::cert_kv(&cert))
-    }
-}
-
-/// A serial as the server writes it (lowercase hex, no leading zeros, an
-/// even number of digits), for file names; None if it is not hex.
-fn file_serial(s: &str) -> Option<String> {
-    let s = s.trim();
-    let s = s
-        .strip_prefix("0x")
-        .or_else(|| s.strip_prefix("0X"))
-        .unwrap_or(s)
-        .to_ascii_lowercase();
-    if s.is_empty() || s.len() > 64 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return None;
-    }
-    let mut out = s.trim_start_matches('0').to_owned();
-    if out.len() % 2 == 1 {
-        out.insert(0, '0');
-    }
-    if out.is_empty() {
-        out.push_str("00");
-    }
-    Some(out)
 }
 
 /// Writes `data` to `path` readable by the owner alone (it may hold a
@@ -856,39 +612,6 @@ fn write_private(path: &Path, data: &[u8]) -> Result<(), String> {
     Ok(())
 }
 
-async fn download(a: DownloadArgs) -> Result<(), String> {
-    let ext = if a.p12 { "p12" } else { "zip" };
-    let mut body = json!({ "format": ext });
-    if let Some(pw) = &a.password {
-        body["password"] = json!(pw);
-    }
-    if let Some(id) = &a.recovery {
-        body["recovery"] = json!(id);
-    }
-    let c = connect(&a.global)?;
-    let grant = c
-        .post(&["certs", &a.serial, "download-token"], Some(&body))
-        .await?;
-    let token = grant
-        .get("token")
-        .and_then(Value::as_str)
-        .ok_or("the server sent no download token")?;
-    let file = c
-        .fetch_file(
-            &["certs", &a.serial, "download"],
-            &[("token", token.to_owned())],
-            false,
-        )
-        .await?;
-    let serial = file_serial(&a.serial).unwrap_or_else(|| "certificate".to_owned());
-    save(
-        &a.global,
-        a.output,
-        PathBuf::from(format!("{serial}.{ext}")),
-        &file,
-    )
-}
-
 /// Writes a downloaded file to `output` (a file, a directory to put
 /// `default_name` in, or - for standard output), by default to
 /// `default_name`, and says so.
@@ -926,40 +649,9 @@ fn save(
     }
 }
 
-async fn list_recoveries(a: RecoveryListArgs) -> Result<(), String> {
-    let mut q = Vec::new();
-    push_opt(&mut q, "status", a.status);
-    push_opt(&mut q, "offset", a.offset);
-    push_opt(&mut q, "limit", a.limit);
-    let c = connect(&a.global)?;
-    let body = c.get(&["recoveries"], &q).await?;
-    if a.global.json {
-        return print_json(&body);
-    }
-    let list = items(&body, "recoveries");
-    print_list(
-        output::recoveries_table(list),
-        "recoveries",
-        &body,
-        list.len(),
-    )
-}
-
-async fn one_recovery(g: &Global, path: &[&str], body: Option<Value>) -> Result<(), String> {
-    let c = connect(g)?;
-    let r = match body {
-        Some(b) => c.post(path, Some(&b)).await?,
-        None => c.get(path, &[]).await?,
-    };
-    if g.json {
-        print_json(&r)
-    } else {
-        print(&output::recovery_kv(&r))
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use super::certs::file_serial;
     use super::*;
     use clap::{CommandFactory, Parser};
 

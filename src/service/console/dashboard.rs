@@ -78,8 +78,8 @@ async fn scan(
     Ok(true)
 }
 
-async fn render(s: &Service, signed: &Signed) -> crate::error::Result<String> {
-    let now = s.clock.now();
+/// The counts: certificates by status, and the pending work.
+async fn counts_section(s: &Service, signed: &Signed) -> crate::error::Result<String> {
     let caller = signed.caller();
     let valid = count(s, signed, "valid").await?;
     let revoked = count(s, signed, "revoked").await?;
@@ -116,7 +116,35 @@ async fn render(s: &Service, signed: &Signed) -> crate::error::Result<String> {
         );
     }
     b.push_str("</ul></section>");
+    Ok(b)
+}
 
+/// A chart of `times` per day from `from`, and a note when the scan
+/// stopped at [`MAX_SCAN`] certificates (`partial`: which ones it counted).
+fn add_chart(
+    b: &mut String,
+    id: &str,
+    title: &str,
+    (times, from): (Vec<i64>, i64),
+    partial: Option<&str>,
+) {
+    b.push_str(&chart::bars(
+        id,
+        title,
+        &chart::per_day(times, from, DAYS),
+        from,
+    ));
+    if let Some(which) = partial {
+        let _ = write!(
+            b,
+            "<p class=\"hint\">Counted from {which}{MAX_SCAN} certificates only.</p>"
+        );
+    }
+}
+
+/// The charts: issued per day over the last 30 days, expiring per day
+/// over the next 30.
+async fn charts_section(s: &Service, signed: &Signed, now: i64) -> crate::error::Result<String> {
     // Issued per day: the list is newest first, so stop at the first one
     // issued before the window. Issuance time is notBefore plus the
     // backdate every certificate of this CA gets.
@@ -148,44 +176,33 @@ async fn render(s: &Service, signed: &Signed) -> crate::error::Result<String> {
         },
     )
     .await?;
-    b.push_str("<section aria-labelledby=\"charts\"><h2 id=\"charts\">Issuance and expiry</h2>");
-    // A chart of times per day from `from`, and a note when the scan
-    // stopped at MAX_SCAN certificates.
-    let mut add_chart =
-        |id: &str, title: &str, times: Vec<i64>, from: i64, partial: Option<&str>| {
-            b.push_str(&chart::bars(
-                id,
-                title,
-                &chart::per_day(times, from, DAYS),
-                from,
-            ));
-            if let Some(which) = partial {
-                let _ = write!(
-                    b,
-                    "<p class=\"hint\">Counted from {which}{MAX_SCAN} certificates only.</p>"
-                );
-            }
-        };
+    let mut b = String::from(
+        "<section aria-labelledby=\"charts\"><h2 id=\"charts\">Issuance and expiry</h2>",
+    );
     add_chart(
+        &mut b,
         "issued-chart",
         "Certificates issued per day, last 30 days",
-        issued,
-        start,
+        (issued, start),
         partial_issued.then_some("the newest "),
     );
     add_chart(
+        &mut b,
         "expiry-chart",
         "Certificates expiring per day, next 30 days",
-        expiring,
-        now,
+        (expiring, now),
         partial_expiring.then_some(""),
     );
     b.push_str("</section>");
+    Ok(b)
+}
 
-    b.push_str(
+/// Recent webhook delivery failures (admins only, as in the API).
+async fn webhooks_section(s: &Service, signed: &Signed) -> crate::error::Result<String> {
+    let mut b = String::from(
         "<section aria-labelledby=\"hooks\"><h2 id=\"hooks\">Recent webhook delivery failures</h2>",
     );
-    if caller.role == Role::Admin {
+    if signed.caller().role == Role::Admin {
         let (list, total) = s.store.deliveries(Some("failed"), 0, 10).await?;
         let rows: Vec<Vec<String>> = list
             .iter()
@@ -208,5 +225,13 @@ async fn render(s: &Service, signed: &Signed) -> crate::error::Result<String> {
         b.push_str("<p>Only admins see webhook deliveries.</p>");
     }
     b.push_str("</section>");
+    Ok(b)
+}
+
+async fn render(s: &Service, signed: &Signed) -> crate::error::Result<String> {
+    let now = s.clock.now();
+    let mut b = counts_section(s, signed).await?;
+    b.push_str(&charts_section(s, signed, now).await?);
+    b.push_str(&webhooks_section(s, signed).await?);
     Ok(b)
 }

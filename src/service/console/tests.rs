@@ -391,6 +391,63 @@ async fn forms_without_this_sessions_csrf_token_are_refused() {
     assert!(page.text().contains("revoked</span> at") && page.text().contains("(keyCompromise)"));
 }
 
+/// Every state-changing form route checks, in this order: a session
+/// (else the sign-in redirect, whatever the body), a readable form (else
+/// the 400 page), this session's CSRF token (else 403); nothing is done
+/// before all three pass.
+#[tokio::test]
+async fn every_form_route_checks_session_then_form_then_csrf() {
+    let h = harness().await;
+    let serial = h.alice_cert("server", "a.example.com").await;
+    let agent = h.sign_in(AGENT).await;
+    let routes = [
+        format!("/ui/certs/{serial}/download-token"),
+        format!("/ui/certs/{serial}/download"),
+        format!("/ui/certs/{serial}/renew"),
+        format!("/ui/certs/{serial}/revoke"),
+        format!("/ui/certs/{serial}/recovery"),
+        "/ui/issue/server".to_owned(),
+        "/ui/requests/r1/approve".to_owned(),
+        "/ui/requests/r1/reject".to_owned(),
+        "/ui/recoveries/k1/approve".to_owned(),
+        "/ui/recoveries/k1/reject".to_owned(),
+    ];
+    let json_post = |path: &str, cookie: Option<&str>| {
+        let mut b = Request::builder()
+            .method("POST")
+            .uri(path)
+            .header(header::CONTENT_TYPE, "application/json");
+        if let Some(c) = cookie {
+            b = b.header(header::COOKIE, c);
+        }
+        b.body(Body::from("{}")).unwrap()
+    };
+    for path in &routes {
+        let r = h.send(json_post(path, None)).await;
+        assert_eq!(
+            (r.status, r.location()),
+            (StatusCode::SEE_OTHER, "/ui/signin"),
+            "{path}: no session"
+        );
+        let r = h.send(json_post(path, Some(&agent.cookie))).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{path}: not a form");
+        assert!(r.text().contains("Bad request"), "{path}");
+        let r = h
+            .post(
+                path,
+                Some(&agent.cookie),
+                &[("csrf", "forged"), ("reason", "x")],
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "{path}: forged token");
+        assert!(r.text().contains("security token"), "{path}");
+    }
+    assert!(
+        h.cert_as_root(&serial).await.revoked.is_none(),
+        "nothing was done"
+    );
+}
+
 #[tokio::test]
 async fn requesters_cannot_reach_agent_actions_by_crafting_requests() {
     let h = harness().await;
