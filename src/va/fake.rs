@@ -1,21 +1,36 @@
 //! Test helpers shared by the validators' unit tests: one resolver with
-//! canned A/AAAA, TXT and CAA answers, and a validation request to go with
-//! it.
+//! canned A/AAAA, TXT and CAA answers, validation requests to go with it,
+//! and for the validators that connect (http-01, tls-alpn-01) a listener on
+//! a free loopback port, a policy that lets them reach it, and the two ways
+//! to unpack an [`Outcome`].
 
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 
+use tokio::net::TcpListener;
+
+use crate::error::Error;
 use crate::model::{AccountId, Authz, AuthzId, AuthzState, ChallengeType};
 use crate::protocol::Identifier;
+use crate::va::addr::AddressPolicy;
 use crate::va::dns::{CaaRecord, DnsError, DnsFuture, Resolver};
-use crate::va::ValidationRequest;
+use crate::va::{Outcome, ValidationRequest};
 
 /// The account URL of [`request`].
 pub const ACCOUNT_URI: &str = "https://ca.test/acme/acct/acct1";
 
 /// The key authorization of [`request`].
 pub const KEY_AUTHZ: &str = "token123.thumbprint456";
+
+/// The token of [`token_request`]: base64url, as http-01 puts it in a URL
+/// path.
+pub const TOKEN: &str = "evaGxfADs6pSRb2LAv9IZf17Dt3juxGJ-PCt92wr-oA";
+
+/// The key authorization of [`token_request`]: [`TOKEN`], a dot, and an
+/// account key thumbprint.
+pub const KEY_AUTH: &str =
+    "evaGxfADs6pSRb2LAv9IZf17Dt3juxGJ-PCt92wr-oA.9jg46WB3rR_AHD-EBXdN7cBkH1WOu0tA3M9fm21mqTI";
 
 /// How [`FakeResolver`] describes itself unless told otherwise.
 pub const DESCRIBED: &str = "10.0.0.53:53";
@@ -125,5 +140,49 @@ pub fn request(kind: ChallengeType, identifier: Identifier, wildcard: bool) -> V
         },
         kind,
         key_authorization: KEY_AUTHZ.to_owned(),
+    }
+}
+
+/// A request to validate `identifier` (not a wildcard) by `kind`, with the
+/// token [`TOKEN`] and the key authorization [`KEY_AUTH`].
+pub fn token_request(kind: ChallengeType, identifier: Identifier) -> ValidationRequest {
+    let mut req = request(kind, identifier, false);
+    req.authz.token = TOKEN.to_owned();
+    req.key_authorization = KEY_AUTH.to_owned();
+    req
+}
+
+/// A listener on a free port of 127.0.0.1, and the port.
+pub async fn local_listener() -> (TcpListener, u16) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    (listener, port)
+}
+
+/// The address policy of test setups: loopback (where the test servers
+/// listen) may be reached.
+pub fn reach_loopback() -> AddressPolicy {
+    AddressPolicy {
+        allow_reserved: true,
+    }
+}
+
+/// The records of a valid outcome; panics on an invalid one.
+#[track_caller]
+pub fn valid(outcome: Outcome) -> serde_json::Value {
+    match outcome {
+        Outcome::Valid { records } => records,
+        Outcome::Invalid { error, records } => {
+            panic!("expected valid, got {error} (records {records})")
+        }
+    }
+}
+
+/// The error and records of an invalid outcome; panics on a valid one.
+#[track_caller]
+pub fn invalid(outcome: Outcome) -> (Error, serde_json::Value) {
+    match outcome {
+        Outcome::Invalid { error, records } => (error, records),
+        Outcome::Valid { records } => panic!("expected invalid, got valid (records {records})"),
     }
 }

@@ -469,12 +469,11 @@ mod tests {
     use tokio::io::AsyncReadExt;
     use tokio::net::TcpListener;
 
-    use crate::model::{AccountId, Authz, AuthzId, AuthzState, ChallengeType};
+    use crate::model::ChallengeType;
     use crate::protocol::Identifier;
-    use crate::va::fake::FakeResolver;
-
-    const KEY_AUTH: &str =
-        "evaGxfADs6pSRb2LAv9IZf17Dt3juxGJ-PCt92wr-oA.9jg46WB3rR_AHD-EBXdN7cBkH1WOu0tA3M9fm21mqTI";
+    use crate::va::fake::{
+        invalid, local_listener, reach_loopback, token_request, valid, FakeResolver, KEY_AUTH,
+    };
 
     /// The shared fake answering A/AAAA lookups for `name` only.
     fn resolver_with(name: &str, addrs: &[&str]) -> Arc<dyn Resolver> {
@@ -492,23 +491,7 @@ mod tests {
     }
 
     fn request(ident: Identifier) -> ValidationRequest {
-        ValidationRequest {
-            account_uri: "https://ca.test/acme/acct/acct1".to_owned(),
-            authz: Authz {
-                id: AuthzId("authz1".to_owned()),
-                account_id: AccountId("acct1".to_owned()),
-                identifier: ident,
-                wildcard: false,
-                state: AuthzState::Pending,
-                expires: 0,
-                token: "evaGxfADs6pSRb2LAv9IZf17Dt3juxGJ-PCt92wr-oA".to_owned(),
-                offered: vec![ChallengeType::TlsAlpn01],
-                attempt: None,
-                created_at: 0,
-            },
-            kind: ChallengeType::TlsAlpn01,
-            key_authorization: KEY_AUTH.to_owned(),
-        }
+        token_request(ChallengeType::TlsAlpn01, ident)
     }
 
     fn sha256(s: &str) -> Vec<u8> {
@@ -607,21 +590,8 @@ mod tests {
         seen
     }
 
-    async fn listener_v4() -> (TcpListener, u16) {
-        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = l.local_addr().unwrap().port();
-        (l, port)
-    }
-
     fn validator(resolver: Arc<dyn Resolver>, port: u16) -> TlsAlpn01 {
-        TlsAlpn01::new(
-            resolver,
-            AddressPolicy {
-                allow_reserved: true,
-            },
-            Duration::from_secs(5),
-        )
-        .with_port(port)
+        TlsAlpn01::new(resolver, reach_loopback(), Duration::from_secs(5)).with_port(port)
     }
 
     /// Validates example.com (resolving to 127.0.0.1) against a server
@@ -630,7 +600,7 @@ mod tests {
         cert: (CertificateDer<'static>, KeyPair),
         opts: ServerOpts,
     ) -> (Outcome, u16) {
-        let (l, port) = listener_v4().await;
+        let (l, port) = local_listener().await;
         serve(l, cert, opts);
         let va = validator(resolver_with("example.com", &["127.0.0.1"]), port);
         (
@@ -639,25 +609,9 @@ mod tests {
         )
     }
 
-    #[track_caller]
-    fn invalid(outcome: Outcome) -> (Error, serde_json::Value) {
-        match outcome {
-            Outcome::Invalid { error, records } => (error, records),
-            Outcome::Valid { records } => panic!("expected invalid, got valid: {records}"),
-        }
-    }
-
-    #[track_caller]
-    fn valid(outcome: Outcome) -> serde_json::Value {
-        match outcome {
-            Outcome::Valid { records } => records,
-            Outcome::Invalid { error, .. } => panic!("expected valid, got {error}"),
-        }
-    }
-
     #[tokio::test]
     async fn valid_for_a_dns_name() {
-        let (l, port) = listener_v4().await;
+        let (l, port) = local_listener().await;
         let seen = serve(
             l,
             cert(&["example.com"], vec![good_ext()]),
@@ -679,7 +633,7 @@ mod tests {
 
     #[tokio::test]
     async fn valid_through_the_validator_trait_and_over_tls12() {
-        let (l, port) = listener_v4().await;
+        let (l, port) = local_listener().await;
         let opts = ServerOpts {
             tls12_only: true,
             ..ServerOpts::default()
@@ -704,7 +658,7 @@ mod tests {
 
     #[tokio::test]
     async fn valid_for_an_ip_identifier_with_reverse_dns_sni() {
-        let (l, port) = listener_v4().await;
+        let (l, port) = local_listener().await;
         let seen = serve(
             l,
             cert(&["127.0.0.1"], vec![good_ext()]),
@@ -723,7 +677,7 @@ mod tests {
 
     #[tokio::test]
     async fn ip_identifier_needs_an_ip_san() {
-        let (l, port) = listener_v4().await;
+        let (l, port) = local_listener().await;
         serve(
             l,
             cert(&["localhost"], vec![good_ext()]),
@@ -934,7 +888,7 @@ mod tests {
 
     #[tokio::test]
     async fn connection_refused() {
-        let (l, port) = listener_v4().await;
+        let (l, port) = local_listener().await;
         drop(l);
         let va = validator(resolver_with("example.com", &["127.0.0.1"]), port);
         let (e, records) = invalid(va.validate(&request(Identifier::dns("example.com"))).await);
@@ -950,7 +904,7 @@ mod tests {
 
     #[tokio::test]
     async fn silent_server_times_out() {
-        let (l, port) = listener_v4().await;
+        let (l, port) = local_listener().await;
         tokio::spawn(async move {
             let mut held = Vec::new();
             while let Ok((tcp, _)) = l.accept().await {
@@ -1025,7 +979,7 @@ mod tests {
     #[tokio::test]
     async fn ipv6_failure_falls_back_to_ipv4() {
         // Nothing listens on [::1]:port (or ::1 does not exist here).
-        let (l, port) = listener_v4().await;
+        let (l, port) = local_listener().await;
         serve(
             l,
             cert(&["example.com"], vec![good_ext()]),
@@ -1043,7 +997,7 @@ mod tests {
 
     #[tokio::test]
     async fn ipv6_is_preferred() {
-        let (l4, port) = listener_v4().await;
+        let (l4, port) = local_listener().await;
         let Ok(l6) = TcpListener::bind(("::1", port)).await else {
             eprintln!("skipped: cannot listen on [::1]:{port}");
             return;
@@ -1067,7 +1021,7 @@ mod tests {
 
     #[tokio::test]
     async fn both_failures_are_reported() {
-        let (l, port) = listener_v4().await;
+        let (l, port) = local_listener().await;
         drop(l);
         let va = validator(resolver_with("example.com", &["::1", "127.0.0.1"]), port);
         let (e, records) = invalid(va.validate(&request(Identifier::dns("example.com"))).await);

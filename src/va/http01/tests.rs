@@ -6,15 +6,13 @@ use std::sync::Mutex;
 use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
 
-use crate::model::{AccountId, Authz, AuthzId, AuthzState, ChallengeType};
+use crate::model::ChallengeType;
 use crate::protocol::Identifier;
-use crate::va::fake::FakeResolver;
+use crate::va::fake::{
+    invalid, local_listener, reach_loopback, token_request, valid, FakeResolver, KEY_AUTH,
+};
 
-const TOKEN: &str = "evaGxfADs6pSRb2LAv9IZf17Dt3juxGJ-PCt92wr-oA";
-const KEY_AUTH: &str =
-    "evaGxfADs6pSRb2LAv9IZf17Dt3juxGJ-PCt92wr-oA.9jg46WB3rR_AHD-EBXdN7cBkH1WOu0tA3M9fm21mqTI";
 const CHALLENGE_URL_PATH: &str =
     "/.well-known/acme-challenge/evaGxfADs6pSRb2LAv9IZf17Dt3juxGJ-PCt92wr-oA";
 
@@ -31,23 +29,7 @@ fn resolver(entries: &[(&str, &[&str])]) -> Arc<dyn Resolver> {
 }
 
 fn request(ident: Identifier) -> ValidationRequest {
-    ValidationRequest {
-        account_uri: "https://ca.test/acme/acct/acct1".to_owned(),
-        authz: Authz {
-            id: AuthzId("authz1".to_owned()),
-            account_id: AccountId("acct1".to_owned()),
-            identifier: ident,
-            wildcard: false,
-            state: AuthzState::Pending,
-            expires: 0,
-            token: TOKEN.to_owned(),
-            offered: vec![ChallengeType::Http01],
-            attempt: None,
-            created_at: 0,
-        },
-        kind: ChallengeType::Http01,
-        key_authorization: KEY_AUTH.to_owned(),
-    }
+    token_request(ChallengeType::Http01, ident)
 }
 
 /// What a test server saw of one request.
@@ -128,15 +110,9 @@ where
     }
 }
 
-async fn listener() -> (TcpListener, u16) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    (listener, port)
-}
-
 /// A plain HTTP server on 127.0.0.1; returns its port and request log.
 async fn http_server(handler: impl Fn(&Seen) -> Reply + Send + Sync + 'static) -> (u16, Log) {
-    let (listener, port) = listener().await;
+    let (listener, port) = local_listener().await;
     let log: Log = Arc::default();
     let handler: Handler = Arc::new(handler);
     let server_log = Arc::clone(&log);
@@ -169,7 +145,7 @@ async fn https_server(
         .with_single_cert(vec![cert.cert.der().clone()], key)
         .unwrap();
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
-    let (listener, port) = listener().await;
+    let (listener, port) = local_listener().await;
     let log: Log = Arc::default();
     let handler: Handler = Arc::new(handler);
     let server_log = Arc::clone(&log);
@@ -191,40 +167,18 @@ async fn https_server(
 
 /// A port on 127.0.0.1 where nothing listens.
 async fn closed_port() -> u16 {
-    let (listener, port) = listener().await;
+    let (listener, port) = local_listener().await;
     drop(listener);
     port
 }
 
-fn test_policy() -> AddressPolicy {
-    AddressPolicy {
-        allow_reserved: true,
-    }
-}
-
 fn validator(resolver: Arc<dyn Resolver>, port: u16) -> Http01 {
-    Http01::new(resolver, test_policy(), Duration::from_secs(5)).with_port(port)
+    Http01::new(resolver, reach_loopback(), Duration::from_secs(5)).with_port(port)
 }
 
 fn local(names: &[&str]) -> Arc<dyn Resolver> {
     let entries: Vec<(&str, &[&str])> = names.iter().map(|n| (*n, &["127.0.0.1"][..])).collect();
     resolver(&entries)
-}
-
-fn valid(outcome: Outcome) -> serde_json::Value {
-    match outcome {
-        Outcome::Valid { records } => records,
-        Outcome::Invalid { error, records } => {
-            panic!("expected valid, got {error} (records {records})")
-        }
-    }
-}
-
-fn invalid(outcome: Outcome) -> (Error, serde_json::Value) {
-    match outcome {
-        Outcome::Invalid { error, records } => (error, records),
-        Outcome::Valid { records } => panic!("expected invalid, got valid (records {records})"),
-    }
 }
 
 fn challenge_url(host: &str, port: u16) -> String {
@@ -344,7 +298,7 @@ async fn a_server_that_never_answers_times_out() {
     let (port, log) = http_server(|_| Reply::Hang).await;
     let va = Http01::new(
         local(&["example.test"]),
-        test_policy(),
+        reach_loopback(),
         Duration::from_millis(700),
     )
     .with_port(port);
@@ -704,7 +658,7 @@ async fn redirect_to_any_port_is_followed_when_allowed() {
 #[tokio::test]
 async fn tls_failure_on_an_https_redirect_is_tls() {
     // The "HTTPS" port answers in plain HTTP at once: the handshake fails.
-    let (listener, plain_port) = listener().await;
+    let (listener, plain_port) = local_listener().await;
     tokio::spawn(async move {
         while let Ok((mut stream, _)) = listener.accept().await {
             let _ = stream
