@@ -12,8 +12,11 @@
 //! [`crl`] and [`ocsp`] are the DER encoders and decoders; this module
 //! decides what they say.
 
+mod cert_names;
 pub mod crl;
 pub mod ocsp;
+#[cfg(test)]
+mod openssl_cli;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;

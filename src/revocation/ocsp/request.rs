@@ -134,10 +134,7 @@ fn read_request(der: &[u8]) -> der::Result<RawRequest<'_>> {
 
 /// When the next element is `[number]` EXPLICIT, consume it and return the
 /// one element inside (tag and length included).
-pub(super) fn explicit<'a, R: Reader<'a>>(
-    reader: &mut R,
-    number: TagNumber,
-) -> der::Result<Option<&'a [u8]>> {
+fn explicit<'a, R: Reader<'a>>(reader: &mut R, number: TagNumber) -> der::Result<Option<&'a [u8]>> {
     let wanted = Tag::ContextSpecific {
         constructed: true,
         number,

@@ -2,7 +2,7 @@
 //! the OCSP code reads from any certificate ([`CertParts`]).
 
 use der::asn1::Null;
-use der::{Decode, Encode, Reader, SliceReader, Tag, TagNumber, Tagged};
+use der::{Decode, Encode, Tag, Tagged};
 use rcgen::{
     CertificateParams, CustomExtension, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
     KeyUsagePurpose, PublicKeyData, SerialNumber,
@@ -11,8 +11,8 @@ use time::{OffsetDateTime, UtcOffset};
 use x509_cert::ext::pkix::{AuthorityKeyIdentifier, SubjectKeyIdentifier};
 use x509_cert::Certificate;
 
-use super::request::explicit;
 use super::{encode_error, OcspError, OCSP_NOCHECK_ARCS, OID_COMMON_NAME};
+use crate::revocation::cert_names::raw_names;
 
 /// Issue a delegated OCSP responder certificate, signed by `issuer`, for a
 /// new ECDSA P-256 key; returns the certificate's DER and the key.
@@ -167,31 +167,4 @@ impl<'a> CertParts<'a> {
             authority_key_id,
         })
     }
-}
-
-/// The issuer and subject Names of a certificate exactly as encoded.
-fn raw_names(cert_der: &[u8]) -> der::Result<(&[u8], &[u8])> {
-    let mut reader = SliceReader::new(cert_der)?;
-    let tbs = reader.sequence(|cert| {
-        let tbs = cert.tlv_bytes()?;
-        cert.tlv_bytes()?; // signatureAlgorithm
-        cert.tlv_bytes()?; // signatureValue
-        Ok(tbs)
-    })?;
-    reader.finish(())?;
-
-    let mut reader = SliceReader::new(tbs)?;
-    let names = reader.sequence(|tbs| {
-        explicit(tbs, TagNumber::N0)?; // version
-        tbs.tlv_bytes()?; // serialNumber
-        tbs.tlv_bytes()?; // signature
-        let issuer = tbs.tlv_bytes()?;
-        tbs.tlv_bytes()?; // validity
-        let subject = tbs.tlv_bytes()?;
-        while !tbs.is_finished() {
-            tbs.tlv_bytes()?;
-        }
-        Ok((issuer, subject))
-    })?;
-    reader.finish(names)
 }

@@ -1,5 +1,3 @@
-use std::process::Command;
-
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyUsagePurpose, SerialNumber,
     SignatureAlgorithm,
@@ -11,6 +9,7 @@ use x509_cert::Certificate;
 
 use super::responder::{responder_common_name, whole_seconds_utc, CertParts};
 use super::*;
+use crate::revocation::openssl_cli::{openssl, openssl_available};
 
 // Requests are built here with a few lines of hand-written DER, apart
 // from the module's own encoder.
@@ -468,25 +467,6 @@ fn ca_chain(alg: &'static SignatureAlgorithm) -> Chain {
     );
     chain.write("leaf.pem", leaf.pem().as_bytes());
     chain
-}
-
-fn openssl_available() -> bool {
-    let found = Command::new("openssl").arg("version").output().is_ok();
-    if !found {
-        println!("openssl is not installed: skipping this cross-check");
-    }
-    found
-}
-
-/// Run openssl; returns whether it succeeded and stdout then stderr.
-fn openssl(args: &[&str]) -> (bool, String) {
-    let out = Command::new("openssl").args(args).output().unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
 }
 
 /// Have openssl write a request for the leaf; `digest` is e.g. "-sha256".
