@@ -166,86 +166,101 @@ fn verification_algorithm(
     spki: &SubjectPublicKeyInfoRef<'_>,
     alg: &AlgorithmIdentifierRef<'_>,
 ) -> Result<&'static dyn VerificationAlgorithm, VerifyError> {
-    let unsupported =
-        || VerifyError::Algorithm(format!("unsupported signature algorithm {}", alg.oid));
-    let mismatch = || {
-        VerifyError::Algorithm(format!(
-            "signature algorithm {} does not fit the key (algorithm {})",
-            alg.oid, spki.algorithm.oid
-        ))
-    };
     let key_alg = spki.algorithm.oid;
-
     if key_alg == RSA_ENCRYPTION {
-        let found: &'static dyn VerificationAlgorithm = match alg.oid {
-            SHA256_WITH_RSA if params_absent_or_null(alg.parameters) => {
-                &signature::RSA_PKCS1_2048_8192_SHA256
-            }
-            SHA384_WITH_RSA if params_absent_or_null(alg.parameters) => {
-                &signature::RSA_PKCS1_2048_8192_SHA384
-            }
-            SHA512_WITH_RSA if params_absent_or_null(alg.parameters) => {
-                &signature::RSA_PKCS1_2048_8192_SHA512
-            }
-            RSASSA_PSS => pss_algorithm(alg.parameters).ok_or_else(|| {
-                VerifyError::Algorithm(
-                    "unsupported RSA-PSS parameters (use SHA-256/384/512, MGF1 with the same hash, salt length = hash length)".into(),
-                )
-            })?,
-            ECDSA_WITH_SHA256 | ECDSA_WITH_SHA384 | ED25519 => return Err(mismatch()),
-            _ => return Err(unsupported()),
-        };
-        return Ok(found);
+        return rsa_algorithm(spki, alg);
     }
-
     if key_alg == EC_PUBLIC_KEY {
-        let curve = spki
-            .algorithm
-            .parameters
-            .and_then(|p| p.decode_as::<ObjectIdentifier>().ok())
-            .ok_or_else(|| VerifyError::Algorithm("EC key without a named curve".into()))?;
-        if alg.parameters.is_some() {
-            return Err(unsupported());
-        }
-        let found: &'static dyn VerificationAlgorithm = match (curve, alg.oid) {
-            (SECP256R1, ECDSA_WITH_SHA256) => &signature::ECDSA_P256_SHA256_ASN1,
-            (SECP256R1, ECDSA_WITH_SHA384) => &signature::ECDSA_P256_SHA384_ASN1,
-            (SECP384R1, ECDSA_WITH_SHA256) => &signature::ECDSA_P384_SHA256_ASN1,
-            (SECP384R1, ECDSA_WITH_SHA384) => &signature::ECDSA_P384_SHA384_ASN1,
-            (SECP521R1, ECDSA_WITH_SHA256) => &signature::ECDSA_P521_SHA256_ASN1,
-            (SECP521R1, ECDSA_WITH_SHA384) => &signature::ECDSA_P521_SHA384_ASN1,
-            (SECP521R1, ECDSA_WITH_SHA512) => &signature::ECDSA_P521_SHA512_ASN1,
-            (SECP256R1 | SECP384R1 | SECP521R1, _) => {
-                return Err(
-                    if matches!(
-                        alg.oid,
-                        SHA256_WITH_RSA | SHA384_WITH_RSA | SHA512_WITH_RSA | RSASSA_PSS | ED25519
-                    ) {
-                        mismatch()
-                    } else {
-                        unsupported()
-                    },
-                )
-            }
-            (other, _) => {
-                return Err(VerifyError::Algorithm(format!(
-                    "unsupported EC curve {other}"
-                )))
-            }
-        };
-        return Ok(found);
+        return ec_algorithm(spki, alg);
     }
-
     if key_alg == ED25519 {
         if alg.oid == ED25519 && alg.parameters.is_none() {
             return Ok(&signature::ED25519);
         }
-        return Err(mismatch());
+        return Err(mismatch(spki, alg));
     }
-
     Err(VerifyError::Algorithm(format!(
         "unsupported key algorithm {key_alg}"
     )))
+}
+
+fn unsupported(alg: &AlgorithmIdentifierRef<'_>) -> VerifyError {
+    VerifyError::Algorithm(format!("unsupported signature algorithm {}", alg.oid))
+}
+
+fn mismatch(spki: &SubjectPublicKeyInfoRef<'_>, alg: &AlgorithmIdentifierRef<'_>) -> VerifyError {
+    VerifyError::Algorithm(format!(
+        "signature algorithm {} does not fit the key (algorithm {})",
+        alg.oid, spki.algorithm.oid
+    ))
+}
+
+/// The algorithm of signature `alg` by an RSA key: PKCS#1 v1.5 with
+/// SHA-256/384/512 (parameters absent or NULL), or RSASSA-PSS.
+fn rsa_algorithm(
+    spki: &SubjectPublicKeyInfoRef<'_>,
+    alg: &AlgorithmIdentifierRef<'_>,
+) -> Result<&'static dyn VerificationAlgorithm, VerifyError> {
+    Ok(match alg.oid {
+        SHA256_WITH_RSA if params_absent_or_null(alg.parameters) => {
+            &signature::RSA_PKCS1_2048_8192_SHA256
+        }
+        SHA384_WITH_RSA if params_absent_or_null(alg.parameters) => {
+            &signature::RSA_PKCS1_2048_8192_SHA384
+        }
+        SHA512_WITH_RSA if params_absent_or_null(alg.parameters) => {
+            &signature::RSA_PKCS1_2048_8192_SHA512
+        }
+        RSASSA_PSS => pss_algorithm(alg.parameters).ok_or_else(|| {
+            VerifyError::Algorithm(
+                "unsupported RSA-PSS parameters (use SHA-256/384/512, MGF1 with the same hash, salt length = hash length)".into(),
+            )
+        })?,
+        ECDSA_WITH_SHA256 | ECDSA_WITH_SHA384 | ED25519 => return Err(mismatch(spki, alg)),
+        _ => return Err(unsupported(alg)),
+    })
+}
+
+/// The algorithm of signature `alg` by an EC key on its named curve
+/// (P-256, P-384, P-521), ECDSA with parameters absent.
+fn ec_algorithm(
+    spki: &SubjectPublicKeyInfoRef<'_>,
+    alg: &AlgorithmIdentifierRef<'_>,
+) -> Result<&'static dyn VerificationAlgorithm, VerifyError> {
+    let curve = spki
+        .algorithm
+        .parameters
+        .and_then(|p| p.decode_as::<ObjectIdentifier>().ok())
+        .ok_or_else(|| VerifyError::Algorithm("EC key without a named curve".into()))?;
+    if alg.parameters.is_some() {
+        return Err(unsupported(alg));
+    }
+    Ok(match (curve, alg.oid) {
+        (SECP256R1, ECDSA_WITH_SHA256) => &signature::ECDSA_P256_SHA256_ASN1,
+        (SECP256R1, ECDSA_WITH_SHA384) => &signature::ECDSA_P256_SHA384_ASN1,
+        (SECP384R1, ECDSA_WITH_SHA256) => &signature::ECDSA_P384_SHA256_ASN1,
+        (SECP384R1, ECDSA_WITH_SHA384) => &signature::ECDSA_P384_SHA384_ASN1,
+        (SECP521R1, ECDSA_WITH_SHA256) => &signature::ECDSA_P521_SHA256_ASN1,
+        (SECP521R1, ECDSA_WITH_SHA384) => &signature::ECDSA_P521_SHA384_ASN1,
+        (SECP521R1, ECDSA_WITH_SHA512) => &signature::ECDSA_P521_SHA512_ASN1,
+        (SECP256R1 | SECP384R1 | SECP521R1, _) => {
+            return Err(
+                if matches!(
+                    alg.oid,
+                    SHA256_WITH_RSA | SHA384_WITH_RSA | SHA512_WITH_RSA | RSASSA_PSS | ED25519
+                ) {
+                    mismatch(spki, alg)
+                } else {
+                    unsupported(alg)
+                },
+            )
+        }
+        (other, _) => {
+            return Err(VerifyError::Algorithm(format!(
+                "unsupported EC curve {other}"
+            )))
+        }
+    })
 }
 
 /// Map RSASSA-PSS-params to an aws-lc-rs algorithm, if they are ones it

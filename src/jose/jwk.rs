@@ -197,89 +197,98 @@ impl Jwk {
         if PRIVATE_MEMBERS.iter().any(|m| obj.contains_key(*m)) {
             return Err(Error::malformed("JWK contains private key material"));
         }
-        let kty = required_str(obj, "kty")?;
-        match kty {
-            "EC" => {
-                let crv = required_str(obj, "crv")?;
-                let (alg, len) = match crv {
-                    "P-256" => (&ECDSA_P256_SHA256_FIXED, 32),
-                    "P-384" => (&ECDSA_P384_SHA384_FIXED, 48),
-                    "P-521" => (&ECDSA_P521_SHA512_FIXED, 66),
-                    _ => {
-                        return Err(bad_key(
-                            "unsupported EC curve; accepted: P-256, P-384, P-521",
-                        ))
-                    }
-                };
-                let x_b64 = required_str(obj, "x")?;
-                let y_b64 = required_str(obj, "y")?;
-                let x = decode_member(x_b64, "x")?;
-                let y = decode_member(y_b64, "y")?;
-                if x.len() != len || y.len() != len {
-                    return Err(bad_key(
-                        "EC coordinates have the wrong length for the curve",
-                    ));
-                }
-                let mut point = Vec::with_capacity(1 + 2 * len);
-                point.push(0x04);
-                point.extend_from_slice(&x);
-                point.extend_from_slice(&y);
-                let parsed = ParsedPublicKey::new(alg, &point)
-                    .map_err(|_| bad_key("EC public key is not a point on the curve"))?;
-                // Strict decoding makes the input the canonical encoding.
-                let canonical =
-                    format!(r#"{{"crv":"{crv}","kty":"EC","x":"{x_b64}","y":"{y_b64}"}}"#);
-                let key = match len {
-                    32 => KeyMaterial::P256(parsed),
-                    48 => KeyMaterial::P384(parsed),
-                    _ => KeyMaterial::P521(parsed),
-                };
-                Ok(Jwk::build(key, canonical))
-            }
-            "OKP" => {
-                let crv = required_str(obj, "crv")?;
-                if crv != "Ed25519" {
-                    return Err(bad_key("unsupported OKP curve; accepted: Ed25519"));
-                }
-                let x_b64 = required_str(obj, "x")?;
-                let x = decode_member(x_b64, "x")?;
-                if x.len() != 32 {
-                    return Err(bad_key("Ed25519 public key must be 32 bytes"));
-                }
-                let parsed = ParsedPublicKey::new(&ED25519, &x)
-                    .map_err(|_| bad_key("invalid Ed25519 public key"))?;
-                let canonical = format!(r#"{{"crv":"Ed25519","kty":"OKP","x":"{x_b64}"}}"#);
-                Ok(Jwk::build(KeyMaterial::Ed25519(parsed), canonical))
-            }
-            "RSA" => {
-                let n = decode_member(required_str(obj, "n")?, "n")?;
-                let e = decode_member(required_str(obj, "e")?, "e")?;
-                let n = strip_leading_zeros(&n);
-                let e = strip_leading_zeros(&e);
-                let bits = bit_len(n);
-                if !(RSA_LEGACY_MIN_BITS..=RSA_MAX_BITS).contains(&bits) {
-                    return Err(bad_key("RSA key size must be between 2048 and 8192 bits"));
-                }
-                if n[n.len() - 1] & 1 == 0 {
-                    return Err(bad_key("RSA modulus must be odd"));
-                }
-                // e: odd, greater than 1, at most 32 bits.
-                if e.is_empty() || e.len() > 4 || e[e.len() - 1] & 1 == 0 || e == [1] {
-                    return Err(bad_key(
-                        "RSA public exponent must be odd, greater than 1 and at most 32 bits",
-                    ));
-                }
-                let mut canonical = String::with_capacity(32 + (n.len() + e.len()) * 4 / 3);
-                canonical.push_str(r#"{"e":""#);
-                b64::encode_to(e, &mut canonical);
-                canonical.push_str(r#"","kty":"RSA","n":""#);
-                b64::encode_to(n, &mut canonical);
-                canonical.push_str(r#""}"#);
-                let key = RsaKey::new(n.into(), e.into())?;
-                Ok(Jwk::build(KeyMaterial::Rsa(Box::new(key)), canonical))
-            }
+        match required_str(obj, "kty")? {
+            "EC" => Jwk::ec_from_json(obj),
+            "OKP" => Jwk::okp_from_json(obj),
+            "RSA" => Jwk::rsa_from_json(obj),
             _ => Err(bad_key("unsupported key type; accepted: RSA, EC, OKP")),
         }
+    }
+
+    /// An EC public key (RFC 7518 §6.2.1): P-256, P-384 or P-521, with
+    /// coordinates of the curve's length forming a point on it.
+    fn ec_from_json(obj: &Map<String, Value>) -> Result<Jwk> {
+        let crv = required_str(obj, "crv")?;
+        let (alg, len) = match crv {
+            "P-256" => (&ECDSA_P256_SHA256_FIXED, 32),
+            "P-384" => (&ECDSA_P384_SHA384_FIXED, 48),
+            "P-521" => (&ECDSA_P521_SHA512_FIXED, 66),
+            _ => {
+                return Err(bad_key(
+                    "unsupported EC curve; accepted: P-256, P-384, P-521",
+                ))
+            }
+        };
+        let x_b64 = required_str(obj, "x")?;
+        let y_b64 = required_str(obj, "y")?;
+        let x = decode_member(x_b64, "x")?;
+        let y = decode_member(y_b64, "y")?;
+        if x.len() != len || y.len() != len {
+            return Err(bad_key(
+                "EC coordinates have the wrong length for the curve",
+            ));
+        }
+        let mut point = Vec::with_capacity(1 + 2 * len);
+        point.push(0x04);
+        point.extend_from_slice(&x);
+        point.extend_from_slice(&y);
+        let parsed = ParsedPublicKey::new(alg, &point)
+            .map_err(|_| bad_key("EC public key is not a point on the curve"))?;
+        // Strict decoding makes the input the canonical encoding.
+        let canonical = format!(r#"{{"crv":"{crv}","kty":"EC","x":"{x_b64}","y":"{y_b64}"}}"#);
+        let key = match len {
+            32 => KeyMaterial::P256(parsed),
+            48 => KeyMaterial::P384(parsed),
+            _ => KeyMaterial::P521(parsed),
+        };
+        Ok(Jwk::build(key, canonical))
+    }
+
+    /// An OKP public key (RFC 8037 §2): Ed25519 only.
+    fn okp_from_json(obj: &Map<String, Value>) -> Result<Jwk> {
+        let crv = required_str(obj, "crv")?;
+        if crv != "Ed25519" {
+            return Err(bad_key("unsupported OKP curve; accepted: Ed25519"));
+        }
+        let x_b64 = required_str(obj, "x")?;
+        let x = decode_member(x_b64, "x")?;
+        if x.len() != 32 {
+            return Err(bad_key("Ed25519 public key must be 32 bytes"));
+        }
+        let parsed = ParsedPublicKey::new(&ED25519, &x)
+            .map_err(|_| bad_key("invalid Ed25519 public key"))?;
+        let canonical = format!(r#"{{"crv":"Ed25519","kty":"OKP","x":"{x_b64}"}}"#);
+        Ok(Jwk::build(KeyMaterial::Ed25519(parsed), canonical))
+    }
+
+    /// An RSA public key (RFC 7518 §6.3.1): modulus of 1024 to 8192 bits and
+    /// odd, exponent odd, greater than 1 and at most 32 bits.
+    fn rsa_from_json(obj: &Map<String, Value>) -> Result<Jwk> {
+        let n = decode_member(required_str(obj, "n")?, "n")?;
+        let e = decode_member(required_str(obj, "e")?, "e")?;
+        let n = strip_leading_zeros(&n);
+        let e = strip_leading_zeros(&e);
+        let bits = bit_len(n);
+        if !(RSA_LEGACY_MIN_BITS..=RSA_MAX_BITS).contains(&bits) {
+            return Err(bad_key("RSA key size must be between 2048 and 8192 bits"));
+        }
+        if n[n.len() - 1] & 1 == 0 {
+            return Err(bad_key("RSA modulus must be odd"));
+        }
+        // e: odd, greater than 1, at most 32 bits.
+        if e.is_empty() || e.len() > 4 || e[e.len() - 1] & 1 == 0 || e == [1] {
+            return Err(bad_key(
+                "RSA public exponent must be odd, greater than 1 and at most 32 bits",
+            ));
+        }
+        let mut canonical = String::with_capacity(32 + (n.len() + e.len()) * 4 / 3);
+        canonical.push_str(r#"{"e":""#);
+        b64::encode_to(e, &mut canonical);
+        canonical.push_str(r#"","kty":"RSA","n":""#);
+        b64::encode_to(n, &mut canonical);
+        canonical.push_str(r#""}"#);
+        let key = RsaKey::new(n.into(), e.into())?;
+        Ok(Jwk::build(KeyMaterial::Rsa(Box::new(key)), canonical))
     }
 
     /// Parses a JWK from JSON text, e.g. a stored [`Jwk::canonical_json`].

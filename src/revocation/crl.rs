@@ -9,7 +9,7 @@
 
 use std::fmt;
 
-use der::{Decode, Reader, SliceReader, Tag, TagNumber};
+use der::{Decode, Reader, SliceReader, Tag};
 use rcgen::{
     CertificateRevocationListParams, CrlDistributionPoint, CrlIssuingDistributionPoint, CrlScope,
     Issuer, KeyIdMethod, KeyPair, PublicKeyData, RevocationReason, RevokedCertParams, SerialNumber,
@@ -17,6 +17,8 @@ use rcgen::{
 use time::{OffsetDateTime, UtcOffset};
 use x509_cert::ext::pkix::SubjectKeyIdentifier;
 use x509_cert::Certificate;
+
+use super::cert_names::{raw_names, signed_tbs};
 
 /// One revoked certificate.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -177,7 +179,8 @@ impl IssuerCert {
         let bad =
             |e: der::Error| CrlError::new(format!("the issuer certificate is not valid: {e}"));
         let cert = Certificate::from_der(der).map_err(bad)?;
-        let subject = raw_subject(der).map_err(bad)?.to_vec();
+        let (_, subject) = raw_names(der).map_err(bad)?;
+        let subject = subject.to_vec();
         let public_key = cert
             .tbs_certificate
             .subject_public_key_info
@@ -204,51 +207,9 @@ impl IssuerCert {
     }
 }
 
-/// The subject Name of a certificate exactly as encoded in it.
-fn raw_subject(cert_der: &[u8]) -> der::Result<&[u8]> {
-    let mut reader = SliceReader::new(cert_der)?;
-    let tbs = reader.sequence(|cert| {
-        let tbs = cert.tlv_bytes()?;
-        cert.tlv_bytes()?; // signatureAlgorithm
-        cert.tlv_bytes()?; // signatureValue
-        Ok(tbs)
-    })?;
-    reader.finish(())?;
-
-    let mut reader = SliceReader::new(tbs)?;
-    let subject = reader.sequence(|tbs| {
-        let explicit_version = Tag::ContextSpecific {
-            constructed: true,
-            number: TagNumber::N0,
-        };
-        if tbs.peek_tag()? == explicit_version {
-            tbs.tlv_bytes()?;
-        }
-        for _ in 0..4 {
-            // serialNumber, signature, issuer, validity
-            tbs.tlv_bytes()?;
-        }
-        let subject = tbs.tlv_bytes()?;
-        while !tbs.is_finished() {
-            tbs.tlv_bytes()?;
-        }
-        Ok(subject)
-    })?;
-    reader.finish(subject)
-}
-
 /// The issuer Name of a CRL exactly as encoded in it.
 fn crl_issuer_name(crl_der: &[u8]) -> der::Result<Vec<u8>> {
-    let mut reader = SliceReader::new(crl_der)?;
-    let tbs = reader.sequence(|list| {
-        let tbs = list.tlv_bytes()?;
-        list.tlv_bytes()?; // signatureAlgorithm
-        list.tlv_bytes()?; // signatureValue
-        Ok(tbs)
-    })?;
-    reader.finish(())?;
-
-    let mut reader = SliceReader::new(tbs)?;
+    let mut reader = SliceReader::new(signed_tbs(crl_der)?)?;
     let issuer = reader.sequence(|tbs| {
         if tbs.peek_tag()? == Tag::Integer {
             tbs.tlv_bytes()?; // version
@@ -309,8 +270,6 @@ fn hex(bytes: &[u8]) -> String {
 
 #[cfg(test)]
 mod tests {
-    use std::process::Command;
-
     use rcgen::{
         BasicConstraints, CertificateParams, DnType, IsCa, KeyUsagePurpose, SignatureAlgorithm,
     };
@@ -318,6 +277,7 @@ mod tests {
     use time::Duration;
 
     use super::*;
+    use crate::revocation::openssl_cli::{openssl, openssl_available};
 
     /// A root and an intermediate; the intermediate signs CRLs.
     struct TestCa {
@@ -395,25 +355,6 @@ mod tests {
                 reason: None,
             },
         ]
-    }
-
-    fn openssl_available() -> bool {
-        let found = Command::new("openssl").arg("version").output().is_ok();
-        if !found {
-            println!("openssl is not installed: skipping the openssl cross-check");
-        }
-        found
-    }
-
-    /// Run openssl; returns (success, stdout + stderr).
-    fn openssl(args: &[&str]) -> (bool, String) {
-        let out = Command::new("openssl").args(args).output().unwrap();
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        (out.status.success(), text)
     }
 
     /// Write the CRL and the intermediate, then have openssl print the CRL

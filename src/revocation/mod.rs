@@ -12,8 +12,11 @@
 //! [`crl`] and [`ocsp`] are the DER encoders and decoders; this module
 //! decides what they say.
 
+mod cert_names;
 pub mod crl;
 pub mod ocsp;
+#[cfg(test)]
+mod openssl_cli;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -158,6 +161,23 @@ fn new_delegated(ca: &Ca, settings: &StatusSettings, now: Timestamp) -> Result<D
 
 fn to_time(t: Timestamp) -> Result<OffsetDateTime> {
     OffsetDateTime::from_unix_timestamp(t).map_err(Error::internal)
+}
+
+/// For the metrics, a request is as bad as its worst answer.
+fn worst_outcome(statuses: &[ocsp::CertStatus]) -> OcspOutcome {
+    if statuses
+        .iter()
+        .any(|s| matches!(s, ocsp::CertStatus::Revoked { .. }))
+    {
+        OcspOutcome::Revoked
+    } else if statuses
+        .iter()
+        .any(|s| matches!(s, ocsp::CertStatus::Unknown))
+    {
+        OcspOutcome::Unknown
+    } else {
+        OcspOutcome::Good
+    }
 }
 
 fn secs(d: Duration) -> i64 {
@@ -311,40 +331,8 @@ impl StatusService {
         let now = self.clock.now();
         let this_update = to_time(now).map_err(internal)?;
         let next_update = this_update + time::Duration::seconds(secs(self.settings.ocsp_lifetime));
-        let mut statuses = Vec::with_capacity(req.cert_ids.len());
-        for id in &req.cert_ids {
-            let serial = crate::ca::serial_hex(&id.serial);
-            let cert = self
-                .store
-                .certificate_by_serial(&serial)
-                .await
-                .map_err(internal)?;
-            let status = match cert {
-                None => ocsp::CertStatus::Unknown,
-                Some(c) => match c.revoked {
-                    None => ocsp::CertStatus::Good,
-                    Some(r) => ocsp::CertStatus::Revoked {
-                        at: to_time(r.at).map_err(internal)?,
-                        reason: Some(r.reason.code()),
-                    },
-                },
-            };
-            statuses.push(status);
-        }
-        // For the metrics, a request is as bad as its worst answer.
-        let outcome = if statuses
-            .iter()
-            .any(|s| matches!(s, ocsp::CertStatus::Revoked { .. }))
-        {
-            OcspOutcome::Revoked
-        } else if statuses
-            .iter()
-            .any(|s| matches!(s, ocsp::CertStatus::Unknown))
-        {
-            OcspOutcome::Unknown
-        } else {
-            OcspOutcome::Good
-        };
+        let statuses = self.statuses(&req.cert_ids).await.map_err(internal)?;
+        let outcome = worst_outcome(&statuses);
         let answers: Vec<ocsp::SingleAnswer<'_>> = req
             .cert_ids
             .iter()
@@ -378,6 +366,28 @@ impl StatusService {
                 tracing::warn!(error = %e, "OCSP response failed");
                 ocsp::ErrorStatus::InternalError
             })
+    }
+
+    /// What the store says about each certificate asked about, in order:
+    /// unknown if it was not issued here.
+    async fn statuses(&self, cert_ids: &[ocsp::CertId]) -> Result<Vec<ocsp::CertStatus>> {
+        let mut statuses = Vec::with_capacity(cert_ids.len());
+        for id in cert_ids {
+            let serial = crate::ca::serial_hex(&id.serial);
+            let cert = self.store.certificate_by_serial(&serial).await?;
+            let status = match cert {
+                None => ocsp::CertStatus::Unknown,
+                Some(c) => match c.revoked {
+                    None => ocsp::CertStatus::Good,
+                    Some(r) => ocsp::CertStatus::Revoked {
+                        at: to_time(r.at)?,
+                        reason: Some(r.reason.code()),
+                    },
+                },
+            };
+            statuses.push(status);
+        }
+        Ok(statuses)
     }
 
     /// The delegated responder, replaced first if an answer made now could

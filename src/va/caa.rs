@@ -453,62 +453,10 @@ pub fn parse_issue_value(raw: &[u8]) -> Result<IssueValue, String> {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::HashMap;
-    use std::net::IpAddr;
-    use std::sync::Mutex;
-
     use super::*;
-    use crate::va::dns::DnsFuture;
+    use crate::va::fake::FakeResolver;
 
     const ACCOUNT: &str = "https://acme-ca.test/acme/acct/1";
-
-    /// Canned CAA answers by name (anything else: NOERROR, no records),
-    /// recording the names asked.
-    #[derive(Default)]
-    struct FakeResolver {
-        caa: HashMap<String, Result<Vec<CaaRecord>, DnsError>>,
-        asked: Mutex<Vec<String>>,
-    }
-
-    impl FakeResolver {
-        fn answer(mut self, name: &str, answer: Result<Vec<CaaRecord>, DnsError>) -> Self {
-            self.caa.insert(name.to_owned(), answer);
-            self
-        }
-
-        fn records(self, name: &str, records: &[(bool, &str, &str)]) -> Self {
-            let rrset = records
-                .iter()
-                .map(|(critical, tag, value)| CaaRecord {
-                    critical: *critical,
-                    tag: (*tag).to_owned(),
-                    value: value.as_bytes().to_vec(),
-                })
-                .collect();
-            self.answer(name, Ok(rrset))
-        }
-
-        fn asked(&self) -> Vec<String> {
-            self.asked.lock().unwrap().clone()
-        }
-    }
-
-    impl Resolver for FakeResolver {
-        fn lookup_ip<'a>(&'a self, _name: &'a str) -> DnsFuture<'a, Vec<IpAddr>> {
-            Box::pin(async { Err(DnsError::NoRecords) })
-        }
-        fn lookup_txt<'a>(&'a self, _name: &'a str) -> DnsFuture<'a, Vec<String>> {
-            Box::pin(async { Err(DnsError::NoRecords) })
-        }
-        fn lookup_caa<'a>(&'a self, name: &'a str) -> DnsFuture<'a, Vec<CaaRecord>> {
-            self.asked.lock().unwrap().push(name.to_owned());
-            let answer = self.caa.get(name).cloned().unwrap_or(Ok(Vec::new()));
-            Box::pin(async move { answer })
-        }
-        fn describe(&self) -> String {
-            "fake".to_owned()
-        }
-    }
 
     struct Setup {
         resolver: Arc<FakeResolver>,
@@ -542,7 +490,7 @@ mod tests {
     }
 
     fn one(value: &str) -> FakeResolver {
-        FakeResolver::default().records("example.com", &[(false, "issue", value)])
+        FakeResolver::default().caa_records("example.com", &[(false, "issue", value)])
     }
 
     fn assert_caa(r: Result<(), Error>, needles: &[&str]) {
@@ -555,7 +503,7 @@ mod tests {
 
     #[tokio::test]
     async fn no_caa_anywhere_allows_and_climbs_every_label() {
-        let s = setup(FakeResolver::default().answer("example.com", Err(DnsError::NxDomain)));
+        let s = setup(FakeResolver::default().caa("example.com", Err(DnsError::NxDomain)));
         s.checker
             .check(
                 &Identifier::dns("a.b.example.com"),
@@ -612,7 +560,7 @@ mod tests {
 
     #[tokio::test]
     async fn any_matching_property_authorizes() {
-        let resolver = FakeResolver::default().records(
+        let resolver = FakeResolver::default().caa_records(
             "example.com",
             &[
                 (false, "issue", "letsencrypt.org"),
@@ -630,7 +578,7 @@ mod tests {
             (false, "issue", "letsencrypt.org"),
             (false, "issuewild", "acme-ca.test"),
         ];
-        let resolver = || FakeResolver::default().records("example.com", rrset);
+        let resolver = || FakeResolver::default().caa_records("example.com", rrset);
         check(resolver(), "example.com", true).await.unwrap();
         assert_caa(
             check(resolver(), "example.com", false).await,
@@ -643,7 +591,7 @@ mod tests {
             (false, "issue", "acme-ca.test"),
             (false, "issuewild", "letsencrypt.org"),
         ];
-        let resolver = || FakeResolver::default().records("example.com", rrset);
+        let resolver = || FakeResolver::default().caa_records("example.com", rrset);
         check(resolver(), "example.com", false).await.unwrap();
         assert_caa(
             check(resolver(), "example.com", true).await,
@@ -664,7 +612,7 @@ mod tests {
             &["issue \"letsencrypt.org\""],
         );
         // issuewild ";" forbids wildcards even if issue allows us.
-        let resolver = FakeResolver::default().records(
+        let resolver = FakeResolver::default().caa_records(
             "example.com",
             &[(false, "issue", "acme-ca.test"), (false, "issuewild", ";")],
         );
@@ -691,7 +639,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_critical_unknown_tag_forbids() {
-        let resolver = FakeResolver::default().records(
+        let resolver = FakeResolver::default().caa_records(
             "example.com",
             &[(false, "issue", "acme-ca.test"), (true, "tbs", "Unknown")],
         );
@@ -706,7 +654,7 @@ mod tests {
 
     #[tokio::test]
     async fn non_critical_unknown_tags_and_critical_known_tags_are_fine() {
-        let resolver = FakeResolver::default().records(
+        let resolver = FakeResolver::default().caa_records(
             "example.com",
             &[
                 (false, "tbs", "Unknown"),
@@ -716,7 +664,7 @@ mod tests {
         );
         check(resolver, "example.com", false).await.unwrap();
         // Only non-restricting properties: anyone may issue.
-        let resolver = FakeResolver::default().records(
+        let resolver = FakeResolver::default().caa_records(
             "example.com",
             &[
                 (false, "iodef", "mailto:security@example.com"),
@@ -840,7 +788,8 @@ mod tests {
     async fn the_closest_rrset_wins() {
         // Only the parent has records.
         let s = setup(
-            FakeResolver::default().records("example.com", &[(false, "issue", "letsencrypt.org")]),
+            FakeResolver::default()
+                .caa_records("example.com", &[(false, "issue", "letsencrypt.org")]),
         );
         let r = s
             .checker
@@ -860,9 +809,9 @@ mod tests {
         // The child's own records take precedence, and the climb stops there.
         let s = setup(
             FakeResolver::default()
-                .records("www.example.com", &[(false, "issue", "acme-ca.test")])
-                .records("example.com", &[(false, "issue", "letsencrypt.org")])
-                .answer("com", Err(DnsError::ServerFailure("SERVFAIL".to_owned()))),
+                .caa_records("www.example.com", &[(false, "issue", "acme-ca.test")])
+                .caa_records("example.com", &[(false, "issue", "letsencrypt.org")])
+                .caa("com", Err(DnsError::ServerFailure("SERVFAIL".to_owned()))),
         );
         s.checker
             .check(
@@ -877,9 +826,9 @@ mod tests {
 
         // NXDOMAIN on the way up only moves the search on.
         let resolver = FakeResolver::default()
-            .answer("new.example.com", Err(DnsError::NxDomain))
-            .answer("b.example.com", Err(DnsError::NoRecords))
-            .records("example.com", &[(false, "issue", "acme-ca.test")]);
+            .caa("new.example.com", Err(DnsError::NxDomain))
+            .caa("b.example.com", Err(DnsError::NoRecords))
+            .caa_records("example.com", &[(false, "issue", "acme-ca.test")]);
         check(resolver, "new.b.example.com", false).await.unwrap();
     }
 
@@ -901,7 +850,7 @@ mod tests {
         ];
         for (err, detail) in cases {
             // The failure is at the parent, before any RRset was found.
-            let resolver = FakeResolver::default().answer("example.com", Err(err));
+            let resolver = FakeResolver::default().caa("example.com", Err(err));
             let e = check(resolver, "www.example.com", false).await.unwrap_err();
             assert_eq!(e.kind, ErrorKind::Dns);
             assert!(e.detail.starts_with(detail), "{}", e.detail);
@@ -913,7 +862,7 @@ mod tests {
             );
         }
         // At the name itself.
-        let resolver = FakeResolver::default().answer(
+        let resolver = FakeResolver::default().caa(
             "example.com",
             Err(DnsError::ServerFailure("SERVFAIL".to_owned())),
         );
@@ -927,9 +876,9 @@ mod tests {
     #[tokio::test]
     async fn matching_is_case_insensitive() {
         let resolver =
-            FakeResolver::default().records("example.com", &[(false, "ISSUE", "ACME-CA.Test")]);
+            FakeResolver::default().caa_records("example.com", &[(false, "ISSUE", "ACME-CA.Test")]);
         check(resolver, "WWW.Example.COM.", false).await.unwrap();
-        let resolver = FakeResolver::default().records(
+        let resolver = FakeResolver::default().caa_records(
             "example.com",
             &[
                 (false, "IssueWild", "letsencrypt.org"),
@@ -945,7 +894,7 @@ mod tests {
         );
         // A critical tag's case does not make it unknown.
         let resolver =
-            FakeResolver::default().records("example.com", &[(true, "ISSUE", "acme-ca.test")]);
+            FakeResolver::default().caa_records("example.com", &[(true, "ISSUE", "acme-ca.test")]);
         check(resolver, "example.com", false).await.unwrap();
     }
 
@@ -969,7 +918,7 @@ mod tests {
             );
         }
         let e = check(
-            FakeResolver::default().answer(
+            FakeResolver::default().caa(
                 "example.com",
                 Ok(vec![CaaRecord {
                     critical: false,
@@ -991,7 +940,7 @@ mod tests {
         let many: Vec<(bool, &str, &str)> =
             (0..50).map(|_| (false, "issue", long.as_str())).collect();
         let e = check(
-            FakeResolver::default().records("example.com", &many),
+            FakeResolver::default().caa_records("example.com", &many),
             "example.com",
             false,
         )
@@ -1005,7 +954,7 @@ mod tests {
             let many: Vec<(bool, &str, &str)> =
                 (0..50).map(|_| (false, "issue", value.as_str())).collect();
             let e = check(
-                FakeResolver::default().records("example.com", &many),
+                FakeResolver::default().caa_records("example.com", &many),
                 "example.com",
                 false,
             )
@@ -1022,7 +971,7 @@ mod tests {
             })
             .collect();
         let r = check(
-            FakeResolver::default().answer("example.com", Ok(records)),
+            FakeResolver::default().caa("example.com", Ok(records)),
             "example.com",
             false,
         )

@@ -187,67 +187,22 @@ pub(crate) fn resolver_addrs(described: &str) -> Vec<String> {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::HashMap;
-    use std::net::IpAddr;
-
     use super::*;
-    use crate::model::{AccountId, Authz, AuthzId, AuthzState, ChallengeType};
+    use crate::model::ChallengeType;
     use crate::protocol::Identifier;
-    use crate::va::dns::{CaaRecord, DnsFuture};
+    use crate::va::fake::{self, FakeResolver, KEY_AUTHZ};
 
-    /// Canned TXT answers by name; anything else is NXDOMAIN.
-    #[derive(Default)]
-    struct FakeResolver {
-        txt: HashMap<String, Result<Vec<String>, DnsError>>,
+    /// The shared fake with one TXT answer, describing itself as two
+    /// servers, as a dns-01 record lists them.
+    fn resolver_with(name: &str, answer: Result<Vec<&str>, DnsError>) -> Arc<dyn Resolver> {
+        FakeResolver::default()
+            .described_as("10.0.0.53:53, 10.0.0.54:53")
+            .txt(name, answer)
+            .shared()
     }
-
-    impl FakeResolver {
-        fn with(name: &str, answer: Result<Vec<&str>, DnsError>) -> Arc<dyn Resolver> {
-            let mut r = FakeResolver::default();
-            r.txt.insert(
-                name.to_owned(),
-                answer.map(|v| v.into_iter().map(str::to_owned).collect()),
-            );
-            Arc::new(r)
-        }
-    }
-
-    impl Resolver for FakeResolver {
-        fn lookup_ip<'a>(&'a self, _name: &'a str) -> DnsFuture<'a, Vec<IpAddr>> {
-            Box::pin(async { Err(DnsError::NxDomain) })
-        }
-        fn lookup_txt<'a>(&'a self, name: &'a str) -> DnsFuture<'a, Vec<String>> {
-            let answer = self.txt.get(name).cloned();
-            Box::pin(async move { answer.unwrap_or(Err(DnsError::NxDomain)) })
-        }
-        fn lookup_caa<'a>(&'a self, _name: &'a str) -> DnsFuture<'a, Vec<CaaRecord>> {
-            Box::pin(async { Ok(Vec::new()) })
-        }
-        fn describe(&self) -> String {
-            "10.0.0.53:53, 10.0.0.54:53".to_owned()
-        }
-    }
-
-    const KEY_AUTHZ: &str = "token123.thumbprint456";
 
     fn request(identifier: Identifier, wildcard: bool) -> ValidationRequest {
-        ValidationRequest {
-            account_uri: "https://ca.test/acme/acct/acct1".to_owned(),
-            authz: Authz {
-                id: AuthzId("authz1".to_owned()),
-                account_id: AccountId("acct1".to_owned()),
-                identifier,
-                wildcard,
-                state: AuthzState::Pending,
-                expires: 0,
-                token: "token123".to_owned(),
-                offered: vec![ChallengeType::Dns01],
-                attempt: None,
-                created_at: 0,
-            },
-            kind: ChallengeType::Dns01,
-            key_authorization: KEY_AUTHZ.to_owned(),
-        }
+        fake::request(ChallengeType::Dns01, identifier, wildcard)
     }
 
     async fn run(
@@ -281,7 +236,7 @@ mod tests {
     #[tokio::test]
     async fn the_right_record_validates_with_records() {
         let good = expected_txt(KEY_AUTHZ);
-        let resolver = FakeResolver::with(
+        let resolver = resolver_with(
             "_acme-challenge.example.com",
             Ok(vec!["unrelated", &format!("  {good}\t")]),
         );
@@ -298,7 +253,7 @@ mod tests {
     #[tokio::test]
     async fn a_wildcard_authz_looks_under_the_base_name() {
         let good = expected_txt(KEY_AUTHZ);
-        let resolver = FakeResolver::with("_acme-challenge.example.com", Ok(vec![&good]));
+        let resolver = resolver_with("_acme-challenge.example.com", Ok(vec![&good]));
         let out = Dns01::new(resolver)
             .validate(&request(Identifier::dns("example.com"), true))
             .await;
@@ -308,7 +263,7 @@ mod tests {
     #[tokio::test]
     async fn no_records_is_unauthorized() {
         for answer in [Err(DnsError::NoRecords), Ok(vec![])] {
-            let resolver = FakeResolver::with("_acme-challenge.example.com", answer);
+            let resolver = resolver_with("_acme-challenge.example.com", answer);
             let (e, records) = run(resolver, Identifier::dns("example.com"))
                 .await
                 .unwrap_err();
@@ -323,8 +278,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_wrong_record_is_unauthorized_and_quoted() {
-        let resolver =
-            FakeResolver::with("_acme-challenge.example.com", Ok(vec!["abc", "def", "ghi"]));
+        let resolver = resolver_with("_acme-challenge.example.com", Ok(vec!["abc", "def", "ghi"]));
         let (e, _) = run(resolver, Identifier::dns("example.com"))
             .await
             .unwrap_err();
@@ -334,7 +288,7 @@ mod tests {
             "Incorrect TXT record \"abc\" (and 2 more) found at _acme-challenge.example.com"
         );
 
-        let resolver = FakeResolver::with("_acme-challenge.example.com", Ok(vec!["abc"]));
+        let resolver = resolver_with("_acme-challenge.example.com", Ok(vec!["abc"]));
         let (e, _) = run(resolver, Identifier::dns("example.com"))
             .await
             .unwrap_err();
@@ -347,7 +301,7 @@ mod tests {
     #[tokio::test]
     async fn a_long_or_odd_wrong_record_is_cut_and_escaped() {
         let long = format!("\"x\n{}", "y".repeat(500));
-        let resolver = FakeResolver::with("_acme-challenge.example.com", Ok(vec![&long]));
+        let resolver = resolver_with("_acme-challenge.example.com", Ok(vec![&long]));
         let (e, _) = run(resolver, Identifier::dns("example.com"))
             .await
             .unwrap_err();
@@ -371,7 +325,7 @@ mod tests {
             expected_txt("token123.other"),
             KEY_AUTHZ.to_owned(),
         ] {
-            let resolver = FakeResolver::with("_acme-challenge.example.com", Ok(vec![&near]));
+            let resolver = resolver_with("_acme-challenge.example.com", Ok(vec![&near]));
             let (e, _) = run(resolver, Identifier::dns("example.com"))
                 .await
                 .unwrap_err();
@@ -404,7 +358,7 @@ mod tests {
             ),
         ];
         for (err, detail) in cases {
-            let resolver = FakeResolver::with("_acme-challenge.example.com", Err(err));
+            let resolver = resolver_with("_acme-challenge.example.com", Err(err));
             let (e, records) = run(resolver, Identifier::dns("example.com"))
                 .await
                 .unwrap_err();
@@ -416,7 +370,9 @@ mod tests {
 
     #[tokio::test]
     async fn ip_identifiers_are_refused() {
-        let resolver: Arc<dyn Resolver> = Arc::new(FakeResolver::default());
+        let resolver = FakeResolver::default()
+            .described_as("10.0.0.53:53, 10.0.0.54:53")
+            .shared();
         let (e, _) = run(resolver, Identifier::ip("192.0.2.1"))
             .await
             .unwrap_err();
@@ -427,7 +383,7 @@ mod tests {
     #[tokio::test]
     async fn the_validator_trait_runs_the_same_check() {
         let good = expected_txt(KEY_AUTHZ);
-        let resolver = FakeResolver::with("_acme-challenge.example.com", Ok(vec![&good]));
+        let resolver = resolver_with("_acme-challenge.example.com", Ok(vec![&good]));
         let v: Arc<dyn Validator> = Arc::new(Dns01::new(resolver));
         let req = request(Identifier::dns("example.com"), false);
         assert!(matches!(v.validate(&req).await, Outcome::Valid { .. }));

@@ -1,14 +1,21 @@
-//! Test helpers shared by the DNS validators' unit tests: a resolver with
-//! canned TXT answers and a validation request to go with it.
+//! Test helpers shared by the validators' unit tests: one resolver with
+//! canned A/AAAA, TXT and CAA answers, validation requests to go with it,
+//! and for the validators that connect (http-01, tls-alpn-01) a listener on
+//! a free loopback port, a policy that lets them reach it, and the two ways
+//! to unpack an [`Outcome`].
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
+use tokio::net::TcpListener;
+
+use crate::error::Error;
 use crate::model::{AccountId, Authz, AuthzId, AuthzState, ChallengeType};
 use crate::protocol::Identifier;
+use crate::va::addr::AddressPolicy;
 use crate::va::dns::{CaaRecord, DnsError, DnsFuture, Resolver};
-use crate::va::ValidationRequest;
+use crate::va::{Outcome, ValidationRequest};
 
 /// The account URL of [`request`].
 pub const ACCOUNT_URI: &str = "https://ca.test/acme/acct/acct1";
@@ -16,15 +23,38 @@ pub const ACCOUNT_URI: &str = "https://ca.test/acme/acct/acct1";
 /// The key authorization of [`request`].
 pub const KEY_AUTHZ: &str = "token123.thumbprint456";
 
-/// Canned TXT answers by name; any other name is NXDOMAIN. Remembers the
-/// names asked.
+/// The token of [`token_request`]: base64url, as http-01 puts it in a URL
+/// path.
+pub const TOKEN: &str = "evaGxfADs6pSRb2LAv9IZf17Dt3juxGJ-PCt92wr-oA";
+
+/// The key authorization of [`token_request`]: [`TOKEN`], a dot, and an
+/// account key thumbprint.
+pub const KEY_AUTH: &str =
+    "evaGxfADs6pSRb2LAv9IZf17Dt3juxGJ-PCt92wr-oA.9jg46WB3rR_AHD-EBXdN7cBkH1WOu0tA3M9fm21mqTI";
+
+/// How [`FakeResolver`] describes itself unless told otherwise.
+pub const DESCRIBED: &str = "10.0.0.53:53";
+
+/// Canned answers by name. A name without an A/AAAA or TXT answer is
+/// NXDOMAIN; a name without a CAA answer has no CAA records (NOERROR).
+/// Remembers the names asked for TXT and CAA records, in order.
 #[derive(Default)]
 pub struct FakeResolver {
+    ip: HashMap<String, Result<Vec<IpAddr>, DnsError>>,
     txt: HashMap<String, Result<Vec<String>, DnsError>>,
+    caa: HashMap<String, Result<Vec<CaaRecord>, DnsError>>,
+    described: Option<String>,
     asked: Mutex<Vec<String>>,
 }
 
 impl FakeResolver {
+    /// Adds the A and AAAA records of `name`: `addrs`, each an IP address.
+    pub fn ip(mut self, name: &str, addrs: &[&str]) -> Self {
+        let addrs = addrs.iter().map(|a| a.parse().expect("an IP address"));
+        self.ip.insert(name.to_owned(), Ok(addrs.collect()));
+        self
+    }
+
     /// Adds the answer for TXT at `name`.
     pub fn txt(mut self, name: &str, answer: Result<Vec<&str>, DnsError>) -> Self {
         self.txt.insert(
@@ -34,26 +64,60 @@ impl FakeResolver {
         self
     }
 
-    /// The names asked so far, in order.
+    /// Adds the answer for CAA at `name`.
+    pub fn caa(mut self, name: &str, answer: Result<Vec<CaaRecord>, DnsError>) -> Self {
+        self.caa.insert(name.to_owned(), answer);
+        self
+    }
+
+    /// Adds CAA records at `name`, each `(critical, tag, value)`.
+    pub fn caa_records(self, name: &str, records: &[(bool, &str, &str)]) -> Self {
+        let rrset = records
+            .iter()
+            .map(|(critical, tag, value)| CaaRecord {
+                critical: *critical,
+                tag: (*tag).to_owned(),
+                value: value.as_bytes().to_vec(),
+            })
+            .collect();
+        self.caa(name, Ok(rrset))
+    }
+
+    /// Describes itself as `servers` (the resolver addresses in error
+    /// details and dns-01 records) instead of [`DESCRIBED`].
+    pub fn described_as(mut self, servers: &str) -> Self {
+        self.described = Some(servers.to_owned());
+        self
+    }
+
+    /// The resolver as the validators take it.
+    pub fn shared(self) -> Arc<dyn Resolver> {
+        Arc::new(self)
+    }
+
+    /// The names asked for TXT or CAA records so far, in order.
     pub fn asked(&self) -> Vec<String> {
         self.asked.lock().unwrap().clone()
     }
 }
 
 impl Resolver for FakeResolver {
-    fn lookup_ip<'a>(&'a self, _name: &'a str) -> DnsFuture<'a, Vec<IpAddr>> {
-        Box::pin(async { Err(DnsError::NxDomain) })
+    fn lookup_ip<'a>(&'a self, name: &'a str) -> DnsFuture<'a, Vec<IpAddr>> {
+        let answer = self.ip.get(name).cloned();
+        Box::pin(async move { answer.unwrap_or(Err(DnsError::NxDomain)) })
     }
     fn lookup_txt<'a>(&'a self, name: &'a str) -> DnsFuture<'a, Vec<String>> {
         self.asked.lock().unwrap().push(name.to_owned());
         let answer = self.txt.get(name).cloned();
         Box::pin(async move { answer.unwrap_or(Err(DnsError::NxDomain)) })
     }
-    fn lookup_caa<'a>(&'a self, _name: &'a str) -> DnsFuture<'a, Vec<CaaRecord>> {
-        Box::pin(async { Ok(Vec::new()) })
+    fn lookup_caa<'a>(&'a self, name: &'a str) -> DnsFuture<'a, Vec<CaaRecord>> {
+        self.asked.lock().unwrap().push(name.to_owned());
+        let answer = self.caa.get(name).cloned();
+        Box::pin(async move { answer.unwrap_or(Ok(Vec::new())) })
     }
     fn describe(&self) -> String {
-        "10.0.0.53:53".to_owned()
+        self.described.as_deref().unwrap_or(DESCRIBED).to_owned()
     }
 }
 
@@ -76,5 +140,49 @@ pub fn request(kind: ChallengeType, identifier: Identifier, wildcard: bool) -> V
         },
         kind,
         key_authorization: KEY_AUTHZ.to_owned(),
+    }
+}
+
+/// A request to validate `identifier` (not a wildcard) by `kind`, with the
+/// token [`TOKEN`] and the key authorization [`KEY_AUTH`].
+pub fn token_request(kind: ChallengeType, identifier: Identifier) -> ValidationRequest {
+    let mut req = request(kind, identifier, false);
+    req.authz.token = TOKEN.to_owned();
+    req.key_authorization = KEY_AUTH.to_owned();
+    req
+}
+
+/// A listener on a free port of 127.0.0.1, and the port.
+pub async fn local_listener() -> (TcpListener, u16) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    (listener, port)
+}
+
+/// The address policy of test setups: loopback (where the test servers
+/// listen) may be reached.
+pub fn reach_loopback() -> AddressPolicy {
+    AddressPolicy {
+        allow_reserved: true,
+    }
+}
+
+/// The records of a valid outcome; panics on an invalid one.
+#[track_caller]
+pub fn valid(outcome: Outcome) -> serde_json::Value {
+    match outcome {
+        Outcome::Valid { records } => records,
+        Outcome::Invalid { error, records } => {
+            panic!("expected valid, got {error} (records {records})")
+        }
+    }
+}
+
+/// The error and records of an invalid outcome; panics on a valid one.
+#[track_caller]
+pub fn invalid(outcome: Outcome) -> (Error, serde_json::Value) {
+    match outcome {
+        Outcome::Invalid { error, records } => (error, records),
+        Outcome::Valid { records } => panic!("expected invalid, got valid (records {records})"),
     }
 }

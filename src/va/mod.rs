@@ -12,6 +12,7 @@
 
 pub mod addr;
 pub mod caa;
+mod connect;
 pub mod dns;
 pub mod dns01;
 pub mod dns_account01;

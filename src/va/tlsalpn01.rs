@@ -29,13 +29,14 @@ use tokio::net::TcpStream;
 use tokio::time::{timeout_at, Instant};
 use x509_cert::ext::pkix::name::GeneralName;
 use x509_cert::ext::pkix::SubjectAltName;
+use x509_cert::ext::Extension;
 use x509_cert::Certificate;
 
 use super::addr::AddressPolicy;
+use super::connect::{self, Dialer, Host, Record};
 use super::dns::Resolver;
 use super::{Outcome, ValidationFuture, ValidationRequest, Validator};
 use crate::error::{Error, ErrorKind};
-use crate::protocol::IdentifierType;
 
 /// The ALPN protocol name of tls-alpn-01 (RFC 8737 §6.2).
 pub const ACME_TLS_1: &[u8] = b"acme-tls/1";
@@ -108,13 +109,7 @@ impl TlsAlpn01 {
     /// record (`hostname`, `port` as a string, `addressesResolved`,
     /// `addressUsed`, and `addressesTried` after an IPv6 failure).
     pub async fn validate(&self, req: &ValidationRequest) -> Outcome {
-        let mut record = Record {
-            hostname: req.authz.identifier.value.clone(),
-            port: self.port,
-            resolved: Vec::new(),
-            used: None,
-            tried: Vec::new(),
-        };
+        let mut record = Record::new(None, req.authz.identifier.value.clone(), self.port);
         let result = self.run(req, &mut record).await;
         let records = serde_json::Value::Array(vec![record.to_json()]);
         match result {
@@ -127,74 +122,14 @@ impl TlsAlpn01 {
         let deadline = Instant::now() + self.timeout;
         let ident = &req.authz.identifier;
         let value = ident.value.as_str();
-
-        let (server_name, expected, addrs) = match ident.kind {
-            IdentifierType::Dns => {
-                let server_name = match ServerName::try_from(value.to_owned()) {
-                    Ok(name @ ServerName::DnsName(_)) => name,
-                    _ => {
-                        return Err(Error::malformed(format!(
-                            "Cannot validate {value:?} with {CHALLENGE}: it is not a valid DNS name"
-                        )))
-                    }
-                };
-                let addrs =
-                    super::tlsclient::resolve_ips(&*self.resolver, self.timeout, value, deadline)
-                        .await?;
-                (server_name, Expected::Dns(value), addrs)
-            }
-            IdentifierType::Ip => {
-                let ip: IpAddr = value.parse().map_err(|_| {
-                    Error::malformed(format!(
-                        "Cannot validate IP identifier {value:?} with {CHALLENGE}: it is not an IP address"
-                    ))
-                })?;
-                if let Err(why) = self.policy.check(ip) {
-                    return Err(Error::new(
-                        ErrorKind::RejectedIdentifier,
-                        format!(
-                            "Refusing to connect to {ip} for {CHALLENGE} challenge: it is {why}, which this CA does not contact"
-                        ),
-                    ));
-                }
-                let reverse = reverse_dns_name(ip);
-                let server_name = ServerName::try_from(reverse.clone()).map_err(|_| {
-                    Error::internal(format!("reverse name {reverse} is not a valid SNI name"))
-                })?;
-                (server_name, Expected::Ip(ip), vec![ip])
-            }
-            IdentifierType::Unknown => {
-                return Err(Error::new(
-                    ErrorKind::UnsupportedIdentifier,
-                    format!(
-                        "{CHALLENGE} can only validate DNS names and IP addresses, not {value:?}"
-                    ),
-                ))
-            }
+        let host = connect::identifier_host(ident, self.policy, CHALLENGE)?;
+        let (server_name, expected) = sni_and_expected(&host, value)?;
+        let dialer = Dialer {
+            resolver: &*self.resolver,
+            policy: self.policy,
+            timeout: self.timeout,
         };
-        record.resolved.clone_from(&addrs);
-
-        // Never contact addresses the policy refuses.
-        let mut refused = Vec::new();
-        let mut allowed = Vec::new();
-        for &ip in &addrs {
-            match self.policy.check(ip) {
-                Ok(()) => allowed.push(ip),
-                Err(why) => refused.push(format!("{ip} is {why}")),
-            }
-        }
-        if allowed.is_empty() {
-            return Err(Error::new(
-                ErrorKind::Dns,
-                format!(
-                    "No valid IP addresses found for {value}: it resolves only to addresses this CA does not contact ({})",
-                    refused.join("; ")
-                ),
-            ));
-        }
-
-        let v6 = allowed.iter().copied().find(IpAddr::is_ipv6);
-        let v4 = allowed.iter().copied().find(IpAddr::is_ipv4);
+        let allowed = dialer.addresses(&host, deadline, record).await?;
         let config = super::tlsclient::client_config(ACME_TLS_1)?;
         let attempt = Attempt {
             config: &config,
@@ -203,63 +138,13 @@ impl TlsAlpn01 {
             timeout: self.timeout,
             ident: value,
         };
-
-        // IPv6 first, then IPv4, as Boulder does. When there is an IPv4
-        // address to fall back to, the IPv6 attempt gets half of the time
-        // left, so that an unreachable IPv6 address cannot use up the budget.
-        let mut v6_error = None;
-        let mut handshake = None;
-        if let Some(ip) = v6 {
-            record.used = Some(ip);
-            let until = if v4.is_some() {
-                let now = Instant::now();
-                now + deadline.saturating_duration_since(now) / 2
-            } else {
-                deadline
-            };
-            match attempt.fetch(ip, until).await {
-                Ok(h) => handshake = Some(h),
-                Err(e) => {
-                    record.tried.push(ip);
-                    v6_error = Some(e);
-                }
-            }
-        }
-        let handshake = match (handshake, v4, v6_error) {
-            (Some(h), _, _) => h,
-            (None, Some(ip), v6_error) => {
-                record.used = Some(ip);
-                match attempt.fetch(ip, deadline).await {
-                    Ok(h) => h,
-                    Err(mut e) => {
-                        if let Some(v6_error) = v6_error {
-                            e.detail = format!(
-                                "{}; the IPv6 address {} was tried first: {}",
-                                e.detail, record.tried[0], v6_error.detail
-                            )
-                            .into();
-                        }
-                        return Err(e);
-                    }
-                }
-            }
-            (None, None, Some(e)) => return Err(e),
-            (None, None, None) => {
-                return Err(Error::internal("tls-alpn-01: no address to try"));
-            }
-        };
-        let used = SocketAddr::new(record.used.unwrap_or(addrs[0]), self.port);
-
-        if handshake.alpn.as_deref() != Some(ACME_TLS_1) {
-            let got = match &handshake.alpn {
-                None => "selected no ALPN protocol".to_owned(),
-                Some(p) => format!("selected {:?}", String::from_utf8_lossy(p)),
-            };
-            return Err(Error::unauthorized(format!(
-                "Cannot negotiate ALPN protocol \"acme-tls/1\" for {CHALLENGE} challenge: the server at {used} {got}"
-            )));
-        }
-
+        let (handshake, ip) = dialer
+            .first_answer(&allowed, deadline, record, "", |ip, until| {
+                attempt.fetch(ip, until)
+            })
+            .await?;
+        let used = SocketAddr::new(ip, self.port);
+        check_alpn(&handshake, used)?;
         let digest =
             aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, req.key_authorization.as_bytes());
         check_certificate(&handshake.cert, &expected, digest.as_ref()).map_err(|msg| {
@@ -268,6 +153,36 @@ impl TlsAlpn01 {
             ))
         })
     }
+}
+
+/// The SNI to send for `host` (the identifier `value` itself for a name,
+/// the reverse-DNS name for an IP address, RFC 8738 §6) and what the
+/// certificate must name.
+fn sni_and_expected<'a>(
+    host: &Host,
+    value: &'a str,
+) -> Result<(ServerName<'static>, Expected<'a>), Error> {
+    let (sni, expected) = match host {
+        Host::Name(_) => (value.to_owned(), Expected::Dns(value)),
+        Host::Ip(ip) => (reverse_dns_name(*ip), Expected::Ip(*ip)),
+    };
+    let server_name = ServerName::try_from(sni.clone())
+        .map_err(|_| Error::internal(format!("{sni} is not a valid SNI name")))?;
+    Ok((server_name, expected))
+}
+
+/// Checks that the server at `used` negotiated `acme-tls/1` (RFC 8737 §3).
+fn check_alpn(handshake: &Handshake, used: SocketAddr) -> Result<(), Error> {
+    if handshake.alpn.as_deref() == Some(ACME_TLS_1) {
+        return Ok(());
+    }
+    let got = match &handshake.alpn {
+        None => "selected no ALPN protocol".to_owned(),
+        Some(p) => format!("selected {:?}", String::from_utf8_lossy(p)),
+    };
+    Err(Error::unauthorized(format!(
+        "Cannot negotiate ALPN protocol \"acme-tls/1\" for {CHALLENGE} challenge: the server at {used} {got}"
+    )))
 }
 
 impl Validator for TlsAlpn01 {
@@ -301,37 +216,6 @@ pub fn reverse_dns_name(ip: IpAddr) -> String {
 enum Expected<'a> {
     Dns(&'a str),
     Ip(IpAddr),
-}
-
-/// The Boulder-style validation record being filled in.
-struct Record {
-    hostname: String,
-    port: u16,
-    resolved: Vec<IpAddr>,
-    used: Option<IpAddr>,
-    tried: Vec<IpAddr>,
-}
-
-impl Record {
-    fn to_json(&self) -> serde_json::Value {
-        let mut rec = serde_json::json!({
-            "hostname": self.hostname,
-            "port": self.port.to_string(),
-            "addressesResolved": self.resolved.iter().map(|ip| ip.to_string()).collect::<Vec<_>>(),
-        });
-        if let Some(used) = self.used {
-            rec["addressUsed"] = used.to_string().into();
-        }
-        if !self.tried.is_empty() {
-            rec["addressesTried"] = self
-                .tried
-                .iter()
-                .map(|ip| ip.to_string())
-                .collect::<Vec<_>>()
-                .into();
-        }
-        rec
-    }
 }
 
 /// What a completed handshake yielded.
@@ -451,8 +335,12 @@ fn check_certificate(der: &[u8], expected: &Expected<'_>, digest: &[u8]) -> Resu
             ));
         }
     }
+    check_subject_alt_name(extensions, expected)?;
+    check_acme_identifier(extensions, digest)
+}
 
-    // The subjectAltName: exactly one entry, the identifier.
+/// The subjectAltName: exactly one entry, the identifier.
+fn check_subject_alt_name(extensions: &[Extension], expected: &Expected<'_>) -> Result<(), String> {
     let want = match expected {
         Expected::Dns(name) => format!("the dNSName '{name}'"),
         Expected::Ip(ip) => format!("the iPAddress '{ip}'"),
@@ -472,20 +360,7 @@ fn check_certificate(der: &[u8], expected: &Expected<'_>, digest: &[u8]) -> Resu
             "Received certificate with an empty subjectAltName extension; it must contain exactly one entry, {want}."
         ));
     }
-    let matches = names.len() == 1
-        && match (&names[0], expected) {
-            (GeneralName::DnsName(got), Expected::Dns(name)) => {
-                got.as_str().eq_ignore_ascii_case(name)
-            }
-            (GeneralName::IpAddress(got), Expected::Ip(ip)) => {
-                let octets = match ip {
-                    IpAddr::V4(v4) => v4.octets().to_vec(),
-                    IpAddr::V6(v6) => v6.octets().to_vec(),
-                };
-                got.as_bytes() == octets.as_slice()
-            }
-            _ => false,
-        };
+    let matches = names.len() == 1 && names_identifier(&names[0], expected);
     if !matches {
         let got: Vec<String> = names
             .iter()
@@ -501,8 +376,26 @@ fn check_certificate(der: &[u8], expected: &Expected<'_>, digest: &[u8]) -> Resu
             got.join(", ")
         ));
     }
+    Ok(())
+}
 
-    // The acmeIdentifier: critical, an OCTET STRING of the 32-byte digest.
+/// Whether the subjectAltName entry `name` is the identifier.
+fn names_identifier(name: &GeneralName, expected: &Expected<'_>) -> bool {
+    match (name, expected) {
+        (GeneralName::DnsName(got), Expected::Dns(name)) => got.as_str().eq_ignore_ascii_case(name),
+        (GeneralName::IpAddress(got), Expected::Ip(ip)) => {
+            let octets = match ip {
+                IpAddr::V4(v4) => v4.octets().to_vec(),
+                IpAddr::V6(v6) => v6.octets().to_vec(),
+            };
+            got.as_bytes() == octets.as_slice()
+        }
+        _ => false,
+    }
+}
+
+/// The acmeIdentifier: critical, an OCTET STRING of the 32-byte digest.
+fn check_acme_identifier(extensions: &[Extension], digest: &[u8]) -> Result<(), String> {
     let acme = extensions
         .iter()
         .find(|e| e.extn_id == ID_PE_ACME_IDENTIFIER)
@@ -567,7 +460,6 @@ fn hex(bytes: &[u8]) -> String {
 mod tests {
     use super::*;
 
-    use std::collections::HashMap;
     use std::sync::Mutex;
 
     use rcgen::{CertificateParams, CustomExtension, KeyPair};
@@ -577,57 +469,29 @@ mod tests {
     use tokio::io::AsyncReadExt;
     use tokio::net::TcpListener;
 
-    use crate::model::{AccountId, Authz, AuthzId, AuthzState, ChallengeType};
+    use crate::model::ChallengeType;
     use crate::protocol::Identifier;
-    use crate::va::dns::{CaaRecord, DnsError, DnsFuture};
+    use crate::va::fake::{
+        invalid, local_listener, reach_loopback, token_request, valid, FakeResolver, KEY_AUTH,
+    };
 
-    const KEY_AUTH: &str =
-        "evaGxfADs6pSRb2LAv9IZf17Dt3juxGJ-PCt92wr-oA.9jg46WB3rR_AHD-EBXdN7cBkH1WOu0tA3M9fm21mqTI";
-
-    /// Answers A/AAAA lookups from a table.
-    struct FakeResolver(HashMap<String, Result<Vec<IpAddr>, DnsError>>);
-
-    impl FakeResolver {
-        fn with(name: &str, addrs: &[&str]) -> Arc<dyn Resolver> {
-            let addrs = addrs.iter().map(|a| a.parse().unwrap()).collect();
-            Arc::new(FakeResolver(HashMap::from([(name.to_owned(), Ok(addrs))])))
-        }
+    /// The shared fake answering A/AAAA lookups for `name` only.
+    fn resolver_with(name: &str, addrs: &[&str]) -> Arc<dyn Resolver> {
+        FakeResolver::default()
+            .described_as("the test resolver")
+            .ip(name, addrs)
+            .shared()
     }
 
-    impl Resolver for FakeResolver {
-        fn lookup_ip<'a>(&'a self, name: &'a str) -> DnsFuture<'a, Vec<IpAddr>> {
-            let answer = self.0.get(name).cloned().unwrap_or(Err(DnsError::NxDomain));
-            Box::pin(async move { answer })
-        }
-        fn lookup_txt<'a>(&'a self, _name: &'a str) -> DnsFuture<'a, Vec<String>> {
-            Box::pin(async { Err(DnsError::NoRecords) })
-        }
-        fn lookup_caa<'a>(&'a self, _name: &'a str) -> DnsFuture<'a, Vec<CaaRecord>> {
-            Box::pin(async { Err(DnsError::NoRecords) })
-        }
-        fn describe(&self) -> String {
-            "the test resolver".to_owned()
-        }
+    /// The shared fake, knowing no name.
+    fn no_names() -> Arc<dyn Resolver> {
+        FakeResolver::default()
+            .described_as("the test resolver")
+            .shared()
     }
 
     fn request(ident: Identifier) -> ValidationRequest {
-        ValidationRequest {
-            account_uri: "https://ca.test/acme/acct/acct1".to_owned(),
-            authz: Authz {
-                id: AuthzId("authz1".to_owned()),
-                account_id: AccountId("acct1".to_owned()),
-                identifier: ident,
-                wildcard: false,
-                state: AuthzState::Pending,
-                expires: 0,
-                token: "evaGxfADs6pSRb2LAv9IZf17Dt3juxGJ-PCt92wr-oA".to_owned(),
-                offered: vec![ChallengeType::TlsAlpn01],
-                attempt: None,
-                created_at: 0,
-            },
-            kind: ChallengeType::TlsAlpn01,
-            key_authorization: KEY_AUTH.to_owned(),
-        }
+        token_request(ChallengeType::TlsAlpn01, ident)
     }
 
     fn sha256(s: &str) -> Vec<u8> {
@@ -726,21 +590,8 @@ mod tests {
         seen
     }
 
-    async fn listener_v4() -> (TcpListener, u16) {
-        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = l.local_addr().unwrap().port();
-        (l, port)
-    }
-
     fn validator(resolver: Arc<dyn Resolver>, port: u16) -> TlsAlpn01 {
-        TlsAlpn01::new(
-            resolver,
-            AddressPolicy {
-                allow_reserved: true,
-            },
-            Duration::from_secs(5),
-        )
-        .with_port(port)
+        TlsAlpn01::new(resolver, reach_loopback(), Duration::from_secs(5)).with_port(port)
     }
 
     /// Validates example.com (resolving to 127.0.0.1) against a server
@@ -749,40 +600,24 @@ mod tests {
         cert: (CertificateDer<'static>, KeyPair),
         opts: ServerOpts,
     ) -> (Outcome, u16) {
-        let (l, port) = listener_v4().await;
+        let (l, port) = local_listener().await;
         serve(l, cert, opts);
-        let va = validator(FakeResolver::with("example.com", &["127.0.0.1"]), port);
+        let va = validator(resolver_with("example.com", &["127.0.0.1"]), port);
         (
             va.validate(&request(Identifier::dns("example.com"))).await,
             port,
         )
     }
 
-    #[track_caller]
-    fn invalid(outcome: Outcome) -> (Error, serde_json::Value) {
-        match outcome {
-            Outcome::Invalid { error, records } => (error, records),
-            Outcome::Valid { records } => panic!("expected invalid, got valid: {records}"),
-        }
-    }
-
-    #[track_caller]
-    fn valid(outcome: Outcome) -> serde_json::Value {
-        match outcome {
-            Outcome::Valid { records } => records,
-            Outcome::Invalid { error, .. } => panic!("expected valid, got {error}"),
-        }
-    }
-
     #[tokio::test]
     async fn valid_for_a_dns_name() {
-        let (l, port) = listener_v4().await;
+        let (l, port) = local_listener().await;
         let seen = serve(
             l,
             cert(&["example.com"], vec![good_ext()]),
             ServerOpts::default(),
         );
-        let va = validator(FakeResolver::with("example.com", &["127.0.0.1"]), port);
+        let va = validator(resolver_with("example.com", &["127.0.0.1"]), port);
         let records = valid(va.validate(&request(Identifier::dns("example.com"))).await);
         assert_eq!(
             records,
@@ -798,14 +633,14 @@ mod tests {
 
     #[tokio::test]
     async fn valid_through_the_validator_trait_and_over_tls12() {
-        let (l, port) = listener_v4().await;
+        let (l, port) = local_listener().await;
         let opts = ServerOpts {
             tls12_only: true,
             ..ServerOpts::default()
         };
         serve(l, cert(&["example.com"], vec![good_ext()]), opts);
         let va: Arc<dyn Validator> = Arc::new(validator(
-            FakeResolver::with("example.com", &["127.0.0.1"]),
+            resolver_with("example.com", &["127.0.0.1"]),
             port,
         ));
         valid(Validator::validate(&*va, &request(Identifier::dns("example.com"))).await);
@@ -823,14 +658,14 @@ mod tests {
 
     #[tokio::test]
     async fn valid_for_an_ip_identifier_with_reverse_dns_sni() {
-        let (l, port) = listener_v4().await;
+        let (l, port) = local_listener().await;
         let seen = serve(
             l,
             cert(&["127.0.0.1"], vec![good_ext()]),
             ServerOpts::default(),
         );
         // No DNS at all for IP identifiers.
-        let va = validator(Arc::new(FakeResolver(HashMap::new())), port);
+        let va = validator(no_names(), port);
         let records = valid(va.validate(&request(Identifier::ip("127.0.0.1"))).await);
         assert_eq!(records[0]["addressUsed"], "127.0.0.1");
         assert_eq!(records[0]["hostname"], "127.0.0.1");
@@ -842,13 +677,13 @@ mod tests {
 
     #[tokio::test]
     async fn ip_identifier_needs_an_ip_san() {
-        let (l, port) = listener_v4().await;
+        let (l, port) = local_listener().await;
         serve(
             l,
             cert(&["localhost"], vec![good_ext()]),
             ServerOpts::default(),
         );
-        let va = validator(Arc::new(FakeResolver(HashMap::new())), port);
+        let va = validator(no_names(), port);
         let (e, _) = invalid(va.validate(&request(Identifier::ip("127.0.0.1"))).await);
         assert_eq!(e.kind, ErrorKind::Unauthorized);
         assert!(e.detail.contains("'localhost'"), "{}", e.detail);
@@ -1053,9 +888,9 @@ mod tests {
 
     #[tokio::test]
     async fn connection_refused() {
-        let (l, port) = listener_v4().await;
+        let (l, port) = local_listener().await;
         drop(l);
-        let va = validator(FakeResolver::with("example.com", &["127.0.0.1"]), port);
+        let va = validator(resolver_with("example.com", &["127.0.0.1"]), port);
         let (e, records) = invalid(va.validate(&request(Identifier::dns("example.com"))).await);
         assert_eq!(e.kind, ErrorKind::Connection);
         assert!(e.detail.contains("connection refused"), "{}", e.detail);
@@ -1069,7 +904,7 @@ mod tests {
 
     #[tokio::test]
     async fn silent_server_times_out() {
-        let (l, port) = listener_v4().await;
+        let (l, port) = local_listener().await;
         tokio::spawn(async move {
             let mut held = Vec::new();
             while let Ok((tcp, _)) = l.accept().await {
@@ -1077,7 +912,7 @@ mod tests {
             }
         });
         let va = TlsAlpn01::new(
-            FakeResolver::with("example.com", &["127.0.0.1"]),
+            resolver_with("example.com", &["127.0.0.1"]),
             AddressPolicy {
                 allow_reserved: true,
             },
@@ -1102,7 +937,7 @@ mod tests {
     #[tokio::test]
     async fn reserved_addresses_are_refused_by_default() {
         let va = TlsAlpn01::new(
-            FakeResolver::with("example.com", &["127.0.0.1", "10.0.0.1"]),
+            resolver_with("example.com", &["127.0.0.1", "10.0.0.1"]),
             AddressPolicy::default(),
             Duration::from_secs(5),
         );
@@ -1134,7 +969,7 @@ mod tests {
 
     #[tokio::test]
     async fn dns_failure_is_a_dns_error() {
-        let va = validator(Arc::new(FakeResolver(HashMap::new())), 443);
+        let va = validator(no_names(), 443);
         let (e, _) = invalid(va.validate(&request(Identifier::dns("example.com"))).await);
         assert_eq!(e.kind, ErrorKind::Dns);
         assert!(e.detail.contains("NXDOMAIN"), "{}", e.detail);
@@ -1144,16 +979,13 @@ mod tests {
     #[tokio::test]
     async fn ipv6_failure_falls_back_to_ipv4() {
         // Nothing listens on [::1]:port (or ::1 does not exist here).
-        let (l, port) = listener_v4().await;
+        let (l, port) = local_listener().await;
         serve(
             l,
             cert(&["example.com"], vec![good_ext()]),
             ServerOpts::default(),
         );
-        let va = validator(
-            FakeResolver::with("example.com", &["127.0.0.1", "::1"]),
-            port,
-        );
+        let va = validator(resolver_with("example.com", &["127.0.0.1", "::1"]), port);
         let records = valid(va.validate(&request(Identifier::dns("example.com"))).await);
         assert_eq!(records[0]["addressUsed"], "127.0.0.1");
         assert_eq!(records[0]["addressesTried"], serde_json::json!(["::1"]));
@@ -1165,7 +997,7 @@ mod tests {
 
     #[tokio::test]
     async fn ipv6_is_preferred() {
-        let (l4, port) = listener_v4().await;
+        let (l4, port) = local_listener().await;
         let Ok(l6) = TcpListener::bind(("::1", port)).await else {
             eprintln!("skipped: cannot listen on [::1]:{port}");
             return;
@@ -1181,10 +1013,7 @@ mod tests {
             cert(&["example.com"], vec![good_ext()]),
             ServerOpts::default(),
         );
-        let va = validator(
-            FakeResolver::with("example.com", &["127.0.0.1", "::1"]),
-            port,
-        );
+        let va = validator(resolver_with("example.com", &["127.0.0.1", "::1"]), port);
         let records = valid(va.validate(&request(Identifier::dns("example.com"))).await);
         assert_eq!(records[0]["addressUsed"], "::1");
         assert!(records[0].get("addressesTried").is_none());
@@ -1192,12 +1021,9 @@ mod tests {
 
     #[tokio::test]
     async fn both_failures_are_reported() {
-        let (l, port) = listener_v4().await;
+        let (l, port) = local_listener().await;
         drop(l);
-        let va = validator(
-            FakeResolver::with("example.com", &["::1", "127.0.0.1"]),
-            port,
-        );
+        let va = validator(resolver_with("example.com", &["::1", "127.0.0.1"]), port);
         let (e, records) = invalid(va.validate(&request(Identifier::dns("example.com"))).await);
         assert_eq!(e.kind, ErrorKind::Connection);
         assert!(

@@ -1,6 +1,6 @@
-//! What the validators that open connections share: the A/AAAA lookup
-//! with its error details, a TLS client that accepts any certificate but
-//! checks handshake signatures, and readable descriptions of socket errors.
+//! What the validators that open connections share besides the road to an
+//! address (`connect`): a TLS client that accepts any certificate but checks
+//! handshake signatures, and readable descriptions of socket errors.
 
 use std::io;
 use std::sync::Arc;
@@ -15,48 +15,7 @@ use rustls::{DigitallySignedStruct, PeerMisbehaved, SignatureScheme};
 use x509_cert::spki::SubjectPublicKeyInfoRef;
 use x509_cert::Certificate;
 
-use std::net::IpAddr;
-use std::time::Duration;
-
-use tokio::time::{timeout_at, Instant};
-
-use super::dns::{DnsError, Resolver};
-use crate::error::{Error, ErrorKind};
-
-/// A and AAAA records of `name` through the VA's resolver, within
-/// `deadline` (`timeout` is the validation's whole budget, for the detail).
-pub(crate) async fn resolve_ips(
-    resolver: &dyn Resolver,
-    timeout: Duration,
-    name: &str,
-    deadline: Instant,
-) -> Result<Vec<IpAddr>, Error> {
-    let asked = resolver.describe();
-    let answer = match timeout_at(deadline, resolver.lookup_ip(name)).await {
-        Ok(answer) => answer,
-        Err(_) => {
-            return Err(Error::new(
-                ErrorKind::Dns,
-                format!(
-                    "DNS problem: looking up A and AAAA for {name} did not finish within \
-                     {timeout:?} (asked {asked})"
-                ),
-            ))
-        }
-    };
-    let detail = match answer {
-        Ok(addrs) if !addrs.is_empty() => return Ok(addrs),
-        Ok(_) | Err(DnsError::NoRecords) => format!(
-            "No valid IP addresses found for {name}: it has no A or AAAA record (asked {asked})"
-        ),
-        Err(DnsError::NxDomain) => format!(
-            "DNS problem: NXDOMAIN looking up A and AAAA for {name} (asked {asked}) - check \
-             that a DNS record exists for this domain"
-        ),
-        Err(e) => format!("DNS problem: {e} looking up A and AAAA for {name} (asked {asked})"),
-    };
-    Err(Error::new(ErrorKind::Dns, detail))
-}
+use crate::error::Error;
 
 /// A person-readable account of a socket error.
 pub(crate) fn describe_io(e: &io::Error) -> String {
