@@ -32,7 +32,7 @@ use axum::routing::{get, post};
 use axum::Router;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 
@@ -445,17 +445,7 @@ pub async fn serve(
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     let per_client = conn::PerClient::new(limits.max_connections_per_client);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(limits.handshake_timeout)
-        .keep_alive(true);
-    builder
-        .http2()
-        .timer(TokioTimer::new())
-        .max_concurrent_streams(128);
-    let builder = Arc::new(builder);
+    let builder = connection_builder(&limits);
     tokio::pin!(shutdown);
     loop {
         let slot = tokio::select! {
@@ -485,70 +475,18 @@ pub async fn serve(
         };
         let _ = tcp.set_nodelay(true);
         let activity = conn::Activity::new();
-        let tcp = conn::Idle::new(tcp, limits.idle_timeout, activity.clone());
-        let acceptor = acceptor.clone();
-        let router = conn::Tracked::new(router.clone(), activity.clone());
-        let metrics = metrics.clone();
-        let builder = builder.clone();
-        let watcher = graceful.watcher();
-        let handshake_timeout = limits.handshake_timeout;
+        let accepted = Accepted {
+            tcp: conn::Idle::new(tcp, limits.idle_timeout, activity.clone()),
+            peer,
+            router: conn::Tracked::new(router.clone(), activity.clone()),
+            activity,
+            metrics: metrics.clone(),
+            which,
+            handshake_timeout: limits.handshake_timeout,
+        };
+        let (acceptor, builder, watcher) = (acceptor.clone(), builder.clone(), graceful.watcher());
         tokio::spawn(async move {
-            let svc = hyper::service::service_fn(
-                move |mut req: axum::http::Request<hyper::body::Incoming>| {
-                    req.extensions_mut().insert(PeerAddr(peer));
-                    let (req, held) = hold::share(req);
-                    let call = tower::ServiceExt::oneshot(router.clone(), req);
-                    async move {
-                        let resp = match call.await {
-                            Ok(resp) => resp,
-                            Err(never) => match never {},
-                        };
-                        hold::drain(held).await;
-                        if resp.extensions().get::<DropConnection>().is_some() {
-                            // An error from the service makes hyper close
-                            // the connection (HTTP/1.1) or reset the
-                            // stream (HTTP/2) without an answer.
-                            return Err(std::io::Error::other(
-                                "chaos: connection dropped on purpose",
-                            ));
-                        }
-                        Ok(resp)
-                    }
-                },
-            );
-            // Counted once the connection is over, whichever way it went.
-            let count_idle = || {
-                if activity.timed_out() {
-                    metrics.connection_closed(which, ConnectionClosed::Idle);
-                }
-            };
-            let Some(acceptor) = acceptor else {
-                let conn = builder.serve_connection(TokioIo::new(tcp), svc);
-                if let Err(e) = watcher.watch(conn).await {
-                    tracing::debug!(%peer, error = %e, "connection ended with an error");
-                }
-                count_idle();
-                drop((slot, admitted));
-                return;
-            };
-            let tls = match tokio::time::timeout(handshake_timeout, acceptor.accept(tcp)).await {
-                Ok(Ok(s)) => s,
-                Ok(Err(e)) => {
-                    tracing::debug!(%peer, error = %e, "TLS handshake failed");
-                    count_idle();
-                    return;
-                }
-                Err(_) => {
-                    tracing::debug!(%peer, "TLS handshake timed out");
-                    metrics.connection_closed(which, ConnectionClosed::HandshakeTimeout);
-                    return;
-                }
-            };
-            let conn = builder.serve_connection(TokioIo::new(tls), svc);
-            if let Err(e) = watcher.watch(conn).await {
-                tracing::debug!(%peer, error = %e, "connection ended with an error");
-            }
-            count_idle();
+            accepted.serve(acceptor, &builder, watcher).await;
             drop((slot, admitted));
         });
     }
@@ -558,6 +496,109 @@ pub async fn serve(
         .is_err()
     {
         tracing::warn!("open connections did not finish within 10 s of shutdown");
+    }
+}
+
+/// HTTP/1.1 and HTTP/2 as every listener speaks them.
+fn connection_builder(limits: &Limits) -> Arc<auto::Builder<TokioExecutor>> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.handshake_timeout)
+        .keep_alive(true);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(128);
+    Arc::new(builder)
+}
+
+/// One admitted connection, before its TLS handshake.
+struct Accepted {
+    tcp: conn::Idle<TcpStream>,
+    peer: SocketAddr,
+    router: conn::Tracked<Router>,
+    activity: conn::Activity,
+    metrics: Arc<Metrics>,
+    which: Listener,
+    handshake_timeout: Duration,
+}
+
+impl Accepted {
+    /// Completes the TLS handshake (when `acceptor` is given) within the
+    /// handshake timeout, then serves requests until the connection ends
+    /// or the listener shuts down.
+    async fn serve(
+        self,
+        acceptor: Option<TlsAcceptor>,
+        builder: &auto::Builder<TokioExecutor>,
+        watcher: hyper_util::server::graceful::Watcher,
+    ) {
+        let Accepted {
+            tcp,
+            peer,
+            router,
+            activity,
+            metrics,
+            which,
+            handshake_timeout,
+        } = self;
+        let svc = hyper::service::service_fn(
+            move |mut req: axum::http::Request<hyper::body::Incoming>| {
+                req.extensions_mut().insert(PeerAddr(peer));
+                let (req, held) = hold::share(req);
+                let call = tower::ServiceExt::oneshot(router.clone(), req);
+                async move {
+                    let resp = match call.await {
+                        Ok(resp) => resp,
+                        Err(never) => match never {},
+                    };
+                    hold::drain(held).await;
+                    if resp.extensions().get::<DropConnection>().is_some() {
+                        // An error from the service makes hyper close the
+                        // connection (HTTP/1.1) or reset the stream
+                        // (HTTP/2) without an answer.
+                        return Err(std::io::Error::other(
+                            "chaos: connection dropped on purpose",
+                        ));
+                    }
+                    Ok(resp)
+                }
+            },
+        );
+        let result = match acceptor {
+            None => {
+                watcher
+                    .watch(builder.serve_connection(TokioIo::new(tcp), svc))
+                    .await
+            }
+            Some(acceptor) => {
+                match tokio::time::timeout(handshake_timeout, acceptor.accept(tcp)).await {
+                    Ok(Ok(tls)) => {
+                        watcher
+                            .watch(builder.serve_connection(TokioIo::new(tls), svc))
+                            .await
+                    }
+                    Ok(Err(e)) => {
+                        tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                        Ok(())
+                    }
+                    Err(_) => {
+                        tracing::debug!(%peer, "TLS handshake timed out");
+                        metrics.connection_closed(which, ConnectionClosed::HandshakeTimeout);
+                        return;
+                    }
+                }
+            }
+        };
+        if let Err(e) = result {
+            tracing::debug!(%peer, error = %e, "connection ended with an error");
+        }
+        // Counted once the connection is over, whichever way it went.
+        if activity.timed_out() {
+            metrics.connection_closed(which, ConnectionClosed::Idle);
+        }
     }
 }
 

@@ -198,6 +198,10 @@ pub struct LoggedAccount(pub Arc<std::sync::OnceLock<String>>);
 impl FromRequest<Arc<App>> for AcmePost {
     type Rejection = Error;
 
+    /// RFC 8555 §6.2-6.5, in order: POST with `application/jose+json`, a
+    /// body within `max_body`, a JWS that parses, a known signer whose
+    /// signature verifies, then (only for a good signature) the nonce,
+    /// then the `url` header.
     async fn from_request(req: Request<Body>, app: &Arc<App>) -> Result<Self> {
         let (mut parts, body) = req.into_parts();
         if parts.method != Method::POST {
@@ -207,20 +211,7 @@ impl FromRequest<Arc<App>> for AcmePost {
             ));
         }
         let base = BaseUrl::from_request_parts(&mut parts, app).await?;
-        // RFC 8555 §6.2: the only accepted media type; parameters are not
-        // expected but tolerated.
-        let ct_ok = parts
-            .headers
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(';').next())
-            .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/jose+json"));
-        if !ct_ok {
-            return Err(Error::new(
-                ErrorKind::UnsupportedMediaType,
-                "the Content-Type must be application/jose+json",
-            ));
-        }
+        check_content_type(&parts.headers)?;
         let body = axum::body::to_bytes(body, app.max_body)
             .await
             .map_err(|_| {
@@ -230,77 +221,108 @@ impl FromRequest<Arc<App>> for AcmePost {
                 ))
             })?;
         let jws = Jws::parse(&body)?;
-
-        let (signer, key) = match &jws.protected.key {
-            KeyRef::Jwk(jwk) => (None, Arc::new(jwk.clone())),
-            KeyRef::Kid(kid) => {
-                let id = kid
-                    .strip_prefix(base.0.as_str())
-                    .and_then(|p| p.strip_prefix(paths::ACCOUNT_PREFIX))
-                    .and_then(AccountId::parse)
-                    .ok_or_else(|| {
-                        Error::new(
-                            ErrorKind::AccountDoesNotExist,
-                            "kid is not the URL of an account on this server",
-                        )
-                    })?;
-                if let Some(slot) = parts.extensions.get::<LoggedAccount>() {
-                    // First set wins; a request names one account.
-                    let _ = slot.0.set(id.to_string());
-                }
-                let account = app.ra.account_for_kid(&id).await?;
-                let jwk = app.keys.get(&account.jwk)?;
-                (Some(account), jwk)
-            }
-        };
+        let (account, key) = signer_key(&jws, &base, &parts.extensions, app).await?;
         jws.verify(&key)?;
-
         // Only a correctly signed request spends a nonce (RFC 8555 §6.5).
-        let Some(nonce) = jws.protected.nonce.as_deref() else {
-            app.metrics.nonce_refused();
-            return Err(Error::new(ErrorKind::BadNonce, "the JWS has no nonce"));
-        };
-        // The detail starts as Pebble's does: acme.sh retries a badNonce
-        // only when it finds that text.
-        let bad_nonce = |why: &str| {
-            let shown: String = nonce.chars().take(64).collect();
-            Error::new(
-                ErrorKind::BadNonce,
-                format!(
-                    "JWS has an invalid anti-replay nonce: {shown:?} ({why}); retry with the one in this response"
-                ),
-            )
-        };
-        if !app.nonces.redeem(nonce) {
-            app.metrics.nonce_refused();
-            return Err(bad_nonce("unknown, expired or already used"));
-        }
-        if app.bad_nonce_percent > 0 && crate::rand::percent_chance(app.bad_nonce_percent) {
-            app.metrics.nonce_refused();
-            return Err(bad_nonce(
-                "a good nonce refused on purpose by bad_nonce_percent, to exercise retries",
-            ));
-        }
-        app.metrics.nonce_redeemed();
-        // RFC 8555 §6.4: the url header must be the URL of this request.
-        let path = parts
-            .uri
-            .path_and_query()
-            .map(|p| p.as_str())
-            .unwrap_or("/");
-        let expected_len = base.0.len() + path.len();
-        let url = &jws.protected.url;
-        if url.len() != expected_len || !url.starts_with(&base.0) || &url[base.0.len()..] != path {
-            return Err(Error::unauthorized(format!(
-                "the JWS url {:?} is not this request's URL {:?}",
-                url.chars().take(200).collect::<String>(),
-                base.url(path)
-            )));
-        }
-        let signer = match signer {
+        spend_nonce(jws.protected.nonce.as_deref(), app)?;
+        check_url(&jws.protected.url, &base, &parts.uri)?;
+        let signer = match account {
             Some(account) => Signer::Account(account, key),
             None => Signer::Key(Arc::unwrap_or_clone(key)),
         };
         Ok(AcmePost { jws, signer, base })
     }
+}
+
+/// RFC 8555 §6.2: the only accepted media type; parameters are not
+/// expected but tolerated.
+fn check_content_type(headers: &HeaderMap) -> Result<()> {
+    let ok = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/jose+json"));
+    if !ok {
+        return Err(Error::new(
+            ErrorKind::UnsupportedMediaType,
+            "the Content-Type must be application/jose+json",
+        ));
+    }
+    Ok(())
+}
+
+/// The key that must have signed `jws`: its `jwk`, or the key of the
+/// valid account its `kid` names (with that account).
+async fn signer_key(
+    jws: &Jws,
+    base: &BaseUrl,
+    extensions: &axum::http::Extensions,
+    app: &App,
+) -> Result<(Option<Account>, Arc<Jwk>)> {
+    let kid = match &jws.protected.key {
+        KeyRef::Jwk(jwk) => return Ok((None, Arc::new(jwk.clone()))),
+        KeyRef::Kid(kid) => kid,
+    };
+    let id = kid
+        .strip_prefix(base.0.as_str())
+        .and_then(|p| p.strip_prefix(paths::ACCOUNT_PREFIX))
+        .and_then(AccountId::parse)
+        .ok_or_else(|| {
+            Error::new(
+                ErrorKind::AccountDoesNotExist,
+                "kid is not the URL of an account on this server",
+            )
+        })?;
+    if let Some(slot) = extensions.get::<LoggedAccount>() {
+        // First set wins; a request names one account.
+        let _ = slot.0.set(id.to_string());
+    }
+    let account = app.ra.account_for_kid(&id).await?;
+    let jwk = app.keys.get(&account.jwk)?;
+    Ok((Some(account), jwk))
+}
+
+/// Spends the JWS's nonce, or says `badNonce`.
+fn spend_nonce(nonce: Option<&str>, app: &App) -> Result<()> {
+    let Some(nonce) = nonce else {
+        app.metrics.nonce_refused();
+        return Err(Error::new(ErrorKind::BadNonce, "the JWS has no nonce"));
+    };
+    // The detail starts as Pebble's does: acme.sh retries a badNonce
+    // only when it finds that text.
+    let bad_nonce = |why: &str| {
+        let shown: String = nonce.chars().take(64).collect();
+        Error::new(
+            ErrorKind::BadNonce,
+            format!(
+                "JWS has an invalid anti-replay nonce: {shown:?} ({why}); retry with the one in this response"
+            ),
+        )
+    };
+    if !app.nonces.redeem(nonce) {
+        app.metrics.nonce_refused();
+        return Err(bad_nonce("unknown, expired or already used"));
+    }
+    if app.bad_nonce_percent > 0 && crate::rand::percent_chance(app.bad_nonce_percent) {
+        app.metrics.nonce_refused();
+        return Err(bad_nonce(
+            "a good nonce refused on purpose by bad_nonce_percent, to exercise retries",
+        ));
+    }
+    app.metrics.nonce_redeemed();
+    Ok(())
+}
+
+/// RFC 8555 §6.4: the `url` header must be the URL of this request.
+fn check_url(url: &str, base: &BaseUrl, uri: &Uri) -> Result<()> {
+    let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+    let expected_len = base.0.len() + path.len();
+    if url.len() != expected_len || !url.starts_with(&base.0) || &url[base.0.len()..] != path {
+        return Err(Error::unauthorized(format!(
+            "the JWS url {:?} is not this request's URL {:?}",
+            url.chars().take(200).collect::<String>(),
+            base.url(path)
+        )));
+    }
+    Ok(())
 }
