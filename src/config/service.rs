@@ -215,9 +215,21 @@ impl ServiceConfig {
     /// `acme-ca check-config` reports it too.
     pub fn validate(&self) -> Result<(), String> {
         if let Some(kek) = &self.kek {
-            crate::service::keys::Kek::from_b64(kek).map_err(|e| {
-                format!("service.kek: {e} (make one with: openssl rand -base64 32)")
-            })?;
+            let why = match decode_key_text(kek.trim()) {
+                Ok(mut bytes) => {
+                    let n = bytes.len();
+                    bytes.fill(0);
+                    (n != KEK_LEN).then(|| {
+                        format!("the key-encryption key must decode to exactly {KEK_LEN} bytes, got {n}")
+                    })
+                }
+                Err(e) => Some(format!("the key-encryption key is not valid base64: {e}")),
+            };
+            if let Some(why) = why {
+                return Err(format!(
+                    "service.kek: {why} (make one with: openssl rand -base64 32)"
+                ));
+            }
         }
         if !self.enabled {
             return Ok(());
@@ -361,4 +373,56 @@ impl ServiceProfileConfig {
         }
         Ok(())
     }
+}
+
+/// Bytes of a key-encryption key (AES-256-GCM).
+pub const KEK_LEN: usize = 32;
+
+/// Value of one base64 digit in either alphabet.
+fn base64_digit(c: u8) -> Option<u32> {
+    let v = match c {
+        b'A'..=b'Z' => c - b'A',
+        b'a'..=b'z' => c - b'a' + 26,
+        b'0'..=b'9' => c - b'0' + 52,
+        b'+' | b'-' => 62,
+        b'/' | b'_' => 63,
+        _ => return None,
+    };
+    Some(u32::from(v))
+}
+
+/// Decodes key text (`service.kek`): base64 in the standard or URL-safe
+/// alphabet, with or without `=` padding. Refuses bad characters, impossible lengths, wrong padding
+/// and unused low bits that are not zero (so each value has one spelling).
+pub fn decode_key_text(text: &str) -> Result<Vec<u8>, String> {
+    let digits = text.trim_end_matches('=');
+    let padding = text.len() - digits.len();
+    if padding > 0 && (padding > 2 || !text.len().is_multiple_of(4)) {
+        return Err("wrong amount of '=' padding".to_owned());
+    }
+    if digits.len() % 4 == 1 {
+        return Err(format!(
+            "{} base64 digits cannot encode whole bytes",
+            digits.len()
+        ));
+    }
+    let mut out = Vec::with_capacity(digits.len() * 3 / 4);
+    let mut acc = 0u32;
+    let mut bits = 0u32;
+    for (i, c) in digits.bytes().enumerate() {
+        let v = base64_digit(c)
+            .ok_or_else(|| format!("character at position {} is not a base64 digit", i + 1))?;
+        acc = (acc << 6) | v;
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+            acc &= (1 << bits) - 1;
+        }
+    }
+    if acc != 0 {
+        out.fill(0);
+        return Err("the last digit has unused bits set (not canonical base64)".to_owned());
+    }
+    Ok(out)
 }

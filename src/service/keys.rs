@@ -174,7 +174,7 @@ pub fn generate(spec: KeySpec) -> Result<rcgen::KeyPair, KeyError> {
 }
 
 /// Length of a key-encryption key in bytes (AES-256).
-pub const KEK_LEN: usize = 32;
+pub use crate::config::service::KEK_LEN;
 /// Format version written as the first byte of every sealed blob.
 pub const SEAL_VERSION: u8 = 1;
 const NONCE_LEN: usize = aead::NONCE_LEN;
@@ -257,59 +257,9 @@ impl Kek {
     }
 }
 
-/// Value of one base64 digit in either alphabet.
-fn base64_digit(c: u8) -> Option<u32> {
-    let v = match c {
-        b'A'..=b'Z' => c - b'A',
-        b'a'..=b'z' => c - b'a' + 26,
-        b'0'..=b'9' => c - b'0' + 52,
-        b'+' | b'-' => 62,
-        b'/' | b'_' => 63,
-        _ => return None,
-    };
-    Some(u32::from(v))
-}
-
-/// Decodes base64 in the standard or URL-safe alphabet, with or without
-/// `=` padding. Refuses bad characters, impossible lengths, wrong padding
-/// and unused low bits that are not zero (so each value has one spelling).
+/// Decodes key text (see [`crate::config::service::decode_key_text`]).
 fn decode_base64(text: &str) -> Result<Vec<u8>, KeyError> {
-    let digits = text.trim_end_matches('=');
-    let padding = text.len() - digits.len();
-    if padding > 0 && (padding > 2 || !text.len().is_multiple_of(4)) {
-        return Err(KeyError::KekEncoding("wrong amount of '=' padding".into()));
-    }
-    if digits.len() % 4 == 1 {
-        return Err(KeyError::KekEncoding(format!(
-            "{} base64 digits cannot encode whole bytes",
-            digits.len()
-        )));
-    }
-    let mut out = Vec::with_capacity(digits.len() * 3 / 4);
-    let mut acc = 0u32;
-    let mut bits = 0u32;
-    for (i, c) in digits.bytes().enumerate() {
-        let v = base64_digit(c).ok_or_else(|| {
-            KeyError::KekEncoding(format!(
-                "character at position {} is not a base64 digit",
-                i + 1
-            ))
-        })?;
-        acc = (acc << 6) | v;
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-            acc &= (1 << bits) - 1;
-        }
-    }
-    if acc != 0 {
-        out.fill(0);
-        return Err(KeyError::KekEncoding(
-            "the last digit has unused bits set (not canonical base64)".into(),
-        ));
-    }
-    Ok(out)
+    crate::config::service::decode_key_text(text).map_err(KeyError::KekEncoding)
 }
 
 #[cfg(test)]
