@@ -28,12 +28,12 @@ use serde::{Deserialize, Serialize};
 use crate::error::ErrorKind;
 
 /// Most faults waiting in the queue.
-pub const MAX_QUEUED: usize = 1000;
+pub(crate) const MAX_QUEUED: usize = 1000;
 /// Most clients held back at once (the oldest holds are dropped first when
 /// it is reached; expired ones are always dropped).
-pub const MAX_HOLDS: usize = 10_000;
+pub(crate) const MAX_HOLDS: usize = 10_000;
 /// Longest Retry-After, finalize delay or authorization lifetime accepted.
-pub const MAX_DELAY: Duration = Duration::from_secs(3600);
+pub(crate) const MAX_DELAY: Duration = Duration::from_secs(3600);
 
 /// The ACME resources faults can be aimed at, by their directory names
 /// (RFC 8555 §7.1.1) or, for the others, the resource's name.

@@ -1,5 +1,6 @@
 //! Time, injected so that tests can fix it.
 
+#[cfg(test)]
 use std::sync::atomic::{AtomicI64, Ordering};
 
 use crate::model::Timestamp;
@@ -11,7 +12,7 @@ pub trait Clock: Send + Sync + 'static {
 }
 
 /// The system's wall clock.
-pub struct SystemClock;
+pub(crate) struct SystemClock;
 
 impl Clock for SystemClock {
     fn now(&self) -> Timestamp {
@@ -20,19 +21,22 @@ impl Clock for SystemClock {
 }
 
 /// A clock that only moves when told to (tests).
+#[cfg(test)]
 #[derive(Default)]
-pub struct FakeClock(AtomicI64);
+pub(crate) struct FakeClock(AtomicI64);
 
+#[cfg(test)]
 impl FakeClock {
-    pub fn new(now: Timestamp) -> FakeClock {
+    pub(crate) fn new(now: Timestamp) -> FakeClock {
         FakeClock(AtomicI64::new(now))
     }
 
-    pub fn advance(&self, secs: i64) {
+    pub(crate) fn advance(&self, secs: i64) {
         self.0.fetch_add(secs, Ordering::SeqCst);
     }
 }
 
+#[cfg(test)]
 impl Clock for FakeClock {
     fn now(&self) -> Timestamp {
         self.0.load(Ordering::SeqCst)
@@ -40,7 +44,7 @@ impl Clock for FakeClock {
 }
 
 /// RFC 3339 text of a timestamp, as ACME resources show times.
-pub fn rfc3339(ts: Timestamp) -> String {
+pub(crate) fn rfc3339(ts: Timestamp) -> String {
     time::OffsetDateTime::from_unix_timestamp(ts)
         .ok()
         .and_then(|t| {
@@ -51,7 +55,7 @@ pub fn rfc3339(ts: Timestamp) -> String {
 }
 
 /// Parses RFC 3339 text into a timestamp.
-pub fn parse_rfc3339(s: &str) -> Option<Timestamp> {
+pub(crate) fn parse_rfc3339(s: &str) -> Option<Timestamp> {
     time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
         .ok()
         .map(|t| t.unix_timestamp())

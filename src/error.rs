@@ -209,13 +209,13 @@ impl fmt::Display for Error {
 impl std::error::Error for Error {}
 
 /// Shorthand used throughout the crate.
-pub type Result<T, E = Error> = std::result::Result<T, E>;
+pub(crate) type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// An error as an RFC 7807 problem document with RFC 8555 fields: `type`,
 /// `detail`, `status`, and `subproblems` (§6.7.1). This is the only place an
 /// error becomes wire JSON: the HTTP edge sends it, and a failed challenge
 /// stores it as the challenge's `error`.
-pub fn problem_json(e: &Error) -> serde_json::Value {
+pub(crate) fn problem_json(e: &Error) -> serde_json::Value {
     let mut doc = serde_json::json!({
         "type": format!("{ERROR_NS}{}", e.kind.acme_type()),
         "detail": e.detail,

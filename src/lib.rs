@@ -5,28 +5,35 @@
 //! `ra` (rules), `va` (validation), `ca` (signing), `store` (persistence),
 //! with `config`, `error`, `model`, `clock` and `metrics` shared by all.
 //! `challtestsrv` is a pebble-challtestsrv-compatible test server, not the CA.
+//!
+//! Only what the binary, the test crates and the fuzz targets use is public:
+//! the commands (`config`, `server`, `pebble`, `cli`, `challtestsrv`) and
+//! the pass-through module `fuzzing`; everything else is `pub(crate)`, and
+//! `unreachable_pub` keeps it so.
 
-pub mod ca;
+#![warn(unreachable_pub)]
+
+pub(crate) mod ca;
 pub mod challtestsrv;
-pub mod chaos;
+pub(crate) mod chaos;
 pub mod cli;
-pub mod clock;
+pub(crate) mod clock;
 pub mod config;
-pub mod error;
-pub mod http;
-pub mod jose;
-pub mod metrics;
-pub mod model;
+pub(crate) mod error;
+pub(crate) mod http;
+pub(crate) mod jose;
+pub(crate) mod metrics;
+pub(crate) mod model;
 pub mod pebble;
-pub mod protocol;
-pub mod ra;
-pub mod rand;
-pub mod ratelimit;
-pub mod revocation;
+pub(crate) mod protocol;
+pub(crate) mod ra;
+pub(crate) mod rand;
+pub(crate) mod ratelimit;
+pub(crate) mod revocation;
 pub mod server;
-pub mod service;
-pub mod store;
-pub mod va;
+pub(crate) mod service;
+pub(crate) mod store;
+pub(crate) mod va;
 
 /// Entry points the coverage-guided fuzz targets in `fuzz/` need that are
 /// not public otherwise (docs/TESTING.md). Each is the server's own
@@ -38,4 +45,15 @@ pub mod fuzzing {
     pub fn pem_blocks(pem: &str, label: &str) -> crate::error::Result<Vec<(Vec<u8>, String)>> {
         crate::service::pem_blocks(pem, label)
     }
+
+    /// CSR checks (finalize and the service's uploads), the certificate
+    /// serial's text, identifiers.
+    pub use crate::ca::{csr, serial_hex};
+    /// JWS, JWK and external account binding.
+    pub use crate::jose::{b64, eab, Jwk, Jws};
+    pub use crate::protocol::Identifier;
+    /// The OCSP request reader and response encoder.
+    pub use crate::revocation::ocsp;
+    /// The ZIP and PKCS#12 writers.
+    pub use crate::service::package;
 }

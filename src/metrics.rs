@@ -31,7 +31,7 @@ use prometheus_client::registry::{Registry, Unit};
 
 /// The `Content-Type` of [`Metrics::encode`]'s text (Prometheus text
 /// format 0.0.4).
-pub const CONTENT_TYPE: &str = prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
+pub(crate) const CONTENT_TYPE: &str = prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
 
 /// The plain-HTTP and HTTPS listeners of the process.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::protocol::Identifier;
 
 /// Seconds since the Unix epoch. All stored times use it.
-pub type Timestamp = i64;
+pub(crate) type Timestamp = i64;
 
 macro_rules! id_type {
     ($(#[$m:meta])* $name:ident) => {
@@ -66,7 +66,7 @@ id_type!(
 /// 95 random bits, base64url without padding: 16 characters. The first
 /// character is a letter (the top bit is cleared), so an id never begins
 /// with `-` and reads as a value, not a flag, on a command line.
-pub fn random_id() -> String {
+pub(crate) fn random_id() -> String {
     let mut buf = [0u8; 12];
     crate::rand::fill(&mut buf);
     buf[0] &= 0x7f;

@@ -17,8 +17,8 @@
 use std::net::IpAddr;
 use std::sync::OnceLock;
 
-use acme_ca::ca::csr::{self, RSA_LEGACY_MIN_BITS, RSA_MIN_BITS};
-use acme_ca::protocol::Identifier;
+use acme_ca::fuzzing::csr::{self, RSA_LEGACY_MIN_BITS, RSA_MIN_BITS};
+use acme_ca::fuzzing::Identifier;
 use aws_lc_rs::signature::{Ed25519KeyPair, KeyPair as _};
 use der::asn1::{BitString, ObjectIdentifier};
 use der::{Decode, Encode};

@@ -10,8 +10,8 @@
 
 use std::sync::OnceLock;
 
-use acme_ca::jose::eab::{self, MacKey};
-use acme_ca::jose::{b64, Jwk, Jws};
+use acme_ca::fuzzing::eab::{self, MacKey};
+use acme_ca::fuzzing::{b64, Jwk, Jws};
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
 

@@ -11,9 +11,9 @@
 
 use std::sync::OnceLock;
 
-use acme_ca::ca::serial_hex;
-use acme_ca::revocation::ocsp::IssuerHashes;
-use acme_ca::revocation::ocsp::{
+use acme_ca::fuzzing::serial_hex;
+use acme_ca::fuzzing::ocsp::IssuerHashes;
+use acme_ca::fuzzing::ocsp::{
     self, CertStatus, Responder, SingleAnswer, MAX_CERT_IDS, MAX_NONCE_LEN,
 };
 use acme_ca_fuzz::FIXTURES;

@@ -9,7 +9,7 @@
 //! DER.
 #![no_main]
 
-use acme_ca::ca::csr;
+use acme_ca::fuzzing::csr;
 use acme_ca::fuzzing::pem_blocks;
 use libfuzzer_sys::fuzz_target;
 

@@ -18,7 +18,7 @@
 //! and localKeyId, and the key decrypting to the bytes given.
 #![no_main]
 
-use acme_ca::service::package::{
+use acme_ca::fuzzing::package::{
     pkcs12, PKCS12_ITERATIONS, PKCS12_MAX_FRIENDLY_NAME_CHARS, PKCS12_MAX_PASSWORD_LEN,
 };
 use acme_ca_fuzz::{fields, FIXTURES};

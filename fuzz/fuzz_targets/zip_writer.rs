@@ -13,7 +13,7 @@
 
 use std::io::{Cursor, Read};
 
-use acme_ca::service::package::zip_stored_at;
+use acme_ca::fuzzing::package::zip_stored_at;
 use acme_ca_fuzz::fields;
 use libfuzzer_sys::fuzz_target;
 use time::{OffsetDateTime, UtcOffset};

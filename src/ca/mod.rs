@@ -32,9 +32,9 @@ use serde::Deserialize;
 use crate::error::Result;
 use crate::protocol::Identifier;
 
-pub use crate::config::{KeyAlgorithm, NameStyle, MAX_ALTERNATE_ROOTS, MAX_CHAIN_LENGTH};
-pub use chains::Chain;
-pub use csr::PublicKeyKind;
+pub(crate) use crate::config::{KeyAlgorithm, NameStyle, MAX_ALTERNATE_ROOTS, MAX_CHAIN_LENGTH};
+pub(crate) use chains::Chain;
+pub(crate) use csr::PublicKeyKind;
 
 /// Where the CA's certificates and keys come from, and how to make new ones.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -297,7 +297,7 @@ pub struct IssuedCert {
 }
 
 /// The keyIdentifier of a certificate's authorityKeyIdentifier extension.
-pub fn authority_key_id(cert: &x509_cert::Certificate) -> Option<Vec<u8>> {
+pub(crate) fn authority_key_id(cert: &x509_cert::Certificate) -> Option<Vec<u8>> {
     use der::Decode;
     let ext = cert
         .tbs_certificate

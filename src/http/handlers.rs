@@ -44,7 +44,7 @@ fn retry_after(resp: &mut Response, after: std::time::Duration) {
 }
 
 /// GET (or POST-as-GET) /directory.
-pub async fn directory(State(app): State<Arc<App>>, base: BaseUrl) -> Json<Directory> {
+pub(crate) async fn directory(State(app): State<Arc<App>>, base: BaseUrl) -> Json<Directory> {
     let p = &app.dir_paths;
     Json(Directory {
         new_nonce: base.url(p.new_nonce),
@@ -60,7 +60,7 @@ pub async fn directory(State(app): State<Arc<App>>, base: BaseUrl) -> Json<Direc
 
 /// HEAD → 200 and GET → 204 (RFC 8555 §7.2); the nonce itself is added by
 /// the shared header wrapper.
-pub async fn new_nonce(method: axum::http::Method) -> Response {
+pub(crate) async fn new_nonce(method: axum::http::Method) -> Response {
     let status = if method == axum::http::Method::HEAD {
         StatusCode::OK
     } else {
@@ -84,7 +84,7 @@ fn account_resource(base: &BaseUrl, a: &Account) -> Result<AccountResource> {
 }
 
 /// POST /acme/new-account (RFC 8555 §7.3).
-pub async fn new_account(
+pub(crate) async fn new_account(
     State(app): State<Arc<App>>,
     peer: Option<axum::Extension<super::PeerAddr>>,
     headers: axum::http::HeaderMap,
@@ -122,7 +122,7 @@ fn path_id<T>(raw: &str, parse: impl Fn(&str) -> Option<T>, what: &'static str) 
 }
 
 /// POST /acme/acct/{id}: read, update contact, or deactivate (§7.3.2, §7.3.6).
-pub async fn account(
+pub(crate) async fn account(
     State(app): State<Arc<App>>,
     PathParams(id): PathParams<String>,
     post: AcmePost,
@@ -149,7 +149,7 @@ pub async fn account(
 
 /// POST-as-GET /acme/acct/{id}/orders (§7.1.2.1), paginated with
 /// `Link: rel="next"`.
-pub async fn orders(
+pub(crate) async fn orders(
     State(app): State<Arc<App>>,
     PathParams(id): PathParams<String>,
     RawQuery(query): RawQuery,
@@ -225,7 +225,7 @@ fn render_order(
 }
 
 /// POST /acme/new-order (§7.4).
-pub async fn new_order(State(app): State<Arc<App>>, post: AcmePost) -> Result<Response> {
+pub(crate) async fn new_order(State(app): State<Arc<App>>, post: AcmePost) -> Result<Response> {
     let (account, _) = post.account()?;
     let req: NewOrder = post.json()?;
     let (order, authzs) = app.ra.new_order(account, &req).await?;
@@ -239,7 +239,7 @@ pub async fn new_order(State(app): State<Arc<App>>, post: AcmePost) -> Result<Re
 }
 
 /// POST /acme/new-authz (§7.4.1): pre-authorization for one identifier.
-pub async fn new_authz(State(app): State<Arc<App>>, post: AcmePost) -> Result<Response> {
+pub(crate) async fn new_authz(State(app): State<Arc<App>>, post: AcmePost) -> Result<Response> {
     let (account, _) = post.account()?;
     let req: NewAuthz = post.json()?;
     let authz = app.ra.new_authz(account, &req.identifier).await?;
@@ -251,7 +251,7 @@ pub async fn new_authz(State(app): State<Arc<App>>, post: AcmePost) -> Result<Re
 
 /// GET /acme/renewal-info/{certID} (RFC 9773 §4.2): the suggested renewal
 /// window, with Retry-After.
-pub async fn renewal_info(
+pub(crate) async fn renewal_info(
     State(app): State<Arc<App>>,
     PathParams(id): PathParams<String>,
 ) -> Result<Response> {
@@ -274,7 +274,7 @@ pub async fn renewal_info(
 }
 
 /// POST-as-GET /acme/order/{id}.
-pub async fn order(
+pub(crate) async fn order(
     State(app): State<Arc<App>>,
     PathParams(id): PathParams<String>,
     post: AcmePost,
@@ -297,7 +297,7 @@ pub async fn order(
 const MAX_CSR_B64: usize = 64 * 1024;
 
 /// POST /acme/order/{id}/finalize (§7.4).
-pub async fn finalize(
+pub(crate) async fn finalize(
     State(app): State<Arc<App>>,
     PathParams(id): PathParams<String>,
     post: AcmePost,
@@ -379,12 +379,12 @@ fn challenge_resource(
 
 /// The payload of an authorization update (§7.5.2).
 #[derive(serde::Deserialize)]
-pub struct AuthzUpdate {
+pub(crate) struct AuthzUpdate {
     status: Option<String>,
 }
 
 /// POST-as-GET /acme/authz/{id} (§7.5), or its deactivation (§7.5.2).
-pub async fn authz(
+pub(crate) async fn authz(
     State(app): State<Arc<App>>,
     PathParams(id): PathParams<String>,
     post: AcmePost,
@@ -413,7 +413,7 @@ pub async fn authz(
 
 /// POST /acme/chall/{authz}/{type}: `{}` starts validation (§7.5.1); an
 /// empty payload reads the challenge.
-pub async fn challenge(
+pub(crate) async fn challenge(
     State(app): State<Arc<App>>,
     PathParams((authz_id, kind)): PathParams<(String, String)>,
     post: AcmePost,
@@ -447,7 +447,7 @@ pub async fn challenge(
 
 /// POST-as-GET /acme/cert/{id} (§7.4.2): the PEM chain, leaf first, along
 /// the default chain; the others are linked as `rel="alternate"`.
-pub async fn certificate(
+pub(crate) async fn certificate(
     State(app): State<Arc<App>>,
     PathParams(id): PathParams<String>,
     post: AcmePost,
@@ -458,7 +458,7 @@ pub async fn certificate(
 
 /// POST-as-GET /acme/cert/{id}/alt/{n}: the same certificate along
 /// alternate chain `n`.
-pub async fn certificate_alternate(
+pub(crate) async fn certificate_alternate(
     State(app): State<Arc<App>>,
     PathParams((id, n)): PathParams<(String, String)>,
     post: AcmePost,
@@ -502,7 +502,7 @@ async fn certificate_chain(
 
 /// GET /acme/issuer-cert: the intermediate in DER, the AIA caIssuers target
 /// (RFC 5280 §4.2.2.1).
-pub async fn issuer_cert(State(app): State<Arc<App>>) -> Response {
+pub(crate) async fn issuer_cert(State(app): State<Arc<App>>) -> Response {
     let mut resp = app.ra.intermediate_der().to_vec().into_response();
     resp.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -513,7 +513,7 @@ pub async fn issuer_cert(State(app): State<Arc<App>>) -> Response {
 
 /// POST /acme/key-change (RFC 8555 §7.3.5): the payload is a JWS signed
 /// by the new key.
-pub async fn key_change(State(app): State<Arc<App>>, post: AcmePost) -> Result<Response> {
+pub(crate) async fn key_change(State(app): State<Arc<App>>, post: AcmePost) -> Result<Response> {
     let (account, _) = post.account()?;
     // The inner JWS is bounded by the outer body's size cap.
     let inner = Jws::parse(post.jws.payload())?;
@@ -542,7 +542,7 @@ pub async fn key_change(State(app): State<Arc<App>>, post: AcmePost) -> Result<R
 
 /// POST /acme/revoke-cert (RFC 8555 §7.6): signed by an account (`kid`) or
 /// by the certificate's key (`jwk`).
-pub async fn revoke_cert(State(app): State<Arc<App>>, post: AcmePost) -> Result<Response> {
+pub(crate) async fn revoke_cert(State(app): State<Arc<App>>, post: AcmePost) -> Result<Response> {
     let req: RevokeCert = post.json()?;
     if req.certificate.len() > MAX_CSR_B64 {
         return Err(Error::malformed("the certificate is too large"));
@@ -558,12 +558,12 @@ pub async fn revoke_cert(State(app): State<Arc<App>>, post: AcmePost) -> Result<
 }
 
 /// Anything else.
-pub async fn not_found() -> Error {
+pub(crate) async fn not_found() -> Error {
     Error::not_found("no such resource")
 }
 
 /// A known resource asked with the wrong method.
-pub async fn method_not_allowed() -> Error {
+pub(crate) async fn method_not_allowed() -> Error {
     Error::new(
         crate::error::ErrorKind::MethodNotAllowed,
         "method not allowed on this resource; ACME resources take POST (RFC 8555 §6.3)",

@@ -34,7 +34,7 @@ use crate::error::ErrorKind;
 const MAX_BODY: usize = 64 * 1024;
 
 /// The management router.
-pub fn router(app: Arc<App>) -> Router {
+pub(crate) fn router(app: Arc<App>) -> Router {
     let metrics = app.metrics.clone();
     let router = Router::new()
         .route("/roots/{n}", get(roots))

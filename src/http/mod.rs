@@ -10,14 +10,14 @@
 //! bounded upload (`hold`).
 
 mod conn;
-pub mod handlers;
+pub(crate) mod handlers;
 mod hold;
-pub mod management;
-pub mod monitor;
-pub mod nonce;
-pub mod problem;
-pub mod request;
-pub mod status;
+pub(crate) mod management;
+pub(crate) mod monitor;
+pub(crate) mod nonce;
+pub(crate) mod problem;
+pub(crate) mod request;
+pub(crate) mod status;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -43,7 +43,7 @@ use crate::ra::Ra;
 use nonce::NonceService;
 
 /// URL paths of every resource (kept with the wire protocol).
-pub use crate::protocol::paths;
+pub(crate) use crate::protocol::paths;
 
 /// Everything a request handler can reach.
 pub struct App {
@@ -150,7 +150,7 @@ fn chaos_answer(endpoint: crate::chaos::Endpoint, injected: crate::chaos::Inject
 /// The address of the TCP peer a request came over, put into every
 /// request's extensions by [`serve`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PeerAddr(pub SocketAddr);
+pub(crate) struct PeerAddr(pub SocketAddr);
 
 /// The most `X-Forwarded-For` entries looked at (from the right).
 const MAX_FORWARDED_HOPS: usize = 16;
@@ -160,7 +160,7 @@ const MAX_FORWARDED_HOPS: usize = 16;
 /// proxy (entries to its left were written by the client and prove
 /// nothing). A malformed header leaves the peer's address. None when the
 /// request came without a peer (in-process tests).
-pub fn client_ip(
+pub(crate) fn client_ip(
     peer: Option<SocketAddr>,
     headers: &axum::http::HeaderMap,
     trusted: &[crate::ratelimit::Prefix],
@@ -189,7 +189,7 @@ pub fn client_ip(
 }
 
 /// The router, without sockets, so tests can drive it in process.
-pub fn router(app: Arc<App>) -> Router {
+pub(crate) fn router(app: Arc<App>) -> Router {
     use handlers as h;
     let mut router = Router::new();
     // The directory's resources under both namings (Pebble's revoke-cert
@@ -379,7 +379,7 @@ fn log_request(
 /// labels stay a fixed set), and status code, with its duration. Added with
 /// `Router::layer`, it runs after routing and sees the matched route; for
 /// the fallback there is none, and the route is `unmatched`.
-pub fn instrument<S>(router: Router<S>, metrics: Arc<Metrics>, listener: Listener) -> Router<S>
+pub(crate) fn instrument<S>(router: Router<S>, metrics: Arc<Metrics>, listener: Listener) -> Router<S>
 where
     S: Clone + Send + Sync + 'static,
 {
@@ -402,7 +402,7 @@ where
 /// Cuts off any request of `router` that takes longer than `limit`, body
 /// included, with a plain 503 (for the listeners other than ACME's, whose
 /// wrapper does the same with a problem document).
-pub fn with_timeout(router: Router, limit: Duration) -> Router {
+pub(crate) fn with_timeout(router: Router, limit: Duration) -> Router {
     router.layer(middleware::from_fn(
         move |req: Request, next: Next| async move {
             match tokio::time::timeout(limit, next.run(req)).await {
@@ -432,7 +432,7 @@ pub struct Limits {
 /// given and plain HTTP otherwise, until `shutdown` completes, then lets
 /// open requests finish for up to 10 seconds. The connections it closes
 /// on its own are counted in `metrics` as `which`'s.
-pub async fn serve(
+pub(crate) async fn serve(
     listener: TcpListener,
     tls: Option<Arc<rustls::ServerConfig>>,
     router: Router,

@@ -23,14 +23,14 @@ use crate::metrics::{Listener, Metrics};
 use crate::store::Store;
 
 /// Paths of the monitoring endpoints.
-pub mod paths {
-    pub const METRICS: &str = "/metrics";
-    pub const HEALTH: &str = "/health";
-    pub const READY: &str = "/ready";
+pub(crate) mod paths {
+    pub(crate) const METRICS: &str = "/metrics";
+    pub(crate) const HEALTH: &str = "/health";
+    pub(crate) const READY: &str = "/ready";
 }
 
 /// How long a monitoring request waits for the store.
-pub const STORE_TIMEOUT: Duration = Duration::from_secs(1);
+pub(crate) const STORE_TIMEOUT: Duration = Duration::from_secs(1);
 
 const DAY: i64 = 86_400;
 
@@ -101,7 +101,7 @@ impl Monitor {
 
 /// The monitoring routes, without a fallback, to be merged into a
 /// listener's router.
-pub fn routes(monitor: Arc<Monitor>) -> Router {
+pub(crate) fn routes(monitor: Arc<Monitor>) -> Router {
     Router::new()
         .route(paths::METRICS, get(metrics))
         .route(paths::HEALTH, get(health))
@@ -111,7 +111,7 @@ pub fn routes(monitor: Arc<Monitor>) -> Router {
 
 /// The router of the `[metrics] listen` listener: the monitoring routes
 /// alone, each request counted.
-pub fn router(monitor: Arc<Monitor>) -> Router {
+pub(crate) fn router(monitor: Arc<Monitor>) -> Router {
     let metrics = monitor.metrics.clone();
     super::instrument(
         routes(monitor).fallback(|| async { (StatusCode::NOT_FOUND, "not found\n") }),

@@ -17,7 +17,7 @@ use aws_lc_rs::hmac;
 use crate::jose::b64;
 
 /// How many most recent nonces can be outstanding at once.
-pub const WINDOW: u64 = 1 << 20;
+pub(crate) const WINDOW: u64 = 1 << 20;
 const MAC_LEN: usize = 8;
 const RAW_LEN: usize = 8 + MAC_LEN;
 

@@ -10,7 +10,7 @@ use crate::jose::Alg;
 
 /// The problem type and detail of an error response, for the request log.
 #[derive(Debug, Clone)]
-pub struct ProblemType {
+pub(crate) struct ProblemType {
     pub kind: &'static str,
     pub detail: std::borrow::Cow<'static, str>,
 }
@@ -26,7 +26,7 @@ impl IntoResponse for Error {
 /// The problem document of `err` sent with `status` rather than the one its
 /// kind implies (a serverInternal problem with 503, when the server asks
 /// the client to come back later).
-pub fn with_status(err: Error, status: StatusCode) -> Response {
+pub(crate) fn with_status(err: Error, status: StatusCode) -> Response {
     let mut doc = problem_json(&err);
     doc["status"] = status.as_u16().into();
     if err.kind == ErrorKind::BadSignatureAlgorithm {

@@ -19,13 +19,13 @@ use crate::model::{Account, AccountId};
 /// `https://localhost:14000`: the configured external URL, or else built
 /// from the request's Host (HTTP/1.1) or authority (HTTP/2).
 #[derive(Debug, Clone)]
-pub struct BaseUrl(pub String);
+pub(crate) struct BaseUrl(pub String);
 
 impl BaseUrl {
     /// The base URL of a request: `external` when configured, else built
     /// from the Host header (HTTP/1.1) or the URI's authority (HTTP/2),
     /// which must be a plausible host name.
-    pub fn derive(external: Option<&str>, headers: &HeaderMap, uri: &Uri) -> Result<BaseUrl> {
+    pub(crate) fn derive(external: Option<&str>, headers: &HeaderMap, uri: &Uri) -> Result<BaseUrl> {
         if let Some(url) = external {
             return Ok(BaseUrl(url.to_owned()));
         }
@@ -42,7 +42,7 @@ impl BaseUrl {
         Ok(BaseUrl(format!("https://{host}")))
     }
 
-    pub fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         let mut s = String::with_capacity(self.0.len() + path.len());
         s.push_str(&self.0);
         s.push_str(path);
@@ -105,7 +105,7 @@ impl KeyCache {
 
 /// Path parameters, with axum's plain-text rejection (e.g. a segment that
 /// is not valid percent-encoded UTF-8) turned into a problem document.
-pub struct PathParams<T>(pub T);
+pub(crate) struct PathParams<T>(pub T);
 
 impl<T, S> FromRequestParts<S> for PathParams<T>
 where
@@ -124,7 +124,7 @@ where
 
 /// The `cursor` query parameter of a paginated list: absent, or a
 /// non-negative integer.
-pub fn cursor(parts: Option<&str>) -> Result<i64> {
+pub(crate) fn cursor(parts: Option<&str>) -> Result<i64> {
     let Some(query) = parts else { return Ok(0) };
     let mut cursor = 0;
     for pair in query.split('&').filter(|p| !p.is_empty()) {
@@ -143,7 +143,7 @@ pub fn cursor(parts: Option<&str>) -> Result<i64> {
 }
 
 /// Who signed a verified request.
-pub enum Signer {
+pub(crate) enum Signer {
     /// A `jwk` header: newAccount (and revokeCert by certificate key).
     Key(Jwk),
     /// A `kid` header naming a valid account; with the account's key.
@@ -152,7 +152,7 @@ pub enum Signer {
 
 /// A POST whose JWS was parsed, whose signature verified, whose nonce was
 /// spent and whose `url` matched the request URL.
-pub struct AcmePost {
+pub(crate) struct AcmePost {
     pub jws: Jws,
     pub signer: Signer,
     pub base: BaseUrl,
@@ -160,7 +160,7 @@ pub struct AcmePost {
 
 impl AcmePost {
     /// The signing account; requests that need one refuse a `jwk`.
-    pub fn account(&self) -> Result<(&Account, &Jwk)> {
+    pub(crate) fn account(&self) -> Result<(&Account, &Jwk)> {
         match &self.signer {
             Signer::Account(a, k) => Ok((a, k.as_ref())),
             Signer::Key(_) => Err(Error::malformed(
@@ -170,7 +170,7 @@ impl AcmePost {
     }
 
     /// The payload must be empty: a POST-as-GET (RFC 8555 §6.3).
-    pub fn expect_post_as_get(&self) -> Result<()> {
+    pub(crate) fn expect_post_as_get(&self) -> Result<()> {
         if self.jws.is_post_as_get() {
             Ok(())
         } else {
@@ -181,7 +181,7 @@ impl AcmePost {
     }
 
     /// The payload as JSON of type `T` (not a POST-as-GET).
-    pub fn json<T: DeserializeOwned>(&self) -> Result<T> {
+    pub(crate) fn json<T: DeserializeOwned>(&self) -> Result<T> {
         if self.jws.is_post_as_get() {
             return Err(Error::malformed("this request needs a JSON payload"));
         }
@@ -193,7 +193,7 @@ impl AcmePost {
 /// Where the request extractor leaves the account a request names (its
 /// `kid`), for the request log; present only when requests are logged.
 #[derive(Debug, Clone, Default)]
-pub struct LoggedAccount(pub Arc<std::sync::OnceLock<String>>);
+pub(crate) struct LoggedAccount(pub Arc<std::sync::OnceLock<String>>);
 
 impl FromRequest<Arc<App>> for AcmePost {
     type Rejection = Error;

@@ -21,14 +21,14 @@ use crate::metrics::{Listener, OcspOutcome};
 use crate::revocation::{ocsp, StatusService};
 
 /// Paths on the status listener.
-pub mod paths {
-    pub const ISSUER: &str = "/issuer/intermediate.der";
-    pub const CRL: &str = "/crl/intermediate.crl";
-    pub const OCSP: &str = "/ocsp";
+pub(crate) mod paths {
+    pub(crate) const ISSUER: &str = "/issuer/intermediate.der";
+    pub(crate) const CRL: &str = "/crl/intermediate.crl";
+    pub(crate) const OCSP: &str = "/ocsp";
 }
 
 /// What the status listener serves from.
-pub struct StatusApp {
+pub(crate) struct StatusApp {
     pub ca: Arc<Ca>,
     pub service: Arc<StatusService>,
     /// Metrics, health and readiness.
@@ -36,7 +36,7 @@ pub struct StatusApp {
 }
 
 /// The status router.
-pub fn router(app: Arc<StatusApp>) -> Router {
+pub(crate) fn router(app: Arc<StatusApp>) -> Router {
     let metrics = app.monitor.metrics.clone();
     let router = Router::new()
         .route(paths::ISSUER, get(issuer))

@@ -20,13 +20,13 @@ use crate::error::{Error, ErrorKind, Result};
 
 /// Smallest RSA modulus a server accepts by default, in bits (see
 /// [`Jwk::check_rsa_size`]).
-pub const RSA_MIN_BITS: usize = 2048;
+pub(super) const RSA_MIN_BITS: usize = 2048;
 /// Smallest RSA modulus that parses at all: weaker keys are a policy
 /// matter (`acme-ca pebble` takes 1024-bit keys, as Pebble does), checked
 /// where a key enters, by [`Jwk::check_rsa_size`].
-pub const RSA_LEGACY_MIN_BITS: usize = 1024;
+pub(super) const RSA_LEGACY_MIN_BITS: usize = 1024;
 /// Largest accepted RSA modulus, in bits.
-pub const RSA_MAX_BITS: usize = 8192;
+pub(super) const RSA_MAX_BITS: usize = 8192;
 
 /// JWK members that only a private (or symmetric) key has. A JWK carrying
 /// any of them is refused: a client must never send its private key.

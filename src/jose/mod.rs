@@ -15,7 +15,7 @@ pub mod b64;
 pub mod eab;
 mod jwk;
 
-pub use jwk::{Jwk, KeyType, RSA_LEGACY_MIN_BITS, RSA_MAX_BITS, RSA_MIN_BITS};
+pub use jwk::Jwk;
 
 use std::fmt;
 
@@ -48,12 +48,12 @@ pub enum Alg {
 /// The JWS `alg` names this server accepts, in the order of [`Alg::ALL`];
 /// the HTTP layer puts them in a `badSignatureAlgorithm` problem's
 /// `algorithms` field (RFC 8555 §6.2).
-pub const ACCEPTED_ALGORITHMS: [&str; 8] = [
+pub(crate) const ACCEPTED_ALGORITHMS: [&str; 8] = [
     "ES256", "ES384", "ES512", "RS256", "RS384", "RS512", "PS256", "EdDSA",
 ];
 
 /// [`ACCEPTED_ALGORITHMS`] as one comma-separated string, for details.
-pub const ACCEPTED_ALGORITHMS_LIST: &str = "ES256, ES384, ES512, RS256, RS384, RS512, PS256, EdDSA";
+pub(crate) const ACCEPTED_ALGORITHMS_LIST: &str = "ES256, ES384, ES512, RS256, RS384, RS512, PS256, EdDSA";
 
 impl Alg {
     /// Every accepted algorithm.
@@ -269,7 +269,7 @@ impl Jws {
 }
 
 /// RFC 8555 §8.1 key authorization: `token || '.' || base64url(thumbprint)`.
-pub fn key_authorization(token: &str, jwk: &Jwk) -> String {
+pub(crate) fn key_authorization(token: &str, jwk: &Jwk) -> String {
     let tp = jwk.thumbprint();
     let mut s = String::with_capacity(token.len() + 1 + tp.len());
     s.push_str(token);

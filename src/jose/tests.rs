@@ -11,6 +11,7 @@ use aws_lc_rs::signature::{
 };
 use serde_json::{json, Value};
 
+use super::jwk::{KeyType, RSA_LEGACY_MIN_BITS, RSA_MIN_BITS};
 use super::*;
 
 const URL: &str = "https://ca.test/acme/new-order";

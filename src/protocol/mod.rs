@@ -4,8 +4,8 @@
 //! into these types (unknown fields are ignored, as RFC 8555 §7 asks of
 //! servers for extensibility), responses are serialized from them.
 
-pub mod names;
-pub mod paths;
+pub(crate) mod names;
+pub(crate) mod paths;
 
 use serde::{Deserialize, Serialize};
 
@@ -61,7 +61,7 @@ impl std::fmt::Display for Identifier {
 }
 
 /// The URN prefix of ACME problem types (RFC 8555 §6.7).
-pub const ERROR_NS: &str = "urn:ietf:params:acme:error:";
+pub(crate) const ERROR_NS: &str = "urn:ietf:params:acme:error:";
 
 /// newAccount payload (RFC 8555 §7.3).
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -76,10 +76,9 @@ pub struct NewAccount {
 /// Account update payload (RFC 8555 §7.3.2, §7.3.6).
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct AccountUpdate {
+pub(crate) struct AccountUpdate {
     pub contact: Option<Vec<String>>,
     pub status: Option<String>,
-    pub terms_of_service_agreed: Option<bool>,
 }
 
 /// newOrder payload (RFC 8555 §7.4).
@@ -97,35 +96,35 @@ pub struct NewOrder {
 
 /// newAuthz payload (RFC 8555 §7.4.1).
 #[derive(Debug, Clone, Deserialize)]
-pub struct NewAuthz {
+pub(crate) struct NewAuthz {
     pub identifier: Identifier,
 }
 
 /// A renewalInfo answer (RFC 9773 §4.2).
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct RenewalInfo {
+pub(crate) struct RenewalInfo {
     pub suggested_window: SuggestedWindow,
     #[serde(rename = "explanationURL", skip_serializing_if = "Option::is_none")]
     pub explanation_url: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
-pub struct SuggestedWindow {
+pub(crate) struct SuggestedWindow {
     pub start: String,
     pub end: String,
 }
 
 /// finalize payload (RFC 8555 §7.4).
 #[derive(Debug, Clone, Deserialize)]
-pub struct Finalize {
+pub(crate) struct Finalize {
     pub csr: String,
 }
 
 /// The directory (RFC 8555 §7.1.1).
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Directory {
+pub(crate) struct Directory {
     pub new_nonce: String,
     pub new_account: String,
     pub new_order: String,
@@ -157,7 +156,7 @@ pub struct DirectoryMeta {
 /// An account resource (RFC 8555 §7.1.2).
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct AccountResource {
+pub(crate) struct AccountResource {
     pub status: &'static str,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub contact: Vec<String>,
@@ -170,7 +169,7 @@ pub struct AccountResource {
 /// An order resource (RFC 8555 §7.1.3).
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct OrderResource {
+pub(crate) struct OrderResource {
     pub status: &'static str,
     pub expires: String,
     pub identifiers: Vec<Identifier>,
@@ -194,7 +193,7 @@ pub struct OrderResource {
 /// An authorization resource (RFC 8555 §7.1.4).
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct AuthzResource {
+pub(crate) struct AuthzResource {
     pub identifier: Identifier,
     pub status: &'static str,
     pub expires: String,
@@ -206,7 +205,7 @@ pub struct AuthzResource {
 /// A challenge resource (RFC 8555 §7.1.5, §8).
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct ChallengeResource {
+pub(crate) struct ChallengeResource {
     #[serde(rename = "type")]
     pub kind: &'static str,
     pub url: String,
@@ -234,21 +233,21 @@ pub struct ChallengeResource {
 
 /// The orders list of an account (RFC 8555 §7.1.2.1).
 #[derive(Debug, Clone, Serialize)]
-pub struct OrdersList {
+pub(crate) struct OrdersList {
     pub orders: Vec<String>,
 }
 
 /// The inner payload of a keyChange request (RFC 8555 §7.3.5).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct KeyChange {
+pub(crate) struct KeyChange {
     pub account: String,
     pub old_key: serde_json::Value,
 }
 
 /// revokeCert payload (RFC 8555 §7.6).
 #[derive(Debug, Clone, Deserialize)]
-pub struct RevokeCert {
+pub(crate) struct RevokeCert {
     /// The certificate, base64url DER.
     pub certificate: String,
     /// RFC 5280 §5.3.1 reason code.

@@ -4,12 +4,12 @@
 
 /// The longest domain name in presentation form without the trailing dot
 /// (RFC 1035 §2.3.4: 255 octets on the wire).
-pub const MAX_DOMAIN_NAME_LEN: usize = 253;
+pub(crate) const MAX_DOMAIN_NAME_LEN: usize = 253;
 
 /// Special-use domain names (RFC 6761 §6, RFC 6762 "local", RFC 7686
 /// "onion", RFC 8375 "home.arpa", RFC 9476 "alt", ICANN's "internal"): no
 /// one can show control of a name under them, so a CA never certifies one.
-pub const SPECIAL_USE: [&str; 9] = [
+pub(crate) const SPECIAL_USE: [&str; 9] = [
     "test",
     "example",
     "invalid",
@@ -23,7 +23,7 @@ pub const SPECIAL_USE: [&str; 9] = [
 
 /// The most issuer domain names a challenge may list (the draft: servers
 /// MUST NOT send more than 10).
-pub const MAX_ISSUER_DOMAIN_NAMES: usize = 10;
+pub(crate) const MAX_ISSUER_DOMAIN_NAMES: usize = 10;
 
 /// Checks that `name` is an issuer domain name in the form the draft
 /// requires of the challenge's `issuer-domain-names`: lower-case A-labels,
@@ -32,7 +32,7 @@ pub const MAX_ISSUER_DOMAIN_NAMES: usize = 10;
 ///
 /// # Errors
 /// Why `name` is not in that form.
-pub fn check_issuer_domain_name(name: &str) -> Result<(), String> {
+pub(crate) fn check_issuer_domain_name(name: &str) -> Result<(), String> {
     if name.is_empty() || name.len() > MAX_DOMAIN_NAME_LEN {
         return Err(format!("{name:?} is empty or longer than 253 octets"));
     }
@@ -61,7 +61,7 @@ pub fn check_issuer_domain_name(name: &str) -> Result<(), String> {
 /// → `example.co.uk`; `a.github.io` → `a.github.io`. A name that is itself
 /// a public suffix has none. Names under a suffix the list does not know
 /// group under their last two labels (the list's default rule `*`).
-pub fn registered_domain(name: &str) -> Option<String> {
+pub(crate) fn registered_domain(name: &str) -> Option<String> {
     let name = name.trim_end_matches('.');
     let name = name.strip_prefix("*.").unwrap_or(name);
     let lower = name.to_ascii_lowercase();

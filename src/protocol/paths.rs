@@ -8,44 +8,44 @@
 
 use std::fmt::Display;
 
-pub const DIRECTORY: &str = "/directory";
-pub const NEW_NONCE: &str = "/acme/new-nonce";
-pub const NEW_ACCOUNT: &str = "/acme/new-account";
-pub const NEW_ORDER: &str = "/acme/new-order";
-pub const REVOKE_CERT: &str = "/acme/revoke-cert";
-pub const KEY_CHANGE: &str = "/acme/key-change";
-pub const NEW_AUTHZ: &str = "/acme/new-authz";
-pub const RENEWAL_INFO: &str = "/acme/renewal-info";
-pub const ACCOUNT_PREFIX: &str = "/acme/acct/";
-pub const ISSUER_CERT: &str = "/acme/issuer-cert";
+pub(crate) const DIRECTORY: &str = "/directory";
+pub(crate) const NEW_NONCE: &str = "/acme/new-nonce";
+pub(crate) const NEW_ACCOUNT: &str = "/acme/new-account";
+pub(crate) const NEW_ORDER: &str = "/acme/new-order";
+pub(crate) const REVOKE_CERT: &str = "/acme/revoke-cert";
+pub(crate) const KEY_CHANGE: &str = "/acme/key-change";
+pub(crate) const NEW_AUTHZ: &str = "/acme/new-authz";
+pub(crate) const RENEWAL_INFO: &str = "/acme/renewal-info";
+pub(crate) const ACCOUNT_PREFIX: &str = "/acme/acct/";
+pub(crate) const ISSUER_CERT: &str = "/acme/issuer-cert";
 
 /// An account's URL path (the `kid` of its requests).
-pub fn account(id: impl Display) -> String {
+pub(crate) fn account(id: impl Display) -> String {
     format!("{ACCOUNT_PREFIX}{id}")
 }
 /// The path of an account's orders list (RFC 8555 §7.1.2.1).
-pub fn orders(id: impl Display) -> String {
+pub(crate) fn orders(id: impl Display) -> String {
     format!("{ACCOUNT_PREFIX}{id}/orders")
 }
 /// An order's path.
-pub fn order(id: impl Display) -> String {
+pub(crate) fn order(id: impl Display) -> String {
     format!("/acme/order/{id}")
 }
 /// An order's finalize path.
-pub fn finalize(id: impl Display) -> String {
+pub(crate) fn finalize(id: impl Display) -> String {
     format!("/acme/order/{id}/finalize")
 }
 /// An authorization's path.
-pub fn authz(id: impl Display) -> String {
+pub(crate) fn authz(id: impl Display) -> String {
     format!("/acme/authz/{id}")
 }
 /// A challenge's path: the authorization's id and the challenge type's
 /// wire name (`http-01`, ...).
-pub fn challenge(id: impl Display, kind: &str) -> String {
+pub(crate) fn challenge(id: impl Display, kind: &str) -> String {
     format!("/acme/chall/{id}/{kind}")
 }
 /// A certificate's path (its default chain).
-pub fn cert(id: impl Display) -> String {
+pub(crate) fn cert(id: impl Display) -> String {
     format!("/acme/cert/{id}")
 }
 
@@ -63,7 +63,7 @@ pub struct DirPaths {
 }
 
 /// acme-ca's own paths.
-pub const ACME: DirPaths = DirPaths {
+pub(crate) const ACME: DirPaths = DirPaths {
     directory: DIRECTORY,
     new_nonce: NEW_NONCE,
     new_account: NEW_ACCOUNT,
@@ -76,7 +76,7 @@ pub const ACME: DirPaths = DirPaths {
 
 /// Pebble's paths, for setups that hard-code them. Pebble has no
 /// newAuthz; ours is listed under its usual path.
-pub const PEBBLE: DirPaths = DirPaths {
+pub(crate) const PEBBLE: DirPaths = DirPaths {
     directory: "/dir",
     new_nonce: "/nonce-plz",
     new_account: "/sign-me-up",
@@ -88,7 +88,7 @@ pub const PEBBLE: DirPaths = DirPaths {
 };
 /// Alternate chain `n` (1-based: chain 0 is the default) of a
 /// certificate.
-pub fn cert_alternate(id: impl Display, n: usize) -> String {
+pub(crate) fn cert_alternate(id: impl Display, n: usize) -> String {
     format!("/acme/cert/{id}/alt/{n}")
 }
 

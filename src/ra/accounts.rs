@@ -11,11 +11,11 @@ use crate::protocol::{KeyChange, NewAccount};
 use crate::store::AccountCreation;
 
 /// The most contacts an account may list.
-pub const MAX_CONTACTS: usize = 10;
+pub(super) const MAX_CONTACTS: usize = 10;
 
 /// Checks an account's contact URLs (RFC 8555 §7.3: "mailto:" URLs; other
 /// schemes are unsupportedContact, bad addresses invalidContact).
-pub fn check_contacts(contacts: &[String]) -> Result<()> {
+pub(super) fn check_contacts(contacts: &[String]) -> Result<()> {
     if contacts.len() > MAX_CONTACTS {
         return Err(Error::new(
             ErrorKind::InvalidContact,

@@ -11,14 +11,14 @@ const MAX_CERT_ID_LEN: usize = 256;
 /// A parsed ARI certificate identifier: base64url(AKI keyIdentifier) "."
 /// base64url(serial number INTEGER content octets).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CertIdent {
+pub(crate) struct CertIdent {
     pub key_id: Vec<u8>,
     pub serial: Vec<u8>,
 }
 
 impl CertIdent {
     /// Parses the text form; every failure is `malformed` with a detail.
-    pub fn parse(s: &str) -> Result<CertIdent> {
+    pub(crate) fn parse(s: &str) -> Result<CertIdent> {
         if s.len() > MAX_CERT_ID_LEN {
             return Err(Error::malformed(
                 "the ARI certificate identifier is too long",
@@ -51,7 +51,7 @@ impl CertIdent {
     }
 
     /// The text form.
-    pub fn encode(&self) -> String {
+    pub(crate) fn encode(&self) -> String {
         format!(
             "{}.{}",
             b64::encode(&self.key_id),
@@ -79,7 +79,7 @@ pub struct Window {
 /// of a 90-day certificate), so renewals spread out well before expiry. A
 /// revoked certificate's window lies wholly in the past, before its
 /// revocation: renew now.
-pub fn window(
+pub(crate) fn window(
     not_before: Timestamp,
     not_after: Timestamp,
     revoked_at: Option<Timestamp>,

@@ -15,11 +15,11 @@
 //! front ends may ask of the RA beyond the ACME operations is a method
 //! here, never a field.
 
-pub mod ari;
-pub mod issue;
-pub mod policy;
-pub mod profile;
-pub mod state;
+pub(crate) mod ari;
+pub(crate) mod issue;
+pub(crate) mod policy;
+pub(crate) mod profile;
+pub(crate) mod state;
 
 mod accounts;
 mod authz;
@@ -42,8 +42,7 @@ use crate::revocation::RevocationEvents;
 use crate::store::Store;
 use crate::va::Va;
 
-pub use accounts::{check_contacts, MAX_CONTACTS};
-pub use finalize::{DeferredFinalize, Finalized};
+pub(crate) use finalize::Finalized;
 use policy::Policy;
 use profile::Profile;
 

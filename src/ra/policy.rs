@@ -4,7 +4,7 @@
 //! Bounded: at most [`MAX_IDENTIFIERS`] per order, names of at most 253
 //! octets; every check is linear in the input.
 
-pub use crate::protocol::names::SPECIAL_USE;
+pub(crate) use crate::protocol::names::SPECIAL_USE;
 
 use std::net::IpAddr;
 
@@ -12,7 +12,7 @@ use crate::error::{Error, ErrorKind, Result, SubError};
 use crate::protocol::{Identifier, IdentifierType};
 
 /// The most identifiers one order may hold (Boulder's limit too).
-pub const MAX_IDENTIFIERS: usize = 100;
+pub(crate) const MAX_IDENTIFIERS: usize = 100;
 
 /// An identifier that passed the policy, in canonical form: DNS names
 /// lowercased without a trailing dot; IP addresses in their RFC 5952 /
@@ -191,7 +191,7 @@ fn rejected(detail: &'static str) -> Error {
 /// Checks a DNS name (RFC 1035 preferred syntax, RFC 5890 A-labels, the
 /// Baseline Requirements' wildcard rule) and returns it lowercased, with
 /// whether it is a wildcard.
-pub fn check_dns_name(raw: &str) -> Result<(String, bool)> {
+pub(crate) fn check_dns_name(raw: &str) -> Result<(String, bool)> {
     if raw.is_empty() {
         return Err(Error::malformed("empty DNS identifier"));
     }
@@ -280,7 +280,7 @@ fn check_a_label(label: &str, encoded: &str) -> Result<()> {
 /// the address (RFC 1123 §2.1 for IPv4, RFC 5952 §4 for IPv6); we accept any
 /// form std parses and canonicalize it. Unspecified and multicast addresses
 /// are never certified.
-pub fn check_ip(raw: &str) -> Result<IpAddr> {
+pub(crate) fn check_ip(raw: &str) -> Result<IpAddr> {
     if raw.len() > 45 {
         return Err(Error::malformed("IP identifier is too long"));
     }

@@ -7,7 +7,7 @@ use crate::model::{AttemptState, Authz, AuthzState, ChallengeType, Order, Timest
 
 /// Authorization status (RFC 8555 §7.1.6, figure 9).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AuthzStatus {
+pub(crate) enum AuthzStatus {
     Pending,
     Valid,
     Invalid,
@@ -17,7 +17,7 @@ pub enum AuthzStatus {
 }
 
 impl AuthzStatus {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             AuthzStatus::Pending => "pending",
             AuthzStatus::Valid => "valid",
@@ -31,7 +31,7 @@ impl AuthzStatus {
 
 /// Challenge status (RFC 8555 §7.1.6, figure 8).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ChallengeStatus {
+pub(crate) enum ChallengeStatus {
     Pending,
     Processing,
     Valid,
@@ -39,7 +39,7 @@ pub enum ChallengeStatus {
 }
 
 impl ChallengeStatus {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             ChallengeStatus::Pending => "pending",
             ChallengeStatus::Processing => "processing",
@@ -51,7 +51,7 @@ impl ChallengeStatus {
 
 /// Order status (RFC 8555 §7.1.6, figure 10).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OrderStatus {
+pub(crate) enum OrderStatus {
     Pending,
     Ready,
     Processing,
@@ -60,7 +60,7 @@ pub enum OrderStatus {
 }
 
 impl OrderStatus {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             OrderStatus::Pending => "pending",
             OrderStatus::Ready => "ready",
@@ -76,7 +76,7 @@ impl OrderStatus {
 /// Deactivated and revoked are final whatever the time. Otherwise an
 /// authorization past its `expires` is expired (§7.1.6: "pending → expired",
 /// "valid → expired"), including one that was invalid, which stays invalid.
-pub fn authz_status(authz: &Authz, now: Timestamp) -> AuthzStatus {
+pub(crate) fn authz_status(authz: &Authz, now: Timestamp) -> AuthzStatus {
     match authz.state {
         AuthzState::Deactivated => AuthzStatus::Deactivated,
         AuthzState::Revoked => AuthzStatus::Revoked,
@@ -92,7 +92,7 @@ pub fn authz_status(authz: &Authz, now: Timestamp) -> AuthzStatus {
 /// The attempted challenge carries the attempt's state (§7.1.6: pending →
 /// processing → valid/invalid). The others stay pending, as RFC 8555 §7.1.4
 /// allows: only one challenge needs to succeed.
-pub fn challenge_status(authz: &Authz, kind: ChallengeType) -> ChallengeStatus {
+pub(crate) fn challenge_status(authz: &Authz, kind: ChallengeType) -> ChallengeStatus {
     match &authz.attempt {
         Some(a) if a.kind == kind => match a.state {
             AttemptState::Processing => ChallengeStatus::Processing,
@@ -114,7 +114,7 @@ pub fn challenge_status(authz: &Authz, kind: ChallengeType) -> ChallengeStatus {
 /// - The order itself expired: invalid (§7.1.3 `expires`).
 /// - A finalize holds the order's lease: processing.
 /// - All authorizations valid: ready; else pending.
-pub fn order_status(order: &Order, authzs: &[Authz], now: Timestamp) -> OrderStatus {
+pub(crate) fn order_status(order: &Order, authzs: &[Authz], now: Timestamp) -> OrderStatus {
     if order.cert_id.is_some() {
         return OrderStatus::Valid;
     }

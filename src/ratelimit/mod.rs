@@ -36,13 +36,13 @@ use crate::protocol::{Identifier, IdentifierType};
 use crate::store::ratelimit::{BucketSpend, RateLimitStore};
 
 use crate::config::ratelimit as config;
-pub use crate::config::ratelimit::{LimitName, Prefix, RateConfig, RateLimitsConfig};
-pub use crate::protocol::names::registered_domain;
+pub(crate) use crate::config::ratelimit::{LimitName, Prefix, RateConfig, RateLimitsConfig};
+pub(crate) use crate::protocol::names::registered_domain;
 
 /// The bucket key of a client address: IPv4 addresses (and IPv4-mapped
 /// IPv6 ones) alone, IPv6 addresses by their /64, as Boulder groups them
 /// (one /64 is what one subscriber line usually gets).
-pub fn client_key(ip: IpAddr) -> String {
+pub(crate) fn client_key(ip: IpAddr) -> String {
     match ip {
         IpAddr::V4(v4) => v4.to_string(),
         IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
@@ -56,7 +56,7 @@ pub fn client_key(ip: IpAddr) -> String {
 }
 
 /// The /48 of an IPv6 client (not an IPv4-mapped one), as `addr/48`.
-pub fn ipv6_range(ip: IpAddr) -> Option<String> {
+pub(crate) fn ipv6_range(ip: IpAddr) -> Option<String> {
     match ip {
         IpAddr::V6(v6) if v6.to_ipv4_mapped().is_none() => {
             let masked = u128::from(v6) & (u128::MAX << 80);
@@ -99,7 +99,7 @@ impl From<RateConfig> for Rate {
 
 /// What GCRA says about spending `cost` from a bucket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Decision {
+pub(crate) struct Decision {
     pub allowed: bool,
     /// The TAT after the spend (unchanged when refused).
     pub new_tat: i64,
@@ -109,7 +109,7 @@ pub struct Decision {
 
 /// GCRA: spending `cost` at `now` from a bucket whose TAT is `tat` (None:
 /// a bucket never used, i.e. full).
-pub fn gcra(tat: Option<i64>, now: i64, rate: Rate, cost: u64) -> Decision {
+pub(crate) fn gcra(tat: Option<i64>, now: i64, rate: Rate, cost: u64) -> Decision {
     let tat = tat.unwrap_or(now).max(now);
     let increment = rate
         .emission_interval()
@@ -513,7 +513,7 @@ impl Limiter {
 
 /// rateLimited for transaction `t` refused at `now` (ms), free in
 /// `retry_in` ms: Retry-After in whole seconds, rounded up.
-pub fn refusal_error(t: &Transaction, now: i64, retry_in: i64) -> Error {
+pub(crate) fn refusal_error(t: &Transaction, now: i64, retry_in: i64) -> Error {
     let secs = u64::try_from((retry_in.max(1) + 999) / 1000).unwrap_or(1);
     let free_at = now / 1000 + i64::try_from(secs).unwrap_or(0);
     let what = match t.limit {

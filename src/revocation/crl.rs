@@ -22,7 +22,7 @@ use super::cert_names::{raw_names, signed_tbs};
 
 /// One revoked certificate.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct CrlEntry {
+pub(crate) struct CrlEntry {
     /// The certificate's serial number: the content octets of its (positive)
     /// INTEGER, big-endian, as they appear in the certificate.
     pub serial: Vec<u8>,
@@ -36,7 +36,7 @@ pub struct CrlEntry {
 
 /// What to put in a CRL.
 #[derive(Clone, Debug)]
-pub struct CrlSpec<'a> {
+pub(crate) struct CrlSpec<'a> {
     /// The cRLNumber extension: must grow with each CRL the caller issues
     /// for this issuer and scope.
     pub number: u64,
@@ -61,7 +61,7 @@ pub struct CrlSpec<'a> {
 
 /// Why a CRL could not be produced.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct CrlError {
+pub(crate) struct CrlError {
     message: String,
 }
 
@@ -87,7 +87,7 @@ impl std::error::Error for CrlError {}
 /// nextUpdate (UTCTime before 2050, GeneralizedTime from then on, always
 /// whole seconds in UTC), and per entry a reasonCode when the reason is
 /// known and not "unspecified". The signature algorithm follows the key.
-pub fn sign_crl(issuer: &Issuer<'_, KeyPair>, spec: &CrlSpec<'_>) -> Result<Vec<u8>, CrlError> {
+pub(crate) fn sign_crl(issuer: &Issuer<'_, KeyPair>, spec: &CrlSpec<'_>) -> Result<Vec<u8>, CrlError> {
     let this_update = whole_seconds_utc(spec.this_update);
     let next_update = whole_seconds_utc(spec.next_update);
     if next_update <= this_update {

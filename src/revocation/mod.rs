@@ -13,7 +13,7 @@
 //! decides what they say.
 
 mod cert_names;
-pub mod crl;
+pub(crate) mod crl;
 pub mod ocsp;
 #[cfg(test)]
 mod openssl_cli;
@@ -89,7 +89,7 @@ impl RevocationEvents {
 
 /// Settings of the status service.
 #[derive(Debug, Clone)]
-pub struct StatusSettings {
+pub(crate) struct StatusSettings {
     /// nextUpdate - thisUpdate of a CRL.
     pub crl_lifetime: Duration,
     /// A CRL is signed again at least this often.
@@ -126,7 +126,7 @@ struct OcspSigner {
 }
 
 /// CRLs and OCSP for the signing intermediate.
-pub struct StatusService {
+pub(crate) struct StatusService {
     store: Arc<dyn Store>,
     ca: Arc<Ca>,
     clock: Arc<dyn Clock>,
@@ -203,7 +203,7 @@ fn serial_bytes(hex: &str) -> Result<Vec<u8>> {
 impl StatusService {
     /// Prepares the responder: issuer hashes, and a delegated responder
     /// certificate (valid for a year, not past the intermediate) when asked.
-    pub fn new(
+    pub(crate) fn new(
         store: Arc<dyn Store>,
         ca: Arc<Ca>,
         clock: Arc<dyn Clock>,
@@ -234,7 +234,7 @@ impl StatusService {
 
     /// The current CRL, DER. Signs a new one first when the cached one
     /// predates a revocation or is due for refresh.
-    pub async fn crl(&self) -> Result<Arc<Vec<u8>>> {
+    pub(crate) async fn crl(&self) -> Result<Arc<Vec<u8>>> {
         let mut cached = self.crl.lock().await;
         let now = self.clock.now();
         if let Some(c) = cached.as_ref() {
@@ -295,7 +295,7 @@ impl StatusService {
     /// Answers one DER OCSP request with a DER OCSP response: a signed
     /// answer, or an error status (malformedRequest, unauthorized for
     /// another issuer, internalError).
-    pub async fn ocsp(&self, request: &[u8]) -> Vec<u8> {
+    pub(crate) async fn ocsp(&self, request: &[u8]) -> Vec<u8> {
         let (outcome, der) = match self.answer(request).await {
             Ok((outcome, der)) => (outcome, der),
             Err(status) => (
@@ -409,7 +409,7 @@ impl StatusService {
 
     /// Signs a new CRL soon after revocations (batched over a second) and
     /// every `crl_refresh`, in the background, until the process ends.
-    pub fn spawn_refresher(self: &Arc<Self>) {
+    pub(crate) fn spawn_refresher(self: &Arc<Self>) {
         let this = self.clone();
         tokio::spawn(async move {
             loop {

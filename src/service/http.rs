@@ -26,7 +26,7 @@ mod render;
 const MAX_BODY: usize = 1024 * 1024;
 
 /// The service router.
-pub fn router(service: Arc<Service>) -> Router {
+pub(crate) fn router(service: Arc<Service>) -> Router {
     let metrics = service.metrics.clone();
     let router = Router::new()
         .route("/profiles", get(profiles))
@@ -114,10 +114,10 @@ impl IntoResponse for ApiError {
 type ApiResult = std::result::Result<Response, ApiError>;
 
 /// The caller, from `Authorization: Bearer <token>`.
-pub struct Authed(pub Caller);
+pub(crate) struct Authed(pub Caller);
 
 /// A missing or unknown token.
-pub struct Unauthenticated(&'static str);
+pub(crate) struct Unauthenticated(&'static str);
 
 impl IntoResponse for Unauthenticated {
     fn into_response(self) -> Response {

@@ -20,17 +20,17 @@
 
 mod certificates;
 /// `[service]`'s settings, kept with the rest of the configuration.
-pub use crate::config::service as config;
-pub mod console;
+pub(crate) use crate::config::service as config;
+pub(crate) mod console;
 mod downloads;
-pub mod http;
+pub(crate) mod http;
 mod issuance;
-pub mod keys;
+pub(crate) mod keys;
 pub mod package;
 mod recoveries;
 mod requests;
-pub mod types;
-pub mod webhooks;
+pub(crate) mod types;
+pub(crate) mod webhooks;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -45,12 +45,12 @@ use crate::store::service::ServiceStore;
 use config::{ServiceConfig, ServiceProfileConfig};
 use downloads::Grant;
 use keys::Kek;
-use types::{Caller, Request, Role};
+use types::{Caller, Role};
 
 /// Most names and addresses in one certificate.
 const MAX_NAMES: usize = 100;
 /// Most CSRs in one upload.
-pub const MAX_CSRS: usize = 100;
+pub(crate) const MAX_CSRS: usize = 100;
 
 /// A configured token: its SHA-256 (the token itself is not kept), name
 /// and role.
@@ -118,7 +118,7 @@ fn conflict(detail: impl Into<std::borrow::Cow<'static, str>>) -> Error {
 
 /// RFC 5280 reasons by name, whatever the case, spaces, dashes or
 /// underscores ("keyCompromise", "Key Compromise", "key_compromise").
-pub fn parse_reason(s: &str) -> Option<RevocationReason> {
+pub(crate) fn parse_reason(s: &str) -> Option<RevocationReason> {
     let norm: String = s
         .chars()
         .filter(|c| !matches!(c, ' ' | '_' | '-'))
@@ -141,7 +141,7 @@ pub fn parse_reason(s: &str) -> Option<RevocationReason> {
 
 /// The RFC 5280 §5.3.1 name of a reason code, as the API and the console
 /// show it.
-pub fn reason_name(code: u8) -> &'static str {
+pub(crate) fn reason_name(code: u8) -> &'static str {
     match code {
         0 => "unspecified",
         1 => "keyCompromise",
@@ -158,7 +158,7 @@ pub fn reason_name(code: u8) -> &'static str {
 
 /// "valid", "revoked" or "expired" at `now`, as the API and the console
 /// show it.
-pub fn cert_status(c: &types::CertRow, now: i64) -> &'static str {
+pub(crate) fn cert_status(c: &types::CertRow, now: i64) -> &'static str {
     if c.revoked.is_some() {
         "revoked"
     } else if c.not_after <= now {
@@ -201,12 +201,6 @@ pub struct IssueInput {
     pub ttl: Option<u64>,
     #[serde(default)]
     pub auto_renew: bool,
-}
-
-/// What issuance produced for a request.
-#[derive(Debug, Clone)]
-pub struct Outcome {
-    pub request: Request,
 }
 
 impl Service {
@@ -330,7 +324,7 @@ fn new_id() -> String {
 }
 
 /// A serial as stored: lowercase hex, even length, no 0x.
-pub fn normalize_serial(s: &str) -> Result<String> {
+pub(crate) fn normalize_serial(s: &str) -> Result<String> {
     let s = s.trim().trim_start_matches("0x").to_ascii_lowercase();
     if s.is_empty() || s.len() > 64 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(Error::not_found(

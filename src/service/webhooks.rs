@@ -26,7 +26,7 @@ const MAX_BACKOFF_SECS: i64 = 3600;
 const ROUND: u32 = 32;
 
 /// The signature header.
-pub const SIGNATURE_HEADER: &str = "x-acme-ca-signature";
+pub(crate) const SIGNATURE_HEADER: &str = "x-acme-ca-signature";
 
 /// Sends events to the configured webhooks.
 pub struct Notifier {
@@ -41,7 +41,7 @@ pub struct Notifier {
 }
 
 /// `sha256=<hex>` of the HMAC-SHA256 of `body` under `key`.
-pub fn signature(key: &aws_lc_rs::hmac::Key, body: &[u8]) -> String {
+pub(crate) fn signature(key: &aws_lc_rs::hmac::Key, body: &[u8]) -> String {
     let tag = aws_lc_rs::hmac::sign(key, body);
     let hex: String = tag.as_ref().iter().map(|b| format!("{b:02x}")).collect();
     format!("sha256={hex}")
@@ -49,7 +49,7 @@ pub fn signature(key: &aws_lc_rs::hmac::Key, body: &[u8]) -> String {
 
 /// Seconds to wait after the `attempts`-th failed attempt: 2, 4, 8, … up
 /// to an hour.
-pub fn backoff(attempts: u32) -> i64 {
+pub(crate) fn backoff(attempts: u32) -> i64 {
     2i64.saturating_pow(attempts.min(20)).min(MAX_BACKOFF_SECS)
 }
 

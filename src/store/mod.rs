@@ -7,9 +7,9 @@
 //! default; the trait is shaped (no SQLite types, no connection handles) so a
 //! PostgreSQL backend can be added for deployments with several instances.
 
-pub mod ratelimit;
-pub mod service;
-pub mod sqlite;
+pub(crate) mod ratelimit;
+pub(crate) mod service;
+pub(crate) mod sqlite;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -22,7 +22,7 @@ use crate::model::{
 use crate::protocol::Identifier;
 
 /// The future every store method returns.
-pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T>> + Send + 'a>>;
+pub(crate) type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T>> + Send + 'a>>;
 
 /// What [`Store::create_account`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]

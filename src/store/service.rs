@@ -12,7 +12,7 @@ use crate::service::types::{
 
 /// The id of the account that service-issued certificates belong to
 /// (created by the schema migration; no key can sign for it).
-pub const SERVICE_ACCOUNT: &str = "service";
+pub(crate) const SERVICE_ACCOUNT: &str = "service";
 
 pub trait ServiceStore: Send + Sync + 'static {
     /// Inserts requests (and the batch they belong to, if any) in one

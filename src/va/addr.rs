@@ -10,14 +10,14 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// The rule the VA applies before connecting anywhere.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct AddressPolicy {
+pub(crate) struct AddressPolicy {
     /// Allow special-purpose addresses (development and tests only).
     pub allow_reserved: bool,
 }
 
 impl AddressPolicy {
     /// Ok if the VA may connect to `ip`; else why not, for the error detail.
-    pub fn check(&self, ip: IpAddr) -> Result<(), &'static str> {
+    pub(crate) fn check(&self, ip: IpAddr) -> Result<(), &'static str> {
         if self.allow_reserved {
             return Ok(());
         }
@@ -29,7 +29,7 @@ impl AddressPolicy {
 }
 
 /// Why `ip` is special-purpose, if it is.
-pub fn reserved(ip: IpAddr) -> Option<&'static str> {
+pub(crate) fn reserved(ip: IpAddr) -> Option<&'static str> {
     match ip {
         IpAddr::V4(v4) => reserved_v4(v4),
         IpAddr::V6(v6) => match v6.to_ipv4_mapped() {

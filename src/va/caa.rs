@@ -28,15 +28,15 @@ use crate::va::dns01::{lookup_problem, quote};
 
 /// The longest DNS name accepted, in presentation form without the final
 /// dot (RFC 1035 §2.3.4 allows 255 octets on the wire).
-pub const MAX_NAME_LEN: usize = 253;
+pub(crate) const MAX_NAME_LEN: usize = 253;
 
 /// The most CAA records considered in one RRset; more is refused.
-pub const MAX_RECORDS: usize = 100;
+pub(crate) const MAX_RECORDS: usize = 100;
 
 /// Property tags this CA understands (RFC 8659 §4.2-4.4, RFC 9495 §3,
 /// and the contact tags of the CA/Browser Forum baseline requirements).
 /// A critical property with any other tag forbids issuance.
-pub const KNOWN_TAGS: [&str; 7] = [
+pub(crate) const KNOWN_TAGS: [&str; 7] = [
     "issue",
     "issuewild",
     "iodef",
@@ -343,7 +343,7 @@ fn normalize(value: &str, wildcard: bool) -> Result<(String, bool), Error> {
 
 /// An `issue` or `issuewild` property value (RFC 8659 §4.2).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct IssueValue {
+pub(crate) struct IssueValue {
     /// The issuer-domain-name, lowercased; None if the value names no CA
     /// (e.g. `;`), which forbids issuance by anyone.
     pub issuer: Option<String>,
@@ -353,7 +353,7 @@ pub struct IssueValue {
 
 impl IssueValue {
     /// The values of every parameter whose tag is `tag` (lowercase).
-    pub fn parameter<'a>(&'a self, tag: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+    pub(crate) fn parameter<'a>(&'a self, tag: &'a str) -> impl Iterator<Item = &'a str> + 'a {
         self.parameters
             .iter()
             .filter(move |(t, _)| t == tag)
@@ -388,7 +388,7 @@ fn is_label(s: &str) -> bool {
 ///
 /// # Errors
 /// Why `raw` does not match the grammar, for an error detail.
-pub fn parse_issue_value(raw: &[u8]) -> Result<IssueValue, String> {
+pub(crate) fn parse_issue_value(raw: &[u8]) -> Result<IssueValue, String> {
     let s = std::str::from_utf8(raw)
         .ok()
         .filter(|s| s.is_ascii())

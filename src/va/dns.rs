@@ -7,7 +7,7 @@ use std::net::IpAddr;
 use std::pin::Pin;
 
 /// The future a resolver returns.
-pub type DnsFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, DnsError>> + Send + 'a>>;
+pub(crate) type DnsFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, DnsError>> + Send + 'a>>;
 
 /// Why a lookup gave no answer.
 #[derive(Debug, Clone, PartialEq, Eq)]

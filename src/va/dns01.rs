@@ -21,7 +21,7 @@ use crate::va::dns::{DnsError, Resolver};
 use crate::va::{Outcome, ValidationFuture, ValidationRequest, Validator};
 
 /// The label prepended to the identifier (RFC 8555 §8.4).
-pub const CHALLENGE_LABEL: &str = "_acme-challenge";
+pub(crate) const CHALLENGE_LABEL: &str = "_acme-challenge";
 
 /// At most this many characters of a record are quoted in an error detail.
 const MAX_QUOTED_CHARS: usize = 100;
@@ -30,13 +30,13 @@ const MAX_QUOTED_CHARS: usize = 100;
 const MAX_CAUSE_CHARS: usize = 200;
 
 /// The dns-01 validator.
-pub struct Dns01 {
+pub(crate) struct Dns01 {
     resolver: Arc<dyn Resolver>,
 }
 
 impl Dns01 {
     /// A dns-01 validator asking `resolver`.
-    pub fn new(resolver: Arc<dyn Resolver>) -> Self {
+    pub(crate) fn new(resolver: Arc<dyn Resolver>) -> Self {
         Dns01 { resolver }
     }
 
@@ -47,7 +47,7 @@ impl Dns01 {
     /// The validation record is `[{"hostname": <identifier>,
     /// "resolverAddrs": [...]}]`, as Boulder stores it; the addresses come
     /// from [`Resolver::describe`], read as a comma-separated list.
-    pub async fn validate(&self, req: &ValidationRequest) -> Outcome {
+    pub(crate) async fn validate(&self, req: &ValidationRequest) -> Outcome {
         let name = challenge_name(&req.authz.identifier.value);
         validate_digest_at(self.resolver.as_ref(), req, "dns-01", &name).await
     }
@@ -99,13 +99,13 @@ impl Validator for Dns01 {
 }
 
 /// `_acme-challenge.<domain>`, without a trailing dot.
-pub fn challenge_name(domain: &str) -> String {
+pub(crate) fn challenge_name(domain: &str) -> String {
     format!("{CHALLENGE_LABEL}.{}", domain.trim_end_matches('.'))
 }
 
 /// The TXT record value dns-01 expects: base64url(SHA-256(key authorization))
 /// without padding (RFC 8555 §8.4).
-pub fn expected_txt(key_authorization: &str) -> String {
+pub(crate) fn expected_txt(key_authorization: &str) -> String {
     let d = digest::digest(&digest::SHA256, key_authorization.as_bytes());
     crate::jose::b64::encode(d.as_ref())
 }

@@ -25,20 +25,20 @@ use crate::va::dns01::{validate_digest_at, CHALLENGE_LABEL};
 use crate::va::{Outcome, ValidationFuture, ValidationRequest, Validator};
 
 /// The dns-account-01 validator.
-pub struct DnsAccount01 {
+pub(crate) struct DnsAccount01 {
     resolver: Arc<dyn Resolver>,
 }
 
 impl DnsAccount01 {
     /// A dns-account-01 validator asking `resolver`.
-    pub fn new(resolver: Arc<dyn Resolver>) -> Self {
+    pub(crate) fn new(resolver: Arc<dyn Resolver>) -> Self {
         DnsAccount01 { resolver }
     }
 
     /// Validates `req`: TXT at `_<label>._acme-challenge.<identifier>`
     /// must include base64url(SHA-256(key authorization)), the label
     /// derived from `req.account_uri`.
-    pub async fn validate(&self, req: &ValidationRequest) -> Outcome {
+    pub(crate) async fn validate(&self, req: &ValidationRequest) -> Outcome {
         let name = challenge_name(&req.account_uri, &req.authz.identifier.value);
         validate_digest_at(self.resolver.as_ref(), req, "dns-account-01", &name).await
     }
@@ -52,13 +52,13 @@ impl Validator for DnsAccount01 {
 
 /// The account label without its leading underscore: the first ten bytes
 /// of SHA-256(account URL) in lower-case RFC 4648 base32.
-pub fn account_label(account_url: &str) -> String {
+pub(crate) fn account_label(account_url: &str) -> String {
     let d = digest::digest(&digest::SHA256, account_url.as_bytes());
     base32_lower(&d.as_ref()[..10])
 }
 
 /// `_<label>._acme-challenge.<domain>`, without a trailing dot.
-pub fn challenge_name(account_url: &str, domain: &str) -> String {
+pub(crate) fn challenge_name(account_url: &str, domain: &str) -> String {
     format!(
         "_{}.{CHALLENGE_LABEL}.{}",
         account_label(account_url),

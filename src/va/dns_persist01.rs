@@ -42,7 +42,6 @@ use std::sync::Arc;
 
 use crate::clock::{rfc3339, Clock};
 use crate::error::Error;
-pub use crate::protocol::names::{check_issuer_domain_name, MAX_ISSUER_DOMAIN_NAMES};
 use crate::protocol::IdentifierType;
 use crate::va::caa::parse_issue_value;
 use crate::va::dns::{DnsError, Resolver};
@@ -51,10 +50,10 @@ use crate::va::{Outcome, ValidationFuture, ValidationRequest, Validator};
 
 /// The label prepended to the name being validated (the draft's "DNS TXT
 /// Record Persistent DCV Domain Label").
-pub const LABEL: &str = "_validation-persist";
+pub(crate) const LABEL: &str = "_validation-persist";
 
 /// The most parent names asked for a record covering subdomains.
-pub const MAX_PARENTS: usize = 10;
+pub(crate) const MAX_PARENTS: usize = 10;
 
 /// At most this many reasons are spelled out in one error detail.
 const MAX_REASONS: usize = 5;
@@ -63,7 +62,7 @@ const MAX_REASONS: usize = 5;
 const MAX_QUOTED_CHARS: usize = 100;
 
 /// The dns-persist-01 validator.
-pub struct DnsPersist01 {
+pub(crate) struct DnsPersist01 {
     resolver: Arc<dyn Resolver>,
     clock: Arc<dyn Clock>,
     issuers: Vec<String>,
@@ -72,8 +71,8 @@ pub struct DnsPersist01 {
 impl DnsPersist01 {
     /// A dns-persist-01 validator asking `resolver`, accepting records that
     /// name one of `issuer_domain_names` (already checked by
-    /// [`check_issuer_domain_name`]).
-    pub fn new(
+    /// [`crate::protocol::names::check_issuer_domain_name`]).
+    pub(crate) fn new(
         resolver: Arc<dyn Resolver>,
         clock: Arc<dyn Clock>,
         issuer_domain_names: Vec<String>,
@@ -86,7 +85,7 @@ impl DnsPersist01 {
     }
 
     /// Validates `req` (see the module documentation for the rules).
-    pub async fn validate(&self, req: &ValidationRequest) -> Outcome {
+    pub(crate) async fn validate(&self, req: &ValidationRequest) -> Outcome {
         let identifier = &req.authz.identifier;
         let records = serde_json::json!([{
             "hostname": identifier.value,
@@ -272,7 +271,7 @@ enum Verdict {
 }
 
 /// `_validation-persist.<domain>`, without a trailing dot.
-pub fn challenge_name(domain: &str) -> String {
+pub(crate) fn challenge_name(domain: &str) -> String {
     format!("{LABEL}.{}", domain.trim_end_matches('.'))
 }
 
@@ -336,6 +335,7 @@ fn parse_unix_seconds(v: &str) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::protocol::names::check_issuer_domain_name;
     use crate::clock::FakeClock;
     use crate::error::ErrorKind;
     use crate::model::ChallengeType;

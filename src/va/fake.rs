@@ -18,28 +18,28 @@ use crate::va::dns::{CaaRecord, DnsError, DnsFuture, Resolver};
 use crate::va::{Outcome, ValidationRequest};
 
 /// The account URL of [`request`].
-pub const ACCOUNT_URI: &str = "https://ca.test/acme/acct/acct1";
+pub(super) const ACCOUNT_URI: &str = "https://ca.test/acme/acct/acct1";
 
 /// The key authorization of [`request`].
-pub const KEY_AUTHZ: &str = "token123.thumbprint456";
+pub(super) const KEY_AUTHZ: &str = "token123.thumbprint456";
 
 /// The token of [`token_request`]: base64url, as http-01 puts it in a URL
 /// path.
-pub const TOKEN: &str = "evaGxfADs6pSRb2LAv9IZf17Dt3juxGJ-PCt92wr-oA";
+pub(super) const TOKEN: &str = "evaGxfADs6pSRb2LAv9IZf17Dt3juxGJ-PCt92wr-oA";
 
 /// The key authorization of [`token_request`]: [`TOKEN`], a dot, and an
 /// account key thumbprint.
-pub const KEY_AUTH: &str =
+pub(super) const KEY_AUTH: &str =
     "evaGxfADs6pSRb2LAv9IZf17Dt3juxGJ-PCt92wr-oA.9jg46WB3rR_AHD-EBXdN7cBkH1WOu0tA3M9fm21mqTI";
 
 /// How [`FakeResolver`] describes itself unless told otherwise.
-pub const DESCRIBED: &str = "10.0.0.53:53";
+pub(super) const DESCRIBED: &str = "10.0.0.53:53";
 
 /// Canned answers by name. A name without an A/AAAA or TXT answer is
 /// NXDOMAIN; a name without a CAA answer has no CAA records (NOERROR).
 /// Remembers the names asked for TXT and CAA records, in order.
 #[derive(Default)]
-pub struct FakeResolver {
+pub(super) struct FakeResolver {
     ip: HashMap<String, Result<Vec<IpAddr>, DnsError>>,
     txt: HashMap<String, Result<Vec<String>, DnsError>>,
     caa: HashMap<String, Result<Vec<CaaRecord>, DnsError>>,
@@ -49,14 +49,14 @@ pub struct FakeResolver {
 
 impl FakeResolver {
     /// Adds the A and AAAA records of `name`: `addrs`, each an IP address.
-    pub fn ip(mut self, name: &str, addrs: &[&str]) -> Self {
+    pub(super) fn ip(mut self, name: &str, addrs: &[&str]) -> Self {
         let addrs = addrs.iter().map(|a| a.parse().expect("an IP address"));
         self.ip.insert(name.to_owned(), Ok(addrs.collect()));
         self
     }
 
     /// Adds the answer for TXT at `name`.
-    pub fn txt(mut self, name: &str, answer: Result<Vec<&str>, DnsError>) -> Self {
+    pub(super) fn txt(mut self, name: &str, answer: Result<Vec<&str>, DnsError>) -> Self {
         self.txt.insert(
             name.to_owned(),
             answer.map(|v| v.into_iter().map(str::to_owned).collect()),
@@ -65,13 +65,13 @@ impl FakeResolver {
     }
 
     /// Adds the answer for CAA at `name`.
-    pub fn caa(mut self, name: &str, answer: Result<Vec<CaaRecord>, DnsError>) -> Self {
+    pub(super) fn caa(mut self, name: &str, answer: Result<Vec<CaaRecord>, DnsError>) -> Self {
         self.caa.insert(name.to_owned(), answer);
         self
     }
 
     /// Adds CAA records at `name`, each `(critical, tag, value)`.
-    pub fn caa_records(self, name: &str, records: &[(bool, &str, &str)]) -> Self {
+    pub(super) fn caa_records(self, name: &str, records: &[(bool, &str, &str)]) -> Self {
         let rrset = records
             .iter()
             .map(|(critical, tag, value)| CaaRecord {
@@ -85,18 +85,18 @@ impl FakeResolver {
 
     /// Describes itself as `servers` (the resolver addresses in error
     /// details and dns-01 records) instead of [`DESCRIBED`].
-    pub fn described_as(mut self, servers: &str) -> Self {
+    pub(super) fn described_as(mut self, servers: &str) -> Self {
         self.described = Some(servers.to_owned());
         self
     }
 
     /// The resolver as the validators take it.
-    pub fn shared(self) -> Arc<dyn Resolver> {
+    pub(super) fn shared(self) -> Arc<dyn Resolver> {
         Arc::new(self)
     }
 
     /// The names asked for TXT or CAA records so far, in order.
-    pub fn asked(&self) -> Vec<String> {
+    pub(super) fn asked(&self) -> Vec<String> {
         self.asked.lock().unwrap().clone()
     }
 }
@@ -123,7 +123,7 @@ impl Resolver for FakeResolver {
 
 /// A request to validate `identifier` by `kind` for the account
 /// [`ACCOUNT_URI`] with key authorization [`KEY_AUTHZ`].
-pub fn request(kind: ChallengeType, identifier: Identifier, wildcard: bool) -> ValidationRequest {
+pub(super) fn request(kind: ChallengeType, identifier: Identifier, wildcard: bool) -> ValidationRequest {
     ValidationRequest {
         account_uri: ACCOUNT_URI.to_owned(),
         authz: Authz {
@@ -145,7 +145,7 @@ pub fn request(kind: ChallengeType, identifier: Identifier, wildcard: bool) -> V
 
 /// A request to validate `identifier` (not a wildcard) by `kind`, with the
 /// token [`TOKEN`] and the key authorization [`KEY_AUTH`].
-pub fn token_request(kind: ChallengeType, identifier: Identifier) -> ValidationRequest {
+pub(super) fn token_request(kind: ChallengeType, identifier: Identifier) -> ValidationRequest {
     let mut req = request(kind, identifier, false);
     req.authz.token = TOKEN.to_owned();
     req.key_authorization = KEY_AUTH.to_owned();
@@ -153,7 +153,7 @@ pub fn token_request(kind: ChallengeType, identifier: Identifier) -> ValidationR
 }
 
 /// A listener on a free port of 127.0.0.1, and the port.
-pub async fn local_listener() -> (TcpListener, u16) {
+pub(super) async fn local_listener() -> (TcpListener, u16) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     (listener, port)
@@ -161,7 +161,7 @@ pub async fn local_listener() -> (TcpListener, u16) {
 
 /// The address policy of test setups: loopback (where the test servers
 /// listen) may be reached.
-pub fn reach_loopback() -> AddressPolicy {
+pub(super) fn reach_loopback() -> AddressPolicy {
     AddressPolicy {
         allow_reserved: true,
     }
@@ -169,7 +169,7 @@ pub fn reach_loopback() -> AddressPolicy {
 
 /// The records of a valid outcome; panics on an invalid one.
 #[track_caller]
-pub fn valid(outcome: Outcome) -> serde_json::Value {
+pub(super) fn valid(outcome: Outcome) -> serde_json::Value {
     match outcome {
         Outcome::Valid { records } => records,
         Outcome::Invalid { error, records } => {
@@ -180,7 +180,7 @@ pub fn valid(outcome: Outcome) -> serde_json::Value {
 
 /// The error and records of an invalid outcome; panics on a valid one.
 #[track_caller]
-pub fn invalid(outcome: Outcome) -> (Error, serde_json::Value) {
+pub(super) fn invalid(outcome: Outcome) -> (Error, serde_json::Value) {
     match outcome {
         Outcome::Invalid { error, records } => (error, records),
         Outcome::Valid { records } => panic!("expected invalid, got valid (records {records})"),

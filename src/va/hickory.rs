@@ -42,14 +42,14 @@ use crate::error::{Error, ErrorKind};
 use crate::va::dns::{CaaRecord, DnsError, DnsFuture, Resolver};
 
 /// The most records of the asked type accepted in one answer.
-pub const MAX_ANSWERS: usize = 100;
+pub(crate) const MAX_ANSWERS: usize = 100;
 
 /// The longest name asked, without the final dot.
 const MAX_NAME_LEN: usize = 253;
 
 /// A [`Resolver`] that asks a fixed list of DNS servers through
 /// hickory-resolver.
-pub struct HickoryResolver {
+pub(crate) struct HickoryResolver {
     resolver: TokioResolver,
     /// With 0x20 on: the same servers over TCP, names as given, for a
     /// second look at negative answers.
@@ -70,7 +70,7 @@ impl HickoryResolver {
     /// # Errors
     /// [`ErrorKind::ServerInternal`] if `servers` is empty or hickory refuses
     /// the configuration.
-    pub fn new(
+    pub(crate) fn new(
         servers: &[SocketAddr],
         timeout: Duration,
         attempts: usize,

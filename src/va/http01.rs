@@ -60,28 +60,28 @@ use crate::protocol::IdentifierType;
 mod redirect;
 
 /// The port challenges are fetched from by default (RFC 8555 §8.3).
-pub const DEFAULT_PORT: u16 = 80;
+pub(crate) const DEFAULT_PORT: u16 = 80;
 
 /// The port HTTPS redirect targets without an explicit port are fetched
 /// from by default.
-pub const DEFAULT_HTTPS_PORT: u16 = 443;
+pub(crate) const DEFAULT_HTTPS_PORT: u16 = 443;
 
 /// The path under which the challenge file lives (RFC 8555 §8.3); the token
 /// follows it.
-pub const CHALLENGE_PATH: &str = "/.well-known/acme-challenge/";
+pub(crate) const CHALLENGE_PATH: &str = "/.well-known/acme-challenge/";
 
 /// At most this many redirects are followed; one more is an error (as in
 /// Boulder).
-pub const MAX_REDIRECTS: usize = 10;
+pub(crate) const MAX_REDIRECTS: usize = 10;
 
 /// The largest challenge body accepted, in bytes. A key authorization is
 /// about 87 bytes; Boulder refuses bodies of 128 bytes or more. This cap is
 /// larger, so that a file with generous surrounding whitespace still passes,
 /// yet small enough that a hostile server cannot make the VA buffer much.
-pub const MAX_BODY_BYTES: usize = 1024;
+pub(crate) const MAX_BODY_BYTES: usize = 1024;
 
 /// The largest response head (status line and headers) accepted, in bytes.
-pub const MAX_HEADER_BYTES: usize = 8 * 1024;
+pub(crate) const MAX_HEADER_BYTES: usize = 8 * 1024;
 
 /// The most response header fields accepted.
 const MAX_HEADERS: usize = 100;
@@ -105,7 +105,7 @@ const USER_AGENT_VALUE: &str = concat!(
 );
 
 /// Validates http-01 challenges (RFC 8555 §8.3) for DNS and IP identifiers.
-pub struct Http01 {
+pub(crate) struct Http01 {
     resolver: Arc<dyn Resolver>,
     port: u16,
     https_port: u16,
@@ -141,7 +141,7 @@ impl Http01 {
     /// [`DEFAULT_HTTPS_PORT`] (443) (see [`Http01::with_port`] and
     /// [`Http01::with_https_port`]), and gives each validation at most
     /// `timeout` overall: every lookup, connection and redirect together.
-    pub fn new(resolver: Arc<dyn Resolver>, policy: AddressPolicy, timeout: Duration) -> Self {
+    pub(crate) fn new(resolver: Arc<dyn Resolver>, policy: AddressPolicy, timeout: Duration) -> Self {
         Http01 {
             resolver,
             port: DEFAULT_PORT,
@@ -157,7 +157,7 @@ impl Http01 {
     /// public suffix (Public Suffix List, ICANN or private section), or
     /// that are under one of `special_use` (the special-use domains the
     /// identifier policy allows, `acme.allowed_special_use_domains`).
-    pub fn with_redirect_suffix_check(mut self, special_use: Vec<String>) -> Self {
+    pub(crate) fn with_redirect_suffix_check(mut self, special_use: Vec<String>) -> Self {
         self.redirect_suffixes = Some(special_use);
         self
     }
@@ -165,7 +165,7 @@ impl Http01 {
     /// The same validator fetching challenges (and `http` redirect targets
     /// without a port) from `port` instead; Pebble's test setup uses 5002.
     /// Redirects to this port are allowed, besides 80 and 443.
-    pub fn with_port(mut self, port: u16) -> Self {
+    pub(crate) fn with_port(mut self, port: u16) -> Self {
         self.port = port;
         self
     }
@@ -173,7 +173,7 @@ impl Http01 {
     /// The same validator fetching `https` redirect targets without a port
     /// from `port` instead (test setups, whose servers cannot bind 443).
     /// Redirects to this port are allowed, besides 80 and 443.
-    pub fn with_https_port(mut self, port: u16) -> Self {
+    pub(crate) fn with_https_port(mut self, port: u16) -> Self {
         self.https_port = port;
         self
     }
@@ -181,19 +181,9 @@ impl Http01 {
     /// The same validator following redirects to any port, as Pebble does
     /// (its challenge server's HTTPS port is 5003). Off, only 80, 443 and
     /// the two configured ports are followed, as Boulder.
-    pub fn with_any_redirect_port(mut self, any: bool) -> Self {
+    pub(crate) fn with_any_redirect_port(mut self, any: bool) -> Self {
         self.any_redirect_port = any;
         self
-    }
-
-    /// The port challenges are fetched from.
-    pub fn port(&self) -> u16 {
-        self.port
-    }
-
-    /// The port `https` redirect targets without a port are fetched from.
-    pub fn https_port(&self) -> u16 {
-        self.https_port
     }
 
     /// Checks the http-01 challenge of `req`: valid if
@@ -206,7 +196,7 @@ impl Http01 {
     /// fetched: `url`, `hostname`, `port` (a string), `addressesResolved`,
     /// `addressUsed` (once an address was tried) and `addressesTried` (the
     /// IPv6 address that failed before the IPv4 fallback).
-    pub async fn validate(&self, req: &ValidationRequest) -> Outcome {
+    pub(crate) async fn validate(&self, req: &ValidationRequest) -> Outcome {
         let mut records = Vec::new();
         let result = self.run(req, &mut records).await;
         let records = serde_json::Value::Array(records.iter().map(Record::to_json).collect());

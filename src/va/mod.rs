@@ -10,18 +10,18 @@
 //! With `always_valid` (Pebble's PEBBLE_VA_ALWAYS_VALID) no network is
 //! touched and the outcome is recorded before the POST returns.
 
-pub mod addr;
-pub mod caa;
+pub(crate) mod addr;
+pub(crate) mod caa;
 mod connect;
-pub mod dns;
-pub mod dns01;
-pub mod dns_account01;
-pub mod dns_persist01;
+pub(crate) mod dns;
+pub(crate) mod dns01;
+pub(crate) mod dns_account01;
+pub(crate) mod dns_persist01;
 #[cfg(test)]
 mod fake;
-pub mod hickory;
-pub mod http01;
-pub mod tlsalpn01;
+pub(crate) mod hickory;
+pub(crate) mod http01;
+pub(crate) mod tlsalpn01;
 mod tlsclient;
 
 use std::future::Future;
@@ -51,7 +51,7 @@ pub struct ValidationRequest {
 
 /// The validators that reach the network, one per challenge type, and the
 /// CAA check that a successful validation must also pass (RFC 8659).
-pub struct NetworkValidator {
+pub(crate) struct NetworkValidator {
     pub http01: http01::Http01,
     pub dns01: dns01::Dns01,
     pub tls_alpn01: tlsalpn01::TlsAlpn01,
@@ -101,7 +101,7 @@ pub enum Outcome {
 }
 
 /// The future a validator returns.
-pub type ValidationFuture<'a> = Pin<Box<dyn Future<Output = Outcome> + Send + 'a>>;
+pub(crate) type ValidationFuture<'a> = Pin<Box<dyn Future<Output = Outcome> + Send + 'a>>;
 
 /// Checks one challenge. Implementations must bound their own I/O; the VA
 /// also cancels them after the configured timeout.
@@ -111,7 +111,7 @@ pub trait Validator: Send + Sync + 'static {
 
 /// Accepts every challenge without contacting anything. For development and
 /// CI only.
-pub struct AlwaysValid;
+pub(crate) struct AlwaysValid;
 
 impl Validator for AlwaysValid {
     fn validate<'a>(&'a self, req: &'a ValidationRequest) -> ValidationFuture<'a> {

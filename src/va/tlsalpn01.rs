@@ -39,16 +39,16 @@ use super::{Outcome, ValidationFuture, ValidationRequest, Validator};
 use crate::error::{Error, ErrorKind};
 
 /// The ALPN protocol name of tls-alpn-01 (RFC 8737 §6.2).
-pub const ACME_TLS_1: &[u8] = b"acme-tls/1";
+pub(crate) const ACME_TLS_1: &[u8] = b"acme-tls/1";
 
 /// id-pe-acmeIdentifier, 1.3.6.1.5.5.7.1.31 (RFC 8737 §6.1): the certificate
 /// extension that carries the SHA-256 digest of the key authorization.
-pub const ID_PE_ACME_IDENTIFIER: ObjectIdentifier =
+pub(crate) const ID_PE_ACME_IDENTIFIER: ObjectIdentifier =
     ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.1.31");
 
 /// The port tls-alpn-01 validations connect to unless configured otherwise
 /// (RFC 8737 §3). Pebble's test configuration uses 5001.
-pub const DEFAULT_PORT: u16 = 443;
+pub(crate) const DEFAULT_PORT: u16 = 443;
 
 /// The subjectAltName extension, 2.5.29.17 (RFC 5280 §4.2.1.6).
 const ID_CE_SUBJECT_ALT_NAME: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29.17");
@@ -57,7 +57,7 @@ const ID_CE_SUBJECT_ALT_NAME: ObjectIdentifier = ObjectIdentifier::new_unwrap("2
 const CHALLENGE: &str = "tls-alpn-01";
 
 /// Validates tls-alpn-01 challenges (RFC 8737) for DNS and IP identifiers.
-pub struct TlsAlpn01 {
+pub(crate) struct TlsAlpn01 {
     resolver: Arc<dyn Resolver>,
     port: u16,
     policy: AddressPolicy,
@@ -80,7 +80,7 @@ impl TlsAlpn01 {
     /// addresses `policy` refuses, connects to port [`DEFAULT_PORT`] (443;
     /// see [`TlsAlpn01::with_port`]) and gives each validation at most
     /// `timeout` overall (DNS, connect and handshake together).
-    pub fn new(resolver: Arc<dyn Resolver>, policy: AddressPolicy, timeout: Duration) -> Self {
+    pub(crate) fn new(resolver: Arc<dyn Resolver>, policy: AddressPolicy, timeout: Duration) -> Self {
         TlsAlpn01 {
             resolver,
             port: DEFAULT_PORT,
@@ -91,14 +91,9 @@ impl TlsAlpn01 {
 
     /// The same validator connecting to `port` instead (Pebble's test setup
     /// uses 5001).
-    pub fn with_port(mut self, port: u16) -> Self {
+    pub(crate) fn with_port(mut self, port: u16) -> Self {
         self.port = port;
         self
-    }
-
-    /// The port validations connect to.
-    pub fn port(&self) -> u16 {
-        self.port
     }
 
     /// Checks the tls-alpn-01 challenge of `req`: valid if the server at the
@@ -108,7 +103,7 @@ impl TlsAlpn01 {
     /// `req.key_authorization`. The records are one Boulder-style validation
     /// record (`hostname`, `port` as a string, `addressesResolved`,
     /// `addressUsed`, and `addressesTried` after an IPv6 failure).
-    pub async fn validate(&self, req: &ValidationRequest) -> Outcome {
+    pub(crate) async fn validate(&self, req: &ValidationRequest) -> Outcome {
         let mut record = Record::new(None, req.authz.identifier.value.clone(), self.port);
         let result = self.run(req, &mut record).await;
         let records = serde_json::Value::Array(vec![record.to_json()]);
@@ -194,7 +189,7 @@ impl Validator for TlsAlpn01 {
 /// The reverse-DNS name of `ip`, used as SNI for IP identifiers (RFC 8738
 /// §6): "4.3.2.1.in-addr.arpa" for 1.2.3.4, the nibble format ending in
 /// "ip6.arpa" for IPv6.
-pub fn reverse_dns_name(ip: IpAddr) -> String {
+pub(crate) fn reverse_dns_name(ip: IpAddr) -> String {
     match ip {
         IpAddr::V4(v4) => {
             let [a, b, c, d] = v4.octets();

@@ -12,7 +12,7 @@ const DAY: i64 = 86_400;
 /// Counts per day for `days` days from the day holding `start`: the index
 /// of `t` is whole days since that day's midnight (UTC); times outside the
 /// range are not counted.
-pub fn per_day(
+pub(super) fn per_day(
     times: impl IntoIterator<Item = Timestamp>,
     start: Timestamp,
     days: usize,
@@ -29,7 +29,7 @@ pub fn per_day(
 }
 
 /// `YYYY-MM-DD` of the day `i` days after the day holding `start`.
-pub fn day_label(start: Timestamp, i: usize) -> String {
+pub(super) fn day_label(start: Timestamp, i: usize) -> String {
     let t = start.div_euclid(DAY) * DAY + DAY * i as i64;
     crate::clock::rfc3339(t)[..10].to_owned()
 }
@@ -37,7 +37,7 @@ pub fn day_label(start: Timestamp, i: usize) -> String {
 /// A bar chart of `counts` (one bar a day from the day of `start`), with
 /// `title` as its accessible name, and the same numbers in a table inside
 /// a `<details>`.
-pub fn bars(id: &str, title: &str, counts: &[u32], start: Timestamp) -> String {
+pub(super) fn bars(id: &str, title: &str, counts: &[u32], start: Timestamp) -> String {
     const W: usize = 640;
     const H: usize = 180;
     const TOP: usize = 16;

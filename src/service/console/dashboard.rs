@@ -18,11 +18,11 @@ use crate::service::Service;
 
 /// Most certificates read for each chart; past that the chart says it is
 /// partial, so one page load stays bounded on a large database.
-pub const MAX_SCAN: u32 = 5_000;
+pub(super) const MAX_SCAN: u32 = 5_000;
 const DAYS: usize = 30;
 const DAY: i64 = 86_400;
 
-pub async fn dashboard(State(s): State<Arc<Service>>, signed: Signed) -> Response {
+pub(super) async fn dashboard(State(s): State<Arc<Service>>, signed: Signed) -> Response {
     match render(&s, &signed).await {
         Ok(body) => signed.page(StatusCode::OK, "Dashboard", &body),
         Err(e) => signed.error_page(&e),

@@ -10,7 +10,7 @@ use crate::service::types::{Caller, Role};
 /// quotes: `&`, `<`, `>`, `"` and `'` become character references, so
 /// nothing from a request, a certificate or the store can open a tag or
 /// leave an attribute.
-pub fn esc(s: &str) -> String {
+pub(super) fn esc(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 8);
     for c in s.chars() {
         match c {
@@ -27,7 +27,7 @@ pub fn esc(s: &str) -> String {
 
 /// `s` as one query-string value (RFC 3986 unreserved characters kept,
 /// everything else percent-encoded), for links the console builds.
-pub fn query_value(s: &str) -> String {
+pub(super) fn query_value(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
         if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
@@ -41,20 +41,20 @@ pub fn query_value(s: &str) -> String {
 
 /// A one-shot message shown at the top of the next page.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Flash {
+pub(super) enum Flash {
     Done(String),
     Failed(String),
 }
 
 /// Who is signed in, for the frame.
-pub struct Frame<'a> {
+pub(super) struct Frame<'a> {
     pub caller: Option<&'a Caller>,
     pub csrf: Option<&'a str>,
     pub flash: Option<Flash>,
 }
 
 /// The hidden CSRF field every state-changing form carries.
-pub fn csrf_field(csrf: &str) -> String {
+pub(super) fn csrf_field(csrf: &str) -> String {
     format!(
         "<input type=\"hidden\" name=\"csrf\" value=\"{}\">",
         esc(csrf)
@@ -62,7 +62,7 @@ pub fn csrf_field(csrf: &str) -> String {
 }
 
 /// A whole page: `title` and `body` (already HTML) inside the frame.
-pub fn page(title: &str, frame: &Frame<'_>, body: &str) -> String {
+pub(super) fn page(title: &str, frame: &Frame<'_>, body: &str) -> String {
     let mut nav = String::new();
     if let (Some(caller), Some(csrf)) = (frame.caller, frame.csrf) {
         let mut links = vec![("/ui/", "Dashboard"), ("/ui/certs", "Certificates")];
@@ -107,7 +107,7 @@ pub fn page(title: &str, frame: &Frame<'_>, body: &str) -> String {
 
 /// A `<table>` with a caption, header cells and rows of cells that are
 /// already HTML.
-pub fn table(caption: &str, head: &[&str], rows: &[Vec<String>]) -> String {
+pub(super) fn table(caption: &str, head: &[&str], rows: &[Vec<String>]) -> String {
     let mut t = format!("<table><caption>{}</caption><thead><tr>", esc(caption));
     for h in head {
         let _ = write!(t, "<th scope=\"col\">{}</th>", esc(h));
@@ -133,7 +133,7 @@ pub fn table(caption: &str, head: &[&str], rows: &[Vec<String>]) -> String {
 
 /// An error message for a form field, referenced by the field's
 /// `aria-describedby` so a screen reader reads it with the field.
-pub fn field_error(id: &str, message: Option<&str>) -> String {
+pub(super) fn field_error(id: &str, message: Option<&str>) -> String {
     match message {
         Some(m) => format!(
             "<p class=\"field-error\" id=\"{}-error\">{}</p>",
@@ -145,7 +145,7 @@ pub fn field_error(id: &str, message: Option<&str>) -> String {
 }
 
 /// The `aria-*` attributes of a field that has an error.
-pub fn invalid_attrs(id: &str, message: Option<&str>) -> String {
+pub(super) fn invalid_attrs(id: &str, message: Option<&str>) -> String {
     match message {
         Some(_) => format!(
             " aria-invalid=\"true\" aria-describedby=\"{}-error\"",

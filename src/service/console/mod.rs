@@ -55,12 +55,12 @@ const CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self'; form-ac
                    frame-ancestors 'none'; base-uri 'none'";
 
 /// The console's own state: its sessions.
-pub struct Console {
+pub(crate) struct Console {
     sessions: Sessions,
 }
 
 /// The console's routes (all under `/ui`), merged into the service router.
-pub fn router(service: &Service) -> Router<Arc<Service>> {
+pub(crate) fn router(service: &Service) -> Router<Arc<Service>> {
     let c = &service.config.console;
     let console = Arc::new(Console {
         sessions: Sessions::new(c.session_lifetime, c.session_idle, c.max_sessions),
@@ -175,14 +175,14 @@ fn error_status(e: &Error) -> (StatusCode, String) {
 
 /// A signed-in browser: its session, found from the cookie. Without a
 /// live session every page redirects to the sign-in form.
-pub struct Signed {
+pub(crate) struct Signed {
     id: String,
     session: Session,
     console: Arc<Console>,
 }
 
 /// No session: to the sign-in page.
-pub struct SignIn;
+pub(crate) struct SignIn;
 
 impl IntoResponse for SignIn {
     fn into_response(self) -> Response {
@@ -318,7 +318,7 @@ impl Signed {
 /// CSRF steps. They run in that order, as separate extractors did: no
 /// session redirects to sign-in, a bad path parameter is axum's 400, an
 /// unreadable form is the 400 page, a missing or wrong CSRF token the 403.
-pub struct Posted<T> {
+pub(crate) struct Posted<T> {
     signed: Signed,
     path: T,
     fields: Fields,
@@ -370,7 +370,7 @@ fn csrf_refused(signed: Option<&Signed>) -> Response {
 }
 
 /// The fields of a form, in order.
-pub struct Fields(Vec<(String, String)>);
+pub(crate) struct Fields(Vec<(String, String)>);
 
 impl Fields {
     /// The first value of `name`.

@@ -22,18 +22,18 @@ use super::html::Flash;
 /// The session cookie. The `__Host-` prefix makes browsers refuse it
 /// unless it is `Secure`, has `Path=/` and no `Domain`: no other host or
 /// plain-HTTP page can set or overwrite it.
-pub const COOKIE: &str = "__Host-acme-ca-console";
+pub(super) const COOKIE: &str = "__Host-acme-ca-console";
 /// The pre-session cookie of the sign-in form (double-submit CSRF check:
 /// a site cannot sign a browser in under its own token).
-pub const SIGNIN_COOKIE: &str = "__Host-acme-ca-signin";
+pub(super) const SIGNIN_COOKIE: &str = "__Host-acme-ca-signin";
 /// Pending downloads one session keeps (oldest dropped first).
-pub const MAX_DOWNLOADS: usize = 8;
+pub(super) const MAX_DOWNLOADS: usize = 8;
 /// Longest cookie header value looked at.
 const MAX_COOKIE_HEADER: usize = 8192;
 
 /// A download token the session asked for, until it is used or expires.
 #[derive(Debug, Clone)]
-pub struct PendingDownload {
+pub(super) struct PendingDownload {
     pub serial: String,
     pub token: String,
     pub format: Format,
@@ -44,7 +44,7 @@ pub struct PendingDownload {
 
 /// One signed-in browser.
 #[derive(Debug, Clone)]
-pub struct Session {
+pub(super) struct Session {
     pub caller: Caller,
     /// Synchronizer token: every state-changing form carries it.
     pub csrf: String,
@@ -56,13 +56,13 @@ pub struct Session {
 
 /// Sign-in failures.
 #[derive(Debug, PartialEq, Eq)]
-pub enum SessionError {
+pub(super) enum SessionError {
     /// `max_sessions` are live.
     Full,
 }
 
 /// The live sessions.
-pub struct Sessions {
+pub(super) struct Sessions {
     map: Mutex<HashMap<[u8; 32], Session>>,
     lifetime: i64,
     idle: i64,
@@ -70,7 +70,7 @@ pub struct Sessions {
 }
 
 /// 32 random bytes, base64url: a session id or CSRF token.
-pub fn random_token() -> String {
+pub(super) fn random_token() -> String {
     let mut raw = [0u8; 32];
     crate::rand::fill(&mut raw);
     crate::jose::b64::encode(raw)
@@ -84,12 +84,12 @@ fn digest(id: &str) -> [u8; 32] {
 }
 
 /// Equal strings, compared in constant time (for CSRF tokens).
-pub fn same_secret(a: &str, b: &str) -> bool {
+pub(super) fn same_secret(a: &str, b: &str) -> bool {
     aws_lc_rs::constant_time::verify_slices_are_equal(a.as_bytes(), b.as_bytes()).is_ok()
 }
 
 /// The value of cookie `name` in a `Cookie` header (RFC 6265 §5.4).
-pub fn cookie_value<'a>(header: &'a str, name: &str) -> Option<&'a str> {
+pub(super) fn cookie_value<'a>(header: &'a str, name: &str) -> Option<&'a str> {
     if header.len() > MAX_COOKIE_HEADER {
         return None;
     }
@@ -101,12 +101,12 @@ pub fn cookie_value<'a>(header: &'a str, name: &str) -> Option<&'a str> {
 
 /// `Set-Cookie` for `name` = `value`, living `max_age` seconds (0
 /// deletes it).
-pub fn set_cookie(name: &str, value: &str, max_age: i64) -> String {
+pub(super) fn set_cookie(name: &str, value: &str, max_age: i64) -> String {
     format!("{name}={value}; Path=/; Max-Age={max_age}; Secure; HttpOnly; SameSite=Strict")
 }
 
 impl Sessions {
-    pub fn new(lifetime: std::time::Duration, idle: std::time::Duration, max: usize) -> Self {
+    pub(super) fn new(lifetime: std::time::Duration, idle: std::time::Duration, max: usize) -> Self {
         let secs = |d: std::time::Duration| i64::try_from(d.as_secs()).unwrap_or(i64::MAX);
         Sessions {
             map: Mutex::new(HashMap::new()),
@@ -117,7 +117,7 @@ impl Sessions {
     }
 
     /// Seconds a session lives at most (the cookie's Max-Age).
-    pub fn lifetime(&self) -> i64 {
+    pub(super) fn lifetime(&self) -> i64 {
         self.lifetime
     }
 
@@ -130,7 +130,7 @@ impl Sessions {
     }
 
     /// A new session for `caller`; returns its id (the cookie value).
-    pub fn create(&self, caller: Caller, now: Timestamp) -> Result<String, SessionError> {
+    pub(super) fn create(&self, caller: Caller, now: Timestamp) -> Result<String, SessionError> {
         let mut map = self.lock();
         map.retain(|_, s| self.live(s, now));
         if map.len() >= self.max {
@@ -153,7 +153,7 @@ impl Sessions {
 
     /// The live session of `id`, touched (its idle time starts again), with
     /// its one-shot message taken out. An expired one is removed.
-    pub fn get(&self, id: &str, now: Timestamp) -> Option<Session> {
+    pub(super) fn get(&self, id: &str, now: Timestamp) -> Option<Session> {
         if id.is_empty() || id.len() > 64 {
             return None;
         }
@@ -173,12 +173,12 @@ impl Sessions {
     }
 
     /// Ends the session of `id`.
-    pub fn remove(&self, id: &str) {
+    pub(super) fn remove(&self, id: &str) {
         self.lock().remove(&digest(id));
     }
 
     /// Sets the message the next page of session `id` shows.
-    pub fn flash(&self, id: &str, flash: Flash) {
+    pub(super) fn flash(&self, id: &str, flash: Flash) {
         if let Some(s) = self.lock().get_mut(&digest(id)) {
             s.flash = Some(flash);
         }
@@ -186,7 +186,7 @@ impl Sessions {
 
     /// Keeps a download token for the session (replacing one for the same
     /// certificate).
-    pub fn add_download(&self, id: &str, d: PendingDownload) {
+    pub(super) fn add_download(&self, id: &str, d: PendingDownload) {
         if let Some(s) = self.lock().get_mut(&digest(id)) {
             s.downloads.retain(|o| o.serial != d.serial);
             if s.downloads.len() >= MAX_DOWNLOADS {
@@ -198,7 +198,7 @@ impl Sessions {
 
     /// Takes the session's download token for `serial` out (it is used
     /// once).
-    pub fn take_download(&self, id: &str, serial: &str) -> Option<PendingDownload> {
+    pub(super) fn take_download(&self, id: &str, serial: &str) -> Option<PendingDownload> {
         let mut map = self.lock();
         let s = map.get_mut(&digest(id))?;
         let i = s.downloads.iter().position(|d| d.serial == serial)?;

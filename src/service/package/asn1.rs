@@ -11,41 +11,41 @@ pub(super) mod oid {
     use der::asn1::ObjectIdentifier as Oid;
 
     /// PKCS#7 `data`.
-    pub const DATA: Oid = Oid::new_unwrap("1.2.840.113549.1.7.1");
+    pub(crate) const DATA: Oid = Oid::new_unwrap("1.2.840.113549.1.7.1");
     /// PKCS#7 `encryptedData`.
-    pub const ENCRYPTED_DATA: Oid = Oid::new_unwrap("1.2.840.113549.1.7.6");
+    pub(crate) const ENCRYPTED_DATA: Oid = Oid::new_unwrap("1.2.840.113549.1.7.6");
     /// PKCS#12 `pkcs8ShroudedKeyBag`.
-    pub const SHROUDED_KEY_BAG: Oid = Oid::new_unwrap("1.2.840.113549.1.12.10.1.2");
+    pub(crate) const SHROUDED_KEY_BAG: Oid = Oid::new_unwrap("1.2.840.113549.1.12.10.1.2");
     /// PKCS#12 `certBag`.
-    pub const CERT_BAG: Oid = Oid::new_unwrap("1.2.840.113549.1.12.10.1.3");
+    pub(crate) const CERT_BAG: Oid = Oid::new_unwrap("1.2.840.113549.1.12.10.1.3");
     /// PKCS#9 `x509Certificate` (certificate type inside a `certBag`).
-    pub const X509_CERTIFICATE: Oid = Oid::new_unwrap("1.2.840.113549.1.9.22.1");
+    pub(crate) const X509_CERTIFICATE: Oid = Oid::new_unwrap("1.2.840.113549.1.9.22.1");
     /// PKCS#9 `friendlyName`.
-    pub const FRIENDLY_NAME: Oid = Oid::new_unwrap("1.2.840.113549.1.9.20");
+    pub(crate) const FRIENDLY_NAME: Oid = Oid::new_unwrap("1.2.840.113549.1.9.20");
     /// PKCS#9 `localKeyId`.
-    pub const LOCAL_KEY_ID: Oid = Oid::new_unwrap("1.2.840.113549.1.9.21");
+    pub(crate) const LOCAL_KEY_ID: Oid = Oid::new_unwrap("1.2.840.113549.1.9.21");
     /// PKCS#5 `PBES2`.
-    pub const PBES2: Oid = Oid::new_unwrap("1.2.840.113549.1.5.13");
+    pub(crate) const PBES2: Oid = Oid::new_unwrap("1.2.840.113549.1.5.13");
     /// PKCS#5 `PBKDF2`.
-    pub const PBKDF2: Oid = Oid::new_unwrap("1.2.840.113549.1.5.12");
+    pub(crate) const PBKDF2: Oid = Oid::new_unwrap("1.2.840.113549.1.5.12");
     /// `hmacWithSHA256`.
-    pub const HMAC_WITH_SHA256: Oid = Oid::new_unwrap("1.2.840.113549.2.9");
+    pub(crate) const HMAC_WITH_SHA256: Oid = Oid::new_unwrap("1.2.840.113549.2.9");
     /// `aes256-CBC`.
-    pub const AES_256_CBC: Oid = Oid::new_unwrap("2.16.840.1.101.3.4.1.42");
+    pub(crate) const AES_256_CBC: Oid = Oid::new_unwrap("2.16.840.1.101.3.4.1.42");
     /// `id-sha256`.
-    pub const SHA256: Oid = Oid::new_unwrap("2.16.840.1.101.3.4.2.1");
+    pub(crate) const SHA256: Oid = Oid::new_unwrap("2.16.840.1.101.3.4.2.1");
     /// `rsaEncryption`.
-    pub const RSA_ENCRYPTION: Oid = Oid::new_unwrap("1.2.840.113549.1.1.1");
+    pub(crate) const RSA_ENCRYPTION: Oid = Oid::new_unwrap("1.2.840.113549.1.1.1");
     /// `id-ecPublicKey`.
-    pub const EC_PUBLIC_KEY: Oid = Oid::new_unwrap("1.2.840.10045.2.1");
+    pub(crate) const EC_PUBLIC_KEY: Oid = Oid::new_unwrap("1.2.840.10045.2.1");
     /// `prime256v1` (P-256).
-    pub const P256: Oid = Oid::new_unwrap("1.2.840.10045.3.1.7");
+    pub(crate) const P256: Oid = Oid::new_unwrap("1.2.840.10045.3.1.7");
     /// `secp384r1` (P-384).
-    pub const P384: Oid = Oid::new_unwrap("1.3.132.0.34");
+    pub(crate) const P384: Oid = Oid::new_unwrap("1.3.132.0.34");
     /// `secp521r1` (P-521).
-    pub const P521: Oid = Oid::new_unwrap("1.3.132.0.35");
+    pub(crate) const P521: Oid = Oid::new_unwrap("1.3.132.0.35");
     /// `id-Ed25519`.
-    pub const ED25519: Oid = Oid::new_unwrap("1.3.101.112");
+    pub(crate) const ED25519: Oid = Oid::new_unwrap("1.3.101.112");
 }
 
 /// `PFX` (RFC 7292 section 4).

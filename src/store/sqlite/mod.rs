@@ -48,10 +48,10 @@ use rows::{account_from_row, authz_from_row, cert_from_row, order_from_row};
 use schema::MIGRATIONS;
 use writer::{Op, Replacement, Writer};
 
-pub use crate::config::Durability;
+pub(crate) use crate::config::Durability;
 
 /// The SQLite store.
-pub struct SqliteStore {
+pub(crate) struct SqliteStore {
     writer_pool: SqlitePool,
     reader: SqlitePool,
     writer: Writer,
@@ -72,14 +72,16 @@ const ORDER_SELECT: &str = "SELECT o.*, c.id AS cert_id FROM orders o \
 
 impl SqliteStore {
     /// Opens (creating if needed) the database at `path`, migrates it and
-    /// starts the writer task on the current runtime.
-    pub async fn open(path: &Path, durability: Durability) -> Result<SqliteStore> {
+    /// starts the writer task on the current runtime (tests; the server
+    /// counts the writer's batches with [`SqliteStore::open_with_metrics`]).
+    #[cfg(test)]
+    pub(crate) async fn open(path: &Path, durability: Durability) -> Result<SqliteStore> {
         SqliteStore::open_with_metrics(path, durability, Arc::new(Metrics::new())).await
     }
 
     /// [`SqliteStore::open`], with the writer's batches counted in
     /// `metrics`.
-    pub async fn open_with_metrics(
+    pub(crate) async fn open_with_metrics(
         path: &Path,
         durability: Durability,
         metrics: Arc<Metrics>,
@@ -153,7 +155,7 @@ impl SqliteStore {
     }
 
     /// Closes both pools, waiting for connections in use.
-    pub async fn close(&self) {
+    pub(crate) async fn close(&self) {
         self.reader.close().await;
         self.writer_pool.close().await;
     }

@@ -325,7 +325,7 @@ fn pem_section(s: &Service, c: &CertRow) -> String {
     )
 }
 
-pub async fn detail(
+pub(crate) async fn detail(
     State(s): State<Arc<Service>>,
     signed: Signed,
     Path(serial): Path<String>,

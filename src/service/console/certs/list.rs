@@ -24,7 +24,7 @@ const PAGE: u32 = 25;
 /// input) or RFC 3339.
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
-pub struct ListQuery {
+pub(crate) struct ListQuery {
     #[serde(default)]
     entity: String,
     #[serde(default)]
@@ -252,7 +252,7 @@ fn cert_pager(q: &ListQuery, page: u32, last: u64, total: u64) -> String {
     body
 }
 
-pub async fn list(
+pub(crate) async fn list(
     State(s): State<Arc<Service>>,
     signed: Signed,
     query: Result<Query<ListQuery>, QueryRejection>,

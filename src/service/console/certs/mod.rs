@@ -10,8 +10,8 @@ use std::sync::Arc;
 use axum::extract::State;
 use axum::response::Response;
 
-pub use detail::detail;
-pub use list::list;
+pub(super) use detail::detail;
+pub(super) use list::list;
 
 use super::html::{esc, query_value, Flash};
 use super::session::PendingDownload;
@@ -21,7 +21,7 @@ use crate::service::{normalize_serial, Format, Service};
 
 /// RFC 5280 §5.3.1 reasons an operator may give (removeFromCRL (8) is
 /// for delta CRLs, and 7 is unused).
-pub const REASONS: &[(&str, &str)] = &[
+pub(super) const REASONS: &[(&str, &str)] = &[
     ("unspecified", "unspecified (0)"),
     ("keyCompromise", "keyCompromise (1)"),
     ("cACompromise", "cACompromise (2)"),
@@ -41,7 +41,7 @@ fn detail_url(serial: &str) -> String {
     format!("/ui/certs/{}", query_value(serial))
 }
 
-pub async fn download_token(State(s): State<Arc<Service>>, posted: Posted<String>) -> Response {
+pub(super) async fn download_token(State(s): State<Arc<Service>>, posted: Posted<String>) -> Response {
     let Posted {
         signed,
         path: serial,
@@ -86,7 +86,7 @@ pub async fn download_token(State(s): State<Arc<Service>>, posted: Posted<String
     }
 }
 
-pub async fn download(State(s): State<Arc<Service>>, posted: Posted<String>) -> Response {
+pub(super) async fn download(State(s): State<Arc<Service>>, posted: Posted<String>) -> Response {
     let Posted { signed, path, .. } = posted;
     let serial = match normalize_serial(&path) {
         Ok(n) => n,
@@ -108,7 +108,7 @@ pub async fn download(State(s): State<Arc<Service>>, posted: Posted<String>) -> 
     }
 }
 
-pub async fn renew(State(s): State<Arc<Service>>, posted: Posted<String>) -> Response {
+pub(super) async fn renew(State(s): State<Arc<Service>>, posted: Posted<String>) -> Response {
     let Posted {
         signed,
         path: serial,
@@ -129,7 +129,7 @@ pub async fn renew(State(s): State<Arc<Service>>, posted: Posted<String>) -> Res
     }
 }
 
-pub async fn revoke(State(s): State<Arc<Service>>, posted: Posted<String>) -> Response {
+pub(super) async fn revoke(State(s): State<Arc<Service>>, posted: Posted<String>) -> Response {
     let Posted {
         signed,
         path: serial,
@@ -141,7 +141,7 @@ pub async fn revoke(State(s): State<Arc<Service>>, posted: Posted<String>) -> Re
     signed.outcome(&detail_url(&serial), &r, "Revoked.")
 }
 
-pub async fn recover(State(s): State<Arc<Service>>, posted: Posted<String>) -> Response {
+pub(super) async fn recover(State(s): State<Arc<Service>>, posted: Posted<String>) -> Response {
     let Posted {
         signed,
         path: serial,

@@ -26,7 +26,7 @@ fn human_secs(s: u64) -> String {
     }
 }
 
-pub async fn profiles(State(s): State<Arc<Service>>, signed: Signed) -> Response {
+pub(crate) async fn profiles(State(s): State<Arc<Service>>, signed: Signed) -> Response {
     let mut rows = Vec::new();
     for (name, p) in &s.config.profiles {
         rows.push(vec![
@@ -317,7 +317,7 @@ fn issue_page(
     signed.page(status, &format!("Issue: {name}"), &b)
 }
 
-pub async fn issue_form(
+pub(crate) async fn issue_form(
     State(s): State<Arc<Service>>,
     signed: Signed,
     Path(name): Path<String>,
@@ -393,7 +393,7 @@ fn recorded(signed: &Signed, r: &Request) -> Response {
     }
 }
 
-pub async fn issue(State(s): State<Arc<Service>>, posted: Posted<String>) -> Response {
+pub(crate) async fn issue(State(s): State<Arc<Service>>, posted: Posted<String>) -> Response {
     let Posted {
         signed,
         path: name,

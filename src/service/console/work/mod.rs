@@ -15,10 +15,10 @@ use std::fmt::Write as _;
 use axum::response::Response;
 use serde::Deserialize;
 
-pub use issue::{issue, issue_form, profiles};
-pub use recoveries::{approve_recovery, recoveries, reject_recovery};
-pub use requests::{approve, reject, requests};
-pub use upload::{batch, batch_download, upload, upload_form};
+pub(super) use issue::{issue, issue_form, profiles};
+pub(super) use recoveries::{approve_recovery, recoveries, reject_recovery};
+pub(super) use requests::{approve, reject, requests};
+pub(super) use upload::{batch, batch_download, upload, upload_form};
 
 use super::html::{query_value, Flash};
 use super::{Posted, Signed};
@@ -37,7 +37,7 @@ fn may_decide(role: Role) -> bool {
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
-pub struct ListQuery {
+pub(super) struct ListQuery {
     #[serde(default)]
     status: Option<String>,
     #[serde(default)]

@@ -100,7 +100,7 @@ fn recoveries_table(list: &[Recovery], total: u64, signed: &Signed) -> String {
     )
 }
 
-pub async fn recoveries(
+pub(crate) async fn recoveries(
     State(s): State<Arc<Service>>,
     signed: Signed,
     query: Result<Query<ListQuery>, QueryRejection>,
@@ -128,7 +128,7 @@ pub async fn recoveries(
     signed.page(StatusCode::OK, "Key recoveries", &b)
 }
 
-pub async fn approve_recovery(State(s): State<Arc<Service>>, posted: Posted<String>) -> Response {
+pub(crate) async fn approve_recovery(State(s): State<Arc<Service>>, posted: Posted<String>) -> Response {
     let Posted {
         signed, path: id, ..
     } = posted;
@@ -147,7 +147,7 @@ pub async fn approve_recovery(State(s): State<Arc<Service>>, posted: Posted<Stri
     }
 }
 
-pub async fn reject_recovery(State(s): State<Arc<Service>>, posted: Posted<String>) -> Response {
+pub(crate) async fn reject_recovery(State(s): State<Arc<Service>>, posted: Posted<String>) -> Response {
     let (signed, id, reason) = match reject_form(posted, "/ui/recoveries") {
         Ok(r) => r,
         Err(r) => return *r,

@@ -98,7 +98,7 @@ fn requests_table(list: &[Request], total: u64, signed: &Signed) -> String {
     )
 }
 
-pub async fn requests(
+pub(crate) async fn requests(
     State(s): State<Arc<Service>>,
     signed: Signed,
     query: Result<Query<ListQuery>, QueryRejection>,
@@ -135,7 +135,7 @@ pub async fn requests(
     signed.page(StatusCode::OK, "Requests", &b)
 }
 
-pub async fn approve(State(s): State<Arc<Service>>, posted: Posted<String>) -> Response {
+pub(crate) async fn approve(State(s): State<Arc<Service>>, posted: Posted<String>) -> Response {
     let Posted {
         signed, path: id, ..
     } = posted;
@@ -161,7 +161,7 @@ pub async fn approve(State(s): State<Arc<Service>>, posted: Posted<String>) -> R
     }
 }
 
-pub async fn reject(State(s): State<Arc<Service>>, posted: Posted<String>) -> Response {
+pub(crate) async fn reject(State(s): State<Arc<Service>>, posted: Posted<String>) -> Response {
     let (signed, id, reason) = match reject_form(posted, "/ui/requests") {
         Ok(r) => r,
         Err(r) => return *r,

@@ -65,7 +65,7 @@ fn upload_page(
     signed.page(status, "Upload CSRs", &b)
 }
 
-pub async fn upload_form(State(s): State<Arc<Service>>, signed: Signed) -> Response {
+pub(crate) async fn upload_form(State(s): State<Arc<Service>>, signed: Signed) -> Response {
     upload_page(&s, &signed, StatusCode::OK, &UploadForm::default(), None)
 }
 
@@ -108,7 +108,7 @@ async fn read_upload(mut mp: Multipart) -> Result<Upload, (UploadForm, String)> 
     }
 }
 
-pub async fn upload(
+pub(crate) async fn upload(
     State(s): State<Arc<Service>>,
     signed: Signed,
     multipart: Result<Multipart, MultipartRejection>,
@@ -159,7 +159,7 @@ pub async fn upload(
     }
 }
 
-pub async fn batch(
+pub(crate) async fn batch(
     State(s): State<Arc<Service>>,
     signed: Signed,
     Path(id): Path<String>,
@@ -226,7 +226,7 @@ pub async fn batch(
     signed.page(StatusCode::OK, &format!("Batch {}", batch.id), &b)
 }
 
-pub async fn batch_download(
+pub(crate) async fn batch_download(
     State(s): State<Arc<Service>>,
     signed: Signed,
     Path(id): Path<String>,
