@@ -5,7 +5,7 @@
 
 use super::StoreFuture;
 use crate::model::{Certificate, Timestamp};
-use crate::service::types::{
+use crate::model::service::{
     Batch, CertFilter, CertRow, Delivery, Recovery, RecoveryStatus, Request, RequestFilter,
     RequestStatus, ServiceCert,
 };

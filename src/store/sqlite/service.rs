@@ -8,7 +8,7 @@ use super::writer::{Op, Sql};
 use super::{db_err, json_err, SqliteStore};
 use crate::error::{Error, Result};
 use crate::model::{Certificate, Revocation, RevocationReason, Timestamp};
-use crate::service::types::{
+use crate::model::service::{
     Batch, CertFilter, CertRow, Delivery, Recovery, RecoveryStatus, Request, RequestFilter,
     RequestParams, RequestStatus, ServiceCert,
 };
