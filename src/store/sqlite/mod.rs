@@ -16,10 +16,12 @@
 //! write. `durability = "full"` flushes every commit instead.
 
 mod cache;
+mod ops;
 mod ratelimit;
 mod rows;
 mod schema;
 mod service;
+mod sql;
 mod writer;
 
 #[cfg(test)]
@@ -44,9 +46,10 @@ use crate::model::{
 };
 use crate::protocol::Identifier;
 use cache::Cache;
+use ops::{Op, Replacement};
 use rows::{account_from_row, authz_from_row, cert_from_row, order_from_row};
 use schema::MIGRATIONS;
-use writer::{Op, Replacement, Writer};
+use writer::Writer;
 
 /// How hard commits are flushed to disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
@@ -515,7 +518,7 @@ impl Store for SqliteStore {
     ) -> StoreFuture<'a, bool> {
         Box::pin(async move {
             if let Some(r) = settled {
-                writer::settled_state(r.state)?;
+                ops::settled_state(r.state)?;
             }
             let op = Op::StartChallenge {
                 authz: authz.clone(),
@@ -533,7 +536,7 @@ impl Store for SqliteStore {
         r: &'a ValidationResult,
     ) -> StoreFuture<'a, bool> {
         Box::pin(async move {
-            writer::settled_state(r.state)?;
+            ops::settled_state(r.state)?;
             let op = Op::FinishChallenge(authz.clone(), r.clone());
             Ok(self.writer.write(op).await? == 1)
         })
