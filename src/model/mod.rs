@@ -5,8 +5,10 @@
 //! expiry and whether a certificate exists (`ra::state`), never stored.
 //!
 //! [`service`] holds the operator service's records (requests, batches,
-//! recoveries, webhook deliveries), which the store keeps beside these.
+//! recoveries, webhook deliveries), which the store keeps beside these;
+//! [`san`] reads the names a certificate is for from its DER.
 
+pub mod san;
 pub mod service;
 
 use serde::{Deserialize, Serialize};

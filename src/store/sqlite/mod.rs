@@ -193,7 +193,7 @@ async fn backfill_common_names(pool: &SqlitePool) -> Result<()> {
             let name = x509_cert::Certificate::from_der(&der)
                 .ok()
                 .and_then(|c| {
-                    crate::ca::csr::certificate_identifiers(&c)
+                    crate::model::san::certificate_identifiers(&c)
                         .ok()
                         .and_then(|ids| ids.first().map(|i| i.value.clone()))
                 })
