@@ -7,8 +7,9 @@
 use super::super::json_err;
 use super::super::sql::Sql;
 use crate::error::Result;
-use crate::model::service::ServiceCert;
-use crate::model::service::{Batch, Delivery, Recovery, RecoveryStatus, Request, RequestStatus};
+use crate::model::service::{
+    Batch, Delivery, Recovery, RecoveryStatus, Request, RequestStatus, ServiceCert,
+};
 use crate::model::{Certificate, Timestamp};
 use crate::store::service::SERVICE_ACCOUNT;
 
