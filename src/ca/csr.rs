@@ -392,50 +392,9 @@ fn requested_extensions(info: &CertReqInfo) -> Result<(Vec<String>, Vec<IpAddr>,
 /// DNS names and IP addresses of a subjectAltName; any other kind of name
 /// is refused (as badCSR).
 fn split_names(names: Vec<GeneralName>) -> Result<(Vec<String>, Vec<IpAddr>)> {
-    let mut dns_names = Vec::new();
-    let mut ip_addrs = Vec::new();
-    for name in names {
-        match name {
-            GeneralName::DnsName(n) => dns_names.push(n.to_string()),
-            GeneralName::IpAddress(octets) => {
-                let bytes = octets.as_bytes();
-                let ip = match bytes.len() {
-                    4 => IpAddr::from(<[u8; 4]>::try_from(bytes).expect("length checked")),
-                    16 => IpAddr::from(<[u8; 16]>::try_from(bytes).expect("length checked")),
-                    _ => {
-                        return Err(Error::bad_csr(
-                            "subjectAltName has an IP address that is neither 4 nor 16 bytes",
-                        ))
-                    }
-                };
-                ip_addrs.push(ip);
-            }
-            _ => {
-                return Err(Error::bad_csr(
-                    "subjectAltName may only contain DNS names and IP addresses",
-                ))
-            }
-        }
-    }
-    Ok((dns_names, ip_addrs))
+    crate::model::san::split_names(names).map_err(Error::bad_csr)
 }
 
-/// The identifiers a certificate's subjectAltName names (DNS names
-/// lowercased), for revocation checks.
-pub fn certificate_identifiers(cert: &x509_cert::Certificate) -> Result<Vec<Identifier>> {
-    let mut out = Vec::new();
-    for ext in cert.tbs_certificate.extensions.iter().flatten() {
-        if ext.extn_id != SUBJECT_ALT_NAME {
-            continue;
-        }
-        let san = SubjectAltName::from_der(ext.extn_value.as_bytes())
-            .map_err(|_| Error::malformed("the certificate's subjectAltName is malformed"))?;
-        let (dns, ips) = split_names(san.0).map_err(|e| Error::malformed(e.detail.into_owned()))?;
-        out.extend(
-            dns.into_iter()
-                .map(|d| Identifier::dns(d.to_ascii_lowercase())),
-        );
-        out.extend(ips.into_iter().map(|ip| Identifier::ip(ip.to_string())));
-    }
-    Ok(out)
-}
+/// The identifiers a certificate's subjectAltName names; read by the model,
+/// which the store shares.
+pub use crate::model::san::certificate_identifiers;

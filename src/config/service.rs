@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::config::{de_duration, MAX_LEAF_VALIDITY};
-use crate::service::types::Role;
+use crate::model::service::Role;
 
 /// `[service]`.
 #[derive(Debug, Clone, Deserialize)]

@@ -379,7 +379,11 @@ fn log_request(
 /// labels stay a fixed set), and status code, with its duration. Added with
 /// `Router::layer`, it runs after routing and sees the matched route; for
 /// the fallback there is none, and the route is `unmatched`.
-pub(crate) fn instrument<S>(router: Router<S>, metrics: Arc<Metrics>, listener: Listener) -> Router<S>
+pub(crate) fn instrument<S>(
+    router: Router<S>,
+    metrics: Arc<Metrics>,
+    listener: Listener,
+) -> Router<S>
 where
     S: Clone + Send + Sync + 'static,
 {

@@ -25,7 +25,11 @@ impl BaseUrl {
     /// The base URL of a request: `external` when configured, else built
     /// from the Host header (HTTP/1.1) or the URI's authority (HTTP/2),
     /// which must be a plausible host name.
-    pub(crate) fn derive(external: Option<&str>, headers: &HeaderMap, uri: &Uri) -> Result<BaseUrl> {
+    pub(crate) fn derive(
+        external: Option<&str>,
+        headers: &HeaderMap,
+        uri: &Uri,
+    ) -> Result<BaseUrl> {
         if let Some(url) = external {
             return Ok(BaseUrl(url.to_owned()));
         }

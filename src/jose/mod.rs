@@ -53,7 +53,8 @@ pub(crate) const ACCEPTED_ALGORITHMS: [&str; 8] = [
 ];
 
 /// [`ACCEPTED_ALGORITHMS`] as one comma-separated string, for details.
-pub(crate) const ACCEPTED_ALGORITHMS_LIST: &str = "ES256, ES384, ES512, RS256, RS384, RS512, PS256, EdDSA";
+pub(crate) const ACCEPTED_ALGORITHMS_LIST: &str =
+    "ES256, ES384, ES512, RS256, RS384, RS512, PS256, EdDSA";
 
 impl Alg {
     /// Every accepted algorithm.

@@ -87,7 +87,10 @@ impl std::error::Error for CrlError {}
 /// nextUpdate (UTCTime before 2050, GeneralizedTime from then on, always
 /// whole seconds in UTC), and per entry a reasonCode when the reason is
 /// known and not "unspecified". The signature algorithm follows the key.
-pub(crate) fn sign_crl(issuer: &Issuer<'_, KeyPair>, spec: &CrlSpec<'_>) -> Result<Vec<u8>, CrlError> {
+pub(crate) fn sign_crl(
+    issuer: &Issuer<'_, KeyPair>,
+    spec: &CrlSpec<'_>,
+) -> Result<Vec<u8>, CrlError> {
     let this_update = whole_seconds_utc(spec.this_update);
     let next_update = whole_seconds_utc(spec.next_update);
     if next_update <= this_update {

@@ -4,9 +4,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::types::{Caller, CertFilter, CertRow, Request, RequestStatus, Role, ServiceCert};
 use super::{conflict, new_id, normalize_serial, parse_reason, secs, Service};
 use crate::error::{Error, ErrorKind, Result};
+use crate::model::service::{
+    Caller, CertFilter, CertRow, Request, RequestStatus, Role, ServiceCert,
+};
 use crate::model::RevocationReason;
 
 impl Service {

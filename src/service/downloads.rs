@@ -2,12 +2,12 @@
 //! they are spent on (a certificate, its chain and, when allowed, its key).
 
 use super::package;
-use super::types::{Caller, CertRow, RecoveryStatus, RequestFilter, Role};
 use super::{
     bad, conflict, forbidden, internal_caller, normalize_serial, secs, sha256, visible, Download,
     Format, Service, MAX_CSRS,
 };
 use crate::error::{Error, ErrorKind, Result};
+use crate::model::service::{Caller, CertRow, RecoveryStatus, RequestFilter, Role};
 use crate::model::Timestamp;
 
 /// Download tokens outstanding at most, over everyone: far above fair

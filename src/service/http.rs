@@ -14,10 +14,10 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::types::{Caller, CertFilter, RequestFilter, RequestStatus};
 use super::{Format, IssueInput, Service};
 use crate::clock::rfc3339;
 use crate::error::{Error, ErrorKind};
+use crate::model::service::{Caller, CertFilter, RequestFilter, RequestStatus};
 use render::{cert_json, profile_json, recovery_json, request_json};
 
 mod render;
@@ -615,7 +615,7 @@ async fn list_recoveries(
         .status
         .as_deref()
         .map(|st| {
-            super::types::RecoveryStatus::parse(st).ok_or_else(|| {
+            crate::model::service::RecoveryStatus::parse(st).ok_or_else(|| {
                 Error::malformed("status is pending, approved, rejected or completed")
             })
         })
@@ -678,7 +678,7 @@ async fn deliveries(
     Authed(caller): Authed,
     query: std::result::Result<Query<DeliveryQuery>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult {
-    if caller.role != super::types::Role::Admin {
+    if caller.role != crate::model::service::Role::Admin {
         return Err(Error::unauthorized("only an admin token may read webhook deliveries").into());
     }
     let Query(q) = query.map_err(|e| ApiError(Error::malformed(format!("bad query: {e}"))))?;

@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 
 use super::config::{Approval, ServiceProfileConfig, TokenConfig};
 use super::test_harness::{harness, Harness as H, ADMIN, AGENT, AGENT2, ALICE, BOB, R};
-use super::types::Role;
+use crate::model::service::Role;
 
 impl R {
     fn json(&self) -> Value {
@@ -1548,7 +1548,7 @@ async fn service_certificates_carry_the_status_urls_and_the_asked_lifetime() {
     let r = h.issue(ALICE, body).await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.json());
     let serial = r.json()["serial_number"].as_str().unwrap().to_owned();
-    let admin = super::types::Caller {
+    let admin = crate::model::service::Caller {
         name: "root".into(),
         role: Role::Admin,
     };

@@ -13,10 +13,10 @@ use rcgen::PublicKeyData;
 
 use super::config::ServiceProfileConfig;
 use super::keys::{self, KeySpec};
-use super::types::{Request, RequestParams, ServiceCert};
 use super::{bad, pem_blocks, secs, Service};
 use crate::ca::{IssuedCert, LeafProfile, PublicKeyKind};
 use crate::error::{Error, Result};
+use crate::model::service::{Request, RequestParams, ServiceCert};
 use crate::model::{CertId, Certificate, Timestamp};
 use crate::protocol::Identifier;
 use crate::ra::issue::{Issuance, StatusUrls, Validity};

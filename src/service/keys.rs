@@ -125,7 +125,9 @@ impl KeySpec {
 
     /// The rcgen signature algorithm a key of this spec signs with, or an
     /// error if the size is not offered.
-    pub(crate) fn signature_algorithm(self) -> Result<&'static rcgen::SignatureAlgorithm, KeyError> {
+    pub(crate) fn signature_algorithm(
+        self,
+    ) -> Result<&'static rcgen::SignatureAlgorithm, KeyError> {
         match self {
             KeySpec::Rsa(2048 | 3072 | 4096) => Ok(&rcgen::PKCS_RSA_SHA256),
             KeySpec::Ec(256) => Ok(&rcgen::PKCS_ECDSA_P256_SHA256),

@@ -29,7 +29,6 @@ pub(crate) mod keys;
 pub mod package;
 mod recoveries;
 mod requests;
-pub(crate) mod types;
 pub(crate) mod webhooks;
 
 use std::collections::HashMap;
@@ -39,13 +38,13 @@ use std::time::Duration;
 use crate::clock::Clock;
 use crate::error::{Error, ErrorKind, Result};
 use crate::metrics::Metrics;
+use crate::model::service::{Caller, Role};
 use crate::model::{RevocationReason, Timestamp};
 use crate::ra::Ra;
 use crate::store::service::ServiceStore;
 use config::{ServiceConfig, ServiceProfileConfig};
 use downloads::Grant;
 use keys::Kek;
-use types::{Caller, Role};
 
 /// Most names and addresses in one certificate.
 const MAX_NAMES: usize = 100;
@@ -158,7 +157,7 @@ pub(crate) fn reason_name(code: u8) -> &'static str {
 
 /// "valid", "revoked" or "expired" at `now`, as the API and the console
 /// show it.
-pub(crate) fn cert_status(c: &types::CertRow, now: i64) -> &'static str {
+pub(crate) fn cert_status(c: &crate::model::service::CertRow, now: i64) -> &'static str {
     if c.revoked.is_some() {
         "revoked"
     } else if c.not_after <= now {

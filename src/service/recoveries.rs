@@ -1,9 +1,9 @@
 //! Key recovery: asking for an archived private key back after its
 //! download window, and the agents' approvals it needs.
 
-use super::types::{Caller, Recovery, RecoveryStatus, Role};
 use super::{bad, conflict, forbidden, new_id, visible, Service};
 use crate::error::Result;
+use crate::model::service::{Caller, Recovery, RecoveryStatus, Role};
 
 impl Service {
     /// POST /certs/{serial}/recovery: asks for an archived key back; it

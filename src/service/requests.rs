@@ -5,12 +5,14 @@ use std::net::IpAddr;
 
 use super::config::{Approval, ServiceProfileConfig};
 use super::keys::KeySpec;
-use super::types::{Batch, Caller, Request, RequestFilter, RequestParams, RequestStatus, Role};
 use super::{
     bad, check_entity, conflict, forbidden, new_id, pem_blocks, visible, IssueInput, Service,
     MAX_CSRS, MAX_NAMES,
 };
 use crate::error::Result;
+use crate::model::service::{
+    Batch, Caller, Request, RequestFilter, RequestParams, RequestStatus, Role,
+};
 use crate::model::Timestamp;
 use crate::protocol::Identifier;
 

@@ -11,9 +11,9 @@ use axum::Router;
 use tower::ServiceExt;
 
 use super::config::TokenConfig;
-use super::types::Role;
 use super::Service;
 use crate::config::Config;
+use crate::model::service::Role;
 use crate::server::Server;
 
 pub(crate) const ADMIN: &str = "admin-token-0123456789";

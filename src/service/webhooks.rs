@@ -11,10 +11,10 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use tokio::sync::Notify;
 
-use super::types::Delivery;
 use crate::clock::Clock;
 use crate::error::{Error, Result};
 use crate::metrics::{Metrics, WebhookOutcome};
+use crate::model::service::Delivery;
 use crate::model::Timestamp;
 use crate::store::service::ServiceStore;
 

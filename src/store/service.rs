@@ -4,11 +4,11 @@
 //! revoke and publish them the same way.
 
 use super::StoreFuture;
-use crate::model::{Certificate, Timestamp};
-use crate::service::types::{
+use crate::model::service::{
     Batch, CertFilter, CertRow, Delivery, Recovery, RecoveryStatus, Request, RequestFilter,
     RequestStatus, ServiceCert,
 };
+use crate::model::{Certificate, Timestamp};
 
 /// The id of the account that service-issued certificates belong to
 /// (created by the schema migration; no key can sign for it).

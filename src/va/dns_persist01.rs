@@ -335,10 +335,10 @@ fn parse_unix_seconds(v: &str) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::names::check_issuer_domain_name;
     use crate::clock::FakeClock;
     use crate::error::ErrorKind;
     use crate::model::ChallengeType;
+    use crate::protocol::names::check_issuer_domain_name;
     use crate::protocol::Identifier;
     use crate::va::fake::{request, FakeResolver, ACCOUNT_URI};
 

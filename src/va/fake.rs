@@ -123,7 +123,11 @@ impl Resolver for FakeResolver {
 
 /// A request to validate `identifier` by `kind` for the account
 /// [`ACCOUNT_URI`] with key authorization [`KEY_AUTHZ`].
-pub(super) fn request(kind: ChallengeType, identifier: Identifier, wildcard: bool) -> ValidationRequest {
+pub(super) fn request(
+    kind: ChallengeType,
+    identifier: Identifier,
+    wildcard: bool,
+) -> ValidationRequest {
     ValidationRequest {
         account_uri: ACCOUNT_URI.to_owned(),
         authz: Authz {

@@ -141,7 +141,11 @@ impl Http01 {
     /// [`DEFAULT_HTTPS_PORT`] (443) (see [`Http01::with_port`] and
     /// [`Http01::with_https_port`]), and gives each validation at most
     /// `timeout` overall: every lookup, connection and redirect together.
-    pub(crate) fn new(resolver: Arc<dyn Resolver>, policy: AddressPolicy, timeout: Duration) -> Self {
+    pub(crate) fn new(
+        resolver: Arc<dyn Resolver>,
+        policy: AddressPolicy,
+        timeout: Duration,
+    ) -> Self {
         Http01 {
             resolver,
             port: DEFAULT_PORT,

@@ -80,7 +80,11 @@ impl TlsAlpn01 {
     /// addresses `policy` refuses, connects to port [`DEFAULT_PORT`] (443;
     /// see [`TlsAlpn01::with_port`]) and gives each validation at most
     /// `timeout` overall (DNS, connect and handshake together).
-    pub(crate) fn new(resolver: Arc<dyn Resolver>, policy: AddressPolicy, timeout: Duration) -> Self {
+    pub(crate) fn new(
+        resolver: Arc<dyn Resolver>,
+        policy: AddressPolicy,
+        timeout: Duration,
+    ) -> Self {
         TlsAlpn01 {
             resolver,
             port: DEFAULT_PORT,

@@ -13,7 +13,7 @@ use super::chart;
 use super::html::{self, esc};
 use super::Signed;
 use crate::clock::rfc3339;
-use crate::service::types::{CertFilter, RecoveryStatus, RequestFilter, RequestStatus, Role};
+use crate::model::service::{CertFilter, RecoveryStatus, RequestFilter, RequestStatus, Role};
 use crate::service::Service;
 
 /// Most certificates read for each chart; past that the chart says it is
@@ -50,7 +50,7 @@ async fn scan(
     s: &Service,
     signed: &Signed,
     base: CertFilter,
-    mut keep: impl FnMut(&crate::service::types::CertRow) -> bool,
+    mut keep: impl FnMut(&crate::model::service::CertRow) -> bool,
 ) -> crate::error::Result<bool> {
     let page = s.config.max_page.min(MAX_SCAN);
     let mut offset = 0;

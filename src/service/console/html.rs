@@ -4,7 +4,7 @@
 
 use std::fmt::Write as _;
 
-use crate::service::types::{Caller, Role};
+use crate::model::service::{Caller, Role};
 
 /// `s` escaped for HTML text and for attribute values in double or single
 /// quotes: `&`, `<`, `>`, `"` and `'` become character references, so

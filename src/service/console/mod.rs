@@ -39,9 +39,9 @@ use axum::routing::{get, post};
 use axum::{Extension, Form, Router};
 use serde::de::DeserializeOwned;
 
-use super::types::Caller;
 use super::Service;
 use crate::error::{Error, ErrorKind};
+use crate::model::service::Caller;
 use html::{esc, Flash, Frame};
 use session::{Session, Sessions};
 

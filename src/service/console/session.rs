@@ -13,8 +13,8 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
+use crate::model::service::Caller;
 use crate::model::Timestamp;
-use crate::service::types::Caller;
 use crate::service::Format;
 
 use super::html::Flash;
@@ -106,7 +106,11 @@ pub(super) fn set_cookie(name: &str, value: &str, max_age: i64) -> String {
 }
 
 impl Sessions {
-    pub(super) fn new(lifetime: std::time::Duration, idle: std::time::Duration, max: usize) -> Self {
+    pub(super) fn new(
+        lifetime: std::time::Duration,
+        idle: std::time::Duration,
+        max: usize,
+    ) -> Self {
         let secs = |d: std::time::Duration| i64::try_from(d.as_secs()).unwrap_or(i64::MAX);
         Sessions {
             map: Mutex::new(HashMap::new()),
@@ -209,7 +213,7 @@ impl Sessions {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::service::types::Role;
+    use crate::model::service::Role;
     use std::time::Duration;
 
     fn alice() -> Caller {

@@ -5,11 +5,11 @@
 use axum::body::Body;
 use axum::http::{header, Request, StatusCode};
 
+use crate::model::service::{Caller, Role};
 use crate::service::config::TokenConfig;
 use crate::service::test_harness::{
     harness as harness_with, Harness as H, ADMIN, AGENT, ALICE, BOB, KEK, R,
 };
-use crate::service::types::{Caller, Role};
 use crate::service::IssueInput;
 
 impl R {
@@ -130,7 +130,7 @@ impl H {
     }
 
     /// A certificate as the service has it (read as the admin).
-    async fn cert_as_root(&self, serial: &str) -> crate::service::types::CertRow {
+    async fn cert_as_root(&self, serial: &str) -> crate::model::service::CertRow {
         self.service.certificate(&root(), serial).await.unwrap()
     }
 
@@ -164,7 +164,7 @@ impl H {
         role: Role,
         profile: &str,
         input: IssueInput,
-    ) -> crate::service::types::Request {
+    ) -> crate::model::service::Request {
         let caller = Caller {
             name: name.into(),
             role,
@@ -628,7 +628,7 @@ async fn dashboard_counts_and_charts() {
     // A delivery that failed, its error from the far side (escaped).
     h.service
         .store
-        .insert_deliveries(&[crate::service::types::Delivery {
+        .insert_deliveries(&[crate::model::service::Delivery {
             id: "d1".into(),
             url: "https://hooks.example.com/x".into(),
             event_type: "certificate.revoked".into(),

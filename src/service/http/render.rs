@@ -4,7 +4,7 @@
 use serde_json::{json, Value};
 
 use crate::clock::rfc3339;
-use crate::service::types::{CertRow, Recovery, Request, RequestParams};
+use crate::model::service::{CertRow, Recovery, Request, RequestParams};
 
 /// A service profile as GET /profiles shows it.
 pub(super) fn profile_json(name: &str, p: &crate::service::config::ServiceProfileConfig) -> Value {

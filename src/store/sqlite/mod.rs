@@ -16,10 +16,12 @@
 //! write. `durability = "full"` flushes every commit instead.
 
 mod cache;
+mod ops;
 mod ratelimit;
 mod rows;
 mod schema;
 mod service;
+mod sql;
 mod writer;
 
 #[cfg(test)]
@@ -44,9 +46,10 @@ use crate::model::{
 };
 use crate::protocol::Identifier;
 use cache::Cache;
+use ops::{Op, Replacement};
 use rows::{account_from_row, authz_from_row, cert_from_row, order_from_row};
 use schema::MIGRATIONS;
-use writer::{Op, Replacement, Writer};
+use writer::Writer;
 
 pub(crate) use crate::config::Durability;
 
@@ -181,7 +184,7 @@ async fn backfill_common_names(pool: &SqlitePool) -> Result<()> {
             let name = x509_cert::Certificate::from_der(&der)
                 .ok()
                 .and_then(|c| {
-                    crate::ca::csr::certificate_identifiers(&c)
+                    crate::model::san::certificate_identifiers(&c)
                         .ok()
                         .and_then(|ids| ids.first().map(|i| i.value.clone()))
                 })
@@ -506,7 +509,7 @@ impl Store for SqliteStore {
     ) -> StoreFuture<'a, bool> {
         Box::pin(async move {
             if let Some(r) = settled {
-                writer::settled_state(r.state)?;
+                ops::settled_state(r.state)?;
             }
             let op = Op::StartChallenge {
                 authz: authz.clone(),
@@ -524,7 +527,7 @@ impl Store for SqliteStore {
         r: &'a ValidationResult,
     ) -> StoreFuture<'a, bool> {
         Box::pin(async move {
-            writer::settled_state(r.state)?;
+            ops::settled_state(r.state)?;
             let op = Op::FinishChallenge(authz.clone(), r.clone());
             Ok(self.writer.write(op).await? == 1)
         })

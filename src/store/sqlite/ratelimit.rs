@@ -12,7 +12,8 @@
 
 use sqlx::Row;
 
-use super::writer::{Op, Sql};
+use super::ops::Op;
+use super::sql::Sql;
 use super::{db_err, SqliteStore};
 use crate::error::Result;
 use crate::model::{AccountId, Timestamp};

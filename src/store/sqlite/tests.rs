@@ -216,6 +216,67 @@ async fn state_survives_reopening_and_leases_are_dropped() {
     assert_eq!(s.release_all_leases().await.unwrap(), 0);
 }
 
+/// A self-signed certificate's DER naming `names` in its subjectAltName.
+fn der_naming(names: Vec<rcgen::SanType>) -> Vec<u8> {
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let mut params = rcgen::CertificateParams::default();
+    params.subject_alt_names = names;
+    params.self_signed(&key).unwrap().der().to_vec()
+}
+
+#[tokio::test]
+async fn certificates_without_a_common_name_get_their_first_name_at_open() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let s = open(&dir).await;
+        s.create_account(&account("acct", "t1"), None)
+            .await
+            .unwrap();
+        s.create_order(&order("o1", "a1"), &[authz("a1")], None)
+            .await
+            .unwrap();
+        s.create_order(&order("o2", "a2"), &[authz("a2")], None)
+            .await
+            .unwrap();
+        let mut named = cert("c1", "0a");
+        named.der = der_naming(vec![
+            rcgen::SanType::IpAddress("192.0.2.7".parse().unwrap()),
+            rcgen::SanType::DnsName("Web.Example.ORG".try_into().unwrap()),
+        ]);
+        assert!(s
+            .store_certificate(&named, &OrderId("o1".into()))
+            .await
+            .unwrap());
+        // Not a certificate at all.
+        assert!(s
+            .store_certificate(&cert("c2", "0b"), &OrderId("o2".into()))
+            .await
+            .unwrap());
+        let mut kept = cert("c3", "0c");
+        kept.common_name = Some("kept.example".into());
+        s.store_certificate(&kept, &OrderId("o1".into()))
+            .await
+            .unwrap();
+        s.close().await;
+    }
+    let s = open(&dir).await;
+    let name = |id: &'static str| {
+        let s = &s;
+        async move {
+            s.certificate_by_id(&CertId(id.into()))
+                .await
+                .unwrap()
+                .unwrap()
+                .common_name
+        }
+    };
+    // The first DNS name, lowercased, comes before any address.
+    assert_eq!(name("c1").await.as_deref(), Some("web.example.org"));
+    // Unreadable: filled with nothing, so it is not read again.
+    assert_eq!(name("c2").await.as_deref(), Some(""));
+    assert_eq!(name("c3").await.as_deref(), Some("kept.example"));
+}
+
 #[tokio::test]
 async fn quoted_values_round_trip() {
     let dir = tempfile::tempdir().unwrap();

@@ -12,9 +12,9 @@ use der::Decode;
 
 use super::{badge, REASONS};
 use crate::clock::rfc3339;
+use crate::model::service::{CertRow, Role, ServiceCert};
 use crate::service::console::html::{self, esc};
 use crate::service::console::Signed;
-use crate::service::types::{CertRow, Role, ServiceCert};
 use crate::service::{cert_status, reason_name, Format, Service};
 
 /// Subject, issuer, DNS names and IP addresses of a certificate.

@@ -12,9 +12,9 @@ use serde::Deserialize;
 
 use super::badge;
 use crate::clock::rfc3339;
+use crate::model::service::{CertFilter, CertRow};
 use crate::service::console::html::{self, esc, query_value};
 use crate::service::console::Signed;
-use crate::service::types::{CertFilter, CertRow};
 use crate::service::{cert_status, normalize_serial, Service};
 
 /// Certificates a list page shows.

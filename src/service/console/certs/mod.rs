@@ -41,7 +41,10 @@ fn detail_url(serial: &str) -> String {
     format!("/ui/certs/{}", query_value(serial))
 }
 
-pub(super) async fn download_token(State(s): State<Arc<Service>>, posted: Posted<String>) -> Response {
+pub(super) async fn download_token(
+    State(s): State<Arc<Service>>,
+    posted: Posted<String>,
+) -> Response {
     let Posted {
         signed,
         path: serial,

@@ -10,10 +10,10 @@ use axum::http::StatusCode;
 use axum::response::Response;
 
 use super::may_request;
+use crate::model::service::{Request, RequestStatus};
 use crate::service::config::{Approval, ServiceProfileConfig};
 use crate::service::console::html::{self, esc, query_value, Flash};
 use crate::service::console::{Fields, Posted, Signed};
-use crate::service::types::{Request, RequestStatus};
 use crate::service::{IssueInput, Service};
 
 fn human_secs(s: u64) -> String {

@@ -22,7 +22,7 @@ pub(super) use upload::{batch, batch_download, upload, upload_form};
 
 use super::html::{query_value, Flash};
 use super::{Posted, Signed};
-use crate::service::types::Role;
+use crate::model::service::Role;
 
 /// Requests or recoveries a list page shows.
 const PAGE: u32 = 25;

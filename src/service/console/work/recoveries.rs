@@ -12,9 +12,9 @@ use axum::response::Response;
 
 use super::{may_decide, reject_form, ListAsk, ListQuery, PAGE};
 use crate::clock::rfc3339;
+use crate::model::service::{Caller, Recovery, RecoveryStatus};
 use crate::service::console::html::{self, esc, Flash};
 use crate::service::console::{Posted, Signed};
-use crate::service::types::{Caller, Recovery, RecoveryStatus};
 use crate::service::Service;
 
 /// The statuses a recovery list filters on.
@@ -128,7 +128,10 @@ pub(crate) async fn recoveries(
     signed.page(StatusCode::OK, "Key recoveries", &b)
 }
 
-pub(crate) async fn approve_recovery(State(s): State<Arc<Service>>, posted: Posted<String>) -> Response {
+pub(crate) async fn approve_recovery(
+    State(s): State<Arc<Service>>,
+    posted: Posted<String>,
+) -> Response {
     let Posted {
         signed, path: id, ..
     } = posted;
@@ -147,7 +150,10 @@ pub(crate) async fn approve_recovery(State(s): State<Arc<Service>>, posted: Post
     }
 }
 
-pub(crate) async fn reject_recovery(State(s): State<Arc<Service>>, posted: Posted<String>) -> Response {
+pub(crate) async fn reject_recovery(
+    State(s): State<Arc<Service>>,
+    posted: Posted<String>,
+) -> Response {
     let (signed, id, reason) = match reject_form(posted, "/ui/recoveries") {
         Ok(r) => r,
         Err(r) => return *r,

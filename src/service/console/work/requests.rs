@@ -11,9 +11,9 @@ use axum::response::Response;
 
 use super::{may_decide, reject_form, ListAsk, ListQuery, PAGE};
 use crate::clock::rfc3339;
+use crate::model::service::{Request, RequestFilter, RequestParams, RequestStatus};
 use crate::service::console::html::{self, esc, Flash};
 use crate::service::console::{Posted, Signed};
-use crate::service::types::{Request, RequestFilter, RequestParams, RequestStatus};
 use crate::service::Service;
 
 /// The statuses a request list filters on.

@@ -10,9 +10,9 @@ use axum::http::StatusCode;
 use axum::response::Response;
 
 use crate::clock::rfc3339;
+use crate::model::service::{RequestFilter, RequestStatus};
 use crate::service::console::html::{self, esc, query_value, Flash};
 use crate::service::console::Signed;
-use crate::service::types::{RequestFilter, RequestStatus};
 use crate::service::Service;
 
 /// Largest PEM text a CSR upload takes (the body limit is 1 MiB too).

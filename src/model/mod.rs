@@ -3,6 +3,13 @@
 //! These are not wire types (see `protocol`) and hold no derived state: an
 //! order's status, for instance, is computed from its authorizations, its
 //! expiry and whether a certificate exists (`ra::state`), never stored.
+//!
+//! [`service`] holds the operator service's records (requests, batches,
+//! recoveries, webhook deliveries), which the store keeps beside these;
+//! [`san`] reads the names a certificate is for from its DER.
+
+pub(crate) mod san;
+pub(crate) mod service;
 
 use serde::{Deserialize, Serialize};
 

@@ -1,4 +1,8 @@
-//! Records of the operator service, as stored.
+//! Records of the operator service, as stored: requests and batches, what
+//! the service keeps about the certificates it issued, key recoveries and
+//! webhook deliveries, with the filters its lists take, and the roles of
+//! its callers. They live with the model, below the store that keeps them;
+//! `service` builds and reads them.
 
 use serde::{Deserialize, Serialize};
 
