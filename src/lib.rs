@@ -26,6 +26,8 @@ pub mod revocation;
 pub mod server;
 pub mod service;
 pub mod store;
+#[cfg(test)]
+pub(crate) mod test_support;
 pub mod va;
 
 /// Entry points the coverage-guided fuzz targets in `fuzz/` need that are

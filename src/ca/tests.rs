@@ -26,6 +26,7 @@ use super::csr::{self, PublicKeyKind};
 use super::*;
 use crate::error::ErrorKind;
 use crate::protocol::Identifier;
+use crate::test_support::{openssl_required as openssl_available, openssl_verify_leaf};
 
 mod alternate_chains;
 
@@ -117,47 +118,12 @@ fn oid(s: &str) -> ObjectIdentifier {
     ObjectIdentifier::new_unwrap(s)
 }
 
-/// The openssl CLI is a test requirement (scripts/test installs it), so a
-/// missing binary fails the test rather than skipping the check.
-fn openssl_available() -> bool {
-    Command::new("openssl")
-        .arg("version")
-        .output()
-        .expect("the openssl command is required by these tests (scripts/test installs it)");
-    true
-}
-
 /// `openssl verify -x509_strict` of the leaf against root + intermediate,
 /// also checking the TLS server purpose and, if given, the host name.
 fn openssl_verify(ca: &Ca, leaf_pem: &str, hostname: Option<&str>) {
-    let dir = tempfile::tempdir().unwrap();
-    let write = |name: &str, text: &str| {
-        let p = dir.path().join(name);
-        std::fs::write(&p, text).unwrap();
-        p
-    };
-    let root = write("root.pem", ca.root_pem());
-    let int = write("intermediate.pem", ca.chain_pem());
-    let leaf = write("leaf.pem", leaf_pem);
-    let mut cmd = Command::new("openssl");
-    cmd.arg("verify")
-        .arg("-x509_strict")
-        .arg("-purpose")
-        .arg("sslserver")
-        .arg("-CAfile")
-        .arg(&root)
-        .arg("-untrusted")
-        .arg(&int);
-    if let Some(h) = hostname {
-        cmd.arg("-verify_hostname").arg(h);
+    if let Err(said) = openssl_verify_leaf(ca.root_pem(), ca.chain_pem(), leaf_pem, hostname) {
+        panic!("openssl verify failed: {said}");
     }
-    let out = cmd.arg(&leaf).output().expect("run openssl");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success() && stdout.trim_end().ends_with(": OK"),
-        "openssl verify failed: {stdout} {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 /// Path validation with webpki (what rustls clients do).

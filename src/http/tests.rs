@@ -8,7 +8,6 @@ use axum::body::Body;
 use axum::http::{header, Method, Request, StatusCode};
 use axum::Router;
 use serde_json::{json, Value};
-use tower::ServiceExt;
 
 use crate::config::Config;
 use crate::jose::b64;
@@ -129,13 +128,7 @@ impl Client {
 
 /// Runs `req` through `router` and collects the whole answer.
 async fn call(router: Router, req: Request<Body>) -> Resp {
-    let resp = router.oneshot(req).await.unwrap();
-    let status = resp.status();
-    let headers = resp.headers().clone();
-    let body = axum::body::to_bytes(resp.into_body(), usize::MAX)
-        .await
-        .unwrap()
-        .to_vec();
+    let (status, headers, body) = crate::test_support::read_answer(router, req).await;
     Resp {
         status,
         headers,
