@@ -96,6 +96,31 @@ fn issue_from_csr(ca: &Ca, csr_der: &[u8], identifiers: &[Identifier]) -> Issued
     .unwrap()
 }
 
+/// Issues for `checked`'s key, claimed to be of `key_kind`, and
+/// `identifiers`, valid over `(not_before, not_after)`: no URLs, the
+/// default profile, no Must-Staple, no common name.
+fn issue_plain(
+    ca: &Ca,
+    checked: &csr::CheckedCsr,
+    key_kind: PublicKeyKind,
+    identifiers: &[Identifier],
+    (not_before, not_after): (OffsetDateTime, OffsetDateTime),
+) -> Result<IssuedCert> {
+    ca.issue(&LeafRequest {
+        spki_der: &checked.spki_der,
+        key_kind,
+        identifiers,
+        not_before,
+        not_after,
+        ca_issuers_url: None,
+        ocsp_url: None,
+        crl_url: None,
+        profile: &LeafProfile::default(),
+        must_staple: false,
+        subject_cn: None,
+    })
+}
+
 fn ext<'a, T: der::Decode<'a> + der::oid::AssociatedOid>(
     cert: &'a Certificate,
 ) -> Option<(bool, T)> {
@@ -764,21 +789,14 @@ fn validity_is_exact_to_the_second() {
     let identifiers = ids(&["t.example"]);
     let not_before = time::macros::datetime!(2030-01-02 03:04:05.678 +02:00);
     let not_after = time::macros::datetime!(2030-04-02 03:04:05 UTC);
-    let issued = ca
-        .issue(&LeafRequest {
-            spki_der: &checked.spki_der,
-            key_kind: checked.key_kind,
-            identifiers: &identifiers,
-            not_before,
-            not_after,
-            ca_issuers_url: None,
-            ocsp_url: None,
-            crl_url: None,
-            profile: &LeafProfile::default(),
-            must_staple: false,
-            subject_cn: None,
-        })
-        .unwrap();
+    let issued = issue_plain(
+        &ca,
+        &checked,
+        checked.key_kind,
+        &identifiers,
+        (not_before, not_after),
+    )
+    .unwrap();
     assert_eq!(
         issued.not_before,
         time::macros::datetime!(2030-01-02 01:04:05 UTC)
@@ -798,21 +816,14 @@ fn validity_is_exact_to_the_second() {
     assert!(ext::<AuthorityInfoAccessSyntax>(&cert).is_none());
 
     // Serials differ between leaves.
-    let again = ca
-        .issue(&LeafRequest {
-            spki_der: &checked.spki_der,
-            key_kind: checked.key_kind,
-            identifiers: &identifiers,
-            not_before,
-            not_after,
-            ca_issuers_url: None,
-            ocsp_url: None,
-            crl_url: None,
-            profile: &LeafProfile::default(),
-            must_staple: false,
-            subject_cn: None,
-        })
-        .unwrap();
+    let again = issue_plain(
+        &ca,
+        &checked,
+        checked.key_kind,
+        &identifiers,
+        (not_before, not_after),
+    )
+    .unwrap();
     assert_ne!(again.serial, issued.serial);
     assert_eq!(serial_hex(&issued.serial).len(), 32);
 }
@@ -824,21 +835,14 @@ fn issue_refuses_a_key_kind_that_does_not_match_the_spki() {
     let checked = csr::parse_and_verify(&csr(&key, &["k.example"], None)).unwrap();
     let identifiers = ids(&["k.example"]);
     let now = OffsetDateTime::now_utc();
-    let err = ca
-        .issue(&LeafRequest {
-            spki_der: &checked.spki_der,
-            key_kind: PublicKeyKind::EcdsaP384,
-            identifiers: &identifiers,
-            not_before: now,
-            not_after: now + Duration::days(1),
-            ca_issuers_url: None,
-            ocsp_url: None,
-            crl_url: None,
-            profile: &LeafProfile::default(),
-            must_staple: false,
-            subject_cn: None,
-        })
-        .unwrap_err();
+    let err = issue_plain(
+        &ca,
+        &checked,
+        PublicKeyKind::EcdsaP384,
+        &identifiers,
+        (now, now + Duration::days(1)),
+    )
+    .unwrap_err();
     assert_eq!(err.kind, ErrorKind::ServerInternal);
 }
 
