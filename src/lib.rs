@@ -33,6 +33,8 @@ pub(crate) mod revocation;
 pub mod server;
 pub(crate) mod service;
 pub(crate) mod store;
+#[cfg(test)]
+pub(crate) mod test_support;
 pub(crate) mod va;
 
 /// Entry points the coverage-guided fuzz targets in `fuzz/` need that are

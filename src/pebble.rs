@@ -529,32 +529,29 @@ impl<'a> Fields<'a> {
             .filter(|v| !v.is_null())
     }
 
-    fn string(&self, name: &str) -> Result<Option<String>, String> {
+    /// The value of `name` read by `read`, or an error saying it is not
+    /// `what` when `read` refuses it.
+    fn typed<T>(
+        &self,
+        name: &str,
+        read: impl FnOnce(&Value) -> Option<T>,
+        what: &str,
+    ) -> Result<Option<T>, String> {
         self.get(name)
-            .map(|v| {
-                v.as_str()
-                    .map(str::to_owned)
-                    .ok_or_else(|| format!("pebble.{name} is not a string"))
-            })
+            .map(|v| read(v).ok_or_else(|| format!("pebble.{name} is not {what}")))
             .transpose()
+    }
+
+    fn string(&self, name: &str) -> Result<Option<String>, String> {
+        self.typed(name, |v| v.as_str().map(str::to_owned), "a string")
     }
 
     fn bool(&self, name: &str) -> Result<Option<bool>, String> {
-        self.get(name)
-            .map(|v| {
-                v.as_bool()
-                    .ok_or_else(|| format!("pebble.{name} is not true or false"))
-            })
-            .transpose()
+        self.typed(name, Value::as_bool, "true or false")
     }
 
     fn uint(&self, name: &str) -> Result<Option<u64>, String> {
-        self.get(name)
-            .map(|v| {
-                v.as_u64()
-                    .ok_or_else(|| format!("pebble.{name} is not a whole number"))
-            })
-            .transpose()
+        self.typed(name, Value::as_u64, "a whole number")
     }
 
     fn port(&self, name: &str) -> Result<Option<u16>, String> {

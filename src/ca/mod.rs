@@ -19,7 +19,7 @@ mod chains;
 pub mod csr;
 mod issuer;
 mod leaf;
-mod verify;
+pub(crate) mod verify;
 
 #[cfg(test)]
 mod tests;

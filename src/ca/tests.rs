@@ -26,6 +26,7 @@ use super::csr::{self, PublicKeyKind};
 use super::*;
 use crate::error::ErrorKind;
 use crate::protocol::Identifier;
+use crate::test_support::{openssl_required as openssl_available, openssl_verify_leaf};
 
 mod alternate_chains;
 
@@ -95,6 +96,31 @@ fn issue_from_csr(ca: &Ca, csr_der: &[u8], identifiers: &[Identifier]) -> Issued
     .unwrap()
 }
 
+/// Issues for `checked`'s key, claimed to be of `key_kind`, and
+/// `identifiers`, valid over `(not_before, not_after)`: no URLs, the
+/// default profile, no Must-Staple, no common name.
+fn issue_plain(
+    ca: &Ca,
+    checked: &csr::CheckedCsr,
+    key_kind: PublicKeyKind,
+    identifiers: &[Identifier],
+    (not_before, not_after): (OffsetDateTime, OffsetDateTime),
+) -> Result<IssuedCert> {
+    ca.issue(&LeafRequest {
+        spki_der: &checked.spki_der,
+        key_kind,
+        identifiers,
+        not_before,
+        not_after,
+        ca_issuers_url: None,
+        ocsp_url: None,
+        crl_url: None,
+        profile: &LeafProfile::default(),
+        must_staple: false,
+        subject_cn: None,
+    })
+}
+
 fn ext<'a, T: der::Decode<'a> + der::oid::AssociatedOid>(
     cert: &'a Certificate,
 ) -> Option<(bool, T)> {
@@ -117,47 +143,12 @@ fn oid(s: &str) -> ObjectIdentifier {
     ObjectIdentifier::new_unwrap(s)
 }
 
-/// The openssl CLI is a test requirement (scripts/test installs it), so a
-/// missing binary fails the test rather than skipping the check.
-fn openssl_available() -> bool {
-    Command::new("openssl")
-        .arg("version")
-        .output()
-        .expect("the openssl command is required by these tests (scripts/test installs it)");
-    true
-}
-
 /// `openssl verify -x509_strict` of the leaf against root + intermediate,
 /// also checking the TLS server purpose and, if given, the host name.
 fn openssl_verify(ca: &Ca, leaf_pem: &str, hostname: Option<&str>) {
-    let dir = tempfile::tempdir().unwrap();
-    let write = |name: &str, text: &str| {
-        let p = dir.path().join(name);
-        std::fs::write(&p, text).unwrap();
-        p
-    };
-    let root = write("root.pem", ca.root_pem());
-    let int = write("intermediate.pem", ca.chain_pem());
-    let leaf = write("leaf.pem", leaf_pem);
-    let mut cmd = Command::new("openssl");
-    cmd.arg("verify")
-        .arg("-x509_strict")
-        .arg("-purpose")
-        .arg("sslserver")
-        .arg("-CAfile")
-        .arg(&root)
-        .arg("-untrusted")
-        .arg(&int);
-    if let Some(h) = hostname {
-        cmd.arg("-verify_hostname").arg(h);
+    if let Err(said) = openssl_verify_leaf(ca.root_pem(), ca.chain_pem(), leaf_pem, hostname) {
+        panic!("openssl verify failed: {said}");
     }
-    let out = cmd.arg(&leaf).output().expect("run openssl");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success() && stdout.trim_end().ends_with(": OK"),
-        "openssl verify failed: {stdout} {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 /// Path validation with webpki (what rustls clients do).
@@ -798,21 +789,14 @@ fn validity_is_exact_to_the_second() {
     let identifiers = ids(&["t.example"]);
     let not_before = time::macros::datetime!(2030-01-02 03:04:05.678 +02:00);
     let not_after = time::macros::datetime!(2030-04-02 03:04:05 UTC);
-    let issued = ca
-        .issue(&LeafRequest {
-            spki_der: &checked.spki_der,
-            key_kind: checked.key_kind,
-            identifiers: &identifiers,
-            not_before,
-            not_after,
-            ca_issuers_url: None,
-            ocsp_url: None,
-            crl_url: None,
-            profile: &LeafProfile::default(),
-            must_staple: false,
-            subject_cn: None,
-        })
-        .unwrap();
+    let issued = issue_plain(
+        &ca,
+        &checked,
+        checked.key_kind,
+        &identifiers,
+        (not_before, not_after),
+    )
+    .unwrap();
     assert_eq!(
         issued.not_before,
         time::macros::datetime!(2030-01-02 01:04:05 UTC)
@@ -832,21 +816,14 @@ fn validity_is_exact_to_the_second() {
     assert!(ext::<AuthorityInfoAccessSyntax>(&cert).is_none());
 
     // Serials differ between leaves.
-    let again = ca
-        .issue(&LeafRequest {
-            spki_der: &checked.spki_der,
-            key_kind: checked.key_kind,
-            identifiers: &identifiers,
-            not_before,
-            not_after,
-            ca_issuers_url: None,
-            ocsp_url: None,
-            crl_url: None,
-            profile: &LeafProfile::default(),
-            must_staple: false,
-            subject_cn: None,
-        })
-        .unwrap();
+    let again = issue_plain(
+        &ca,
+        &checked,
+        checked.key_kind,
+        &identifiers,
+        (not_before, not_after),
+    )
+    .unwrap();
     assert_ne!(again.serial, issued.serial);
     assert_eq!(serial_hex(&issued.serial).len(), 32);
 }
@@ -858,21 +835,14 @@ fn issue_refuses_a_key_kind_that_does_not_match_the_spki() {
     let checked = csr::parse_and_verify(&csr(&key, &["k.example"], None)).unwrap();
     let identifiers = ids(&["k.example"]);
     let now = OffsetDateTime::now_utc();
-    let err = ca
-        .issue(&LeafRequest {
-            spki_der: &checked.spki_der,
-            key_kind: PublicKeyKind::EcdsaP384,
-            identifiers: &identifiers,
-            not_before: now,
-            not_after: now + Duration::days(1),
-            ca_issuers_url: None,
-            ocsp_url: None,
-            crl_url: None,
-            profile: &LeafProfile::default(),
-            must_staple: false,
-            subject_cn: None,
-        })
-        .unwrap_err();
+    let err = issue_plain(
+        &ca,
+        &checked,
+        PublicKeyKind::EcdsaP384,
+        &identifiers,
+        (now, now + Duration::days(1)),
+    )
+    .unwrap_err();
     assert_eq!(err.kind, ErrorKind::ServerInternal);
 }
 

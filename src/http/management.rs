@@ -28,6 +28,7 @@ use axum::Router;
 
 use super::request::BaseUrl;
 use super::App;
+use crate::ca::Chain;
 use crate::error::ErrorKind;
 
 /// Largest set-renewal-info body.
@@ -37,10 +38,13 @@ const MAX_BODY: usize = 64 * 1024;
 pub(crate) fn router(app: Arc<App>) -> Router {
     let metrics = app.metrics.clone();
     let router = Router::new()
-        .route("/roots/{n}", get(roots))
-        .route("/root-keys/{n}", get(root_keys))
-        .route("/intermediates/{n}", get(intermediates))
-        .route("/intermediate-keys/{n}", get(intermediate_keys))
+        .route("/roots/{n}", get(ChainItem::Root.handler()))
+        .route("/root-keys/{n}", get(ChainItem::RootKey.handler()))
+        .route("/intermediates/{n}", get(ChainItem::Intermediate.handler()))
+        .route(
+            "/intermediate-keys/{n}",
+            get(ChainItem::IntermediateKey.handler()),
+        )
         .route("/cert-status-by-serial/{serial}", get(cert_status))
         .route("/set-renewal-info/", post(set_renewal_info))
         .route("/set-renewal-info", post(set_renewal_info))
@@ -123,85 +127,89 @@ fn pkcs1_from_pkcs8(pem: &str) -> Option<String> {
 const PEM_CHAIN: &str = "application/pem-certificate-chain; charset=utf-8";
 const PEM_KEY: &str = "application/x-pem-file; charset=utf-8";
 
-async fn roots(
-    State(app): State<Arc<App>>,
-    headers: HeaderMap,
-    uri: Uri,
-    Path(n): Path<String>,
-) -> Response {
-    let Some(n) = chain_index(&app, &n) else {
-        return text(StatusCode::NOT_FOUND, "no such root");
-    };
-    let pem = app.ra.chains()[n].root_pem().to_owned();
-    pem_with_links(&app, (&headers, &uri), "roots", n, pem, PEM_CHAIN)
+/// What the chain routes serve: a certificate or a private key of chain
+/// `n`, its root or the intermediate that signs leaves.
+#[derive(Clone, Copy)]
+enum ChainItem {
+    Root,
+    RootKey,
+    Intermediate,
+    IntermediateKey,
 }
 
-async fn root_keys(
-    State(app): State<Arc<App>>,
-    headers: HeaderMap,
-    uri: Uri,
-    Path(n): Path<String>,
-) -> Response {
-    let Some(n) = chain_index(&app, &n) else {
-        return text(StatusCode::NOT_FOUND, "no such root");
-    };
-    match app.ra.chains()[n].root_key_pem() {
-        Some(pem) => pem_with_links(
-            &app,
-            (&headers, &uri),
-            "root-keys",
-            n,
-            pebble_key_pem(pem),
-            PEM_KEY,
-        ),
-        None => text(
-            StatusCode::NOT_FOUND,
-            "this CA does not hold that root's key",
-        ),
+impl ChainItem {
+    /// The route's first path segment, also the one its links name.
+    fn kind(self) -> &'static str {
+        match self {
+            ChainItem::Root => "roots",
+            ChainItem::RootKey => "root-keys",
+            ChainItem::Intermediate => "intermediates",
+            ChainItem::IntermediateKey => "intermediate-keys",
+        }
+    }
+
+    /// The answer when there is no chain `n`.
+    fn no_chain(self) -> &'static str {
+        match self {
+            ChainItem::Root | ChainItem::RootKey => "no such root",
+            ChainItem::Intermediate | ChainItem::IntermediateKey => "no such intermediate",
+        }
+    }
+
+    /// The item's PEM on `chain` and its content type, or the answer that
+    /// says why there is none (status and text).
+    fn pem(self, chain: &Chain) -> Result<(String, &'static str), (StatusCode, &'static str)> {
+        match self {
+            ChainItem::Root => Ok((chain.root_pem().to_owned(), PEM_CHAIN)),
+            ChainItem::RootKey => match chain.root_key_pem() {
+                Some(pem) => Ok((pebble_key_pem(pem), PEM_KEY)),
+                None => Err((
+                    StatusCode::NOT_FOUND,
+                    "this CA does not hold that root's key",
+                )),
+            },
+            ChainItem::Intermediate => {
+                // The certificate of the intermediate that signs leaves.
+                let Some(der) = chain.intermediates_der().first() else {
+                    return Err((StatusCode::NOT_FOUND, "no such intermediate"));
+                };
+                der::pem::encode_string("CERTIFICATE", der::pem::LineEnding::LF, der)
+                    .map(|pem| (pem, PEM_CHAIN))
+                    .map_err(|_| (StatusCode::INTERNAL_SERVER_ERROR, "encoding failed"))
+            }
+            ChainItem::IntermediateKey => match chain.intermediate_keys_pem().first() {
+                Some(Some(pem)) => Ok((pebble_key_pem(pem), PEM_KEY)),
+                _ => Err((
+                    StatusCode::NOT_FOUND,
+                    "this CA does not hold that intermediate's key",
+                )),
+            },
+        }
+    }
+
+    /// The route's handler.
+    fn handler(
+        self,
+    ) -> impl Fn(State<Arc<App>>, HeaderMap, Uri, Path<String>) -> std::future::Ready<Response>
+           + Clone
+           + Send
+           + Sync
+           + 'static {
+        move |State(app), headers, uri, Path(n)| {
+            std::future::ready(chain_item(&app, (&headers, &uri), &n, self))
+        }
     }
 }
 
-async fn intermediates(
-    State(app): State<Arc<App>>,
-    headers: HeaderMap,
-    uri: Uri,
-    Path(n): Path<String>,
-) -> Response {
-    let Some(n) = chain_index(&app, &n) else {
-        return text(StatusCode::NOT_FOUND, "no such intermediate");
+/// `GET /{item kind}/{n}`: `item` of chain `n`, with links to the same item
+/// of every other chain.
+fn chain_item(app: &App, request: (&HeaderMap, &Uri), n: &str, item: ChainItem) -> Response {
+    let Some(n) = chain_index(app, n) else {
+        return text(StatusCode::NOT_FOUND, item.no_chain());
     };
-    // The certificate of the intermediate that signs leaves, along chain n.
-    let Some(der) = app.ra.chains()[n].intermediates_der().first() else {
-        return text(StatusCode::NOT_FOUND, "no such intermediate");
-    };
-    match der::pem::encode_string("CERTIFICATE", der::pem::LineEnding::LF, der) {
-        Ok(pem) => pem_with_links(&app, (&headers, &uri), "intermediates", n, pem, PEM_CHAIN),
-        Err(_) => text(StatusCode::INTERNAL_SERVER_ERROR, "encoding failed"),
-    }
-}
-
-async fn intermediate_keys(
-    State(app): State<Arc<App>>,
-    headers: HeaderMap,
-    uri: Uri,
-    Path(n): Path<String>,
-) -> Response {
-    let Some(n) = chain_index(&app, &n) else {
-        return text(StatusCode::NOT_FOUND, "no such intermediate");
-    };
-    match app.ra.chains()[n].intermediate_keys_pem().first() {
-        Some(Some(pem)) => pem_with_links(
-            &app,
-            (&headers, &uri),
-            "intermediate-keys",
-            n,
-            pebble_key_pem(pem),
-            PEM_KEY,
-        ),
-        _ => text(
-            StatusCode::NOT_FOUND,
-            "this CA does not hold that intermediate's key",
-        ),
+    match item.pem(&app.ra.chains()[n]) {
+        Ok((pem, content_type)) => pem_with_links(app, request, item.kind(), n, pem, content_type),
+        Err((status, why)) => text(status, why),
     }
 }
 

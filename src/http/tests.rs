@@ -8,7 +8,6 @@ use axum::body::Body;
 use axum::http::{header, Method, Request, StatusCode};
 use axum::Router;
 use serde_json::{json, Value};
-use tower::ServiceExt;
 
 use crate::config::Config;
 use crate::jose::b64;
@@ -129,13 +128,7 @@ impl Client {
 
 /// Runs `req` through `router` and collects the whole answer.
 async fn call(router: Router, req: Request<Body>) -> Resp {
-    let resp = router.oneshot(req).await.unwrap();
-    let status = resp.status();
-    let headers = resp.headers().clone();
-    let body = axum::body::to_bytes(resp.into_body(), usize::MAX)
-        .await
-        .unwrap()
-        .to_vec();
+    let (status, headers, body) = crate::test_support::read_answer(router, req).await;
     Resp {
         status,
         headers,
@@ -220,21 +213,25 @@ impl Harness {
         let order_url = r.header("location").unwrap();
         for authz in r.json()["authorizations"].as_array().unwrap() {
             let a = self.post(c, authz.as_str().unwrap(), None).await.json();
-            let chall = a["challenges"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .find(|ch| ch["type"] == "http-01")
-                .unwrap()
-                .clone();
-            let r = self
-                .post(c, chall["url"].as_str().unwrap(), Some(&json!({})))
-                .await;
+            let r = self.answer_http01(c, &a).await;
             assert_eq!(r.status, StatusCode::OK);
             assert_eq!(r.json()["status"], "valid");
         }
         let order = self.post(c, &order_url, None).await.json();
         (order_url, order)
+    }
+
+    /// POSTs `{}` to the http-01 challenge of the authorization `authz`
+    /// (its JSON): the challenge response.
+    async fn answer_http01(&self, c: &Client, authz: &Value) -> Resp {
+        let chall = authz["challenges"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|ch| ch["type"] == "http-01")
+            .unwrap();
+        self.post(c, chall["url"].as_str().unwrap(), Some(&json!({})))
+            .await
     }
 }
 

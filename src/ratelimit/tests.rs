@@ -4,8 +4,9 @@
 use super::*;
 use crate::clock::FakeClock;
 use crate::model::{AuthzId, AuthzState, ChallengeType};
-use crate::store::sqlite::{Durability, SqliteStore};
+use crate::store::sqlite::SqliteStore;
 use crate::store::Store;
+use crate::test_support::temp_store;
 
 const T0: i64 = 1_800_000_000;
 
@@ -176,10 +177,7 @@ struct Fixture {
 }
 
 async fn fixture() -> Fixture {
-    let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(&dir.path().join("db.sqlite"), Durability::Issuance)
-        .await
-        .unwrap();
+    let (dir, store) = temp_store().await;
     Fixture {
         store: Arc::new(store),
         clock: Arc::new(FakeClock::new(T0)),

@@ -3,32 +3,16 @@
 //! hashes, the check that a delegated responder names its issuer) must
 //! repeat these bytes, not a re-encoding of the parsed Name.
 
-use der::{Reader, SliceReader, Tag, TagNumber};
+use der::{Reader, SliceReader};
+
+use crate::ca::verify::raw_tbs_names;
 
 /// The issuer and subject Name TLVs (tag and length included) of the DER
 /// certificate `cert_der`. Callers parse the certificate with x509-cert
 /// first; this only finds where the two Names stand.
 pub(crate) fn raw_names(cert_der: &[u8]) -> der::Result<(&[u8], &[u8])> {
-    let mut reader = SliceReader::new(signed_tbs(cert_der)?)?;
-    let names = reader.sequence(|tbs| {
-        let explicit_version = Tag::ContextSpecific {
-            constructed: true,
-            number: TagNumber::N0,
-        };
-        if tbs.peek_tag()? == explicit_version {
-            tbs.tlv_bytes()?;
-        }
-        tbs.tlv_bytes()?; // serialNumber
-        tbs.tlv_bytes()?; // signature
-        let issuer = tbs.tlv_bytes()?;
-        tbs.tlv_bytes()?; // validity
-        let subject = tbs.tlv_bytes()?;
-        while !tbs.is_finished() {
-            tbs.tlv_bytes()?; // subjectPublicKeyInfo, unique IDs, extensions
-        }
-        Ok((issuer, subject))
-    })?;
-    reader.finish(names)
+    let names = raw_tbs_names(signed_tbs(cert_der)?)?;
+    Ok((names.issuer, names.subject))
 }
 
 /// The to-be-signed part (tag and length included) of a signed DER

@@ -280,7 +280,7 @@ mod tests {
     use time::Duration;
 
     use super::*;
-    use crate::revocation::openssl_cli::{openssl, openssl_available};
+    use crate::test_support::{openssl, openssl_available};
 
     /// A root and an intermediate; the intermediate signs CRLs.
     struct TestCa {

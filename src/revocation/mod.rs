@@ -15,8 +15,6 @@
 mod cert_names;
 pub(crate) mod crl;
 pub mod ocsp;
-#[cfg(test)]
-mod openssl_cli;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;

@@ -4,10 +4,10 @@
 use super::package;
 use super::{
     bad, conflict, forbidden, internal_caller, normalize_serial, secs, sha256, visible, Download,
-    Format, Service, MAX_CSRS,
+    Format, Service,
 };
 use crate::error::{Error, ErrorKind, Result};
-use crate::model::service::{Caller, CertRow, RecoveryStatus, RequestFilter, Role};
+use crate::model::service::{Caller, CertRow, RecoveryStatus, Role};
 use crate::model::Timestamp;
 
 /// Download tokens outstanding at most, over everyone: far above fair
@@ -281,14 +281,7 @@ impl Service {
     pub async fn batch_zip(&self, caller: &Caller, id: &str) -> Result<Download> {
         let found = self.store.batch(id).await?;
         let batch = visible(caller, found, |b| &b.requester, "no such batch")?;
-        let (requests, _) = self
-            .store
-            .requests(&RequestFilter {
-                batch_id: Some(batch.id.clone()),
-                limit: MAX_CSRS as u32,
-                ..Default::default()
-            })
-            .await?;
+        let requests = self.batch_requests(&batch.id).await?;
         let admin = internal_caller();
         let mut files: Vec<(String, Vec<u8>)> =
             vec![("ca.pem".to_owned(), self.ca_chain_pem().into_bytes())];

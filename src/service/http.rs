@@ -160,6 +160,25 @@ impl FromRequestParts<Arc<Service>> for Authed {
 }
 
 /// A JSON body of type `T`, refused with a clear 400.
+/// One page of a list: the page's `items` under `key`, how many there are
+/// in all, and the offset and page size in force (`limit` within 1 and the
+/// service's largest page).
+fn page(
+    s: &Service,
+    key: &str,
+    items: Vec<Value>,
+    total: u64,
+    offset: u32,
+    limit: u32,
+) -> Response {
+    let mut body = serde_json::Map::new();
+    body.insert(key.to_owned(), Value::Array(items));
+    body.insert("total".to_owned(), json!(total));
+    body.insert("offset".to_owned(), json!(offset));
+    body.insert("limit".to_owned(), json!(limit.clamp(1, s.config.max_page)));
+    Json(Value::Object(body)).into_response()
+}
+
 fn json_body<T: serde::de::DeserializeOwned>(body: &Bytes) -> std::result::Result<T, ApiError> {
     serde_json::from_slice(body).map_err(|e| {
         ApiError(Error::malformed(format!(
@@ -254,13 +273,15 @@ async fn list_certs(
     };
     let (rows, total) = s.certificates(&caller, filter.clone()).await?;
     let now = s.clock.now();
-    Ok(Json(json!({
-        "certificates": rows.iter().map(|c| cert_json(c, now, false)).collect::<Vec<_>>(),
-        "total": total,
-        "offset": filter.offset,
-        "limit": filter.limit.clamp(1, s.config.max_page),
-    }))
-    .into_response())
+    let items = rows.iter().map(|c| cert_json(c, now, false)).collect();
+    Ok(page(
+        &s,
+        "certificates",
+        items,
+        total,
+        filter.offset,
+        filter.limit,
+    ))
 }
 
 /// GET /certs/{serial}.
@@ -539,13 +560,15 @@ async fn list_requests(
         limit: q.limit.unwrap_or(50),
     };
     let (list, total) = s.requests(&caller, filter.clone()).await?;
-    Ok(Json(json!({
-        "requests": list.iter().map(request_json).collect::<Vec<_>>(),
-        "total": total,
-        "offset": filter.offset,
-        "limit": filter.limit.clamp(1, s.config.max_page),
-    }))
-    .into_response())
+    let items = list.iter().map(request_json).collect();
+    Ok(page(
+        &s,
+        "requests",
+        items,
+        total,
+        filter.offset,
+        filter.limit,
+    ))
 }
 
 /// GET /requests/{id}.
@@ -623,13 +646,8 @@ async fn list_recoveries(
     let offset = q.offset.unwrap_or(0);
     let limit = q.limit.unwrap_or(50);
     let (list, total) = s.recoveries(&caller, status, offset, limit).await?;
-    Ok(Json(json!({
-        "recoveries": list.iter().map(recovery_json).collect::<Vec<_>>(),
-        "total": total,
-        "offset": offset,
-        "limit": limit.clamp(1, s.config.max_page),
-    }))
-    .into_response())
+    let items = list.iter().map(recovery_json).collect();
+    Ok(page(&s, "recoveries", items, total, offset, limit))
 }
 
 /// GET /recoveries/{id}.

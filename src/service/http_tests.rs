@@ -37,6 +37,27 @@ impl H {
     async fn issue(&self, token: &str, body: Value) -> R {
         self.call("POST", "/certs", Some(token), Some(body)).await
     }
+
+    /// Issues through POST /certs and gives the new certificate's serial.
+    async fn issued_serial(&self, token: &str, body: Value) -> String {
+        self.issue(token, body).await.json()["serial_number"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+}
+
+/// A harness whose "server" profile hands keys out only at issuance (a
+/// download window of zero).
+async fn harness_without_download_window() -> H {
+    harness(|c| {
+        c.service
+            .profiles
+            .get_mut("server")
+            .unwrap()
+            .key_download_window = std::time::Duration::ZERO;
+    })
+    .await
 }
 
 fn server_cert(entity: &str, name: &str) -> Value {
@@ -333,19 +354,11 @@ async fn download_tokens_are_single_use_and_bound_to_one_certificate() {
     let h =
         harness(|c| c.service.download_token_lifetime = std::time::Duration::from_secs(2)).await;
     let s1 = h
-        .issue(ALICE, server_cert("e", "one.example.com"))
-        .await
-        .json()["serial_number"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+        .issued_serial(ALICE, server_cert("e", "one.example.com"))
+        .await;
     let s2 = h
-        .issue(ALICE, server_cert("e", "two.example.com"))
-        .await
-        .json()["serial_number"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+        .issued_serial(ALICE, server_cert("e", "two.example.com"))
+        .await;
     let token = |serial: String, body: Option<Value>| {
         let h = &h;
         async move {
@@ -488,21 +501,10 @@ async fn download_tokens_are_single_use_and_bound_to_one_certificate() {
 
 #[tokio::test]
 async fn keys_outside_the_download_window_are_not_handed_out() {
-    let h = harness(|c| {
-        c.service
-            .profiles
-            .get_mut("server")
-            .unwrap()
-            .key_download_window = std::time::Duration::ZERO;
-    })
-    .await;
+    let h = harness_without_download_window().await;
     let serial = h
-        .issue(ALICE, server_cert("e", "late.example.com"))
-        .await
-        .json()["serial_number"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+        .issued_serial(ALICE, server_cert("e", "late.example.com"))
+        .await;
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     let t = h
         .call(
@@ -643,12 +645,8 @@ async fn manual_approval_by_an_agent() {
 async fn revoke_with_any_spelling_of_the_reason_reaches_ocsp_and_crl() {
     let h = harness(|_| {}).await;
     let serial = h
-        .issue(ALICE, server_cert("e", "rv.example.com"))
-        .await
-        .json()["serial_number"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+        .issued_serial(ALICE, server_cert("e", "rv.example.com"))
+        .await;
     let r = h
         .call(
             "POST",
@@ -718,12 +716,8 @@ async fn renewal_only_in_its_window_and_the_old_one_is_superseded() {
     })
     .await;
     let serial = h
-        .issue(ALICE, server_cert("e", "rn.example.com"))
-        .await
-        .json()["serial_number"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+        .issued_serial(ALICE, server_cert("e", "rn.example.com"))
+        .await;
     let r = h
         .call("POST", &format!("/certs/{serial}/renew"), Some(ALICE), None)
         .await;
@@ -749,10 +743,7 @@ async fn renewal_only_in_its_window_and_the_old_one_is_superseded() {
         .await;
     assert_eq!(r.status, StatusCode::CONFLICT);
     let body = json!({"entity_id": "e", "profile": "longer", "names": ["l.example.com"], "key_type": "ec", "key_size": 384});
-    let s = h.issue(ALICE, body).await.json()["serial_number"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let s = h.issued_serial(ALICE, body).await;
     let r = h
         .call("POST", &format!("/certs/{s}/renew"), Some(ALICE), None)
         .await;
@@ -867,21 +858,10 @@ async fn csr_upload_makes_a_batch() {
 
 #[tokio::test]
 async fn archived_keys_come_back_only_with_enough_distinct_approvals() {
-    let h = harness(|c| {
-        c.service
-            .profiles
-            .get_mut("server")
-            .unwrap()
-            .key_download_window = std::time::Duration::ZERO;
-    })
-    .await;
+    let h = harness_without_download_window().await;
     let serial = h
-        .issue(ALICE, server_cert("e", "rec.example.com"))
-        .await
-        .json()["serial_number"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+        .issued_serial(ALICE, server_cert("e", "rec.example.com"))
+        .await;
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     let r = h
         .call(
@@ -1068,12 +1048,8 @@ async fn renewals_and_revocations_reach_the_webhooks_signed_and_failures_are_vis
     })
     .await;
     let serial = h
-        .issue(ALICE, server_cert("e", "wh.example.com"))
-        .await
-        .json()["serial_number"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+        .issued_serial(ALICE, server_cert("e", "wh.example.com"))
+        .await;
     let new = h
         .call("POST", &format!("/certs/{serial}/renew"), Some(ALICE), None)
         .await
@@ -1178,12 +1154,8 @@ async fn wildcards_head_requests_renewal_ownership_and_own_decisions() {
     .await;
     // A wildcard name is issued as asked, once.
     let s = h
-        .issue(ALICE, server_cert("e", "*.wild.example.com"))
-        .await
-        .json()["serial_number"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+        .issued_serial(ALICE, server_cert("e", "*.wild.example.com"))
+        .await;
     let pem = h
         .call("GET", &format!("/certs/{s}"), Some(ALICE), None)
         .await
@@ -1315,17 +1287,10 @@ async fn the_scheduler_renews_auto_renew_certificates_in_their_window() {
     .await;
     let mut auto = server_cert("e", "auto.example.com");
     auto["auto_renew"] = json!(true);
-    let s_auto = h.issue(ALICE, auto).await.json()["serial_number"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let s_auto = h.issued_serial(ALICE, auto).await;
     let s_manual = h
-        .issue(ALICE, server_cert("e", "manual.example.com"))
-        .await
-        .json()["serial_number"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+        .issued_serial(ALICE, server_cert("e", "manual.example.com"))
+        .await;
     let service = h.server.service.as_ref().unwrap().1.clone();
     // Just issued (2 h certificates, renewable 5000 s before expiry): not
     // in the window yet.
@@ -1411,12 +1376,7 @@ async fn download_tokens_are_bounded_per_caller() {
     let h = harness(|_| {}).await;
     let issue = |name: String| {
         let h = &h;
-        async move {
-            h.issue(ALICE, server_cert("e", &name)).await.json()["serial_number"]
-                .as_str()
-                .unwrap()
-                .to_owned()
-        }
+        async move { h.issued_serial(ALICE, server_cert("e", &name)).await }
     };
     let ask = |serial: String, who: &'static str| {
         let h = &h;

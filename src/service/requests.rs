@@ -169,15 +169,22 @@ impl Service {
         let requests = self.csr_requests(&asking, &blocks)?;
         self.store.insert_requests(Some(&batch), &requests).await?;
         self.fulfil_batch(&requests).await;
+        let list = self.batch_requests(&batch.id).await?;
+        Ok((batch, list))
+    }
+
+    /// Every request of batch `batch_id` (a batch holds at most
+    /// [`MAX_CSRS`]).
+    pub(super) async fn batch_requests(&self, batch_id: &str) -> Result<Vec<Request>> {
         let (list, _) = self
             .store
             .requests(&RequestFilter {
-                batch_id: Some(batch.id.clone()),
+                batch_id: Some(batch_id.to_owned()),
                 limit: MAX_CSRS as u32,
                 ..Default::default()
             })
             .await?;
-        Ok((batch, list))
+        Ok(list)
     }
 
     /// One request per uploaded CSR, each checked against the profile; the

@@ -8,7 +8,6 @@ use std::sync::Arc;
 use axum::body::Body;
 use axum::http::{HeaderMap, Request, StatusCode};
 use axum::Router;
-use tower::ServiceExt;
 
 use super::config::TokenConfig;
 use super::Service;
@@ -79,13 +78,8 @@ pub(crate) async fn harness(adjust: impl FnOnce(&mut Config)) -> Harness {
 impl Harness {
     /// Sends `req` through the router and reads the whole answer.
     pub(crate) async fn send(&self, req: Request<Body>) -> R {
-        let resp = self.router.clone().oneshot(req).await.unwrap();
-        let status = resp.status();
-        let headers = resp.headers().clone();
-        let body = axum::body::to_bytes(resp.into_body(), usize::MAX)
-            .await
-            .unwrap()
-            .to_vec();
+        let (status, headers, body) =
+            crate::test_support::read_answer(self.router.clone(), req).await;
         R {
             status,
             headers,

@@ -22,13 +22,10 @@ use std::sync::Arc;
 
 use crate::error::{Error, ErrorKind};
 use crate::model::ChallengeType;
+use crate::protocol::names::MAX_DOMAIN_NAME_LEN;
 use crate::protocol::{Identifier, IdentifierType};
 use crate::va::dns::{CaaRecord, DnsError, Resolver};
 use crate::va::dns01::{lookup_problem, quote};
-
-/// The longest DNS name accepted, in presentation form without the final
-/// dot (RFC 1035 §2.3.4 allows 255 octets on the wire).
-pub(crate) const MAX_NAME_LEN: usize = 253;
 
 /// The most CAA records considered in one RRset; more is refused.
 pub(crate) const MAX_RECORDS: usize = 100;
@@ -329,7 +326,7 @@ fn normalize(value: &str, wildcard: bool) -> Result<(String, bool), Error> {
     if name.is_empty() {
         return bad("empty name");
     }
-    if name.len() > MAX_NAME_LEN {
+    if name.len() > MAX_DOMAIN_NAME_LEN {
         return bad("name longer than 253 characters");
     }
     if name.split('.').any(|l| l.is_empty() || l.len() > 63) {
@@ -400,7 +397,7 @@ pub(crate) fn parse_issue_value(raw: &[u8]) -> Result<IssueValue, String> {
     let domain = domain.trim_matches(is_wsp);
     let issuer = if domain.is_empty() {
         None
-    } else if domain.len() <= MAX_NAME_LEN
+    } else if domain.len() <= MAX_DOMAIN_NAME_LEN
         && domain.split('.').all(|l| l.len() <= 63 && is_label(l))
     {
         Some(domain.to_ascii_lowercase())

@@ -39,13 +39,11 @@ use hickory_resolver::proto::rr::{Name, RData, RecordType};
 use hickory_resolver::TokioResolver;
 
 use crate::error::{Error, ErrorKind};
+use crate::protocol::names::MAX_DOMAIN_NAME_LEN;
 use crate::va::dns::{CaaRecord, DnsError, DnsFuture, Resolver};
 
 /// The most records of the asked type accepted in one answer.
 pub(crate) const MAX_ANSWERS: usize = 100;
-
-/// The longest name asked, without the final dot.
-const MAX_NAME_LEN: usize = 253;
 
 /// A [`Resolver`] that asks a fixed list of DNS servers through
 /// hickory-resolver.
@@ -197,7 +195,7 @@ async fn lookup_with(
 /// `name` as a fully qualified hickory name (no search domains apply).
 fn fqdn(name: &str) -> Result<Name, DnsError> {
     let trimmed = name.strip_suffix('.').unwrap_or(name);
-    if trimmed.is_empty() || trimmed.len() > MAX_NAME_LEN || !trimmed.is_ascii() {
+    if trimmed.is_empty() || trimmed.len() > MAX_DOMAIN_NAME_LEN || !trimmed.is_ascii() {
         return Err(DnsError::Other(format!(
             "cannot look up {name:?}: not a DNS name"
         )));

@@ -458,7 +458,6 @@ mod tests {
     use crate::clock::FakeClock;
     use crate::model::{Account, AccountId, AccountStatus, AuthzId, AuthzState, Order, OrderId};
     use crate::protocol::Identifier;
-    use crate::store::sqlite::{Durability, SqliteStore};
 
     /// Counts the validations it is asked for and says valid.
     struct Counting(std::sync::atomic::AtomicUsize);
@@ -487,12 +486,8 @@ mod tests {
     }
 
     async fn resume_with_delay(random_delay: Duration) {
-        let dir = tempfile::tempdir().unwrap();
-        let store: Arc<dyn Store> = Arc::new(
-            SqliteStore::open(&dir.path().join("db"), Durability::Issuance)
-                .await
-                .unwrap(),
-        );
+        let (_dir, store) = crate::test_support::temp_store().await;
+        let store: Arc<dyn Store> = Arc::new(store);
         let account = Account {
             id: AccountId("acct".into()),
             status: AccountStatus::Valid,

@@ -30,16 +30,7 @@ async fn validate(h: &Harness, c: &Client, order: &Value) {
         if a["status"] == "valid" {
             continue;
         }
-        let chall = a["challenges"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|ch| ch["type"] == "http-01")
-            .unwrap()
-            .clone();
-        let r = h
-            .post(c, chall["url"].as_str().unwrap(), Some(&json!({})))
-            .await;
+        let r = h.answer_http01(c, &a).await;
         assert_eq!(r.json()["status"], "valid");
     }
 }

@@ -8,7 +8,6 @@ use super::*;
 use crate::clock::SystemClock;
 use crate::http::monitor::{self, Monitor};
 use crate::metrics::{Listener, Metrics};
-use crate::store::sqlite::{Durability, SqliteStore};
 
 async fn status_get(h: &Harness, path: &str) -> Resp {
     let router = crate::http::status::router(h.server.status.as_ref().unwrap().app.clone());
@@ -314,12 +313,8 @@ async fn health_and_ready() {
     assert_eq!(r.json(), json!({"ready": true}));
 
     // A store that no longer answers: not ready, and it is named.
-    let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(
-        SqliteStore::open(&dir.path().join("db"), Durability::Issuance)
-            .await
-            .unwrap(),
-    );
+    let (_dir, store) = crate::test_support::temp_store().await;
+    let store = Arc::new(store);
     store.close().await;
     let metrics = Arc::new(Metrics::new());
     let monitor = Arc::new(Monitor::new(

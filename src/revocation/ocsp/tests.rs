@@ -9,7 +9,7 @@ use x509_cert::Certificate;
 
 use super::responder::{responder_common_name, whole_seconds_utc, CertParts};
 use super::*;
-use crate::revocation::openssl_cli::{openssl, openssl_available};
+use crate::test_support::{openssl, openssl_available};
 
 // Requests are built here with a few lines of hand-written DER, apart
 // from the module's own encoder.
