@@ -38,7 +38,7 @@ pub(crate) const MAX_DELAY: Duration = Duration::from_secs(3600);
 /// The ACME resources faults can be aimed at, by their directory names
 /// (RFC 8555 §7.1.1) or, for the others, the resource's name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Endpoint {
+pub(crate) enum Endpoint {
     Directory,
     NewNonce,
     NewAccount,
@@ -57,7 +57,7 @@ pub enum Endpoint {
 }
 
 impl Endpoint {
-    pub const ALL: [Endpoint; 15] = [
+    pub(crate) const ALL: [Endpoint; 15] = [
         Endpoint::Directory,
         Endpoint::NewNonce,
         Endpoint::NewAccount,
@@ -75,7 +75,7 @@ impl Endpoint {
         Endpoint::Certificate,
     ];
 
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Endpoint::Directory => "directory",
             Endpoint::NewNonce => "newNonce",
@@ -95,7 +95,7 @@ impl Endpoint {
         }
     }
 
-    pub fn parse(name: &str) -> Option<Endpoint> {
+    pub(crate) fn parse(name: &str) -> Option<Endpoint> {
         Endpoint::ALL.into_iter().find(|e| e.name() == name)
     }
 }
@@ -103,7 +103,7 @@ impl Endpoint {
 /// What an endpoint fault does to a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub enum Fault {
+pub(crate) enum Fault {
     /// `503 Service Unavailable`, a serverInternal problem, `Retry-After`.
     Unavailable,
     /// `429`, a rateLimited problem, `Retry-After`.
@@ -114,7 +114,7 @@ pub enum Fault {
 
 /// A fault chosen for one request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Injected {
+pub(crate) struct Injected {
     pub fault: Fault,
     /// Seconds, at least 1 (unused for `Drop`).
     pub retry_after: u64,
@@ -306,7 +306,7 @@ fn validation_kind(name: &str) -> Option<ErrorKind> {
 /// `POST /chaos/next`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct QueuedFault {
+pub(crate) struct QueuedFault {
     pub endpoint: String,
     pub fault: Fault,
     /// Seconds; the `retry_after` knob when absent.
@@ -359,7 +359,7 @@ struct State {
 
 /// The chaos knobs of one server, shared by the front end, the RA and the
 /// VA.
-pub struct Chaos {
+pub(crate) struct Chaos {
     /// Whether anything can happen: the request path skips the lock when
     /// not.
     active: AtomicBool,
@@ -376,7 +376,7 @@ impl std::fmt::Debug for Chaos {
 
 impl Chaos {
     /// Chaos as configured (`config` must have passed `validate`).
-    pub fn new(config: ChaosConfig) -> Chaos {
+    pub(crate) fn new(config: ChaosConfig) -> Chaos {
         let seed = config.seed.unwrap_or_else(|| {
             let mut b = [0u8; 8];
             crate::rand::fill(&mut b);
@@ -399,14 +399,15 @@ impl Chaos {
         }
     }
 
+    #[cfg(test)]
     /// No chaos at all.
-    pub fn off() -> Chaos {
+    pub(crate) fn off() -> Chaos {
         Chaos::new(ChaosConfig::default())
     }
 
     /// Whether any fault can happen now (one atomic load): the request
     /// path asks this before working out which endpoint a request is for.
-    pub fn is_active(&self) -> bool {
+    pub(crate) fn is_active(&self) -> bool {
         self.active.load(Ordering::Relaxed)
     }
 
@@ -420,13 +421,13 @@ impl Chaos {
     }
 
     /// The knobs now in force.
-    pub fn config(&self) -> ChaosConfig {
+    pub(crate) fn config(&self) -> ChaosConfig {
         self.lock().config.clone()
     }
 
     /// Replaces the knobs (the generator is seeded again when `seed` is
     /// given). Queued faults and holds stay.
-    pub fn set(&self, config: ChaosConfig) -> Result<(), String> {
+    pub(crate) fn set(&self, config: ChaosConfig) -> Result<(), String> {
         config.validate()?;
         let mut s = self.lock();
         if let Some(seed) = config.seed {
@@ -438,7 +439,7 @@ impl Chaos {
     }
 
     /// Everything off: knobs to their defaults, queue and holds emptied.
-    pub fn reset(&self) {
+    pub(crate) fn reset(&self) {
         let mut s = self.lock();
         s.config = ChaosConfig::default();
         s.queue.clear();
@@ -447,7 +448,7 @@ impl Chaos {
     }
 
     /// Queues `fault` for the next `count` requests to its endpoint.
-    pub fn queue(&self, q: QueuedFault) -> Result<(), String> {
+    pub(crate) fn queue(&self, q: QueuedFault) -> Result<(), String> {
         let endpoint = Endpoint::parse(&q.endpoint)
             .ok_or_else(|| format!("{:?} is not an endpoint name", q.endpoint))?;
         if q.count == 0 || q.count > MAX_QUEUED as u32 {
@@ -477,7 +478,7 @@ impl Chaos {
     /// The fault, if any, for a request from `client` to `endpoint` at
     /// `now`: first a hold still running for that client and endpoint, then
     /// a queued fault, then a random draw.
-    pub fn endpoint_fault(
+    pub(crate) fn endpoint_fault(
         &self,
         endpoint: Endpoint,
         client: Option<IpAddr>,
@@ -555,7 +556,7 @@ impl Chaos {
 
     /// How long finalize waits before issuing, when it is to answer
     /// `processing` first.
-    pub fn finalize_delay(&self) -> Option<Duration> {
+    pub(crate) fn finalize_delay(&self) -> Option<Duration> {
         if !self.active.load(Ordering::Relaxed) {
             return None;
         }
@@ -564,7 +565,7 @@ impl Chaos {
     }
 
     /// Whether this validation is to fail, and with what problem type.
-    pub fn validation_failure(&self) -> Option<ErrorKind> {
+    pub(crate) fn validation_failure(&self) -> Option<ErrorKind> {
         if !self.active.load(Ordering::Relaxed) {
             return None;
         }
@@ -577,7 +578,7 @@ impl Chaos {
     }
 
     /// The lifetime of new and newly valid authorizations, when shortened.
-    pub fn authz_lifetime(&self) -> Option<Duration> {
+    pub(crate) fn authz_lifetime(&self) -> Option<Duration> {
         if !self.active.load(Ordering::Relaxed) {
             return None;
         }

@@ -35,7 +35,7 @@ pub(crate) const CONTENT_TYPE: &str = prometheus_client::encoding::prometheus_te
 
 /// The plain-HTTP and HTTPS listeners of the process.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Listener {
+pub(crate) enum Listener {
     /// The HTTPS ACME listener.
     Acme,
     /// The plain-HTTP status listener (CRL, OCSP, issuer, metrics, health).
@@ -50,7 +50,7 @@ pub enum Listener {
 
 impl Listener {
     /// Every listener, in the order of [`Listener::index`].
-    pub const ALL: [Listener; 5] = [
+    pub(crate) const ALL: [Listener; 5] = [
         Listener::Acme,
         Listener::Status,
         Listener::Service,
@@ -59,7 +59,7 @@ impl Listener {
     ];
 
     /// The label value.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Listener::Acme => "acme",
             Listener::Status => "status",
@@ -83,16 +83,16 @@ impl EncodeLabelValue for Listener {
 /// A route label: the template the router matched (`/acme/order/{id}`),
 /// shared with the router, or a fixed name for requests no route matched.
 #[derive(Debug, Clone)]
-pub enum Route {
+pub(crate) enum Route {
     Matched(MatchedPath),
     Fixed(&'static str),
 }
 
 impl Route {
     /// Requests that matched no route (the router's fallback).
-    pub const UNMATCHED: Route = Route::Fixed("unmatched");
+    pub(crate) const UNMATCHED: Route = Route::Fixed("unmatched");
 
-    pub fn as_str(&self) -> &str {
+    pub(crate) fn as_str(&self) -> &str {
         match self {
             Route::Matched(m) => m.as_str(),
             Route::Fixed(s) => s,
@@ -144,7 +144,7 @@ type One = [(&'static str, &'static str); 1];
 
 /// How a finalize ended, for [`Metrics::finalized`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FinalizeOutcome {
+pub(crate) enum FinalizeOutcome {
     /// A certificate was issued.
     Issued,
     /// The request was refused or failed (order not ready, bad CSR, …).
@@ -153,7 +153,7 @@ pub enum FinalizeOutcome {
 
 /// What became of an OCSP request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OcspOutcome {
+pub(crate) enum OcspOutcome {
     /// A signed answer; every certificate asked about is good.
     Good,
     /// A signed answer saying (at least one certificate) revoked.
@@ -190,7 +190,7 @@ impl OcspOutcome {
 /// Why the server closed a connection on its own, for
 /// [`Metrics::connection_closed`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ConnectionClosed {
+pub(crate) enum ConnectionClosed {
     /// Its client address already held `max_connections_per_client`
     /// connections on the listener: closed at accept.
     ClientLimit,
@@ -219,7 +219,7 @@ struct ClosedLabels {
 
 /// What became of one webhook delivery attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum WebhookOutcome {
+pub(crate) enum WebhookOutcome {
     Delivered,
     /// Failed; another attempt is scheduled.
     Retry,
@@ -244,7 +244,7 @@ const UP: u8 = 2;
 
 /// Every metric of the process, and the registry that encodes them.
 #[derive(Debug)]
-pub struct Metrics {
+pub(crate) struct Metrics {
     registry: Registry,
     http: HttpMetrics,
     acme: AcmeMetrics,
@@ -263,7 +263,7 @@ impl Default for Metrics {
 impl Metrics {
     /// Every metric at zero, registered under the `acme_ca_` prefix, by
     /// subsystem (the order of the `/metrics` text).
-    pub fn new() -> Metrics {
+    pub(crate) fn new() -> Metrics {
         let mut r = Registry::with_prefix("acme_ca");
         let http = HttpMetrics::register(&mut r);
         let acme = AcmeMetrics::register(&mut r);
@@ -540,7 +540,13 @@ fn validation_histogram() -> Histogram {
 
 impl Metrics {
     /// One answered HTTP request.
-    pub fn http_request(&self, listener: Listener, route: Route, status: u16, took: Duration) {
+    pub(crate) fn http_request(
+        &self,
+        listener: Listener,
+        route: Route,
+        status: u16,
+        took: Duration,
+    ) {
         let labels = RouteLabels { listener, route };
         self.http
             .duration
@@ -557,34 +563,34 @@ impl Metrics {
     }
 
     /// One ACME problem document, by its type (`badNonce`, …).
-    pub fn acme_problem(&self, kind: &'static str) {
+    pub(crate) fn acme_problem(&self, kind: &'static str) {
         self.http.problems.get_or_create(&[("type", kind)]).inc();
     }
 
     /// One request refused by rate limit `limit` (`new_orders_per_account`,
     /// …).
-    pub fn rate_limited(&self, limit: &'static str) {
+    pub(crate) fn rate_limited(&self, limit: &'static str) {
         self.http
             .rate_limited
             .get_or_create(&[("limit", limit)])
             .inc();
     }
 
-    pub fn nonce_issued(&self) {
+    pub(crate) fn nonce_issued(&self) {
         self.acme.nonces_issued.inc();
     }
 
-    pub fn nonce_redeemed(&self) {
+    pub(crate) fn nonce_redeemed(&self) {
         self.acme.nonces_redeemed.inc();
     }
 
-    pub fn nonce_refused(&self) {
+    pub(crate) fn nonce_refused(&self) {
         self.acme.nonces_refused.inc();
     }
 
     /// A finalize call ended: a certificate issued (the order is valid) or
     /// the request refused.
-    pub fn finalized(&self, outcome: FinalizeOutcome, took: Duration) {
+    pub(crate) fn finalized(&self, outcome: FinalizeOutcome, took: Duration) {
         match outcome {
             FinalizeOutcome::Issued => {
                 self.acme.orders_valid.inc();
@@ -596,12 +602,12 @@ impl Metrics {
 
     /// A failed validation was recorded: its order is invalid (RFC 8555
     /// §7.1.6). A pending authorization belongs to one order.
-    pub fn order_invalid(&self) {
+    pub(crate) fn order_invalid(&self) {
         self.acme.orders_invalid.inc();
     }
 
     /// One validation attempt of `challenge` (`http-01`, …) ended.
-    pub fn validation(&self, challenge: &'static str, valid: bool, took: Duration) {
+    pub(crate) fn validation(&self, challenge: &'static str, valid: bool, took: Duration) {
         let outcome = if valid { "valid" } else { "invalid" };
         self.va
             .attempts
@@ -614,29 +620,29 @@ impl Metrics {
     }
 
     /// A validation entered the VA's queue.
-    pub fn validation_queued(&self) {
+    pub(crate) fn validation_queued(&self) {
         self.va.queue.inc();
     }
 
     /// A queued validation starts running.
-    pub fn validation_started(&self) {
+    pub(crate) fn validation_started(&self) {
         self.va.queue.dec();
         self.va.running.inc();
     }
 
     /// A running validation ended.
-    pub fn validation_finished(&self) {
+    pub(crate) fn validation_finished(&self) {
         self.va.running.dec();
     }
 
     /// One store write batch of `ops` writes, committed (or failed) in
     /// `took`.
-    pub fn store_write(&self, ops: usize, took: Duration) {
+    pub(crate) fn store_write(&self, ops: usize, took: Duration) {
         self.store.batch.observe(ops as f64);
         self.store.write.observe(took.as_secs_f64());
     }
 
-    pub fn crl_request(&self, ok: bool) {
+    pub(crate) fn crl_request(&self, ok: bool) {
         if ok {
             self.status.crl_ok.inc();
         } else {
@@ -644,16 +650,16 @@ impl Metrics {
         }
     }
 
-    pub fn ocsp_request(&self, outcome: OcspOutcome) {
+    pub(crate) fn ocsp_request(&self, outcome: OcspOutcome) {
         self.status.ocsp[outcome as usize].inc();
     }
 
-    pub fn webhook_delivery(&self, outcome: WebhookOutcome) {
+    pub(crate) fn webhook_delivery(&self, outcome: WebhookOutcome) {
         self.status.webhooks[outcome as usize].inc();
     }
 
     /// A connection on `listener` that the server closed on its own.
-    pub fn connection_closed(&self, listener: Listener, why: ConnectionClosed) {
+    pub(crate) fn connection_closed(&self, listener: Listener, why: ConnectionClosed) {
         self.process
             .connections_closed
             .get_or_create(&ClosedLabels {
@@ -665,7 +671,7 @@ impl Metrics {
 
     /// Sets the counts of unrevoked certificates expiring within 7 and 30
     /// days.
-    pub fn set_expiring(&self, within_7d: u64, within_30d: u64) {
+    pub(crate) fn set_expiring(&self, within_7d: u64, within_30d: u64) {
         self.process
             .expiring_7d
             .set(i64::try_from(within_7d).unwrap_or(i64::MAX));
@@ -676,7 +682,7 @@ impl Metrics {
 
     /// `listener` is part of this configuration: `/ready` waits for it
     /// and `listener_up` shows it.
-    pub fn listener_configured(&self, listener: Listener) {
+    pub(crate) fn listener_configured(&self, listener: Listener) {
         let _ = self.process.listener_state[listener.index()].compare_exchange(
             NOT_CONFIGURED,
             DOWN,
@@ -690,7 +696,7 @@ impl Metrics {
     }
 
     /// `listener` started (true) or stopped (false) serving.
-    pub fn listener_serving(&self, listener: Listener, serving: bool) {
+    pub(crate) fn listener_serving(&self, listener: Listener, serving: bool) {
         self.process.listener_state[listener.index()]
             .store(if serving { UP } else { DOWN }, Ordering::SeqCst);
         self.process
@@ -700,7 +706,7 @@ impl Metrics {
     }
 
     /// The configured listeners that are not serving.
-    pub fn listeners_down(&self) -> Vec<Listener> {
+    pub(crate) fn listeners_down(&self) -> Vec<Listener> {
         Listener::ALL
             .into_iter()
             .filter(|l| self.process.listener_state[l.index()].load(Ordering::SeqCst) == DOWN)
@@ -708,7 +714,7 @@ impl Metrics {
     }
 
     /// Every metric in the Prometheus text format ([`CONTENT_TYPE`]).
-    pub fn encode(&self) -> String {
+    pub(crate) fn encode(&self) -> String {
         let mut out = String::with_capacity(16 * 1024);
         // Writing to a String cannot fail; an encoding error would be a bug
         // in a label value, which are all ours.

@@ -75,7 +75,7 @@ pub(super) struct Link {
 /// that sign leaves; the others (if any) lead up to the root, which is not
 /// part of [`Chain::intermediates_der`]: it is what a client trusts.
 #[derive(Clone, PartialEq, Eq)]
-pub struct Chain {
+pub(crate) struct Chain {
     intermediates_der: Vec<Vec<u8>>,
     intermediates_pem: String,
     intermediate_keys_pem: Vec<Option<String>>,
@@ -128,52 +128,54 @@ impl Chain {
 
     /// The intermediates, DER, from the certificate for the signing key up
     /// to (not including) the root.
-    pub fn intermediates_der(&self) -> &[Vec<u8>] {
+    pub(crate) fn intermediates_der(&self) -> &[Vec<u8>] {
         &self.intermediates_der
     }
 
     /// The same intermediates as concatenated PEM: what follows the leaf in
     /// an `application/pem-certificate-chain` download of this chain.
-    pub fn intermediates_pem(&self) -> &str {
+    pub(crate) fn intermediates_pem(&self) -> &str {
         &self.intermediates_pem
     }
 
     /// The root certificate, DER.
-    pub fn root_der(&self) -> &[u8] {
+    pub(crate) fn root_der(&self) -> &[u8] {
         &self.root_der
     }
 
     /// The root certificate, PEM.
-    pub fn root_pem(&self) -> &str {
+    pub(crate) fn root_pem(&self) -> &str {
         &self.root_pem
     }
 
     /// The root's private key, PEM, when this server holds it (not for a
     /// configured CA without `root_key`, nor for an operator-supplied
     /// chain).
-    pub fn root_key_pem(&self) -> Option<&str> {
+    pub(crate) fn root_key_pem(&self) -> Option<&str> {
         self.root_key_pem.as_deref()
     }
 
     /// For each intermediate, in the order of
     /// [`Chain::intermediates_der`], its private key as PEM when this server
     /// holds it. The first one, the signing key, is always held.
-    pub fn intermediate_keys_pem(&self) -> &[Option<String>] {
+    pub(crate) fn intermediate_keys_pem(&self) -> &[Option<String>] {
         &self.intermediate_keys_pem
     }
 
+    #[cfg(test)]
     /// The common name in the subject of intermediate `i` (empty when it
     /// has none); `None` when there is no intermediate `i`.
-    pub fn intermediate_common_name(&self, i: usize) -> Option<String> {
+    pub(crate) fn intermediate_common_name(&self, i: usize) -> Option<String> {
         self.intermediate_names.get(i).cloned()
     }
 
+    #[cfg(test)]
     /// The common name of the issuer of intermediate `i`: the next
     /// intermediate's, or the root's for the last one. This is what
     /// clients match when they choose a chain by the name its topmost
     /// certificate was issued by (certbot's `--preferred-chain`). `None`
     /// when there is no intermediate `i`.
-    pub fn issuer_common_name(&self, i: usize) -> Option<String> {
+    pub(crate) fn issuer_common_name(&self, i: usize) -> Option<String> {
         if i >= self.intermediate_names.len() {
             return None;
         }
@@ -185,13 +187,14 @@ impl Chain {
         )
     }
 
+    #[cfg(test)]
     /// The common name in the root's subject (empty when it has none).
-    pub fn root_common_name(&self) -> String {
+    pub(crate) fn root_common_name(&self) -> String {
         self.root_name.clone()
     }
 
     /// The earliest expiry among the chain's certificates, root included.
-    pub fn not_after(&self) -> OffsetDateTime {
+    pub(crate) fn not_after(&self) -> OffsetDateTime {
         self.not_after
     }
 }

@@ -39,7 +39,7 @@ pub(crate) use csr::PublicKeyKind;
 /// Where the CA's certificates and keys come from, and how to make new ones.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
-pub struct CaSettings {
+pub(crate) struct CaSettings {
     /// Key algorithm for a newly generated root and intermediate. Ignored
     /// when they are loaded from files.
     pub key_algorithm: KeyAlgorithm,
@@ -117,7 +117,7 @@ impl From<&crate::config::CaConfig> for CaSettings {
 
 /// The certificate authority: the signing intermediate's key ready to sign,
 /// and the chains from it to one or more roots.
-pub struct Ca {
+pub(crate) struct Ca {
     /// Chain 0's certificate for the signing key.
     intermediate_der: Vec<u8>,
     /// The earliest expiry in chain 0.
@@ -161,53 +161,55 @@ impl Ca {
     /// Errors are [`ErrorKind::ServerInternal`](crate::error::ErrorKind) with
     /// a detail meant for the operator (this runs at startup, never on behalf
     /// of a client).
-    pub fn load_or_generate(data_dir: &Path, settings: &CaSettings) -> Result<Ca> {
+    pub(crate) fn load_or_generate(data_dir: &Path, settings: &CaSettings) -> Result<Ca> {
         issuer::load_or_generate(data_dir, settings)
     }
 
     /// The signing intermediate as an rcgen issuer (its name, key
     /// identifier and key): what signs leaves, CRLs and OCSP answers.
-    pub fn issuer(&self) -> &rcgen::Issuer<'static, rcgen::KeyPair> {
+    pub(crate) fn issuer(&self) -> &rcgen::Issuer<'static, rcgen::KeyPair> {
         &self.issuer
     }
 
     /// Every chain, the default one (chain 0) first: then the generated
     /// alternates, then the operator-supplied ones.
-    pub fn chains(&self) -> &[Chain] {
+    pub(crate) fn chains(&self) -> &[Chain] {
         &self.chains
     }
 
     /// Chain 0's root certificate, PEM.
-    pub fn root_pem(&self) -> &str {
+    pub(crate) fn root_pem(&self) -> &str {
         self.chains[0].root_pem()
     }
 
+    #[cfg(test)]
     /// Chain 0's root certificate, DER.
-    pub fn root_der(&self) -> &[u8] {
+    pub(crate) fn root_der(&self) -> &[u8] {
         self.chains[0].root_der()
     }
 
     /// The intermediate certificate that issues leaves, as in chain 0, DER.
-    pub fn intermediate_der(&self) -> &[u8] {
+    pub(crate) fn intermediate_der(&self) -> &[u8] {
         &self.intermediate_der
     }
 
+    #[cfg(test)]
     /// Chain 0's intermediates, PEM: what follows the leaf in an
     /// `application/pem-certificate-chain` download of the default chain.
-    pub fn chain_pem(&self) -> &str {
+    pub(crate) fn chain_pem(&self) -> &str {
         self.chains[0].intermediates_pem()
     }
 
     /// The earliest expiry among chain 0's certificates (normally the
     /// intermediate's). Leaves should not outlive it.
-    pub fn intermediate_not_after(&self) -> time::OffsetDateTime {
+    pub(crate) fn intermediate_not_after(&self) -> time::OffsetDateTime {
         self.intermediate_not_after
     }
 
     /// Sign a leaf certificate (Baseline Requirements TLS subscriber
     /// profile) for `req`. Failures are internal errors: the request is
     /// expected to have been checked already.
-    pub fn issue(&self, req: &LeafRequest) -> Result<IssuedCert> {
+    pub(crate) fn issue(&self, req: &LeafRequest) -> Result<IssuedCert> {
         leaf::issue(&self.issuer, req)
     }
 
@@ -217,7 +219,10 @@ impl Ca {
     ///
     /// Valid from five minutes ago for a year, but not past the
     /// intermediate's expiry.
-    pub fn tls_server_identity(&self, names: &[Identifier]) -> Result<(Vec<Vec<u8>>, Vec<u8>)> {
+    pub(crate) fn tls_server_identity(
+        &self,
+        names: &[Identifier],
+    ) -> Result<(Vec<Vec<u8>>, Vec<u8>)> {
         leaf::tls_server_identity(self, names)
     }
 }
@@ -225,7 +230,7 @@ impl Ca {
 /// What goes into a leaf certificate. Everything here has been checked by the
 /// caller (CSR verified, identifiers authorized and policy-checked).
 #[derive(Debug, Clone)]
-pub struct LeafRequest<'a> {
+pub(crate) struct LeafRequest<'a> {
     /// The subject's SubjectPublicKeyInfo, DER, from the checked CSR
     /// ([`csr::CheckedCsr::spki_der`], which is in canonical form).
     pub spki_der: &'a [u8],
@@ -257,7 +262,7 @@ pub struct LeafRequest<'a> {
 
 /// The parts of a certificate profile that shape the leaf itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LeafProfile {
+pub(crate) struct LeafProfile {
     /// Put the first DNS name (when it fits) in the subject's common name.
     pub common_name: bool,
     /// extKeyUsage id-kp-serverAuth.
@@ -282,7 +287,7 @@ impl Default for LeafProfile {
 
 /// A freshly signed leaf certificate.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct IssuedCert {
+pub(crate) struct IssuedCert {
     /// The serial number, big-endian, positive, exactly as in the
     /// certificate's INTEGER (16 bytes).
     pub serial: Vec<u8>,

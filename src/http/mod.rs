@@ -46,36 +46,87 @@ use nonce::NonceService;
 pub(crate) use crate::protocol::paths;
 
 /// Everything a request handler can reach.
-pub struct App {
-    pub ra: Arc<Ra>,
-    pub nonces: NonceService,
-    pub keys: request::KeyCache,
-    pub directory_meta: DirectoryMeta,
+pub(crate) struct App {
+    ra: Arc<Ra>,
+    nonces: NonceService,
+    keys: request::KeyCache,
+    directory_meta: DirectoryMeta,
     /// The paths the directory lists.
-    pub dir_paths: paths::DirPaths,
-    pub external_url: Option<String>,
-    pub max_body: usize,
+    dir_paths: paths::DirPaths,
+    external_url: Option<String>,
+    max_body: usize,
     /// Retry-After of processing orders, and of processing authorizations
     /// and challenges.
-    pub retry_after: Duration,
-    pub authz_retry_after: Duration,
+    retry_after: Duration,
+    authz_retry_after: Duration,
     /// Percentage of good nonces refused as badNonce (Pebble's
     /// PEBBLE_WFE_NONCEREJECT).
-    pub bad_nonce_percent: u8,
-    pub request_timeout: Duration,
+    bad_nonce_percent: u8,
+    request_timeout: Duration,
     /// One log line per request (`server.log_requests`).
-    pub log_requests: bool,
+    log_requests: bool,
     /// ARI answers' Retry-After and explanationURL.
-    pub ari_retry_after: Duration,
-    pub ari_explanation_url: Option<String>,
+    ari_retry_after: Duration,
+    ari_explanation_url: Option<String>,
     /// The process's metrics (the same `Arc` the RA, VA and store count
     /// into).
-    pub metrics: Arc<Metrics>,
+    metrics: Arc<Metrics>,
     /// Peers whose `X-Forwarded-For` names the client
     /// (`rate_limits.trusted_proxies`).
-    pub trusted_proxies: Vec<crate::ratelimit::Prefix>,
+    trusted_proxies: Vec<crate::ratelimit::Prefix>,
     /// Faults injected on purpose (docs/CHAOS.md); the RA and VA share it.
-    pub chaos: Arc<crate::chaos::Chaos>,
+    chaos: Arc<crate::chaos::Chaos>,
+}
+
+impl App {
+    /// The ACME front end around `ra`, with `[server]` and `[acme]`'s
+    /// settings and the directory's `meta`.
+    pub(crate) fn new(
+        config: &crate::config::Config,
+        ra: Arc<Ra>,
+        directory_meta: DirectoryMeta,
+        metrics: Arc<Metrics>,
+        chaos: Arc<crate::chaos::Chaos>,
+    ) -> App {
+        let a = &config.acme;
+        App {
+            ra,
+            nonces: NonceService::new(a.nonce_lifetime),
+            keys: Default::default(),
+            directory_meta,
+            dir_paths: match config.server.pebble_paths {
+                true => paths::PEBBLE,
+                false => paths::ACME,
+            },
+            external_url: config.server.external_url.clone(),
+            max_body: config.server.max_body_bytes,
+            retry_after: a.retry_after,
+            authz_retry_after: a.authz_retry_after.unwrap_or(a.retry_after),
+            bad_nonce_percent: a.bad_nonce_percent,
+            request_timeout: config.server.request_timeout,
+            log_requests: config.server.log_requests,
+            ari_retry_after: a.ari_retry_after,
+            ari_explanation_url: a.ari_explanation_url.clone(),
+            metrics,
+            trusted_proxies: config.rate_limits.proxies(),
+            chaos,
+        }
+    }
+
+    /// The RA behind this front end.
+    pub(crate) fn ra(&self) -> &Arc<Ra> {
+        &self.ra
+    }
+
+    /// The process's metrics.
+    pub(crate) fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    /// How long one request may take.
+    pub(crate) fn request_timeout(&self) -> Duration {
+        self.request_timeout
+    }
 }
 
 /// Put on a response by chaos to have [`serve`] close the connection
@@ -423,7 +474,7 @@ pub(crate) fn with_timeout(router: Router, limit: Duration) -> Router {
 
 /// Limits of the accept loop.
 #[derive(Debug, Clone)]
-pub struct Limits {
+pub(crate) struct Limits {
     pub max_connections: usize,
     /// Connections one client address may hold at once (see `conn`).
     pub max_connections_per_client: usize,

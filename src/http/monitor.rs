@@ -35,7 +35,7 @@ pub(crate) const STORE_TIMEOUT: Duration = Duration::from_secs(1);
 const DAY: i64 = 86_400;
 
 /// What the monitoring endpoints read.
-pub struct Monitor {
+pub(crate) struct Monitor {
     pub metrics: Arc<Metrics>,
     store: Arc<dyn Store>,
     ca: Arc<Ca>,
@@ -43,7 +43,7 @@ pub struct Monitor {
 }
 
 impl Monitor {
-    pub fn new(
+    pub(crate) fn new(
         metrics: Arc<Metrics>,
         store: Arc<dyn Store>,
         ca: Arc<Ca>,

@@ -32,14 +32,14 @@ struct Inner {
 }
 
 /// Issues and redeems nonces. Cheap to share: one short lock per call.
-pub struct NonceService {
+pub(crate) struct NonceService {
     key: hmac::Key,
     lifetime: Duration,
     inner: Mutex<Inner>,
 }
 
 impl NonceService {
-    pub fn new(lifetime: Duration) -> NonceService {
+    pub(crate) fn new(lifetime: Duration) -> NonceService {
         let mut secret = [0u8; 32];
         crate::rand::fill(&mut secret);
         // Start the counter at a random point so nonces do not reveal how
@@ -77,7 +77,7 @@ impl NonceService {
     }
 
     /// A fresh nonce.
-    pub fn issue(&self) -> String {
+    pub(crate) fn issue(&self) -> String {
         let now = Instant::now();
         let counter = {
             let mut inner = self.lock();
@@ -104,7 +104,7 @@ impl NonceService {
 
     /// Spends a nonce: true exactly once for a nonce this server issued that
     /// is neither too old nor already used.
-    pub fn redeem(&self, nonce: &str) -> bool {
+    pub(crate) fn redeem(&self, nonce: &str) -> bool {
         if nonce.len() != 22 {
             return false;
         }

@@ -72,7 +72,7 @@ impl FromRequestParts<Arc<App>> for BaseUrl {
 /// Parsed account keys by their canonical JSON, so a request signed with
 /// `kid` does not parse the stored key again. Bounded: when full, it is
 /// emptied (a miss only costs one parse).
-pub struct KeyCache {
+pub(crate) struct KeyCache {
     keys: std::sync::Mutex<std::collections::HashMap<String, Arc<Jwk>>>,
 }
 
@@ -89,7 +89,7 @@ impl Default for KeyCache {
 
 impl KeyCache {
     /// The parsed key of a stored canonical JWK.
-    pub fn get(&self, canonical: &str) -> Result<Arc<Jwk>> {
+    pub(crate) fn get(&self, canonical: &str) -> Result<Arc<Jwk>> {
         let lock = || self.keys.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(k) = lock().get(canonical) {
             return Ok(k.clone());

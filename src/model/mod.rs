@@ -22,26 +22,22 @@ macro_rules! id_type {
     ($(#[$m:meta])* $name:ident) => {
         $(#[$m])*
         #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-        pub struct $name(pub String);
+        pub(crate) struct $name(pub(crate) String);
 
         impl $name {
             /// A fresh random identifier (96 bits, base64url).
-            pub fn random() -> Self {
+            pub(crate) fn random() -> Self {
                 $name(random_id())
             }
 
             /// Accepts an identifier taken from a URL path if it has the
             /// shape of ours (bounded length, base64url alphabet), so junk
             /// never reaches a query.
-            pub fn parse(s: &str) -> Option<Self> {
+            pub(crate) fn parse(s: &str) -> Option<Self> {
                 let ok = !s.is_empty()
                     && s.len() <= 64
                     && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
                 ok.then(|| $name(s.to_owned()))
-            }
-
-            pub fn as_str(&self) -> &str {
-                &self.0
             }
         }
 
@@ -93,14 +89,14 @@ fn ids_never_begin_with_a_dash() {
 /// Stored account status (RFC 8555 §7.1.2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum AccountStatus {
+pub(crate) enum AccountStatus {
     Valid,
     Deactivated,
     Revoked,
 }
 
 impl AccountStatus {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             AccountStatus::Valid => "valid",
             AccountStatus::Deactivated => "deactivated",
@@ -108,7 +104,7 @@ impl AccountStatus {
         }
     }
 
-    pub fn parse(s: &str) -> Option<Self> {
+    pub(crate) fn parse(s: &str) -> Option<Self> {
         Some(match s {
             "valid" => AccountStatus::Valid,
             "deactivated" => AccountStatus::Deactivated,
@@ -120,7 +116,7 @@ impl AccountStatus {
 
 /// An ACME account.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Account {
+pub(crate) struct Account {
     pub id: AccountId,
     pub status: AccountStatus,
     /// The account key as RFC 7638 canonical JSON.
@@ -135,7 +131,7 @@ pub struct Account {
 /// Challenge types this server knows (RFC 8555 §8, RFC 8737,
 /// draft-ietf-acme-dns-account-label, draft-ietf-acme-dns-persist).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum ChallengeType {
+pub(crate) enum ChallengeType {
     #[serde(rename = "http-01")]
     Http01,
     #[serde(rename = "dns-01")]
@@ -152,7 +148,7 @@ pub enum ChallengeType {
 
 impl ChallengeType {
     /// Every type, in the order authorizations list them.
-    pub const ALL: [ChallengeType; 5] = [
+    pub(crate) const ALL: [ChallengeType; 5] = [
         ChallengeType::Http01,
         ChallengeType::Dns01,
         ChallengeType::TlsAlpn01,
@@ -160,7 +156,7 @@ impl ChallengeType {
         ChallengeType::DnsPersist01,
     ];
 
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             ChallengeType::Http01 => "http-01",
             ChallengeType::Dns01 => "dns-01",
@@ -173,21 +169,21 @@ impl ChallengeType {
     /// Whether the challenge object carries the authorization's token: every
     /// type but dns-persist-01, whose record does not change per
     /// authorization (draft-ietf-acme-dns-persist, "Challenge Object").
-    pub fn has_token(self) -> bool {
+    pub(crate) fn has_token(self) -> bool {
         self != ChallengeType::DnsPersist01
     }
 
     /// Whether the type proves control of a whole domain through DNS, and
     /// so may validate a wildcard (RFC 8555 §7.1.3 allows dns-01; the
     /// dns-account-01 and dns-persist-01 drafts extend it to their types).
-    pub fn validates_wildcards(self) -> bool {
+    pub(crate) fn validates_wildcards(self) -> bool {
         matches!(
             self,
             ChallengeType::Dns01 | ChallengeType::DnsAccount01 | ChallengeType::DnsPersist01
         )
     }
 
-    pub fn parse(s: &str) -> Option<Self> {
+    pub(crate) fn parse(s: &str) -> Option<Self> {
         ChallengeType::ALL.into_iter().find(|t| t.as_str() == s)
     }
 }
@@ -196,7 +192,7 @@ impl ChallengeType {
 /// attempt, then the attempt's own states; `Deactivated`/`Revoked` are
 /// terminal states set by the client or the CA.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AuthzState {
+pub(crate) enum AuthzState {
     Pending,
     Valid,
     Invalid,
@@ -205,7 +201,7 @@ pub enum AuthzState {
 }
 
 impl AuthzState {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             AuthzState::Pending => "pending",
             AuthzState::Valid => "valid",
@@ -215,7 +211,7 @@ impl AuthzState {
         }
     }
 
-    pub fn parse(s: &str) -> Option<Self> {
+    pub(crate) fn parse(s: &str) -> Option<Self> {
         Some(match s {
             "pending" => AuthzState::Pending,
             "valid" => AuthzState::Valid,
@@ -229,14 +225,14 @@ impl AuthzState {
 
 /// State of the one challenge attempt an authorization may have.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AttemptState {
+pub(crate) enum AttemptState {
     Processing,
     Valid,
     Invalid,
 }
 
 impl AttemptState {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             AttemptState::Processing => "processing",
             AttemptState::Valid => "valid",
@@ -244,7 +240,7 @@ impl AttemptState {
         }
     }
 
-    pub fn parse(s: &str) -> Option<Self> {
+    pub(crate) fn parse(s: &str) -> Option<Self> {
         Some(match s {
             "processing" => AttemptState::Processing,
             "valid" => AttemptState::Valid,
@@ -258,7 +254,7 @@ impl AttemptState {
 /// and how its validation went. As in Boulder, an authorization is settled
 /// by its first attempted challenge; the others stay pending.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Attempt {
+pub(crate) struct Attempt {
     pub kind: ChallengeType,
     pub state: AttemptState,
     pub started_at: Timestamp,
@@ -271,7 +267,7 @@ pub struct Attempt {
 
 /// An authorization (RFC 8555 §7.1.4) with its challenges.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Authz {
+pub(crate) struct Authz {
     pub id: AuthzId,
     pub account_id: AccountId,
     /// The identifier without any `*.` prefix.
@@ -288,7 +284,7 @@ pub struct Authz {
 
 /// An order (RFC 8555 §7.1.3) as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Order {
+pub(crate) struct Order {
     pub id: OrderId,
     pub account_id: AccountId,
     pub identifiers: Vec<Identifier>,
@@ -312,7 +308,7 @@ pub struct Order {
 
 /// An issued certificate.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Certificate {
+pub(crate) struct Certificate {
     pub id: CertId,
     /// Lowercase hex serial.
     pub serial: String,
@@ -331,28 +327,28 @@ pub struct Certificate {
 
 /// A certificate's revocation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Revocation {
+pub(crate) struct Revocation {
     pub at: Timestamp,
     pub reason: RevocationReason,
 }
 
 /// RFC 5280 §5.3.1 CRLReason codes that may be used (7 is unassigned).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RevocationReason(u8);
+pub(crate) struct RevocationReason(u8);
 
 impl RevocationReason {
-    pub const UNSPECIFIED: RevocationReason = RevocationReason(0);
-    pub const SUPERSEDED: RevocationReason = RevocationReason(4);
+    pub(crate) const UNSPECIFIED: RevocationReason = RevocationReason(0);
+    pub(crate) const SUPERSEDED: RevocationReason = RevocationReason(4);
 
     /// Accepts 0–6 and 8–10.
-    pub fn from_code(code: i64) -> Option<RevocationReason> {
+    pub(crate) fn from_code(code: i64) -> Option<RevocationReason> {
         match code {
             0..=6 | 8..=10 => Some(RevocationReason(code as u8)),
             _ => None,
         }
     }
 
-    pub fn code(self) -> u8 {
+    pub(crate) fn code(self) -> u8 {
         self.0
     }
 }

@@ -66,7 +66,7 @@ pub(crate) const ERROR_NS: &str = "urn:ietf:params:acme:error:";
 /// newAccount payload (RFC 8555 §7.3).
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct NewAccount {
+pub(crate) struct NewAccount {
     pub contact: Option<Vec<String>>,
     pub terms_of_service_agreed: Option<bool>,
     pub only_return_existing: Option<bool>,
@@ -84,7 +84,7 @@ pub(crate) struct AccountUpdate {
 /// newOrder payload (RFC 8555 §7.4).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct NewOrder {
+pub(crate) struct NewOrder {
     pub identifiers: Vec<Identifier>,
     pub not_before: Option<String>,
     pub not_after: Option<String>,
@@ -140,7 +140,7 @@ pub(crate) struct Directory {
 /// Directory `meta` (RFC 8555 §7.1.1).
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct DirectoryMeta {
+pub(crate) struct DirectoryMeta {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub terms_of_service: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -51,7 +51,7 @@ pub(crate) fn cert(id: impl Display) -> String {
 
 /// The resources the directory lists, under one naming or the other.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct DirPaths {
+pub(crate) struct DirPaths {
     pub directory: &'static str,
     pub new_nonce: &'static str,
     pub new_account: &'static str,

@@ -73,7 +73,7 @@ impl Ra {
     /// created by this request. `url` is the newAccount URL the request was
     /// posted to (an external account binding must name it); `client` the
     /// address it came from, for `new_accounts_per_ip` (None: not counted).
-    pub async fn new_account(
+    pub(crate) async fn new_account(
         &self,
         jwk: &Jwk,
         url: &str,
@@ -144,7 +144,7 @@ impl Ra {
     }
 
     /// The account a `kid` names, if it exists and is valid (RFC 8555 §6.2).
-    pub async fn account_for_kid(&self, id: &AccountId) -> Result<Account> {
+    pub(crate) async fn account_for_kid(&self, id: &AccountId) -> Result<Account> {
         let account = self.store.account_by_id(id).await?.ok_or_else(|| {
             Error::new(
                 ErrorKind::AccountDoesNotExist,
@@ -161,7 +161,7 @@ impl Ra {
     }
 
     /// Account update or deactivation (RFC 8555 §7.3.2, §7.3.6).
-    pub async fn update_account(
+    pub(crate) async fn update_account(
         &self,
         account: &Account,
         contact: Option<&[String]>,
@@ -201,7 +201,7 @@ impl Ra {
     /// `account`'s key: checks the inner JWS and moves the account to the
     /// new key. `Ok(Err(id))`: the new key already belongs to account `id`
     /// (the caller answers 409 with its URL).
-    pub async fn change_key(
+    pub(crate) async fn change_key(
         &self,
         account: &Account,
         account_url: &str,

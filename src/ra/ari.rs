@@ -62,14 +62,14 @@ impl CertIdent {
 
 /// A renewalInfo answer: the computed window, or one set by hand.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Answer {
+pub(crate) enum Answer {
     Window(Window),
     Set(serde_json::Value),
 }
 
 /// A suggested renewal window.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Window {
+pub(crate) struct Window {
     pub start: Timestamp,
     pub end: Timestamp,
 }

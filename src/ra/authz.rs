@@ -13,7 +13,7 @@ use crate::va::ValidationRequest;
 
 impl Ra {
     /// An authorization of `account`.
-    pub async fn authz(&self, account: &Account, id: &AuthzId) -> Result<Authz> {
+    pub(crate) async fn authz(&self, account: &Account, id: &AuthzId) -> Result<Authz> {
         let authz = self
             .store
             .authz_by_id(id)
@@ -25,7 +25,7 @@ impl Ra {
 
     /// Authorization deactivation (RFC 8555 §7.5.2): a pending or valid
     /// authorization of `account` becomes deactivated.
-    pub async fn deactivate_authz(&self, account: &Account, id: &AuthzId) -> Result<Authz> {
+    pub(crate) async fn deactivate_authz(&self, account: &Account, id: &AuthzId) -> Result<Authz> {
         let authz = self.authz(account, id).await?;
         let status = state::authz_status(&authz, self.now());
         let live = matches!(
@@ -49,7 +49,7 @@ impl Ra {
     /// request's base, which is `server.external_url` when set): the
     /// dns-account-01 label and the dns-persist-01 `accounturi` are derived
     /// from the URL the client knows.
-    pub async fn answer_challenge(
+    pub(crate) async fn answer_challenge(
         &self,
         account: &Account,
         jwk: &Jwk,
@@ -104,7 +104,7 @@ impl Ra {
     /// dns-account-01 and dns-persist-01 drafts), for an IP address http-01
     /// and tls-alpn-01 (RFC 8738 §7), else every type; the two draft types
     /// only where the config enables them.
-    pub fn offered_challenges(
+    pub(crate) fn offered_challenges(
         &self,
         identifier: &Identifier,
         wildcard: bool,
@@ -127,13 +127,17 @@ impl Ra {
     }
 
     /// The issuer domain names dns-persist-01 challenges list.
-    pub fn issuer_domain_names(&self) -> &[String] {
+    pub(crate) fn issuer_domain_names(&self) -> &[String] {
         &self.settings.issuer_domain_names
     }
 
     /// newAuthz (RFC 8555 §7.4.1): a pending authorization for one DNS name
     /// or IP address, outside any order.
-    pub async fn new_authz(&self, account: &Account, identifier: &Identifier) -> Result<Authz> {
+    pub(crate) async fn new_authz(
+        &self,
+        account: &Account,
+        identifier: &Identifier,
+    ) -> Result<Authz> {
         if identifier.kind == IdentifierType::Dns && identifier.value.starts_with("*.") {
             return Err(Error::new(
                 ErrorKind::RejectedIdentifier,
@@ -153,7 +157,7 @@ impl Ra {
     /// Counts a failed validation against its account and hostname
     /// (`failed_validations`). Successes do not refill the bucket, as in
     /// Boulder: it refills with time only.
-    pub async fn validation_failed(&self, authz: &Authz) {
+    pub(crate) async fn validation_failed(&self, authz: &Authz) {
         if let Some(limits) = &self.limits {
             limits.validation_failed(authz).await;
         }

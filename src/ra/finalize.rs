@@ -14,7 +14,7 @@ use crate::protocol::Identifier;
 
 /// What finalize did.
 #[derive(Debug)]
-pub enum Finalized {
+pub(crate) enum Finalized {
     /// Signed (the order is valid), as usual.
     Now(Order, Vec<Authz>),
     /// Chaos's `finalize_delay`: the order is processing; the caller runs
@@ -28,7 +28,7 @@ pub enum Finalized {
 
 /// A finalize to complete later (see [`Finalized::Later`]).
 #[derive(Debug)]
-pub struct DeferredFinalize {
+pub(crate) struct DeferredFinalize {
     account: Account,
     order: Order,
     csr: CheckedCsr,
@@ -41,7 +41,7 @@ impl Ra {
     /// the order's lease, signs, and commits certificate and order together.
     /// With chaos's `finalize_delay`, the order is left processing and the
     /// signing is handed back as a job ([`Finalized::Later`]).
-    pub async fn finalize(
+    pub(crate) async fn finalize(
         &self,
         account: &Account,
         id: &OrderId,
@@ -62,7 +62,7 @@ impl Ra {
     /// Runs a finalize that was deferred ([`Finalized::Later`]): waits
     /// its delay, then signs and commits as finalize would have. A failure
     /// leaves the order ready again (its lease is released) and is logged.
-    pub async fn finish_finalize(&self, job: Box<DeferredFinalize>) {
+    pub(crate) async fn finish_finalize(&self, job: Box<DeferredFinalize>) {
         use crate::metrics::FinalizeOutcome;
         tokio::time::sleep(job.delay).await;
         let started = std::time::Instant::now();
@@ -271,7 +271,7 @@ impl Ra {
     }
 
     /// A certificate of `account`.
-    pub async fn certificate(&self, account: &Account, id: &CertId) -> Result<Certificate> {
+    pub(crate) async fn certificate(&self, account: &Account, id: &CertId) -> Result<Certificate> {
         let cert = self
             .store
             .certificate_by_id(id)

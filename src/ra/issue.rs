@@ -22,7 +22,7 @@ use super::{secs, Ra};
 /// When a certificate is valid. Both ends count (RFC 5280 §4.1.2.5): a
 /// certificate of lifetime `n` seconds runs from `nb` to `nb + n - 1`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Validity {
+pub(crate) struct Validity {
     /// notBefore the subscriber asked for (ACME newOrder's `notBefore`);
     /// `None`: now, backdated by the RA's `backdate` setting.
     pub not_before: Option<Timestamp>,
@@ -37,7 +37,7 @@ pub struct Validity {
 /// caIssuers URL (where the intermediate is served) always does when the
 /// server has one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct StatusUrls {
+pub(crate) struct StatusUrls {
     /// AIA OCSP responder URL.
     pub ocsp: bool,
     /// cRLDistributionPoints URL.
@@ -47,7 +47,7 @@ pub struct StatusUrls {
 /// Everything a certificate needs; checked by the caller (CSR verified,
 /// identifiers authorized or policy-checked).
 #[derive(Debug, Clone)]
-pub struct Issuance<'a> {
+pub(crate) struct Issuance<'a> {
     /// SubjectPublicKeyInfo, DER, in canonical form.
     pub spki_der: &'a [u8],
     /// The kind of that key (it decides the key usages).
@@ -90,7 +90,11 @@ fn to_time(t: Timestamp) -> Result<time::OffsetDateTime> {
 impl Ra {
     /// Signs the certificate `req` describes, at `now`. The caller records
     /// it (ACME with its order, the service with its request).
-    pub fn issue_certificate(&self, req: &Issuance<'_>, now: Timestamp) -> Result<IssuedCert> {
+    pub(crate) fn issue_certificate(
+        &self,
+        req: &Issuance<'_>,
+        now: Timestamp,
+    ) -> Result<IssuedCert> {
         let (not_before, not_after) = req.validity.window(now, secs(self.settings.backdate));
         self.ca.issue(&LeafRequest {
             spki_der: req.spki_der,
@@ -109,22 +113,22 @@ impl Ra {
 
     /// The default chain: the signing intermediate(s) up to its root, as a
     /// download's `ca.pem` or a PKCS#12 bag holds it.
-    pub fn default_chain(&self) -> &Chain {
+    pub(crate) fn default_chain(&self) -> &Chain {
         &self.ca.chains()[0]
     }
 
     /// How far back every certificate's notBefore is set.
-    pub fn backdate(&self) -> std::time::Duration {
+    pub(crate) fn backdate(&self) -> std::time::Duration {
         self.settings.backdate
     }
 
     /// The OCSP responder URL written into certificates, if any.
-    pub fn ocsp_url(&self) -> Option<&str> {
+    pub(crate) fn ocsp_url(&self) -> Option<&str> {
         self.urls.ocsp.as_deref()
     }
 
     /// The channel every revocation is announced on, if any.
-    pub fn revocation_events(&self) -> Option<&Arc<RevocationEvents>> {
+    pub(crate) fn revocation_events(&self) -> Option<&Arc<RevocationEvents>> {
         self.revocations.as_ref()
     }
 }

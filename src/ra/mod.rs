@@ -48,7 +48,7 @@ use profile::Profile;
 
 /// Settings the rules need, taken from the config once.
 #[derive(Debug, Clone)]
-pub struct RaSettings {
+pub(crate) struct RaSettings {
     pub order_lifetime: Duration,
     pub pending_authz_lifetime: Duration,
     pub valid_authz_lifetime: Duration,
@@ -95,7 +95,7 @@ pub struct RaSettings {
 /// The registration authority. Its collaborators are its own: the front
 /// ends call its methods, they do not reach through it.
 ///
-pub struct Ra {
+pub(crate) struct Ra {
     store: Arc<dyn Store>,
     ca: Arc<Ca>,
     va: Arc<Va>,
@@ -122,7 +122,7 @@ pub struct Ra {
 
 /// What an [`Ra`] is made of: the collaborators and settings the server
 /// assembles ([`Ra::new`]).
-pub struct RaParts {
+pub(crate) struct RaParts {
     /// Where accounts, orders, authorizations and certificates are kept.
     pub store: Arc<dyn Store>,
     /// Signs certificates; its chains are served with them.
@@ -151,7 +151,7 @@ pub struct RaParts {
 
 /// URLs written into certificates.
 #[derive(Debug, Clone, Default)]
-pub struct CertUrls {
+pub(crate) struct CertUrls {
     /// AIA caIssuers: where the intermediate is served.
     pub ca_issuers: Option<String>,
     /// AIA OCSP, for profiles with OCSP.
@@ -166,7 +166,7 @@ fn secs(d: Duration) -> i64 {
 
 impl Ra {
     /// An RA over `parts`, with no renewalInfo answers set.
-    pub fn new(parts: RaParts) -> Ra {
+    pub(crate) fn new(parts: RaParts) -> Ra {
         let RaParts {
             store,
             ca,
@@ -209,7 +209,7 @@ impl Ra {
 
     /// The time by the RA's clock: statuses the front end derives for a
     /// response are derived at it.
-    pub fn now(&self) -> Timestamp {
+    pub(crate) fn now(&self) -> Timestamp {
         self.clock.now()
     }
 
@@ -233,12 +233,12 @@ impl Ra {
     /// Checks one identifier against the CA's identifier policy (syntax,
     /// blocked domains, IP identifiers allowed): the same rule for ACME
     /// orders and for every other way a name reaches a certificate.
-    pub fn check_identifier(&self, ident: &Identifier) -> Result<policy::CheckedIdentifier> {
+    pub(crate) fn check_identifier(&self, ident: &Identifier) -> Result<policy::CheckedIdentifier> {
         self.policy.check(ident)
     }
 
     /// The URL of an account, as clients know it.
-    pub fn account_uri(&self, id: &AccountId) -> String {
+    pub(crate) fn account_uri(&self, id: &AccountId) -> String {
         format!(
             "{}{}",
             self.settings.base_url,
@@ -249,18 +249,18 @@ impl Ra {
     /// The CA's chains: the default one first, then the alternates (a
     /// certificate's download links them; Pebble's management API serves
     /// their roots and keys).
-    pub fn chains(&self) -> &[Chain] {
+    pub(crate) fn chains(&self) -> &[Chain] {
         self.ca.chains()
     }
 
     /// The issuing intermediate in DER (the AIA caIssuers target).
-    pub fn intermediate_der(&self) -> &[u8] {
+    pub(crate) fn intermediate_der(&self) -> &[u8] {
         self.ca.intermediate_der()
     }
 
     /// Any certificate of this CA by serial (lower-case hex, as stored),
     /// whoever ordered it: Pebble's management status lookup.
-    pub async fn certificate_by_serial(&self, serial: &str) -> Result<Option<Certificate>> {
+    pub(crate) async fn certificate_by_serial(&self, serial: &str) -> Result<Option<Certificate>> {
         self.store.certificate_by_serial(serial).await
     }
 }

@@ -17,7 +17,7 @@ use crate::store::OrderListEntry;
 impl Ra {
     /// The profile named `name`, or the default one (a random one under
     /// `random_profile`).
-    pub fn profile(&self, name: Option<&str>) -> Result<&Profile> {
+    pub(crate) fn profile(&self, name: Option<&str>) -> Result<&Profile> {
         if name.is_none() && self.settings.random_profile && !self.settings.profiles.is_empty() {
             let mut b = [0u8; 4];
             crate::rand::fill(&mut b);
@@ -46,7 +46,7 @@ impl Ra {
 
     /// newOrder (RFC 8555 §7.4): an authorization per identifier, new or
     /// (under `authz_reuse`) one of the account's still-valid ones.
-    pub async fn new_order(
+    pub(crate) async fn new_order(
         &self,
         account: &Account,
         req: &NewOrder,
@@ -240,7 +240,11 @@ impl Ra {
     }
 
     /// An order of `account` with its authorizations.
-    pub async fn order(&self, account: &Account, id: &OrderId) -> Result<(Order, Vec<Authz>)> {
+    pub(crate) async fn order(
+        &self,
+        account: &Account,
+        id: &OrderId,
+    ) -> Result<(Order, Vec<Authz>)> {
         let order = self
             .store
             .order_by_id(id)
@@ -253,7 +257,7 @@ impl Ra {
 
     /// One page of the account's orders: entries plus the cursor of the next
     /// page, if there is one.
-    pub async fn orders_page(
+    pub(crate) async fn orders_page(
         &self,
         account: &Account,
         after: i64,

@@ -18,7 +18,7 @@ pub(crate) const MAX_IDENTIFIERS: usize = 100;
 /// lowercased without a trailing dot; IP addresses in their RFC 5952 /
 /// dotted-quad text form.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct CheckedIdentifier {
+pub(crate) struct CheckedIdentifier {
     /// The identifier as requested and echoed in the order (`*.` kept).
     pub identifier: Identifier,
     /// True for `*.example.com`.
@@ -28,7 +28,7 @@ pub struct CheckedIdentifier {
 impl CheckedIdentifier {
     /// The identifier an authorization covers: the base name for a wildcard
     /// (RFC 8555 §7.1.3: the authorization's identifier omits `*.`).
-    pub fn authz_identifier(&self) -> Identifier {
+    pub(crate) fn authz_identifier(&self) -> Identifier {
         match self.identifier.value.strip_prefix("*.") {
             Some(base) if self.wildcard => Identifier::dns(base),
             _ => self.identifier.clone(),
@@ -38,7 +38,7 @@ impl CheckedIdentifier {
 
 /// Rules configured by the operator.
 #[derive(Debug, Clone, Default)]
-pub struct Policy {
+pub(crate) struct Policy {
     /// Names under any of these (the name itself or a subdomain) are refused.
     pub blocked_domains: Vec<String>,
     /// Whether IP identifiers (RFC 8738) are accepted.
@@ -72,7 +72,7 @@ impl Policy {
     /// Checks every identifier of a new order. Returns them canonical and
     /// deduplicated, in request order; or one error carrying a subproblem per
     /// bad identifier (RFC 8555 §6.7.1).
-    pub fn check_order(&self, identifiers: &[Identifier]) -> Result<Vec<CheckedIdentifier>> {
+    pub(crate) fn check_order(&self, identifiers: &[Identifier]) -> Result<Vec<CheckedIdentifier>> {
         if identifiers.is_empty() {
             return Err(Error::malformed("an order needs at least one identifier"));
         }
@@ -123,7 +123,7 @@ impl Policy {
     }
 
     /// Checks one identifier.
-    pub fn check(&self, ident: &Identifier) -> Result<CheckedIdentifier> {
+    pub(crate) fn check(&self, ident: &Identifier) -> Result<CheckedIdentifier> {
         match ident.kind {
             IdentifierType::Dns => {
                 let (name, wildcard) = check_dns_name(&ident.value)?;

@@ -10,7 +10,7 @@ use crate::protocol::{Identifier, IdentifierType};
 
 /// A profile as the RA applies it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Profile {
+pub(crate) struct Profile {
     pub name: String,
     pub description: String,
     /// notAfter - notBefore of its certificates (both ends counted).
@@ -27,7 +27,7 @@ pub struct Profile {
 impl Profile {
     /// From a checked config entry ([`crate::config::Config::validate`]
     /// has refused unknown usages and identifier types).
-    pub fn from_config(name: &str, c: &ProfileConfig) -> Profile {
+    pub(crate) fn from_config(name: &str, c: &ProfileConfig) -> Profile {
         let has = |list: &[String], v: &str| list.iter().any(|x| x == v);
         Profile {
             name: name.to_owned(),
@@ -47,7 +47,7 @@ impl Profile {
     }
 
     /// Refuses identifiers of a type this profile does not issue for.
-    pub fn check_identifiers(&self, identifiers: &[Identifier]) -> Result<()> {
+    pub(crate) fn check_identifiers(&self, identifiers: &[Identifier]) -> Result<()> {
         for id in identifiers {
             let allowed = match id.kind {
                 IdentifierType::Dns => self.allow_dns,

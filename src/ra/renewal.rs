@@ -13,7 +13,7 @@ impl Ra {
     /// renewalInfo (RFC 9773 §4): the suggested window of the certificate
     /// `text` names, or the answer set for it by hand; notFound when this
     /// CA did not issue it.
-    pub async fn renewal_info(&self, text: &str) -> Result<ari::Answer> {
+    pub(crate) async fn renewal_info(&self, text: &str) -> Result<ari::Answer> {
         let ident = CertIdent::parse(text)?;
         let (cert, _) = self.certificate_for_ari(&ident).await?.ok_or_else(|| {
             Error::not_found("this CA issued no certificate with that identifier")
@@ -32,7 +32,11 @@ impl Ra {
     /// to `answer`, which must be a renewalInfo object with a
     /// suggestedWindow of two RFC 3339 times, start not after end (an
     /// instant window is what certbot's ARI test sets, and Pebble takes it).
-    pub async fn set_renewal_info(&self, pem: &str, answer: serde_json::Value) -> Result<()> {
+    pub(crate) async fn set_renewal_info(
+        &self,
+        pem: &str,
+        answer: serde_json::Value,
+    ) -> Result<()> {
         const MAX_OVERRIDES: usize = 10_000;
         // Kept in memory: at most 10,000 answers of at most 4 KiB.
         const MAX_ANSWER: usize = 4096;

@@ -13,7 +13,7 @@ impl Ra {
     /// revokeCert (RFC 8555 §7.6). `by_account`: the request was signed by
     /// this account; `by_key`: signed with this key (`jwk`), which must be
     /// the certificate's.
-    pub async fn revoke(
+    pub(crate) async fn revoke(
         &self,
         by_account: Option<&Account>,
         by_key: Option<&Jwk>,
@@ -72,7 +72,11 @@ impl Ra {
     /// Revocation by an operator (the service's REST API, an admin or
     /// agent): any certificate of this CA, by serial. Like revokeCert, it
     /// is written, then announced to the CRL signer, before it returns.
-    pub async fn revoke_by_operator(&self, serial: &str, reason: RevocationReason) -> Result<()> {
+    pub(crate) async fn revoke_by_operator(
+        &self,
+        serial: &str,
+        reason: RevocationReason,
+    ) -> Result<()> {
         let cert = self
             .store
             .certificate_by_serial(serial)

@@ -68,21 +68,21 @@ pub(crate) fn ipv6_range(ip: IpAddr) -> Option<String> {
 
 /// The rate of a bucket, in milliseconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Rate {
+pub(crate) struct Rate {
     pub count: u64,
     pub period: Duration,
 }
 
 impl Rate {
     /// period / count, at least 1 ms.
-    pub fn emission_interval(&self) -> i64 {
+    pub(crate) fn emission_interval(&self) -> i64 {
         let period = i64::try_from(self.period.as_millis()).unwrap_or(i64::MAX);
         (period / i64::try_from(self.count.max(1)).unwrap_or(i64::MAX)).max(1)
     }
 
     /// How far the TAT may be ahead of now: burst (= count) × emission
     /// interval.
-    pub fn burst_offset(&self) -> i64 {
+    pub(crate) fn burst_offset(&self) -> i64 {
         self.emission_interval()
             .saturating_mul(i64::try_from(self.count).unwrap_or(i64::MAX))
     }
@@ -133,7 +133,7 @@ pub(crate) fn gcra(tat: Option<i64>, now: i64, rate: Rate, cost: u64) -> Decisio
 
 /// One bucket a request needs, with what the refusal would say.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Transaction {
+pub(crate) struct Transaction {
     pub limit: LimitName,
     /// `<limit>:<key>`.
     pub bucket: String,
@@ -161,7 +161,7 @@ impl Transaction {
 /// failed). Dropping it keeps them spent.
 #[derive(Debug, Default)]
 #[must_use = "a spend is kept unless refunded"]
-pub struct Spent(Vec<BucketSpend>);
+pub(crate) struct Spent(Vec<BucketSpend>);
 
 /// "3h", "7d", "90m", "45s": a period as the config writes it.
 fn period_text(d: Duration) -> String {
@@ -190,7 +190,7 @@ fn names_text(names: &[String]) -> String {
 
 /// The rate limiter the RA asks. Built only when `[rate_limits]` is
 /// enabled.
-pub struct Limiter {
+pub(crate) struct Limiter {
     store: Arc<dyn RateLimitStore>,
     clock: Arc<dyn Clock>,
     config: RateLimitsConfig,
@@ -201,7 +201,7 @@ pub struct Limiter {
 
 impl Limiter {
     /// A limiter over `store` with a validated config.
-    pub fn new(
+    pub(crate) fn new(
         store: Arc<dyn RateLimitStore>,
         clock: Arc<dyn Clock>,
         config: &RateLimitsConfig,
@@ -261,7 +261,7 @@ impl Limiter {
     /// `new_accounts_per_ip` for a newAccount from `ip`, and for an IPv6
     /// client `new_accounts_per_ipv6_range` of its /48 too (both as Let's
     /// Encrypt counts them).
-    pub fn new_account_transactions(&self, ip: IpAddr) -> Vec<Transaction> {
+    pub(crate) fn new_account_transactions(&self, ip: IpAddr) -> Vec<Transaction> {
         let key = client_key(ip);
         let mut txns = vec![Self::txn(
             LimitName::NewAccountsPerIp,
@@ -281,7 +281,7 @@ impl Limiter {
     }
 
     /// `new_orders_per_account` for a newOrder of `account`.
-    pub fn new_order_transactions(&self, account: &AccountId) -> Vec<Transaction> {
+    pub(crate) fn new_order_transactions(&self, account: &AccountId) -> Vec<Transaction> {
         vec![Self::txn(
             LimitName::NewOrdersPerAccount,
             &account.0,
@@ -295,7 +295,7 @@ impl Limiter {
     /// (IP addresses count alone; an account override gives the account
     /// buckets of its own), and one `duplicate_certificates` bucket for
     /// the exact set of names.
-    pub fn certificate_transactions(
+    pub(crate) fn certificate_transactions(
         &self,
         account: &AccountId,
         identifiers: &[Identifier],
@@ -347,7 +347,7 @@ impl Limiter {
     /// exactly these names was issued before and has not expired (Let's
     /// Encrypt exempts renewals from that limit, not from
     /// `duplicate_certificates`).
-    pub async fn issuance_transactions(
+    pub(crate) async fn issuance_transactions(
         &self,
         account: &AccountId,
         identifiers: &[Identifier],
@@ -363,7 +363,7 @@ impl Limiter {
     /// Remembers that a certificate for `identifiers`, valid until
     /// `not_after`, was issued (later orders for the same names are
     /// renewals). Errors are logged: the certificate exists already.
-    pub async fn issued(&self, identifiers: &[Identifier], not_after: Timestamp) {
+    pub(crate) async fn issued(&self, identifiers: &[Identifier], not_after: Timestamp) {
         let (_, hash) = name_set(identifiers);
         if let Err(e) = self
             .store
@@ -376,7 +376,7 @@ impl Limiter {
 
     /// The `failed_validations` bucket of `account` and one hostname (a
     /// wildcard counts as its base name).
-    pub fn failed_validation_transaction(
+    pub(crate) fn failed_validation_transaction(
         &self,
         account: &AccountId,
         ident: &Identifier,
@@ -392,7 +392,7 @@ impl Limiter {
 
     /// Spends every transaction, or none: rateLimited naming the limit that
     /// refused (the one that frees last) when any lacks room.
-    pub async fn spend(&self, txns: &[Transaction]) -> Result<Spent> {
+    pub(crate) async fn spend(&self, txns: &[Transaction]) -> Result<Spent> {
         let spends = dedup(txns);
         let now = self.now_ms();
         if self.store.spend_buckets(&spends, now).await? {
@@ -402,7 +402,7 @@ impl Limiter {
     }
 
     /// Checks that every transaction could be spent now, spending nothing.
-    pub async fn check(&self, txns: &[Transaction]) -> Result<()> {
+    pub(crate) async fn check(&self, txns: &[Transaction]) -> Result<()> {
         let now = self.now_ms();
         match self.worst(txns, now).await? {
             Some((t, d)) => Err(self.refused(t, now, d.retry_in)),
@@ -413,7 +413,7 @@ impl Limiter {
     /// Spends what it can of `txns`, refusing nothing (an event that has
     /// happened, such as a failed validation, is counted even when its
     /// bucket is empty already, as Boulder does).
-    pub async fn record(&self, txns: &[Transaction]) -> Result<()> {
+    pub(crate) async fn record(&self, txns: &[Transaction]) -> Result<()> {
         let now = self.now_ms();
         for s in dedup(txns) {
             self.store
@@ -425,7 +425,7 @@ impl Limiter {
 
     /// Counts a failed validation of `authz` (`failed_validations`);
     /// errors are logged, never passed on: the outcome is recorded already.
-    pub async fn validation_failed(&self, authz: &Authz) {
+    pub(crate) async fn validation_failed(&self, authz: &Authz) {
         let t = self.failed_validation_transaction(&authz.account_id, &authz.identifier);
         if let Err(e) = self.record(std::slice::from_ref(&t)).await {
             tracing::warn!(authz = %authz.id, error = %e, "could not count a failed validation");
@@ -433,7 +433,7 @@ impl Limiter {
     }
 
     /// Gives back what [`Limiter::spend`] took.
-    pub async fn refund(&self, spent: Spent) {
+    pub(crate) async fn refund(&self, spent: Spent) {
         if let Err(e) = self.store.refund_buckets(&spent.0, self.now_ms()).await {
             tracing::warn!(error = %e, "could not refund rate-limit buckets");
         }
@@ -441,7 +441,7 @@ impl Limiter {
 
     /// `pending_authorizations`: `account` may not hold more than its
     /// ceiling of pending authorizations after `adding` more.
-    pub async fn check_pending_authorizations(
+    pub(crate) async fn check_pending_authorizations(
         &self,
         account: &AccountId,
         adding: usize,

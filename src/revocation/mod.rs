@@ -36,7 +36,7 @@ const CRL_SCOPE: &str = "intermediate";
 
 /// A revocation, as announced to subscribers (the service's webhooks).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Revoked {
+pub(crate) struct Revoked {
     /// Lowercase hex serial.
     pub serial: String,
     pub reason: u8,
@@ -46,14 +46,14 @@ pub struct Revoked {
 /// Revocations as they happen: a counter that only grows, a wake-up for
 /// the task that signs CRLs, and a broadcast for other listeners.
 #[derive(Debug)]
-pub struct RevocationEvents {
+pub(crate) struct RevocationEvents {
     epoch: AtomicU64,
     notify: Notify,
     announce: tokio::sync::broadcast::Sender<Revoked>,
 }
 
 impl RevocationEvents {
-    pub fn new() -> Arc<RevocationEvents> {
+    pub(crate) fn new() -> Arc<RevocationEvents> {
         Arc::new(RevocationEvents {
             epoch: AtomicU64::new(0),
             notify: Notify::new(),
@@ -62,7 +62,7 @@ impl RevocationEvents {
     }
 
     /// Called after a revocation is stored and before it is acknowledged.
-    pub fn revoked(&self, serial: &str, reason: u8, at: Timestamp) {
+    pub(crate) fn revoked(&self, serial: &str, reason: u8, at: Timestamp) {
         self.epoch.fetch_add(1, Ordering::SeqCst);
         self.notify.notify_one();
         // Nobody listening is fine.
@@ -75,12 +75,12 @@ impl RevocationEvents {
 
     /// Every revocation from now on (a slow listener misses some, and is
     /// told how many).
-    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Revoked> {
+    pub(crate) fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Revoked> {
         self.announce.subscribe()
     }
 
     /// How many revocations this process has seen.
-    pub fn epoch(&self) -> u64 {
+    pub(crate) fn epoch(&self) -> u64 {
         self.epoch.load(Ordering::SeqCst)
     }
 }

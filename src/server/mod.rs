@@ -35,23 +35,23 @@ use listeners::Listeners;
 
 /// A built server, ready to serve.
 pub struct Server {
-    pub app: Arc<App>,
-    pub tls: Arc<rustls::ServerConfig>,
-    pub limits: Limits,
+    pub(crate) app: Arc<App>,
+    pub(crate) tls: Arc<rustls::ServerConfig>,
+    pub(crate) limits: Limits,
     /// Where the root certificate PEM that clients must trust is.
     pub root_pem_path: PathBuf,
     /// The status listener (CRL, OCSP, issuer), when enabled, and its base
     /// URL.
-    pub status: Option<StatusListener>,
+    pub(crate) status: Option<StatusListener>,
     /// The management listener (Pebble's management API), when configured.
-    pub management: Option<TcpListener>,
+    pub(crate) management: Option<TcpListener>,
     /// The operator service's listener and the service, when enabled.
-    pub service: Option<(TcpListener, Arc<crate::service::Service>)>,
+    pub(crate) service: Option<(TcpListener, Arc<crate::service::Service>)>,
     /// The monitoring listener of `[metrics] listen`, when configured.
-    pub metrics_listener: Option<TcpListener>,
+    pub(crate) metrics_listener: Option<TcpListener>,
     /// Metrics, health and readiness (served on the status listener and
     /// the metrics listener).
-    pub monitor: Arc<Monitor>,
+    pub(crate) monitor: Arc<Monitor>,
     store: Arc<SqliteStore>,
     /// The exclusive lock on the data directory, held while the server
     /// lives.
@@ -157,7 +157,13 @@ impl Server {
             chaos: chaos.clone(),
         });
         setup::resume_validations(&store_dyn, &va, &ra).await?;
-        let app = Arc::new(settings::app(config, Arc::new(ra), metrics.clone(), chaos));
+        let app = Arc::new(App::new(
+            config,
+            Arc::new(ra),
+            settings::directory_meta(config),
+            metrics.clone(),
+            chaos,
+        ));
         let service = match listeners.service {
             Some(listener) => Some((listener, start_service(config, &app, &store, clock)?)),
             None => None,
@@ -200,7 +206,7 @@ impl Server {
     /// `shutdown` completes, then closes the store.
     pub async fn run(self, listener: TcpListener, shutdown: impl Future<Output = ()>) {
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-        let timeout = self.app.request_timeout;
+        let timeout = self.app.request_timeout();
         let serve = |l: TcpListener, tls: bool, router: axum::Router, which: Listener| {
             let mut rx = stop_rx.clone();
             // Marked serving here, at the call: ACME's first, then every
@@ -299,8 +305,8 @@ fn start_service(
     clock: Arc<dyn Clock>,
 ) -> Result<Arc<crate::service::Service>> {
     let service = Arc::new(crate::service::Service::new(
-        app.ra.clone(),
-        app.metrics.clone(),
+        app.ra().clone(),
+        app.metrics().clone(),
         store.clone(),
         clock,
         config.service.clone(),

@@ -9,12 +9,11 @@ use std::time::Duration;
 use crate::chaos::Chaos;
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::http::{self, nonce::NonceService, App, Limits};
+use crate::http::{self, Limits};
 use crate::jose::eab::MacKey;
-use crate::metrics::Metrics;
 use crate::protocol::DirectoryMeta;
 use crate::ra::profile::Profile;
-use crate::ra::{policy::Policy, CertUrls, Ra, RaSettings};
+use crate::ra::{policy::Policy, CertUrls, RaSettings};
 use crate::revocation::StatusSettings;
 use crate::va::VaSettings;
 
@@ -142,7 +141,7 @@ pub(super) fn ra(config: &Config, base_url: String) -> Result<RaSettings> {
 }
 
 /// The directory's `meta` object.
-fn directory_meta(config: &Config) -> DirectoryMeta {
+pub(super) fn directory_meta(config: &Config) -> DirectoryMeta {
     let a = &config.acme;
     DirectoryMeta {
         terms_of_service: a.terms_of_service.clone(),
@@ -153,33 +152,6 @@ fn directory_meta(config: &Config) -> DirectoryMeta {
             .values()
             .map(|p| (p.name.clone(), p.description.clone()))
             .collect(),
-    }
-}
-
-/// The ACME front end around `ra`.
-pub(super) fn app(config: &Config, ra: Arc<Ra>, metrics: Arc<Metrics>, chaos: Arc<Chaos>) -> App {
-    let a = &config.acme;
-    App {
-        ra,
-        nonces: NonceService::new(a.nonce_lifetime),
-        keys: Default::default(),
-        directory_meta: directory_meta(config),
-        dir_paths: match config.server.pebble_paths {
-            true => http::paths::PEBBLE,
-            false => http::paths::ACME,
-        },
-        external_url: config.server.external_url.clone(),
-        max_body: config.server.max_body_bytes,
-        retry_after: a.retry_after,
-        authz_retry_after: a.authz_retry_after.unwrap_or(a.retry_after),
-        bad_nonce_percent: a.bad_nonce_percent,
-        request_timeout: config.server.request_timeout,
-        log_requests: config.server.log_requests,
-        ari_retry_after: a.ari_retry_after,
-        ari_explanation_url: a.ari_explanation_url.clone(),
-        metrics,
-        trusted_proxies: config.rate_limits.proxies(),
-        chaos,
     }
 }
 

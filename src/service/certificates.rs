@@ -14,7 +14,7 @@ use crate::model::RevocationReason;
 impl Service {
     /// Certificates the caller may see: all for admins and agents, the
     /// service certificates they requested for requesters.
-    pub async fn certificates(
+    pub(crate) async fn certificates(
         &self,
         caller: &Caller,
         mut f: CertFilter,
@@ -27,7 +27,7 @@ impl Service {
     }
 
     /// One certificate the caller may see, by serial (any case).
-    pub async fn certificate(&self, caller: &Caller, serial: &str) -> Result<CertRow> {
+    pub(crate) async fn certificate(&self, caller: &Caller, serial: &str) -> Result<CertRow> {
         let serial = normalize_serial(serial)?;
         let (rows, _) = self
             .certificates(
@@ -45,7 +45,12 @@ impl Service {
     }
 
     /// Revokes a certificate (ACME or service) with an RFC 5280 reason.
-    pub async fn revoke(&self, caller: &Caller, serial: &str, reason: &str) -> Result<CertRow> {
+    pub(crate) async fn revoke(
+        &self,
+        caller: &Caller,
+        serial: &str,
+        reason: &str,
+    ) -> Result<CertRow> {
         Self::require(caller, &[Role::Admin, Role::Agent], "revoke certificates")?;
         let reason = parse_reason(reason).ok_or_else(|| {
             Error::new(
@@ -68,7 +73,7 @@ impl Service {
     /// Renews a service certificate inside its profile's window: a new
     /// certificate (new serial, and a new key when the server made the
     /// old one), then the old one revoked as superseded.
-    pub async fn renew(&self, caller: &Caller, serial: &str) -> Result<CertRow> {
+    pub(crate) async fn renew(&self, caller: &Caller, serial: &str) -> Result<CertRow> {
         Self::require(
             caller,
             &[Role::Admin, Role::Requester],
@@ -163,7 +168,7 @@ impl Service {
     /// A certificate younger than its window's length is left alone, so a
     /// certificate born inside its window (issued before that was refused)
     /// is renewed at most once per window, never on every pass.
-    pub async fn renew_due(&self) -> Result<usize> {
+    pub(crate) async fn renew_due(&self) -> Result<usize> {
         let now = self.now();
         let longest = self
             .config
@@ -203,7 +208,7 @@ impl Service {
     /// Announces every revocation of this CA (ACME revokeCert, the
     /// service, renewals' superseded ones) to the webhooks, as
     /// `certificate.revoked`, until the process ends.
-    pub fn announce_revocations(self: &Arc<Self>) {
+    pub(crate) fn announce_revocations(self: &Arc<Self>) {
         let Some(events) = self.ra.revocation_events() else {
             return;
         };

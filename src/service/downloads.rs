@@ -34,7 +34,7 @@ pub(super) struct Grant {
 impl Service {
     /// POST /certs/{serial}/download-token: a single-use token for one
     /// download, valid `download_token_lifetime`.
-    pub async fn download_token(
+    pub(crate) async fn download_token(
         &self,
         caller: &Caller,
         serial: &str,
@@ -170,7 +170,7 @@ impl Service {
 
     /// Whether `token` would be accepted for `serial` now (HEAD: the token
     /// is not spent).
-    pub fn download_allowed(&self, serial: &str, token: &str) -> bool {
+    pub(crate) fn download_allowed(&self, serial: &str, token: &str) -> bool {
         let Ok(serial) = normalize_serial(serial) else {
             return false;
         };
@@ -182,7 +182,7 @@ impl Service {
     }
 
     /// GET /certs/{serial}/download?token=…: spends the token.
-    pub async fn download(&self, serial: &str, token: &str) -> Result<Download> {
+    pub(crate) async fn download(&self, serial: &str, token: &str) -> Result<Download> {
         let serial = normalize_serial(serial)?;
         let grant = {
             let mut grants = self.grants.lock().unwrap_or_else(|p| p.into_inner());
@@ -278,7 +278,7 @@ impl Service {
 
     /// The issued certificates of a batch the caller may see, zipped with
     /// the CA chain.
-    pub async fn batch_zip(&self, caller: &Caller, id: &str) -> Result<Download> {
+    pub(crate) async fn batch_zip(&self, caller: &Caller, id: &str) -> Result<Download> {
         let found = self.store.batch(id).await?;
         let batch = visible(caller, found, |b| &b.requester, "no such batch")?;
         let requests = self.batch_requests(&batch.id).await?;

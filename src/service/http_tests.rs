@@ -285,7 +285,7 @@ async fn acme_certificates_are_listed_too() {
     // Issue one through ACME (always-valid), with the ACME router.
     let acme = crate::http::router(h.server.app.clone());
     let _ = acme; // the ACME flow itself is covered by http::tests
-    let store = h.server.app.ra.store_for_tests().clone();
+    let store = h.server.app.ra().store_for_tests().clone();
     let account = crate::model::Account {
         id: crate::model::AccountId::random(),
         status: crate::model::AccountStatus::Valid,
@@ -682,7 +682,7 @@ async fn revoke_with_any_spelling_of_the_reason_reaches_ocsp_and_crl() {
     let revoked = h
         .server
         .app
-        .ra
+        .ra()
         .store_for_tests()
         .revoked_certificates(0)
         .await

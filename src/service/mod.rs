@@ -60,7 +60,7 @@ struct TokenEntry {
 
 /// A download's format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Format {
+pub(crate) enum Format {
     /// ca.pem, cert.pem and (when allowed) key.pem.
     Zip,
     /// PKCS#12 protected by a password.
@@ -68,14 +68,14 @@ pub enum Format {
 }
 
 /// A finished download.
-pub struct Download {
+pub(crate) struct Download {
     pub file_name: String,
     pub content_type: &'static str,
     pub body: Vec<u8>,
 }
 
 /// The operator service.
-pub struct Service {
+pub(crate) struct Service {
     /// The one road to the CA: issuance, revocation, the identifier
     /// policy, the chain and the URLs written into certificates.
     pub ra: Arc<Ra>,
@@ -186,7 +186,7 @@ fn check_entity(id: &str) -> Result<()> {
 /// A new issuance request, as the API takes it.
 #[derive(Debug, Clone, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct IssueInput {
+pub(crate) struct IssueInput {
     pub entity_id: String,
     pub profile: String,
     #[serde(default)]
@@ -203,7 +203,7 @@ pub struct IssueInput {
 }
 
 impl Service {
-    pub fn new(
+    pub(crate) fn new(
         ra: Arc<Ra>,
         metrics: Arc<Metrics>,
         store: Arc<dyn ServiceStore>,
@@ -254,7 +254,7 @@ impl Service {
 
     /// The caller a bearer token names. Every configured token is compared,
     /// in constant time, so timing tells nothing about which matched.
-    pub fn authenticate(&self, token: &str) -> Option<Caller> {
+    pub(crate) fn authenticate(&self, token: &str) -> Option<Caller> {
         let digest = sha256(token.as_bytes());
         let mut found = None;
         for t in &self.tokens {
@@ -266,7 +266,7 @@ impl Service {
     }
 
     /// The profile named `name`.
-    pub fn profile(&self, name: &str) -> Result<&ServiceProfileConfig> {
+    pub(crate) fn profile(&self, name: &str) -> Result<&ServiceProfileConfig> {
         self.config
             .profiles
             .get(name)

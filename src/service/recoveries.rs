@@ -8,7 +8,7 @@ use crate::model::service::{Caller, Recovery, RecoveryStatus, Role};
 impl Service {
     /// POST /certs/{serial}/recovery: asks for an archived key back; it
     /// needs the profile's number of distinct agent approvals.
-    pub async fn recover(&self, caller: &Caller, serial: &str) -> Result<Recovery> {
+    pub(crate) async fn recover(&self, caller: &Caller, serial: &str) -> Result<Recovery> {
         Self::require(caller, &[Role::Admin, Role::Requester], "recover keys")?;
         let cert = self.certificate(caller, serial).await?;
         let meta = cert
@@ -36,12 +36,12 @@ impl Service {
     }
 
     /// A recovery the caller may see.
-    pub async fn recovery_for(&self, caller: &Caller, id: &str) -> Result<Recovery> {
+    pub(crate) async fn recovery_for(&self, caller: &Caller, id: &str) -> Result<Recovery> {
         let found = self.store.recovery(id).await?;
         visible(caller, found, |r| &r.requester, "no such recovery")
     }
 
-    pub async fn recoveries(
+    pub(crate) async fn recoveries(
         &self,
         caller: &Caller,
         status: Option<RecoveryStatus>,
@@ -60,7 +60,7 @@ impl Service {
     }
 
     /// An agent approves a recovery: each agent once, never the requester.
-    pub async fn approve_recovery(&self, caller: &Caller, id: &str) -> Result<Recovery> {
+    pub(crate) async fn approve_recovery(&self, caller: &Caller, id: &str) -> Result<Recovery> {
         Self::require(caller, &[Role::Admin, Role::Agent], "approve recoveries")?;
         let r = self.recovery_for(caller, id).await?;
         if r.requester == caller.name {
@@ -100,7 +100,7 @@ impl Service {
         self.recovery_for(caller, id).await
     }
 
-    pub async fn reject_recovery(
+    pub(crate) async fn reject_recovery(
         &self,
         caller: &Caller,
         id: &str,

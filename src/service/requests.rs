@@ -64,7 +64,7 @@ impl Service {
 
     /// POST /certs: a request for a certificate with a server-made key;
     /// issued at once under an `auto` profile, pending otherwise.
-    pub async fn issue(&self, caller: &Caller, input: IssueInput) -> Result<Request> {
+    pub(crate) async fn issue(&self, caller: &Caller, input: IssueInput) -> Result<Request> {
         Self::require(
             caller,
             &[Role::Admin, Role::Requester],
@@ -135,7 +135,7 @@ impl Service {
 
     /// POST /csr: one PEM text with one or many CSRs becomes a batch of
     /// requests, each issued at once (auto profile) or pending.
-    pub async fn upload_csrs(
+    pub(crate) async fn upload_csrs(
         &self,
         caller: &Caller,
         profile_name: &str,
@@ -250,12 +250,12 @@ impl Service {
     }
 
     /// A request the caller may see.
-    pub async fn request_for(&self, caller: &Caller, id: &str) -> Result<Request> {
+    pub(crate) async fn request_for(&self, caller: &Caller, id: &str) -> Result<Request> {
         let found = self.store.request(id).await?;
         visible(caller, found, |r| &r.requester, "no such request")
     }
 
-    pub async fn requests(
+    pub(crate) async fn requests(
         &self,
         caller: &Caller,
         mut f: RequestFilter,
@@ -268,7 +268,7 @@ impl Service {
     }
 
     /// An agent (or admin) approves a pending request: it is issued now.
-    pub async fn approve(&self, caller: &Caller, id: &str) -> Result<Request> {
+    pub(crate) async fn approve(&self, caller: &Caller, id: &str) -> Result<Request> {
         Self::require(caller, &[Role::Admin, Role::Agent], "approve requests")?;
         let r = self.request_for(caller, id).await?;
         if r.requester == caller.name {
@@ -299,7 +299,7 @@ impl Service {
     }
 
     /// An agent (or admin) rejects a pending request.
-    pub async fn reject(&self, caller: &Caller, id: &str, reason: &str) -> Result<Request> {
+    pub(crate) async fn reject(&self, caller: &Caller, id: &str, reason: &str) -> Result<Request> {
         Self::require(caller, &[Role::Admin, Role::Agent], "reject requests")?;
         if reason.len() > 500 {
             return Err(bad("the reason is at most 500 characters"));

@@ -29,7 +29,7 @@ const ROUND: u32 = 32;
 pub(crate) const SIGNATURE_HEADER: &str = "x-acme-ca-signature";
 
 /// Sends events to the configured webhooks.
-pub struct Notifier {
+pub(crate) struct Notifier {
     store: Arc<dyn ServiceStore>,
     clock: Arc<dyn Clock>,
     urls: Vec<String>,
@@ -54,7 +54,7 @@ pub(crate) fn backoff(attempts: u32) -> i64 {
 }
 
 impl Notifier {
-    pub fn new(
+    pub(crate) fn new(
         store: Arc<dyn ServiceStore>,
         clock: Arc<dyn Clock>,
         urls: Vec<String>,
@@ -80,7 +80,7 @@ impl Notifier {
     }
 
     /// Queues `event_type` with `data` for every URL.
-    pub async fn announce(&self, event_type: &str, data: Value) -> Result<()> {
+    pub(crate) async fn announce(&self, event_type: &str, data: Value) -> Result<()> {
         if self.urls.is_empty() {
             return Ok(());
         }
@@ -117,7 +117,7 @@ impl Notifier {
     }
 
     /// Attempts the deliveries that are due; returns how many were tried.
-    pub async fn deliver_due(&self) -> Result<usize> {
+    pub(crate) async fn deliver_due(&self) -> Result<usize> {
         let now = self.clock.now();
         let due = self.store.due_deliveries(now, ROUND).await?;
         // Concurrently: a slow receiver does not hold up the others.
@@ -175,7 +175,7 @@ impl Notifier {
 
     /// Delivers in the background: at once after an announcement, and every
     /// second for retries that fall due.
-    pub fn spawn(self: &Arc<Self>) {
+    pub(crate) fn spawn(self: &Arc<Self>) {
         let this = self.clone();
         tokio::spawn(async move {
             loop {

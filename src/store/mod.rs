@@ -26,7 +26,7 @@ pub(crate) type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T>> + Se
 
 /// What [`Store::create_account`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum AccountCreation {
+pub(crate) enum AccountCreation {
     Created,
     /// An account with this key already existed (RFC 8555 §7.3.1: answer
     /// with it); this covers two concurrent registrations of one key.
@@ -37,7 +37,7 @@ pub enum AccountCreation {
 
 /// A revoked certificate, as a CRL lists it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RevokedCert {
+pub(crate) struct RevokedCert {
     /// Lowercase hex serial.
     pub serial: String,
     pub revocation: Revocation,
@@ -46,7 +46,7 @@ pub struct RevokedCert {
 
 /// The outcome of a validation, written by [`Store::finish_challenge`].
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ValidationResult {
+pub(crate) struct ValidationResult {
     pub state: AttemptState,
     pub validated_at: Timestamp,
     pub error: Option<serde_json::Value>,
@@ -57,7 +57,7 @@ pub struct ValidationResult {
 
 /// An entry of an account's orders list.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OrderListEntry {
+pub(crate) struct OrderListEntry {
     /// Opaque, increasing cursor for pagination.
     pub cursor: i64,
     pub id: OrderId,
@@ -65,7 +65,7 @@ pub struct OrderListEntry {
 
 /// The persistence interface. All methods are cancel-safe at their await
 /// points: a transaction either commits whole or not at all.
-pub trait Store: Send + Sync + 'static {
+pub(crate) trait Store: Send + Sync + 'static {
     /// Inserts an account unless one with the same key thumbprint exists.
     /// With `eab_kid`, binds that external account key id to the new
     /// account, and creates nothing if the id is bound already.

@@ -8,7 +8,7 @@ use crate::model::{AccountId, Timestamp};
 
 /// One bucket to spend from (or refund to), all times in milliseconds.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BucketSpend {
+pub(crate) struct BucketSpend {
     /// `<limit>:<key>`, at most a few hundred bytes.
     pub key: String,
     /// What this spend adds to the TAT: cost × emission interval.
@@ -19,7 +19,7 @@ pub struct BucketSpend {
 }
 
 /// The rate-limit buckets.
-pub trait RateLimitStore: Send + Sync + 'static {
+pub(crate) trait RateLimitStore: Send + Sync + 'static {
     /// In one transaction: if every bucket has room at `now_ms`
     /// (max(TAT, now) + increment − now ≤ burst_offset), moves each TAT to
     /// max(TAT, now) + increment and returns true; otherwise changes none

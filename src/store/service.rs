@@ -14,7 +14,7 @@ use crate::model::{Certificate, Timestamp};
 /// (created by the schema migration; no key can sign for it).
 pub(crate) const SERVICE_ACCOUNT: &str = "service";
 
-pub trait ServiceStore: Send + Sync + 'static {
+pub(crate) trait ServiceStore: Send + Sync + 'static {
     /// Inserts requests (and the batch they belong to, if any) in one
     /// transaction.
     fn insert_requests<'a>(

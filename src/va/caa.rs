@@ -50,7 +50,7 @@ const MAX_REASONS: usize = 5;
 const MAX_QUOTED_CHARS: usize = 100;
 
 /// Checks CAA for the identifiers this CA is asked to issue for.
-pub struct CaaChecker {
+pub(crate) struct CaaChecker {
     resolver: Arc<dyn Resolver>,
     identities: Vec<String>,
 }
@@ -60,7 +60,7 @@ impl CaaChecker {
     /// `identities` (issuer domain names such as `acme-ca.test`; compared
     /// case-insensitively, a trailing dot ignored). With no identities every
     /// RRset that has `issue` properties forbids issuance.
-    pub fn new(resolver: Arc<dyn Resolver>, identities: Vec<String>) -> Self {
+    pub(crate) fn new(resolver: Arc<dyn Resolver>, identities: Vec<String>) -> Self {
         let identities = identities
             .into_iter()
             .map(|id| id.trim().trim_end_matches('.').to_ascii_lowercase())
@@ -70,11 +70,6 @@ impl CaaChecker {
             resolver,
             identities,
         }
-    }
-
-    /// The issuer domain names this checker accepts, normalized.
-    pub fn identities(&self) -> &[String] {
-        &self.identities
     }
 
     /// Ok if the CAA records of `identifier` let this CA issue for it (for
@@ -89,7 +84,7 @@ impl CaaChecker {
     ///   was found.
     /// - [`ErrorKind::Malformed`] if the identifier is not a usable DNS name,
     ///   [`ErrorKind::UnsupportedIdentifier`] if its type is unknown.
-    pub async fn check(
+    pub(crate) async fn check(
         &self,
         identifier: &Identifier,
         wildcard: bool,

@@ -11,7 +11,7 @@ pub(crate) type DnsFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, DnsErro
 
 /// Why a lookup gave no answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum DnsError {
+pub(crate) enum DnsError {
     /// The name does not exist (NXDOMAIN).
     NxDomain,
     /// The name exists but has no record of the type asked (NOERROR, empty
@@ -39,7 +39,7 @@ impl std::fmt::Display for DnsError {
 
 /// One CAA record (RFC 8659 §4.1).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CaaRecord {
+pub(crate) struct CaaRecord {
     /// The issuer-critical flag (bit 128 of the flags octet).
     pub critical: bool,
     /// The property tag, e.g. "issue", "issuewild", "iodef" (lowercased).
@@ -50,7 +50,7 @@ pub struct CaaRecord {
 
 /// Lookups the VA needs. Implementations bound their own time and answer
 /// size; CNAME chains are followed by the implementation (bounded depth).
-pub trait Resolver: Send + Sync + 'static {
+pub(crate) trait Resolver: Send + Sync + 'static {
     /// A and AAAA records of `name` (both asked; either may be empty).
     fn lookup_ip<'a>(&'a self, name: &'a str) -> DnsFuture<'a, Vec<IpAddr>>;
     /// TXT records of `name`, each record's strings joined.

@@ -39,7 +39,7 @@ use crate::store::{Store, ValidationResult};
 
 /// What a validator is asked to check.
 #[derive(Debug, Clone)]
-pub struct ValidationRequest {
+pub(crate) struct ValidationRequest {
     pub authz: Authz,
     pub kind: ChallengeType,
     /// RFC 8555 §8.1 key authorization for the authorization's token.
@@ -90,7 +90,7 @@ impl Validator for NetworkValidator {
 
 /// A validator's verdict with its validation records (RFC 8555 §8.x).
 #[derive(Debug, Clone)]
-pub enum Outcome {
+pub(crate) enum Outcome {
     Valid {
         records: serde_json::Value,
     },
@@ -105,7 +105,7 @@ pub(crate) type ValidationFuture<'a> = Pin<Box<dyn Future<Output = Outcome> + Se
 
 /// Checks one challenge. Implementations must bound their own I/O; the VA
 /// also cancels them after the configured timeout.
-pub trait Validator: Send + Sync + 'static {
+pub(crate) trait Validator: Send + Sync + 'static {
     fn validate<'a>(&'a self, req: &'a ValidationRequest) -> ValidationFuture<'a>;
 }
 
@@ -128,13 +128,13 @@ impl Validator for AlwaysValid {
 
 /// Told of every failed validation the VA records from its queue (the
 /// rate limiter counts them per account and hostname).
-pub trait FailureObserver: Send + Sync + 'static {
+pub(crate) trait FailureObserver: Send + Sync + 'static {
     fn failed<'a>(&'a self, authz: &'a Authz) -> Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
 }
 
 /// Settings of the VA.
 #[derive(Debug, Clone)]
-pub struct VaSettings {
+pub(crate) struct VaSettings {
     /// Record outcomes before the challenge POST returns (only sensible for
     /// validators that do no I/O, such as [`AlwaysValid`]).
     pub inline: bool,
@@ -153,7 +153,7 @@ struct Job {
 }
 
 /// The validation authority.
-pub struct Va {
+pub(crate) struct Va {
     store: Arc<dyn Store>,
     validator: Arc<dyn Validator>,
     clock: Arc<dyn Clock>,
@@ -165,13 +165,13 @@ pub struct Va {
 }
 
 /// A place reserved in the validation queue.
-pub struct Reservation<'a> {
+pub(crate) struct Reservation<'a> {
     permit: Option<mpsc::Permit<'a, Job>>,
 }
 
 impl Va {
     /// Creates the VA and starts its dispatcher on the current runtime.
-    pub fn start(
+    pub(crate) fn start(
         store: Arc<dyn Store>,
         validator: Arc<dyn Validator>,
         clock: Arc<dyn Clock>,
@@ -195,7 +195,7 @@ impl Va {
     /// Reserves a place for one validation, so that a challenge is only
     /// marked processing if it will be validated. Fails with rateLimited
     /// when the queue is full.
-    pub fn reserve(&self) -> Result<Reservation<'_>> {
+    pub(crate) fn reserve(&self) -> Result<Reservation<'_>> {
         if self.settings.inline {
             return Ok(Reservation { permit: None });
         }
@@ -212,20 +212,20 @@ impl Va {
 
     /// Tells `observer` of every failed validation recorded from the queue
     /// from now on (the first observer set stays).
-    pub fn observe_failures(&self, observer: Arc<dyn FailureObserver>) {
+    pub(crate) fn observe_failures(&self, observer: Arc<dyn FailureObserver>) {
         if self.failures.set(observer).is_err() {
             tracing::warn!("the VA already has a failure observer");
         }
     }
 
     /// Whether outcomes are known before the challenge POST returns.
-    pub fn is_inline(&self) -> bool {
+    pub(crate) fn is_inline(&self) -> bool {
         self.settings.inline
     }
 
     /// Queues `req` in the reserved place (the attempt is already marked
     /// processing in the store).
-    pub fn submit(&self, reservation: Reservation<'_>, req: ValidationRequest) {
+    pub(crate) fn submit(&self, reservation: Reservation<'_>, req: ValidationRequest) {
         match reservation.permit {
             Some(permit) => {
                 permit.send(Job { req });
@@ -240,7 +240,7 @@ impl Va {
     }
 
     /// Runs the validator now, under the timeout, and returns what to store.
-    pub async fn validate_now(&self, req: &ValidationRequest) -> ValidationResult {
+    pub(crate) async fn validate_now(&self, req: &ValidationRequest) -> ValidationResult {
         let started = std::time::Instant::now();
         let outcome =
             match tokio::time::timeout(self.settings.timeout, self.validator.validate(req)).await {
@@ -303,7 +303,7 @@ impl Va {
     }
 
     /// Queues again every attempt a previous run left processing.
-    pub async fn resume(
+    pub(crate) async fn resume(
         &self,
         key_authorization: impl Fn(&Authz) -> Option<String>,
         account_uri: impl Fn(&Authz) -> String,
@@ -365,7 +365,7 @@ impl Va {
 
     /// Counts an outcome the RA recorded itself (an inline VA's): a failed
     /// validation makes its order invalid.
-    pub fn recorded_inline(&self, result: &ValidationResult) {
+    pub(crate) fn recorded_inline(&self, result: &ValidationResult) {
         if result.state == AttemptState::Invalid {
             self.metrics.order_invalid();
         }
