@@ -108,3 +108,5 @@ pub(crate) async fn read_answer(
         .to_vec();
     (status, headers, body)
 }
+
+pub(crate) mod pg;

@@ -535,14 +535,32 @@ impl CaseRandomization {
 }
 
 /// `[store]`: the database.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StoreConfig {
     /// SQLite database file; default `<data_dir>/acme-ca.sqlite3`.
     pub path: Option<PathBuf>,
     /// "issuance" (default) or "full"; see docs/CONFIG.md.
     pub durability: Durability,
+    /// A PostgreSQL URL (`postgres://user:password@host:port/db`): the
+    /// store is that database instead of the SQLite file, and several
+    /// instances may share it. Also `ACME_CA_DATABASE_URL`.
+    pub url: Option<String>,
 }
+
+impl std::fmt::Debug for StoreConfig {
+    // The URL may hold a password: never print it.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoreConfig")
+            .field("path", &self.path)
+            .field("durability", &self.durability)
+            .field("url", &self.url.as_ref().map(|_| "<set>"))
+            .finish()
+    }
+}
+
+/// The environment variable that sets `store.url`.
+pub const DATABASE_URL_ENV: &str = "ACME_CA_DATABASE_URL";
 
 impl Config {
     /// Reads and parses a TOML file.
@@ -596,6 +614,9 @@ impl Config {
                 0,
                 u64::from(MAX_ALTERNATE_ROOTS),
             )? as u32;
+        }
+        if let Some(v) = get(DATABASE_URL_ENV) {
+            self.store.url = Some(v.trim().to_owned());
         }
         // PEBBLE_CHAOS_*: acme-ca's chaos knobs (docs/CHAOS.md).
         self.chaos.apply_env(get)?;

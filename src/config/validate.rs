@@ -4,8 +4,8 @@
 //! is one line naming the field.
 
 use super::{
-    AcmeConfig, CaConfig, Config, ProfileConfig, ServerConfig, StatusConfig, ValidationConfig,
-    MAX_ALTERNATE_ROOTS, MAX_CHAIN_LENGTH, MAX_LEAF_VALIDITY,
+    AcmeConfig, CaConfig, Config, ProfileConfig, ServerConfig, StatusConfig, StoreConfig,
+    ValidationConfig, MAX_ALTERNATE_ROOTS, MAX_CHAIN_LENGTH, MAX_LEAF_VALIDITY,
 };
 use crate::jose::eab::{MacKey, MAX_KID_LEN};
 use crate::protocol::names::{check_issuer_domain_name, MAX_ISSUER_DOMAIN_NAMES, SPECIAL_USE};
@@ -27,6 +27,7 @@ impl Config {
         self.service.validate()?;
         self.rate_limits.validate()?;
         self.chaos.validate()?;
+        self.store.validate()?;
         Ok(())
     }
 
@@ -236,6 +237,27 @@ impl StatusConfig {
         }
         if self.ocsp_lifetime.is_zero() {
             return Err("status.ocsp_lifetime must be above zero".into());
+        }
+        Ok(())
+    }
+}
+
+impl StoreConfig {
+    fn validate(&self) -> Result<(), String> {
+        let Some(url) = &self.url else {
+            return Ok(());
+        };
+        if self.path.is_some() {
+            return Err("store.url and store.path cannot both be set: one database".into());
+        }
+        if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+            return Err(
+                "store.url (or ACME_CA_DATABASE_URL) must be a postgres:// or postgresql:// URL"
+                    .into(),
+            );
+        }
+        if url.len() > 4096 || url.chars().any(char::is_control) {
+            return Err("store.url is not a valid URL".into());
         }
         Ok(())
     }

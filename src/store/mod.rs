@@ -7,6 +7,7 @@
 //! default; the trait is shaped (no SQLite types, no connection handles) so a
 //! PostgreSQL backend can be added for deployments with several instances.
 
+pub(crate) mod postgres;
 pub(crate) mod ratelimit;
 pub(crate) mod service;
 pub(crate) mod sqlite;

@@ -1,0 +1,186 @@
+//! The PostgreSQL store (sqlx), for deployments where several acme-ca
+//! instances share one database behind a load balancer.
+//!
+//! - Every value reaches PostgreSQL as a bound parameter; the only SQL text
+//!   built at run time is the list of `$n` placeholders.
+//! - Every state transition is one conditional statement (or one
+//!   transaction) whose row count says who won, exactly as in SQLite: the
+//!   database, not a process, decides races between instances.
+//! - Commits are PostgreSQL's own (`synchronous_commit` as the server is
+//!   configured, on by default): a certificate is on disk before the client
+//!   sees it. `store.durability` is SQLite's knob and does not apply here.
+//! - Statements are bounded in time (`statement_timeout`), and a pool
+//!   connection is waited for at most [`ACQUIRE_TIMEOUT`]: a lost database
+//!   shows as an error the front ends answer with 503, never as a hang.
+
+mod schema;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::Connection;
+
+use crate::error::{Error, Result};
+use schema::MIGRATIONS;
+
+/// How long a request waits for a pool connection.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long one statement may run.
+const STATEMENT_TIMEOUT: &str = "15s";
+/// The advisory lock that serialises migrations between instances starting
+/// together (an arbitrary constant: "acme-ca" in ASCII).
+const MIGRATION_LOCK: i64 = 0x61_63_6d_65_2d_63_61;
+
+/// The PostgreSQL store.
+pub(crate) struct PgStore {
+    pool: PgPool,
+}
+
+pub(super) fn db_err(e: sqlx::Error) -> Error {
+    Error::internal(format_args!("database: {e}"))
+}
+
+/// The URL without its password, for messages: `host:port/database`.
+pub(crate) fn describe_url(url: &str) -> String {
+    match PgConnectOptions::from_str(url) {
+        Ok(o) => format!(
+            "{}:{}/{}",
+            o.get_host(),
+            o.get_port(),
+            o.get_database().unwrap_or("")
+        ),
+        Err(_) => "(unparsable URL)".into(),
+    }
+}
+
+impl PgStore {
+    /// Connects to `url`, migrates the schema (refusing one newer than this
+    /// binary knows) and keeps a pool of at most `max_connections`.
+    pub(crate) async fn open(url: &str, max_connections: u32) -> Result<PgStore> {
+        let options = PgConnectOptions::from_str(url)
+            .map_err(|e| Error::internal(format_args!("store.url: {e}")))?
+            .application_name("acme-ca")
+            .options([("statement_timeout", STATEMENT_TIMEOUT)]);
+        let pool = PgPoolOptions::new()
+            .max_connections(max_connections)
+            .min_connections(1)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            // A connection the database dropped (restart, failover) is
+            // noticed before it is handed out, not by the request using it.
+            .test_before_acquire(true)
+            .connect_with(options)
+            .await
+            .map_err(db_err)?;
+        migrate(&pool).await?;
+        Ok(PgStore { pool })
+    }
+
+    /// The pool (for the trait implementations in this module's files).
+    pub(super) fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// Closes the pool, waiting for connections in use.
+    pub(crate) async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// Applies the migrations this database lacks, each in its own transaction,
+/// under an advisory lock so instances starting together migrate once.
+async fn migrate(pool: &PgPool) -> Result<()> {
+    let mut conn = pool.acquire().await.map_err(db_err)?;
+    sqlx::query("SELECT pg_advisory_lock($1)")
+        .bind(MIGRATION_LOCK)
+        .execute(&mut *conn)
+        .await
+        .map_err(db_err)?;
+    let outcome = migrate_locked(&mut conn).await;
+    let unlocked = sqlx::query("SELECT pg_advisory_unlock($1)")
+        .bind(MIGRATION_LOCK)
+        .execute(&mut *conn)
+        .await
+        .map_err(db_err);
+    outcome.and(unlocked.map(|_| ()))
+}
+
+async fn migrate_locked(conn: &mut sqlx::PgConnection) -> Result<()> {
+    sqlx::raw_sql("CREATE TABLE IF NOT EXISTS acme_ca_schema (version BIGINT NOT NULL)")
+        .execute(&mut *conn)
+        .await
+        .map_err(db_err)?;
+    let version: Option<i64> = sqlx::query_scalar("SELECT max(version) FROM acme_ca_schema")
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(db_err)?;
+    let version = usize::try_from(version.unwrap_or(0)).unwrap_or(usize::MAX);
+    if version > MIGRATIONS.len() {
+        return Err(Error::internal(format_args!(
+            "the database schema (version {version}) is newer than this acme-ca \
+             (version {}); refusing to touch it",
+            MIGRATIONS.len()
+        )));
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(version) {
+        let mut tx = conn.begin().await.map_err(db_err)?;
+        sqlx::raw_sql(*sql)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        sqlx::query("INSERT INTO acme_ca_schema (version) VALUES ($1)")
+            .bind(i as i64 + 1)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        tx.commit().await.map_err(db_err)?;
+        tracing::info!(version = i + 1, "database schema migrated");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_support::pg;
+
+    #[tokio::test]
+    async fn migrates_once_and_refuses_a_newer_schema() {
+        let Some(db) = pg::fresh_database().await else {
+            return;
+        };
+        let store = PgStore::open(db.url(), 2).await.unwrap();
+        // A second open (another instance) finds the schema current.
+        let again = PgStore::open(db.url(), 2).await.unwrap();
+        let versions: Vec<i64> = sqlx::query_scalar("SELECT version FROM acme_ca_schema")
+            .fetch_all(again.pool())
+            .await
+            .unwrap();
+        assert_eq!(versions, (1..=MIGRATIONS.len() as i64).collect::<Vec<_>>());
+        sqlx::query("INSERT INTO acme_ca_schema (version) VALUES ($1)")
+            .bind(MIGRATIONS.len() as i64 + 1)
+            .execute(store.pool())
+            .await
+            .unwrap();
+        let err = PgStore::open(db.url(), 2).await.err().unwrap();
+        let cause = err.cause().to_string();
+        assert!(cause.contains("newer than this acme-ca"), "{cause}");
+    }
+
+    #[tokio::test]
+    async fn instances_starting_together_migrate_once() {
+        let Some(db) = pg::fresh_database().await else {
+            return;
+        };
+        let opens = (0..4).map(|_| PgStore::open(db.url(), 2));
+        for r in futures_util::future::join_all(opens).await {
+            r.unwrap();
+        }
+    }
+
+    #[test]
+    fn described_urls_have_no_password() {
+        let d = describe_url("postgres://acme:s3cret@db.example:6543/ca");
+        assert_eq!(d, "db.example:6543/ca");
+    }
+}

@@ -1,0 +1,159 @@
+//! The PostgreSQL schema, as migrations. The tables mirror SQLite's
+//! (src/store/sqlite/schema.rs) with PostgreSQL's types: BIGINT for times
+//! (milliseconds or seconds, as the model keeps them) and counters, BOOLEAN
+//! for flags, BYTEA for DER and sealed keys, TEXT for identifiers and JSON.
+//! The versions are this backend's own; the index + 1 is the version.
+//! Never edit an applied entry: append a new one.
+
+pub(super) const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE accounts (
+    id          TEXT PRIMARY KEY,
+    status      TEXT NOT NULL,
+    jwk         TEXT NOT NULL,
+    thumbprint  TEXT NOT NULL UNIQUE,
+    contact     TEXT NOT NULL,
+    tos_agreed  BOOLEAN NOT NULL,
+    created_at  BIGINT NOT NULL
+);
+CREATE TABLE authzs (
+    id                TEXT PRIMARY KEY,
+    account_id        TEXT NOT NULL REFERENCES accounts(id),
+    ident_type        TEXT NOT NULL,
+    ident_value       TEXT NOT NULL,
+    wildcard          BOOLEAN NOT NULL,
+    state             TEXT NOT NULL,
+    expires           BIGINT NOT NULL,
+    token             TEXT NOT NULL,
+    offered           TEXT NOT NULL,
+    attempt_type      TEXT,
+    attempt_state     TEXT,
+    attempt_started   BIGINT,
+    attempt_validated BIGINT,
+    attempt_error     TEXT,
+    attempt_records   TEXT,
+    created_at        BIGINT NOT NULL
+);
+CREATE INDEX authzs_by_account ON authzs(account_id, ident_value);
+CREATE INDEX authzs_processing ON authzs(attempt_state) WHERE attempt_state = 'processing';
+CREATE TABLE orders (
+    seq               BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    id                TEXT NOT NULL UNIQUE,
+    account_id        TEXT NOT NULL REFERENCES accounts(id),
+    identifiers       TEXT NOT NULL,
+    authz_ids         TEXT NOT NULL,
+    expires           BIGINT NOT NULL,
+    not_before        BIGINT,
+    not_after         BIGINT,
+    processing_until  BIGINT,
+    error             TEXT,
+    created_at        BIGINT NOT NULL,
+    profile           TEXT NOT NULL DEFAULT 'classic',
+    replaces          TEXT
+);
+CREATE INDEX orders_by_account ON orders(account_id, seq);
+CREATE TABLE certificates (
+    id                 TEXT PRIMARY KEY,
+    serial             TEXT NOT NULL UNIQUE,
+    account_id         TEXT NOT NULL REFERENCES accounts(id),
+    order_id           TEXT UNIQUE REFERENCES orders(id),
+    der                BYTEA NOT NULL,
+    not_before         BIGINT NOT NULL,
+    not_after          BIGINT NOT NULL,
+    issued_at          BIGINT NOT NULL,
+    revoked_at         BIGINT,
+    revocation_reason  BIGINT,
+    replaced_by        TEXT,
+    common_name        TEXT
+);
+CREATE INDEX certificates_revoked ON certificates(not_after) WHERE revoked_at IS NOT NULL;
+CREATE INDEX certificates_by_common_name ON certificates(common_name);
+CREATE INDEX certificates_by_not_after ON certificates(not_after);
+CREATE TABLE eab_bindings (
+    kid         TEXT PRIMARY KEY,
+    account_id  TEXT NOT NULL UNIQUE,
+    bound_at    BIGINT NOT NULL
+);
+CREATE TABLE crl_numbers (
+    issuer  TEXT PRIMARY KEY,
+    number  BIGINT NOT NULL
+);
+INSERT INTO accounts (id, status, jwk, thumbprint, contact, tos_agreed, created_at)
+    VALUES ('service', 'valid', '{}', 'service:operator-api', '[]', TRUE, 0);
+CREATE TABLE service_certs (
+    serial      TEXT PRIMARY KEY REFERENCES certificates(serial),
+    entity_id   TEXT NOT NULL,
+    profile     TEXT NOT NULL,
+    requester   TEXT NOT NULL,
+    key_sealed  BYTEA,
+    auto_renew  BOOLEAN NOT NULL,
+    renewed_to  TEXT,
+    request_id  TEXT,
+    created_at  BIGINT NOT NULL
+);
+CREATE INDEX service_certs_by_entity ON service_certs(entity_id);
+CREATE INDEX service_certs_by_requester ON service_certs(requester);
+CREATE TABLE service_requests (
+    id          TEXT PRIMARY KEY,
+    status      TEXT NOT NULL,
+    requester   TEXT NOT NULL,
+    profile     TEXT NOT NULL,
+    entity_id   TEXT NOT NULL,
+    params      TEXT NOT NULL,
+    batch_id    TEXT,
+    serial      TEXT,
+    error       TEXT,
+    created_at  BIGINT NOT NULL,
+    decided_by  TEXT,
+    decided_at  BIGINT,
+    reason      TEXT
+);
+CREATE INDEX service_requests_by_status ON service_requests(status, created_at);
+CREATE INDEX service_requests_by_batch ON service_requests(batch_id);
+CREATE TABLE service_batches (
+    id          TEXT PRIMARY KEY,
+    name        TEXT NOT NULL,
+    requester   TEXT NOT NULL,
+    profile     TEXT NOT NULL,
+    created_at  BIGINT NOT NULL
+);
+CREATE TABLE service_recoveries (
+    id          TEXT PRIMARY KEY,
+    serial      TEXT NOT NULL REFERENCES service_certs(serial),
+    requester   TEXT NOT NULL,
+    status      TEXT NOT NULL,
+    required    BIGINT NOT NULL,
+    created_at  BIGINT NOT NULL,
+    decided_by  TEXT,
+    decided_at  BIGINT,
+    reason      TEXT
+);
+CREATE INDEX service_recoveries_by_status ON service_recoveries(status, created_at);
+CREATE TABLE service_recovery_approvals (
+    recovery_id TEXT NOT NULL REFERENCES service_recoveries(id),
+    agent       TEXT NOT NULL,
+    at          BIGINT NOT NULL,
+    PRIMARY KEY (recovery_id, agent)
+);
+CREATE TABLE webhook_deliveries (
+    id              TEXT PRIMARY KEY,
+    url             TEXT NOT NULL,
+    event_type      TEXT NOT NULL,
+    body            TEXT NOT NULL,
+    status          TEXT NOT NULL,
+    attempts        BIGINT NOT NULL,
+    next_attempt_at BIGINT NOT NULL,
+    last_error      TEXT,
+    created_at      BIGINT NOT NULL
+);
+CREATE INDEX webhook_deliveries_due ON webhook_deliveries(status, next_attempt_at);
+CREATE TABLE rate_buckets (
+    k    TEXT PRIMARY KEY,
+    tat  BIGINT NOT NULL
+);
+CREATE INDEX rate_buckets_by_tat ON rate_buckets(tat);
+CREATE TABLE issued_name_sets (
+    hash       TEXT PRIMARY KEY,
+    not_after  BIGINT NOT NULL
+);
+CREATE INDEX issued_name_sets_by_expiry ON issued_name_sets(not_after);
+"#];
