@@ -12,6 +12,9 @@ pub(crate) mod ratelimit;
 pub(crate) mod service;
 pub(crate) mod sqlite;
 
+#[cfg(test)]
+mod conformance;
+
 use std::future::Future;
 use std::pin::Pin;
 
