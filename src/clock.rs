@@ -9,6 +9,10 @@ use crate::model::Timestamp;
 pub(crate) trait Clock: Send + Sync + 'static {
     /// Seconds since the Unix epoch.
     fn now(&self) -> Timestamp;
+    /// Milliseconds since the Unix epoch.
+    fn now_ms(&self) -> i64 {
+        self.now().saturating_mul(1000)
+    }
 }
 
 /// The system's wall clock.
@@ -17,6 +21,10 @@ pub(crate) struct SystemClock;
 impl Clock for SystemClock {
     fn now(&self) -> Timestamp {
         time::OffsetDateTime::now_utc().unix_timestamp()
+    }
+    fn now_ms(&self) -> i64 {
+        let t = time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000;
+        i64::try_from(t).unwrap_or(i64::MAX)
     }
 }
 

@@ -40,7 +40,7 @@ use crate::error::{Error, ErrorKind};
 use crate::metrics::{ConnectionClosed, Listener, Metrics, Route};
 use crate::protocol::DirectoryMeta;
 use crate::ra::Ra;
-use nonce::NonceService;
+pub(crate) use nonce::{NonceService, SharedNonces};
 
 /// URL paths of every resource (kept with the wire protocol).
 pub(crate) use crate::protocol::paths;
@@ -87,11 +87,12 @@ impl App {
         directory_meta: DirectoryMeta,
         metrics: Arc<Metrics>,
         chaos: Arc<crate::chaos::Chaos>,
+        nonces: NonceService,
     ) -> App {
         let a = &config.acme;
         App {
             ra,
-            nonces: NonceService::new(a.nonce_lifetime),
+            nonces,
             keys: Default::default(),
             directory_meta,
             dir_paths: match config.server.pebble_paths {

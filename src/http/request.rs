@@ -228,7 +228,7 @@ impl FromRequest<Arc<App>> for AcmePost {
         let (account, key) = signer_key(&jws, &base, &parts.extensions, app).await?;
         jws.verify(&key)?;
         // Only a correctly signed request spends a nonce (RFC 8555 §6.5).
-        spend_nonce(jws.protected.nonce.as_deref(), app)?;
+        spend_nonce(jws.protected.nonce.as_deref(), app).await?;
         check_url(&jws.protected.url, &base, &parts.uri)?;
         let signer = match account {
             Some(account) => Signer::Account(account, key),
@@ -287,7 +287,7 @@ async fn signer_key(
 }
 
 /// Spends the JWS's nonce, or says `badNonce`.
-fn spend_nonce(nonce: Option<&str>, app: &App) -> Result<()> {
+async fn spend_nonce(nonce: Option<&str>, app: &App) -> Result<()> {
     let Some(nonce) = nonce else {
         app.metrics.nonce_refused();
         return Err(Error::new(ErrorKind::BadNonce, "the JWS has no nonce"));
@@ -303,7 +303,7 @@ fn spend_nonce(nonce: Option<&str>, app: &App) -> Result<()> {
             ),
         )
     };
-    if !app.nonces.redeem(nonce) {
+    if !app.nonces.redeem(nonce).await? {
         app.metrics.nonce_refused();
         return Err(bad_nonce("unknown, expired or already used"));
     }

@@ -28,8 +28,7 @@ use crate::http::{self, App, Limits};
 use crate::metrics::{Listener, Metrics};
 use crate::ra::Ra;
 use crate::revocation::{RevocationEvents, StatusService};
-use crate::store::sqlite::SqliteStore;
-use crate::store::Store;
+use crate::store::{Database, Store};
 use crate::va::Va;
 use listeners::Listeners;
 
@@ -52,7 +51,7 @@ pub struct Server {
     /// Metrics, health and readiness (served on the status listener and
     /// the metrics listener).
     pub(crate) monitor: Arc<Monitor>,
-    store: Arc<SqliteStore>,
+    store: Arc<dyn Database>,
     /// The exclusive lock on the data directory, held while the server
     /// lives.
     _data_lock: std::fs::File,
@@ -157,12 +156,14 @@ impl Server {
             chaos: chaos.clone(),
         });
         setup::resume_validations(&store_dyn, &va, &ra).await?;
+        let nonces = setup::nonces(config, &store, &clock).await?;
         let app = Arc::new(App::new(
             config,
             Arc::new(ra),
             settings::directory_meta(config),
             metrics.clone(),
             chaos,
+            nonces,
         ));
         let service = match listeners.service {
             Some(listener) => Some((listener, start_service(config, &app, &store, clock)?)),
@@ -265,7 +266,9 @@ impl Server {
         for t in tasks.into_iter().flatten() {
             let _ = t.await;
         }
-        self.store.close().await;
+        if let Err(e) = self.store.close().await {
+            tracing::warn!(error = %e.cause(), "closing the database");
+        }
     }
 }
 
@@ -301,7 +304,7 @@ fn status_app(
 fn start_service(
     config: &Config,
     app: &Arc<App>,
-    store: &Arc<SqliteStore>,
+    store: &Arc<dyn Database>,
     clock: Arc<dyn Clock>,
 ) -> Result<Arc<crate::service::Service>> {
     let service = Arc::new(crate::service::Service::new(

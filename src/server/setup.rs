@@ -11,12 +11,13 @@ use crate::ca::{Ca, CaSettings};
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::error::{Error, Result};
+use crate::http::{NonceService, SharedNonces};
 use crate::metrics::Metrics;
 use crate::protocol::Identifier;
 use crate::ra::Ra;
 use crate::ratelimit::Limiter;
 use crate::store::sqlite::SqliteStore;
-use crate::store::Store;
+use crate::store::{Database, Store};
 use crate::va::addr::AddressPolicy;
 use crate::va::caa::CaaChecker;
 use crate::va::dns::Resolver;
@@ -57,7 +58,7 @@ pub(super) fn open_ca(config: &Config) -> Result<(Arc<Ca>, PathBuf)> {
 pub(super) async fn open_store(
     config: &Config,
     metrics: &Arc<Metrics>,
-) -> Result<Arc<SqliteStore>> {
+) -> Result<Arc<dyn Database>> {
     let store_path = config.store_path();
     let store = SqliteStore::open_with_metrics(&store_path, config.store.durability, metrics.clone())
         .await
@@ -76,6 +77,21 @@ pub(super) async fn open_store(
         );
     }
     Ok(Arc::new(store))
+}
+
+/// Replay nonces: this process's own on a database no other instance
+/// shares, the fleet's (in the database) otherwise.
+pub(super) async fn nonces(
+    config: &Config,
+    store: &Arc<dyn Database>,
+    clock: &Arc<dyn Clock>,
+) -> Result<NonceService> {
+    let lifetime = config.acme.nonce_lifetime;
+    if store.is_shared() {
+        SharedNonces::open(store.clone(), clock.clone(), lifetime).await
+    } else {
+        Ok(NonceService::local(lifetime))
+    }
 }
 
 /// Validates again the attempts a previous run left processing.
@@ -272,7 +288,7 @@ fn create_private_dir(dir: &Path) -> Result<()> {
 /// store, and failed validations counted as the VA records them.
 pub(super) fn rate_limiter(
     config: &Config,
-    store: &Arc<SqliteStore>,
+    store: &Arc<dyn Database>,
     clock: &Arc<dyn Clock>,
     metrics: &Arc<Metrics>,
     va: &Va,

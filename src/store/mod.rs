@@ -10,6 +10,7 @@
 pub(crate) mod postgres;
 pub(crate) mod ratelimit;
 pub(crate) mod service;
+pub(crate) mod shared;
 pub(crate) mod sqlite;
 
 #[cfg(test)]
@@ -65,6 +66,20 @@ pub(crate) struct OrderListEntry {
     /// Opaque, increasing cursor for pagination.
     pub cursor: i64,
     pub id: OrderId,
+}
+
+/// A whole database: every store interface, plus what the server needs to
+/// run on it. [`sqlite::SqliteStore`] and [`postgres::PgStore`] are the
+/// two.
+pub(crate) trait Database:
+    Store + service::ServiceStore + ratelimit::RateLimitStore + shared::SharedStore
+{
+    /// Whether several instances may share this database (then nothing a
+    /// process holds may be taken for the fleet's state, and start-up must
+    /// not touch what a live peer holds).
+    fn is_shared(&self) -> bool;
+    /// Closes the connections, waiting for those in use.
+    fn close(&self) -> StoreFuture<'_, ()>;
 }
 
 /// The persistence interface. All methods are cancel-safe at their await

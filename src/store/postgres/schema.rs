@@ -5,7 +5,8 @@
 //! The versions are this backend's own; the index + 1 is the version.
 //! Never edit an applied entry: append a new one.
 
-pub(super) const MIGRATIONS: &[&str] = &[r#"
+pub(super) const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE accounts (
     id          TEXT PRIMARY KEY,
     status      TEXT NOT NULL,
@@ -156,4 +157,59 @@ CREATE TABLE issued_name_sets (
     not_after  BIGINT NOT NULL
 );
 CREATE INDEX issued_name_sets_by_expiry ON issued_name_sets(not_after);
-"#];
+"#,
+    // State the instances share (src/store/shared.rs): the nonce secret
+    // and spent nonces, singleton job leases, renewalInfo set by hand,
+    // download grants, and the revocation count that tells a signed CRL
+    // stale (bumped by a trigger on every revocation, whichever instance
+    // made it). The finalize lease gets its owner.
+    r#"
+CREATE TABLE shared_secrets (
+    name   TEXT PRIMARY KEY,
+    value  BYTEA NOT NULL
+);
+CREATE TABLE spent_nonces (
+    nonce    BYTEA PRIMARY KEY,
+    expires  BIGINT NOT NULL
+);
+CREATE INDEX spent_nonces_by_expiry ON spent_nonces(expires);
+CREATE TABLE job_leases (
+    job    TEXT PRIMARY KEY,
+    owner  TEXT NOT NULL,
+    until  BIGINT NOT NULL
+);
+CREATE TABLE ari_overrides (
+    serial  TEXT PRIMARY KEY,
+    answer  TEXT NOT NULL
+);
+CREATE TABLE download_grants (
+    digest           BYTEA PRIMARY KEY,
+    caller           TEXT NOT NULL,
+    serial           TEXT NOT NULL,
+    format           TEXT NOT NULL,
+    password_sealed  BYTEA,
+    expires          BIGINT NOT NULL,
+    recovery         TEXT
+);
+CREATE INDEX download_grants_by_caller ON download_grants(caller, serial);
+CREATE INDEX download_grants_by_expiry ON download_grants(expires);
+CREATE TABLE counters (
+    name   TEXT PRIMARY KEY,
+    value  BIGINT NOT NULL
+);
+INSERT INTO counters (name, value)
+    SELECT 'revocations', count(*) FROM certificates WHERE revoked_at IS NOT NULL;
+CREATE FUNCTION acme_ca_count_revocation() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    UPDATE counters SET value = value + 1 WHERE name = 'revocations';
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER certificates_count_revocations
+    AFTER UPDATE OF revoked_at ON certificates
+    FOR EACH ROW
+    WHEN (OLD.revoked_at IS NULL AND NEW.revoked_at IS NOT NULL)
+    EXECUTE FUNCTION acme_ca_count_revocation();
+ALTER TABLE orders ADD COLUMN processing_owner TEXT;
+"#,
+];

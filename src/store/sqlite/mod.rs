@@ -21,6 +21,7 @@ mod ratelimit;
 mod rows;
 mod schema;
 mod service;
+mod shared;
 mod sql;
 mod writer;
 
@@ -59,6 +60,9 @@ pub(crate) struct SqliteStore {
     reader: SqlitePool,
     writer: Writer,
     cache: Arc<Mutex<Cache>>,
+    /// Serialises the few operations that read, decide and then write
+    /// (src/store/sqlite/shared.rs).
+    exclusive: tokio::sync::Mutex<()>,
 }
 
 fn db_err(e: sqlx::Error) -> Error {
@@ -122,6 +126,7 @@ impl SqliteStore {
             reader,
             writer,
             cache,
+            exclusive: tokio::sync::Mutex::new(()),
         })
     }
 
@@ -129,6 +134,12 @@ impl SqliteStore {
         // Cache updates cannot panic half-way; a poisoned lock still holds
         // consistent maps.
         self.cache.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Closes both pools, waiting for connections in use.
+    pub(crate) async fn close(&self) {
+        self.reader.close().await;
+        self.writer_pool.close().await;
     }
 
     /// Reads through the cache: `cached` looks the record up, `load` reads
@@ -155,12 +166,6 @@ impl SqliteStore {
             }
         }
         Ok(value)
-    }
-
-    /// Closes both pools, waiting for connections in use.
-    pub(crate) async fn close(&self) {
-        self.reader.close().await;
-        self.writer_pool.close().await;
     }
 }
 
@@ -234,6 +239,19 @@ async fn migrate(pool: &SqlitePool) -> Result<()> {
         tracing::info!(version = i + 1, "database schema migrated");
     }
     Ok(())
+}
+
+impl super::Database for SqliteStore {
+    fn is_shared(&self) -> bool {
+        false
+    }
+
+    fn close(&self) -> StoreFuture<'_, ()> {
+        Box::pin(async move {
+            SqliteStore::close(self).await;
+            Ok(())
+        })
+    }
 }
 
 impl Store for SqliteStore {

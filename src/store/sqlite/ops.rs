@@ -67,6 +67,8 @@ pub(super) enum Op {
     Service(super::service::ServiceOp),
     /// A spend or refund of rate-limit buckets.
     RateLimit(super::ratelimit::RateLimitOp),
+    /// A write of the state instances share (nonces, job leases, grants).
+    Shared(super::shared::SharedOp),
 }
 
 /// The certificate an order replaces, and the replacement it must still
@@ -112,6 +114,7 @@ impl Op {
             Op::Revoke(id, r) => revoke(sql, id, r),
             Op::Service(op) => op.render(sql),
             Op::RateLimit(op) => op.render(sql),
+            Op::Shared(op) => op.render(sql),
             Op::ReleaseAllLeases => release_all_leases(sql),
         }
     }
@@ -135,7 +138,7 @@ impl Op {
         match self {
             Op::CreateAccount(a, _) => cache.accounts.put(a.id.clone(), a.clone()),
             Op::CreateAuthz(a) => cache.authzs.put(a.id.clone(), a.clone()),
-            Op::SetCrlNumber { .. } | Op::Service(_) | Op::RateLimit(_) => {}
+            Op::SetCrlNumber { .. } | Op::Service(_) | Op::RateLimit(_) | Op::Shared(_) => {}
             Op::UpdateContact(id, contact) => {
                 cache.accounts.update(id, |a| a.contact = contact.clone())
             }

@@ -169,4 +169,53 @@ CREATE TABLE issued_name_sets (
 ) WITHOUT ROWID;
 CREATE INDEX issued_name_sets_by_expiry ON issued_name_sets(not_after);
 "#,
+    // State several instances would share (src/store/shared.rs): the
+    // nonce secret and spent nonces, singleton job leases, renewalInfo set
+    // by hand, download grants, and the revocation count that tells a
+    // signed CRL stale (bumped by a trigger on every revocation). The
+    // finalize lease gets its owner.
+    r#"
+CREATE TABLE shared_secrets (
+    name   TEXT PRIMARY KEY,
+    value  BLOB NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE spent_nonces (
+    nonce    BLOB PRIMARY KEY,
+    expires  INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX spent_nonces_by_expiry ON spent_nonces(expires);
+CREATE TABLE job_leases (
+    job    TEXT PRIMARY KEY,
+    owner  TEXT NOT NULL,
+    until  INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE ari_overrides (
+    serial  TEXT PRIMARY KEY,
+    answer  TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE download_grants (
+    digest           BLOB PRIMARY KEY,
+    caller           TEXT NOT NULL,
+    serial           TEXT NOT NULL,
+    format           TEXT NOT NULL,
+    password_sealed  BLOB,
+    expires          INTEGER NOT NULL,
+    recovery         TEXT
+) WITHOUT ROWID;
+CREATE INDEX download_grants_by_caller ON download_grants(caller, serial);
+CREATE INDEX download_grants_by_expiry ON download_grants(expires);
+CREATE TABLE counters (
+    name   TEXT PRIMARY KEY,
+    value  INTEGER NOT NULL
+) WITHOUT ROWID;
+INSERT INTO counters (name, value)
+    SELECT 'revocations', count(*) FROM certificates WHERE revoked_at IS NOT NULL;
+CREATE TRIGGER certificates_count_revocations
+    AFTER UPDATE OF revoked_at ON certificates
+    WHEN OLD.revoked_at IS NULL AND NEW.revoked_at IS NOT NULL
+BEGIN
+    UPDATE counters SET value = value + 1 WHERE name = 'revocations';
+END;
+ALTER TABLE orders ADD COLUMN processing_owner TEXT;
+"#,
 ];

@@ -1,0 +1,265 @@
+//! [`SharedStore`] on every backend: the state several instances agree on.
+
+use std::sync::Arc;
+
+use tokio::sync::Barrier;
+
+use crate::store::shared::{GrantHold, GrantLimits, SharedStore, StoredGrant};
+
+super::both!(crate::store::shared::SharedStore;
+    secrets_are_made_once,
+    a_nonce_is_spent_once_even_concurrently,
+    spent_nonces_are_pruned_after_expiry,
+    one_owner_holds_a_job_until_it_expires,
+    ari_overrides_are_kept_and_replaced,
+    grants_are_bounded_and_taken_once,
+    the_revocation_epoch_starts_at_zero,
+    crl_numbers_are_distinct_and_increasing,
+);
+
+/// Runs `n` copies of `f` released together; their results in task order.
+async fn together<T: Send + 'static, F>(n: usize, f: impl Fn(usize) -> F) -> Vec<T>
+where
+    F: std::future::Future<Output = T> + Send + 'static,
+{
+    let barrier = Arc::new(Barrier::new(n));
+    let tasks: Vec<_> = (0..n)
+        .map(|i| {
+            let barrier = barrier.clone();
+            let work = f(i);
+            tokio::spawn(async move {
+                barrier.wait().await;
+                work.await
+            })
+        })
+        .collect();
+    let mut out = Vec::with_capacity(n);
+    for t in tasks {
+        out.push(t.await.expect("task"));
+    }
+    out
+}
+
+async fn secrets_are_made_once(s: Arc<dyn SharedStore>) {
+    let first = s.shared_secret("nonce-key", b"first").await.unwrap();
+    assert_eq!(first, b"first");
+    let second = s.shared_secret("nonce-key", b"second").await.unwrap();
+    assert_eq!(second, b"first", "the first stored secret wins");
+    let other = s.shared_secret("other", b"x").await.unwrap();
+    assert_eq!(other, b"x");
+    let racers = together(8, |i| {
+        let s = s.clone();
+        async move { s.shared_secret("raced", &[i as u8]).await.unwrap() }
+    })
+    .await;
+    assert!(racers.windows(2).all(|w| w[0] == w[1]), "{racers:?}");
+}
+
+async fn a_nonce_is_spent_once_even_concurrently(s: Arc<dyn SharedStore>) {
+    assert!(s.spend_nonce(b"n1", 10_000).await.unwrap());
+    assert!(!s.spend_nonce(b"n1", 10_000).await.unwrap());
+    assert!(s.spend_nonce(b"n2", 10_000).await.unwrap());
+    let wins = together(16, |_| {
+        let s = s.clone();
+        async move { s.spend_nonce(b"raced", 10_000).await.unwrap() }
+    })
+    .await;
+    assert_eq!(wins.iter().filter(|w| **w).count(), 1);
+}
+
+async fn spent_nonces_are_pruned_after_expiry(s: Arc<dyn SharedStore>) {
+    assert!(s.spend_nonce(b"old", 1_000).await.unwrap());
+    assert!(s.spend_nonce(b"new", 5_000).await.unwrap());
+    assert_eq!(s.prune_nonces(1_000).await.unwrap(), 0, "not before expiry");
+    assert_eq!(s.prune_nonces(2_000).await.unwrap(), 1);
+    assert!(!s.spend_nonce(b"new", 5_000).await.unwrap(), "kept");
+}
+
+async fn one_owner_holds_a_job_until_it_expires(s: Arc<dyn SharedStore>) {
+    assert!(s.take_job("crl", "a", 1_000, 2_000).await.unwrap());
+    assert!(
+        !s.take_job("crl", "b", 1_500, 2_500).await.unwrap(),
+        "held by a"
+    );
+    assert!(
+        s.take_job("crl", "a", 1_900, 3_000).await.unwrap(),
+        "renewed"
+    );
+    assert!(
+        !s.take_job("crl", "b", 2_500, 3_500).await.unwrap(),
+        "renewal counts"
+    );
+    assert!(
+        s.take_job("other", "b", 2_500, 3_500).await.unwrap(),
+        "jobs are separate"
+    );
+    assert!(
+        s.take_job("crl", "b", 3_000, 4_000).await.unwrap(),
+        "expired: taken over"
+    );
+    assert!(!s.take_job("crl", "a", 3_100, 4_100).await.unwrap());
+    s.release_job("crl", "a").await.unwrap();
+    assert!(
+        !s.take_job("crl", "c", 3_100, 4_100).await.unwrap(),
+        "a no longer held it"
+    );
+    s.release_job("crl", "b").await.unwrap();
+    assert!(
+        s.take_job("crl", "c", 3_100, 4_100).await.unwrap(),
+        "released"
+    );
+    let wins = together(8, |i| {
+        let s = s.clone();
+        async move {
+            s.take_job("raced", &format!("owner-{i}"), 10_000, 20_000)
+                .await
+                .unwrap()
+        }
+    })
+    .await;
+    assert_eq!(wins.iter().filter(|w| **w).count(), 1);
+    let wins = together(8, |i| {
+        let s = s.clone();
+        async move {
+            s.take_job("raced", &format!("late-{i}"), 20_000, 30_000)
+                .await
+                .unwrap()
+        }
+    })
+    .await;
+    assert_eq!(
+        wins.iter().filter(|w| **w).count(),
+        1,
+        "one takes the expired lease"
+    );
+}
+
+async fn ari_overrides_are_kept_and_replaced(s: Arc<dyn SharedStore>) {
+    assert_eq!(s.ari_override("0a").await.unwrap(), None);
+    s.set_ari_override("0a", r#"{"x":1}"#).await.unwrap();
+    s.set_ari_override("0b", r#"{"y":"it's"}"#).await.unwrap();
+    s.set_ari_override("0a", r#"{"x":2}"#).await.unwrap();
+    assert_eq!(
+        s.ari_override("0a").await.unwrap().as_deref(),
+        Some(r#"{"x":2}"#)
+    );
+    assert_eq!(
+        s.ari_override("0b").await.unwrap().as_deref(),
+        Some(r#"{"y":"it's"}"#)
+    );
+}
+
+fn grant(caller: &str, serial: &str, expires: i64) -> StoredGrant {
+    StoredGrant {
+        caller: caller.into(),
+        serial: serial.into(),
+        format: "pkcs12".into(),
+        password_sealed: Some(vec![0, 1, 2, 0xff]),
+        expires,
+        recovery: Some("rec-1".into()),
+    }
+}
+
+async fn grants_are_bounded_and_taken_once(s: Arc<dyn SharedStore>) {
+    let limits = GrantLimits {
+        per_cert: 2,
+        per_caller: 3,
+        total: 4,
+    };
+    let hold = |d: &'static [u8], g: StoredGrant, now: i64| {
+        let s = s.clone();
+        async move { s.hold_grant(d, &g, now, limits).await.unwrap() }
+    };
+    assert_eq!(
+        hold(b"d1", grant("alice", "01", 100), 10).await,
+        GrantHold::Held
+    );
+    assert_eq!(
+        hold(b"d2", grant("alice", "01", 100), 10).await,
+        GrantHold::Held
+    );
+    assert_eq!(
+        hold(b"d3", grant("alice", "01", 100), 10).await,
+        GrantHold::PerCert
+    );
+    assert_eq!(
+        hold(b"d3", grant("alice", "02", 100), 10).await,
+        GrantHold::Held
+    );
+    assert_eq!(
+        hold(b"d4", grant("alice", "03", 100), 10).await,
+        GrantHold::PerCaller
+    );
+    assert_eq!(
+        hold(b"d4", grant("bob", "03", 100), 10).await,
+        GrantHold::Held
+    );
+    assert_eq!(
+        hold(b"d5", grant("carol", "04", 100), 10).await,
+        GrantHold::Full
+    );
+
+    let peeked = s.peek_grant(b"d1", 50).await.unwrap();
+    assert_eq!(
+        peeked,
+        Some(grant("alice", "01", 100)),
+        "every field round-trips"
+    );
+    assert_eq!(
+        s.peek_grant(b"d1", 100).await.unwrap(),
+        None,
+        "expired at 100"
+    );
+    assert_eq!(s.peek_grant(b"nope", 50).await.unwrap(), None);
+
+    let takers = together(8, |_| {
+        let s = s.clone();
+        async move { s.take_grant(b"d2", 50).await.unwrap() }
+    })
+    .await;
+    assert_eq!(takers.iter().filter(|t| t.is_some()).count(), 1);
+    assert_eq!(s.peek_grant(b"d2", 50).await.unwrap(), None);
+    assert_eq!(s.take_grant(b"d3", 100).await.unwrap(), None, "expired");
+    assert_eq!(s.take_grant(b"d3", 50).await.unwrap(), None, "and removed");
+
+    // Expired grants do not count against the bounds.
+    let mut none_sealed = grant("carol", "04", 300);
+    none_sealed.password_sealed = None;
+    none_sealed.recovery = None;
+    none_sealed.format = "zip".into();
+    assert_eq!(hold(b"d6", none_sealed.clone(), 200).await, GrantHold::Held);
+    assert_eq!(s.take_grant(b"d6", 250).await.unwrap(), Some(none_sealed));
+
+    // Concurrent holders never exceed a bound.
+    let held = together(8, |i| {
+        let s = s.clone();
+        async move {
+            let d = format!("race-{i}");
+            s.hold_grant(d.as_bytes(), &grant("dave", "05", 1_000), 500, limits)
+                .await
+                .unwrap()
+        }
+    })
+    .await;
+    assert_eq!(held.iter().filter(|h| **h == GrantHold::Held).count(), 2);
+}
+
+async fn the_revocation_epoch_starts_at_zero(s: Arc<dyn SharedStore>) {
+    // Revocations bump it (src/store/conformance/core.rs revokes through the
+    // Store trait and checks the epoch); a new database has none.
+    assert_eq!(s.revocation_epoch().await.unwrap(), 0);
+}
+
+async fn crl_numbers_are_distinct_and_increasing(s: Arc<dyn SharedStore>) {
+    assert_eq!(s.next_crl_number("ca", 1_000).await.unwrap(), 1_000);
+    assert_eq!(s.next_crl_number("ca", 5).await.unwrap(), 1_001);
+    assert_eq!(s.next_crl_number("ca", 2_000).await.unwrap(), 2_000);
+    assert_eq!(s.next_crl_number("other", 1).await.unwrap(), 1);
+    let mut got = together(8, |_| {
+        let s = s.clone();
+        async move { s.next_crl_number("ca", 0).await.unwrap() }
+    })
+    .await;
+    got.sort_unstable();
+    assert_eq!(got, (2_001..2_009).collect::<Vec<_>>());
+}

@@ -1,0 +1,273 @@
+//! [`SharedStore`] on PostgreSQL: what every instance on the database must
+//! agree on. Each operation is one statement whose outcome the database
+//! decides (`ON CONFLICT`, a conditional upsert, `DELETE … RETURNING`), or
+//! one transaction under a transaction-scoped advisory lock where a bound
+//! spans rows (download grants).
+
+use sqlx::postgres::PgRow;
+use sqlx::Row;
+
+use super::{db_err, PgStore};
+use crate::error::Result;
+use crate::model::Timestamp;
+use crate::store::shared::{GrantHold, GrantLimits, SharedStore, StoredGrant};
+use crate::store::StoreFuture;
+
+/// The advisory lock that serialises holding download grants across
+/// instances (an arbitrary constant: "grants" in ASCII).
+const GRANTS_LOCK: i64 = 0x67_72_61_6e_74_73;
+
+fn grant_from_row(row: &PgRow) -> Result<StoredGrant> {
+    Ok(StoredGrant {
+        caller: row.try_get("caller").map_err(db_err)?,
+        serial: row.try_get("serial").map_err(db_err)?,
+        format: row.try_get("format").map_err(db_err)?,
+        password_sealed: row.try_get("password_sealed").map_err(db_err)?,
+        expires: row.try_get("expires").map_err(db_err)?,
+        recovery: row.try_get("recovery").map_err(db_err)?,
+    })
+}
+
+fn count(n: i64) -> u64 {
+    u64::try_from(n).unwrap_or(0)
+}
+
+impl SharedStore for PgStore {
+    fn shared_secret<'a>(&'a self, name: &'a str, fresh: &'a [u8]) -> StoreFuture<'a, Vec<u8>> {
+        Box::pin(async move {
+            sqlx::query(
+                "INSERT INTO shared_secrets (name, value) VALUES ($1, $2) \
+                 ON CONFLICT (name) DO NOTHING",
+            )
+            .bind(name)
+            .bind(fresh)
+            .execute(self.pool())
+            .await
+            .map_err(db_err)?;
+            sqlx::query_scalar("SELECT value FROM shared_secrets WHERE name = $1")
+                .bind(name)
+                .fetch_one(self.pool())
+                .await
+                .map_err(db_err)
+        })
+    }
+
+    fn spend_nonce<'a>(&'a self, nonce: &'a [u8], expires_ms: i64) -> StoreFuture<'a, bool> {
+        Box::pin(async move {
+            let done = sqlx::query(
+                "INSERT INTO spent_nonces (nonce, expires) VALUES ($1, $2) \
+                 ON CONFLICT (nonce) DO NOTHING",
+            )
+            .bind(nonce)
+            .bind(expires_ms)
+            .execute(self.pool())
+            .await
+            .map_err(db_err)?;
+            Ok(done.rows_affected() == 1)
+        })
+    }
+
+    fn prune_nonces(&self, now_ms: i64) -> StoreFuture<'_, u64> {
+        Box::pin(async move {
+            let done = sqlx::query("DELETE FROM spent_nonces WHERE expires < $1")
+                .bind(now_ms)
+                .execute(self.pool())
+                .await
+                .map_err(db_err)?;
+            Ok(done.rows_affected())
+        })
+    }
+
+    fn take_job<'a>(
+        &'a self,
+        job: &'a str,
+        owner: &'a str,
+        now_ms: i64,
+        until_ms: i64,
+    ) -> StoreFuture<'a, bool> {
+        Box::pin(async move {
+            // ON CONFLICT DO UPDATE locks the existing row and evaluates its
+            // WHERE on the newest version: of concurrent takers of an
+            // expired lease, exactly one updates it.
+            let done = sqlx::query(
+                "INSERT INTO job_leases (job, owner, until) VALUES ($1, $2, $3) \
+                 ON CONFLICT (job) DO UPDATE SET owner = EXCLUDED.owner, until = EXCLUDED.until \
+                 WHERE job_leases.owner = EXCLUDED.owner OR job_leases.until <= $4",
+            )
+            .bind(job)
+            .bind(owner)
+            .bind(until_ms)
+            .bind(now_ms)
+            .execute(self.pool())
+            .await
+            .map_err(db_err)?;
+            Ok(done.rows_affected() == 1)
+        })
+    }
+
+    fn release_job<'a>(&'a self, job: &'a str, owner: &'a str) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            sqlx::query("DELETE FROM job_leases WHERE job = $1 AND owner = $2")
+                .bind(job)
+                .bind(owner)
+                .execute(self.pool())
+                .await
+                .map_err(db_err)?;
+            Ok(())
+        })
+    }
+
+    fn set_ari_override<'a>(&'a self, serial: &'a str, answer: &'a str) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            sqlx::query(
+                "INSERT INTO ari_overrides (serial, answer) VALUES ($1, $2) \
+                 ON CONFLICT (serial) DO UPDATE SET answer = EXCLUDED.answer",
+            )
+            .bind(serial)
+            .bind(answer)
+            .execute(self.pool())
+            .await
+            .map_err(db_err)?;
+            Ok(())
+        })
+    }
+
+    fn ari_override<'a>(&'a self, serial: &'a str) -> StoreFuture<'a, Option<String>> {
+        Box::pin(async move {
+            sqlx::query_scalar("SELECT answer FROM ari_overrides WHERE serial = $1")
+                .bind(serial)
+                .fetch_optional(self.pool())
+                .await
+                .map_err(db_err)
+        })
+    }
+
+    fn hold_grant<'a>(
+        &'a self,
+        digest: &'a [u8],
+        grant: &'a StoredGrant,
+        now: Timestamp,
+        limits: GrantLimits,
+    ) -> StoreFuture<'a, GrantHold> {
+        Box::pin(async move {
+            let mut tx = self.pool().begin().await.map_err(db_err)?;
+            // The bounds count rows other transactions may be inserting:
+            // one holder at a time, released at commit or rollback.
+            sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                .bind(GRANTS_LOCK)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?;
+            sqlx::query("DELETE FROM download_grants WHERE expires <= $1")
+                .bind(now)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?;
+            let row = sqlx::query(
+                "SELECT count(*) AS total, \
+                 count(*) FILTER (WHERE caller = $1) AS caller, \
+                 count(*) FILTER (WHERE caller = $1 AND serial = $2) AS cert \
+                 FROM download_grants",
+            )
+            .bind(&grant.caller)
+            .bind(&grant.serial)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db_err)?;
+            let get = |c: &str| row.try_get::<i64, _>(c).map(count).map_err(db_err);
+            let refusal = if get("cert")? >= limits.per_cert {
+                Some(GrantHold::PerCert)
+            } else if get("caller")? >= limits.per_caller {
+                Some(GrantHold::PerCaller)
+            } else if get("total")? >= limits.total {
+                Some(GrantHold::Full)
+            } else {
+                None
+            };
+            if let Some(r) = refusal {
+                tx.rollback().await.map_err(db_err)?;
+                return Ok(r);
+            }
+            sqlx::query(
+                "INSERT INTO download_grants (digest, caller, serial, format, password_sealed, \
+                 expires, recovery) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .bind(digest)
+            .bind(&grant.caller)
+            .bind(&grant.serial)
+            .bind(&grant.format)
+            .bind(grant.password_sealed.as_deref())
+            .bind(grant.expires)
+            .bind(grant.recovery.as_deref())
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+            tx.commit().await.map_err(db_err)?;
+            Ok(GrantHold::Held)
+        })
+    }
+
+    fn take_grant<'a>(
+        &'a self,
+        digest: &'a [u8],
+        now: Timestamp,
+    ) -> StoreFuture<'a, Option<StoredGrant>> {
+        Box::pin(async move {
+            // A row is deleted once: of concurrent takers, one gets it back.
+            let row = sqlx::query("DELETE FROM download_grants WHERE digest = $1 RETURNING *")
+                .bind(digest)
+                .fetch_optional(self.pool())
+                .await
+                .map_err(db_err)?;
+            Ok(row
+                .as_ref()
+                .map(grant_from_row)
+                .transpose()?
+                .filter(|g| g.expires > now))
+        })
+    }
+
+    fn peek_grant<'a>(
+        &'a self,
+        digest: &'a [u8],
+        now: Timestamp,
+    ) -> StoreFuture<'a, Option<StoredGrant>> {
+        Box::pin(async move {
+            let row =
+                sqlx::query("SELECT * FROM download_grants WHERE digest = $1 AND expires > $2")
+                    .bind(digest)
+                    .bind(now)
+                    .fetch_optional(self.pool())
+                    .await
+                    .map_err(db_err)?;
+            row.as_ref().map(grant_from_row).transpose()
+        })
+    }
+
+    fn revocation_epoch(&self) -> StoreFuture<'_, i64> {
+        Box::pin(async move {
+            sqlx::query_scalar("SELECT value FROM counters WHERE name = 'revocations'")
+                .fetch_one(self.pool())
+                .await
+                .map_err(db_err)
+        })
+    }
+
+    fn next_crl_number<'a>(&'a self, issuer: &'a str, at_least: i64) -> StoreFuture<'a, i64> {
+        Box::pin(async move {
+            // One statement: the row lock of the upsert orders concurrent
+            // callers, and each gets the number its own update wrote.
+            sqlx::query_scalar(
+                "INSERT INTO crl_numbers (issuer, number) VALUES ($1, $2) \
+                 ON CONFLICT (issuer) DO UPDATE \
+                 SET number = GREATEST(crl_numbers.number + 1, EXCLUDED.number) \
+                 RETURNING number",
+            )
+            .bind(issuer)
+            .bind(at_least)
+            .fetch_one(self.pool())
+            .await
+            .map_err(db_err)
+        })
+    }
+}
