@@ -39,6 +39,7 @@ use crate::jose::eab::MacKey;
 use crate::model::{Account, AccountId, Certificate, Timestamp};
 use crate::protocol::Identifier;
 use crate::revocation::RevocationEvents;
+use crate::store::shared::SharedStore;
 use crate::store::Store;
 use crate::va::Va;
 
@@ -106,9 +107,8 @@ pub(crate) struct Ra {
     urls: CertUrls,
     /// Told of every revocation (CRLs are signed again).
     revocations: Option<Arc<RevocationEvents>>,
-    /// renewalInfo answers set by hand for certificates (Pebble's
-    /// management `/set-renewal-info/`), by serial; in memory, bounded.
-    ari_overrides: std::sync::Mutex<HashMap<String, serde_json::Value>>,
+    /// The state instances share: renewalInfo answers set by hand.
+    shared: Arc<dyn SharedStore>,
     /// CAA checker, when validation is real and CAA is on.
     caa: Option<Arc<crate::va::caa::CaaChecker>>,
     /// Orders finalized and finalize latency are counted here.
@@ -125,6 +125,8 @@ pub(crate) struct Ra {
 pub(crate) struct RaParts {
     /// Where accounts, orders, authorizations and certificates are kept.
     pub store: Arc<dyn Store>,
+    /// The state instances share (renewalInfo answers set by hand).
+    pub shared: Arc<dyn SharedStore>,
     /// Signs certificates; its chains are served with them.
     pub ca: Arc<Ca>,
     /// Validates challenges (inline or queued).
@@ -169,6 +171,7 @@ impl Ra {
     pub(crate) fn new(parts: RaParts) -> Ra {
         let RaParts {
             store,
+            shared,
             ca,
             va,
             clock,
@@ -190,7 +193,7 @@ impl Ra {
             settings,
             urls,
             revocations,
-            ari_overrides: Default::default(),
+            shared,
             caa,
             metrics,
             limits,

@@ -1,12 +1,10 @@
 //! Renewal information (RFC 9773): the suggested window of a certificate
 //! an ARI identifier names, and the answers set by hand through Pebble's
-//! management API (in memory, bounded).
-
-use std::collections::HashMap;
+//! management API (kept in the database, so every instance answers alike).
 
 use super::ari::{self, CertIdent};
 use super::Ra;
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{Error, Result};
 use crate::model::Certificate;
 
 impl Ra {
@@ -18,8 +16,10 @@ impl Ra {
         let (cert, _) = self.certificate_for_ari(&ident).await?.ok_or_else(|| {
             Error::not_found("this CA issued no certificate with that identifier")
         })?;
-        if let Some(v) = self.ari_overrides().get(&cert.serial) {
-            return Ok(ari::Answer::Set(v.clone()));
+        if let Some(text) = self.shared.ari_override(&cert.serial).await? {
+            let v = serde_json::from_str(&text)
+                .map_err(|e| Error::internal(format_args!("stored renewal info: {e}")))?;
+            return Ok(ari::Answer::Set(v));
         }
         Ok(ari::Answer::Window(ari::window(
             cert.not_before,
@@ -37,10 +37,10 @@ impl Ra {
         pem: &str,
         answer: serde_json::Value,
     ) -> Result<()> {
-        const MAX_OVERRIDES: usize = 10_000;
-        // Kept in memory: at most 10,000 answers of at most 4 KiB.
+        // Kept in the database, one per certificate of ours.
         const MAX_ANSWER: usize = 4096;
-        if answer.to_string().len() > MAX_ANSWER {
+        let text = answer.to_string();
+        if text.len() > MAX_ANSWER {
             return Err(Error::malformed(format!(
                 "the renewal info is longer than {MAX_ANSWER} bytes"
             )));
@@ -76,21 +76,7 @@ impl Ra {
         if !ours {
             return Err(Error::not_found("this CA did not issue that certificate"));
         }
-        let mut map = self.ari_overrides();
-        if map.len() >= MAX_OVERRIDES && !map.contains_key(&serial) {
-            return Err(Error::new(
-                ErrorKind::RateLimited,
-                "too many renewal info answers are set",
-            ));
-        }
-        map.insert(serial, answer);
-        Ok(())
-    }
-
-    fn ari_overrides(&self) -> std::sync::MutexGuard<'_, HashMap<String, serde_json::Value>> {
-        self.ari_overrides
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.shared.set_ari_override(&serial, &text).await
     }
 
     /// The certificate an ARI identifier names (its serial, issued by the

@@ -29,6 +29,7 @@ use crate::clock::Clock;
 use crate::error::{Error, Result};
 use crate::metrics::{Metrics, OcspOutcome};
 use crate::model::Timestamp;
+use crate::store::shared::{JobLease, SharedStore};
 use crate::store::Store;
 
 /// Key of the signing intermediate's CRL number in the store.
@@ -85,6 +86,9 @@ impl RevocationEvents {
     }
 }
 
+/// How often the CRL refresher wakes (and renews its lease) at most.
+pub(crate) const REFRESH_TICK: Duration = Duration::from_secs(30);
+
 /// Settings of the status service.
 #[derive(Debug, Clone)]
 pub(crate) struct StatusSettings {
@@ -105,8 +109,9 @@ pub(crate) struct StatusSettings {
 #[derive(Debug, Clone)]
 struct SignedCrl {
     der: Arc<Vec<u8>>,
-    /// The revocation epoch read before the CRL's entries were listed.
-    epoch: u64,
+    /// The database's revocation count, read before the CRL's entries
+    /// were listed.
+    epoch: i64,
     signed_at: Timestamp,
 }
 
@@ -126,6 +131,8 @@ struct OcspSigner {
 /// CRLs and OCSP for the signing intermediate.
 pub(crate) struct StatusService {
     store: Arc<dyn Store>,
+    /// The revocation count and CRL numbers every instance shares.
+    shared: Arc<dyn SharedStore>,
     ca: Arc<Ca>,
     clock: Arc<dyn Clock>,
     events: Arc<RevocationEvents>,
@@ -203,6 +210,7 @@ impl StatusService {
     /// certificate (valid for a year, not past the intermediate) when asked.
     pub(crate) fn new(
         store: Arc<dyn Store>,
+        shared: Arc<dyn SharedStore>,
         ca: Arc<Ca>,
         clock: Arc<dyn Clock>,
         events: Arc<RevocationEvents>,
@@ -219,6 +227,7 @@ impl StatusService {
         };
         Ok(Arc::new(StatusService {
             store,
+            shared,
             ca,
             clock,
             events,
@@ -231,12 +240,13 @@ impl StatusService {
     }
 
     /// The current CRL, DER. Signs a new one first when the cached one
-    /// predates a revocation or is due for refresh.
+    /// predates a revocation (made through any instance: the count is the
+    /// database's) or is due for refresh.
     pub(crate) async fn crl(&self) -> Result<Arc<Vec<u8>>> {
         let mut cached = self.crl.lock().await;
         let now = self.clock.now();
         if let Some(c) = cached.as_ref() {
-            let fresh = c.epoch == self.events.epoch()
+            let fresh = c.epoch == self.shared.revocation_epoch().await?
                 && now < c.signed_at + secs(self.settings.crl_refresh);
             if fresh {
                 return Ok(c.der.clone());
@@ -251,7 +261,7 @@ impl StatusService {
     async fn sign_crl(&self, now: Timestamp) -> Result<SignedCrl> {
         // Read the epoch before listing: a revocation racing with this
         // listing bumps it, and the next request signs again.
-        let epoch = self.events.epoch();
+        let epoch = self.shared.revocation_epoch().await?;
         let revoked = self.store.revoked_certificates(now).await?;
         let entries = revoked
             .iter()
@@ -263,10 +273,10 @@ impl StatusService {
                 })
             })
             .collect::<Result<Vec<_>>>()?;
-        // CRL numbers only grow: the stored last number, or the time if the
-        // database was reset and the clock is ahead of it.
-        let last = self.store.crl_number(CRL_SCOPE).await?;
-        let number = (last + 1).max(now);
+        // CRL numbers only grow, and no two CRLs share one, whichever
+        // instance signs: the database hands them out (the time, when the
+        // database was reset and the clock is ahead of the last number).
+        let number = self.shared.next_crl_number(CRL_SCOPE, now).await?;
         let this_update = to_time(now)?;
         let der = crl::sign_crl(
             self.ca.issuer(),
@@ -281,7 +291,6 @@ impl StatusService {
             },
         )
         .map_err(|e| Error::internal(format_args!("signing CRL: {e}")))?;
-        self.store.set_crl_number(CRL_SCOPE, number).await?;
         tracing::info!(number, entries = entries.len(), "signed CRL");
         Ok(SignedCrl {
             der: Arc::new(der),
@@ -407,17 +416,23 @@ impl StatusService {
 
     /// Signs a new CRL soon after revocations (batched over a second) and
     /// every `crl_refresh`, in the background, until the process ends.
-    pub(crate) fn spawn_refresher(self: &Arc<Self>) {
+    pub(crate) fn spawn_refresher(self: &Arc<Self>, lease: JobLease) {
         let this = self.clone();
         tokio::spawn(async move {
             loop {
-                let wait = this.settings.crl_refresh;
+                // At least every REFRESH_TICK, so the lease (when the
+                // database is shared) is renewed well within its lifetime;
+                // crl() signs only when the CRL is stale.
+                let wait = this.settings.crl_refresh.min(REFRESH_TICK);
                 tokio::select! {
                     _ = this.events.notify.notified() => {
                         // Let a burst of revocations land in one CRL.
                         tokio::time::sleep(Duration::from_secs(1)).await;
                     }
                     _ = tokio::time::sleep(wait) => {}
+                }
+                if !lease.hold().await {
+                    continue;
                 }
                 if let Err(e) = this.crl().await {
                     tracing::warn!(error = %e, "CRL refresh failed");

@@ -28,6 +28,7 @@ use crate::http::{self, App, Limits};
 use crate::metrics::{Listener, Metrics};
 use crate::ra::Ra;
 use crate::revocation::{RevocationEvents, StatusService};
+use crate::store::shared::{JobLease, SharedStore};
 use crate::store::{Database, Store};
 use crate::va::Va;
 use listeners::Listeners;
@@ -113,6 +114,7 @@ impl Server {
         let store = setup::open_store(config, &metrics).await?;
         let store_dyn: Arc<dyn Store> = store.clone();
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let fleet = Fleet::new(&store, &clock);
         let monitor = Arc::new(Monitor::new(
             metrics.clone(),
             store_dyn.clone(),
@@ -127,7 +129,9 @@ impl Server {
             Some((listener, base_url)) => Some(StatusListener {
                 listener,
                 base_url,
-                app: status_app(config, &store_dyn, &ca, &clock, &events, &urls, &monitor)?,
+                app: status_app(
+                    config, &store, &fleet, &ca, &clock, &events, &urls, &monitor,
+                )?,
             }),
             None => None,
         };
@@ -143,6 +147,7 @@ impl Server {
         let limits = setup::rate_limiter(config, &store, &clock, &metrics, &va);
         let ra = Ra::new(crate::ra::RaParts {
             store: store_dyn.clone(),
+            shared: store.clone(),
             ca,
             va: va.clone(),
             clock: clock.clone(),
@@ -166,7 +171,10 @@ impl Server {
             nonces,
         ));
         let service = match listeners.service {
-            Some(listener) => Some((listener, start_service(config, &app, &store, clock)?)),
+            Some(listener) => Some((
+                listener,
+                start_service(config, &app, &store, &fleet, clock)?,
+            )),
             None => None,
         };
         let server = Server {
@@ -274,9 +282,11 @@ impl Server {
 
 /// The status listener's application: CRLs, OCSP and the issuer, whose
 /// CRLs are signed again after each revocation and on a schedule.
+#[allow(clippy::too_many_arguments)]
 fn status_app(
     config: &Config,
-    store: &Arc<dyn Store>,
+    store: &Arc<dyn Database>,
+    fleet: &Fleet,
     ca: &Arc<crate::ca::Ca>,
     clock: &Arc<dyn Clock>,
     events: &Arc<RevocationEvents>,
@@ -285,13 +295,14 @@ fn status_app(
 ) -> Result<Arc<StatusApp>> {
     let service = StatusService::new(
         store.clone(),
+        store.clone(),
         ca.clone(),
         clock.clone(),
         events.clone(),
         settings::status(config, urls.crl.clone()),
         monitor.metrics.clone(),
     )?;
-    service.spawn_refresher();
+    service.spawn_refresher(fleet.lease("crl-refresh", Duration::from_secs(90)));
     Ok(Arc::new(StatusApp {
         ca: ca.clone(),
         service,
@@ -305,17 +316,24 @@ fn start_service(
     config: &Config,
     app: &Arc<App>,
     store: &Arc<dyn Database>,
+    fleet: &Fleet,
     clock: Arc<dyn Clock>,
 ) -> Result<Arc<crate::service::Service>> {
     let service = Arc::new(crate::service::Service::new(
         app.ra().clone(),
         app.metrics().clone(),
         store.clone(),
+        store.clone(),
         clock,
         config.service.clone(),
     )?);
-    spawn_renewal_scheduler(service.clone());
-    service.notifier.spawn();
+    spawn_renewal_scheduler(
+        service.clone(),
+        fleet.lease("service-renewals", Duration::from_secs(90)),
+    );
+    service
+        .notifier
+        .spawn(fleet.lease("webhook-delivery", Duration::from_secs(15)));
     service.announce_revocations();
     Ok(service)
 }
@@ -344,19 +362,59 @@ fn serving(
     }
 }
 
+/// How often the renewal scheduler looks for certificates to renew.
+const RENEWAL_PERIOD: Duration = Duration::from_secs(600);
+/// How often it renews its lease (when the database is shared).
+const RENEWAL_TICK: Duration = Duration::from_secs(30);
+
 /// Renews the operator service's auto-renew certificates as they enter
-/// their renewal window: a check at start, then every ten minutes.
-fn spawn_renewal_scheduler(service: Arc<crate::service::Service>) {
+/// their renewal window: a check at start, then every ten minutes, by the
+/// one instance holding `lease` (a new holder checks at once).
+fn spawn_renewal_scheduler(service: Arc<crate::service::Service>, lease: JobLease) {
     tokio::spawn(async move {
+        let mut last_run: Option<tokio::time::Instant> = None;
         loop {
-            match service.renew_due().await {
-                Ok(0) => {}
-                Ok(n) => tracing::info!(renewed = n, "renewal scheduler"),
-                Err(e) => tracing::warn!(error = %e, "renewal scheduler"),
+            if !lease.hold().await {
+                last_run = None;
+            } else if last_run.is_none_or(|t| t.elapsed() >= RENEWAL_PERIOD) {
+                last_run = Some(tokio::time::Instant::now());
+                match service.renew_due().await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(renewed = n, "renewal scheduler"),
+                    Err(e) => tracing::warn!(error = %e, "renewal scheduler"),
+                }
             }
-            tokio::time::sleep(Duration::from_secs(600)).await;
+            tokio::time::sleep(RENEWAL_TICK).await;
         }
     });
+}
+
+/// This instance among those sharing the database: its name in leases,
+/// and the store that keeps them (None when the database is its alone).
+pub(crate) struct Fleet {
+    instance: String,
+    shared: Option<Arc<dyn SharedStore>>,
+    clock: Arc<dyn Clock>,
+}
+
+impl Fleet {
+    fn new(store: &Arc<dyn Database>, clock: &Arc<dyn Clock>) -> Fleet {
+        let mut raw = [0u8; 6];
+        crate::rand::fill(&mut raw);
+        let suffix: String = raw.iter().map(|b| format!("{b:02x}")).collect();
+        Fleet {
+            instance: format!("{}-{suffix}", std::process::id()),
+            shared: store
+                .is_shared()
+                .then(|| -> Arc<dyn SharedStore> { store.clone() }),
+            clock: clock.clone(),
+        }
+    }
+
+    /// The lease of singleton job `job` for this instance.
+    fn lease(&self, job: &'static str, ttl: Duration) -> JobLease {
+        JobLease::new(self.shared.clone(), job, &self.instance, ttl, self.clock.clone())
+    }
 }
 
 /// Completes at SIGINT or SIGTERM.

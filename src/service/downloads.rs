@@ -9,26 +9,39 @@ use super::{
 use crate::error::{Error, ErrorKind, Result};
 use crate::model::service::{Caller, CertRow, RecoveryStatus, Role};
 use crate::model::Timestamp;
+use crate::store::shared::{GrantHold, GrantLimits, StoredGrant};
 
 /// Download tokens outstanding at most, over everyone: far above fair
-/// use, a bound on memory (a grant is a few hundred bytes).
-const MAX_GRANTS: usize = 100_000;
+/// use, a bound on the table (a grant is a few hundred bytes).
+const MAX_GRANTS: u64 = 100_000;
 /// Download tokens one caller may hold at once, and for one certificate:
 /// one requester cannot use up the pool and lock everyone else out.
-const MAX_GRANTS_PER_CALLER: usize = 100;
-const MAX_GRANTS_PER_CERT: usize = 10;
+const MAX_GRANTS_PER_CALLER: u64 = 100;
+const MAX_GRANTS_PER_CERT: u64 = 10;
 
-/// What a download token allows.
-#[derive(Debug, Clone)]
-pub(super) struct Grant {
-    /// Who asked for it (the token's name).
-    caller: String,
-    serial: String,
-    format: Format,
-    password: Option<String>,
-    expires: Timestamp,
-    /// An approved key recovery this download completes.
-    recovery: Option<String>,
+/// The additional data a grant's sealed password is bound to: the token's
+/// digest, so a sealed password cannot be moved to another grant.
+fn password_aad(digest: &[u8; 32]) -> Vec<u8> {
+    [b"download-password:".as_slice(), digest].concat()
+}
+
+impl Format {
+    fn stored(self) -> &'static str {
+        match self {
+            Format::Zip => "zip",
+            Format::Pkcs12 => "pkcs12",
+        }
+    }
+
+    fn from_stored(s: &str) -> Result<Format> {
+        match s {
+            "zip" => Ok(Format::Zip),
+            "pkcs12" => Ok(Format::Pkcs12),
+            other => Err(Error::internal(format_args!(
+                "bad stored download format {other:?}"
+            ))),
+        }
+    }
 }
 
 impl Service {
@@ -65,16 +78,29 @@ impl Service {
         let mut raw = [0u8; 32];
         crate::rand::fill(&mut raw);
         let token = crate::jose::b64::encode(raw);
+        let digest = sha256(token.as_bytes());
         let expires = self.now() + secs(self.config.download_token_lifetime);
-        let grant = Grant {
+        let password_sealed = match &password {
+            None => None,
+            // A password is only taken with a key to package, and keys are
+            // only held sealed under the KEK: it is there.
+            Some(p) => Some(
+                self.kek
+                    .as_ref()
+                    .ok_or_else(|| Error::internal("a PKCS#12 password but no service.kek"))?
+                    .seal(p.as_bytes(), &password_aad(&digest))
+                    .map_err(|e| Error::internal(format_args!("sealing the password: {e}")))?,
+            ),
+        };
+        let grant = StoredGrant {
             caller: caller.name.clone(),
             serial: cert.serial,
-            format,
-            password,
+            format: format.stored().to_owned(),
+            password_sealed,
             expires,
             recovery,
         };
-        self.hold(sha256(token.as_bytes()), grant)?;
+        self.hold(&digest, &grant).await?;
         Ok((token, expires))
     }
 
@@ -107,41 +133,34 @@ impl Service {
     }
 
     /// Keeps `grant` under its token's digest, within the bounds: per
-    /// certificate, per caller and over the server (expired grants are
-    /// dropped first).
-    fn hold(&self, digest: [u8; 32], grant: Grant) -> Result<()> {
-        let mut grants = self.grants.lock().unwrap_or_else(|p| p.into_inner());
-        let now = self.now();
-        grants.retain(|_, g| g.expires > now);
-        let mine = grants.values().filter(|g| g.caller == grant.caller);
-        let (held, for_cert) = mine.fold((0, 0), |(all, this), g| {
-            (all + 1, this + usize::from(g.serial == grant.serial))
-        });
+    /// certificate, per caller and over the server (expired grants do not
+    /// count). The database keeps them, so any instance honours the token.
+    async fn hold(&self, digest: &[u8; 32], grant: &StoredGrant) -> Result<()> {
+        let limits = GrantLimits {
+            per_cert: MAX_GRANTS_PER_CERT,
+            per_caller: MAX_GRANTS_PER_CALLER,
+            total: MAX_GRANTS,
+        };
         let lifetime = self.config.download_token_lifetime.as_secs();
-        if for_cert >= MAX_GRANTS_PER_CERT {
-            return Err(Error::new(
+        match self.shared.hold_grant(digest, grant, self.now(), limits).await? {
+            GrantHold::Held => Ok(()),
+            GrantHold::PerCert => Err(Error::new(
                 ErrorKind::RateLimited,
                 format!(
                     "{MAX_GRANTS_PER_CERT} download tokens for this certificate are outstanding; use one, or wait until they expire (at most {lifetime} s)"
                 ),
-            ));
-        }
-        if held >= MAX_GRANTS_PER_CALLER {
-            return Err(Error::new(
+            )),
+            GrantHold::PerCaller => Err(Error::new(
                 ErrorKind::RateLimited,
                 format!(
                     "you hold {MAX_GRANTS_PER_CALLER} unused download tokens; use them, or wait until they expire (at most {lifetime} s)"
                 ),
-            ));
-        }
-        if grants.len() >= MAX_GRANTS {
-            return Err(Error::new(
+            )),
+            GrantHold::Full => Err(Error::new(
                 ErrorKind::RateLimited,
                 "too many download tokens outstanding on this server; retry later",
-            ));
+            )),
         }
-        grants.insert(digest, grant);
-        Ok(())
     }
 
     /// The private key of a certificate, PKCS#8, when the profile's
@@ -170,27 +189,29 @@ impl Service {
 
     /// Whether `token` would be accepted for `serial` now (HEAD: the token
     /// is not spent).
-    pub(crate) fn download_allowed(&self, serial: &str, token: &str) -> bool {
+    pub(crate) async fn download_allowed(&self, serial: &str, token: &str) -> Result<bool> {
         let Ok(serial) = normalize_serial(serial) else {
-            return false;
+            return Ok(false);
         };
-        let now = self.now();
-        let grants = self.grants.lock().unwrap_or_else(|p| p.into_inner());
-        grants
-            .get(&sha256(token.as_bytes()))
-            .is_some_and(|g| g.expires > now && g.serial == serial)
+        let grant = self
+            .shared
+            .peek_grant(&sha256(token.as_bytes()), self.now())
+            .await?;
+        Ok(grant.is_some_and(|g| g.serial == serial))
     }
 
     /// GET /certs/{serial}/download?token=…: spends the token.
     pub(crate) async fn download(&self, serial: &str, token: &str) -> Result<Download> {
         let serial = normalize_serial(serial)?;
-        let grant = {
-            let mut grants = self.grants.lock().unwrap_or_else(|p| p.into_inner());
-            grants.remove(&sha256(token.as_bytes()))
-        };
+        let digest = sha256(token.as_bytes());
         let now = self.now();
-        let grant = grant
-            .filter(|g| g.expires > now && g.serial == serial)
+        // Taken (spent) even when it names another certificate: a token is
+        // tried once.
+        let grant = self
+            .shared
+            .take_grant(&digest, now)
+            .await?
+            .filter(|g| g.serial == serial)
             .ok_or_else(|| {
                 forbidden("the download token is unknown, used, expired or for another certificate")
             })?;
@@ -203,16 +224,32 @@ impl Service {
             }
             tracing::info!(serial = %serial, recovery = %id, "archived key recovered");
         }
-        match grant.format {
+        match Format::from_stored(&grant.format)? {
             Format::Zip => self.zip_download(&cert, key.as_deref()),
             Format::Pkcs12 => {
                 let key = key.ok_or_else(|| {
                     conflict("the private key of this certificate can no longer be downloaded")
                 })?;
-                let password = grant.password.as_deref().unwrap_or_default();
-                self.pkcs12_download(&cert, &key, password)
+                let password = self.grant_password(&digest, &grant)?;
+                self.pkcs12_download(&cert, &key, &password)
             }
         }
+    }
+
+    /// The PKCS#12 password of a grant, unsealed.
+    fn grant_password(&self, digest: &[u8; 32], grant: &StoredGrant) -> Result<String> {
+        let sealed = grant
+            .password_sealed
+            .as_deref()
+            .ok_or_else(|| Error::internal("a PKCS#12 grant without a password"))?;
+        let kek = self
+            .kek
+            .as_ref()
+            .ok_or_else(|| Error::internal("a sealed password but no service.kek"))?;
+        let plain = kek
+            .open(sealed, &password_aad(digest))
+            .map_err(|e| Error::internal(format_args!("opening the password: {e}")))?;
+        String::from_utf8(plain).map_err(|_| Error::internal("a stored password is not UTF-8"))
     }
 
     /// Moves an approved recovery to completed; false when it was not

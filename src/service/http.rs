@@ -407,7 +407,7 @@ async fn download_head(
     query: std::result::Result<Query<DownloadQuery>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult {
     let token = download_token_of(query)?;
-    if s.download_allowed(&serial, &token) {
+    if s.download_allowed(&serial, &token).await? {
         Ok(StatusCode::OK.into_response())
     } else {
         Ok(StatusCode::FORBIDDEN.into_response())

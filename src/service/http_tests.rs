@@ -1302,6 +1302,7 @@ async fn the_scheduler_renews_auto_renew_certificates_in_their_window() {
         service.ra.clone(),
         service.metrics.clone(),
         service.store.clone(),
+        service.shared.clone(),
         later.clone(),
         service.config.clone(),
     )

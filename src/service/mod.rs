@@ -31,8 +31,7 @@ mod recoveries;
 mod requests;
 pub(crate) mod webhooks;
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::clock::Clock;
@@ -42,8 +41,8 @@ use crate::model::service::{Caller, Role};
 use crate::model::{RevocationReason, Timestamp};
 use crate::ra::Ra;
 use crate::store::service::ServiceStore;
+use crate::store::shared::SharedStore;
 use config::{ServiceConfig, ServiceProfileConfig};
-use downloads::Grant;
 use keys::Kek;
 
 /// Most names and addresses in one certificate.
@@ -82,13 +81,14 @@ pub(crate) struct Service {
     /// The webhooks' delivery counters.
     pub metrics: Arc<Metrics>,
     pub store: Arc<dyn ServiceStore>,
+    /// Download grants, in the database so any instance honours a token.
+    pub shared: Arc<dyn SharedStore>,
     pub clock: Arc<dyn Clock>,
     pub config: ServiceConfig,
     /// Tells the webhooks of renewals and revocations.
     pub notifier: Arc<webhooks::Notifier>,
     kek: Option<Kek>,
     tokens: Vec<TokenEntry>,
-    grants: Mutex<HashMap<[u8; 32], Grant>>,
 }
 
 fn sha256(data: &[u8]) -> [u8; 32] {
@@ -207,6 +207,7 @@ impl Service {
         ra: Arc<Ra>,
         metrics: Arc<Metrics>,
         store: Arc<dyn ServiceStore>,
+        shared: Arc<dyn SharedStore>,
         clock: Arc<dyn Clock>,
         config: ServiceConfig,
     ) -> Result<Service> {
@@ -240,11 +241,11 @@ impl Service {
             ra,
             metrics,
             store,
+            shared,
             clock,
             config,
             kek,
             tokens,
-            grants: Mutex::new(HashMap::new()),
         })
     }
 

@@ -17,6 +17,7 @@ use crate::metrics::{Metrics, WebhookOutcome};
 use crate::model::service::Delivery;
 use crate::model::Timestamp;
 use crate::store::service::ServiceStore;
+use crate::store::shared::JobLease;
 
 /// Time allowed for one delivery attempt.
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -175,10 +176,16 @@ impl Notifier {
 
     /// Delivers in the background: at once after an announcement, and every
     /// second for retries that fall due.
-    pub(crate) fn spawn(self: &Arc<Self>) {
+    /// Delivers due webhooks for as long as the process runs, while this
+    /// instance holds `lease` (one instance delivers for the fleet).
+    pub(crate) fn spawn(self: &Arc<Self>, lease: JobLease) {
         let this = self.clone();
         tokio::spawn(async move {
             loop {
+                if !lease.hold().await {
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
                 match this.deliver_due().await {
                     Ok(n) if n as u32 == ROUND => continue,
                     Ok(_) => {}

@@ -107,3 +107,64 @@ pub(crate) trait SharedStore: Send + Sync + 'static {
     /// distinct numbers.
     fn next_crl_number<'a>(&'a self, issuer: &'a str, at_least: i64) -> StoreFuture<'a, i64>;
 }
+
+/// Who runs a singleton job (the CRL schedule, the renewal scheduler,
+/// webhook delivery): on a database no other instance shares, this
+/// process; on a shared one, the instance holding the job's lease, which
+/// it renews at every round and which another instance takes over once it
+/// expires (its holder died or lost the database).
+pub(crate) struct JobLease {
+    /// None: the database is this process's alone.
+    store: Option<std::sync::Arc<dyn SharedStore>>,
+    job: &'static str,
+    owner: String,
+    ttl_ms: i64,
+    clock: std::sync::Arc<dyn crate::clock::Clock>,
+}
+
+impl JobLease {
+    /// The lease of `job` for instance `owner`; `ttl` must exceed the time
+    /// between two calls of [`JobLease::hold`] by the job's loop.
+    pub(crate) fn new(
+        store: Option<std::sync::Arc<dyn SharedStore>>,
+        job: &'static str,
+        owner: &str,
+        ttl: std::time::Duration,
+        clock: std::sync::Arc<dyn crate::clock::Clock>,
+    ) -> JobLease {
+        JobLease {
+            store,
+            job,
+            owner: owner.to_owned(),
+            ttl_ms: i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX),
+            clock,
+        }
+    }
+
+    /// Whether this instance runs the job now (taking or renewing the
+    /// lease). A database error means no: the round is skipped.
+    pub(crate) async fn hold(&self) -> bool {
+        let Some(store) = &self.store else {
+            return true;
+        };
+        let now = self.clock.now_ms();
+        match store
+            .take_job(self.job, &self.owner, now, now.saturating_add(self.ttl_ms))
+            .await
+        {
+            Ok(held) => held,
+            Err(e) => {
+                tracing::warn!(job = self.job, error = %e.cause(), "singleton job lease");
+                false
+            }
+        }
+    }
+
+    /// Gives the lease back (at shutdown), so another instance takes over
+    /// at once.
+    pub(crate) async fn release(&self) {
+        if let Some(store) = &self.store {
+            let _ = store.release_job(self.job, &self.owner).await;
+        }
+    }
+}
