@@ -57,6 +57,9 @@ pub enum ErrorKind {
     /// The request conflicts with existing state (HTTP 409), e.g. a key
     /// already bound to another account.
     Conflict,
+    /// The server cannot answer now but will soon: its database is out of
+    /// reach (HTTP 503 with `Retry-After`, problem type `serverInternal`).
+    Unavailable,
 }
 
 impl ErrorKind {
@@ -84,7 +87,7 @@ impl ErrorKind {
             OrderNotReady => "orderNotReady",
             RateLimited => "rateLimited",
             RejectedIdentifier => "rejectedIdentifier",
-            ServerInternal => "serverInternal",
+            ServerInternal | Unavailable => "serverInternal",
             Tls => "tls",
             Unauthorized => "unauthorized",
             UnsupportedContact => "unsupportedContact",
@@ -100,6 +103,7 @@ impl ErrorKind {
         use ErrorKind::*;
         match self {
             ServerInternal => 500,
+            Unavailable => 503,
             Unauthorized => 403,
             AccountDoesNotExist => 400,
             NotFound => 404,
@@ -173,6 +177,23 @@ impl Error {
         let cause = cause.to_string();
         tracing::error!(%cause, at = %loc, "internal error");
         let mut e = Error::new(ErrorKind::ServerInternal, "internal server error");
+        e.cause = Some(cause);
+        e
+    }
+
+    /// A failure that passes by itself (the database out of reach): the
+    /// cause is logged, the client is told to retry after `retry_after`
+    /// seconds.
+    #[track_caller]
+    pub fn unavailable(cause: impl fmt::Display, retry_after: u64) -> Self {
+        let loc = std::panic::Location::caller();
+        let cause = cause.to_string();
+        tracing::warn!(%cause, at = %loc, "service unavailable");
+        let mut e = Error::new(
+            ErrorKind::Unavailable,
+            "the server's database is unavailable; retry shortly",
+        )
+        .with_retry_after(retry_after);
         e.cause = Some(cause);
         e
     }

@@ -290,6 +290,7 @@ async fn set_renewal_info(State(app): State<Arc<App>>, body: Bytes) -> Response 
             let status = match e.kind {
                 ErrorKind::NotFound => StatusCode::NOT_FOUND,
                 ErrorKind::ServerInternal => StatusCode::INTERNAL_SERVER_ERROR,
+                ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
                 ErrorKind::RateLimited => StatusCode::TOO_MANY_REQUESTS,
                 _ => StatusCode::BAD_REQUEST,
             };

@@ -16,7 +16,6 @@ mod cert_names;
 pub(crate) mod crl;
 pub mod ocsp;
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -44,11 +43,12 @@ pub(crate) struct Revoked {
     pub at: Timestamp,
 }
 
-/// Revocations as they happen: a counter that only grows, a wake-up for
-/// the task that signs CRLs, and a broadcast for other listeners.
+/// Revocations made through this instance as they happen: a wake-up for
+/// the task that signs CRLs, and a broadcast for other listeners (the
+/// webhooks). Whether a CRL is stale is the database's revocation count,
+/// which counts every instance's revocations.
 #[derive(Debug)]
 pub(crate) struct RevocationEvents {
-    epoch: AtomicU64,
     notify: Notify,
     announce: tokio::sync::broadcast::Sender<Revoked>,
 }
@@ -56,7 +56,6 @@ pub(crate) struct RevocationEvents {
 impl RevocationEvents {
     pub(crate) fn new() -> Arc<RevocationEvents> {
         Arc::new(RevocationEvents {
-            epoch: AtomicU64::new(0),
             notify: Notify::new(),
             announce: tokio::sync::broadcast::channel(1024).0,
         })
@@ -64,7 +63,6 @@ impl RevocationEvents {
 
     /// Called after a revocation is stored and before it is acknowledged.
     pub(crate) fn revoked(&self, serial: &str, reason: u8, at: Timestamp) {
-        self.epoch.fetch_add(1, Ordering::SeqCst);
         self.notify.notify_one();
         // Nobody listening is fine.
         let _ = self.announce.send(Revoked {
@@ -78,11 +76,6 @@ impl RevocationEvents {
     /// told how many).
     pub(crate) fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Revoked> {
         self.announce.subscribe()
-    }
-
-    /// How many revocations this process has seen.
-    pub(crate) fn epoch(&self) -> u64 {
-        self.epoch.load(Ordering::SeqCst)
     }
 }
 

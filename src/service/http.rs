@@ -99,15 +99,22 @@ impl IntoResponse for ApiError {
             ErrorKind::Conflict | ErrorKind::AlreadyRevoked => (StatusCode::CONFLICT, "conflict"),
             ErrorKind::RateLimited => (StatusCode::TOO_MANY_REQUESTS, "too many"),
             ErrorKind::ServerInternal => (StatusCode::INTERNAL_SERVER_ERROR, "internal error"),
+            ErrorKind::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             _ => (StatusCode::BAD_REQUEST, "bad request"),
         };
+        let retry_after = e.retry_after();
         // Internal details stay in the log.
         let detail = if status == StatusCode::INTERNAL_SERVER_ERROR {
             "the server failed; see its log".to_owned()
         } else {
             e.detail.into_owned()
         };
-        problem(status, title, &detail)
+        let mut resp = problem(status, title, &detail);
+        if let Some(secs) = retry_after {
+            resp.headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, secs.into());
+        }
+        resp
     }
 }
 

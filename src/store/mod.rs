@@ -109,10 +109,6 @@ pub(crate) trait Store: Send + Sync + 'static {
     fn replacement_of<'a>(&'a self, cert: &'a CertId) -> StoreFuture<'a, Option<OrderId>>;
     /// Revoked certificates that have not expired by `now`, by serial.
     fn revoked_certificates(&self, now: Timestamp) -> StoreFuture<'_, Vec<RevokedCert>>;
-    /// The last CRL number `issuer` used (0 if none).
-    fn crl_number<'a>(&'a self, issuer: &'a str) -> StoreFuture<'a, i64>;
-    /// Records `number` as the last CRL number of `issuer` (never lowers it).
-    fn set_crl_number<'a>(&'a self, issuer: &'a str, number: i64) -> StoreFuture<'a, ()>;
     fn account_by_id<'a>(&'a self, id: &'a AccountId) -> StoreFuture<'a, Option<Account>>;
     fn account_by_thumbprint<'a>(&'a self, thumbprint: &'a str)
         -> StoreFuture<'a, Option<Account>>;

@@ -162,9 +162,12 @@ fn error_status(e: &Error) -> (StatusCode, String) {
         ErrorKind::Conflict | ErrorKind::AlreadyRevoked => StatusCode::CONFLICT,
         ErrorKind::RateLimited => StatusCode::TOO_MANY_REQUESTS,
         ErrorKind::ServerInternal => StatusCode::INTERNAL_SERVER_ERROR,
+        ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         _ => StatusCode::BAD_REQUEST,
     };
-    let message = if status == StatusCode::INTERNAL_SERVER_ERROR {
+    let message = if status == StatusCode::SERVICE_UNAVAILABLE {
+        e.detail.to_string()
+    } else if status == StatusCode::INTERNAL_SERVER_ERROR {
         tracing::warn!(error = %e, "console request failed");
         "the server failed; see its log".to_owned()
     } else {

@@ -38,8 +38,37 @@ pub(crate) struct PgStore {
     pool: PgPool,
 }
 
+/// How long a client is told to wait when the database is out of reach.
+const RETRY_AFTER_SECS: u64 = 5;
+
+/// A database error as the front ends answer it: the database out of reach
+/// (no connection, connection lost, server shutting down or starting,
+/// statement cancelled by its timeout, too many connections) is
+/// `unavailable` (503 with Retry-After) and passes once it is back; any
+/// other failure is internal.
 pub(super) fn db_err(e: sqlx::Error) -> Error {
-    Error::internal(format_args!("database: {e}"))
+    if is_outage(&e) {
+        Error::unavailable(format_args!("database: {e}"), RETRY_AFTER_SECS)
+    } else {
+        Error::internal(format_args!("database: {e}"))
+    }
+}
+
+fn is_outage(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(d) => d.code().is_some_and(|c| {
+            // SQLSTATE classes 08 (connection exception) and 57
+            // (operator intervention: shutdown, cancel, cannot connect
+            // now), and 53300 (too many connections).
+            c.starts_with("08") || c.starts_with("57") || c == "53300"
+        }),
+        _ => false,
+    }
 }
 
 /// The URL without its password, for messages: `host:port/database`.

@@ -352,29 +352,6 @@ impl Store for SqliteStore {
         })
     }
 
-    fn crl_number<'a>(&'a self, issuer: &'a str) -> StoreFuture<'a, i64> {
-        Box::pin(async move {
-            let n: Option<i64> =
-                sqlx::query_scalar("SELECT number FROM crl_numbers WHERE issuer = ?")
-                    .bind(issuer)
-                    .fetch_optional(&self.reader)
-                    .await
-                    .map_err(db_err)?;
-            Ok(n.unwrap_or(0))
-        })
-    }
-
-    fn set_crl_number<'a>(&'a self, issuer: &'a str, number: i64) -> StoreFuture<'a, ()> {
-        Box::pin(async move {
-            let op = Op::SetCrlNumber {
-                issuer: issuer.to_owned(),
-                number,
-            };
-            self.writer.write(op).await?;
-            Ok(())
-        })
-    }
-
     fn account_by_id<'a>(&'a self, id: &'a AccountId) -> StoreFuture<'a, Option<Account>> {
         Box::pin(self.read_through(
             |c| c.accounts.get(id),

@@ -26,11 +26,6 @@ pub(super) enum Op {
     CreateAccount(Account, Option<String>),
     /// Inserts a standalone authorization (newAuthz).
     CreateAuthz(Authz),
-    /// Records the last CRL number an issuer used.
-    SetCrlNumber {
-        issuer: String,
-        number: i64,
-    },
     UpdateContact(AccountId, Vec<String>),
     /// Deactivates an account and its pending authorizations.
     Deactivate(AccountId),
@@ -88,7 +83,6 @@ impl Op {
                 insert_authzs(sql, std::slice::from_ref(a), None)?;
                 Ok(1)
             }
-            Op::SetCrlNumber { issuer, number } => set_crl_number(sql, issuer, *number),
             Op::UpdateContact(id, contact) => update_contact(sql, id, contact),
             Op::Deactivate(id) => deactivate_account(sql, id),
             Op::DeactivateAuthz(id) => deactivate_authz(sql, id),
@@ -138,7 +132,7 @@ impl Op {
         match self {
             Op::CreateAccount(a, _) => cache.accounts.put(a.id.clone(), a.clone()),
             Op::CreateAuthz(a) => cache.authzs.put(a.id.clone(), a.clone()),
-            Op::SetCrlNumber { .. } | Op::Service(_) | Op::RateLimit(_) | Op::Shared(_) => {}
+            Op::Service(_) | Op::RateLimit(_) | Op::Shared(_) => {}
             Op::UpdateContact(id, contact) => {
                 cache.accounts.update(id, |a| a.contact = contact.clone())
             }
@@ -626,18 +620,5 @@ fn revoke(sql: &mut Sql, id: &CertId, r: &Revocation) -> Result<usize> {
         .raw(" WHERE id = ")
         .text(&id.0)?
         .raw(" AND revoked_at IS NULL;\n");
-    Ok(1)
-}
-
-/// Records an issuer's CRL number; it only grows.
-fn set_crl_number(sql: &mut Sql, issuer: &str, number: i64) -> Result<usize> {
-    sql.raw("INSERT INTO crl_numbers (issuer, number) VALUES (")
-        .text(issuer)?
-        .raw(",")
-        .int(number)
-        .raw(
-            ") ON CONFLICT(issuer) DO UPDATE SET number = excluded.number \
-              WHERE excluded.number > crl_numbers.number;\n",
-        );
     Ok(1)
 }
