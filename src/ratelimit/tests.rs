@@ -633,9 +633,15 @@ async fn the_va_reports_queued_failures_to_the_limiter() {
     );
     va.observe_failures(l.clone());
     // The attempt is queued as a restart would queue it.
-    va.resume(|_| Some("ka".into()), |_| "https://ca.test/acct/v".into())
-        .await
-        .unwrap();
+    let pending = f.store.authzs_processing().await.unwrap();
+    va.resume(
+        pending,
+        None,
+        |_| Some("ka".into()),
+        |_| "https://ca.test/acct/v".into(),
+    )
+    .await
+    .unwrap();
     let check =
         [l.failed_validation_transaction(&acct("v"), &Identifier::dns("fails.example.com"))];
     // Wait for the outcome to be recorded and counted (a condition, not a

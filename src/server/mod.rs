@@ -145,7 +145,7 @@ impl Server {
             metrics.clone(),
         );
         let limits = setup::rate_limiter(config, &store, &clock, &metrics, &va);
-        let ra = Ra::new(crate::ra::RaParts {
+        let ra = Arc::new(Ra::new(crate::ra::RaParts {
             store: store_dyn.clone(),
             shared: store.clone(),
             ca,
@@ -159,12 +159,23 @@ impl Server {
             metrics: metrics.clone(),
             limits,
             chaos: chaos.clone(),
-        });
-        setup::resume_validations(&store_dyn, &va, &ra).await?;
+        }));
+        if store.is_shared() {
+            spawn_validation_sweeper(
+                store_dyn.clone(),
+                va.clone(),
+                ra.clone(),
+                fleet.lease("validation-sweep", Duration::from_secs(180)),
+                clock.clone(),
+                settings::stale_validation(config),
+            );
+        } else {
+            setup::resume_validations(&store_dyn, &va, &ra, None).await?;
+        }
         let nonces = setup::nonces(config, &store, &clock).await?;
         let app = Arc::new(App::new(
             config,
-            Arc::new(ra),
+            ra,
             settings::directory_meta(config),
             metrics.clone(),
             chaos,
@@ -385,6 +396,34 @@ fn spawn_renewal_scheduler(service: Arc<crate::service::Service>, lease: JobLeas
                 }
             }
             tokio::time::sleep(RENEWAL_TICK).await;
+        }
+    });
+}
+
+/// How often the validation sweeper looks for abandoned attempts.
+const SWEEP_TICK: Duration = Duration::from_secs(60);
+
+/// On a shared database: validates again, once a minute, by the one
+/// instance holding `lease`, the attempts left processing for longer than
+/// a validation can take (`stale`): their instance died with them. A
+/// younger attempt may be in a live peer's hands, and is left alone.
+fn spawn_validation_sweeper(
+    store: Arc<dyn Store>,
+    va: Arc<Va>,
+    ra: Arc<Ra>,
+    lease: JobLease,
+    clock: Arc<dyn Clock>,
+    stale: Duration,
+) {
+    tokio::spawn(async move {
+        loop {
+            if lease.hold().await {
+                let before = clock.now() - i64::try_from(stale.as_secs()).unwrap_or(i64::MAX);
+                if let Err(e) = setup::resume_validations(&store, &va, &ra, Some(before)).await {
+                    tracing::warn!(error = %e.cause(), "validation sweeper");
+                }
+            }
+            tokio::time::sleep(SWEEP_TICK).await;
         }
     });
 }

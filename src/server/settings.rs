@@ -164,3 +164,11 @@ pub(super) fn limits(config: &Config) -> Limits {
         idle_timeout: config.server.idle_timeout,
     }
 }
+
+/// How long a validation attempt may stay processing before, on a shared
+/// database, another instance takes it for abandoned: the validation's
+/// timeout and its random delay, twice, and two minutes for the queue.
+pub(super) fn stale_validation(config: &Config) -> Duration {
+    let v = &config.validation;
+    (v.timeout + v.random_delay) * 2 + Duration::from_secs(120)
+}

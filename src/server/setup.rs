@@ -94,15 +94,25 @@ pub(super) async fn nonces(
     }
 }
 
-/// Validates again the attempts a previous run left processing.
-pub(super) async fn resume_validations(store: &Arc<dyn Store>, va: &Va, ra: &Ra) -> Result<()> {
+/// Validates again the attempts left processing: all of them (a previous
+/// run left them), or those started before `started_before` (on a shared
+/// database, where a live peer may be validating the newer ones).
+pub(super) async fn resume_validations(
+    store: &Arc<dyn Store>,
+    va: &Va,
+    ra: &Ra,
+    started_before: Option<crate::model::Timestamp>,
+) -> Result<()> {
+    let pending = store.authzs_processing().await?;
     let mut accounts = HashMap::new();
-    for authz in store.authzs_processing().await? {
+    for authz in &pending {
         if let Some(acct) = store.account_by_id(&authz.account_id).await? {
             accounts.insert(authz.account_id.clone(), acct.jwk);
         }
     }
     va.resume(
+        pending,
+        started_before,
         |authz| {
             let jwk = crate::jose::Jwk::from_json_str(accounts.get(&authz.account_id)?).ok()?;
             Some(crate::jose::key_authorization(&authz.token, &jwk))

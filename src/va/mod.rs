@@ -302,18 +302,25 @@ impl Va {
         }
     }
 
-    /// Queues again every attempt a previous run left processing.
+    /// Queues again the attempts left processing: every one (a previous
+    /// run of the only instance left them), or those started before
+    /// `started_before` (an instance sharing the database died with them).
     pub(crate) async fn resume(
         &self,
+        pending: Vec<Authz>,
+        started_before: Option<crate::model::Timestamp>,
         key_authorization: impl Fn(&Authz) -> Option<String>,
         account_uri: impl Fn(&Authz) -> String,
     ) -> Result<()> {
-        let pending = self.store.authzs_processing().await?;
-        let n = pending.len();
+        let mut n = 0;
         for authz in pending {
             let Some(attempt) = &authz.attempt else {
                 continue;
             };
+            if started_before.is_some_and(|t| attempt.started_at >= t) {
+                continue;
+            }
+            n += 1;
             let kind = attempt.kind;
             let Some(key_authorization) = key_authorization(&authz) else {
                 continue;
@@ -551,7 +558,10 @@ mod tests {
             },
             Arc::new(Metrics::new()),
         );
+        let pending = store.authzs_processing().await.unwrap();
         va.resume(
+            pending,
+            None,
             |_| Some("ka".into()),
             |_| "https://ca.test/acme/acct/acct".into(),
         )
