@@ -75,7 +75,7 @@ fn count(n: i64) -> u64 {
     u64::try_from(n).unwrap_or(0)
 }
 
-/// Inserts `authzs` (new, pending) in one statement.
+/// Inserts new authorizations (with no attempt yet) in one statement.
 async fn insert_authzs(conn: &mut PgConnection, authzs: &[Authz]) -> Result<()> {
     let n = authzs.len();
     let (mut id, mut account, mut kind, mut value) = (

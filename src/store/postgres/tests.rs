@@ -568,6 +568,77 @@ async fn one_account_gets_a_new_key() {
     assert_eq!(holder.jwk, "{\"new\":1}");
 }
 
+/// Registrations of a key racing rollovers of other accounts to it: the
+/// key ends up with one account, and every loser is told so (not an
+/// error).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_key_goes_to_one_account_whether_registered_or_rolled_over() {
+    let Some((_db, s)) = instances(INSTANCES).await else {
+        return;
+    };
+    for i in (1..RACERS).step_by(2) {
+        s[0].create_account(&account(&format!("acct{i}"), &format!("old{i}")), None)
+            .await
+            .unwrap();
+    }
+    let answers = race(&s, |s, i| async move {
+        let id = AccountId(format!("acct{i}"));
+        if i % 2 == 0 {
+            match s
+                .create_account(&account(&id.0, "contested"), None)
+                .await
+                .unwrap()
+            {
+                AccountCreation::Created => true,
+                AccountCreation::Existing(e) => {
+                    assert_ne!(e.id, id);
+                    false
+                }
+                AccountCreation::KeyIdTaken => panic!("no key id was given"),
+            }
+        } else {
+            s.change_account_key(&id, &format!("old{i}"), "{}", "contested")
+                .await
+                .unwrap()
+        }
+    })
+    .await;
+    assert_eq!(winners(&answers), 1, "{answers:?}");
+    let winner = answers.iter().position(|&b| b).unwrap();
+    let holder = s[1]
+        .account_by_thumbprint("contested")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(holder.id.0, format!("acct{winner}"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_deactivation_of_an_account_wins() {
+    let Some((_db, s)) = instances(INSTANCES).await else {
+        return;
+    };
+    s[0].create_account(&account("acct", "t1"), None)
+        .await
+        .unwrap();
+    s[0].create_order(&order("o1", &["a1"]), &[authz("a1")], None)
+        .await
+        .unwrap();
+    let answers = race(&s, |s, _| async move {
+        s.deactivate_account(&AccountId("acct".into()))
+            .await
+            .unwrap()
+    })
+    .await;
+    assert_eq!(winners(&answers), 1, "{answers:?}");
+    let a1 = s[1]
+        .authz_by_id(&AuthzId("a1".into()))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(a1.state, AuthzState::Deactivated);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_crl_number_only_grows() {
     let Some((_db, s)) = instances(INSTANCES).await else {
