@@ -13,8 +13,15 @@
 //!   connection is waited for at most [`ACQUIRE_TIMEOUT`]: a lost database
 //!   shows as an error the front ends answer with 503, never as a hang.
 
+mod core;
+mod rows;
 mod schema;
 mod shared;
+
+// The Store tests (this file's own are the `tests` module below).
+#[cfg(test)]
+#[path = "tests.rs"]
+mod store_tests;
 
 use std::str::FromStr;
 use std::time::Duration;

@@ -1,0 +1,859 @@
+//! [`Store`] on PostgreSQL: accounts, orders, authorizations, certificates
+//! and CRL numbers.
+//!
+//! Unlike SQLite's store there is no writer task and no read cache: several
+//! instances write to one database, so every read goes to it and every
+//! write is a statement (or a transaction) of its own on the pool. Every
+//! value is a bound parameter.
+//!
+//! Races are decided by the database under its default isolation, READ
+//! COMMITTED, between any number of processes:
+//! - A single `UPDATE … WHERE <condition on the updated row>` has exactly
+//!   one winner: an updater that waited for a concurrent one re-checks the
+//!   condition on the row as that one committed it.
+//! - A condition on other rows (`NOT EXISTS`) is not re-checked that way.
+//!   Where one decides a race, the transaction first locks the row both
+//!   sides write (`FOR UPDATE`, `FOR NO KEY UPDATE`); its next statement
+//!   then reads everything committed before the lock was granted.
+//! - Uniqueness is the constraints' (`ON CONFLICT … DO NOTHING`, which
+//!   waits for a concurrent inserter of the same key to finish).
+//!
+//! Each operation of several statements is one transaction: an error, or
+//! the future being dropped, rolls it back whole.
+
+use sqlx::postgres::PgConnection;
+use sqlx::Row;
+
+use super::rows::{
+    account_from_row, authz_from_row, cert_from_row, json_err, order_from_row, revoked_from_row,
+};
+use super::{db_err, PgStore};
+use crate::error::{Error, Result};
+use crate::model::{
+    Account, AccountId, AttemptState, Authz, AuthzId, AuthzState, CertId, Certificate,
+    ChallengeType, Order, OrderId, Revocation, Timestamp,
+};
+use crate::protocol::Identifier;
+use crate::store::{
+    AccountCreation, OrderListEntry, RevokedCert, Store, StoreFuture, ValidationResult,
+};
+
+/// The order row with its certificate's id, if one was issued.
+const ORDER_SELECT: &str = "SELECT o.*, c.id AS cert_id FROM orders o \
+     LEFT JOIN certificates c ON c.order_id = o.id WHERE o.id = $1";
+
+const INSERT_ACCOUNT: &str = "INSERT INTO accounts \
+     (id, status, jwk, thumbprint, contact, tos_agreed, created_at) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (thumbprint) DO NOTHING";
+
+/// A certificate linked to no order.
+const INSERT_CERTIFICATE: &str = "INSERT INTO certificates \
+     (id, serial, account_id, order_id, der, not_before, not_after, issued_at, common_name) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
+
+/// A certificate linked to its order, unless the order has one already.
+const INSERT_LINKED_CERTIFICATE: &str = "INSERT INTO certificates \
+     (id, serial, account_id, order_id, der, not_before, not_after, issued_at, common_name) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (order_id) DO NOTHING";
+
+/// The authorization state a settled attempt leaves.
+fn settled_state(state: AttemptState) -> Result<AuthzState> {
+    match state {
+        AttemptState::Valid => Ok(AuthzState::Valid),
+        AttemptState::Invalid => Ok(AuthzState::Invalid),
+        AttemptState::Processing => Err(Error::internal(
+            "a validation result cannot be 'processing'",
+        )),
+    }
+}
+
+fn json_text(v: &Option<serde_json::Value>) -> Option<String> {
+    v.as_ref().map(|v| v.to_string())
+}
+
+fn count(n: i64) -> u64 {
+    u64::try_from(n).unwrap_or(0)
+}
+
+/// Inserts new authorizations (with no attempt yet) in one statement.
+async fn insert_authzs(conn: &mut PgConnection, authzs: &[Authz]) -> Result<()> {
+    let n = authzs.len();
+    let (mut id, mut account, mut kind, mut value) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    let (mut wildcard, mut state, mut expires, mut token, mut offered, mut created) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    for a in authzs {
+        id.push(a.id.0.as_str());
+        account.push(a.account_id.0.as_str());
+        kind.push(a.identifier.kind.as_str());
+        value.push(a.identifier.value.as_str());
+        wildcard.push(a.wildcard);
+        state.push(a.state.as_str());
+        expires.push(a.expires);
+        token.push(a.token.as_str());
+        let types: Vec<&str> = a.offered.iter().map(|t| t.as_str()).collect();
+        offered.push(types.join(","));
+        created.push(a.created_at);
+    }
+    sqlx::query(
+        "INSERT INTO authzs (id, account_id, ident_type, ident_value, wildcard, state, \
+         expires, token, offered, created_at) \
+         SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], \
+         $5::boolean[], $6::text[], $7::bigint[], $8::text[], $9::text[], $10::bigint[])",
+    )
+    .bind(id)
+    .bind(account)
+    .bind(kind)
+    .bind(value)
+    .bind(wildcard)
+    .bind(state)
+    .bind(expires)
+    .bind(token)
+    .bind(offered)
+    .bind(created)
+    .execute(conn)
+    .await
+    .map_err(db_err)?;
+    Ok(())
+}
+
+/// Inserts `o` (without a certificate or a lease).
+async fn insert_order(conn: &mut PgConnection, o: &Order) -> Result<()> {
+    let identifiers = serde_json::to_string(&o.identifiers).map_err(json_err)?;
+    let ids: Vec<&str> = o.authz_ids.iter().map(|a| a.0.as_str()).collect();
+    let ids = serde_json::to_string(&ids).map_err(json_err)?;
+    sqlx::query(
+        "INSERT INTO orders (id, account_id, identifiers, authz_ids, expires, not_before, \
+         not_after, created_at, profile, replaces) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+    )
+    .bind(&o.id.0)
+    .bind(&o.account_id.0)
+    .bind(identifiers)
+    .bind(ids)
+    .bind(o.expires)
+    .bind(o.not_before)
+    .bind(o.not_after)
+    .bind(o.created_at)
+    .bind(&o.profile)
+    .bind(o.replaces.as_deref())
+    .execute(conn)
+    .await
+    .map_err(db_err)?;
+    Ok(())
+}
+
+/// Inserts a certificate linked to `order` (or to none); false when the
+/// order already has a certificate (`certificates.order_id` is UNIQUE).
+async fn insert_certificate(
+    conn: &mut PgConnection,
+    c: &Certificate,
+    order: Option<&OrderId>,
+) -> Result<bool> {
+    let sql = match order {
+        Some(_) => INSERT_LINKED_CERTIFICATE,
+        None => INSERT_CERTIFICATE,
+    };
+    let done = sqlx::query(sql)
+        .bind(&c.id.0)
+        .bind(&c.serial)
+        .bind(&c.account_id.0)
+        .bind(order.map(|o| o.0.as_str()))
+        .bind(&c.der)
+        .bind(c.not_before)
+        .bind(c.not_after)
+        .bind(c.issued_at)
+        .bind(c.common_name.as_deref())
+        .execute(conn)
+        .await
+        .map_err(db_err)?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// The account with this key, if any.
+async fn account_where_thumbprint(
+    conn: &mut PgConnection,
+    thumbprint: &str,
+) -> Result<Option<Account>> {
+    let row = sqlx::query("SELECT * FROM accounts WHERE thumbprint = $1")
+        .bind(thumbprint)
+        .fetch_optional(conn)
+        .await
+        .map_err(db_err)?;
+    row.as_ref().map(account_from_row).transpose()
+}
+
+impl Store for PgStore {
+    fn create_account<'a>(
+        &'a self,
+        a: &'a Account,
+        eab_kid: Option<&'a str>,
+    ) -> StoreFuture<'a, AccountCreation> {
+        Box::pin(async move {
+            let contact = serde_json::to_string(&a.contact).map_err(json_err)?;
+            // The account first, then its binding: two registrations of one
+            // key meet at the thumbprint's unique index (the second waits
+            // for the first to commit or roll back), and two of one key id
+            // at the binding's. Every registration takes the two in that
+            // order, so none waits for another in a cycle.
+            let mut tx = self.pool().begin().await.map_err(db_err)?;
+            let inserted = sqlx::query(INSERT_ACCOUNT)
+                .bind(&a.id.0)
+                .bind(a.status.as_str())
+                .bind(&a.jwk)
+                .bind(&a.thumbprint)
+                .bind(&contact)
+                .bind(a.tos_agreed)
+                .bind(a.created_at)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?
+                .rows_affected();
+            if inserted == 0 {
+                // The key has a committed account (ON CONFLICT DO NOTHING
+                // waited for its transaction); this statement's snapshot,
+                // taken after, sees it. An account with the key wins over a
+                // taken key id, as RFC 8555 §7.3.1 answers with it.
+                let existing = account_where_thumbprint(&mut tx, &a.thumbprint).await?;
+                tx.rollback().await.map_err(db_err)?;
+                return match existing {
+                    Some(e) => Ok(AccountCreation::Existing(e)),
+                    None => Err(Error::internal("account insert did nothing")),
+                };
+            }
+            if let Some(kid) = eab_kid {
+                let bound = sqlx::query(
+                    "INSERT INTO eab_bindings (kid, account_id, bound_at) VALUES ($1, $2, $3) \
+                     ON CONFLICT (kid) DO NOTHING",
+                )
+                .bind(kid)
+                .bind(&a.id.0)
+                .bind(a.created_at)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?
+                .rows_affected();
+                if bound == 0 {
+                    // The account goes with the binding it could not have.
+                    tx.rollback().await.map_err(db_err)?;
+                    return Ok(AccountCreation::KeyIdTaken);
+                }
+            }
+            tx.commit().await.map_err(db_err)?;
+            Ok(AccountCreation::Created)
+        })
+    }
+
+    fn create_authz<'a>(&'a self, authz: &'a Authz) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            let mut conn = self.pool().acquire().await.map_err(db_err)?;
+            insert_authzs(&mut conn, std::slice::from_ref(authz)).await
+        })
+    }
+
+    fn reusable_authz<'a>(
+        &'a self,
+        account: &'a AccountId,
+        identifier: &'a Identifier,
+        wildcard: bool,
+        min_expires: Timestamp,
+    ) -> StoreFuture<'a, Option<Authz>> {
+        Box::pin(async move {
+            let row = sqlx::query(
+                "SELECT * FROM authzs WHERE account_id = $1 AND ident_value = $2 \
+                 AND ident_type = $3 AND wildcard = $4 AND state = 'valid' AND expires > $5 \
+                 ORDER BY expires DESC LIMIT 1",
+            )
+            .bind(&account.0)
+            .bind(&identifier.value)
+            .bind(identifier.kind.as_str())
+            .bind(wildcard)
+            .bind(min_expires)
+            .fetch_optional(self.pool())
+            .await
+            .map_err(db_err)?;
+            row.as_ref().map(authz_from_row).transpose()
+        })
+    }
+
+    fn replacement_of<'a>(&'a self, cert: &'a CertId) -> StoreFuture<'a, Option<OrderId>> {
+        Box::pin(async move {
+            let id: Option<Option<String>> =
+                sqlx::query_scalar("SELECT replaced_by FROM certificates WHERE id = $1")
+                    .bind(&cert.0)
+                    .fetch_optional(self.pool())
+                    .await
+                    .map_err(db_err)?;
+            Ok(id.flatten().map(OrderId))
+        })
+    }
+
+    fn revoked_certificates(&self, now: Timestamp) -> StoreFuture<'_, Vec<RevokedCert>> {
+        Box::pin(async move {
+            // Serials in byte order whatever the database's collation, as
+            // SQLite sorts them.
+            let rows = sqlx::query(
+                "SELECT serial, revoked_at, revocation_reason, not_after FROM certificates \
+                 WHERE revoked_at IS NOT NULL AND not_after > $1 ORDER BY serial COLLATE \"C\"",
+            )
+            .bind(now)
+            .fetch_all(self.pool())
+            .await
+            .map_err(db_err)?;
+            rows.iter().map(revoked_from_row).collect()
+        })
+    }
+
+    fn crl_number<'a>(&'a self, issuer: &'a str) -> StoreFuture<'a, i64> {
+        Box::pin(async move {
+            let n: Option<i64> =
+                sqlx::query_scalar("SELECT number FROM crl_numbers WHERE issuer = $1")
+                    .bind(issuer)
+                    .fetch_optional(self.pool())
+                    .await
+                    .map_err(db_err)?;
+            Ok(n.unwrap_or(0))
+        })
+    }
+
+    fn set_crl_number<'a>(&'a self, issuer: &'a str, number: i64) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            // ON CONFLICT DO UPDATE locks the existing row and evaluates its
+            // WHERE on the latest version: concurrent writers leave the
+            // largest number, never a smaller one.
+            sqlx::query(
+                "INSERT INTO crl_numbers (issuer, number) VALUES ($1, $2) \
+                 ON CONFLICT (issuer) DO UPDATE SET number = excluded.number \
+                 WHERE excluded.number > crl_numbers.number",
+            )
+            .bind(issuer)
+            .bind(number)
+            .execute(self.pool())
+            .await
+            .map_err(db_err)?;
+            Ok(())
+        })
+    }
+
+    fn account_by_id<'a>(&'a self, id: &'a AccountId) -> StoreFuture<'a, Option<Account>> {
+        Box::pin(async move {
+            let row = sqlx::query("SELECT * FROM accounts WHERE id = $1")
+                .bind(&id.0)
+                .fetch_optional(self.pool())
+                .await
+                .map_err(db_err)?;
+            row.as_ref().map(account_from_row).transpose()
+        })
+    }
+
+    fn account_by_thumbprint<'a>(
+        &'a self,
+        thumbprint: &'a str,
+    ) -> StoreFuture<'a, Option<Account>> {
+        Box::pin(async move {
+            let mut conn = self.pool().acquire().await.map_err(db_err)?;
+            account_where_thumbprint(&mut conn, thumbprint).await
+        })
+    }
+
+    fn update_account_contact<'a>(
+        &'a self,
+        id: &'a AccountId,
+        contact: &'a [String],
+    ) -> StoreFuture<'a, bool> {
+        Box::pin(async move {
+            let contact = serde_json::to_string(contact).map_err(json_err)?;
+            let done =
+                sqlx::query("UPDATE accounts SET contact = $1 WHERE id = $2 AND status = 'valid'")
+                    .bind(contact)
+                    .bind(&id.0)
+                    .execute(self.pool())
+                    .await
+                    .map_err(db_err)?;
+            Ok(done.rows_affected() == 1)
+        })
+    }
+
+    fn deactivate_account<'a>(&'a self, id: &'a AccountId) -> StoreFuture<'a, bool> {
+        Box::pin(async move {
+            let mut tx = self.pool().begin().await.map_err(db_err)?;
+            // FOR UPDATE conflicts with the key-share lock a new
+            // authorization's foreign key takes on its account: an order
+            // being created for this account commits before the update
+            // below looks (and its pending authorizations go too), or
+            // waits until this transaction has committed.
+            sqlx::query("SELECT 1 FROM accounts WHERE id = $1 FOR UPDATE")
+                .bind(&id.0)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?;
+            let done = sqlx::query(
+                "UPDATE accounts SET status = 'deactivated' WHERE id = $1 AND status = 'valid'",
+            )
+            .bind(&id.0)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+            // RFC 8555 §7.3.6: the account's pending authorizations go with
+            // it (as in SQLite, also on a repeated call, which sweeps any
+            // made meanwhile).
+            sqlx::query(
+                "UPDATE authzs SET state = 'deactivated' \
+                 WHERE account_id = $1 AND state = 'pending'",
+            )
+            .bind(&id.0)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+            tx.commit().await.map_err(db_err)?;
+            Ok(done.rows_affected() == 1)
+        })
+    }
+
+    fn deactivate_authz<'a>(&'a self, id: &'a AuthzId) -> StoreFuture<'a, bool> {
+        Box::pin(async move {
+            let done = sqlx::query(
+                "UPDATE authzs SET state = 'deactivated' \
+                 WHERE id = $1 AND state IN ('pending', 'valid')",
+            )
+            .bind(&id.0)
+            .execute(self.pool())
+            .await
+            .map_err(db_err)?;
+            Ok(done.rows_affected() == 1)
+        })
+    }
+
+    fn create_order<'a>(
+        &'a self,
+        o: &'a Order,
+        authzs: &'a [Authz],
+        replaces: Option<(&'a CertId, Option<&'a OrderId>)>,
+    ) -> StoreFuture<'a, bool> {
+        Box::pin(async move {
+            let mut tx = self.pool().begin().await.map_err(db_err)?;
+            if let Some((cert, expected)) = replaces {
+                // RFC 9773: the certificate's replacement moves from the one
+                // the caller saw to this order. The condition is on the
+                // certificate's own row, so of concurrent orders replacing
+                // one certificate exactly one matches: the others, having
+                // waited for its commit, see the new replacement.
+                let claim = match expected {
+                    None => sqlx::query(
+                        "UPDATE certificates SET replaced_by = $1 \
+                         WHERE id = $2 AND replaced_by IS NULL",
+                    )
+                    .bind(&o.id.0)
+                    .bind(&cert.0),
+                    Some(old) => sqlx::query(
+                        "UPDATE certificates SET replaced_by = $1 \
+                         WHERE id = $2 AND replaced_by = $3",
+                    )
+                    .bind(&o.id.0)
+                    .bind(&cert.0)
+                    .bind(&old.0),
+                };
+                let claimed = claim.execute(&mut *tx).await.map_err(db_err)?;
+                if claimed.rows_affected() == 0 {
+                    tx.rollback().await.map_err(db_err)?;
+                    return Ok(false);
+                }
+            }
+            if !authzs.is_empty() {
+                insert_authzs(&mut tx, authzs).await?;
+            }
+            insert_order(&mut tx, o).await?;
+            tx.commit().await.map_err(db_err)?;
+            Ok(true)
+        })
+    }
+
+    fn order_by_id<'a>(&'a self, id: &'a OrderId) -> StoreFuture<'a, Option<Order>> {
+        Box::pin(async move {
+            let row = sqlx::query(ORDER_SELECT)
+                .bind(&id.0)
+                .fetch_optional(self.pool())
+                .await
+                .map_err(db_err)?;
+            row.as_ref().map(order_from_row).transpose()
+        })
+    }
+
+    fn authzs_by_ids<'a>(&'a self, ids: &'a [AuthzId]) -> StoreFuture<'a, Vec<Authz>> {
+        Box::pin(async move {
+            if ids.is_empty() {
+                return Ok(Vec::new());
+            }
+            let wanted: Vec<&str> = ids.iter().map(|i| i.0.as_str()).collect();
+            let rows = sqlx::query("SELECT * FROM authzs WHERE id = ANY($1)")
+                .bind(wanted)
+                .fetch_all(self.pool())
+                .await
+                .map_err(db_err)?;
+            let mut found = std::collections::HashMap::with_capacity(rows.len());
+            for row in &rows {
+                let a = authz_from_row(row)?;
+                found.insert(a.id.clone(), a);
+            }
+            // In the order asked (an id asked twice comes twice).
+            Ok(ids.iter().filter_map(|id| found.get(id).cloned()).collect())
+        })
+    }
+
+    fn authz_by_id<'a>(&'a self, id: &'a AuthzId) -> StoreFuture<'a, Option<Authz>> {
+        Box::pin(async move {
+            let row = sqlx::query("SELECT * FROM authzs WHERE id = $1")
+                .bind(&id.0)
+                .fetch_optional(self.pool())
+                .await
+                .map_err(db_err)?;
+            row.as_ref().map(authz_from_row).transpose()
+        })
+    }
+
+    fn orders_for_account<'a>(
+        &'a self,
+        account: &'a AccountId,
+        after: i64,
+        limit: u32,
+        now: Timestamp,
+    ) -> StoreFuture<'a, Vec<OrderListEntry>> {
+        Box::pin(async move {
+            let rows = sqlx::query(
+                "SELECT o.seq, o.id FROM orders o WHERE o.account_id = $1 AND o.seq > $2 \
+                 AND (EXISTS (SELECT 1 FROM certificates c WHERE c.order_id = o.id) \
+                      OR (o.expires > $3 AND o.error IS NULL)) \
+                 ORDER BY o.seq LIMIT $4",
+            )
+            .bind(&account.0)
+            .bind(after)
+            .bind(now)
+            .bind(i64::from(limit))
+            .fetch_all(self.pool())
+            .await
+            .map_err(db_err)?;
+            rows.iter()
+                .map(|r| {
+                    Ok(OrderListEntry {
+                        cursor: r.try_get("seq").map_err(db_err)?,
+                        id: OrderId(r.try_get("id").map_err(db_err)?),
+                    })
+                })
+                .collect()
+        })
+    }
+
+    fn start_challenge<'a>(
+        &'a self,
+        authz: &'a AuthzId,
+        kind: ChallengeType,
+        now: Timestamp,
+        settled: Option<&'a ValidationResult>,
+    ) -> StoreFuture<'a, bool> {
+        Box::pin(async move {
+            // Every condition is on the authorization's row: one winner.
+            let query = match settled {
+                None => sqlx::query(
+                    "UPDATE authzs SET attempt_type = $2, attempt_started = $3, \
+                     attempt_state = 'processing' \
+                     WHERE id = $1 AND state = 'pending' AND attempt_type IS NULL \
+                     AND expires > $3",
+                )
+                .bind(&authz.0)
+                .bind(kind.as_str())
+                .bind(now),
+                Some(r) => sqlx::query(
+                    "UPDATE authzs SET attempt_type = $2, attempt_started = $3, \
+                     attempt_state = $4, attempt_validated = $5, attempt_error = $6, \
+                     attempt_records = $7, state = $8, expires = $9 \
+                     WHERE id = $1 AND state = 'pending' AND attempt_type IS NULL \
+                     AND expires > $3",
+                )
+                .bind(&authz.0)
+                .bind(kind.as_str())
+                .bind(now)
+                .bind(r.state.as_str())
+                .bind(r.validated_at)
+                .bind(json_text(&r.error))
+                .bind(json_text(&r.records))
+                .bind(settled_state(r.state)?.as_str())
+                .bind(r.expires),
+            };
+            let done = query.execute(self.pool()).await.map_err(db_err)?;
+            Ok(done.rows_affected() == 1)
+        })
+    }
+
+    fn finish_challenge<'a>(
+        &'a self,
+        authz: &'a AuthzId,
+        r: &'a ValidationResult,
+    ) -> StoreFuture<'a, bool> {
+        Box::pin(async move {
+            let state = settled_state(r.state)?;
+            let done = sqlx::query(
+                "UPDATE authzs SET attempt_state = $2, attempt_validated = $3, \
+                 attempt_error = $4, attempt_records = $5, state = $6, expires = $7 \
+                 WHERE id = $1 AND attempt_state = 'processing' AND state = 'pending'",
+            )
+            .bind(&authz.0)
+            .bind(r.state.as_str())
+            .bind(r.validated_at)
+            .bind(json_text(&r.error))
+            .bind(json_text(&r.records))
+            .bind(state.as_str())
+            .bind(r.expires)
+            .execute(self.pool())
+            .await
+            .map_err(db_err)?;
+            Ok(done.rows_affected() == 1)
+        })
+    }
+
+    fn authzs_processing(&self) -> StoreFuture<'_, Vec<Authz>> {
+        Box::pin(async move {
+            let rows = sqlx::query("SELECT * FROM authzs WHERE attempt_state = 'processing'")
+                .fetch_all(self.pool())
+                .await
+                .map_err(db_err)?;
+            rows.iter().map(authz_from_row).collect()
+        })
+    }
+
+    fn claim_order<'a>(
+        &'a self,
+        id: &'a OrderId,
+        now: Timestamp,
+        until: Timestamp,
+    ) -> StoreFuture<'a, bool> {
+        Box::pin(async move {
+            let mut tx = self.pool().begin().await.map_err(db_err)?;
+            // Whether the order has a certificate is another table's fact,
+            // which an UPDATE that waited for a concurrent writer would not
+            // look at again. So: lock the order's row first (as
+            // store_certificate does before inserting the certificate),
+            // then decide in a new statement, whose snapshot holds every
+            // transaction that held the lock before. Concurrent claims
+            // queue on the lock; the first sets the lease the others see.
+            let found = sqlx::query("SELECT 1 FROM orders WHERE id = $1 FOR NO KEY UPDATE")
+                .bind(&id.0)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db_err)?;
+            if found.is_none() {
+                tx.rollback().await.map_err(db_err)?;
+                return Ok(false);
+            }
+            let done = sqlx::query(
+                "UPDATE orders SET processing_until = $2 WHERE id = $1 AND error IS NULL \
+                 AND (processing_until IS NULL OR processing_until <= $3) \
+                 AND NOT EXISTS (SELECT 1 FROM certificates c WHERE c.order_id = orders.id)",
+            )
+            .bind(&id.0)
+            .bind(until)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+            tx.commit().await.map_err(db_err)?;
+            Ok(done.rows_affected() == 1)
+        })
+    }
+
+    fn release_order<'a>(&'a self, id: &'a OrderId) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            sqlx::query("UPDATE orders SET processing_until = NULL WHERE id = $1")
+                .bind(&id.0)
+                .execute(self.pool())
+                .await
+                .map_err(db_err)?;
+            Ok(())
+        })
+    }
+
+    fn store_certificate<'a>(
+        &'a self,
+        c: &'a Certificate,
+        order: &'a OrderId,
+    ) -> StoreFuture<'a, bool> {
+        Box::pin(async move {
+            let mut tx = self.pool().begin().await.map_err(db_err)?;
+            // Ends the finalize lease, and locks the order's row whether or
+            // not a lease was set: claim_order takes the same lock before
+            // looking for a certificate, so it either sees this one or
+            // runs before it (and this clears its lease).
+            sqlx::query("UPDATE orders SET processing_until = NULL WHERE id = $1")
+                .bind(&order.0)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?;
+            // The certificate row is the order's link to it
+            // (certificates.order_id is UNIQUE).
+            let linked = insert_certificate(&mut tx, c, Some(order)).await?;
+            if !linked {
+                // The order got a certificate from another request (its
+                // lease had run out). Record this one anyway, unlinked:
+                // every signed certificate is kept.
+                insert_certificate(&mut tx, c, None).await?;
+            }
+            // PostgreSQL's commit is durable (synchronous_commit): the
+            // certificate is on disk before the client sees it.
+            tx.commit().await.map_err(db_err)?;
+            Ok(linked)
+        })
+    }
+
+    fn certificate_by_id<'a>(&'a self, id: &'a CertId) -> StoreFuture<'a, Option<Certificate>> {
+        Box::pin(async move {
+            let row = sqlx::query("SELECT * FROM certificates WHERE id = $1")
+                .bind(&id.0)
+                .fetch_optional(self.pool())
+                .await
+                .map_err(db_err)?;
+            row.as_ref().map(cert_from_row).transpose()
+        })
+    }
+
+    fn change_account_key<'a>(
+        &'a self,
+        id: &'a AccountId,
+        old_thumbprint: &'a str,
+        new_jwk: &'a str,
+        new_thumbprint: &'a str,
+    ) -> StoreFuture<'a, bool> {
+        Box::pin(async move {
+            let done = sqlx::query(
+                "UPDATE accounts SET jwk = $1, thumbprint = $2 \
+                 WHERE id = $3 AND status = 'valid' AND thumbprint = $4 \
+                 AND NOT EXISTS (SELECT 1 FROM accounts a WHERE a.thumbprint = $2)",
+            )
+            .bind(new_jwk)
+            .bind(new_thumbprint)
+            .bind(&id.0)
+            .bind(old_thumbprint)
+            .execute(self.pool())
+            .await;
+            match done {
+                Ok(done) => Ok(done.rows_affected() == 1),
+                // NOT EXISTS does not see an account given the new key by a
+                // transaction still running; the thumbprint's unique index
+                // waits for it, then refuses this one. Another account has
+                // the key: the same answer as when NOT EXISTS sees it.
+                Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Ok(false),
+                Err(e) => Err(db_err(e)),
+            }
+        })
+    }
+
+    fn certificate_by_serial<'a>(
+        &'a self,
+        serial: &'a str,
+    ) -> StoreFuture<'a, Option<Certificate>> {
+        Box::pin(async move {
+            let row = sqlx::query("SELECT * FROM certificates WHERE serial = $1")
+                .bind(serial)
+                .fetch_optional(self.pool())
+                .await
+                .map_err(db_err)?;
+            row.as_ref().map(cert_from_row).transpose()
+        })
+    }
+
+    fn revoke_certificate<'a>(
+        &'a self,
+        id: &'a CertId,
+        revocation: Revocation,
+    ) -> StoreFuture<'a, bool> {
+        Box::pin(async move {
+            let done = sqlx::query(
+                "UPDATE certificates SET revoked_at = $1, revocation_reason = $2 \
+                 WHERE id = $3 AND revoked_at IS NULL",
+            )
+            .bind(revocation.at)
+            .bind(i64::from(revocation.reason.code()))
+            .bind(&id.0)
+            .execute(self.pool())
+            .await
+            .map_err(db_err)?;
+            Ok(done.rows_affected() == 1)
+        })
+    }
+
+    fn has_valid_authz<'a>(
+        &'a self,
+        account: &'a AccountId,
+        identifier: &'a Identifier,
+        now: Timestamp,
+    ) -> StoreFuture<'a, bool> {
+        Box::pin(async move {
+            let row = sqlx::query(
+                "SELECT 1 FROM authzs WHERE account_id = $1 AND ident_type = $2 \
+                 AND ident_value = $3 AND state = 'valid' AND expires > $4 LIMIT 1",
+            )
+            .bind(&account.0)
+            .bind(identifier.kind.as_str())
+            .bind(&identifier.value)
+            .bind(now)
+            .fetch_optional(self.pool())
+            .await
+            .map_err(db_err)?;
+            Ok(row.is_some())
+        })
+    }
+
+    fn release_all_leases(&self) -> StoreFuture<'_, u64> {
+        Box::pin(async move {
+            let done = sqlx::query(
+                "UPDATE orders SET processing_until = NULL \
+                 WHERE processing_until IS NOT NULL AND NOT EXISTS \
+                 (SELECT 1 FROM certificates c WHERE c.order_id = orders.id)",
+            )
+            .execute(self.pool())
+            .await
+            .map_err(db_err)?;
+            Ok(done.rows_affected())
+        })
+    }
+
+    fn ping(&self) -> StoreFuture<'_, ()> {
+        Box::pin(async move {
+            sqlx::query("SELECT 1")
+                .execute(self.pool())
+                .await
+                .map_err(db_err)?;
+            Ok(())
+        })
+    }
+
+    fn certificates_expiring(
+        &self,
+        now: Timestamp,
+        soon: Timestamp,
+        later: Timestamp,
+    ) -> StoreFuture<'_, (u64, u64)> {
+        Box::pin(async move {
+            // One range scan of certificates_by_not_after.
+            let (soon_n, later_n): (i64, i64) = sqlx::query_as(
+                "SELECT COUNT(*) FILTER (WHERE not_after <= $1), COUNT(*) FROM certificates \
+                 WHERE not_after > $2 AND not_after <= $3 AND revoked_at IS NULL",
+            )
+            .bind(soon)
+            .bind(now)
+            .bind(later)
+            .fetch_one(self.pool())
+            .await
+            .map_err(db_err)?;
+            Ok((count(soon_n), count(later_n)))
+        })
+    }
+}
