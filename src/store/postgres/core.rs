@@ -314,37 +314,6 @@ impl Store for PgStore {
         })
     }
 
-    fn crl_number<'a>(&'a self, issuer: &'a str) -> StoreFuture<'a, i64> {
-        Box::pin(async move {
-            let n: Option<i64> =
-                sqlx::query_scalar("SELECT number FROM crl_numbers WHERE issuer = $1")
-                    .bind(issuer)
-                    .fetch_optional(self.pool())
-                    .await
-                    .map_err(db_err)?;
-            Ok(n.unwrap_or(0))
-        })
-    }
-
-    fn set_crl_number<'a>(&'a self, issuer: &'a str, number: i64) -> StoreFuture<'a, ()> {
-        Box::pin(async move {
-            // ON CONFLICT DO UPDATE locks the existing row and evaluates its
-            // WHERE on the latest version: concurrent writers leave the
-            // largest number, never a smaller one.
-            sqlx::query(
-                "INSERT INTO crl_numbers (issuer, number) VALUES ($1, $2) \
-                 ON CONFLICT (issuer) DO UPDATE SET number = excluded.number \
-                 WHERE excluded.number > crl_numbers.number",
-            )
-            .bind(issuer)
-            .bind(number)
-            .execute(self.pool())
-            .await
-            .map_err(db_err)?;
-            Ok(())
-        })
-    }
-
     fn account_by_id<'a>(&'a self, id: &'a AccountId) -> StoreFuture<'a, Option<Account>> {
         Box::pin(async move {
             let row = sqlx::query("SELECT * FROM accounts WHERE id = $1")

@@ -639,23 +639,6 @@ async fn one_deactivation_of_an_account_wins() {
     assert_eq!(a1.state, AuthzState::Deactivated);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn the_crl_number_only_grows() {
-    let Some((_db, s)) = instances(INSTANCES).await else {
-        return;
-    };
-    race(&s, |s, i| async move {
-        s.set_crl_number("issuer", 1 + (i as i64 * 7) % RACERS as i64)
-            .await
-            .unwrap()
-    })
-    .await;
-    assert_eq!(s[0].crl_number("issuer").await.unwrap(), RACERS as i64);
-    s[1].set_crl_number("issuer", 3).await.unwrap();
-    assert_eq!(s[2].crl_number("issuer").await.unwrap(), RACERS as i64);
-    assert_eq!(s[2].crl_number("other").await.unwrap(), 0);
-}
-
 /// A transaction that fails part-way leaves nothing: an order whose second
 /// authorization's id is taken is not created, nor its first
 /// authorization, nor its claim on the certificate it replaces.
