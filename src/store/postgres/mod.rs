@@ -13,7 +13,10 @@
 //!   connection is waited for at most [`ACQUIRE_TIMEOUT`]: a lost database
 //!   shows as an error the front ends answer with 503, never as a hang.
 
+mod ratelimit;
 mod schema;
+mod service;
+mod service_rows;
 
 use std::str::FromStr;
 use std::time::Duration;
