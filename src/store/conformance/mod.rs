@@ -11,6 +11,9 @@ use super::postgres::PgStore;
 use super::sqlite::SqliteStore;
 use crate::test_support::pg::{fresh_database, TestDatabase};
 
+mod ratelimit;
+mod service;
+
 /// What keeps a test's store alive (its directory or database).
 #[allow(dead_code)]
 pub(crate) enum Guard {
