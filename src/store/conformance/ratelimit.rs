@@ -275,6 +275,39 @@ async fn concurrent_spends_of_overlapping_buckets(s: S) {
     }
 }
 
+async fn concurrent_spends_and_refunds(s: S) {
+    // Spends and refunds of the same two buckets, named in either order,
+    // all at one time: none fails (they cannot deadlock each other), and
+    // each TAT ends between now and now + its burst.
+    let now = 3_000_000;
+    let calls = (0..24).map(|i| {
+        let s = s.clone();
+        tokio::spawn(async move {
+            let (s1, s2) = (spend("s1", 100, 400), spend("s2", 50, 300));
+            let list = if i % 2 == 0 {
+                vec![s1, s2]
+            } else {
+                vec![s2, s1]
+            };
+            if i % 3 == 0 {
+                s.refund_buckets(&list, now).await.map(|()| true)
+            } else {
+                s.spend_buckets(&list, now).await
+            }
+        })
+    });
+    for r in futures_util::future::join_all(calls).await {
+        r.unwrap().unwrap();
+    }
+    for (key, burst) in [("s1", 400), ("s2", 300)] {
+        let t = tat(&s, key).await;
+        assert!(
+            t.is_none_or(|t| (now..=now + burst).contains(&t)),
+            "{key}: {t:?}"
+        );
+    }
+}
+
 both!(crate::store::ratelimit::RateLimitStore;
     spend_refund_and_tats,
     spends_are_all_or_nothing,
@@ -283,4 +316,5 @@ both!(crate::store::ratelimit::RateLimitStore;
     pending_authz_count_without_authzs,
     concurrent_spends_of_one_bucket,
     concurrent_spends_of_overlapping_buckets,
+    concurrent_spends_and_refunds,
 );

@@ -12,7 +12,6 @@
 //!   approvals and decisions of one recovery take turns, and each statement
 //!   after the lock sees every approval committed before it.
 
-use sqlx::postgres::{PgPool, PgRow};
 use sqlx::{PgConnection, Postgres, QueryBuilder, Row};
 
 use super::service_rows::{
@@ -130,17 +129,11 @@ async fn insert_service_cert(conn: &mut PgConnection, meta: &ServiceCert) -> Res
     Ok(())
 }
 
-/// The agents who approved recovery `id`, by time, then name.
-async fn approvals(pool: &PgPool, id: &str) -> Result<Vec<String>> {
-    sqlx::query_scalar(
-        "SELECT agent FROM service_recovery_approvals WHERE recovery_id = $1 \
-         ORDER BY at, agent COLLATE \"C\"",
-    )
-    .bind(id)
-    .fetch_all(pool)
-    .await
-    .map_err(db_err)
-}
+/// A recovery's columns and its approvals' agents, by time, then name
+/// (one statement, however many recoveries a page holds).
+const RECOVERY_COLUMNS: &str = "service_recoveries.*, ARRAY(SELECT a.agent \
+     FROM service_recovery_approvals a WHERE a.recovery_id = service_recoveries.id \
+     ORDER BY a.at, a.agent COLLATE \"C\") AS approvals";
 
 /// Locks recovery `id` for the rest of the transaction; its status and
 /// required approvals, or None if there is no such recovery.
@@ -215,12 +208,6 @@ impl PgStore {
         };
         tx.commit().await.map_err(db_err)?;
         Ok(moved)
-    }
-
-    async fn recovery_of_row(&self, row: &PgRow) -> Result<Recovery> {
-        let id: String = row.try_get("id").map_err(db_err)?;
-        let approvals = approvals(self.pool(), &id).await?;
-        recovery_from_row(row, approvals)
     }
 }
 
@@ -410,15 +397,16 @@ impl ServiceStore for PgStore {
 
     fn recovery<'a>(&'a self, id: &'a str) -> StoreFuture<'a, Option<Recovery>> {
         Box::pin(async move {
-            let row = sqlx::query("SELECT * FROM service_recoveries WHERE id = $1")
-                .bind(id)
+            let mut q = QueryBuilder::new("SELECT ");
+            q.push(RECOVERY_COLUMNS)
+                .push(" FROM service_recoveries WHERE id = ")
+                .push_bind(id);
+            let row = q
+                .build()
                 .fetch_optional(self.pool())
                 .await
                 .map_err(db_err)?;
-            match row {
-                Some(r) => Ok(Some(self.recovery_of_row(&r).await?)),
-                None => Ok(None),
-            }
+            row.as_ref().map(recovery_from_row).transpose()
         })
     }
 
@@ -440,7 +428,7 @@ impl ServiceStore for PgStore {
                 }
             };
             let (rows, total) = Page {
-                select: "*",
+                select: RECOVERY_COLUMNS,
                 from: "service_recoveries",
                 order: NEWEST_FIRST,
                 offset,
@@ -448,11 +436,8 @@ impl ServiceStore for PgStore {
             }
             .fetch(self.pool(), filter)
             .await?;
-            let mut out = Vec::with_capacity(rows.len());
-            for r in &rows {
-                out.push(self.recovery_of_row(r).await?);
-            }
-            Ok((out, total))
+            let list = rows.iter().map(recovery_from_row).collect::<Result<_>>()?;
+            Ok((list, total))
         })
     }
 

@@ -143,8 +143,8 @@ pub(super) fn cert_where(q: &mut QueryBuilder<Postgres>, f: &CertFilter, now: Ti
     }
 }
 
-/// A recovery row with the agents who approved it (by time, then name).
-pub(super) fn recovery_from_row(row: &PgRow, approvals: Vec<String>) -> Result<Recovery> {
+/// A recovery row with the agents who approved it (an `approvals` array).
+pub(super) fn recovery_from_row(row: &PgRow) -> Result<Recovery> {
     let status: String = row.try_get("status").map_err(db_err)?;
     let required: i64 = row.try_get("required").map_err(db_err)?;
     Ok(Recovery {
@@ -154,7 +154,7 @@ pub(super) fn recovery_from_row(row: &PgRow, approvals: Vec<String>) -> Result<R
         status: RecoveryStatus::parse(&status)
             .ok_or_else(|| Error::internal(format_args!("bad stored recovery status {status}")))?,
         required: count_u32(required),
-        approvals,
+        approvals: row.try_get("approvals").map_err(db_err)?,
         created_at: row.try_get("created_at").map_err(db_err)?,
         decided_by: row.try_get("decided_by").map_err(db_err)?,
         decided_at: row.try_get("decided_at").map_err(db_err)?,
