@@ -9,8 +9,9 @@
 //!    sorted order, so two spends over overlapping keys cannot deadlock;
 //! 2. the room check is done here on the locked values;
 //! 3. with room everywhere, one statement moves each TAT to max(TAT, now) +
-//!    increment and deletes other buckets that are full again; without, the
-//!    spend's own full buckets (those it just made) are deleted instead;
+//!    increment and deletes other buckets that are full again; without, no
+//!    TAT moves and the full buckets (any it just made among them) are
+//!    deleted;
 //! 4. commit, which releases the locks.
 //!
 //! The clean-up takes only buckets no other transaction holds (`FOR UPDATE
