@@ -11,6 +11,8 @@ use super::postgres::PgStore;
 use super::sqlite::SqliteStore;
 use crate::test_support::pg::{fresh_database, TestDatabase};
 
+mod ratelimit;
+mod service;
 mod shared;
 
 /// What keeps a test's store alive (its directory or database).

@@ -14,8 +14,11 @@
 //!   shows as an error the front ends answer with 503, never as a hang.
 
 mod core;
+mod ratelimit;
 mod rows;
 mod schema;
+mod service;
+mod service_rows;
 mod shared;
 
 // The Store tests (this file's own are the `tests` module below).

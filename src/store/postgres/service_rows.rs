@@ -1,0 +1,218 @@
+//! Reading the service's rows on PostgreSQL: a row of each table as its
+//! record, the certificate list's columns and filter, and one page of a
+//! list with its total. Values are bound (`push_bind`); the SQL fragments
+//! are this module's and service.rs's constants.
+
+use sqlx::postgres::{PgPool, PgRow};
+use sqlx::{Postgres, QueryBuilder, Row};
+
+use super::db_err;
+use crate::error::{Error, Result};
+use crate::model::service::{
+    Batch, CertFilter, CertRow, Delivery, Recovery, RecoveryStatus, Request, RequestParams,
+    RequestStatus, ServiceCert,
+};
+use crate::model::{Revocation, RevocationReason, Timestamp};
+
+pub(super) fn json_err(e: serde_json::Error) -> Error {
+    Error::internal(format_args!("stored JSON: {e}"))
+}
+
+/// A stored count (never negative) or small number as u32/u64.
+fn count_u32(n: i64) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
+pub(super) fn request_from_row(row: &PgRow) -> Result<Request> {
+    let status: String = row.try_get("status").map_err(db_err)?;
+    let params: String = row.try_get("params").map_err(db_err)?;
+    Ok(Request {
+        id: row.try_get("id").map_err(db_err)?,
+        status: RequestStatus::parse(&status)
+            .ok_or_else(|| Error::internal(format_args!("bad stored request status {status}")))?,
+        requester: row.try_get("requester").map_err(db_err)?,
+        profile: row.try_get("profile").map_err(db_err)?,
+        entity_id: row.try_get("entity_id").map_err(db_err)?,
+        params: serde_json::from_str::<RequestParams>(&params).map_err(json_err)?,
+        batch_id: row.try_get("batch_id").map_err(db_err)?,
+        serial: row.try_get("serial").map_err(db_err)?,
+        error: row.try_get("error").map_err(db_err)?,
+        created_at: row.try_get("created_at").map_err(db_err)?,
+        decided_by: row.try_get("decided_by").map_err(db_err)?,
+        decided_at: row.try_get("decided_at").map_err(db_err)?,
+        reason: row.try_get("reason").map_err(db_err)?,
+    })
+}
+
+pub(super) fn batch_from_row(r: &PgRow) -> Result<Batch> {
+    Ok(Batch {
+        id: r.try_get("id").map_err(db_err)?,
+        name: r.try_get("name").map_err(db_err)?,
+        requester: r.try_get("requester").map_err(db_err)?,
+        profile: r.try_get("profile").map_err(db_err)?,
+        created_at: r.try_get("created_at").map_err(db_err)?,
+    })
+}
+
+/// The service columns of `row`, named with `prefix` (`s_` in the
+/// certificate list's LEFT JOIN); None when the serial is NULL (an ACME
+/// certificate there).
+pub(super) fn service_cert_from_row(row: &PgRow, prefix: &str) -> Result<Option<ServiceCert>> {
+    let col = |c: &str| format!("{prefix}{c}");
+    let serial: Option<String> = row.try_get(col("serial").as_str()).map_err(db_err)?;
+    let Some(serial) = serial else {
+        return Ok(None);
+    };
+    Ok(Some(ServiceCert {
+        serial,
+        entity_id: row.try_get(col("entity_id").as_str()).map_err(db_err)?,
+        profile: row.try_get(col("profile").as_str()).map_err(db_err)?,
+        requester: row.try_get(col("requester").as_str()).map_err(db_err)?,
+        key_sealed: row.try_get(col("key_sealed").as_str()).map_err(db_err)?,
+        auto_renew: row.try_get(col("auto_renew").as_str()).map_err(db_err)?,
+        renewed_to: row.try_get(col("renewed_to").as_str()).map_err(db_err)?,
+        request_id: row.try_get(col("request_id").as_str()).map_err(db_err)?,
+        created_at: row.try_get(col("created_at").as_str()).map_err(db_err)?,
+    }))
+}
+
+pub(super) fn cert_row(row: &PgRow) -> Result<CertRow> {
+    let at: Option<i64> = row.try_get("revoked_at").map_err(db_err)?;
+    let code: Option<i64> = row.try_get("revocation_reason").map_err(db_err)?;
+    let revoked = match (at, code) {
+        (Some(at), Some(code)) => Some(Revocation {
+            at,
+            reason: RevocationReason::from_code(code).ok_or_else(|| {
+                Error::internal(format_args!("bad stored revocation reason {code}"))
+            })?,
+        }),
+        _ => None,
+    };
+    Ok(CertRow {
+        serial: row.try_get("serial").map_err(db_err)?,
+        common_name: row.try_get("common_name").map_err(db_err)?,
+        not_before: row.try_get("not_before").map_err(db_err)?,
+        not_after: row.try_get("not_after").map_err(db_err)?,
+        revoked,
+        der: row.try_get("der").map_err(db_err)?,
+        service: service_cert_from_row(row, "s_")?,
+    })
+}
+
+/// A certificate's columns and, prefixed `s_`, its service columns (from
+/// a LEFT JOIN on service_certs `s`).
+pub(super) const CERT_COLUMNS: &str =
+    "c.serial, c.common_name, c.not_before, c.not_after, c.revoked_at, \
+     c.revocation_reason, c.der, \
+     s.serial AS s_serial, s.entity_id AS s_entity_id, \
+     s.profile AS s_profile, s.requester AS s_requester, s.key_sealed AS s_key_sealed, \
+     s.auto_renew AS s_auto_renew, s.renewed_to AS s_renewed_to, \
+     s.request_id AS s_request_id, s.created_at AS s_created_at";
+
+/// Appends the WHERE clause of a certificate filter (bound values only).
+pub(super) fn cert_where(q: &mut QueryBuilder<Postgres>, f: &CertFilter, now: Timestamp) {
+    q.push(" WHERE TRUE");
+    if let Some(e) = &f.entity_id {
+        q.push(" AND s.entity_id = ").push_bind(e.clone());
+    }
+    if let Some(r) = &f.requester {
+        q.push(" AND s.requester = ").push_bind(r.clone());
+    }
+    if let Some(cn) = &f.common_name {
+        q.push(" AND c.common_name = ").push_bind(cn.clone());
+    }
+    if let Some(serial) = &f.serial {
+        q.push(" AND c.serial = ").push_bind(serial.clone());
+    }
+    if let Some(t) = f.expiring_before {
+        q.push(" AND c.not_after < ").push_bind(t);
+    }
+    match f.status.as_deref() {
+        Some("revoked") => {
+            q.push(" AND c.revoked_at IS NOT NULL");
+        }
+        Some("expired") => {
+            q.push(" AND c.revoked_at IS NULL AND c.not_after <= ")
+                .push_bind(now);
+        }
+        Some("valid") => {
+            q.push(" AND c.revoked_at IS NULL AND c.not_after > ")
+                .push_bind(now);
+        }
+        _ => {}
+    }
+}
+
+/// A recovery row with the agents who approved it (an `approvals` array).
+pub(super) fn recovery_from_row(row: &PgRow) -> Result<Recovery> {
+    let status: String = row.try_get("status").map_err(db_err)?;
+    let required: i64 = row.try_get("required").map_err(db_err)?;
+    Ok(Recovery {
+        id: row.try_get("id").map_err(db_err)?,
+        serial: row.try_get("serial").map_err(db_err)?,
+        requester: row.try_get("requester").map_err(db_err)?,
+        status: RecoveryStatus::parse(&status)
+            .ok_or_else(|| Error::internal(format_args!("bad stored recovery status {status}")))?,
+        required: count_u32(required),
+        approvals: row.try_get("approvals").map_err(db_err)?,
+        created_at: row.try_get("created_at").map_err(db_err)?,
+        decided_by: row.try_get("decided_by").map_err(db_err)?,
+        decided_at: row.try_get("decided_at").map_err(db_err)?,
+        reason: row.try_get("reason").map_err(db_err)?,
+    })
+}
+
+pub(super) fn delivery_from_row(row: &PgRow) -> Result<Delivery> {
+    let attempts: i64 = row.try_get("attempts").map_err(db_err)?;
+    Ok(Delivery {
+        id: row.try_get("id").map_err(db_err)?,
+        url: row.try_get("url").map_err(db_err)?,
+        event_type: row.try_get("event_type").map_err(db_err)?,
+        body: row.try_get("body").map_err(db_err)?,
+        status: row.try_get("status").map_err(db_err)?,
+        attempts: count_u32(attempts),
+        next_attempt_at: row.try_get("next_attempt_at").map_err(db_err)?,
+        last_error: row.try_get("last_error").map_err(db_err)?,
+        created_at: row.try_get("created_at").map_err(db_err)?,
+    })
+}
+
+/// One page of a list: how many rows of `from` match the filter in all,
+/// and the rows `select`ed in `order` from `offset`, at most `limit`. The
+/// two reads are separate statements, as in SQLite: under concurrent
+/// writes the total may differ from the page by the rows written between.
+pub(super) struct Page {
+    pub select: &'static str,
+    pub from: &'static str,
+    pub order: &'static str,
+    pub offset: u32,
+    pub limit: u32,
+}
+
+impl Page {
+    pub(super) async fn fetch(
+        &self,
+        pool: &PgPool,
+        filter: impl Fn(&mut QueryBuilder<Postgres>),
+    ) -> Result<(Vec<PgRow>, u64)> {
+        let mut count = QueryBuilder::new("SELECT COUNT(*) FROM ");
+        count.push(self.from);
+        filter(&mut count);
+        let total: i64 = count
+            .build_query_scalar()
+            .fetch_one(pool)
+            .await
+            .map_err(db_err)?;
+        let mut q = QueryBuilder::new("SELECT ");
+        q.push(self.select).push(" FROM ").push(self.from);
+        filter(&mut q);
+        q.push(" ORDER BY ")
+            .push(self.order)
+            .push(" LIMIT ")
+            .push_bind(i64::from(self.limit))
+            .push(" OFFSET ")
+            .push_bind(i64::from(self.offset));
+        let rows = q.build().fetch_all(pool).await.map_err(db_err)?;
+        Ok((rows, u64::try_from(total).unwrap_or(0)))
+    }
+}
