@@ -535,7 +535,7 @@ impl CaseRandomization {
 }
 
 /// `[store]`: the database.
-#[derive(Clone, Default, Deserialize)]
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StoreConfig {
     /// SQLite database file; default `<data_dir>/acme-ca.sqlite3`.
@@ -546,6 +546,19 @@ pub struct StoreConfig {
     /// store is that database instead of the SQLite file, and several
     /// instances may share it. Also `ACME_CA_DATABASE_URL`.
     pub url: Option<String>,
+    /// PostgreSQL: the most connections this instance opens.
+    pub max_connections: u32,
+}
+
+impl Default for StoreConfig {
+    fn default() -> StoreConfig {
+        StoreConfig {
+            path: None,
+            durability: Durability::default(),
+            url: None,
+            max_connections: 16,
+        }
+    }
 }
 
 impl std::fmt::Debug for StoreConfig {
@@ -555,6 +568,7 @@ impl std::fmt::Debug for StoreConfig {
             .field("path", &self.path)
             .field("durability", &self.durability)
             .field("url", &self.url.as_ref().map(|_| "<set>"))
+            .field("max_connections", &self.max_connections)
             .finish()
     }
 }

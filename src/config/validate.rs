@@ -244,6 +244,9 @@ impl StatusConfig {
 
 impl StoreConfig {
     fn validate(&self) -> Result<(), String> {
+        if !(1..=1000).contains(&self.max_connections) {
+            return Err("store.max_connections must be 1 to 1000".into());
+        }
         let Some(url) = &self.url else {
             return Ok(());
         };

@@ -16,6 +16,7 @@ use crate::metrics::Metrics;
 use crate::protocol::Identifier;
 use crate::ra::Ra;
 use crate::ratelimit::Limiter;
+use crate::store::postgres::{describe_url, PgStore};
 use crate::store::sqlite::SqliteStore;
 use crate::store::{Database, Store};
 use crate::va::addr::AddressPolicy;
@@ -53,12 +54,26 @@ pub(super) fn open_ca(config: &Config) -> Result<(Arc<Ca>, PathBuf)> {
     Ok((ca, root_pem_path))
 }
 
-/// The SQLite store of `[store]`, with the finalize leases a previous run
-/// left released.
+/// The database of `[store]`: PostgreSQL when `url` is set (shared with
+/// other instances: nothing at start-up touches what they hold), else the
+/// SQLite file, with the finalize leases a previous run left released.
 pub(super) async fn open_store(
     config: &Config,
     metrics: &Arc<Metrics>,
 ) -> Result<Arc<dyn Database>> {
+    if let Some(url) = &config.store.url {
+        let store = PgStore::open(url, config.store.max_connections)
+            .await
+            .map_err(|e| {
+                Error::internal(format_args!(
+                    "cannot open the PostgreSQL database {}: {}",
+                    describe_url(url),
+                    e.cause()
+                ))
+            })?;
+        tracing::info!(database = %describe_url(url), "store: PostgreSQL");
+        return Ok(Arc::new(store));
+    }
     let store_path = config.store_path();
     let store = SqliteStore::open_with_metrics(&store_path, config.store.durability, metrics.clone())
         .await

@@ -32,6 +32,7 @@ use std::time::Duration;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::Connection;
 
+use super::StoreFuture;
 use crate::error::{Error, Result};
 use schema::MIGRATIONS;
 
@@ -106,9 +107,10 @@ impl PgStore {
             .max_connections(max_connections)
             .min_connections(1)
             .acquire_timeout(ACQUIRE_TIMEOUT)
-            // A connection the database dropped (restart, failover) is
-            // noticed before it is handed out, not by the request using it.
-            .test_before_acquire(true)
+            // No ping before each use (a round trip per query): a
+            // connection the database dropped fails its next query, which
+            // is answered 503 (`db_err`), and the pool replaces it.
+            .test_before_acquire(false)
             .connect_with(options)
             .await
             .map_err(db_err)?;
@@ -124,6 +126,19 @@ impl PgStore {
     /// Closes the pool, waiting for connections in use.
     pub(crate) async fn close(&self) {
         self.pool.close().await;
+    }
+}
+
+impl super::Database for PgStore {
+    fn is_shared(&self) -> bool {
+        true
+    }
+
+    fn close(&self) -> StoreFuture<'_, ()> {
+        Box::pin(async move {
+            PgStore::close(self).await;
+            Ok(())
+        })
     }
 }
 
