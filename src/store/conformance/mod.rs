@@ -11,6 +11,8 @@ use super::postgres::PgStore;
 use super::sqlite::SqliteStore;
 use crate::test_support::pg::{fresh_database, TestDatabase};
 
+mod core;
+
 /// What keeps a test's store alive (its directory or database).
 #[allow(dead_code)]
 pub(crate) enum Guard {
@@ -39,15 +41,7 @@ pub(crate) async fn postgres() -> Option<(Guard, Arc<PgStore>)> {
 /// on PostgreSQL (`postgres::test_x`).
 macro_rules! both {
     ($tr:path; $($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-                async fn $name() {
-                    let (_guard, s) = $crate::store::conformance::sqlite().await;
-                    super::$name(s as std::sync::Arc<dyn $tr>).await;
-                }
-            )*
-        }
+        $crate::store::conformance::sqlite_only!($tr; $($name),*);
         mod postgres {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -62,3 +56,22 @@ macro_rules! both {
     };
 }
 pub(crate) use both;
+
+/// `sqlite_only!(Trait; test_a, ...)`: the SQLite half of [`both!`], for a
+/// suite whose trait the PostgreSQL store does not implement yet (the
+/// `postgres` half would not compile); the tests are the same functions,
+/// so the suite moves to `both!` unchanged once it does.
+macro_rules! sqlite_only {
+    ($tr:path; $($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    let (_guard, s) = $crate::store::conformance::sqlite().await;
+                    super::$name(s as std::sync::Arc<dyn $tr>).await;
+                }
+            )*
+        }
+    };
+}
+pub(crate) use sqlite_only;
