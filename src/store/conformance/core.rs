@@ -961,7 +961,7 @@ async fn create_order_replaces_rules(s: S) {
     let o1 = order("o1", "acct", &["a1"], NOW + 600);
     let a1 = authz("a1", "acct", Identifier::dns("example.com"), NOW + 700);
     assert!(s
-        .create_order(&o1, &[a1.clone()], Some((&c.id, None)))
+        .create_order(&o1, std::slice::from_ref(&a1), Some((&c.id, None)))
         .await
         .unwrap());
     assert_eq!(s.replacement_of(&c.id).await.unwrap(), Some(o1.id.clone()));
@@ -1418,7 +1418,7 @@ async fn race_finish_challenge(s: S) {
             .unwrap());
         let result = |i: usize| {
             let at = NOW + 1 + i as Timestamp;
-            if i % 2 == 0 {
+            if i.is_multiple_of(2) {
                 valid_result(at, at + 1000)
             } else {
                 invalid_result(at, at + 10)
@@ -1437,7 +1437,7 @@ async fn race_finish_challenge(s: S) {
         assert_eq!(attempt.validated_at, Some(r.validated_at));
         assert_eq!((attempt.error, attempt.records), (r.error, r.records));
         assert_eq!(a.expires, r.expires);
-        let state = if w % 2 == 0 {
+        let state = if w.is_multiple_of(2) {
             AuthzState::Valid
         } else {
             AuthzState::Invalid
