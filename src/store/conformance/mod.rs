@@ -11,8 +11,6 @@ use super::postgres::PgStore;
 use super::sqlite::SqliteStore;
 use crate::test_support::pg::{fresh_database, TestDatabase};
 
-mod core;
-
 /// What keeps a test's store alive (its directory or database).
 #[allow(dead_code)]
 pub(crate) enum Guard {
@@ -75,3 +73,6 @@ macro_rules! sqlite_only {
     };
 }
 pub(crate) use sqlite_only;
+
+// The suites, declared after the macros they use.
+mod core;
