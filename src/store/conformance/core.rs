@@ -1647,6 +1647,39 @@ async fn race_create_account_with_one_key(s: S) {
     }
 }
 
+/// `N` registrations of one key with one external account key id (a
+/// client retrying newAccount): one account is created and bound, every
+/// other registration is answered with it, not told the id is taken.
+async fn race_create_account_with_one_key_and_key_id(s: S) {
+    for round in 0..ROUNDS {
+        let kid = format!("kid-{round}");
+        let key = format!("key-{round}");
+        let make = move |i: usize| account(&format!("acct{round}-{i}"), &key);
+        let outcomes = race(N, |i| {
+            let (s, kid) = (s.clone(), kid.clone());
+            let a = make(i);
+            async move { s.create_account(&a, Some(&kid)).await.unwrap() }
+        })
+        .await;
+        let wins: Vec<bool> = outcomes
+            .iter()
+            .map(|o| *o == AccountCreation::Created)
+            .collect();
+        let w = winner(&wins);
+        let created = make(w);
+        for (i, o) in outcomes.iter().enumerate().filter(|(i, _)| *i != w) {
+            assert_eq!(o, &AccountCreation::Existing(created.clone()), "task {i}");
+            assert_eq!(s.account_by_id(&make(i).id).await.unwrap(), None);
+        }
+        // The key id is bound: another key cannot use it.
+        let other = account(&format!("late{round}"), &format!("late-key-{round}"));
+        assert_eq!(
+            s.create_account(&other, Some(&kid)).await.unwrap(),
+            AccountCreation::KeyIdTaken
+        );
+    }
+}
+
 /// `N` registrations with different keys and one external account key
 /// id: one account is created, the others are told the id is taken and
 /// leave nothing behind.
@@ -1822,6 +1855,7 @@ super::sqlite_only!(crate::store::Store;
     race_change_account_key_against_new_accounts,
     race_create_account_with_one_key,
     race_create_account_with_one_key_id,
+    race_create_account_with_one_key_and_key_id,
     race_create_order_with_one_replaces,
     race_store_certificate_for_one_order,
     race_set_crl_number_keeps_the_highest,
