@@ -43,15 +43,7 @@ pub(crate) async fn postgres() -> Option<(Guard, Arc<PgStore>)> {
 /// on PostgreSQL (`postgres::test_x`).
 macro_rules! both {
     ($tr:path; $($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-                async fn $name() {
-                    let (_guard, s) = $crate::store::conformance::sqlite().await;
-                    super::$name(s as std::sync::Arc<dyn $tr>).await;
-                }
-            )*
-        }
+        $crate::store::conformance::sqlite_only!($tr; $($name),*);
         mod postgres {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -66,3 +58,25 @@ macro_rules! both {
     };
 }
 pub(crate) use both;
+
+/// `sqlite_only!(Trait; test_a, ...)`: the SQLite half of [`both!`], for a
+/// suite whose trait the PostgreSQL store does not implement yet (the
+/// `postgres` half would not compile); the tests are the same functions,
+/// so the suite moves to `both!` unchanged once it does.
+macro_rules! sqlite_only {
+    ($tr:path; $($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    let (_guard, s) = $crate::store::conformance::sqlite().await;
+                    super::$name(s as std::sync::Arc<dyn $tr>).await;
+                }
+            )*
+        }
+    };
+}
+pub(crate) use sqlite_only;
+
+// The suites, declared after the macros they use.
+mod core;

@@ -1,9 +1,12 @@
-//! Tests of the SQLite store against a real database file.
+//! Tests of what is particular to the SQLite store: reopening the database
+//! file, the common-name backfill, the quoting of values into SQL text and
+//! the writer's batches. What every backend must do is tested by the
+//! conformance suite (`store::conformance`).
 
 use super::*;
 use std::sync::Arc;
 
-use crate::model::{AccountStatus, AttemptState, AuthzState};
+use crate::model::{AccountStatus, AuthzState};
 use crate::protocol::Identifier;
 
 fn account(id: &str, thumb: &str) -> Account {
@@ -70,97 +73,6 @@ async fn open(dir: &tempfile::TempDir) -> SqliteStore {
     SqliteStore::open(&dir.path().join("db.sqlite3"), Durability::Issuance)
         .await
         .unwrap()
-}
-
-#[tokio::test]
-async fn accounts_are_unique_by_key() {
-    let dir = tempfile::tempdir().unwrap();
-    let s = open(&dir).await;
-    assert_eq!(
-        s.create_account(&account("acct", "t1"), None)
-            .await
-            .unwrap(),
-        AccountCreation::Created
-    );
-    match s
-        .create_account(&account("other", "t1"), None)
-        .await
-        .unwrap()
-    {
-        AccountCreation::Existing(a) => assert_eq!(a.id.0, "acct"),
-        other => panic!("{other:?}"),
-    }
-    assert!(s
-        .deactivate_account(&AccountId("acct".into()))
-        .await
-        .unwrap());
-    assert!(!s
-        .deactivate_account(&AccountId("acct".into()))
-        .await
-        .unwrap());
-    let a = s
-        .account_by_id(&AccountId("acct".into()))
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(a.status, AccountStatus::Deactivated);
-    assert!(!s
-        .update_account_contact(&AccountId("acct".into()), &["mailto:a@b.example".into()])
-        .await
-        .unwrap());
-}
-
-#[tokio::test]
-async fn one_attempt_per_authorization_and_one_lease_per_order() {
-    let dir = tempfile::tempdir().unwrap();
-    let s = open(&dir).await;
-    s.create_account(&account("acct", "t1"), None)
-        .await
-        .unwrap();
-    s.create_order(&order("o1", "a1"), &[authz("a1")], None)
-        .await
-        .unwrap();
-    let a1 = AuthzId("a1".into());
-    assert!(s
-        .start_challenge(&a1, ChallengeType::Http01, 10, None)
-        .await
-        .unwrap());
-    assert!(!s
-        .start_challenge(&a1, ChallengeType::Dns01, 10, None)
-        .await
-        .unwrap());
-    let result = ValidationResult {
-        state: AttemptState::Valid,
-        validated_at: 11,
-        error: None,
-        records: Some(serde_json::json!([])),
-        expires: 2_000,
-    };
-    assert!(s.finish_challenge(&a1, &result).await.unwrap());
-    assert!(!s.finish_challenge(&a1, &result).await.unwrap());
-    let a = s.authz_by_id(&a1).await.unwrap().unwrap();
-    assert_eq!(a.state, AuthzState::Valid);
-    assert_eq!(a.expires, 2_000);
-
-    let o1 = OrderId("o1".into());
-    assert!(s.claim_order(&o1, 20, 50).await.unwrap());
-    assert!(!s.claim_order(&o1, 21, 51).await.unwrap(), "lease is held");
-    assert!(s.claim_order(&o1, 50, 80).await.unwrap(), "lease ran out");
-    assert!(s.store_certificate(&cert("c1", "0a"), &o1).await.unwrap());
-    // A second certificate for the order is recorded, unlinked.
-    assert!(!s.store_certificate(&cert("c2", "0b"), &o1).await.unwrap());
-    assert!(
-        !s.claim_order(&o1, 100, 130).await.unwrap(),
-        "order has a certificate"
-    );
-    let o = s.order_by_id(&o1).await.unwrap().unwrap();
-    assert_eq!(o.cert_id, Some(CertId("c1".into())));
-    let c2 = s
-        .certificate_by_id(&CertId("c2".into()))
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(c2.order_id, None);
 }
 
 #[tokio::test]
