@@ -53,6 +53,8 @@ pub struct Server {
     /// the metrics listener).
     pub(crate) monitor: Arc<Monitor>,
     store: Arc<dyn Database>,
+    /// This instance's name in job leases, and the leases it takes.
+    fleet: Fleet,
     /// The exclusive lock on the data directory, held while the server
     /// lives.
     _data_lock: std::fs::File,
@@ -199,6 +201,7 @@ impl Server {
             metrics_listener: listeners.metrics,
             monitor,
             store,
+            fleet,
             _data_lock: data_lock,
         };
         server.count_listeners();
@@ -285,6 +288,7 @@ impl Server {
         for t in tasks.into_iter().flatten() {
             let _ = t.await;
         }
+        self.fleet.release_all().await;
         if let Err(e) = self.store.close().await {
             tracing::warn!(error = %e.cause(), "closing the database");
         }
@@ -434,6 +438,8 @@ pub(crate) struct Fleet {
     instance: String,
     shared: Option<Arc<dyn SharedStore>>,
     clock: Arc<dyn Clock>,
+    /// The jobs this instance runs under a lease, released at shutdown.
+    jobs: std::sync::Mutex<Vec<&'static str>>,
 }
 
 impl Fleet {
@@ -447,12 +453,35 @@ impl Fleet {
                 .is_shared()
                 .then(|| -> Arc<dyn SharedStore> { store.clone() }),
             clock: clock.clone(),
+            jobs: Default::default(),
         }
     }
 
     /// The lease of singleton job `job` for this instance.
     fn lease(&self, job: &'static str, ttl: Duration) -> JobLease {
+        self.jobs
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(job);
         JobLease::new(self.shared.clone(), job, &self.instance, ttl, self.clock.clone())
+    }
+
+    /// Gives back every lease this instance may hold, so that another
+    /// instance takes the jobs over at once rather than at expiry.
+    async fn release_all(&self) {
+        let Some(store) = &self.shared else {
+            return;
+        };
+        let jobs = self
+            .jobs
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        for job in jobs {
+            if let Err(e) = store.release_job(job, &self.instance).await {
+                tracing::warn!(job, error = %e.cause(), "releasing a job lease");
+            }
+        }
     }
 }
 

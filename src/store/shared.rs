@@ -159,12 +159,4 @@ impl JobLease {
             }
         }
     }
-
-    /// Gives the lease back (at shutdown), so another instance takes over
-    /// at once.
-    pub(crate) async fn release(&self) {
-        if let Some(store) = &self.store {
-            let _ = store.release_job(self.job, &self.owner).await;
-        }
-    }
 }

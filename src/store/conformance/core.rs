@@ -1244,24 +1244,6 @@ async fn revoked_certificates_lists_unexpired_ones_by_serial(s: S) {
         .collect();
     assert_eq!(earlier, ["0a", "0b", "0c", "0d", "0e"]);
 }
-
-async fn crl_numbers_start_at_zero_and_never_go_down(s: S) {
-    assert_eq!(s.crl_number("issuer-a").await.unwrap(), 0);
-    s.set_crl_number("issuer-a", 5).await.unwrap();
-    assert_eq!(s.crl_number("issuer-a").await.unwrap(), 5);
-    s.set_crl_number("issuer-a", 3).await.unwrap();
-    assert_eq!(s.crl_number("issuer-a").await.unwrap(), 5);
-    s.set_crl_number("issuer-a", 5).await.unwrap();
-    assert_eq!(s.crl_number("issuer-a").await.unwrap(), 5);
-    s.set_crl_number("issuer-a", 6).await.unwrap();
-    assert_eq!(s.crl_number("issuer-a").await.unwrap(), 6);
-    // Per issuer; large numbers kept whole.
-    assert_eq!(s.crl_number("issuer-b").await.unwrap(), 0);
-    s.set_crl_number("issuer-b", i64::MAX - 1).await.unwrap();
-    assert_eq!(s.crl_number("issuer-b").await.unwrap(), i64::MAX - 1);
-    assert_eq!(s.crl_number("issuer-a").await.unwrap(), 6);
-}
-
 // Monitoring.
 
 async fn certificates_expiring_counts_unrevoked_ones_in_each_window(s: S) {
@@ -1791,32 +1773,7 @@ async fn race_store_certificate_for_one_order(s: S) {
         }
     }
 }
-
-/// CRL numbers set at once from several signers end at the highest.
-async fn race_set_crl_number_keeps_the_highest(s: S) {
-    for round in 0..ROUNDS {
-        let issuer = format!("issuer-{round}");
-        // Numbers arrive in no particular order: the highest is in the
-        // middle.
-        let number = |i: usize| ((i * 7) % N) as i64 + 10;
-        race(N, |i| {
-            let (s, issuer) = (s.clone(), issuer.clone());
-            async move { s.set_crl_number(&issuer, number(i)).await.unwrap() }
-        })
-        .await;
-        let highest = (0..N).map(number).max().unwrap();
-        assert_eq!(s.crl_number(&issuer).await.unwrap(), highest);
-        // A concurrent batch of lower numbers changes nothing.
-        race(N, |i| {
-            let (s, issuer) = (s.clone(), issuer.clone());
-            async move { s.set_crl_number(&issuer, i as i64).await.unwrap() }
-        })
-        .await;
-        assert_eq!(s.crl_number(&issuer).await.unwrap(), highest);
-    }
-}
-
-super::sqlite_only!(crate::store::Store;
+super::both!(crate::store::Store;
     accounts_are_unique_by_key,
     create_account_round_trips_and_answers_an_existing_key,
     external_account_key_ids_bind_one_account,
@@ -1840,7 +1797,6 @@ super::sqlite_only!(crate::store::Store;
     release_all_leases_drops_leases_of_orders_without_certificate,
     revoke_certificate_once,
     revoked_certificates_lists_unexpired_ones_by_serial,
-    crl_numbers_start_at_zero_and_never_go_down,
     certificates_expiring_counts_unrevoked_ones_in_each_window,
     ping_answers,
     awkward_values_round_trip,
@@ -1858,5 +1814,28 @@ super::sqlite_only!(crate::store::Store;
     race_create_account_with_one_key_and_key_id,
     race_create_order_with_one_replaces,
     race_store_certificate_for_one_order,
-    race_set_crl_number_keeps_the_highest,
 );
+
+/// The database's revocation count (what tells every instance's CRL
+/// stale) moves with revocations made through the `Store` trait.
+mod epoch {
+    use super::*;
+    use crate::store::Database;
+
+    async fn revocations_bump_the_epoch(d: Arc<dyn Database>) {
+        let s: S = d.clone();
+        new_account(&s, "acct").await;
+        let a = issue(&s, "o1", cert("c1", "01", "acct", NOW + 86_400)).await;
+        let b = issue(&s, "o2", cert("c2", "02", "acct", NOW + 86_400)).await;
+        assert_eq!(d.revocation_epoch().await.unwrap(), 0);
+        assert!(s.revoke_certificate(&a.id, revocation(NOW, 1)).await.unwrap());
+        assert_eq!(d.revocation_epoch().await.unwrap(), 1);
+        // A refused second revocation changes nothing.
+        assert!(!s.revoke_certificate(&a.id, revocation(NOW, 4)).await.unwrap());
+        assert_eq!(d.revocation_epoch().await.unwrap(), 1);
+        assert!(s.revoke_certificate(&b.id, revocation(NOW, 0)).await.unwrap());
+        assert_eq!(d.revocation_epoch().await.unwrap(), 2);
+    }
+
+    crate::store::conformance::both!(crate::store::Database; revocations_bump_the_epoch);
+}
