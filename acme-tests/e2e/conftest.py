@@ -62,6 +62,32 @@ class ServerError(Exception):
     pass
 
 
+# ACME_CA_E2E_PG_URL (a URL of a PostgreSQL cluster whose role may create
+# databases, e.g. scripts/pg-cluster's): every acme-ca server of the run
+# keeps its store in PostgreSQL instead of SQLite, one database per data
+# directory, so a restarted server finds its data as with SQLite.
+E2E_PG_URL = os.environ.get("ACME_CA_E2E_PG_URL", "")
+_PG_DATABASES: dict[str, str] = {}
+
+
+def pg_database_for(data_dir: Path) -> str:
+    """The URL of the database of the server in `data_dir` (made on first
+    use), or "" when the run is on SQLite."""
+    if not E2E_PG_URL:
+        return ""
+    key = str(Path(data_dir).resolve())
+    if key not in _PG_DATABASES:
+        import hashlib
+        name = "e2e_" + hashlib.sha256(key.encode()).hexdigest()[:16]
+        subprocess.run(["psql", E2E_PG_URL, "-v", "ON_ERROR_STOP=1", "-q",
+                        "-c", f"DROP DATABASE IF EXISTS {name}",
+                        "-c", f"CREATE DATABASE {name}"],
+                       check=True, capture_output=True)
+        base, _, _ = E2E_PG_URL.rpartition("/")
+        _PG_DATABASES[key] = f"{base}/{name}"
+    return _PG_DATABASES[key]
+
+
 class ServerProcess:
     """One server process; restartable on the same port and data dir."""
 
@@ -89,6 +115,9 @@ class ServerProcess:
     def environment(self) -> dict[str, str]:
         env = dict(os.environ)
         env["PEBBLE_VA_ALWAYS_VALID"] = "1"
+        pg = pg_database_for(self.data_dir)
+        if pg:
+            env["ACME_CA_DATABASE_URL"] = pg
         return env
 
     def wait_ready(self, deadline: float) -> None:

@@ -31,6 +31,7 @@ import os
 import random
 import secrets
 import sqlite3
+import subprocess
 import threading
 import time
 from dataclasses import dataclass, field
@@ -209,6 +210,43 @@ def db_path(srv) -> str:
     return str(srv.data_dir / "acme-ca.sqlite3")
 
 
+class StoreReader:
+    """Reads the stopped server's store: its SQLite file, or (a run with
+    ACME_CA_E2E_PG_URL) its PostgreSQL database through psql."""
+
+    def __init__(self, srv):
+        from conftest import pg_database_for
+        self.pg = pg_database_for(srv.data_dir)
+        self.db = None if self.pg else sqlite3.connect(f"file:{db_path(srv)}?mode=ro", uri=True)
+
+    def close(self) -> None:
+        if self.db is not None:
+            self.db.close()
+
+    def rows(self, sql: str, text_params: tuple = ()) -> list[tuple]:
+        """`sql` with `?` for each of `text_params` (hex serials and ids the
+        test made or read: quoted as literals for psql)."""
+        if self.db is not None:
+            return self.db.execute(sql, text_params).fetchall()
+        for p in text_params:
+            assert all(c.isalnum() or c in "-_" for c in p), p
+            sql = sql.replace("?", f"'{p}'", 1)
+        out = subprocess.run(["psql", self.pg, "-At", "-F", "\t", "-v", "ON_ERROR_STOP=1",
+                              "-c", sql], check=True, capture_output=True, text=True).stdout
+        return [tuple(line.split("\t")) for line in out.splitlines() if line]
+
+    def integrity_ok(self) -> bool:
+        if self.db is None:
+            return True  # PostgreSQL keeps its own (WAL, checksummed pages)
+        return self.db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+    def der_column(self) -> str:
+        return "der" if self.db is not None else "encode(der, 'hex')"
+
+    def der(self, value) -> bytes:
+        return bytes(value) if self.db is not None else bytes.fromhex(value)
+
+
 def last_segment(url: str) -> str:
     return urlparse(url).path.rstrip("/").rsplit("/", 1)[-1]
 
@@ -293,25 +331,29 @@ def test_kill_under_load_loses_nothing(fresh_server, tmp_path):
 
     # The store, read while the server is stopped (SIGTERM: a clean stop).
     srv.stop()
-    with sqlite3.connect(f"file:{db_path(srv)}?mode=ro", uri=True) as db:
-        assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-        stored = db.execute("SELECT COUNT(*) FROM certificates WHERE order_id IS NOT NULL"
-                            ).fetchone()[0]
+    db = StoreReader(srv)
+    try:
+        assert db.integrity_ok()
+        stored = int(db.rows("SELECT COUNT(*) FROM certificates WHERE order_id IS NOT NULL"
+                             )[0][0])
         assert stored >= len(received), f"seed {seed}: {stored} stored < {len(received)} received"
-        leased = db.execute(
+        leased = db.rows(
             "SELECT id FROM orders WHERE processing_until IS NOT NULL AND NOT EXISTS "
-            "(SELECT 1 FROM certificates c WHERE c.order_id = orders.id)").fetchall()
+            "(SELECT 1 FROM certificates c WHERE c.order_id = orders.id)")
         assert not leased, f"seed {seed}: orders left with a finalize lease: {leased}"
         for r in received:
             leaf, _ = leaf_and_issuer(r.chain_pem)
             # Serials are 16 bytes, stored as lowercase hex (ca::serial_hex).
-            row = db.execute("SELECT der, order_id FROM certificates WHERE serial = ?",
-                             (format(leaf.serial_number, "032x"),)).fetchone()
-            assert row is not None, f"seed {seed}: certificate of {r.order_uri} not stored"
-            assert bytes(row[0]) == leaf.public_bytes(serialization.Encoding.DER), \
+            found = db.rows(f"SELECT {db.der_column()}, order_id FROM certificates WHERE serial = ?",
+                            (format(leaf.serial_number, "032x"),))
+            assert found, f"seed {seed}: certificate of {r.order_uri} not stored"
+            row = found[0]
+            assert db.der(row[0]) == leaf.public_bytes(serialization.Encoding.DER), \
                 f"seed {seed}: stored DER differs for {r.order_uri}"
             assert row[1] == last_segment(r.order_uri), (row[1], r.order_uri)
         print(f"store: {stored} certificates for {len(received)} received")
+    finally:
+        db.close()
 
     # A clean start: everything received is served as it was.
     srv.start()

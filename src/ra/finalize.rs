@@ -121,7 +121,11 @@ impl Ra {
         let delay = self.chaos.finalize_delay();
         let lease = self.settings.finalize_lease + delay.unwrap_or_default();
         let lease_until = now + secs(lease).max(1);
-        if !self.store.claim_order(&order.id, now, lease_until).await? {
+        if !self
+            .store
+            .claim_order(&order.id, &self.instance, now, lease_until)
+            .await?
+        {
             return Err(Error::new(
                 ErrorKind::OrderNotReady,
                 "the order is being finalized by another request",
@@ -170,7 +174,7 @@ impl Ra {
             Err(e) => Err(e),
         };
         if let Err(e) = issued {
-            if let Err(release) = self.store.release_order(&order.id).await {
+            if let Err(release) = self.store.release_order(&order.id, &self.instance).await {
                 tracing::warn!(order = %order.id, error = %release, "could not release lease");
             }
             return Err(e);

@@ -109,6 +109,8 @@ pub(crate) struct Ra {
     revocations: Option<Arc<RevocationEvents>>,
     /// The state instances share: renewalInfo answers set by hand.
     shared: Arc<dyn SharedStore>,
+    /// This instance's name, on the finalize leases it takes.
+    instance: String,
     /// CAA checker, when validation is real and CAA is on.
     caa: Option<Arc<crate::va::caa::CaaChecker>>,
     /// Orders finalized and finalize latency are counted here.
@@ -127,6 +129,9 @@ pub(crate) struct RaParts {
     pub store: Arc<dyn Store>,
     /// The state instances share (renewalInfo answers set by hand).
     pub shared: Arc<dyn SharedStore>,
+    /// This instance's name among those sharing the database (the owner
+    /// of its finalize leases).
+    pub instance: String,
     /// Signs certificates; its chains are served with them.
     pub ca: Arc<Ca>,
     /// Validates challenges (inline or queued).
@@ -172,6 +177,7 @@ impl Ra {
         let RaParts {
             store,
             shared,
+            instance,
             ca,
             va,
             clock,
@@ -194,6 +200,7 @@ impl Ra {
             urls,
             revocations,
             shared,
+            instance,
             caa,
             metrics,
             limits,

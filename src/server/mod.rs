@@ -21,7 +21,7 @@ use tokio::net::TcpListener;
 
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::http::monitor::Monitor;
 use crate::http::status::StatusApp;
 use crate::http::{self, App, Limits};
@@ -116,7 +116,17 @@ impl Server {
         let store = setup::open_store(config, &metrics).await?;
         let store_dyn: Arc<dyn Store> = store.clone();
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-        let fleet = Fleet::new(&store, &clock);
+        let fleet = Fleet::new(config, &store, &clock)?;
+        if store.is_shared() {
+            let released = store.release_leases_of(&fleet.instance).await?;
+            if released > 0 {
+                tracing::warn!(
+                    orders = released,
+                    instance = %fleet.instance,
+                    "released finalize leases this instance's previous run left"
+                );
+            }
+        }
         let monitor = Arc::new(Monitor::new(
             metrics.clone(),
             store_dyn.clone(),
@@ -150,6 +160,7 @@ impl Server {
         let ra = Arc::new(Ra::new(crate::ra::RaParts {
             store: store_dyn.clone(),
             shared: store.clone(),
+            instance: fleet.instance.clone(),
             ca,
             va: va.clone(),
             clock: clock.clone(),
@@ -432,6 +443,14 @@ fn spawn_validation_sweeper(
     });
 }
 
+/// An instance id as `instance-id` may hold (an operator may set one).
+fn valid_instance_id(id: &str) -> bool {
+    (1..=64).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
 /// This instance among those sharing the database: its name in leases,
 /// and the store that keeps them (None when the database is its alone).
 pub(crate) struct Fleet {
@@ -443,18 +462,44 @@ pub(crate) struct Fleet {
 }
 
 impl Fleet {
-    fn new(store: &Arc<dyn Database>, clock: &Arc<dyn Clock>) -> Fleet {
-        let mut raw = [0u8; 6];
-        crate::rand::fill(&mut raw);
-        let suffix: String = raw.iter().map(|b| format!("{b:02x}")).collect();
-        Fleet {
-            instance: format!("{}-{suffix}", std::process::id()),
+    /// The instance is named by `<data_dir>/instance-id`, made at its
+    /// first start: the data directory's lock lets one process at a time
+    /// use a name, so a restarted instance knows the leases that carry its
+    /// name are its dead predecessor's.
+    fn new(config: &Config, store: &Arc<dyn Database>, clock: &Arc<dyn Clock>) -> Result<Fleet> {
+        let path = config.server.data_dir.join("instance-id");
+        let instance = match std::fs::read_to_string(&path) {
+            Ok(text) if valid_instance_id(text.trim()) => text.trim().to_owned(),
+            Ok(_) => {
+                return Err(Error::internal(format_args!(
+                    "{} is not an instance id (1 to 64 letters, digits, '-' or '_')",
+                    path.display()
+                )))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let mut raw = [0u8; 8];
+                crate::rand::fill(&mut raw);
+                let id: String = raw.iter().map(|b| format!("{b:02x}")).collect();
+                std::fs::write(&path, format!("{id}\n")).map_err(|e| {
+                    Error::internal(format_args!("cannot write {}: {e}", path.display()))
+                })?;
+                id
+            }
+            Err(e) => {
+                return Err(Error::internal(format_args!(
+                    "cannot read {}: {e}",
+                    path.display()
+                )))
+            }
+        };
+        Ok(Fleet {
+            instance,
             shared: store
                 .is_shared()
                 .then(|| -> Arc<dyn SharedStore> { store.clone() }),
             clock: clock.clone(),
             jobs: Default::default(),
-        }
+        })
     }
 
     /// The lease of singleton job `job` for this instance.
@@ -463,7 +508,13 @@ impl Fleet {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .push(job);
-        JobLease::new(self.shared.clone(), job, &self.instance, ttl, self.clock.clone())
+        JobLease::new(
+            self.shared.clone(),
+            job,
+            &self.instance,
+            ttl,
+            self.clock.clone(),
+        )
     }
 
     /// Gives back every lease this instance may hold, so that another

@@ -172,15 +172,19 @@ pub(crate) trait Store: Send + Sync + 'static {
     fn authzs_processing(&self) -> StoreFuture<'_, Vec<Authz>>;
 
     /// Takes the finalize lease of an order that has no certificate, no
-    /// error and no live lease. Exactly one concurrent caller gets true.
+    /// error and no live lease, for instance `owner`, until `until`.
+    /// Exactly one concurrent caller gets true. A lease whose holder died
+    /// is taken over once it expires.
     fn claim_order<'a>(
         &'a self,
         id: &'a OrderId,
+        owner: &'a str,
         now: Timestamp,
         until: Timestamp,
     ) -> StoreFuture<'a, bool>;
-    /// Gives the lease back after a failed issuance.
-    fn release_order<'a>(&'a self, id: &'a OrderId) -> StoreFuture<'a, ()>;
+    /// Gives the lease back after a failed issuance, if `owner` still holds
+    /// it (an expired lease another instance took over is left alone).
+    fn release_order<'a>(&'a self, id: &'a OrderId, owner: &'a str) -> StoreFuture<'a, ()>;
     /// Records an issued certificate, which makes its order valid, in one
     /// durable write (flushed to disk before returning). Returns false if the
     /// order already had a certificate; the new one is still recorded.
@@ -221,6 +225,10 @@ pub(crate) trait Store: Send + Sync + 'static {
     /// Drops every finalize lease (a single-instance server calls this at
     /// start: no process of it can still be signing).
     fn release_all_leases(&self) -> StoreFuture<'_, u64>;
+    /// Drops the finalize leases instance `owner` holds on orders without a
+    /// certificate (an instance sharing the database calls this at start:
+    /// its previous run, the only process with its name, is gone).
+    fn release_leases_of<'a>(&'a self, owner: &'a str) -> StoreFuture<'a, u64>;
 
     /// A trivial read: the store answers (readiness checks).
     fn ping(&self) -> StoreFuture<'_, ()>;

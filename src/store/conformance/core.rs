@@ -589,9 +589,15 @@ async fn one_attempt_per_authorization_and_one_lease_per_order(s: S) {
     assert_eq!(a.expires, 2_000);
 
     let o1 = oid("o1");
-    assert!(s.claim_order(&o1, 20, 50).await.unwrap());
-    assert!(!s.claim_order(&o1, 21, 51).await.unwrap(), "lease is held");
-    assert!(s.claim_order(&o1, 50, 80).await.unwrap(), "lease ran out");
+    assert!(s.claim_order(&o1, "i1", 20, 50).await.unwrap());
+    assert!(
+        !s.claim_order(&o1, "i1", 21, 51).await.unwrap(),
+        "lease is held"
+    );
+    assert!(
+        s.claim_order(&o1, "i1", 50, 80).await.unwrap(),
+        "lease ran out"
+    );
     let mut c1 = cert("c1", "0a", "acct", 2);
     c1.order_id = Some(o1.clone());
     assert!(s.store_certificate(&c1, &o1).await.unwrap());
@@ -601,7 +607,7 @@ async fn one_attempt_per_authorization_and_one_lease_per_order(s: S) {
         .await
         .unwrap());
     assert!(
-        !s.claim_order(&o1, 100, 130).await.unwrap(),
+        !s.claim_order(&o1, "i1", 100, 130).await.unwrap(),
         "order has a certificate"
     );
     let o = s.order_by_id(&o1).await.unwrap().unwrap();
@@ -1081,40 +1087,116 @@ async fn claim_order_takes_a_lease_only_when_none_is_live(s: S) {
     new_account(&s, "acct").await;
     let o = order("o", "acct", &[], NOW + 600);
     assert!(s.create_order(&o, &[], None).await.unwrap());
-    assert!(s.claim_order(&o.id, NOW, NOW + 60).await.unwrap());
+    assert!(s.claim_order(&o.id, "i1", NOW, NOW + 60).await.unwrap());
     let held = s.order_by_id(&o.id).await.unwrap().unwrap();
     assert_eq!(held.processing_until, Some(NOW + 60));
     // Live until its end (exclusive), then anyone may take it.
-    assert!(!s.claim_order(&o.id, NOW, NOW + 60).await.unwrap());
-    assert!(!s.claim_order(&o.id, NOW + 59, NOW + 120).await.unwrap());
+    assert!(!s.claim_order(&o.id, "i1", NOW, NOW + 60).await.unwrap());
+    assert!(!s
+        .claim_order(&o.id, "i1", NOW + 59, NOW + 120)
+        .await
+        .unwrap());
     let held = s.order_by_id(&o.id).await.unwrap().unwrap();
     assert_eq!(held.processing_until, Some(NOW + 60));
-    assert!(s.claim_order(&o.id, NOW + 60, NOW + 120).await.unwrap());
+    assert!(s
+        .claim_order(&o.id, "i1", NOW + 60, NOW + 120)
+        .await
+        .unwrap());
     let held = s.order_by_id(&o.id).await.unwrap().unwrap();
     assert_eq!(held.processing_until, Some(NOW + 120));
     // Given back: free at once.
-    s.release_order(&o.id).await.unwrap();
+    s.release_order(&o.id, "i1").await.unwrap();
     let free = s.order_by_id(&o.id).await.unwrap().unwrap();
     assert_eq!(free.processing_until, None);
-    assert!(s.claim_order(&o.id, NOW + 61, NOW + 90).await.unwrap());
-    s.release_order(&o.id).await.unwrap();
+    assert!(s
+        .claim_order(&o.id, "i1", NOW + 61, NOW + 90)
+        .await
+        .unwrap());
+    s.release_order(&o.id, "i1").await.unwrap();
     // Releasing what is not held, or a missing order, is harmless.
-    s.release_order(&o.id).await.unwrap();
-    s.release_order(&oid("missing")).await.unwrap();
-    assert!(!s.claim_order(&oid("missing"), NOW, NOW + 60).await.unwrap());
+    s.release_order(&o.id, "i1").await.unwrap();
+    s.release_order(&oid("missing"), "i1").await.unwrap();
+    assert!(!s
+        .claim_order(&oid("missing"), "i1", NOW, NOW + 60)
+        .await
+        .unwrap());
     // An order with a certificate is never claimed again.
     assert!(s
         .store_certificate(&cert("c", "0c", "acct", NOW + 86_400), &o.id)
         .await
         .unwrap());
-    assert!(!s.claim_order(&o.id, NOW + 1000, NOW + 1060).await.unwrap());
+    assert!(!s
+        .claim_order(&o.id, "i1", NOW + 1000, NOW + 1060)
+        .await
+        .unwrap());
+}
+
+/// A lease belongs to the instance that took it: another instance cannot
+/// give it back, and once it expired and another instance took it over,
+/// the first one's late release leaves the new lease alone.
+async fn a_lease_is_released_only_by_its_owner(s: S) {
+    new_account(&s, "acct").await;
+    let o = order("o", "acct", &[], NOW + 600);
+    assert!(s.create_order(&o, &[], None).await.unwrap());
+    assert!(s.claim_order(&o.id, "a", NOW, NOW + 60).await.unwrap());
+    s.release_order(&o.id, "b").await.unwrap();
+    let held = s.order_by_id(&o.id).await.unwrap().unwrap();
+    assert_eq!(
+        held.processing_until,
+        Some(NOW + 60),
+        "b cannot release a's lease"
+    );
+    assert!(!s.claim_order(&o.id, "b", NOW + 30, NOW + 90).await.unwrap());
+    // a died; its lease ran out; b takes the order over.
+    assert!(s
+        .claim_order(&o.id, "b", NOW + 60, NOW + 120)
+        .await
+        .unwrap());
+    s.release_order(&o.id, "a").await.unwrap();
+    let held = s.order_by_id(&o.id).await.unwrap().unwrap();
+    assert_eq!(
+        held.processing_until,
+        Some(NOW + 120),
+        "a's late release is ignored"
+    );
+    s.release_order(&o.id, "b").await.unwrap();
+    let free = s.order_by_id(&o.id).await.unwrap().unwrap();
+    assert_eq!(free.processing_until, None);
+}
+
+/// At its start, an instance drops the leases its previous run held, and
+/// only those.
+async fn release_leases_of_drops_one_owners_leases(s: S) {
+    new_account(&s, "acct").await;
+    for id in ["o1", "o2", "o3"] {
+        assert!(s
+            .create_order(&order(id, "acct", &[], NOW + 600), &[], None)
+            .await
+            .unwrap());
+    }
+    assert!(s.claim_order(&oid("o1"), "a", NOW, NOW + 60).await.unwrap());
+    assert!(s.claim_order(&oid("o2"), "b", NOW, NOW + 60).await.unwrap());
+    assert!(s.claim_order(&oid("o3"), "a", NOW, NOW + 60).await.unwrap());
+    assert!(s
+        .store_certificate(&cert("c", "0c", "acct", NOW + 86_400), &oid("o3"))
+        .await
+        .unwrap());
+    assert_eq!(s.release_leases_of("a").await.unwrap(), 1);
+    let lease = |o: Option<Order>| o.unwrap().processing_until;
+    assert_eq!(lease(s.order_by_id(&oid("o1")).await.unwrap()), None);
+    assert_eq!(
+        lease(s.order_by_id(&oid("o2")).await.unwrap()),
+        Some(NOW + 60)
+    );
+    assert_eq!(s.release_leases_of("a").await.unwrap(), 0);
+    assert_eq!(s.release_leases_of("nobody").await.unwrap(), 0);
 }
 
 async fn store_certificate_links_once_and_keeps_every_certificate(s: S) {
     new_account(&s, "acct").await;
     let o = order("o", "acct", &[], NOW + 600);
     assert!(s.create_order(&o, &[], None).await.unwrap());
-    assert!(s.claim_order(&o.id, NOW, NOW + 60).await.unwrap());
+    assert!(s.claim_order(&o.id, "i1", NOW, NOW + 60).await.unwrap());
     // Every byte value survives, and whatever order the record named, it
     // is linked to the order given.
     let mut c1 = cert("c1", "00ff10", "acct", NOW + 86_400);
@@ -1154,7 +1236,7 @@ async fn release_all_leases_drops_leases_of_orders_without_certificate(s: S) {
             .unwrap());
     }
     for id in ["o1", "o2", "o4"] {
-        assert!(s.claim_order(&oid(id), NOW, NOW + 60).await.unwrap());
+        assert!(s.claim_order(&oid(id), "i1", NOW, NOW + 60).await.unwrap());
     }
     assert!(s
         .store_certificate(&cert("c4", "04", "acct", NOW + 86_400), &oid("o4"))
@@ -1165,8 +1247,14 @@ async fn release_all_leases_drops_leases_of_orders_without_certificate(s: S) {
         let o = s.order_by_id(&oid(id)).await.unwrap().unwrap();
         assert_eq!(o.processing_until, None, "order {id}");
     }
-    assert!(s.claim_order(&oid("o1"), NOW + 1, NOW + 60).await.unwrap());
-    assert!(!s.claim_order(&oid("o4"), NOW + 1, NOW + 60).await.unwrap());
+    assert!(s
+        .claim_order(&oid("o1"), "i1", NOW + 1, NOW + 60)
+        .await
+        .unwrap());
+    assert!(!s
+        .claim_order(&oid("o4"), "i1", NOW + 1, NOW + 60)
+        .await
+        .unwrap());
     assert_eq!(s.release_all_leases().await.unwrap(), 1);
     assert_eq!(s.release_all_leases().await.unwrap(), 0);
 }
@@ -1353,7 +1441,7 @@ async fn race_claim_order(s: S) {
         let wins = race(N, |i| {
             let (s, id) = (s.clone(), id.clone());
             let until = NOW + 60 + i as Timestamp;
-            async move { s.claim_order(&id, NOW, until).await.unwrap() }
+            async move { s.claim_order(&id, "i1", NOW, until).await.unwrap() }
         })
         .await;
         let w = winner(&wins);
@@ -1793,6 +1881,8 @@ super::both!(crate::store::Store;
     create_order_replaces_rules,
     orders_for_account_pages_and_skips_stale_orders,
     claim_order_takes_a_lease_only_when_none_is_live,
+    a_lease_is_released_only_by_its_owner,
+    release_leases_of_drops_one_owners_leases,
     store_certificate_links_once_and_keeps_every_certificate,
     release_all_leases_drops_leases_of_orders_without_certificate,
     revoke_certificate_once,
@@ -1828,12 +1918,21 @@ mod epoch {
         let a = issue(&s, "o1", cert("c1", "01", "acct", NOW + 86_400)).await;
         let b = issue(&s, "o2", cert("c2", "02", "acct", NOW + 86_400)).await;
         assert_eq!(d.revocation_epoch().await.unwrap(), 0);
-        assert!(s.revoke_certificate(&a.id, revocation(NOW, 1)).await.unwrap());
+        assert!(s
+            .revoke_certificate(&a.id, revocation(NOW, 1))
+            .await
+            .unwrap());
         assert_eq!(d.revocation_epoch().await.unwrap(), 1);
         // A refused second revocation changes nothing.
-        assert!(!s.revoke_certificate(&a.id, revocation(NOW, 4)).await.unwrap());
+        assert!(!s
+            .revoke_certificate(&a.id, revocation(NOW, 4))
+            .await
+            .unwrap());
         assert_eq!(d.revocation_epoch().await.unwrap(), 1);
-        assert!(s.revoke_certificate(&b.id, revocation(NOW, 0)).await.unwrap());
+        assert!(s
+            .revoke_certificate(&b.id, revocation(NOW, 0))
+            .await
+            .unwrap());
         assert_eq!(d.revocation_epoch().await.unwrap(), 2);
     }
 

@@ -602,6 +602,7 @@ impl Store for PgStore {
     fn claim_order<'a>(
         &'a self,
         id: &'a OrderId,
+        owner: &'a str,
         now: Timestamp,
         until: Timestamp,
     ) -> StoreFuture<'a, bool> {
@@ -624,13 +625,15 @@ impl Store for PgStore {
                 return Ok(false);
             }
             let done = sqlx::query(
-                "UPDATE orders SET processing_until = $2 WHERE id = $1 AND error IS NULL \
+                "UPDATE orders SET processing_until = $2, processing_owner = $4 \
+                 WHERE id = $1 AND error IS NULL \
                  AND (processing_until IS NULL OR processing_until <= $3) \
                  AND NOT EXISTS (SELECT 1 FROM certificates c WHERE c.order_id = orders.id)",
             )
             .bind(&id.0)
             .bind(until)
             .bind(now)
+            .bind(owner)
             .execute(&mut *tx)
             .await
             .map_err(db_err)?;
@@ -639,13 +642,17 @@ impl Store for PgStore {
         })
     }
 
-    fn release_order<'a>(&'a self, id: &'a OrderId) -> StoreFuture<'a, ()> {
+    fn release_order<'a>(&'a self, id: &'a OrderId, owner: &'a str) -> StoreFuture<'a, ()> {
         Box::pin(async move {
-            sqlx::query("UPDATE orders SET processing_until = NULL WHERE id = $1")
-                .bind(&id.0)
-                .execute(self.pool())
-                .await
-                .map_err(db_err)?;
+            sqlx::query(
+                "UPDATE orders SET processing_until = NULL, processing_owner = NULL \
+                 WHERE id = $1 AND processing_owner = $2",
+            )
+            .bind(&id.0)
+            .bind(owner)
+            .execute(self.pool())
+            .await
+            .map_err(db_err)?;
             Ok(())
         })
     }
@@ -787,6 +794,22 @@ impl Store for PgStore {
                  WHERE processing_until IS NOT NULL AND NOT EXISTS \
                  (SELECT 1 FROM certificates c WHERE c.order_id = orders.id)",
             )
+            .execute(self.pool())
+            .await
+            .map_err(db_err)?;
+            Ok(done.rows_affected())
+        })
+    }
+
+    fn release_leases_of<'a>(&'a self, owner: &'a str) -> StoreFuture<'a, u64> {
+        Box::pin(async move {
+            // Only this owner's rows: a live peer's leases are never touched.
+            let done = sqlx::query(
+                "UPDATE orders SET processing_until = NULL, processing_owner = NULL \
+                 WHERE processing_owner = $1 AND processing_until IS NOT NULL AND NOT EXISTS \
+                 (SELECT 1 FROM certificates c WHERE c.order_id = orders.id)",
+            )
+            .bind(owner)
             .execute(self.pool())
             .await
             .map_err(db_err)?;

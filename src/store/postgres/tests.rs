@@ -151,7 +151,7 @@ async fn one_claim_of_an_order_wins() {
         let id = OrderId(o.clone());
         let answers = race(&s, |s, _| {
             let id = id.clone();
-            async move { s.claim_order(&id, 10, 40).await.unwrap() }
+            async move { s.claim_order(&id, "i1", 10, 40).await.unwrap() }
         })
         .await;
         assert_eq!(winners(&answers), 1, "{o}: {answers:?}");
@@ -179,7 +179,7 @@ async fn a_claim_racing_the_certificate_leaves_no_lease_behind() {
         s[0].create_order(&order(&o, &[&a]), &[authz(&a)], None)
             .await
             .unwrap();
-        assert!(s[0].claim_order(&id, 10, 40).await.unwrap());
+        assert!(s[0].claim_order(&id, "i1", 10, 40).await.unwrap());
         let answers = race(&s, |s, i| {
             let id = id.clone();
             async move {
@@ -189,7 +189,7 @@ async fn a_claim_racing_the_certificate_leaves_no_lease_behind() {
                     false
                 } else {
                     // The first lease ran out at 40.
-                    s.claim_order(&id, 50, 80).await.unwrap()
+                    s.claim_order(&id, "i1", 50, 80).await.unwrap()
                 }
             }
         })
@@ -198,7 +198,7 @@ async fn a_claim_racing_the_certificate_leaves_no_lease_behind() {
         let stored = s[1].order_by_id(&id).await.unwrap().unwrap();
         assert_eq!(stored.cert_id, Some(CertId(format!("c{round}"))));
         assert_eq!(stored.processing_until, None, "{o}: {answers:?}");
-        assert!(!s[2].claim_order(&id, 100, 130).await.unwrap());
+        assert!(!s[2].claim_order(&id, "i1", 100, 130).await.unwrap());
     }
 }
 
@@ -675,7 +675,7 @@ async fn failed_operation_is_rolled_back(s: &dyn Store) {
         .await
         .unwrap();
     let o2 = OrderId("o2".into());
-    assert!(s.claim_order(&o2, 10, 40).await.unwrap());
+    assert!(s.claim_order(&o2, "i1", 10, 40).await.unwrap());
     assert!(s.store_certificate(&cert("c2", "00"), &o2).await.is_err());
     let stored = s.order_by_id(&o2).await.unwrap().unwrap();
     assert_eq!((stored.processing_until, stored.cert_id), (Some(40), None));
@@ -805,12 +805,12 @@ async fn every_method(s: &dyn Store) {
 
     // Finalize: lease, certificate, a second certificate unlinked.
     let id = OrderId("o1".into());
-    assert!(s.claim_order(&id, 20, 50).await.unwrap());
-    assert!(!s.claim_order(&id, 21, 51).await.unwrap());
-    s.release_order(&id).await.unwrap();
-    assert!(s.claim_order(&id, 22, 52).await.unwrap());
+    assert!(s.claim_order(&id, "i1", 20, 50).await.unwrap());
+    assert!(!s.claim_order(&id, "i1", 21, 51).await.unwrap());
+    s.release_order(&id, "i1").await.unwrap();
+    assert!(s.claim_order(&id, "i1", 22, 52).await.unwrap());
     assert!(!s
-        .claim_order(&OrderId("none".into()), 22, 52)
+        .claim_order(&OrderId("none".into()), "i1", 22, 52)
         .await
         .unwrap());
     let mut c1 = cert("c1", "0a");
@@ -845,13 +845,13 @@ async fn every_method(s: &dyn Store) {
         .await
         .unwrap();
     assert!(s
-        .claim_order(&OrderId("o2".into()), 10, 1_000)
+        .claim_order(&OrderId("o2".into()), "i1", 10, 1_000)
         .await
         .unwrap());
     assert_eq!(s.release_all_leases().await.unwrap(), 1);
     assert_eq!(s.release_all_leases().await.unwrap(), 0);
     assert!(s
-        .claim_order(&OrderId("o2".into()), 10, 1_000)
+        .claim_order(&OrderId("o2".into()), "i1", 10, 1_000)
         .await
         .unwrap());
 

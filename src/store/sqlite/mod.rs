@@ -541,12 +541,14 @@ impl Store for SqliteStore {
     fn claim_order<'a>(
         &'a self,
         id: &'a OrderId,
+        owner: &'a str,
         now: Timestamp,
         until: Timestamp,
     ) -> StoreFuture<'a, bool> {
         Box::pin(async move {
             let op = Op::ClaimOrder {
                 order: id.clone(),
+                owner: owner.to_owned(),
                 now,
                 until,
             };
@@ -554,9 +556,10 @@ impl Store for SqliteStore {
         })
     }
 
-    fn release_order<'a>(&'a self, id: &'a OrderId) -> StoreFuture<'a, ()> {
+    fn release_order<'a>(&'a self, id: &'a OrderId, owner: &'a str) -> StoreFuture<'a, ()> {
         Box::pin(async move {
-            self.writer.write(Op::ReleaseOrder(id.clone())).await?;
+            let op = Op::ReleaseOrder(id.clone(), owner.to_owned());
+            self.writer.write(op).await?;
             Ok(())
         })
     }
@@ -688,6 +691,14 @@ impl Store for SqliteStore {
                 return Ok(0);
             }
             self.writer.write(Op::ReleaseAllLeases).await
+        })
+    }
+
+    fn release_leases_of<'a>(&'a self, owner: &'a str) -> StoreFuture<'a, u64> {
+        Box::pin(async move {
+            self.writer
+                .write(Op::ReleaseLeasesOf(owner.to_owned()))
+                .await
         })
     }
 

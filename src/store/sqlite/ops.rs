@@ -44,13 +44,17 @@ pub(super) enum Op {
     FinishChallenge(AuthzId, ValidationResult),
     ClaimOrder {
         order: OrderId,
+        owner: String,
         now: Timestamp,
         until: Timestamp,
     },
-    ReleaseOrder(OrderId),
+    /// Gives a lease back, if its owner still holds it.
+    ReleaseOrder(OrderId, String),
     /// Insert a certificate; its `order_id`, if any, links it to its order.
     StoreCertificate(Certificate),
     ReleaseAllLeases,
+    /// Drops the leases one instance holds.
+    ReleaseLeasesOf(String),
     ChangeKey {
         account: AccountId,
         old_thumbprint: String,
@@ -96,8 +100,13 @@ impl Op {
                 settled,
             } => start_challenge(sql, authz, *kind, *now, settled.as_ref()),
             Op::FinishChallenge(authz, r) => finish_challenge(sql, authz, r),
-            Op::ClaimOrder { order, now, until } => claim_order(sql, order, *now, *until),
-            Op::ReleaseOrder(order) => release_order(sql, order),
+            Op::ClaimOrder {
+                order,
+                owner,
+                now,
+                until,
+            } => claim_order(sql, order, owner, *now, *until),
+            Op::ReleaseOrder(order, owner) => release_order(sql, order, owner),
             Op::StoreCertificate(c) => store_certificate(sql, c),
             Op::ChangeKey {
                 account,
@@ -110,6 +119,7 @@ impl Op {
             Op::RateLimit(op) => op.render(sql),
             Op::Shared(op) => op.render(sql),
             Op::ReleaseAllLeases => release_all_leases(sql),
+            Op::ReleaseLeasesOf(owner) => release_leases_of(sql, owner),
         }
     }
 
@@ -177,7 +187,7 @@ impl Op {
             Op::ClaimOrder { order, until, .. } => cache
                 .orders
                 .update(order, |o| o.processing_until = Some(*until)),
-            Op::ReleaseOrder(order) => cache.orders.update(order, |o| o.processing_until = None),
+            Op::ReleaseOrder(order, _) => cache.orders.update(order, |o| o.processing_until = None),
             Op::StoreCertificate(cert) => {
                 if let Some(order) = &cert.order_id {
                     cache.orders.update(order, |o| {
@@ -187,7 +197,7 @@ impl Op {
                 }
                 cache.certs.put(cert.id.clone(), cert.clone());
             }
-            Op::ReleaseAllLeases => cache.orders.clear(),
+            Op::ReleaseAllLeases | Op::ReleaseLeasesOf(_) => cache.orders.clear(),
             Op::ChangeKey {
                 account,
                 jwk,
@@ -543,9 +553,17 @@ fn insert_order(sql: &mut Sql, o: &Order, guard: Option<(&Replacement, &OrderId)
 
 /// Takes an order's finalize lease until `until`: only if it has no error,
 /// no certificate, and no lease still running at `now`.
-fn claim_order(sql: &mut Sql, order: &OrderId, now: Timestamp, until: Timestamp) -> Result<usize> {
+fn claim_order(
+    sql: &mut Sql,
+    order: &OrderId,
+    owner: &str,
+    now: Timestamp,
+    until: Timestamp,
+) -> Result<usize> {
     sql.raw("UPDATE orders SET processing_until = ")
         .int(until)
+        .raw(", processing_owner = ")
+        .text(owner)?
         .raw(" WHERE id = ")
         .text(&order.0)?
         .raw(" AND error IS NULL AND (processing_until IS NULL OR processing_until <= ")
@@ -558,9 +576,11 @@ fn claim_order(sql: &mut Sql, order: &OrderId, now: Timestamp, until: Timestamp)
 }
 
 /// Gives an order's finalize lease back.
-fn release_order(sql: &mut Sql, order: &OrderId) -> Result<usize> {
-    sql.raw("UPDATE orders SET processing_until = NULL WHERE id = ")
+fn release_order(sql: &mut Sql, order: &OrderId, owner: &str) -> Result<usize> {
+    sql.raw("UPDATE orders SET processing_until = NULL, processing_owner = NULL WHERE id = ")
         .text(&order.0)?
+        .raw(" AND processing_owner = ")
+        .text(owner)?
         .raw(";\n");
     Ok(1)
 }
@@ -570,6 +590,20 @@ fn release_all_leases(sql: &mut Sql) -> Result<usize> {
     sql.raw(
         "UPDATE orders SET processing_until = NULL \
          WHERE processing_until IS NOT NULL AND NOT EXISTS \
+         (SELECT 1 FROM certificates c WHERE c.order_id = orders.id);\n",
+    );
+    Ok(1)
+}
+
+/// Orders one instance left processing: marked by it, and no certificate.
+fn release_leases_of(sql: &mut Sql, owner: &str) -> Result<usize> {
+    sql.raw(
+        "UPDATE orders SET processing_until = NULL, processing_owner = NULL \
+         WHERE processing_owner = ",
+    )
+    .text(owner)?
+    .raw(
+        " AND processing_until IS NOT NULL AND NOT EXISTS \
          (SELECT 1 FROM certificates c WHERE c.order_id = orders.id);\n",
     );
     Ok(1)

@@ -90,11 +90,11 @@ async fn state_survives_reopening_and_leases_are_dropped() {
             .await
             .unwrap();
         assert!(s
-            .claim_order(&OrderId("o1".into()), 10, 1_000)
+            .claim_order(&OrderId("o1".into()), "i1", 10, 1_000)
             .await
             .unwrap());
         assert!(s
-            .claim_order(&OrderId("o2".into()), 10, 1_000)
+            .claim_order(&OrderId("o2".into()), "i1", 10, 1_000)
             .await
             .unwrap());
         assert!(s
@@ -111,7 +111,10 @@ async fn state_survives_reopening_and_leases_are_dropped() {
     assert_eq!(o1.processing_until, None);
     let o2 = s.order_by_id(&OrderId("o2".into())).await.unwrap().unwrap();
     assert_eq!(o2.processing_until, None);
-    assert!(s.claim_order(&OrderId("o2".into()), 11, 40).await.unwrap());
+    assert!(s
+        .claim_order(&OrderId("o2".into()), "i1", 11, 40)
+        .await
+        .unwrap());
     let c = s
         .certificate_by_id(&CertId("c1".into()))
         .await
@@ -226,7 +229,10 @@ async fn concurrent_writes_are_committed_together_and_each_answered() {
                 .unwrap();
             // Two claims race; exactly one wins.
             let id = OrderId(o.clone());
-            let (x, y) = tokio::join!(s.claim_order(&id, 10, 40), s.claim_order(&id, 10, 40));
+            let (x, y) = tokio::join!(
+                s.claim_order(&id, "i1", 10, 40),
+                s.claim_order(&id, "i1", 10, 40)
+            );
             assert!(x.unwrap() ^ y.unwrap(), "{o}: exactly one claim");
             // A duplicate account key is reported, not an error.
             match s
