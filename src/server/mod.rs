@@ -4,6 +4,7 @@
 //! RA, VA and front end; [`Server::run`] serves on an already-bound listener
 //! (so tests can bind port 0) until the shutdown future completes.
 
+mod fleet;
 mod listeners;
 mod settings;
 mod setup;
@@ -28,10 +29,10 @@ use crate::http::{self, App, Limits};
 use crate::metrics::{Listener, Metrics};
 use crate::ra::Ra;
 use crate::revocation::{RevocationEvents, StatusService};
-use crate::store::shared::{JobLease, SharedStore};
-use crate::store::{Database, Store};
-use crate::va::Va;
+use crate::store::Database;
+use fleet::{spawn_renewal_scheduler, Fleet};
 use listeners::Listeners;
+use setup::Validation;
 
 /// A built server, ready to serve.
 pub struct Server {
@@ -114,22 +115,11 @@ impl Server {
         let tls = Arc::new(setup::tls_config(config, &ca)?);
         let metrics = Arc::new(Metrics::new());
         let store = setup::open_store(config, &metrics).await?;
-        let store_dyn: Arc<dyn Store> = store.clone();
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-        let fleet = Fleet::new(config, &store, &clock)?;
-        if store.is_shared() {
-            let released = store.release_leases_of(&fleet.instance).await?;
-            if released > 0 {
-                tracing::warn!(
-                    orders = released,
-                    instance = %fleet.instance,
-                    "released finalize leases this instance's previous run left"
-                );
-            }
-        }
+        let fleet = Fleet::join(config, &store, &clock).await?;
         let monitor = Arc::new(Monitor::new(
             metrics.clone(),
-            store_dyn.clone(),
+            store.clone(),
             ca.clone(),
             clock.clone(),
         ));
@@ -139,26 +129,19 @@ impl Server {
         let events = RevocationEvents::new();
         let status = match listeners.status {
             Some((listener, base_url)) => Some(StatusListener {
-                listener,
-                base_url,
                 app: status_app(
                     config, &store, &fleet, &ca, &clock, &events, &urls, &monitor,
                 )?,
+                listener,
+                base_url,
             }),
             None => None,
         };
         let chaos = Arc::new(crate::chaos::Chaos::new(config.chaos.clone()));
-        let (validator, caa) = setup::validators(config, clock.clone())?;
-        let va = Va::start(
-            store_dyn.clone(),
-            validator,
-            clock.clone(),
-            settings::va(config, chaos.clone()),
-            metrics.clone(),
-        );
-        let limits = setup::rate_limiter(config, &store, &clock, &metrics, &va);
+        let Validation { va, caa, limits } =
+            setup::validation(config, &store, &clock, &chaos, &metrics)?;
         let ra = Arc::new(Ra::new(crate::ra::RaParts {
-            store: store_dyn.clone(),
+            store: store.clone(),
             shared: store.clone(),
             instance: fleet.instance.clone(),
             ca,
@@ -173,18 +156,7 @@ impl Server {
             limits,
             chaos: chaos.clone(),
         }));
-        if store.is_shared() {
-            spawn_validation_sweeper(
-                store_dyn.clone(),
-                va.clone(),
-                ra.clone(),
-                fleet.lease("validation-sweep", Duration::from_secs(180)),
-                clock.clone(),
-                settings::stale_validation(config),
-            );
-        } else {
-            setup::resume_validations(&store_dyn, &va, &ra, None).await?;
-        }
+        fleet.resume_validations(config, &store, &va, &ra).await?;
         let nonces = setup::nonces(config, &store, &clock).await?;
         let app = Arc::new(App::new(
             config,
@@ -194,13 +166,10 @@ impl Server {
             chaos,
             nonces,
         ));
-        let service = match listeners.service {
-            Some(listener) => Some((
-                listener,
-                start_service(config, &app, &store, &fleet, clock)?,
-            )),
-            None => None,
-        };
+        let service = listeners
+            .service
+            .map(|l| Ok::<_, Error>((l, start_service(config, &app, &store, &fleet, clock)?)))
+            .transpose()?;
         let server = Server {
             app,
             service,
@@ -385,154 +354,6 @@ fn serving(
     async move {
         serve.await;
         drop(up);
-    }
-}
-
-/// How often the renewal scheduler looks for certificates to renew.
-const RENEWAL_PERIOD: Duration = Duration::from_secs(600);
-/// How often it renews its lease (when the database is shared).
-const RENEWAL_TICK: Duration = Duration::from_secs(30);
-
-/// Renews the operator service's auto-renew certificates as they enter
-/// their renewal window: a check at start, then every ten minutes, by the
-/// one instance holding `lease` (a new holder checks at once).
-fn spawn_renewal_scheduler(service: Arc<crate::service::Service>, lease: JobLease) {
-    tokio::spawn(async move {
-        let mut last_run: Option<tokio::time::Instant> = None;
-        loop {
-            if !lease.hold().await {
-                last_run = None;
-            } else if last_run.is_none_or(|t| t.elapsed() >= RENEWAL_PERIOD) {
-                last_run = Some(tokio::time::Instant::now());
-                match service.renew_due().await {
-                    Ok(0) => {}
-                    Ok(n) => tracing::info!(renewed = n, "renewal scheduler"),
-                    Err(e) => tracing::warn!(error = %e, "renewal scheduler"),
-                }
-            }
-            tokio::time::sleep(RENEWAL_TICK).await;
-        }
-    });
-}
-
-/// How often the validation sweeper looks for abandoned attempts.
-const SWEEP_TICK: Duration = Duration::from_secs(60);
-
-/// On a shared database: validates again, once a minute, by the one
-/// instance holding `lease`, the attempts left processing for longer than
-/// a validation can take (`stale`): their instance died with them. A
-/// younger attempt may be in a live peer's hands, and is left alone.
-fn spawn_validation_sweeper(
-    store: Arc<dyn Store>,
-    va: Arc<Va>,
-    ra: Arc<Ra>,
-    lease: JobLease,
-    clock: Arc<dyn Clock>,
-    stale: Duration,
-) {
-    tokio::spawn(async move {
-        loop {
-            if lease.hold().await {
-                let before = clock.now() - i64::try_from(stale.as_secs()).unwrap_or(i64::MAX);
-                if let Err(e) = setup::resume_validations(&store, &va, &ra, Some(before)).await {
-                    tracing::warn!(error = %e.cause(), "validation sweeper");
-                }
-            }
-            tokio::time::sleep(SWEEP_TICK).await;
-        }
-    });
-}
-
-/// An instance id as `instance-id` may hold (an operator may set one).
-fn valid_instance_id(id: &str) -> bool {
-    (1..=64).contains(&id.len())
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-}
-
-/// This instance among those sharing the database: its name in leases,
-/// and the store that keeps them (None when the database is its alone).
-pub(crate) struct Fleet {
-    instance: String,
-    shared: Option<Arc<dyn SharedStore>>,
-    clock: Arc<dyn Clock>,
-    /// The jobs this instance runs under a lease, released at shutdown.
-    jobs: std::sync::Mutex<Vec<&'static str>>,
-}
-
-impl Fleet {
-    /// The instance is named by `<data_dir>/instance-id`, made at its
-    /// first start: the data directory's lock lets one process at a time
-    /// use a name, so a restarted instance knows the leases that carry its
-    /// name are its dead predecessor's.
-    fn new(config: &Config, store: &Arc<dyn Database>, clock: &Arc<dyn Clock>) -> Result<Fleet> {
-        let path = config.server.data_dir.join("instance-id");
-        let instance = match std::fs::read_to_string(&path) {
-            Ok(text) if valid_instance_id(text.trim()) => text.trim().to_owned(),
-            Ok(_) => {
-                return Err(Error::internal(format_args!(
-                    "{} is not an instance id (1 to 64 letters, digits, '-' or '_')",
-                    path.display()
-                )))
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let mut raw = [0u8; 8];
-                crate::rand::fill(&mut raw);
-                let id: String = raw.iter().map(|b| format!("{b:02x}")).collect();
-                std::fs::write(&path, format!("{id}\n")).map_err(|e| {
-                    Error::internal(format_args!("cannot write {}: {e}", path.display()))
-                })?;
-                id
-            }
-            Err(e) => {
-                return Err(Error::internal(format_args!(
-                    "cannot read {}: {e}",
-                    path.display()
-                )))
-            }
-        };
-        Ok(Fleet {
-            instance,
-            shared: store
-                .is_shared()
-                .then(|| -> Arc<dyn SharedStore> { store.clone() }),
-            clock: clock.clone(),
-            jobs: Default::default(),
-        })
-    }
-
-    /// The lease of singleton job `job` for this instance.
-    fn lease(&self, job: &'static str, ttl: Duration) -> JobLease {
-        self.jobs
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .push(job);
-        JobLease::new(
-            self.shared.clone(),
-            job,
-            &self.instance,
-            ttl,
-            self.clock.clone(),
-        )
-    }
-
-    /// Gives back every lease this instance may hold, so that another
-    /// instance takes the jobs over at once rather than at expiry.
-    async fn release_all(&self) {
-        let Some(store) = &self.shared else {
-            return;
-        };
-        let jobs = self
-            .jobs
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone();
-        for job in jobs {
-            if let Err(e) = store.release_job(job, &self.instance).await {
-                tracing::warn!(job, error = %e.cause(), "releasing a job lease");
-            }
-        }
     }
 }
 

@@ -187,7 +187,7 @@ pub(super) fn tls_config(config: &Config, ca: &Ca) -> Result<rustls::ServerConfi
 /// The VA's validator and CAA checker for `config`: always-valid (no
 /// network, no CAA), or the network validators on the VA's own resolver.
 #[allow(clippy::type_complexity)]
-pub(super) fn validators(
+fn validators(
     config: &Config,
     clock: Arc<dyn Clock>,
 ) -> Result<(Arc<dyn Validator>, Option<Arc<CaaChecker>>)> {
@@ -309,9 +309,37 @@ fn create_private_dir(dir: &Path) -> Result<()> {
         })
 }
 
+/// The validation authority with its CAA checker, and the rate limiter
+/// that counts its failures.
+pub(super) struct Validation {
+    pub(super) va: Arc<Va>,
+    pub(super) caa: Option<Arc<CaaChecker>>,
+    pub(super) limits: Option<Arc<Limiter>>,
+}
+
+/// Starts the VA (its validators from `[validation]`) and the rate limiter.
+pub(super) fn validation(
+    config: &Config,
+    store: &Arc<dyn Database>,
+    clock: &Arc<dyn Clock>,
+    chaos: &Arc<crate::chaos::Chaos>,
+    metrics: &Arc<Metrics>,
+) -> Result<Validation> {
+    let (validator, caa) = validators(config, clock.clone())?;
+    let va = Va::start(
+        store.clone(),
+        validator,
+        clock.clone(),
+        super::settings::va(config, chaos.clone()),
+        metrics.clone(),
+    );
+    let limits = rate_limiter(config, store, clock, metrics, &va);
+    Ok(Validation { va, caa, limits })
+}
+
 /// The rate limiter of `[rate_limits]`, when limits apply: buckets in the
 /// store, and failed validations counted as the VA records them.
-pub(super) fn rate_limiter(
+fn rate_limiter(
     config: &Config,
     store: &Arc<dyn Database>,
     clock: &Arc<dyn Clock>,

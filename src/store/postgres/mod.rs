@@ -14,6 +14,7 @@
 //!   shows as an error the front ends answer with 503, never as a hang.
 
 mod core;
+mod inserts;
 mod ratelimit;
 mod rows;
 mod schema;

@@ -44,7 +44,6 @@ impl SharedOp {
                     .raw(", ")
                     .blob(value)
                     .raw(");\n");
-                Ok(1)
             }
             SharedOp::SpendNonce(nonce, expires) => {
                 sql.raw("INSERT OR IGNORE INTO spent_nonces (nonce, expires) VALUES (")
@@ -52,42 +51,24 @@ impl SharedOp {
                     .raw(", ")
                     .int(*expires)
                     .raw(");\n");
-                Ok(1)
             }
             SharedOp::PruneNonces(now) => {
                 sql.raw("DELETE FROM spent_nonces WHERE expires < ")
                     .int(*now)
                     .raw(";\n");
-                Ok(1)
             }
             SharedOp::TakeJob {
                 job,
                 owner,
                 now_ms,
                 until_ms,
-            } => {
-                sql.raw("INSERT INTO job_leases (job, owner, until) VALUES (")
-                    .text(job)?
-                    .raw(", ")
-                    .text(owner)?
-                    .raw(", ")
-                    .int(*until_ms)
-                    .raw(
-                        ") ON CONFLICT(job) DO UPDATE SET owner = excluded.owner, \
-                         until = excluded.until WHERE job_leases.owner = excluded.owner \
-                         OR job_leases.until <= ",
-                    )
-                    .int(*now_ms)
-                    .raw(";\n");
-                Ok(1)
-            }
+            } => take_job(sql, job, owner, *now_ms, *until_ms)?,
             SharedOp::ReleaseJob(job, owner) => {
                 sql.raw("DELETE FROM job_leases WHERE job = ")
                     .text(job)?
                     .raw(" AND owner = ")
                     .text(owner)?
                     .raw(";\n");
-                Ok(1)
             }
             SharedOp::AriOverride(serial, answer) => {
                 sql.raw("INSERT INTO ari_overrides (serial, answer) VALUES (")
@@ -95,39 +76,15 @@ impl SharedOp {
                     .raw(", ")
                     .text(answer)?
                     .raw(") ON CONFLICT(serial) DO UPDATE SET answer = excluded.answer;\n");
-                Ok(1)
             }
             SharedOp::HoldGrant(digest, g, now) => {
-                sql.raw("DELETE FROM download_grants WHERE expires <= ")
-                    .int(*now)
-                    .raw(
-                        ";\nINSERT INTO download_grants (digest, caller, serial, format, \
-                         password_sealed, expires, recovery) VALUES (",
-                    )
-                    .blob(digest)
-                    .raw(", ")
-                    .text(&g.caller)?
-                    .raw(", ")
-                    .text(&g.serial)?
-                    .raw(", ")
-                    .text(&g.format)?
-                    .raw(", ");
-                match &g.password_sealed {
-                    Some(p) => sql.blob(p),
-                    None => sql.raw("NULL"),
-                };
-                sql.raw(", ")
-                    .int(g.expires)
-                    .raw(", ")
-                    .opt_text(g.recovery.as_deref())?
-                    .raw(");\n");
-                Ok(2)
+                hold_grant(sql, digest, g, *now)?;
+                return Ok(2);
             }
             SharedOp::DropGrant(digest) => {
                 sql.raw("DELETE FROM download_grants WHERE digest = ")
                     .blob(digest)
                     .raw(";\n");
-                Ok(1)
             }
             SharedOp::CrlNumber(issuer, at_least) => {
                 sql.raw("INSERT INTO crl_numbers (issuer, number) VALUES (")
@@ -138,10 +95,57 @@ impl SharedOp {
                         ") ON CONFLICT(issuer) DO UPDATE SET \
                          number = max(crl_numbers.number + 1, excluded.number);\n",
                     );
-                Ok(1)
             }
         }
+        Ok(1)
     }
+}
+
+/// Takes or renews a job's lease: the upsert updates the row only when the
+/// lease is the owner's already or has expired.
+fn take_job(sql: &mut Sql, job: &str, owner: &str, now_ms: i64, until_ms: i64) -> Result<()> {
+    sql.raw("INSERT INTO job_leases (job, owner, until) VALUES (")
+        .text(job)?
+        .raw(", ")
+        .text(owner)?
+        .raw(", ")
+        .int(until_ms)
+        .raw(
+            ") ON CONFLICT(job) DO UPDATE SET owner = excluded.owner, \
+             until = excluded.until WHERE job_leases.owner = excluded.owner \
+             OR job_leases.until <= ",
+        )
+        .int(now_ms)
+        .raw(";\n");
+    Ok(())
+}
+
+/// Drops expired grants, then inserts this one (two statements).
+fn hold_grant(sql: &mut Sql, digest: &[u8], g: &StoredGrant, now: Timestamp) -> Result<()> {
+    sql.raw("DELETE FROM download_grants WHERE expires <= ")
+        .int(now)
+        .raw(
+            ";\nINSERT INTO download_grants (digest, caller, serial, format, \
+             password_sealed, expires, recovery) VALUES (",
+        )
+        .blob(digest)
+        .raw(", ")
+        .text(&g.caller)?
+        .raw(", ")
+        .text(&g.serial)?
+        .raw(", ")
+        .text(&g.format)?
+        .raw(", ");
+    match &g.password_sealed {
+        Some(p) => sql.blob(p),
+        None => sql.raw("NULL"),
+    };
+    sql.raw(", ")
+        .int(g.expires)
+        .raw(", ")
+        .opt_text(g.recovery.as_deref())?
+        .raw(");\n");
+    Ok(())
 }
 
 fn grant_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<StoredGrant> {
