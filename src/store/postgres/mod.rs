@@ -31,7 +31,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
-use sqlx::Connection;
+use sqlx::{ConnectOptions, Connection};
 
 use super::StoreFuture;
 use crate::error::{Error, Result};
@@ -104,6 +104,20 @@ impl PgStore {
             .map_err(|e| Error::internal(format_args!("store.url: {e}")))?
             .application_name("acme-ca")
             .options([("statement_timeout", STATEMENT_TIMEOUT)]);
+        // One connection first, so that a database out of reach is named
+        // by its own error (refused, unknown host, bad password) rather
+        // than by the pool's timeout.
+        let first = tokio::time::timeout(ACQUIRE_TIMEOUT * 2, options.connect()).await;
+        match first {
+            Ok(Ok(conn)) => conn.close().await.map_err(db_err)?,
+            Ok(Err(e)) => return Err(db_err(e)),
+            Err(_) => {
+                return Err(Error::unavailable(
+                    format_args!("no answer within {:?}", ACQUIRE_TIMEOUT * 2),
+                    RETRY_AFTER_SECS,
+                ))
+            }
+        }
         let pool = PgPoolOptions::new()
             .max_connections(max_connections)
             .min_connections(1)
