@@ -270,6 +270,16 @@ mod tests {
     }
 
     #[test]
+    fn unavailable_is_a_503_server_internal_with_retry_after() {
+        let e = Error::unavailable("database: connection refused at db.internal", 5);
+        assert_eq!(e.kind.acme_type(), "serverInternal");
+        assert_eq!(e.kind.http_status(), 503);
+        assert_eq!(e.retry_after(), Some(5));
+        assert!(!e.detail.contains("db.internal"), "{}", e.detail);
+        assert!(e.cause().contains("connection refused"));
+    }
+
+    #[test]
     fn http_only_kinds_are_malformed_on_the_wire() {
         assert_eq!(ErrorKind::NotFound.acme_type(), "malformed");
         assert_eq!(ErrorKind::NotFound.http_status(), 404);

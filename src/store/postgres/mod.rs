@@ -248,6 +248,41 @@ mod tests {
         }
     }
 
+    /// A database out of reach, at start or while running, is an outage
+    /// the front ends answer 503 with Retry-After, not an internal error.
+    #[tokio::test]
+    async fn an_unreachable_database_is_unavailable() {
+        let err = PgStore::open("postgres://acme@127.0.0.1:1/none", 2)
+            .await
+            .err()
+            .unwrap();
+        assert_eq!(
+            err.kind,
+            crate::error::ErrorKind::Unavailable,
+            "{}",
+            err.cause()
+        );
+        assert!(err.cause().contains("refused"), "{}", err.cause());
+        let Some(db) = pg::fresh_database().await else {
+            return;
+        };
+        let store = PgStore::open(db.url(), 2).await.unwrap();
+        store.close().await;
+        let err = crate::store::Store::ping(&store).await.err().unwrap();
+        assert_eq!(
+            err.kind,
+            crate::error::ErrorKind::Unavailable,
+            "{}",
+            err.cause()
+        );
+        assert_eq!(err.retry_after(), Some(RETRY_AFTER_SECS));
+        // Any other failure stays internal.
+        assert_eq!(
+            db_err(sqlx::Error::RowNotFound).kind,
+            crate::error::ErrorKind::ServerInternal
+        );
+    }
+
     #[test]
     fn described_urls_have_no_password() {
         let d = describe_url("postgres://acme:s3cret@db.example:6543/ca");
