@@ -1,0 +1,340 @@
+"""Three acme-ca instances on one PostgreSQL database behind HAProxy
+(fleet.py): certbot through the load balancer, a client whose every
+request lands on another instance, fleet nonces, service download tokens,
+the renewal scheduler run once across the fleet, and (marked fleet_slow)
+an instance killed with SIGKILL and PostgreSQL stopped, both during load.
+
+Needs ACME_CA_TEST_PG_URL (a cluster whose role may create databases):
+without it the module fails when ACME_CA_TEST_PG_REQUIRED=1 and is
+skipped otherwise. HAProxy is Debian's /usr/sbin/haproxy.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import itertools
+import json
+import subprocess
+import time
+from pathlib import Path
+
+import josepy as jose
+import pytest
+import requests
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
+import chisel2
+import fleet as fl
+from certcheck import verify_chain
+from conftest import ServerError
+from rawacme import JOSE, problem_text, problem_type
+from test_certbot import certbot_bin, free_port
+
+pytestmark = pytest.mark.acme_ca_only("several acme-ca instances on one PostgreSQL database")
+
+BAD_NONCE = "urn:ietf:params:acme:error:badNonce"
+
+
+def b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+@pytest.fixture
+def db_url():
+    cluster = fl.require_postgres()
+    url = fl.fresh_database(cluster)
+    yield url
+    fl.drop_database(cluster, url)
+
+
+def start_fleet(base: Path, db_url: str, **kw) -> fl.Fleet:
+    fleet = fl.Fleet(base, db_url, **kw)
+    try:
+        fleet.start()
+    except ServerError as exc:
+        fleet.kill()
+        pytest.fail(str(exc), pytrace=False)
+    return fleet
+
+
+@pytest.fixture
+def fleet(tmp_path, db_url):
+    f = start_fleet(tmp_path / "fleet", db_url)
+    yield f
+    f.stop()
+
+
+# --------------------------------------------------------------------------
+# a client that sends each request to the next instance in turn
+# --------------------------------------------------------------------------
+
+class RoundRobinAcme:
+    """Hand-signed ACME requests; each one goes to the next instance's own
+    port (the URL it signs is the one the servers advertise: HAProxy's)."""
+
+    def __init__(self, fleet: fl.Fleet):
+        self.fleet = fleet
+        self.session = requests.Session()
+        self.turn = itertools.cycle(fleet.instances)
+        self.served_by: list[int] = []
+        self.nonce = None
+        self.dir = self.get(fleet.directory).json()
+
+    def _send(self, method: str, url: str, **kw) -> requests.Response:
+        inst = next(self.turn)
+        self.served_by.append(inst.index)
+        resp = self.session.request(method, self.fleet.via(inst, url),
+                                    verify=self.fleet.root_pem, timeout=30, **kw)
+        if "Replay-Nonce" in resp.headers:
+            self.nonce = resp.headers["Replay-Nonce"]
+        return resp
+
+    def get(self, url: str) -> requests.Response:
+        return self._send("GET", url)
+
+    def post(self, url: str, payload, key: jose.JWK, kid=None) -> requests.Response:
+        if self.nonce is None:
+            self.nonce = self._send("HEAD", self.dir["newNonce"]).headers["Replay-Nonce"]
+        nonce, self.nonce = self.nonce, None
+        body = b"" if payload is None else json.dumps(payload).encode()
+        from acme import jws
+        data = jws.JWS.sign(body, key=key, alg=chisel2.alg_for(key),
+                            nonce=jose.decode_b64jose(nonce), url=url, kid=kid).json_dumps()
+        return self._send("POST", url, data=data, headers={"Content-Type": JOSE})
+
+
+def full_flow(client: RoundRobinAcme, workdir: Path, root_pem: str) -> None:
+    key, _ = chisel2.make_account_key("ec")
+    r = client.post(client.dir["newAccount"], {"termsOfServiceAgreed": True}, key)
+    assert r.status_code == 201, problem_text(r)
+    kid = r.headers["Location"]
+    names = [chisel2.random_name("rr")]
+    r = client.post(client.dir["newOrder"],
+                    {"identifiers": [{"type": "dns", "value": n} for n in names]}, key, kid)
+    assert r.status_code == 201, problem_text(r)
+    order_url, order = r.headers["Location"], r.json()
+    for authz_url in order["authorizations"]:
+        authz = client.post(authz_url, None, key, kid).json()
+        chall = next(c for c in authz["challenges"] if c["type"] == "http-01")
+        r = client.post(chall["url"], {}, key, kid)
+        assert r.status_code == 200, problem_text(r)
+        deadline = time.monotonic() + 30
+        while authz["status"] != "valid":
+            assert authz["status"] in ("pending", "processing") and \
+                time.monotonic() < deadline, authz
+            time.sleep(0.1)
+            authz = client.post(authz_url, None, key, kid).json()
+    csr, _ = chisel2.make_csr_pem(names)
+    der = x509.load_pem_x509_csr(csr).public_bytes(serialization.Encoding.DER)
+    r = client.post(order["finalize"], {"csr": b64url(der)}, key, kid)
+    assert r.status_code == 200, problem_text(r)
+    deadline = time.monotonic() + 30
+    order = r.json()
+    while order["status"] != "valid":
+        assert order["status"] in ("ready", "processing") and time.monotonic() < deadline, order
+        time.sleep(0.1)
+        order = client.post(order_url, None, key, kid).json()
+    r = client.post(order["certificate"], None, key, kid)
+    assert r.status_code == 200, problem_text(r)
+    leaf = verify_chain(r.text, root_pem, workdir, names)
+    # The same bytes from every instance.
+    for _ in client.fleet.instances:
+        again = client.post(order["certificate"], None, key, kid)
+        assert again.status_code == 200 and again.text == r.text
+    r = client.post(client.dir["revokeCert"],
+                    {"certificate": b64url(leaf.public_bytes(serialization.Encoding.DER))},
+                    key, kid)
+    assert r.status_code == 200, problem_text(r)
+    r = client.post(client.dir["revokeCert"],
+                    {"certificate": b64url(leaf.public_bytes(serialization.Encoding.DER))},
+                    key, kid)
+    assert (r.status_code, problem_type(r)) == \
+        (400, "urn:ietf:params:acme:error:alreadyRevoked"), problem_text(r)
+
+
+# --------------------------------------------------------------------------
+# tests
+# --------------------------------------------------------------------------
+
+def serial_hex(cert: x509.Certificate) -> str:
+    h = format(cert.serial_number, "x")
+    return h if len(h) % 2 == 0 else "0" + h
+
+
+def leaf_of(path: Path) -> x509.Certificate:
+    return x509.load_pem_x509_certificate(path.read_bytes())
+
+
+def test_certbot_through_haproxy(fleet, tmp_path):
+    env = dict(__import__("os").environ, REQUESTS_CA_BUNDLE=fleet.root_pem)
+    base = tmp_path / "certbot"
+    common = ["--non-interactive", "--config-dir", str(base / "config"),
+              "--work-dir", str(base / "work"), "--logs-dir", str(base / "logs"), "-v"]
+
+    def certbot(*args: str) -> None:
+        res = subprocess.run([certbot_bin(), *args, *common], env=env, stdin=subprocess.DEVNULL,
+                             capture_output=True, text=True, timeout=180)
+        if res.returncode != 0:
+            log = base / "logs" / "letsencrypt.log"
+            tail = "\n".join(log.read_text().splitlines()[-60:]) if log.is_file() else ""
+            pytest.fail(f"certbot {args[0]} exited {res.returncode}\n{res.stderr}\n{tail}",
+                        pytrace=False)
+
+    names = [chisel2.random_name("fleetbot"), chisel2.random_name("fleetbot")]
+    live = base / "config" / "live" / "e2e"
+    certbot("certonly", "--standalone", "--http-01-port", str(free_port()),
+            "--http-01-address", "127.0.0.1", "--server", fleet.directory, "--agree-tos",
+            "--register-unsafely-without-email", "--cert-name", "e2e",
+            *itertools.chain.from_iterable(("-d", n) for n in names))
+    first = verify_chain((live / "fullchain.pem").read_text(), fleet.root_pem,
+                         tmp_path / "c1", names)
+    certbot("renew", "--force-renewal", "--no-random-sleep-on-renew",
+            "--http-01-port", str(free_port()),
+            "--http-01-address", "127.0.0.1")
+    second = verify_chain((live / "fullchain.pem").read_text(), fleet.root_pem,
+                          tmp_path / "c2", names)
+    assert second.serial_number != first.serial_number
+    certbot("revoke", "--cert-name", "e2e", "--server", fleet.directory,
+            "--no-delete-after-revoke", "--reason", "superseded")
+    # Every instance says so, straight away.
+    for inst in fleet.instances:
+        for cert, status in ((first, "valid"), (second, "revoked")):
+            r = fleet.service("GET", f"/certs/{serial_hex(cert)}", inst=inst)
+            assert r.status_code == 200, r.text
+            assert r.json()["status"] == status, (inst, r.json())
+
+
+def test_every_request_on_another_instance(fleet, tmp_path):
+    client = RoundRobinAcme(fleet)
+    for i in range(2):
+        full_flow(client, tmp_path / f"flow{i}", fleet.root_pem)
+    assert set(client.served_by) == {0, 1, 2}
+    # No two consecutive requests went to the same instance.
+    assert all(a != b for a, b in zip(client.served_by, client.served_by[1:]))
+
+
+def test_nonce_from_one_instance_is_accepted_once_anywhere(fleet):
+    a, b, c = fleet.instances
+    client = RoundRobinAcme(fleet)
+    new_account = client.dir["newAccount"]
+
+    def post_at(inst, nonce: str) -> requests.Response:
+        key, _ = chisel2.make_account_key("ec")
+        from acme import jws
+        data = jws.JWS.sign(json.dumps({"termsOfServiceAgreed": True}).encode(), key=key,
+                            alg=chisel2.alg_for(key), nonce=jose.decode_b64jose(nonce),
+                            url=new_account).json_dumps()
+        return requests.post(fleet.via(inst, new_account), data=data,
+                             headers={"Content-Type": JOSE}, verify=fleet.root_pem, timeout=30)
+
+    r = requests.head(fleet.via(a, client.dir["newNonce"]), verify=fleet.root_pem, timeout=30)
+    nonce = r.headers["Replay-Nonce"]
+    r = post_at(b, nonce)
+    assert r.status_code == 201, problem_text(r)
+    for inst in (c, b, a):
+        r = post_at(inst, nonce)
+        assert (r.status_code, problem_type(r)) == (400, BAD_NONCE), problem_text(r)
+        assert "Replay-Nonce" in r.headers
+
+
+def test_download_token_made_on_one_instance_works_once_on_another(fleet):
+    a, b, c = fleet.instances
+    r = fleet.service("POST", "/certs", inst=a, token=fl.REQUESTER_TOKEN, json={
+        "entity_id": "fleet-dl", "profile": "server", "key_type": "ec", "key_size": 256,
+        "names": ["dl.fleet.example.com"]})
+    assert r.status_code == 201, r.text
+    serial = r.json()["serial_number"]
+    r = fleet.service("POST", f"/certs/{serial}/download-token", inst=a,
+                      token=fl.REQUESTER_TOKEN)
+    assert r.status_code == 200, r.text
+    token = r.json()["token"]
+    r = fleet.service("GET", f"/certs/{serial}/download", inst=b, token=None,
+                      params={"token": token})
+    assert r.status_code == 200, r.text
+    assert r.headers["Content-Type"].startswith("application/zip")
+    r = fleet.service("GET", f"/certs/{serial}/download", inst=c, token=None,
+                      params={"token": token})
+    assert r.status_code == 403, r.text
+    assert r.headers["Content-Type"] == "application/problem+json"
+
+
+def parse_time(text: str) -> datetime.datetime:
+    return datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def test_auto_renewal_runs_once_across_the_fleet(tmp_path, db_url):
+    hook = fl.HookReceiver()
+    fleet = fl.Fleet(tmp_path / "fleet", db_url, hooks=[hook.url])
+    first = fleet.instances[0]
+    try:
+        # One instance issues the certificate (its scheduler ran at its
+        # start, before the certificate existed, and would run again in
+        # ten minutes), and stops: its lease is given back.
+        try:
+            fleet.start_instances([first])
+        except ServerError as exc:
+            pytest.fail(str(exc), pytrace=False)
+        r = fleet.service("POST", "/certs", inst=first, token=fl.REQUESTER_TOKEN, json={
+            "entity_id": "fleet-auto", "profile": "auto", "key_type": "ec", "key_size": 256,
+            "names": ["auto.fleet.example.com"], "auto_renew": True})
+        assert r.status_code == 201, r.text
+        serial = r.json()["serial_number"]
+        cert = fleet.service("GET", f"/certs/{serial}", inst=first).json()
+        not_before, not_after = parse_time(cert["not_before"]), parse_time(cert["not_after"])
+        window = datetime.timedelta(seconds=60)
+        # Renewable once in its window and at least a window old.
+        due = max(not_after - window, not_before + window) + datetime.timedelta(seconds=1)
+        first.stop()
+        now = datetime.datetime.now(datetime.timezone.utc)
+        assert due < not_after - datetime.timedelta(seconds=10), (cert, now)
+        if due > now:
+            time.sleep((due - now).total_seconds())
+        # Three instances start on a certificate due for renewal: each one's
+        # scheduler checks at once if it gets the lease.
+        started = time.monotonic()
+        try:
+            fleet.start()
+        except ServerError as exc:
+            pytest.fail(str(exc), pytrace=False)
+
+        def renewed() -> list[dict]:
+            return [e for e in hook.events() if e["type"] == "certificate.renewed"]
+
+        deadline = time.monotonic() + 30
+        while not renewed():
+            assert time.monotonic() < deadline, f"no renewal announced: {hook.events()}"
+            time.sleep(0.1)
+        ev = renewed()[0]
+        assert (ev["data"]["old_serial"], ev["data"]["renewed_by"]) == (serial, "scheduler"), ev
+        new = ev["data"]["new_serial"]
+        # The new certificate is itself in its window: a second scheduler
+        # run anywhere would renew it too. Every instance has made its
+        # start-up check within the first seconds; the next is ten minutes
+        # away. Wait for the revocation announcement of the old one and
+        # five seconds past the later of that and the fleet's start.
+        deadline = time.monotonic() + 30
+        while not [e for e in hook.events() if e["type"] == "certificate.revoked"
+                   and e["data"]["serial"] == serial]:
+            assert time.monotonic() < deadline, hook.events()
+            time.sleep(0.1)
+        time.sleep(max(0.0, started + 15 - time.monotonic()))
+        assert len(renewed()) == 1, renewed()
+        old = fleet.service("GET", f"/certs/{serial}").json()
+        assert (old["status"], old["renewed_to"]) == ("revoked", new), old
+        cur = fleet.service("GET", f"/certs/{new}").json()
+        assert (cur["status"], cur["renewed_to"], cur["auto_renew"]) == ("valid", None, True), cur
+        # (What makes a second run visible: the new one is due already.)
+        nb, na = parse_time(cur["not_before"]), parse_time(cur["not_after"])
+        assert max(na - window, nb + window) <= datetime.datetime.now(datetime.timezone.utc), cur
+        listed = fleet.service("GET", "/certs", params={"entity": "fleet-auto"}).json()
+        assert sorted(c["serial"] for c in listed["certificates"]) == sorted([serial, new]), \
+            listed
+        # Delivered once each: one announcement of the renewal, one of the
+        # superseded revocation.
+        types = sorted(e["type"] for e in hook.events())
+        assert types == ["certificate.renewed", "certificate.revoked"], hook.events()
+    finally:
+        fleet.stop()
+        hook.stop()
