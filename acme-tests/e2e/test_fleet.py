@@ -16,12 +16,15 @@ import datetime
 import itertools
 import json
 import subprocess
+import threading
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import josepy as jose
 import pytest
 import requests
+from acme import client as acme_client, errors as acme_errors, messages
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
@@ -338,3 +341,309 @@ def test_auto_renewal_runs_once_across_the_fleet(tmp_path, db_url):
     finally:
         fleet.stop()
         hook.stop()
+
+
+# --------------------------------------------------------------------------
+# load through HAProxy, with faults
+# --------------------------------------------------------------------------
+
+WORKERS = 32
+LOAD_SECONDS = 30.0
+# finalize leases are 30 s (src/server/settings.rs): an order whose lease a
+# dead instance held is ready again after that, and finished then.
+FINALIZE_LEASE = 30.0
+DRAIN_TIMEOUT = 180.0
+SERVER_INTERNAL = "urn:ietf:params:acme:error:serverInternal"
+
+
+class Broken(Exception):
+    """The server broke a promise: not to be retried."""
+
+
+@dataclass
+class Received:
+    worker: int
+    order_uri: str
+    cert_uri: str
+    chain_pem: str
+    at: float
+
+
+@dataclass
+class Worker:
+    index: int
+    key: jose.JWK
+    registered: bool = False
+    orders: list = field(default_factory=list)
+    received: list = field(default_factory=list)
+    # Error answers: (status, problem type, Retry-After, monotonic time).
+    answers: list = field(default_factory=list)
+    # Exceptions: (kind, text, time); kind "connection" or "answer" (one
+    # that followed an error answer recorded above) or "other".
+    failures: list = field(default_factory=list)
+    fatal: str = ""
+
+
+def retryable(answer: tuple) -> bool:
+    status, typ, retry_after, _ = answer
+    if status >= 500:
+        return typ == SERVER_INTERNAL and retry_after is not None
+    return status == 400 and typ == BAD_NONCE
+
+
+class Load:
+    """WORKERS threads issuing through HAProxy, each with its own account;
+    on any error a worker reconnects and takes its order up where the
+    server says it is. Every error answer and exception is recorded."""
+
+    def __init__(self, fleet: fl.Fleet):
+        self.fleet = fleet
+        self.workers = [Worker(i, chisel2.make_account_key("ec")[0]) for i in range(WORKERS)]
+        self.finish = threading.Event()
+        self.threads = [threading.Thread(target=self._run, args=(w,), daemon=True,
+                                         name=f"fleet-worker-{w.index}") for w in self.workers]
+
+    def start(self) -> None:
+        for t in self.threads:
+            t.start()
+
+    def stop(self, timeout: float) -> list[str]:
+        self.finish.set()
+        deadline = time.monotonic() + timeout
+        for t in self.threads:
+            t.join(max(0.0, deadline - time.monotonic()))
+        return [t.name for t in self.threads if t.is_alive()]
+
+    def received(self) -> list[Received]:
+        return [r for w in self.workers for r in list(w.received)]
+
+    def count_since(self, t: float) -> int:
+        return sum(1 for r in self.received() if r.at >= t)
+
+    def _client(self, w: Worker):
+        net = acme_client.ClientNetwork(w.key, alg=chisel2.alg_for(w.key),
+                                        verify_ssl=self.fleet.root_pem,
+                                        user_agent="acme-ca-e2e-fleet", timeout=30)
+
+        def record(resp, *a, **kw):
+            if resp.status_code >= 400:
+                try:
+                    typ = resp.json().get("type", "")
+                except ValueError:
+                    typ = ""
+                w.answers.append((resp.status_code, typ, resp.headers.get("Retry-After"),
+                                  time.monotonic()))
+
+        net.session.hooks["response"].append(record)
+        client = acme_client.ClientV2(
+            acme_client.ClientV2.get_directory(self.fleet.directory, net), net)
+        if not w.registered:
+            client.new_account(messages.NewRegistration.from_data(terms_of_service_agreed=True))
+            w.registered = True
+            return client
+        resp = client._post(client.directory["newAccount"],  # pylint: disable=protected-access
+                            messages.NewRegistration(only_return_existing=True))
+        client.net.account = messages.RegistrationResource(
+            body=messages.Registration.from_json(resp.json()), uri=resp.headers["Location"])
+        return client
+
+    def _run(self, w: Worker) -> None:
+        client, pending = None, None
+        while True:
+            if pending is None and self.finish.is_set():
+                return
+            answers_before = len(w.answers)
+            try:
+                if client is None:
+                    client = self._client(w)
+                if pending is None:
+                    pending = chisel2.new_order(client, [chisel2.random_name(f"fleet{w.index}")])
+                    w.orders.append(pending.uri)
+                if self._advance(w, client, pending):
+                    pending = None
+            except Broken as exc:
+                w.fatal = str(exc)
+                return
+            except (messages.Error, acme_errors.Error, ValueError) as exc:
+                if isinstance(exc, messages.Error) and \
+                        exc.typ == "urn:ietf:params:acme:error:accountDoesNotExist":
+                    w.fatal = f"the account was lost: {exc}"
+                    return
+                kind = "answer" if len(w.answers) > answers_before else "other"
+                w.failures.append((kind, f"{type(exc).__name__}: {exc}"[:300], time.monotonic()))
+                client = None
+                time.sleep(0.05)
+            except requests.exceptions.RequestException as exc:
+                w.failures.append(("connection", f"{type(exc).__name__}: {exc}"[:300],
+                                   time.monotonic()))
+                client = None
+                time.sleep(0.05)
+
+    def _advance(self, w: Worker, client, pending) -> bool:
+        order = chisel2.get_order(client, pending.uri)
+        status = order.status.name
+        if status == "pending":
+            chisel2.answer_challenges(client, order.authorizations)
+            chisel2.poll_authorizations(client, order.authorizations)
+        elif status == "ready":
+            chisel2.begin_finalize(client, order, pending.csr_pem)
+        elif status == "processing":
+            # (A dead instance's lease keeps it processing until it expires.)
+            chisel2.poll_order(client, pending.uri, ("ready", "valid", "invalid"),
+                               timeout=FINALIZE_LEASE + 30)
+        elif status == "valid":
+            if not order.certificate:
+                raise Broken(f"valid order {pending.uri} has no certificate URL")
+            chain, _ = chisel2.download(client, order.certificate)
+            w.received.append(Received(w.index, pending.uri, order.certificate, chain,
+                                       time.monotonic()))
+            return True
+        else:
+            raise Broken(f"order {pending.uri} became {status}: {order.error}")
+        return False
+
+    # -- checks afterwards ----------------------------------------------
+    def check_errors(self) -> dict:
+        """Every error a client saw was retryable; a summary of them."""
+        bad_answers = [(w.index, a) for w in self.workers for a in w.answers if not retryable(a)]
+        assert not bad_answers, f"non-retryable answers: {bad_answers[:20]}"
+        other = [(w.index, f) for w in self.workers for f in w.failures if f[0] == "other"]
+        assert not other, f"errors that followed no error answer: {other[:20]}"
+        fatal = [(w.index, w.fatal) for w in self.workers if w.fatal]
+        assert not fatal, fatal
+        summary: dict = {}
+        for w in self.workers:
+            for a in w.answers:
+                summary[f"{a[0]} {a[1].rsplit(':', 1)[-1]}"] = \
+                    summary.get(f"{a[0]} {a[1].rsplit(':', 1)[-1]}", 0) + 1
+            for f in w.failures:
+                if f[0] == "connection":
+                    summary["connection"] = summary.get("connection", 0) + 1
+        return summary
+
+    def check_served(self) -> None:
+        """Every certificate a client received is served, byte for byte,
+        with its order valid and pointing at it."""
+        by_worker: dict[int, list[Received]] = {}
+        for r in self.received():
+            by_worker.setdefault(r.worker, []).append(r)
+        for index, got in by_worker.items():
+            w = self.workers[index]
+            client = chisel2.existing_client(self.fleet.directory, w.key,
+                                             ca_bundle=self.fleet.root_pem)
+            for r in got:
+                order = chisel2.get_order(client, r.order_uri)
+                assert (order.status.name, order.certificate) == ("valid", r.cert_uri), \
+                    (r, order)
+                chain, _ = chisel2.download(client, r.cert_uri)
+                assert chain == r.chain_pem, f"{r.cert_uri} served different bytes"
+        # And each order any client was given ended valid.
+        received_orders = {r.order_uri for r in self.received()}
+        for w in self.workers:
+            assert set(w.orders) <= received_orders, \
+                f"worker {w.index}: orders without a certificate: " \
+                f"{set(w.orders) - received_orders}"
+
+
+def leased_orders(db_url: str) -> list[tuple]:
+    """Orders with a finalize lease and no certificate."""
+    return fl.psql(db_url, "SELECT id, processing_until FROM orders "
+                           "WHERE processing_until IS NOT NULL AND NOT EXISTS "
+                           "(SELECT 1 FROM certificates c WHERE c.order_id = orders.id)")
+
+
+def wait_until(what: str, cond, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < deadline, f"not within {timeout:.0f}s: {what}"
+        time.sleep(0.1)
+
+
+@pytest.mark.fleet_slow
+def test_kill_one_instance_during_load(fleet, db_url):
+    victim = fleet.instances[1]
+    load = Load(fleet)
+    started = time.monotonic()
+    load.start()
+    try:
+        # Issuance runs on every instance; then one dies mid-load.
+        wait_until("certificates issued before the kill", lambda: len(load.received()) >= 10,
+                   60)
+        time.sleep(max(0.0, started + LOAD_SECONDS / 3 - time.monotonic()))
+        victim.kill()
+        killed = time.monotonic()
+        wait_until("issuance after the kill", lambda: load.count_since(killed) >= 10, 60)
+        time.sleep(max(0.0, started + LOAD_SECONDS - time.monotonic()))
+    finally:
+        stuck = load.stop(DRAIN_TIMEOUT)
+    assert not stuck, f"workers still running after {DRAIN_TIMEOUT:.0f}s: {stuck}"
+    assert time.monotonic() - started >= LOAD_SECONDS
+    summary = load.check_errors()
+    # The dead instance's leases expire; none is left on an order.
+    wait_until("finalize leases released", lambda: not leased_orders(db_url),
+               FINALIZE_LEASE + 10)
+    load.check_served()
+    print(f"\n{len(load.received())} certificates, "
+          f"{load.count_since(killed)} after the kill; errors seen: {summary}")
+
+
+@pytest.fixture
+def private_cluster():
+    cluster = fl.PgCluster()
+    try:
+        cluster.start()
+    except ServerError as exc:
+        cluster.remove()
+        pytest.fail(str(exc), pytrace=False)
+    yield cluster
+    cluster.remove()
+
+
+OUTAGE = 10.0
+RECOVERY_BOUND = 30.0
+
+
+@pytest.mark.fleet_slow
+def test_postgres_stopped_during_load(tmp_path, private_cluster):
+    fl.require_haproxy()
+    db_url = fl.fresh_database(private_cluster.url)
+    fleet = start_fleet(tmp_path / "fleet", db_url)
+    load = Load(fleet)
+    try:
+        started = time.monotonic()
+        load.start()
+        try:
+            wait_until("certificates before the outage", lambda: len(load.received()) >= 10, 60)
+            private_cluster.stop()
+            down = time.monotonic()
+            # During the outage every instance answers 503 with Retry-After.
+            for inst in fleet.instances:
+                r = fleet.service("GET", "/certs", inst=inst, params={"limit": 1})
+                assert r.status_code == 503 and r.headers.get("Retry-After"), \
+                    (inst, r.status_code, r.text)
+            time.sleep(max(0.0, down + OUTAGE - time.monotonic()))
+            private_cluster.start()
+            up = time.monotonic()
+            # Each instance answers again, without a restart.
+            for inst in fleet.instances:
+                def answers(inst=inst) -> bool:
+                    return fleet.service("GET", "/certs", inst=inst,
+                                         params={"limit": 1}).status_code == 200
+                wait_until(f"instance {inst.index} answers again", answers,
+                           RECOVERY_BOUND - (time.monotonic() - up))
+                assert inst.alive
+            wait_until("issuance after the outage", lambda: load.count_since(up) >= 10, 60)
+            time.sleep(max(0.0, started + LOAD_SECONDS - time.monotonic()))
+        finally:
+            stuck = load.stop(DRAIN_TIMEOUT)
+        assert not stuck, f"workers still running after {DRAIN_TIMEOUT:.0f}s: {stuck}"
+        summary = load.check_errors()
+        outage = [a for w in load.workers for a in w.answers if down <= a[3] <= up]
+        assert all(a[0] == 503 for a in outage), outage[:20]
+        wait_until("finalize leases released", lambda: not leased_orders(db_url),
+                   FINALIZE_LEASE + 10)
+        load.check_served()
+        print(f"\n{len(load.received())} certificates, {load.count_since(up)} after the "
+              f"outage; errors seen: {summary}")
+    finally:
+        fleet.stop()
