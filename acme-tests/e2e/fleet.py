@@ -261,22 +261,35 @@ class Instance(ConfiguredAcmeCa):
                 time.sleep(0.05)
 
 
-def haproxy_config(acme_port: int, service_port: int, instances: list[Instance],
-                   check: bool = True) -> str:
-    """The test's HAProxy configuration: TCP mode (TLS passes through),
-    round robin, no stickiness; a refused connection is retried on
-    another instance."""
+def haproxy_config(acme_port: int, service_port: int, instances: list[Instance]) -> str:
+    """The test's HAProxy configuration (docs/DEPLOYMENT.md shows it with
+    production timings): TCP mode (TLS passes through), round robin, no
+    stickiness. An instance takes traffic while its status listener's
+    `/ready` answers 200; a refused connection is retried on another
+    instance. Each instance is listed a second time as a backup without
+    health checks: when no instance is ready (the database is lost) the
+    backups take the traffic, so clients get the instances' 503 with
+    Retry-After rather than closed connections."""
 
     def servers(port_of) -> list[str]:
         out = []
         for inst in instances:
-            line = f"    server a{inst.index} 127.0.0.1:{port_of(inst)}"
-            if check:
-                line += " check inter 500ms fall 1 rise 1"
-            out.append(line)
+            out.append(f"    server a{inst.index} 127.0.0.1:{port_of(inst)} "
+                       f"check port {inst.status_port} inter 500ms fall 1 rise 1")
+        for inst in instances:
+            out.append(f"    server a{inst.index}-unchecked 127.0.0.1:{port_of(inst)} backup")
         return out
 
-    lines = [
+    def backend(name: str, port_of) -> list[str]:
+        return [f"backend {name}",
+                "    balance roundrobin",
+                "    option httpchk GET /ready",
+                "    http-check expect status 200",
+                "    option allbackups",
+                *servers(port_of),
+                ""]
+
+    return "\n".join([
         "global",
         "    maxconn 4096",
         "",
@@ -285,6 +298,7 @@ def haproxy_config(acme_port: int, service_port: int, instances: list[Instance],
         "    timeout connect 2s",
         "    timeout client 60s",
         "    timeout server 60s",
+        "    timeout check 2s",
         "    retries 3",
         "    option redispatch",
         "",
@@ -292,20 +306,13 @@ def haproxy_config(acme_port: int, service_port: int, instances: list[Instance],
         f"    bind 127.0.0.1:{acme_port}",
         "    default_backend acme_instances",
         "",
-        "backend acme_instances",
-        "    balance roundrobin",
-        *servers(lambda i: i.port),
-        "",
+        *backend("acme_instances", lambda i: i.port),
         "frontend service",
         f"    bind 127.0.0.1:{service_port}",
         "    default_backend service_instances",
         "",
-        "backend service_instances",
-        "    balance roundrobin",
-        *servers(lambda i: i.service_port),
-        "",
-    ]
-    return "\n".join(lines)
+        *backend("service_instances", lambda i: i.service_port),
+    ])
 
 
 class HAProxy:

@@ -44,6 +44,14 @@ def b64url(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _needs_postgres_and_haproxy():
+    """Every test here: fails when PostgreSQL is required and missing,
+    is skipped when it is only missing; fails without HAProxy."""
+    fl.require_postgres()
+    fl.require_haproxy()
+
+
 @pytest.fixture
 def db_url():
     cluster = fl.require_postgres()
@@ -605,7 +613,6 @@ RECOVERY_BOUND = 30.0
 
 @pytest.mark.fleet_slow
 def test_postgres_stopped_during_load(tmp_path, private_cluster):
-    fl.require_haproxy()
     db_url = fl.fresh_database(private_cluster.url)
     fleet = start_fleet(tmp_path / "fleet", db_url)
     load = Load(fleet)
