@@ -181,8 +181,10 @@ class Instance(ConfiguredAcmeCa):
     name = "acme-ca-fleet"
 
     def __init__(self, data_dir: Path, log_dir: Path, *, index: int, db_url: str,
-                 public_url: str, ca_dir: Optional[Path], hooks: list[str]):
+                 public_url: str, ca_dir: Optional[Path], hooks: list[str],
+                 extra_toml: str = ""):
         self.index = index
+        self.extra_toml = extra_toml
         self.db_url = db_url
         self.public_url = public_url
         self.ca_dir = ca_dir
@@ -214,7 +216,7 @@ class Instance(ConfiguredAcmeCa):
                   "", "[[service.tokens]]", 'name = "root"', f'token = "{ADMIN_TOKEN}"',
                   'role = "admin"', "", "[[service.tokens]]", 'name = "alice"',
                   f'token = "{REQUESTER_TOKEN}"', 'role = "requester"']
-        return "\n".join(lines) + "\n" + PROFILES_TOML + RATE_LIMITS_OFF
+        return "\n".join(lines) + "\n" + PROFILES_TOML + RATE_LIMITS_OFF + self.extra_toml
 
     def environment(self) -> dict[str, str]:
         env = super().environment()
@@ -363,7 +365,8 @@ class Fleet:
     """N instances on one database behind one HAProxy."""
 
     def __init__(self, base: Path, db_url: str, count: int = 3,
-                 hooks: Optional[list[str]] = None):
+                 hooks: Optional[list[str]] = None, extra_toml: Optional[dict] = None):
+        """`extra_toml`: instance index -> TOML appended to its config."""
         self.base = base
         self.db_url = db_url
         self.acme_port = free_port()
@@ -376,7 +379,7 @@ class Fleet:
             self.instances.append(Instance(
                 base / f"i{i}" / "data", base / f"i{i}" / "logs", index=i, db_url=db_url,
                 public_url=self.public_url, ca_dir=None if i == 0 else first_data,
-                hooks=self.hooks))
+                hooks=self.hooks, extra_toml=(extra_toml or {}).get(i, "")))
         self.haproxy = HAProxy(base, self.acme_port, self.service_port)
 
     @property
