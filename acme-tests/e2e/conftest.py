@@ -20,6 +20,7 @@ import datetime
 import json
 import os
 import queue
+import random
 import shutil
 import signal
 import socket
@@ -51,11 +52,44 @@ def _kill_all_at_exit() -> None:
 atexit.register(_kill_all_at_exit)
 
 
+def _ephemeral_floor() -> int:
+    """The lowest port the kernel gives outgoing connections."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+# Listening ports are taken below the kernel's ephemeral range. A port
+# picked in that range can be taken, between the pick and the server's
+# bind, by any outgoing connection on the machine (a database pool
+# opening, a health check): a server then fails to start. Below it, only
+# another listener can take it, and this process never hands one out twice.
+_PORT_FLOOR = 20000
+_HANDED_OUT: set[int] = set()
+
+
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A TCP port on 127.0.0.1 that was free a moment ago and that no
+    outgoing connection will take."""
+    ceiling = _ephemeral_floor()
+    if ceiling - _PORT_FLOOR < 2000:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind(("127.0.0.1", 0))
+            return s.getsockname()[1]
+    rng = random.SystemRandom()
+    for _ in range(1000):
+        port = rng.randrange(_PORT_FLOOR, ceiling)
+        if port in _HANDED_OUT:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _HANDED_OUT.add(port)
+        return port
+    raise RuntimeError("no free port below the ephemeral range")
 
 
 class ServerError(Exception):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -11,13 +10,8 @@ from pathlib import Path
 import pytest
 
 import chisel2
+from conftest import free_port
 from certcheck import verify_chain
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def certbot_bin() -> str:
