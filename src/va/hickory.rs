@@ -504,9 +504,21 @@ mod tests {
     /// A tiny authoritative-looking server for [`zone`] on 127.0.0.1, UDP
     /// and TCP on the same port.
     async fn start_server() -> TestServer {
-        let udp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-        let addr = udp.local_addr().unwrap();
-        let tcp = TcpListener::bind(addr).await.unwrap();
+        // The OS picks a free UDP port; the same TCP port may be held by
+        // some other connection, so pick again until both are ours.
+        let mut tries = 0;
+        let (udp, tcp, addr) = loop {
+            let udp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+            let addr = udp.local_addr().unwrap();
+            match TcpListener::bind(addr).await {
+                Ok(tcp) => break (udp, tcp, addr),
+                Err(e) if tries < 20 => {
+                    tries += 1;
+                    eprintln!("{addr} taken for TCP ({e}), picking another port");
+                }
+                Err(e) => panic!("no port free for both UDP and TCP: {e}"),
+            }
+        };
         let counter = Arc::new(AtomicUsize::new(0));
         let tcp_queries = Arc::new(AtomicUsize::new(0));
         let c = counter.clone();

@@ -996,10 +996,22 @@ mod tests {
 
     #[tokio::test]
     async fn ipv6_is_preferred() {
-        let (l4, port) = local_listener().await;
-        let Ok(l6) = TcpListener::bind(("::1", port)).await else {
-            eprintln!("skipped: cannot listen on [::1]:{port}");
-            return;
+        // The IPv4 port may be taken on ::1 by some other socket: pick again
+        // until both are ours. Only a machine without ::1 skips the test.
+        let mut tries = 0;
+        let (l4, l6, port) = loop {
+            let (l4, port) = local_listener().await;
+            match TcpListener::bind(("::1", port)).await {
+                Ok(l6) => break (l4, l6, port),
+                Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
+                    tries += 1;
+                    assert!(tries < 20, "no port free on both 127.0.0.1 and ::1: {e}");
+                }
+                Err(e) => {
+                    eprintln!("skipped: cannot listen on [::1]:{port}: {e}");
+                    return;
+                }
+            }
         };
         // Only the IPv6 server has the right certificate.
         serve(
