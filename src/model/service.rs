@@ -28,6 +28,13 @@ impl Role {
             Role::Requester => "requester",
         }
     }
+
+    /// The role named `s` (as [`Role::as_str`] writes it).
+    pub(crate) fn parse(s: &str) -> Option<Role> {
+        [Role::Admin, Role::Agent, Role::Requester]
+            .into_iter()
+            .find(|r| r.as_str() == s)
+    }
 }
 
 /// The caller of a request: a configured token's name and role.

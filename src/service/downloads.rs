@@ -26,14 +26,14 @@ fn password_aad(digest: &[u8; 32]) -> Vec<u8> {
 }
 
 impl Format {
-    fn stored(self) -> &'static str {
+    pub(super) fn stored(self) -> &'static str {
         match self {
             Format::Zip => "zip",
             Format::Pkcs12 => "pkcs12",
         }
     }
 
-    fn from_stored(s: &str) -> Result<Format> {
+    pub(super) fn from_stored(s: &str) -> Result<Format> {
         match s {
             "zip" => Ok(Format::Zip),
             "pkcs12" => Ok(Format::Pkcs12),

@@ -1,12 +1,15 @@
 //! What several instances sharing one database must agree on, kept in the
 //! database rather than in a process: the secret that makes nonces, which
 //! nonces were spent, who runs each singleton job, renewal information set
-//! by hand, download grants, and the revocation epoch and CRL numbers.
+//! by hand, download grants, the revocation epoch and CRL numbers, and the
+//! web console's browser sessions (so a browser signed in at one instance
+//! is signed in at every other, with no sticky load balancing).
 //!
 //! SQLite implements it too (one instance owns the file): the state then
 //! survives restarts, and one conformance suite checks both backends.
 
 use super::StoreFuture;
+use crate::model::service::Caller;
 use crate::model::Timestamp;
 
 /// A download grant as stored: what a single-use download token allows.
@@ -42,6 +45,84 @@ pub(crate) enum GrantHold {
     PerCert,
     PerCaller,
     Full,
+}
+
+/// A console session as stored, under the SHA-256 digest of its id (the id,
+/// the browser's cookie, never reaches the database).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct StoredSession {
+    /// Who signed in (a service token's name and role; never the token).
+    pub caller: Caller,
+    /// The synchronizer token every state-changing form carries.
+    pub csrf: String,
+    /// Seconds since the Unix epoch.
+    pub created: Timestamp,
+    /// Seconds since the Unix epoch: the last request of the session.
+    pub last_seen: Timestamp,
+    /// The one-shot message of the next page.
+    pub flash: Option<StoredFlash>,
+    /// The unexpired pending downloads, oldest first.
+    pub downloads: Vec<StoredDownload>,
+}
+
+/// A console session's one-shot message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct StoredFlash {
+    /// An error (true) or a success.
+    pub failed: bool,
+    pub text: String,
+}
+
+/// A download token a console session asked for, until used or expired.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct StoredDownload {
+    /// Lowercase hex serial: one pending download per certificate.
+    pub serial: String,
+    /// "zip" or "pkcs12".
+    pub format: String,
+    /// Seconds since the Unix epoch.
+    pub expires: Timestamp,
+    /// Whether it completes a key recovery.
+    pub recovery: bool,
+    /// The download token, sealed by the console under a key derived from
+    /// the session id: opaque bytes here, useless to a database reader.
+    pub token_sealed: Vec<u8>,
+}
+
+/// The bounds of console sessions: each lives at most `lifetime` seconds
+/// after its creation and until `idle` seconds pass without a request; at
+/// most `max` are live at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct SessionLimits {
+    pub lifetime: i64,
+    pub idle: i64,
+    pub max: u64,
+}
+
+impl SessionLimits {
+    /// A session created at or before this is over at `now`.
+    pub(crate) fn born_after(self, now: Timestamp) -> Timestamp {
+        now.saturating_sub(self.lifetime)
+    }
+
+    /// A session last seen at or before this is over at `now`.
+    pub(crate) fn seen_after(self, now: Timestamp) -> Timestamp {
+        now.saturating_sub(self.idle)
+    }
+
+    /// Whether a session created at `created` and last seen at `last_seen`
+    /// is live at `now`.
+    pub(crate) fn live(self, created: Timestamp, last_seen: Timestamp, now: Timestamp) -> bool {
+        created > self.born_after(now) && last_seen > self.seen_after(now)
+    }
+}
+
+/// A stored session's caller; an unknown role is a damaged row.
+pub(crate) fn session_caller(name: String, role: &str) -> crate::error::Result<Caller> {
+    let role = crate::model::service::Role::parse(role).ok_or_else(|| {
+        crate::error::Error::internal(format_args!("bad stored session role {role:?}"))
+    })?;
+    Ok(Caller { name, role })
 }
 
 pub(crate) trait SharedStore: Send + Sync + 'static {
@@ -106,6 +187,57 @@ pub(crate) trait SharedStore: Send + Sync + 'static {
     /// out before, and at least `at_least`. Concurrent callers get
     /// distinct numbers.
     fn next_crl_number<'a>(&'a self, issuer: &'a str, at_least: i64) -> StoreFuture<'a, i64>;
+
+    /// Starts a console session for `caller` under `digest`, created and
+    /// last seen at `now`, unless `limits.max` live sessions exist: sessions
+    /// over at `now` are removed first and do not count. False when full.
+    /// The bound holds under concurrent calls.
+    fn create_session<'a>(
+        &'a self,
+        digest: &'a [u8],
+        caller: &'a Caller,
+        csrf: &'a str,
+        now: Timestamp,
+        limits: SessionLimits,
+    ) -> StoreFuture<'a, bool>;
+    /// The live session under `digest`, touched (last seen `now`), with its
+    /// one-shot message taken out: of concurrent callers, exactly one gets
+    /// the message. A session over at `now` is removed and not returned.
+    /// Downloads expired at `now` are dropped.
+    fn session<'a>(
+        &'a self,
+        digest: &'a [u8],
+        now: Timestamp,
+        limits: SessionLimits,
+    ) -> StoreFuture<'a, Option<StoredSession>>;
+    /// Sets the one-shot message of the session under `digest` (if any).
+    fn set_session_flash<'a>(
+        &'a self,
+        digest: &'a [u8],
+        flash: &'a StoredFlash,
+    ) -> StoreFuture<'a, ()>;
+    /// Keeps `download` for the session under `digest`, replacing one for
+    /// the same serial; downloads expired at `now` are dropped, then the
+    /// oldest ones until at most `max` remain (`max` >= 1). False if there
+    /// is no such session.
+    fn add_session_download<'a>(
+        &'a self,
+        digest: &'a [u8],
+        download: &'a StoredDownload,
+        now: Timestamp,
+        max: u64,
+    ) -> StoreFuture<'a, bool>;
+    /// Takes (removes) the session's pending download of `serial`: exactly
+    /// one of concurrent callers gets it. An expired one is removed and not
+    /// returned.
+    fn take_session_download<'a>(
+        &'a self,
+        digest: &'a [u8],
+        serial: &'a str,
+        now: Timestamp,
+    ) -> StoreFuture<'a, Option<StoredDownload>>;
+    /// Ends the session under `digest`, with its pending downloads.
+    fn remove_session<'a>(&'a self, digest: &'a [u8]) -> StoreFuture<'a, ()>;
 }
 
 /// Who runs a singleton job (the CRL schedule, the renewal scheduler,

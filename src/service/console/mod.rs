@@ -63,7 +63,12 @@ pub(crate) struct Console {
 pub(crate) fn router(service: &Service) -> Router<Arc<Service>> {
     let c = &service.config.console;
     let console = Arc::new(Console {
-        sessions: Sessions::new(c.session_lifetime, c.session_idle, c.max_sessions),
+        sessions: Sessions::new(
+            service.shared.clone(),
+            c.session_lifetime,
+            c.session_idle,
+            c.max_sessions,
+        ),
     });
     Router::new()
         .route("/ui", get(|| async { see_other("/ui/") }))
@@ -153,6 +158,36 @@ fn html(status: StatusCode, body: String) -> Response {
         .into_response()
 }
 
+/// An HTML page with `status`, telling a client when to retry (as the
+/// API's `Retry-After`) if the error says so.
+fn error_html(e: &Error, status: StatusCode, body: String) -> Response {
+    let mut resp = html(status, body);
+    if let Some(secs) = e.retry_after() {
+        resp.headers_mut().insert(header::RETRY_AFTER, secs.into());
+    }
+    resp
+}
+
+/// The page of an error met before a session was found (the store could
+/// not be read): no navigation, the message only.
+fn unsigned_error_page(e: &Error) -> Response {
+    let (status, message) = error_status(e);
+    let title = status.canonical_reason().unwrap_or("Error");
+    let body = html::page(
+        title,
+        &Frame {
+            caller: None,
+            csrf: None,
+            flash: None,
+        },
+        &format!(
+            "<p class=\"flash err\" role=\"alert\">{}</p>",
+            esc(&message)
+        ),
+    );
+    error_html(e, status, body)
+}
+
 /// The HTTP status and the message a service error shows (internal
 /// details stay in the log, as in the API).
 fn error_status(e: &Error) -> (StatusCode, String) {
@@ -184,32 +219,27 @@ pub(crate) struct Signed {
     console: Arc<Console>,
 }
 
-/// No session: to the sign-in page.
-pub(crate) struct SignIn;
-
-impl IntoResponse for SignIn {
-    fn into_response(self) -> Response {
-        see_other("/ui/signin")
-    }
-}
-
 impl FromRequestParts<Arc<Service>> for Signed {
-    type Rejection = SignIn;
+    /// No session: to the sign-in page; the store failing: its error page
+    /// (a database outage is a 503 with Retry-After).
+    type Rejection = Response;
 
     async fn from_request_parts(
         parts: &mut Parts,
         service: &Arc<Service>,
     ) -> Result<Self, Self::Rejection> {
+        let sign_in = || see_other("/ui/signin");
         let console = parts
             .extensions
             .get::<Arc<Console>>()
             .cloned()
-            .ok_or(SignIn)?;
-        let id = cookie(&parts.headers, session::COOKIE).ok_or(SignIn)?;
-        let session = console
-            .sessions
-            .get(&id, service.clock.now())
-            .ok_or(SignIn)?;
+            .ok_or_else(sign_in)?;
+        let id = cookie(&parts.headers, session::COOKIE).ok_or_else(sign_in)?;
+        let session = match console.sessions.get(&id, service.clock.now()).await {
+            Ok(Some(session)) => session,
+            Ok(None) => return Err(sign_in()),
+            Err(e) => return Err(unsigned_error_page(&e)),
+        };
         Ok(Signed {
             id,
             session,
@@ -249,38 +279,46 @@ impl Signed {
     fn error_page(&self, e: &Error) -> Response {
         let (status, message) = error_status(e);
         let title = status.canonical_reason().unwrap_or("Error");
-        self.page(
-            status,
+        let body = html::page(
             title,
+            &self.frame(),
             &format!(
                 "<p class=\"flash err\" role=\"alert\">{}</p>",
                 esc(&message)
             ),
-        )
+        );
+        error_html(e, status, body)
     }
 
-    /// Redirects to `to`, with `flash` on the next page.
-    fn redirect(&self, to: &str, flash: Flash) -> Response {
-        self.console.sessions.flash(&self.id, flash);
-        see_other(to)
+    /// Redirects to `to`, with `flash` on the next page; if the message
+    /// cannot be kept (the database is lost), the error's page instead.
+    async fn redirect(&self, to: &str, flash: Flash) -> Response {
+        match self.console.sessions.flash(&self.id, flash).await {
+            Ok(()) => see_other(to),
+            Err(e) => self.error_page(&e),
+        }
     }
 
     /// Redirects to `to`, telling the outcome of a service call; a call
     /// the role may not make, or on something the caller may not see, is
     /// answered with its 403 or 404 page instead.
-    fn outcome<T>(&self, to: &str, r: &crate::error::Result<T>, done: &str) -> Response {
+    async fn outcome<T>(&self, to: &str, r: &crate::error::Result<T>, done: &str) -> Response {
         match r {
-            Ok(_) => self.redirect(to, Flash::Done(done.to_owned())),
-            Err(e) => self.failure(to, e),
+            Ok(_) => self.redirect(to, Flash::Done(done.to_owned())).await,
+            Err(e) => self.failure(to, e).await,
         }
     }
 
     /// Redirects to `to`, telling why a service call failed; a 403 or 404
-    /// is answered with its page instead (as [`Signed::outcome`] does).
-    fn failure(&self, to: &str, e: &Error) -> Response {
+    /// is answered with its page instead (as [`Signed::outcome`] does), and
+    /// so is a 503 (the database is lost: the message could not be kept).
+    async fn failure(&self, to: &str, e: &Error) -> Response {
         match error_status(e) {
-            (StatusCode::FORBIDDEN | StatusCode::NOT_FOUND, _) => self.error_page(e),
-            (_, message) => self.redirect(to, Flash::Failed(message)),
+            (
+                StatusCode::FORBIDDEN | StatusCode::NOT_FOUND | StatusCode::SERVICE_UNAVAILABLE,
+                _,
+            ) => self.error_page(e),
+            (_, message) => self.redirect(to, Flash::Failed(message)).await,
         }
     }
 
@@ -335,9 +373,7 @@ where
 
     async fn from_request(req: Request, service: &Arc<Service>) -> Result<Self, Response> {
         let (mut parts, body) = req.into_parts();
-        let signed = Signed::from_request_parts(&mut parts, service)
-            .await
-            .map_err(IntoResponse::into_response)?;
+        let signed = Signed::from_request_parts(&mut parts, service).await?;
         let Path(path) = Path::<T>::from_request_parts(&mut parts, service)
             .await
             .map_err(IntoResponse::into_response)?;
@@ -457,16 +493,19 @@ async fn signin(
     };
     // A session this browser had ends: one browser, one session.
     if let Some(old) = cookie(&headers, session::COOKIE) {
-        console.sessions.remove(&old);
+        if let Err(e) = console.sessions.remove(&old).await {
+            return unsigned_error_page(&e);
+        }
     }
-    let id = match console.sessions.create(caller.clone(), s.clock.now()) {
-        Ok(id) => id,
-        Err(session::SessionError::Full) => {
+    let id = match console.sessions.create(&caller, s.clock.now()).await {
+        Ok(Some(id)) => id,
+        Ok(None) => {
             return signin_page(
                 StatusCode::SERVICE_UNAVAILABLE,
                 Some("too many sessions are open on this server; try again later"),
             )
         }
+        Err(e) => return unsigned_error_page(&e),
     };
     tracing::info!(caller = %caller.name, "console sign-in");
     let mut resp = see_other("/ui/");
@@ -489,7 +528,9 @@ async fn signout(
     if let Err(resp) = signed.form(form) {
         return *resp;
     }
-    signed.console.sessions.remove(&signed.id);
+    if let Err(e) = signed.console.sessions.remove(&signed.id).await {
+        return signed.error_page(&e);
+    }
     let mut resp = see_other("/ui/signin");
     if let Ok(v) = HeaderValue::from_str(&session::set_cookie(session::COOKIE, "", 0)) {
         resp.headers_mut().append(header::SET_COOKIE, v);

@@ -2,6 +2,8 @@
 //! sign-out, CSRF refusals, roles enforced whatever the page offers, and
 //! the pages of the seed's flow.
 
+use std::sync::Arc;
+
 use axum::body::Body;
 use axum::http::{header, Request, StatusCode};
 
@@ -11,6 +13,11 @@ use crate::service::test_harness::{
     harness as harness_with, Harness as H, ADMIN, AGENT, ALICE, BOB, KEK, R,
 };
 use crate::service::IssueInput;
+use crate::store::shared::{
+    GrantHold, GrantLimits, SessionLimits, SharedStore, StoredDownload, StoredFlash, StoredGrant,
+    StoredSession,
+};
+use crate::store::StoreFuture;
 
 impl R {
     fn text(&self) -> String {
@@ -900,4 +907,212 @@ fn console_settings_are_checked_at_load() {
         let e = c.validate().unwrap_err();
         assert!(e.contains(&format!("service.console.{field}")), "{e}");
     }
+}
+
+/// A second instance of the service on the same database (the harness's
+/// store and shared store), with its own console and router: what another
+/// process behind the load balancer is.
+fn another_instance(h: &H, shared: Arc<dyn SharedStore>) -> axum::Router {
+    let s = &h.service;
+    let other = crate::service::Service::new(
+        s.ra.clone(),
+        s.metrics.clone(),
+        s.store.clone(),
+        shared,
+        s.clock.clone(),
+        s.config.clone(),
+    )
+    .unwrap();
+    crate::service::http::router(Arc::new(other))
+}
+
+#[tokio::test]
+async fn a_session_made_on_one_instance_works_on_another() {
+    let mut h = harness().await;
+    let a = h.router.clone();
+    let b = another_instance(&h, h.service.shared.clone());
+    let alice = h.sign_in(ALICE).await;
+    // B knows the browser: same caller, same CSRF token.
+    h.router = b.clone();
+    let page = h.view(&alice, "/ui/").await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.text());
+    assert!(page.text().contains(&format!("value=\"{}\"", alice.csrf)));
+    // A form posted at B with the token from A's page; its message is
+    // shown by A, once.
+    let r = h
+        .submit(
+            &alice,
+            "/ui/issue/server",
+            &[
+                ("entity_id", "fleet"),
+                ("names", "shared.example.com"),
+                ("key", "ec-256"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text());
+    let detail = r.location().to_owned();
+    h.router = a.clone();
+    assert!(h
+        .view(&alice, &detail)
+        .await
+        .text()
+        .contains("Issued certificate"));
+    h.router = b.clone();
+    assert!(!h
+        .view(&alice, &detail)
+        .await
+        .text()
+        .contains("Issued certificate"));
+    // A download asked for at A is used once, at B.
+    h.router = a.clone();
+    let r = h
+        .submit(
+            &alice,
+            &format!("{detail}/download-token"),
+            &[("format", "zip")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    h.router = b.clone();
+    let r = h.submit(&alice, &format!("{detail}/download"), &[]).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert_eq!(&r.body[..2], b"PK");
+    h.router = a.clone();
+    let r = h.submit(&alice, &format!("{detail}/download"), &[]).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "used once");
+    // Signed out at B: signed out at A.
+    h.router = b;
+    let r = h.submit(&alice, "/ui/signout", &[]).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    h.router = a;
+    let r = h.view(&alice, "/ui/").await;
+    assert_eq!(
+        (r.status, r.location()),
+        (StatusCode::SEE_OTHER, "/ui/signin")
+    );
+}
+
+/// A shared store whose database is lost: every call fails as PostgreSQL's
+/// store does then (ErrorKind::Unavailable, retry after 3 s).
+struct Lost;
+
+fn lost<T: Send + 'static>() -> crate::store::StoreFuture<'static, T> {
+    Box::pin(async {
+        Err(crate::error::Error::unavailable(
+            "database: connection refused",
+            3,
+        ))
+    })
+}
+
+impl SharedStore for Lost {
+    fn shared_secret<'a>(&'a self, _: &'a str, _: &'a [u8]) -> StoreFuture<'a, Vec<u8>> {
+        lost()
+    }
+    fn spend_nonce<'a>(&'a self, _: &'a [u8], _: i64) -> StoreFuture<'a, bool> {
+        lost()
+    }
+    fn prune_nonces(&self, _: i64) -> StoreFuture<'_, u64> {
+        lost()
+    }
+    fn take_job<'a>(&'a self, _: &'a str, _: &'a str, _: i64, _: i64) -> StoreFuture<'a, bool> {
+        lost()
+    }
+    fn release_job<'a>(&'a self, _: &'a str, _: &'a str) -> StoreFuture<'a, ()> {
+        lost()
+    }
+    fn set_ari_override<'a>(&'a self, _: &'a str, _: &'a str) -> StoreFuture<'a, ()> {
+        lost()
+    }
+    fn ari_override<'a>(&'a self, _: &'a str) -> StoreFuture<'a, Option<String>> {
+        lost()
+    }
+    fn hold_grant<'a>(
+        &'a self,
+        _: &'a [u8],
+        _: &'a StoredGrant,
+        _: i64,
+        _: GrantLimits,
+    ) -> StoreFuture<'a, GrantHold> {
+        lost()
+    }
+    fn take_grant<'a>(&'a self, _: &'a [u8], _: i64) -> StoreFuture<'a, Option<StoredGrant>> {
+        lost()
+    }
+    fn peek_grant<'a>(&'a self, _: &'a [u8], _: i64) -> StoreFuture<'a, Option<StoredGrant>> {
+        lost()
+    }
+    fn revocation_epoch(&self) -> StoreFuture<'_, i64> {
+        lost()
+    }
+    fn next_crl_number<'a>(&'a self, _: &'a str, _: i64) -> StoreFuture<'a, i64> {
+        lost()
+    }
+    fn create_session<'a>(
+        &'a self,
+        _: &'a [u8],
+        _: &'a Caller,
+        _: &'a str,
+        _: i64,
+        _: SessionLimits,
+    ) -> StoreFuture<'a, bool> {
+        lost()
+    }
+    fn session<'a>(
+        &'a self,
+        _: &'a [u8],
+        _: i64,
+        _: SessionLimits,
+    ) -> StoreFuture<'a, Option<StoredSession>> {
+        lost()
+    }
+    fn set_session_flash<'a>(&'a self, _: &'a [u8], _: &'a StoredFlash) -> StoreFuture<'a, ()> {
+        lost()
+    }
+    fn add_session_download<'a>(
+        &'a self,
+        _: &'a [u8],
+        _: &'a StoredDownload,
+        _: i64,
+        _: u64,
+    ) -> StoreFuture<'a, bool> {
+        lost()
+    }
+    fn take_session_download<'a>(
+        &'a self,
+        _: &'a [u8],
+        _: &'a str,
+        _: i64,
+    ) -> StoreFuture<'a, Option<StoredDownload>> {
+        lost()
+    }
+    fn remove_session<'a>(&'a self, _: &'a [u8]) -> StoreFuture<'a, ()> {
+        lost()
+    }
+}
+
+#[tokio::test]
+async fn a_lost_database_answers_503_with_retry_after() {
+    let mut h = harness().await;
+    let alice = h.sign_in(ALICE).await;
+    let (pre_cookie, pre) = h.signin_form().await;
+    h.router = another_instance(&h, Arc::new(Lost));
+    let unavailable = |r: &R| {
+        assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE, "{}", r.text());
+        assert_eq!(r.headers[header::RETRY_AFTER], "3");
+        assert_eq!(r.headers[header::CONTENT_TYPE], "text/html; charset=utf-8");
+        let t = r.text();
+        assert!(t.contains("database is unavailable"), "{t}");
+        assert!(
+            !t.contains("connection refused"),
+            "the cause stays in the log"
+        );
+    };
+    // A page, a form, signing in and out: none redirects to sign-in as if
+    // the session were gone.
+    unavailable(&h.view(&alice, "/ui/").await);
+    unavailable(&h.view(&alice, "/ui/certs").await);
+    unavailable(&h.submit(&alice, "/ui/signout", &[]).await);
+    unavailable(&h.post_signin(Some(&pre_cookie), &pre, ALICE).await);
 }

@@ -4,7 +4,10 @@ use std::sync::Arc;
 
 use tokio::sync::Barrier;
 
-use crate::store::shared::{GrantHold, GrantLimits, SharedStore, StoredGrant};
+use crate::model::service::{Caller, Role};
+use crate::store::shared::{
+    GrantHold, GrantLimits, SessionLimits, SharedStore, StoredDownload, StoredFlash, StoredGrant,
+};
 
 super::both!(crate::store::shared::SharedStore;
     secrets_are_made_once,
@@ -15,6 +18,12 @@ super::both!(crate::store::shared::SharedStore;
     grants_are_bounded_and_taken_once,
     the_revocation_epoch_starts_at_zero,
     crl_numbers_are_distinct_and_increasing,
+    sessions_expire_when_idle_and_at_their_lifetime,
+    a_full_session_table_is_swept_at_sign_in_and_bounded_under_races,
+    a_session_message_is_shown_once_even_concurrently,
+    a_session_download_is_taken_once_even_concurrently,
+    session_downloads_are_bounded_one_per_serial_and_expire,
+    removing_a_session_removes_its_downloads,
 );
 
 /// Runs `n` copies of `f` released together; their results in task order.
@@ -262,4 +271,300 @@ async fn crl_numbers_are_distinct_and_increasing(s: Arc<dyn SharedStore>) {
     .await;
     got.sort_unstable();
     assert_eq!(got, (2_001..2_009).collect::<Vec<_>>());
+}
+
+const SESSIONS: SessionLimits = SessionLimits {
+    lifetime: 1_000,
+    idle: 100,
+    max: 10,
+};
+
+fn agent() -> Caller {
+    Caller {
+        name: "it's agent \"smith\"".into(),
+        role: Role::Agent,
+    }
+}
+
+fn download(serial: &str, expires: i64, sealed: &[u8]) -> StoredDownload {
+    StoredDownload {
+        serial: serial.into(),
+        format: "zip".into(),
+        expires,
+        recovery: false,
+        token_sealed: sealed.to_vec(),
+    }
+}
+
+async fn sessions_expire_when_idle_and_at_their_lifetime(s: Arc<dyn SharedStore>) {
+    assert!(s
+        .create_session(b"s1", &agent(), "csrf-1", 10, SESSIONS)
+        .await
+        .unwrap());
+    assert_eq!(s.session(b"nope", 10, SESSIONS).await.unwrap(), None);
+    let got = s.session(b"s1", 109, SESSIONS).await.unwrap().unwrap();
+    assert_eq!(
+        (got.caller, got.csrf.as_str(), got.created, got.last_seen),
+        (agent(), "csrf-1", 10, 109),
+        "every field round-trips; touched"
+    );
+    assert!(got.flash.is_none() && got.downloads.is_empty());
+    // Touched at 109: idle until 209.
+    assert!(s.session(b"s1", 208, SESSIONS).await.unwrap().is_some());
+    assert_eq!(s.session(b"s1", 308, SESSIONS).await.unwrap(), None, "idle");
+    assert_eq!(
+        s.session(b"s1", 250, SESSIONS).await.unwrap(),
+        None,
+        "an expired session is removed"
+    );
+    assert!(s
+        .create_session(b"s2", &agent(), "csrf-2", 0, SESSIONS)
+        .await
+        .unwrap());
+    for t in (50..1_000).step_by(50) {
+        assert!(
+            s.session(b"s2", t, SESSIONS).await.unwrap().is_some(),
+            "at {t}"
+        );
+    }
+    assert_eq!(
+        s.session(b"s2", 1_000, SESSIONS).await.unwrap(),
+        None,
+        "past its lifetime"
+    );
+}
+
+async fn a_full_session_table_is_swept_at_sign_in_and_bounded_under_races(s: Arc<dyn SharedStore>) {
+    let two = SessionLimits { max: 2, ..SESSIONS };
+    assert!(s.create_session(b"a", &agent(), "c", 0, two).await.unwrap());
+    assert!(s
+        .create_session(b"b", &agent(), "c", 50, two)
+        .await
+        .unwrap());
+    assert!(
+        !s.create_session(b"c", &agent(), "c", 60, two)
+            .await
+            .unwrap(),
+        "full"
+    );
+    assert_eq!(s.session(b"c", 60, two).await.unwrap(), None);
+    // At 120 `a` is idle for 120 s: swept, making room; `b` stays.
+    assert!(s
+        .create_session(b"c", &agent(), "c", 120, two)
+        .await
+        .unwrap());
+    assert!(
+        !s.create_session(b"d", &agent(), "c", 120, two)
+            .await
+            .unwrap(),
+        "b and c are live"
+    );
+    assert!(s.session(b"b", 120, two).await.unwrap().is_some());
+    assert_eq!(s.session(b"a", 60, two).await.unwrap(), None, "swept");
+
+    // Concurrent sign-ins never exceed the bound.
+    let three = SessionLimits { max: 3, ..SESSIONS };
+    let made = together(8, |i| {
+        let s = s.clone();
+        async move {
+            let d = format!("race-{i}");
+            s.create_session(d.as_bytes(), &agent(), "c", 10_000, three)
+                .await
+                .unwrap()
+        }
+    })
+    .await;
+    assert_eq!(made.iter().filter(|m| **m).count(), 3, "{made:?}");
+    let mut live = 0;
+    for i in 0..8 {
+        let d = format!("race-{i}");
+        live += usize::from(
+            s.session(d.as_bytes(), 10_001, three)
+                .await
+                .unwrap()
+                .is_some(),
+        );
+    }
+    assert_eq!(live, 3);
+}
+
+async fn a_session_message_is_shown_once_even_concurrently(s: Arc<dyn SharedStore>) {
+    assert!(s
+        .create_session(b"s", &agent(), "c", 0, SESSIONS)
+        .await
+        .unwrap());
+    let done = StoredFlash {
+        failed: false,
+        text: "Revoked 'it'.".into(),
+    };
+    s.set_session_flash(b"s", &done).await.unwrap();
+    assert_eq!(
+        s.session(b"s", 1, SESSIONS).await.unwrap().unwrap().flash,
+        Some(done)
+    );
+    assert_eq!(
+        s.session(b"s", 2, SESSIONS).await.unwrap().unwrap().flash,
+        None
+    );
+    let failed = StoredFlash {
+        failed: true,
+        text: "no".into(),
+    };
+    s.set_session_flash(b"s", &failed).await.unwrap();
+    s.set_session_flash(b"nope", &failed).await.unwrap();
+    let seen = together(8, |_| {
+        let s = s.clone();
+        async move { s.session(b"s", 3, SESSIONS).await.unwrap().unwrap().flash }
+    })
+    .await;
+    let shown: Vec<_> = seen.into_iter().flatten().collect();
+    assert_eq!(shown, vec![failed], "exactly one request shows it");
+}
+
+async fn a_session_download_is_taken_once_even_concurrently(s: Arc<dyn SharedStore>) {
+    assert!(s
+        .create_session(b"s", &agent(), "c", 0, SESSIONS)
+        .await
+        .unwrap());
+    assert!(s
+        .create_session(b"t", &agent(), "c", 0, SESSIONS)
+        .await
+        .unwrap());
+    let mut p12 = download("0a", 100, &[0, 1, 2, 0xff]);
+    p12.format = "pkcs12".into();
+    p12.recovery = true;
+    assert!(s.add_session_download(b"s", &p12, 1, 8).await.unwrap());
+    assert_eq!(
+        s.take_session_download(b"t", "0a", 2).await.unwrap(),
+        None,
+        "not another session's"
+    );
+    let takers = together(8, |_| {
+        let s = s.clone();
+        async move { s.take_session_download(b"s", "0a", 2).await.unwrap() }
+    })
+    .await;
+    let taken: Vec<_> = takers.into_iter().flatten().collect();
+    assert_eq!(taken, vec![p12], "exactly one gets it, every field intact");
+    assert_eq!(s.take_session_download(b"s", "0a", 3).await.unwrap(), None);
+    // An expired one is removed, not returned.
+    assert!(s
+        .add_session_download(b"s", &download("0b", 100, b"x"), 4, 8)
+        .await
+        .unwrap());
+    assert_eq!(
+        s.take_session_download(b"s", "0b", 100).await.unwrap(),
+        None
+    );
+    assert_eq!(s.take_session_download(b"s", "0b", 50).await.unwrap(), None);
+}
+
+async fn session_downloads_are_bounded_one_per_serial_and_expire(s: Arc<dyn SharedStore>) {
+    assert!(s
+        .create_session(b"s", &agent(), "c", 0, SESSIONS)
+        .await
+        .unwrap());
+    assert!(
+        !s.add_session_download(b"nope", &download("01", 100, b"x"), 1, 8)
+            .await
+            .unwrap(),
+        "no such session"
+    );
+    for i in 0..11u8 {
+        let d = download(&format!("{i:02x}"), 100, &[i]);
+        assert!(s.add_session_download(b"s", &d, 1, 8).await.unwrap());
+    }
+    let serials = |got: &[StoredDownload]| got.iter().map(|d| d.serial.clone()).collect::<Vec<_>>();
+    let got = s
+        .session(b"s", 2, SESSIONS)
+        .await
+        .unwrap()
+        .unwrap()
+        .downloads;
+    assert_eq!(
+        serials(&got),
+        ["03", "04", "05", "06", "07", "08", "09", "0a"],
+        "the oldest were dropped; oldest first"
+    );
+    assert_eq!(s.take_session_download(b"s", "00", 2).await.unwrap(), None);
+    // The same serial again replaces it (and it is then the newest).
+    let again = download("05", 200, b"new");
+    assert!(s.add_session_download(b"s", &again, 3, 8).await.unwrap());
+    let got = s
+        .session(b"s", 4, SESSIONS)
+        .await
+        .unwrap()
+        .unwrap()
+        .downloads;
+    assert_eq!(
+        serials(&got),
+        ["03", "04", "06", "07", "08", "09", "0a", "05"]
+    );
+    assert_eq!(got.last(), Some(&again));
+    // At 100 all but the new one expired: not shown, and not counted.
+    let got = s
+        .session(b"s", 100, SESSIONS)
+        .await
+        .unwrap()
+        .unwrap()
+        .downloads;
+    assert_eq!(got, vec![again.clone()]);
+    assert_eq!(
+        s.take_session_download(b"s", "03", 100).await.unwrap(),
+        None
+    );
+
+    // Concurrent additions keep the bound.
+    let added = together(16, |i| {
+        let s = s.clone();
+        async move {
+            let d = download(&format!("{:02x}", 0x20 + i), 300, b"y");
+            s.add_session_download(b"s", &d, 150, 8).await.unwrap()
+        }
+    })
+    .await;
+    assert!(added.iter().all(|a| *a));
+    let got = s
+        .session(b"s", 151, SESSIONS)
+        .await
+        .unwrap()
+        .unwrap()
+        .downloads;
+    assert_eq!(got.len(), 8, "{:?}", serials(&got));
+}
+
+async fn removing_a_session_removes_its_downloads(s: Arc<dyn SharedStore>) {
+    assert!(s
+        .create_session(b"s", &agent(), "c", 0, SESSIONS)
+        .await
+        .unwrap());
+    assert!(s
+        .create_session(b"t", &agent(), "c", 0, SESSIONS)
+        .await
+        .unwrap());
+    for d in [b"s".as_slice(), b"t"] {
+        assert!(s
+            .add_session_download(d, &download("0a", 100, b"x"), 1, 8)
+            .await
+            .unwrap());
+    }
+    s.remove_session(b"s").await.unwrap();
+    s.remove_session(b"nope").await.unwrap();
+    assert_eq!(s.session(b"s", 2, SESSIONS).await.unwrap(), None);
+    assert_eq!(s.take_session_download(b"s", "0a", 2).await.unwrap(), None);
+    assert!(
+        !s.add_session_download(b"s", &download("0b", 100, b"x"), 2, 8)
+            .await
+            .unwrap(),
+        "ended"
+    );
+    assert_eq!(
+        s.session(b"t", 2, SESSIONS)
+            .await
+            .unwrap()
+            .unwrap()
+            .downloads,
+        vec![download("0a", 100, b"x")],
+        "other sessions keep theirs"
+    );
 }

@@ -212,4 +212,32 @@ CREATE TRIGGER certificates_count_revocations
     EXECUTE FUNCTION acme_ca_count_revocation();
 ALTER TABLE orders ADD COLUMN processing_owner TEXT;
 "#,
+    // Console browser sessions (src/service/console/session.rs), shared so
+    // that any instance serves any browser: keyed by the SHA-256 of the
+    // cookie's id; pending downloads hold their token sealed under a key
+    // only the id gives, oldest first by `seq`.
+    r#"
+CREATE TABLE console_sessions (
+    digest        BYTEA PRIMARY KEY,
+    caller        TEXT NOT NULL,
+    role          TEXT NOT NULL,
+    csrf          TEXT NOT NULL,
+    created       BIGINT NOT NULL,
+    last_seen     BIGINT NOT NULL,
+    flash         TEXT,
+    flash_failed  BOOLEAN
+);
+CREATE INDEX console_sessions_by_created ON console_sessions(created);
+CREATE INDEX console_sessions_by_last_seen ON console_sessions(last_seen);
+CREATE TABLE console_downloads (
+    seq           BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    session       BYTEA NOT NULL REFERENCES console_sessions(digest) ON DELETE CASCADE,
+    serial        TEXT NOT NULL,
+    format        TEXT NOT NULL,
+    expires       BIGINT NOT NULL,
+    recovery      BOOLEAN NOT NULL,
+    token_sealed  BYTEA NOT NULL,
+    UNIQUE (session, serial)
+);
+"#,
 ];

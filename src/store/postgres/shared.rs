@@ -2,20 +2,38 @@
 //! agree on. Each operation is one statement whose outcome the database
 //! decides (`ON CONFLICT`, a conditional upsert, `DELETE … RETURNING`), or
 //! one transaction under a transaction-scoped advisory lock where a bound
-//! spans rows (download grants).
+//! spans rows (download grants, console sessions), or under the row lock of
+//! the one row the change belongs to (a console session's downloads).
 
 use sqlx::postgres::PgRow;
 use sqlx::Row;
 
 use super::{db_err, PgStore};
 use crate::error::Result;
+use crate::model::service::Caller;
 use crate::model::Timestamp;
-use crate::store::shared::{GrantHold, GrantLimits, SharedStore, StoredGrant};
+use crate::store::shared::{
+    session_caller, GrantHold, GrantLimits, SessionLimits, SharedStore, StoredDownload,
+    StoredFlash, StoredGrant, StoredSession,
+};
 use crate::store::StoreFuture;
 
 /// The advisory lock that serialises holding download grants across
 /// instances (an arbitrary constant: "grants" in ASCII).
 const GRANTS_LOCK: i64 = 0x67_72_61_6e_74_73;
+/// The advisory lock that serialises starting console sessions (their
+/// bound spans rows): "session" in ASCII.
+const SESSIONS_LOCK: i64 = 0x73_65_73_73_69_6f_6e;
+
+fn download_from_row(row: &PgRow) -> Result<StoredDownload> {
+    Ok(StoredDownload {
+        serial: row.try_get("serial").map_err(db_err)?,
+        format: row.try_get("format").map_err(db_err)?,
+        expires: row.try_get("expires").map_err(db_err)?,
+        recovery: row.try_get("recovery").map_err(db_err)?,
+        token_sealed: row.try_get("token_sealed").map_err(db_err)?,
+    })
+}
 
 fn grant_from_row(row: &PgRow) -> Result<StoredGrant> {
     Ok(StoredGrant {
@@ -268,6 +286,239 @@ impl SharedStore for PgStore {
             .fetch_one(self.pool())
             .await
             .map_err(db_err)
+        })
+    }
+
+    fn create_session<'a>(
+        &'a self,
+        digest: &'a [u8],
+        caller: &'a Caller,
+        csrf: &'a str,
+        now: Timestamp,
+        limits: SessionLimits,
+    ) -> StoreFuture<'a, bool> {
+        Box::pin(async move {
+            let max = i64::try_from(limits.max).unwrap_or(i64::MAX);
+            let mut tx = self.pool().begin().await.map_err(db_err)?;
+            // The count must not change between it and the insert: one
+            // sign-in at a time across the fleet, released at commit.
+            sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                .bind(SESSIONS_LOCK)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?;
+            sqlx::query("DELETE FROM console_sessions WHERE created <= $1 OR last_seen <= $2")
+                .bind(limits.born_after(now))
+                .bind(limits.seen_after(now))
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?;
+            let done = sqlx::query(
+                "INSERT INTO console_sessions (digest, caller, role, csrf, created, last_seen) \
+                 SELECT $1, $2, $3, $4, $5, $5 \
+                 WHERE (SELECT count(*) FROM console_sessions) < $6",
+            )
+            .bind(digest)
+            .bind(&caller.name)
+            .bind(caller.role.as_str())
+            .bind(csrf)
+            .bind(now)
+            .bind(max)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+            tx.commit().await.map_err(db_err)?;
+            Ok(done.rows_affected() == 1)
+        })
+    }
+
+    fn session<'a>(
+        &'a self,
+        digest: &'a [u8],
+        now: Timestamp,
+        limits: SessionLimits,
+    ) -> StoreFuture<'a, Option<StoredSession>> {
+        Box::pin(async move {
+            // One statement: `old` locks the row and reads its message (a
+            // concurrent caller waits for the lock, then reads the row as
+            // the first left it, without the message); the update touches
+            // the row only while it is live.
+            let row = sqlx::query(
+                "WITH old AS (SELECT digest, flash, flash_failed FROM console_sessions \
+                 WHERE digest = $1 FOR UPDATE) \
+                 UPDATE console_sessions AS s \
+                 SET last_seen = $2, flash = NULL, flash_failed = NULL \
+                 FROM old WHERE s.digest = old.digest AND s.created > $3 AND s.last_seen > $4 \
+                 RETURNING s.caller, s.role, s.csrf, s.created, old.flash, old.flash_failed",
+            )
+            .bind(digest)
+            .bind(now)
+            .bind(limits.born_after(now))
+            .bind(limits.seen_after(now))
+            .fetch_optional(self.pool())
+            .await
+            .map_err(db_err)?;
+            let Some(row) = row else {
+                // Unknown, or over: removed if over.
+                sqlx::query(
+                    "DELETE FROM console_sessions WHERE digest = $1 \
+                     AND (created <= $2 OR last_seen <= $3)",
+                )
+                .bind(digest)
+                .bind(limits.born_after(now))
+                .bind(limits.seen_after(now))
+                .execute(self.pool())
+                .await
+                .map_err(db_err)?;
+                return Ok(None);
+            };
+            let flash = row
+                .try_get::<Option<String>, _>("flash")
+                .map_err(db_err)?
+                .map(|text| -> Result<StoredFlash> {
+                    let failed: Option<bool> = row.try_get("flash_failed").map_err(db_err)?;
+                    Ok(StoredFlash {
+                        failed: failed.unwrap_or(false),
+                        text,
+                    })
+                })
+                .transpose()?;
+            let role: String = row.try_get("role").map_err(db_err)?;
+            let caller = session_caller(row.try_get("caller").map_err(db_err)?, &role)?;
+            let downloads = sqlx::query(
+                "WITH gone AS (DELETE FROM console_downloads WHERE session = $1 AND expires <= $2) \
+                 SELECT * FROM console_downloads WHERE session = $1 AND expires > $2 ORDER BY seq",
+            )
+            .bind(digest)
+            .bind(now)
+            .fetch_all(self.pool())
+            .await
+            .map_err(db_err)?
+            .iter()
+            .map(download_from_row)
+            .collect::<Result<Vec<_>>>()?;
+            Ok(Some(StoredSession {
+                caller,
+                csrf: row.try_get("csrf").map_err(db_err)?,
+                created: row.try_get("created").map_err(db_err)?,
+                last_seen: now,
+                flash,
+                downloads,
+            }))
+        })
+    }
+
+    fn set_session_flash<'a>(
+        &'a self,
+        digest: &'a [u8],
+        flash: &'a StoredFlash,
+    ) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            sqlx::query(
+                "UPDATE console_sessions SET flash = $2, flash_failed = $3 WHERE digest = $1",
+            )
+            .bind(digest)
+            .bind(&flash.text)
+            .bind(flash.failed)
+            .execute(self.pool())
+            .await
+            .map_err(db_err)?;
+            Ok(())
+        })
+    }
+
+    fn add_session_download<'a>(
+        &'a self,
+        digest: &'a [u8],
+        download: &'a StoredDownload,
+        now: Timestamp,
+        max: u64,
+    ) -> StoreFuture<'a, bool> {
+        Box::pin(async move {
+            let keep = i64::try_from(max.saturating_sub(1)).unwrap_or(i64::MAX);
+            let mut tx = self.pool().begin().await.map_err(db_err)?;
+            // The session's row lock orders the additions of one session
+            // (and keeps it from ending meanwhile).
+            let exists = sqlx::query("SELECT 1 FROM console_sessions WHERE digest = $1 FOR UPDATE")
+                .bind(digest)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db_err)?
+                .is_some();
+            if !exists {
+                tx.rollback().await.map_err(db_err)?;
+                return Ok(false);
+            }
+            sqlx::query(
+                "DELETE FROM console_downloads WHERE session = $1 \
+                 AND (serial = $2 OR expires <= $3)",
+            )
+            .bind(digest)
+            .bind(&download.serial)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+            sqlx::query(
+                "DELETE FROM console_downloads WHERE session = $1 AND seq NOT IN \
+                 (SELECT seq FROM console_downloads WHERE session = $1 \
+                 ORDER BY seq DESC LIMIT $2)",
+            )
+            .bind(digest)
+            .bind(keep)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+            sqlx::query(
+                "INSERT INTO console_downloads (session, serial, format, expires, recovery, \
+                 token_sealed) VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(digest)
+            .bind(&download.serial)
+            .bind(&download.format)
+            .bind(download.expires)
+            .bind(download.recovery)
+            .bind(&download.token_sealed)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+            tx.commit().await.map_err(db_err)?;
+            Ok(true)
+        })
+    }
+
+    fn take_session_download<'a>(
+        &'a self,
+        digest: &'a [u8],
+        serial: &'a str,
+        now: Timestamp,
+    ) -> StoreFuture<'a, Option<StoredDownload>> {
+        Box::pin(async move {
+            // A row is deleted once: of concurrent takers, one gets it back.
+            let row = sqlx::query(
+                "DELETE FROM console_downloads WHERE session = $1 AND serial = $2 RETURNING *",
+            )
+            .bind(digest)
+            .bind(serial)
+            .fetch_optional(self.pool())
+            .await
+            .map_err(db_err)?;
+            Ok(row
+                .as_ref()
+                .map(download_from_row)
+                .transpose()?
+                .filter(|d| d.expires > now))
+        })
+    }
+
+    fn remove_session<'a>(&'a self, digest: &'a [u8]) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            sqlx::query("DELETE FROM console_sessions WHERE digest = $1")
+                .bind(digest)
+                .execute(self.pool())
+                .await
+                .map_err(db_err)?;
+            Ok(())
         })
     }
 }

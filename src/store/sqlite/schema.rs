@@ -218,4 +218,32 @@ BEGIN
 END;
 ALTER TABLE orders ADD COLUMN processing_owner TEXT;
 "#,
+    // Console browser sessions (src/service/console/session.rs), shared so
+    // that any instance serves any browser: keyed by the SHA-256 of the
+    // cookie's id; pending downloads hold their token sealed under a key
+    // only the id gives, oldest first by `seq`.
+    r#"
+CREATE TABLE console_sessions (
+    digest        BLOB PRIMARY KEY,
+    caller        TEXT NOT NULL,
+    role          TEXT NOT NULL,
+    csrf          TEXT NOT NULL,
+    created       INTEGER NOT NULL,
+    last_seen     INTEGER NOT NULL,
+    flash         TEXT,
+    flash_failed  INTEGER
+) WITHOUT ROWID;
+CREATE INDEX console_sessions_by_created ON console_sessions(created);
+CREATE INDEX console_sessions_by_last_seen ON console_sessions(last_seen);
+CREATE TABLE console_downloads (
+    seq           INTEGER PRIMARY KEY AUTOINCREMENT,
+    session       BLOB NOT NULL REFERENCES console_sessions(digest) ON DELETE CASCADE,
+    serial        TEXT NOT NULL,
+    format        TEXT NOT NULL,
+    expires       INTEGER NOT NULL,
+    recovery      INTEGER NOT NULL,
+    token_sealed  BLOB NOT NULL,
+    UNIQUE (session, serial)
+);
+"#,
 ];

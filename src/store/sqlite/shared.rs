@@ -1,8 +1,9 @@
 //! [`SharedStore`] on SQLite. Writes are writer ops (batched like any
 //! other); an operation that reads, decides and writes (a grant held within
-//! its bounds, a grant taken, a CRL number allocated) runs under
-//! [`SqliteStore::exclusive`]: one process owns the database file (the data
-//! directory's lock), so a process-wide lock makes it atomic.
+//! its bounds, a grant taken, a CRL number allocated, a console session read
+//! with its one-shot message taken out) runs under [`SqliteStore::exclusive`]:
+//! one process owns the database file (the data directory's lock), so a
+//! process-wide lock makes it atomic.
 
 use sqlx::Row;
 
@@ -10,8 +11,12 @@ use super::ops::Op;
 use super::sql::Sql;
 use super::{db_err, SqliteStore};
 use crate::error::Result;
+use crate::model::service::Caller;
 use crate::model::Timestamp;
-use crate::store::shared::{GrantHold, GrantLimits, SharedStore, StoredGrant};
+use crate::store::shared::{
+    session_caller, GrantHold, GrantLimits, SessionLimits, SharedStore, StoredDownload,
+    StoredFlash, StoredGrant, StoredSession,
+};
 use crate::store::StoreFuture;
 
 /// A write of [`SharedStore`].
@@ -32,6 +37,31 @@ pub(super) enum SharedOp {
     HoldGrant(Vec<u8>, StoredGrant, Timestamp),
     DropGrant(Vec<u8>),
     CrlNumber(String, i64),
+    /// Removes sessions over at `now`, then inserts this one unless `max`
+    /// remain.
+    CreateSession {
+        digest: Vec<u8>,
+        caller: Caller,
+        csrf: String,
+        now: Timestamp,
+        limits: SessionLimits,
+    },
+    /// Marks a session seen at `now`, clears its message and drops its
+    /// downloads expired at `now`.
+    TouchSession(Vec<u8>, Timestamp),
+    SessionFlash(Vec<u8>, StoredFlash),
+    /// Drops the session's downloads of the same serial or expired at
+    /// `now`, then the oldest beyond `max - 1`, then inserts this one if the
+    /// session exists.
+    AddDownload {
+        digest: Vec<u8>,
+        download: StoredDownload,
+        now: Timestamp,
+        max: u64,
+    },
+    DropDownload(Vec<u8>, String),
+    /// Removes a session (its downloads go with it: ON DELETE CASCADE).
+    RemoveSession(Vec<u8>),
 }
 
 impl SharedOp {
@@ -96,9 +126,142 @@ impl SharedOp {
                          number = max(crl_numbers.number + 1, excluded.number);\n",
                     );
             }
+            SharedOp::CreateSession {
+                digest,
+                caller,
+                csrf,
+                now,
+                limits,
+            } => {
+                create_session(sql, digest, caller, csrf, *now, *limits)?;
+                return Ok(2);
+            }
+            SharedOp::TouchSession(digest, now) => {
+                sql.raw("UPDATE console_sessions SET last_seen = ")
+                    .int(*now)
+                    .raw(", flash = NULL, flash_failed = NULL WHERE digest = ")
+                    .blob(digest)
+                    .raw(";\nDELETE FROM console_downloads WHERE session = ")
+                    .blob(digest)
+                    .raw(" AND expires <= ")
+                    .int(*now)
+                    .raw(";\n");
+                return Ok(2);
+            }
+            SharedOp::SessionFlash(digest, flash) => {
+                sql.raw("UPDATE console_sessions SET flash = ")
+                    .text(&flash.text)?
+                    .raw(", flash_failed = ")
+                    .bool(flash.failed)
+                    .raw(" WHERE digest = ")
+                    .blob(digest)
+                    .raw(";\n");
+            }
+            SharedOp::AddDownload {
+                digest,
+                download,
+                now,
+                max,
+            } => {
+                add_download(sql, digest, download, *now, *max)?;
+                return Ok(3);
+            }
+            SharedOp::DropDownload(digest, serial) => {
+                sql.raw("DELETE FROM console_downloads WHERE session = ")
+                    .blob(digest)
+                    .raw(" AND serial = ")
+                    .text(serial)?
+                    .raw(";\n");
+            }
+            SharedOp::RemoveSession(digest) => {
+                sql.raw("DELETE FROM console_sessions WHERE digest = ")
+                    .blob(digest)
+                    .raw(";\n");
+            }
         }
         Ok(1)
     }
+}
+
+/// Sweeps sessions over at `now`, then inserts the new one while fewer than
+/// `limits.max` remain (two statements; the writer runs one op at a time,
+/// so the count cannot change in between).
+fn create_session(
+    sql: &mut Sql,
+    digest: &[u8],
+    caller: &Caller,
+    csrf: &str,
+    now: Timestamp,
+    limits: SessionLimits,
+) -> Result<()> {
+    let max = i64::try_from(limits.max).unwrap_or(i64::MAX);
+    sql.raw("DELETE FROM console_sessions WHERE created <= ")
+        .int(limits.born_after(now))
+        .raw(" OR last_seen <= ")
+        .int(limits.seen_after(now))
+        .raw(
+            ";\nINSERT INTO console_sessions (digest, caller, role, csrf, created, last_seen) \
+             SELECT ",
+        )
+        .blob(digest)
+        .raw(", ")
+        .text(&caller.name)?
+        .raw(", ")
+        .text(caller.role.as_str())?
+        .raw(", ")
+        .text(csrf)?
+        .raw(", ")
+        .int(now)
+        .raw(", ")
+        .int(now)
+        .raw(" WHERE (SELECT count(*) FROM console_sessions) < ")
+        .int(max)
+        .raw(";\n");
+    Ok(())
+}
+
+/// Replaces the session's download of the same serial, dropping expired
+/// ones and the oldest beyond `max - 1` first (three statements; the last,
+/// the insert, changes a row only if the session exists).
+fn add_download(
+    sql: &mut Sql,
+    digest: &[u8],
+    d: &StoredDownload,
+    now: Timestamp,
+    max: u64,
+) -> Result<()> {
+    let keep = i64::try_from(max.saturating_sub(1)).unwrap_or(i64::MAX);
+    sql.raw("DELETE FROM console_downloads WHERE session = ")
+        .blob(digest)
+        .raw(" AND (serial = ")
+        .text(&d.serial)?
+        .raw(" OR expires <= ")
+        .int(now)
+        .raw(");\nDELETE FROM console_downloads WHERE session = ")
+        .blob(digest)
+        .raw(" AND seq NOT IN (SELECT seq FROM console_downloads WHERE session = ")
+        .blob(digest)
+        .raw(" ORDER BY seq DESC LIMIT ")
+        .int(keep)
+        .raw(
+            ");\nINSERT INTO console_downloads (session, serial, format, expires, recovery, \
+             token_sealed) SELECT ",
+        )
+        .blob(digest)
+        .raw(", ")
+        .text(&d.serial)?
+        .raw(", ")
+        .text(&d.format)?
+        .raw(", ")
+        .int(d.expires)
+        .raw(", ")
+        .bool(d.recovery)
+        .raw(", ")
+        .blob(&d.token_sealed)
+        .raw(" WHERE EXISTS (SELECT 1 FROM console_sessions WHERE digest = ")
+        .blob(digest)
+        .raw(");\n");
+    Ok(())
 }
 
 /// Takes or renews a job's lease: the upsert updates the row only when the
@@ -156,6 +319,16 @@ fn grant_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<StoredGrant> {
         password_sealed: row.try_get("password_sealed").map_err(db_err)?,
         expires: row.try_get("expires").map_err(db_err)?,
         recovery: row.try_get("recovery").map_err(db_err)?,
+    })
+}
+
+fn download_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<StoredDownload> {
+    Ok(StoredDownload {
+        serial: row.try_get("serial").map_err(db_err)?,
+        format: row.try_get("format").map_err(db_err)?,
+        expires: row.try_get("expires").map_err(db_err)?,
+        recovery: row.try_get("recovery").map_err(db_err)?,
+        token_sealed: row.try_get("token_sealed").map_err(db_err)?,
     })
 }
 
@@ -339,6 +512,154 @@ impl SharedStore for SqliteStore {
                 .fetch_one(&self.reader)
                 .await
                 .map_err(db_err)
+        })
+    }
+
+    fn create_session<'a>(
+        &'a self,
+        digest: &'a [u8],
+        caller: &'a Caller,
+        csrf: &'a str,
+        now: Timestamp,
+        limits: SessionLimits,
+    ) -> StoreFuture<'a, bool> {
+        Box::pin(async move {
+            let op = SharedOp::CreateSession {
+                digest: digest.to_vec(),
+                caller: caller.clone(),
+                csrf: csrf.to_owned(),
+                now,
+                limits,
+            };
+            Ok(self.shared_write(op).await? == 1)
+        })
+    }
+
+    fn session<'a>(
+        &'a self,
+        digest: &'a [u8],
+        now: Timestamp,
+        limits: SessionLimits,
+    ) -> StoreFuture<'a, Option<StoredSession>> {
+        Box::pin(async move {
+            // Read, then touch: under the lock no other request of this
+            // process (the only one on the file) reads the same message.
+            let _only = self.exclusive.lock().await;
+            let Some(row) = sqlx::query("SELECT * FROM console_sessions WHERE digest = ?")
+                .bind(digest)
+                .fetch_optional(&self.reader)
+                .await
+                .map_err(db_err)?
+            else {
+                return Ok(None);
+            };
+            let created: i64 = row.try_get("created").map_err(db_err)?;
+            let last_seen: i64 = row.try_get("last_seen").map_err(db_err)?;
+            if !limits.live(created, last_seen, now) {
+                self.shared_write(SharedOp::RemoveSession(digest.to_vec()))
+                    .await?;
+                return Ok(None);
+            }
+            let flash = row
+                .try_get::<Option<String>, _>("flash")
+                .map_err(db_err)?
+                .map(|text| -> Result<StoredFlash> {
+                    let failed: Option<bool> = row.try_get("flash_failed").map_err(db_err)?;
+                    Ok(StoredFlash {
+                        failed: failed.unwrap_or(false),
+                        text,
+                    })
+                })
+                .transpose()?;
+            let role: String = row.try_get("role").map_err(db_err)?;
+            let caller = session_caller(row.try_get("caller").map_err(db_err)?, &role)?;
+            let csrf = row.try_get("csrf").map_err(db_err)?;
+            self.shared_write(SharedOp::TouchSession(digest.to_vec(), now))
+                .await?;
+            let downloads = sqlx::query(
+                "SELECT * FROM console_downloads WHERE session = ? AND expires > ? ORDER BY seq",
+            )
+            .bind(digest)
+            .bind(now)
+            .fetch_all(&self.reader)
+            .await
+            .map_err(db_err)?
+            .iter()
+            .map(download_from_row)
+            .collect::<Result<Vec<_>>>()?;
+            Ok(Some(StoredSession {
+                caller,
+                csrf,
+                created,
+                last_seen: now,
+                flash,
+                downloads,
+            }))
+        })
+    }
+
+    fn set_session_flash<'a>(
+        &'a self,
+        digest: &'a [u8],
+        flash: &'a StoredFlash,
+    ) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            // Under the lock: not between another request's read of the
+            // message and its clearing.
+            let _only = self.exclusive.lock().await;
+            let op = SharedOp::SessionFlash(digest.to_vec(), flash.clone());
+            self.shared_write(op).await.map(drop)
+        })
+    }
+
+    fn add_session_download<'a>(
+        &'a self,
+        digest: &'a [u8],
+        download: &'a StoredDownload,
+        now: Timestamp,
+        max: u64,
+    ) -> StoreFuture<'a, bool> {
+        Box::pin(async move {
+            let op = SharedOp::AddDownload {
+                digest: digest.to_vec(),
+                download: download.clone(),
+                now,
+                max,
+            };
+            Ok(self.shared_write(op).await? == 1)
+        })
+    }
+
+    fn take_session_download<'a>(
+        &'a self,
+        digest: &'a [u8],
+        serial: &'a str,
+        now: Timestamp,
+    ) -> StoreFuture<'a, Option<StoredDownload>> {
+        Box::pin(async move {
+            let _only = self.exclusive.lock().await;
+            let Some(row) =
+                sqlx::query("SELECT * FROM console_downloads WHERE session = ? AND serial = ?")
+                    .bind(digest)
+                    .bind(serial)
+                    .fetch_optional(&self.reader)
+                    .await
+                    .map_err(db_err)?
+            else {
+                return Ok(None);
+            };
+            let download = download_from_row(&row)?;
+            let op = SharedOp::DropDownload(digest.to_vec(), serial.to_owned());
+            let removed = self.shared_write(op).await?;
+            Ok((removed == 1 && download.expires > now).then_some(download))
+        })
+    }
+
+    fn remove_session<'a>(&'a self, digest: &'a [u8]) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            self.shared_write(SharedOp::RemoveSession(digest.to_vec()))
+                .await
+                .map(drop)
         })
     }
 }

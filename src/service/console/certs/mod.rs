@@ -54,7 +54,11 @@ pub(super) async fn download_token(
     let format = match f.text("format") {
         "" | "zip" => Format::Zip,
         "p12" => Format::Pkcs12,
-        _ => return signed.redirect(&to, Flash::Failed("the format is zip or p12".into())),
+        _ => {
+            return signed
+                .redirect(&to, Flash::Failed("the format is zip or p12".into()))
+                .await
+        }
     };
     let password = match (format, f.get("password")) {
         (Format::Pkcs12, Some(p)) if !p.is_empty() => Some(p.to_owned()),
@@ -70,22 +74,28 @@ pub(super) async fn download_token(
     {
         Ok((token, expires)) => {
             let serial = normalize_serial(&serial).unwrap_or(serial);
-            signed.console.sessions.add_download(
-                &signed.id,
-                PendingDownload {
-                    serial: serial.clone(),
-                    token,
-                    format,
-                    expires,
-                    recovery: with_recovery,
-                },
-            );
-            signed.redirect(
-                &detail_url(&serial),
-                Flash::Done(format!("The download is ready until {}.", rfc3339(expires))),
-            )
+            let pending = PendingDownload {
+                serial: serial.clone(),
+                format,
+                expires,
+                recovery: with_recovery,
+            };
+            if let Err(e) = signed
+                .console
+                .sessions
+                .add_download(&signed.id, &pending, &token, s.now())
+                .await
+            {
+                return signed.error_page(&e);
+            }
+            signed
+                .redirect(
+                    &detail_url(&serial),
+                    Flash::Done(format!("The download is ready until {}.", rfc3339(expires))),
+                )
+                .await
         }
-        Err(e) => signed.failure(&to, &e),
+        Err(e) => signed.failure(&to, &e).await,
     }
 }
 
@@ -96,18 +106,30 @@ pub(super) async fn download(State(s): State<Arc<Service>>, posted: Posted<Strin
         Err(e) => return signed.error_page(&e),
     };
     let to = detail_url(&serial);
-    let Some(d) = signed.console.sessions.take_download(&signed.id, &serial) else {
-        return signed.redirect(
-            &to,
-            Flash::Failed(
-                "no download is ready for this certificate (it expired or was used): request one"
-                    .into(),
-            ),
-        );
+    let taken = signed
+        .console
+        .sessions
+        .take_download(&signed.id, &serial, s.now())
+        .await;
+    let token = match taken {
+        Ok(Some((_, token))) => token,
+        Ok(None) => {
+            return signed
+                .redirect(
+                    &to,
+                    Flash::Failed(
+                        "no download is ready for this certificate (it expired or was used): \
+                         request one"
+                            .into(),
+                    ),
+                )
+                .await
+        }
+        Err(e) => return signed.error_page(&e),
     };
-    match s.download(&serial, &d.token).await {
+    match s.download(&serial, &token).await {
         Ok(file) => crate::service::http::attachment(file),
-        Err(e) => signed.failure(&to, &e),
+        Err(e) => signed.failure(&to, &e).await,
     }
 }
 
@@ -119,16 +141,24 @@ pub(super) async fn renew(State(s): State<Arc<Service>>, posted: Posted<String>)
     } = posted;
     match s.renew(signed.caller(), &serial).await {
         Ok(old) => match old.service.as_ref().and_then(|m| m.renewed_to.clone()) {
-            Some(new) => signed.redirect(
-                &detail_url(&new),
-                Flash::Done(format!(
-                    "Renewed: this certificate replaces {}.",
-                    old.serial
-                )),
-            ),
-            None => signed.redirect(&detail_url(&old.serial), Flash::Done("Renewed.".into())),
+            Some(new) => {
+                signed
+                    .redirect(
+                        &detail_url(&new),
+                        Flash::Done(format!(
+                            "Renewed: this certificate replaces {}.",
+                            old.serial
+                        )),
+                    )
+                    .await
+            }
+            None => {
+                signed
+                    .redirect(&detail_url(&old.serial), Flash::Done("Renewed.".into()))
+                    .await
+            }
         },
-        Err(e) => signed.failure(&detail_url(&serial), &e),
+        Err(e) => signed.failure(&detail_url(&serial), &e).await,
     }
 }
 
@@ -141,7 +171,7 @@ pub(super) async fn revoke(State(s): State<Arc<Service>>, posted: Posted<String>
     let r = s
         .revoke(signed.caller(), &serial, fields.text("reason"))
         .await;
-    signed.outcome(&detail_url(&serial), &r, "Revoked.")
+    signed.outcome(&detail_url(&serial), &r, "Revoked.").await
 }
 
 pub(super) async fn recover(State(s): State<Arc<Service>>, posted: Posted<String>) -> Response {
@@ -151,13 +181,17 @@ pub(super) async fn recover(State(s): State<Arc<Service>>, posted: Posted<String
         ..
     } = posted;
     match s.recover(signed.caller(), &serial).await {
-        Ok(r) => signed.redirect(
-            "/ui/recoveries",
-            Flash::Done(format!(
-                "Key recovery {} requested: it needs {} agent approvals.",
-                r.id, r.required
-            )),
-        ),
-        Err(e) => signed.failure(&detail_url(&serial), &e),
+        Ok(r) => {
+            signed
+                .redirect(
+                    "/ui/recoveries",
+                    Flash::Done(format!(
+                        "Key recovery {} requested: it needs {} agent approvals.",
+                        r.id, r.required
+                    )),
+                )
+                .await
+        }
+        Err(e) => signed.failure(&detail_url(&serial), &e).await,
     }
 }

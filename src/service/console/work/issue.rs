@@ -369,27 +369,39 @@ fn issue_input(profile: &str, v: &IssueForm) -> Result<IssueInput, (&'static str
 
 /// Where a recorded request sends the browser: its certificate, or the
 /// request list saying it waits or failed.
-fn recorded(signed: &Signed, r: &Request) -> Response {
+async fn recorded(signed: &Signed, r: &Request) -> Response {
     match (r.status, &r.serial) {
-        (RequestStatus::Issued, Some(serial)) => signed.redirect(
-            &format!("/ui/certs/{}", query_value(serial)),
-            Flash::Done(format!("Issued certificate {serial}.")),
-        ),
-        (RequestStatus::Pending, _) => signed.redirect(
-            "/ui/requests",
-            Flash::Done(format!(
-                "Request {} is pending: an agent approves it.",
-                r.id
-            )),
-        ),
-        _ => signed.redirect(
-            "/ui/requests",
-            Flash::Failed(format!(
-                "Request {} was recorded but issuance failed: {}",
-                r.id,
-                r.error.as_deref().unwrap_or("see the server log")
-            )),
-        ),
+        (RequestStatus::Issued, Some(serial)) => {
+            signed
+                .redirect(
+                    &format!("/ui/certs/{}", query_value(serial)),
+                    Flash::Done(format!("Issued certificate {serial}.")),
+                )
+                .await
+        }
+        (RequestStatus::Pending, _) => {
+            signed
+                .redirect(
+                    "/ui/requests",
+                    Flash::Done(format!(
+                        "Request {} is pending: an agent approves it.",
+                        r.id
+                    )),
+                )
+                .await
+        }
+        _ => {
+            signed
+                .redirect(
+                    "/ui/requests",
+                    Flash::Failed(format!(
+                        "Request {} was recorded but issuance failed: {}",
+                        r.id,
+                        r.error.as_deref().unwrap_or("see the server log")
+                    )),
+                )
+                .await
+        }
     }
 }
 
@@ -420,7 +432,7 @@ pub(crate) async fn issue(State(s): State<Arc<Service>>, posted: Posted<String>)
     };
     let (names, ips) = (input.names.clone(), input.ip_addresses.clone());
     match s.issue(signed.caller(), input).await {
-        Ok(r) => recorded(&signed, &r),
+        Ok(r) => recorded(&signed, &r).await,
         Err(e) => {
             let (status, message) = crate::service::console::error_status(&e);
             if status == StatusCode::BAD_REQUEST {

@@ -138,7 +138,7 @@ fn pager(base: &str, status: &str, page: u32, shown: usize, total: u64) -> Strin
 
 /// A reject form: who posted it, the id of what it rejects and the
 /// reason given; without a reason, back to `back` saying so.
-fn reject_form(
+async fn reject_form(
     posted: Posted<String>,
     back: &str,
 ) -> Result<(Signed, String, String), Box<Response>> {
@@ -149,7 +149,9 @@ fn reject_form(
     } = posted;
     match fields.text("reason") {
         "" => Err(Box::new(
-            signed.redirect(back, Flash::Failed("give a reason to reject".into())),
+            signed
+                .redirect(back, Flash::Failed("give a reason to reject".into()))
+                .await,
         )),
         reason => Ok((signed, path, reason.to_owned())),
     }

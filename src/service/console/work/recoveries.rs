@@ -136,17 +136,21 @@ pub(crate) async fn approve_recovery(
         signed, path: id, ..
     } = posted;
     match s.approve_recovery(signed.caller(), &id).await {
-        Ok(r) => signed.redirect(
-            "/ui/recoveries",
-            Flash::Done(format!(
-                "Approved recovery {} ({} of {} approvals; {}).",
-                r.id,
-                r.approvals.len(),
-                r.required,
-                r.status.as_str()
-            )),
-        ),
-        Err(e) => signed.failure("/ui/recoveries", &e),
+        Ok(r) => {
+            signed
+                .redirect(
+                    "/ui/recoveries",
+                    Flash::Done(format!(
+                        "Approved recovery {} ({} of {} approvals; {}).",
+                        r.id,
+                        r.approvals.len(),
+                        r.required,
+                        r.status.as_str()
+                    )),
+                )
+                .await
+        }
+        Err(e) => signed.failure("/ui/recoveries", &e).await,
     }
 }
 
@@ -154,10 +158,12 @@ pub(crate) async fn reject_recovery(
     State(s): State<Arc<Service>>,
     posted: Posted<String>,
 ) -> Response {
-    let (signed, id, reason) = match reject_form(posted, "/ui/recoveries") {
+    let (signed, id, reason) = match reject_form(posted, "/ui/recoveries").await {
         Ok(r) => r,
         Err(r) => return *r,
     };
     let r = s.reject_recovery(signed.caller(), &id, &reason).await;
-    signed.outcome("/ui/recoveries", &r, &format!("Rejected recovery {id}."))
+    signed
+        .outcome("/ui/recoveries", &r, &format!("Rejected recovery {id}."))
+        .await
 }

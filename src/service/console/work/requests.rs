@@ -141,31 +141,41 @@ pub(crate) async fn approve(State(s): State<Arc<Service>>, posted: Posted<String
     } = posted;
     match s.approve(signed.caller(), &id).await {
         Ok(r) => match (&r.status, &r.serial) {
-            (RequestStatus::Issued, Some(serial)) => signed.redirect(
-                "/ui/requests",
-                Flash::Done(format!(
-                    "Approved request {}: certificate {serial} issued.",
-                    r.id
-                )),
-            ),
-            _ => signed.redirect(
-                "/ui/requests",
-                Flash::Failed(format!(
-                    "Approved request {}, but issuance failed: {}",
-                    r.id,
-                    r.error.as_deref().unwrap_or("see the server log")
-                )),
-            ),
+            (RequestStatus::Issued, Some(serial)) => {
+                signed
+                    .redirect(
+                        "/ui/requests",
+                        Flash::Done(format!(
+                            "Approved request {}: certificate {serial} issued.",
+                            r.id
+                        )),
+                    )
+                    .await
+            }
+            _ => {
+                signed
+                    .redirect(
+                        "/ui/requests",
+                        Flash::Failed(format!(
+                            "Approved request {}, but issuance failed: {}",
+                            r.id,
+                            r.error.as_deref().unwrap_or("see the server log")
+                        )),
+                    )
+                    .await
+            }
         },
-        Err(e) => signed.failure("/ui/requests", &e),
+        Err(e) => signed.failure("/ui/requests", &e).await,
     }
 }
 
 pub(crate) async fn reject(State(s): State<Arc<Service>>, posted: Posted<String>) -> Response {
-    let (signed, id, reason) = match reject_form(posted, "/ui/requests") {
+    let (signed, id, reason) = match reject_form(posted, "/ui/requests").await {
         Ok(r) => r,
         Err(r) => return *r,
     };
     let r = s.reject(signed.caller(), &id, &reason).await;
-    signed.outcome("/ui/requests", &r, &format!("Rejected request {id}."))
+    signed
+        .outcome("/ui/requests", &r, &format!("Rejected request {id}."))
+        .await
 }

@@ -144,14 +144,18 @@ pub(crate) async fn upload(
         )
         .await
     {
-        Ok((batch, requests)) => signed.redirect(
-            &format!("/ui/batches/{}", query_value(&batch.id)),
-            Flash::Done(format!(
-                "Uploaded {} CSRs as batch {}.",
-                requests.len(),
-                batch.id
-            )),
-        ),
+        Ok((batch, requests)) => {
+            signed
+                .redirect(
+                    &format!("/ui/batches/{}", query_value(&batch.id)),
+                    Flash::Done(format!(
+                        "Uploaded {} CSRs as batch {}.",
+                        requests.len(),
+                        batch.id
+                    )),
+                )
+                .await
+        }
         Err(e) => {
             let (status, message) = crate::service::console::error_status(&e);
             upload_page(&s, &signed, status, &v, Some(&message))
