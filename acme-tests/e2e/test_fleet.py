@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import base64
 import datetime
+import hashlib
 import itertools
 import json
 import os
+import re
 import subprocess
 import threading
 import time
@@ -264,6 +266,130 @@ def test_download_token_made_on_one_instance_works_once_on_another(fleet):
                       params={"token": token})
     assert r.status_code == 403, r.text
     assert r.headers["Content-Type"] == "application/problem+json"
+
+
+class ConsoleBrowser:
+    """A browser on the web console: the cookies it holds, sent with each
+    request to whichever instance (or HAProxy) the test names. Redirects
+    are not followed, so each answer is seen where it was made."""
+
+    COOKIE = "__Host-acme-ca-console"
+    SIGNIN_COOKIE = "__Host-acme-ca-signin"
+
+    def __init__(self, fleet: fl.Fleet):
+        self.fleet = fleet
+        self.cookies: dict[str, str] = {}
+        self.csrf = ""
+
+    def request(self, base: str, method: str, path: str, **kw) -> requests.Response:
+        headers = {}
+        if self.cookies:
+            headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
+        r = requests.request(method, base + path, headers=headers, verify=self.fleet.root_pem,
+                             allow_redirects=False, timeout=30, **kw)
+        for c in r.raw.headers.getlist("Set-Cookie"):
+            name, _, rest = c.partition("=")
+            value = rest.split(";", 1)[0]
+            if "Max-Age=0" in c:
+                self.cookies.pop(name, None)
+            else:
+                self.cookies[name] = value
+        return r
+
+    def page(self, base: str, path: str) -> str:
+        """A page that must load (200); remembers its CSRF token."""
+        r = self.request(base, "GET", path)
+        assert r.status_code == 200, (base, path, r.status_code, r.headers.get("Location"))
+        m = re.search(r'name="csrf" value="([^"]+)"', r.text)
+        assert m, r.text
+        self.csrf = m.group(1)
+        return r.text
+
+    def post(self, base: str, path: str, **fields: str) -> requests.Response:
+        """A form as the page posts it: with the CSRF token."""
+        return self.request(base, "POST", path, data={"csrf": self.csrf, **fields})
+
+    def sign_in(self, base: str, token: str) -> None:
+        form = self.request(base, "GET", "/ui/signin")
+        assert form.status_code == 200, form.text
+        pre = self.cookies[self.SIGNIN_COOKIE]
+        r = self.request(base, "POST", "/ui/signin", data={"csrf": pre, "token": token})
+        assert (r.status_code, r.headers.get("Location")) == (303, "/ui/"), r.text
+        assert self.COOKIE in self.cookies
+
+
+def flash_of(html: str) -> str:
+    m = re.search(r'<p class="flash (?:ok|err)" role="(?:status|alert)">([^<]*)</p>', html)
+    return m.group(1) if m else ""
+
+
+def test_console_session_signed_in_at_one_instance_works_at_every_other(fleet):
+    """No sticky sessions: a browser signed in at A loads pages, posts
+    forms with its CSRF token and downloads at B and C; the one-shot
+    message set by one instance is shown once by another; a download asked
+    for at one is used once at another; signing out at C signs out at A.
+    The database holds neither the session id nor the download token."""
+    a, b, c = (inst.service_url for inst in fleet.instances)
+    alice = ConsoleBrowser(fleet)
+    alice.sign_in(a, fl.REQUESTER_TOKEN)
+    session_id = alice.cookies[ConsoleBrowser.COOKIE]
+    csrf_at_a = None
+    for base in (b, c, a):
+        text = alice.page(base, "/ui/")
+        assert "alice (requester)" in text, text
+        assert csrf_at_a in (None, alice.csrf), "one session, one CSRF token"
+        csrf_at_a = alice.csrf
+
+    # A form posted at B; its message shown by C, once.
+    r = alice.post(b, "/ui/issue/server", entity_id="fleet-console",
+                   names="console.fleet.example.com", key="ec-256")
+    assert r.status_code == 303, r.text
+    detail = r.headers["Location"]
+    serial = detail.rsplit("/", 1)[1]
+    assert flash_of(alice.page(c, detail)) == f"Issued certificate {serial}."
+    assert flash_of(alice.page(a, detail)) == ""
+    # A forged token is refused at every instance.
+    for base in (a, b, c):
+        r = alice.request(base, "POST", f"{detail}/download-token",
+                          data={"csrf": "forged", "format": "zip"})
+        assert r.status_code == 403, r.text
+
+    # A download asked for at A is offered by B and used once, at C.
+    r = alice.post(a, f"{detail}/download-token", format="zip")
+    assert r.status_code == 303, r.text
+    assert 'id="download"' in alice.page(b, detail)
+    rows = fl.psql(fleet.db_url,
+                   "SELECT encode(d.session, 'hex'), encode(d.token_sealed, 'hex') "
+                   "FROM console_downloads d")
+    assert len(rows) == 1, rows
+    assert rows[0][0] == hashlib.sha256(session_id.encode()).hexdigest(), \
+        "keyed by the id's digest"
+    r = alice.post(c, f"{detail}/download")
+    assert r.status_code == 200, r.text
+    assert r.headers["Content-Type"] == "application/zip" and r.content[:2] == b"PK"
+    r = alice.post(b, f"{detail}/download")
+    assert (r.status_code, r.headers.get("Location")) == (303, detail), "used once"
+    assert "no download is ready" in flash_of(alice.page(a, detail))
+    # Nothing in the database is the id or opens a download.
+    dump = "\n".join("\t".join(row) for table in ("console_sessions", "console_downloads")
+                     for row in fl.psql(fleet.db_url, f"SELECT t::text FROM {table} t"))
+    assert session_id not in dump
+
+    # Through HAProxy (round robin, no stickiness): every page loads.
+    for _ in range(2 * len(fleet.instances)):
+        alice.page(fleet.service_url, "/ui/certs")
+
+    # Signed out at C: signed out at A and B.
+    alice.page(c, "/ui/")
+    signed_in_cookie = alice.cookies[ConsoleBrowser.COOKIE]
+    r = alice.post(c, "/ui/signout")
+    assert (r.status_code, r.headers.get("Location")) == (303, "/ui/signin"), r.text
+    assert ConsoleBrowser.COOKIE not in alice.cookies
+    alice.cookies[ConsoleBrowser.COOKIE] = signed_in_cookie
+    for base in (a, b):
+        r = alice.request(base, "GET", "/ui/")
+        assert (r.status_code, r.headers.get("Location")) == (303, "/ui/signin")
+    assert fl.psql(fleet.db_url, "SELECT count(*) FROM console_sessions") == [("0",)]
 
 
 def parse_time(text: str) -> datetime.datetime:
