@@ -186,6 +186,14 @@ const CLOCK_SKEW_MS: i64 = 60_000;
 /// Spent nonces are pruned about this often, by whichever instance notices.
 const PRUNE_EVERY_MS: i64 = 60_000;
 
+/// A well-formed, live fleet nonce, ready to be spent.
+pub(crate) struct NonceTicket {
+    /// The nonce's identity (issue time and random bytes).
+    pub id: Vec<u8>,
+    /// When its spent record may be forgotten (ms since the epoch).
+    pub keep_until_ms: i64,
+}
+
 /// Nonces every instance on one database issues and redeems.
 pub(crate) struct SharedNonces {
     key: hmac::Key,
@@ -240,23 +248,30 @@ impl SharedNonces {
         Some((i64::from_be_bytes(t), raw[..16].to_vec()))
     }
 
-    async fn redeem(&self, nonce: &str) -> Result<bool> {
-        // Forged, foreign and expired nonces cost no database write.
-        let Some((issued, id)) = self.issued_ms(nonce) else {
-            return Ok(false);
-        };
+    /// What spending `nonce` writes: its id and how long the record is
+    /// kept; None for a forged, foreign or expired nonce (refused with no
+    /// database write).
+    pub(crate) fn ticket(&self, nonce: &str) -> Option<NonceTicket> {
+        let (issued, id) = self.issued_ms(nonce)?;
         let now = self.clock.now_ms();
         let age = now.saturating_sub(issued);
         if age >= self.lifetime_ms || age < -CLOCK_SKEW_MS {
-            return Ok(false);
+            return None;
         }
         self.maybe_prune(now);
         // Kept past its expiry by the skew, so an instance whose clock is
         // behind still finds it spent.
-        let keep_until = issued
+        let keep_until_ms = issued
             .saturating_add(self.lifetime_ms)
             .saturating_add(CLOCK_SKEW_MS);
-        self.store.spend_nonce(&id, keep_until).await
+        Some(NonceTicket { id, keep_until_ms })
+    }
+
+    async fn redeem(&self, nonce: &str) -> Result<bool> {
+        let Some(t) = self.ticket(nonce) else {
+            return Ok(false);
+        };
+        self.store.spend_nonce(&t.id, t.keep_until_ms).await
     }
 
     /// Starts a prune of expired spent nonces when none ran for a while.

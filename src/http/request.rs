@@ -9,6 +9,7 @@ use axum::http::{header, HeaderMap, Method, Uri};
 use serde::de::DeserializeOwned;
 use std::sync::Arc;
 
+use super::nonce::NonceService;
 use super::paths;
 use super::App;
 use crate::error::{Error, ErrorKind, Result};
@@ -74,6 +75,9 @@ impl FromRequestParts<Arc<App>> for BaseUrl {
 /// emptied (a miss only costs one parse).
 pub(crate) struct KeyCache {
     keys: std::sync::Mutex<std::collections::HashMap<String, Arc<Jwk>>>,
+    /// Account id → its stored key as last read, for the one-round-trip
+    /// path of [`known_signer`].
+    accounts: std::sync::Mutex<std::collections::HashMap<String, String>>,
 }
 
 /// Keys kept at most.
@@ -83,6 +87,7 @@ impl Default for KeyCache {
     fn default() -> Self {
         KeyCache {
             keys: std::sync::Mutex::new(std::collections::HashMap::new()),
+            accounts: std::sync::Mutex::new(std::collections::HashMap::new()),
         }
     }
 }
@@ -104,6 +109,21 @@ impl KeyCache {
         }
         keys.insert(canonical.to_owned(), jwk.clone());
         Ok(jwk)
+    }
+
+    /// The stored key of account `id` when this process last read it.
+    fn account_key(&self, id: &AccountId) -> Option<String> {
+        let accounts = self.accounts.lock().unwrap_or_else(|p| p.into_inner());
+        accounts.get(&id.0).cloned()
+    }
+
+    /// Remembers the stored key of `account` (bounded like the keys).
+    fn remember_account(&self, account: &Account) {
+        let mut accounts = self.accounts.lock().unwrap_or_else(|p| p.into_inner());
+        if accounts.len() >= KEY_CACHE_SIZE && !accounts.contains_key(&account.id.0) {
+            accounts.clear();
+        }
+        accounts.insert(account.id.0.clone(), account.jwk.clone());
     }
 }
 
@@ -225,10 +245,25 @@ impl FromRequest<Arc<App>> for AcmePost {
                 ))
             })?;
         let jws = Jws::parse(&body)?;
-        let (account, key) = signer_key(&jws, &base, &parts.extensions, app).await?;
-        jws.verify(&key)?;
-        // Only a correctly signed request spends a nonce (RFC 8555 §6.5).
-        spend_nonce(jws.protected.nonce.as_deref(), app).await?;
+        let kid = kid_account(&jws, &base, &parts.extensions)?;
+        let known = match &kid {
+            Some(id) => known_signer(&jws, id, app).await?,
+            None => None,
+        };
+        let (account, key) = match known {
+            Some((account, key)) => (Some(account), key),
+            None => {
+                let (account, key) = signer_key(&jws, kid.as_ref(), app).await?;
+                jws.verify(&key)?;
+                // Only a correctly signed request spends a nonce (RFC 8555
+                // §6.5).
+                spend_nonce(jws.protected.nonce.as_deref(), app).await?;
+                if let Some(account) = &account {
+                    app.keys.remember_account(account);
+                }
+                (account, key)
+            }
+        };
         check_url(&jws.protected.url, &base, &parts.uri)?;
         let signer = match account {
             Some(account) => Signer::Account(account, key),
@@ -255,16 +290,15 @@ fn check_content_type(headers: &HeaderMap) -> Result<()> {
     Ok(())
 }
 
-/// The key that must have signed `jws`: its `jwk`, or the key of the
-/// valid account its `kid` names (with that account).
-async fn signer_key(
+/// The account a `kid` names (None for a `jwk`), noted for the request
+/// log.
+fn kid_account(
     jws: &Jws,
     base: &BaseUrl,
     extensions: &axum::http::Extensions,
-    app: &App,
-) -> Result<(Option<Account>, Arc<Jwk>)> {
+) -> Result<Option<AccountId>> {
     let kid = match &jws.protected.key {
-        KeyRef::Jwk(jwk) => return Ok((None, Arc::new(jwk.clone()))),
+        KeyRef::Jwk(_) => return Ok(None),
         KeyRef::Kid(kid) => kid,
     };
     let id = kid
@@ -281,9 +315,68 @@ async fn signer_key(
         // First set wins; a request names one account.
         let _ = slot.0.set(id.to_string());
     }
-    let account = app.ra.account_for_kid(&id).await?;
+    Ok(Some(id))
+}
+
+/// The key that must have signed `jws`: its `jwk`, or the key of the
+/// valid account `kid` names (with that account).
+async fn signer_key(
+    jws: &Jws,
+    kid: Option<&AccountId>,
+    app: &App,
+) -> Result<(Option<Account>, Arc<Jwk>)> {
+    let Some(id) = kid else {
+        let KeyRef::Jwk(jwk) = &jws.protected.key else {
+            return Err(Error::internal("a kid request without its account id"));
+        };
+        return Ok((None, Arc::new(jwk.clone())));
+    };
+    let account = app.ra.account_for_kid(id).await?;
     let jwk = app.keys.get(&account.jwk)?;
     Ok((Some(account), jwk))
+}
+
+/// With fleet nonces, a request signed by an account whose key this
+/// process has read before takes one database round trip instead of two:
+/// the signature is checked with the remembered key first, then the nonce
+/// is spent and the account read in one step (so its status is current).
+/// If the key changed meanwhile (a rollover at another instance), the
+/// request must verify under the current one. None when this path does
+/// not apply (no fleet nonces, an unknown account, a signature that does
+/// not verify with the remembered key, a nonce refused without a database
+/// write): the caller then takes the usual path, which gives the usual
+/// answers.
+async fn known_signer(jws: &Jws, id: &AccountId, app: &App) -> Result<Option<(Account, Arc<Jwk>)>> {
+    let NonceService::Shared(nonces) = &app.nonces else {
+        return Ok(None);
+    };
+    let Some(remembered) = app.keys.account_key(id) else {
+        return Ok(None);
+    };
+    let key = app.keys.get(&remembered)?;
+    if jws.verify(&key).is_err() {
+        return Ok(None);
+    }
+    let Some(nonce) = jws.protected.nonce.as_deref() else {
+        return Ok(None);
+    };
+    let Some(ticket) = nonces.ticket(nonce) else {
+        return Ok(None);
+    };
+    let (account, fresh) = app
+        .ra
+        .account_for_kid_spending_nonce(id, &ticket.id, ticket.keep_until_ms)
+        .await?;
+    let key = if account.jwk == remembered {
+        key
+    } else {
+        let current = app.keys.get(&account.jwk)?;
+        jws.verify(&current)?;
+        app.keys.remember_account(&account);
+        current
+    };
+    nonce_outcome(nonce, fresh, app)?;
+    Ok(Some((account, key)))
 }
 
 /// Spends the JWS's nonce, or says `badNonce`.
@@ -292,6 +385,13 @@ async fn spend_nonce(nonce: Option<&str>, app: &App) -> Result<()> {
         app.metrics.nonce_refused();
         return Err(Error::new(ErrorKind::BadNonce, "the JWS has no nonce"));
     };
+    let fresh = app.nonces.redeem(nonce).await?;
+    nonce_outcome(nonce, fresh, app)
+}
+
+/// `badNonce` unless the nonce was `fresh` (and not refused on purpose by
+/// `bad_nonce_percent`); counted either way.
+fn nonce_outcome(nonce: &str, fresh: bool, app: &App) -> Result<()> {
     // The detail starts as Pebble's does: acme.sh retries a badNonce
     // only when it finds that text.
     let bad_nonce = |why: &str| {
@@ -303,7 +403,7 @@ async fn spend_nonce(nonce: Option<&str>, app: &App) -> Result<()> {
             ),
         )
     };
-    if !app.nonces.redeem(nonce).await? {
+    if !fresh {
         app.metrics.nonce_refused();
         return Err(bad_nonce("unknown, expired or already used"));
     }

@@ -896,6 +896,61 @@ async fn key_change_moves_the_account_to_the_new_key() {
     assert_eq!(r.header("location"), Some(kid));
 }
 
+/// Two instances on one PostgreSQL database. Once A has read an account,
+/// its requests take the one-round-trip path (the remembered key checks
+/// the signature, then the nonce is spent and the account read together):
+/// a nonce spent at A is refused at B, a key rollover made at B is seen at
+/// A at once (old key refused, new key accepted), and so is a deactivation.
+#[tokio::test]
+async fn a_remembered_account_is_read_fresh_on_every_request_in_a_fleet() {
+    let Some(db) = crate::test_support::pg::fresh_database().await else {
+        return;
+    };
+    let on_db = |c: &mut Config| c.store.url = Some(db.url().to_owned());
+    let a = harness_with(on_db).await;
+    let b = harness_with(on_db).await;
+    let mut old = Client::new();
+    a.register(&mut old).await;
+    let kid = old.kid.clone().unwrap();
+    let path = &kid[BASE.len()..];
+    for _ in 0..2 {
+        assert_eq!(a.post(&old, &kid, None).await.status, StatusCode::OK);
+    }
+    let body = old.jws(&a.nonce(), &kid, None);
+    let r = a
+        .raw_post(path, "application/jose+json", body.clone())
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    let r = b
+        .raw_post(path, "application/jose+json", body.clone())
+        .await;
+    assert_eq!(r.problem(), "badNonce");
+    let r = a.raw_post(path, "application/jose+json", body).await;
+    assert_eq!(r.problem(), "badNonce");
+
+    let mut new = Client::new();
+    let url = format!("{BASE}/acme/key-change");
+    let inner = new.key_change_inner(&url, &kid, &old.jwk, None);
+    assert_eq!(
+        b.post(&old, &url, Some(&inner)).await.status,
+        StatusCode::OK
+    );
+    let r = a.post(&old, &kid, None).await;
+    assert_eq!(r.json()["detail"], "JWS verification error");
+    new.kid = Some(kid.clone());
+    for _ in 0..2 {
+        assert_eq!(a.post(&new, &kid, None).await.status, StatusCode::OK);
+    }
+
+    let r = b
+        .post(&new, &kid, Some(&json!({"status": "deactivated"})))
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    let r = a.post(&new, &kid, None).await;
+    assert_eq!(r.problem(), "unauthorized");
+    assert_eq!(r.json()["detail"], "the account is deactivated");
+}
+
 /// Issues a certificate for `names` to `c`; returns its DER and the
 /// certificate key as PKCS#8.
 async fn issue(h: &Harness, c: &Client, names: &[&str]) -> (Vec<u8>, Vec<u8>) {

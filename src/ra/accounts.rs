@@ -145,19 +145,24 @@ impl Ra {
 
     /// The account a `kid` names, if it exists and is valid (RFC 8555 §6.2).
     pub(crate) async fn account_for_kid(&self, id: &AccountId) -> Result<Account> {
-        let account = self.store.account_by_id(id).await?.ok_or_else(|| {
-            Error::new(
-                ErrorKind::AccountDoesNotExist,
-                "the account in kid does not exist",
-            )
-        })?;
-        if account.status != AccountStatus::Valid {
-            return Err(Error::unauthorized(format!(
-                "the account is {}",
-                account.status.as_str()
-            )));
-        }
-        Ok(account)
+        usable_for_kid(self.store.account_by_id(id).await?)
+    }
+
+    /// [`Ra::account_for_kid`] with a fleet nonce spent in the same
+    /// database step (one round trip on PostgreSQL): the account, and
+    /// whether the nonce was fresh. The nonce is spent even when the
+    /// account turns out unusable.
+    pub(crate) async fn account_for_kid_spending_nonce(
+        &self,
+        id: &AccountId,
+        nonce: &[u8],
+        keep_until_ms: i64,
+    ) -> Result<(Account, bool)> {
+        let (fresh, account) = self
+            .shared
+            .spend_nonce_reading_account(nonce, keep_until_ms, id)
+            .await?;
+        Ok((usable_for_kid(account)?, fresh))
     }
 
     /// Account update or deactivation (RFC 8555 §7.3.2, §7.3.6).
@@ -281,6 +286,23 @@ impl Ra {
         tracing::info!(account = %account.id, "account key changed");
         Ok(Ok(updated))
     }
+}
+
+/// The account a `kid` names, if it exists and is valid (RFC 8555 §6.2).
+fn usable_for_kid(account: Option<Account>) -> Result<Account> {
+    let account = account.ok_or_else(|| {
+        Error::new(
+            ErrorKind::AccountDoesNotExist,
+            "the account in kid does not exist",
+        )
+    })?;
+    if account.status != AccountStatus::Valid {
+        return Err(Error::unauthorized(format!(
+            "the account is {}",
+            account.status.as_str()
+        )));
+    }
+    Ok(account)
 }
 
 #[cfg(test)]

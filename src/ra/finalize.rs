@@ -74,7 +74,7 @@ impl Ra {
             Err(e) => Err(e),
         };
         let outcome = match &result {
-            Ok(()) => FinalizeOutcome::Issued,
+            Ok(_) => FinalizeOutcome::Issued,
             Err(e) => {
                 tracing::warn!(order = %job.order.id, error = %e, "deferred finalize failed");
                 FinalizeOutcome::Refused
@@ -142,9 +142,15 @@ impl Ra {
             });
             return Ok(Finalized::Later { order, authzs, job });
         }
-        self.issue_claimed(account, &order, profile, &csr, now)
+        let cert = self
+            .issue_claimed(account, &order, profile, &csr, now)
             .await?;
-        let (order, authzs) = self.order(account, id).await?;
+        // The write that recorded the certificate linked it to the order
+        // and ended the lease: this is the order as stored now, without
+        // reading it back.
+        let mut order = order;
+        order.cert_id = Some(cert);
+        order.processing_until = None;
         Ok(Finalized::Now(order, authzs))
     }
 
@@ -157,7 +163,7 @@ impl Ra {
         profile: &Profile,
         csr: &CheckedCsr,
         now: Timestamp,
-    ) -> Result<()> {
+    ) -> Result<CertId> {
         // The certificate limits, checked at newOrder, are spent now, all
         // or nothing, and given back if the issuance fails.
         let spent = self
@@ -173,13 +179,12 @@ impl Ra {
             }
             Err(e) => Err(e),
         };
-        if let Err(e) = issued {
+        if issued.is_err() {
             if let Err(release) = self.store.release_order(&order.id, &self.instance).await {
                 tracing::warn!(order = %order.id, error = %release, "could not release lease");
             }
-            return Err(e);
         }
-        Ok(())
+        issued
     }
 
     async fn issue(
@@ -189,7 +194,7 @@ impl Ra {
         profile: &Profile,
         csr: &CheckedCsr,
         now: Timestamp,
-    ) -> Result<()> {
+    ) -> Result<CertId> {
         let issued = self.issue_certificate(
             &issue::Issuance {
                 spki_der: &csr.spki_der,
@@ -234,7 +239,7 @@ impl Ra {
             limits.issued(&order.identifiers, cert.not_after).await;
         }
         tracing::info!(order = %order.id, serial = %cert.serial, account = %account.id, "issued");
-        Ok(())
+        Ok(cert.id)
     }
 
     /// RFC 8659 §3 and Boulder's practice: CAA is checked at validation, and

@@ -10,7 +10,7 @@
 
 use super::StoreFuture;
 use crate::model::service::Caller;
-use crate::model::Timestamp;
+use crate::model::{Account, AccountId, Timestamp};
 
 /// A download grant as stored: what a single-use download token allows.
 /// The token itself is never stored, only its SHA-256 digest.
@@ -134,6 +134,16 @@ pub(crate) trait SharedStore: Send + Sync + 'static {
     /// record is kept until `expires` (milliseconds since the epoch), after
     /// which the nonce is refused by its age anyway.
     fn spend_nonce<'a>(&'a self, nonce: &'a [u8], expires_ms: i64) -> StoreFuture<'a, bool>;
+    /// [`SharedStore::spend_nonce`] and the account `account` (as
+    /// [`crate::store::Store::account_by_id`]) in one step, so a request
+    /// signed by a known account costs one database round trip for both:
+    /// whether the nonce was fresh, and the account if it exists.
+    fn spend_nonce_reading_account<'a>(
+        &'a self,
+        nonce: &'a [u8],
+        expires_ms: i64,
+        account: &'a AccountId,
+    ) -> StoreFuture<'a, (bool, Option<Account>)>;
     /// Forgets spent nonces that expired before `now_ms`; how many.
     fn prune_nonces(&self, now_ms: i64) -> StoreFuture<'_, u64>;
 

@@ -1013,6 +1013,14 @@ impl SharedStore for Lost {
     fn spend_nonce<'a>(&'a self, _: &'a [u8], _: i64) -> StoreFuture<'a, bool> {
         lost()
     }
+    fn spend_nonce_reading_account<'a>(
+        &'a self,
+        _: &'a [u8],
+        _: i64,
+        _: &'a crate::model::AccountId,
+    ) -> StoreFuture<'a, (bool, Option<crate::model::Account>)> {
+        lost()
+    }
     fn prune_nonces(&self, _: i64) -> StoreFuture<'_, u64> {
         lost()
     }

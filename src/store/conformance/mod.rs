@@ -80,3 +80,4 @@ pub(crate) use sqlite_only;
 
 // The suites, declared after the macros they use.
 mod core;
+mod database;

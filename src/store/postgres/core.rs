@@ -24,8 +24,8 @@
 use sqlx::Row;
 
 use super::inserts::{
-    account_where_thumbprint, count, insert_authzs, insert_certificate, insert_order, json_text,
-    settled_state, INSERT_ACCOUNT, ORDER_SELECT,
+    account_where_thumbprint, count, insert_authzs, insert_order, json_text, settled_state,
+    INSERT_ACCOUNT, ORDER_SELECT,
 };
 use super::rows::{
     account_from_row, authz_from_row, cert_from_row, json_err, order_from_row, revoked_from_row,
@@ -259,38 +259,38 @@ impl Store for PgStore {
         replaces: Option<(&'a CertId, Option<&'a OrderId>)>,
     ) -> StoreFuture<'a, bool> {
         Box::pin(async move {
+            let Some((cert, expected)) = replaces else {
+                // One statement: atomic, one round trip.
+                insert_order(self.pool(), o, authzs).await?;
+                return Ok(true);
+            };
             let mut tx = self.pool().begin().await.map_err(db_err)?;
-            if let Some((cert, expected)) = replaces {
-                // RFC 9773: the certificate's replacement moves from the one
-                // the caller saw to this order. The condition is on the
-                // certificate's own row, so of concurrent orders replacing
-                // one certificate exactly one matches: the others, having
-                // waited for its commit, see the new replacement.
-                let claim = match expected {
-                    None => sqlx::query(
-                        "UPDATE certificates SET replaced_by = $1 \
-                         WHERE id = $2 AND replaced_by IS NULL",
-                    )
-                    .bind(&o.id.0)
-                    .bind(&cert.0),
-                    Some(old) => sqlx::query(
-                        "UPDATE certificates SET replaced_by = $1 \
-                         WHERE id = $2 AND replaced_by = $3",
-                    )
-                    .bind(&o.id.0)
-                    .bind(&cert.0)
-                    .bind(&old.0),
-                };
-                let claimed = claim.execute(&mut *tx).await.map_err(db_err)?;
-                if claimed.rows_affected() == 0 {
-                    tx.rollback().await.map_err(db_err)?;
-                    return Ok(false);
-                }
+            // RFC 9773: the certificate's replacement moves from the one
+            // the caller saw to this order. The condition is on the
+            // certificate's own row, so of concurrent orders replacing
+            // one certificate exactly one matches: the others, having
+            // waited for its commit, see the new replacement.
+            let claim = match expected {
+                None => sqlx::query(
+                    "UPDATE certificates SET replaced_by = $1 \
+                     WHERE id = $2 AND replaced_by IS NULL",
+                )
+                .bind(&o.id.0)
+                .bind(&cert.0),
+                Some(old) => sqlx::query(
+                    "UPDATE certificates SET replaced_by = $1 \
+                     WHERE id = $2 AND replaced_by = $3",
+                )
+                .bind(&o.id.0)
+                .bind(&cert.0)
+                .bind(&old.0),
+            };
+            let claimed = claim.execute(&mut *tx).await.map_err(db_err)?;
+            if claimed.rows_affected() == 0 {
+                tx.rollback().await.map_err(db_err)?;
+                return Ok(false);
             }
-            if !authzs.is_empty() {
-                insert_authzs(&mut tx, authzs).await?;
-            }
-            insert_order(&mut tx, o).await?;
+            insert_order(&mut *tx, o, authzs).await?;
             tx.commit().await.map_err(db_err)?;
             Ok(true)
         })
@@ -456,37 +456,22 @@ impl Store for PgStore {
         until: Timestamp,
     ) -> StoreFuture<'a, bool> {
         Box::pin(async move {
-            let mut tx = self.pool().begin().await.map_err(db_err)?;
-            // Whether the order has a certificate is another table's fact,
-            // which an UPDATE that waited for a concurrent writer would not
-            // look at again. So: lock the order's row first (as
-            // store_certificate does before inserting the certificate),
-            // then decide in a new statement, whose snapshot holds every
-            // transaction that held the lock before. Concurrent claims
-            // queue on the lock; the first sets the lease the others see.
-            let found = sqlx::query("SELECT 1 FROM orders WHERE id = $1 FOR NO KEY UPDATE")
-                .bind(&id.0)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(db_err)?;
-            if found.is_none() {
-                tx.rollback().await.map_err(db_err)?;
-                return Ok(false);
-            }
+            // One statement: `certified` is on the row the UPDATE locks,
+            // so a claim that waited for store_certificate's commit
+            // re-checks it on the new row version. Concurrent claims queue
+            // on the row; the first sets the lease the others see.
             let done = sqlx::query(
                 "UPDATE orders SET processing_until = $2, processing_owner = $4 \
-                 WHERE id = $1 AND error IS NULL \
-                 AND (processing_until IS NULL OR processing_until <= $3) \
-                 AND NOT EXISTS (SELECT 1 FROM certificates c WHERE c.order_id = orders.id)",
+                 WHERE id = $1 AND error IS NULL AND NOT certified \
+                 AND (processing_until IS NULL OR processing_until <= $3)",
             )
             .bind(&id.0)
             .bind(until)
             .bind(now)
             .bind(owner)
-            .execute(&mut *tx)
+            .execute(self.pool())
             .await
             .map_err(db_err)?;
-            tx.commit().await.map_err(db_err)?;
             Ok(done.rows_affected() == 1)
         })
     }
@@ -512,28 +497,36 @@ impl Store for PgStore {
         order: &'a OrderId,
     ) -> StoreFuture<'a, bool> {
         Box::pin(async move {
-            let mut tx = self.pool().begin().await.map_err(db_err)?;
-            // Ends the finalize lease, and locks the order's row whether or
-            // not a lease was set: claim_order takes the same lock before
-            // looking for a certificate, so it either sees this one or
-            // runs before it (and this clears its lease).
-            sqlx::query("UPDATE orders SET processing_until = NULL WHERE id = $1")
-                .bind(&order.0)
-                .execute(&mut *tx)
-                .await
-                .map_err(db_err)?;
-            // The certificate row is the order's link to it
-            // (certificates.order_id is UNIQUE).
-            let linked = insert_certificate(&mut tx, c, Some(order)).await?;
-            if !linked {
-                // The order got a certificate from another request (its
-                // lease had run out). Record this one anyway, unlinked:
-                // every signed certificate is kept.
-                insert_certificate(&mut tx, c, None).await?;
-            }
-            // PostgreSQL's commit is durable (synchronous_commit): the
-            // certificate is on disk before the client sees it.
-            tx.commit().await.map_err(db_err)?;
+            // One statement, so one round trip and atomic: the UPDATE marks
+            // the order certified and ends its lease, unless it has a
+            // certificate already (the row lock makes concurrent calls
+            // queue, and each re-checks `certified` on the row it waited
+            // for); the INSERT links the certificate to the order only if
+            // the UPDATE did. Either way the certificate is recorded: every
+            // signed certificate is kept. The commit is durable
+            // (synchronous_commit): the certificate is on disk before the
+            // client sees it.
+            let row = sqlx::query(
+                "WITH o AS (UPDATE orders SET certified = true, processing_until = NULL \
+                 WHERE id = $9 AND NOT certified RETURNING id) \
+                 INSERT INTO certificates (id, serial, account_id, order_id, der, not_before, \
+                 not_after, issued_at, common_name) \
+                 SELECT $1, $2, $3, (SELECT id FROM o), $4, $5, $6, $7, $8 \
+                 RETURNING order_id IS NOT NULL",
+            )
+            .bind(&c.id.0)
+            .bind(&c.serial)
+            .bind(&c.account_id.0)
+            .bind(&c.der)
+            .bind(c.not_before)
+            .bind(c.not_after)
+            .bind(c.issued_at)
+            .bind(c.common_name.as_deref())
+            .bind(&order.0)
+            .fetch_one(self.pool())
+            .await
+            .map_err(db_err)?;
+            let linked: bool = row.try_get(0).map_err(db_err)?;
             Ok(linked)
         })
     }

@@ -7,7 +7,7 @@ use sqlx::postgres::PgConnection;
 use super::db_err;
 use super::rows::{account_from_row, json_err};
 use crate::error::{Error, Result};
-use crate::model::{Account, AttemptState, Authz, AuthzState, Certificate, Order, OrderId};
+use crate::model::{Account, AttemptState, Authz, AuthzState, Order};
 
 pub(super) const ORDER_SELECT: &str = "SELECT o.*, c.id AS cert_id FROM orders o \
      LEFT JOIN certificates c ON c.order_id = o.id WHERE o.id = $1";
@@ -15,16 +15,6 @@ pub(super) const ORDER_SELECT: &str = "SELECT o.*, c.id AS cert_id FROM orders o
 pub(super) const INSERT_ACCOUNT: &str = "INSERT INTO accounts \
      (id, status, jwk, thumbprint, contact, tos_agreed, created_at) \
      VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (thumbprint) DO NOTHING";
-
-/// A certificate linked to no order.
-pub(super) const INSERT_CERTIFICATE: &str = "INSERT INTO certificates \
-     (id, serial, account_id, order_id, der, not_before, not_after, issued_at, common_name) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
-
-/// A certificate linked to its order, unless the order has one already.
-pub(super) const INSERT_LINKED_CERTIFICATE: &str = "INSERT INTO certificates \
-     (id, serial, account_id, order_id, der, not_before, not_after, issued_at, common_name) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (order_id) DO NOTHING";
 
 /// The authorization state a settled attempt leaves.
 pub(super) fn settled_state(state: AttemptState) -> Result<AuthzState> {
@@ -45,8 +35,56 @@ pub(super) fn count(n: i64) -> u64 {
     u64::try_from(n).unwrap_or(0)
 }
 
-/// Inserts new authorizations (with no attempt yet) in one statement.
-pub(super) async fn insert_authzs(conn: &mut PgConnection, authzs: &[Authz]) -> Result<()> {
+type PgQuery<'q> = sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>;
+
+/// `INSERT INTO authzs` of new authorizations (with no attempt yet) from
+/// ten arrays, its parameters numbered from `$first`.
+fn insert_authzs_sql(first: usize) -> String {
+    let p = |i: usize| first + i;
+    format!(
+        "INSERT INTO authzs (id, account_id, ident_type, ident_value, wildcard, state, \
+         expires, token, offered, created_at) \
+         SELECT * FROM UNNEST(${}::text[], ${}::text[], ${}::text[], ${}::text[], \
+         ${}::boolean[], ${}::text[], ${}::bigint[], ${}::text[], ${}::text[], ${}::bigint[])",
+        p(0),
+        p(1),
+        p(2),
+        p(3),
+        p(4),
+        p(5),
+        p(6),
+        p(7),
+        p(8),
+        p(9)
+    )
+}
+
+/// `INSERT INTO orders` of a new order (without a certificate or a
+/// lease), its ten parameters numbered from `$first`.
+fn insert_order_sql(first: usize) -> String {
+    let params: Vec<String> = (first..first + 10).map(|i| format!("${i}")).collect();
+    format!(
+        "INSERT INTO orders (id, account_id, identifiers, authz_ids, expires, not_before, \
+         not_after, created_at, profile, replaces) VALUES ({})",
+        params.join(", ")
+    )
+}
+
+static INSERT_AUTHZS: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| insert_authzs_sql(1));
+static INSERT_ORDER: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| insert_order_sql(1));
+/// A new order and its new authorizations in one statement (so one round
+/// trip, and atomic without a transaction).
+static INSERT_ORDER_AND_AUTHZS: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "WITH a AS ({}) {}",
+        insert_authzs_sql(11),
+        insert_order_sql(1)
+    )
+});
+
+/// Binds the ten arrays of [`insert_authzs_sql`].
+fn bind_authzs<'q>(q: PgQuery<'q>, authzs: &'q [Authz]) -> PgQuery<'q> {
     let n = authzs.len();
     let (mut id, mut account, mut kind, mut value) = (
         Vec::with_capacity(n),
@@ -75,79 +113,60 @@ pub(super) async fn insert_authzs(conn: &mut PgConnection, authzs: &[Authz]) -> 
         offered.push(types.join(","));
         created.push(a.created_at);
     }
-    sqlx::query(
-        "INSERT INTO authzs (id, account_id, ident_type, ident_value, wildcard, state, \
-         expires, token, offered, created_at) \
-         SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], \
-         $5::boolean[], $6::text[], $7::bigint[], $8::text[], $9::text[], $10::bigint[])",
-    )
-    .bind(id)
-    .bind(account)
-    .bind(kind)
-    .bind(value)
-    .bind(wildcard)
-    .bind(state)
-    .bind(expires)
-    .bind(token)
-    .bind(offered)
-    .bind(created)
-    .execute(conn)
-    .await
-    .map_err(db_err)?;
-    Ok(())
+    q.bind(id)
+        .bind(account)
+        .bind(kind)
+        .bind(value)
+        .bind(wildcard)
+        .bind(state)
+        .bind(expires)
+        .bind(token)
+        .bind(offered)
+        .bind(created)
 }
 
-/// Inserts `o` (without a certificate or a lease).
-pub(super) async fn insert_order(conn: &mut PgConnection, o: &Order) -> Result<()> {
+/// Binds the ten values of [`insert_order_sql`].
+fn bind_order<'q>(q: PgQuery<'q>, o: &'q Order) -> Result<PgQuery<'q>> {
     let identifiers = serde_json::to_string(&o.identifiers).map_err(json_err)?;
     let ids: Vec<&str> = o.authz_ids.iter().map(|a| a.0.as_str()).collect();
     let ids = serde_json::to_string(&ids).map_err(json_err)?;
-    sqlx::query(
-        "INSERT INTO orders (id, account_id, identifiers, authz_ids, expires, not_before, \
-         not_after, created_at, profile, replaces) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-    )
-    .bind(&o.id.0)
-    .bind(&o.account_id.0)
-    .bind(identifiers)
-    .bind(ids)
-    .bind(o.expires)
-    .bind(o.not_before)
-    .bind(o.not_after)
-    .bind(o.created_at)
-    .bind(&o.profile)
-    .bind(o.replaces.as_deref())
-    .execute(conn)
-    .await
-    .map_err(db_err)?;
-    Ok(())
+    Ok(q.bind(&o.id.0)
+        .bind(&o.account_id.0)
+        .bind(identifiers)
+        .bind(ids)
+        .bind(o.expires)
+        .bind(o.not_before)
+        .bind(o.not_after)
+        .bind(o.created_at)
+        .bind(&o.profile)
+        .bind(o.replaces.as_deref()))
 }
 
-/// Inserts a certificate linked to `order` (or to none); false when the
-/// order already has a certificate (`certificates.order_id` is UNIQUE).
-pub(super) async fn insert_certificate(
-    conn: &mut PgConnection,
-    c: &Certificate,
-    order: Option<&OrderId>,
-) -> Result<bool> {
-    let sql = match order {
-        Some(_) => INSERT_LINKED_CERTIFICATE,
-        None => INSERT_CERTIFICATE,
-    };
-    let done = sqlx::query(sql)
-        .bind(&c.id.0)
-        .bind(&c.serial)
-        .bind(&c.account_id.0)
-        .bind(order.map(|o| o.0.as_str()))
-        .bind(&c.der)
-        .bind(c.not_before)
-        .bind(c.not_after)
-        .bind(c.issued_at)
-        .bind(c.common_name.as_deref())
+/// Inserts new authorizations (with no attempt yet) in one statement.
+pub(super) async fn insert_authzs(conn: &mut PgConnection, authzs: &[Authz]) -> Result<()> {
+    bind_authzs(sqlx::query(INSERT_AUTHZS.as_str()), authzs)
         .execute(conn)
         .await
         .map_err(db_err)?;
-    Ok(done.rows_affected() == 1)
+    Ok(())
+}
+
+/// Inserts `o` (without a certificate or a lease) and `authzs`, its new
+/// authorizations, in one statement.
+pub(super) async fn insert_order<'c, E>(conn: E, o: &Order, authzs: &[Authz]) -> Result<()>
+where
+    E: sqlx::PgExecutor<'c>,
+{
+    let q = if authzs.is_empty() {
+        bind_order(sqlx::query(INSERT_ORDER.as_str()), o)?
+    } else {
+        bind_authzs(
+            bind_order(sqlx::query(INSERT_ORDER_AND_AUTHZS.as_str()), o)?,
+            authzs,
+        )
+    };
+    q.execute(conn).await.map_err(db_err)?;
+    Ok(())
 }
 
 /// The account with this key, if any.

@@ -240,4 +240,12 @@ CREATE TABLE console_downloads (
     UNIQUE (session, serial)
 );
 "#,
+    // 4: whether the order has its certificate, on the order's own row, so
+    // a claim decides in one UPDATE: a claim that waited for the commit of
+    // store_certificate re-reads the row it updates (not other tables).
+    r#"
+ALTER TABLE orders ADD COLUMN certified BOOLEAN NOT NULL DEFAULT false;
+UPDATE orders SET certified = true
+    WHERE id IN (SELECT order_id FROM certificates WHERE order_id IS NOT NULL);
+"#,
 ];

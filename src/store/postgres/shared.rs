@@ -8,10 +8,11 @@
 use sqlx::postgres::PgRow;
 use sqlx::Row;
 
+use super::rows::account_from_row;
 use super::{db_err, PgStore};
 use crate::error::Result;
 use crate::model::service::Caller;
-use crate::model::Timestamp;
+use crate::model::{Account, AccountId, Timestamp};
 use crate::store::shared::{
     session_caller, GrantHold, GrantLimits, SessionLimits, SharedStore, StoredDownload,
     StoredFlash, StoredGrant, StoredSession,
@@ -82,6 +83,37 @@ impl SharedStore for PgStore {
             .await
             .map_err(db_err)?;
             Ok(done.rows_affected() == 1)
+        })
+    }
+
+    fn spend_nonce_reading_account<'a>(
+        &'a self,
+        nonce: &'a [u8],
+        expires_ms: i64,
+        account: &'a AccountId,
+    ) -> StoreFuture<'a, (bool, Option<Account>)> {
+        Box::pin(async move {
+            // One statement: the insert decides the nonce, the outer
+            // SELECT returns one row whether or not the account exists.
+            let row = sqlx::query(
+                "WITH n AS (INSERT INTO spent_nonces (nonce, expires) VALUES ($1, $2) \
+                 ON CONFLICT (nonce) DO NOTHING RETURNING 1) \
+                 SELECT EXISTS (SELECT 1 FROM n) AS nonce_fresh, a.* \
+                 FROM (SELECT 1) AS one LEFT JOIN accounts a ON a.id = $3",
+            )
+            .bind(nonce)
+            .bind(expires_ms)
+            .bind(&account.0)
+            .fetch_one(self.pool())
+            .await
+            .map_err(db_err)?;
+            let fresh: bool = row.try_get("nonce_fresh").map_err(db_err)?;
+            let found: Option<String> = row.try_get("id").map_err(db_err)?;
+            let account = match found {
+                Some(_) => Some(account_from_row(&row)?),
+                None => None,
+            };
+            Ok((fresh, account))
         })
     }
 

@@ -12,7 +12,7 @@ use super::sql::Sql;
 use super::{db_err, SqliteStore};
 use crate::error::Result;
 use crate::model::service::Caller;
-use crate::model::Timestamp;
+use crate::model::{Account, AccountId, Timestamp};
 use crate::store::shared::{
     session_caller, GrantHold, GrantLimits, SessionLimits, SharedStore, StoredDownload,
     StoredFlash, StoredGrant, StoredSession,
@@ -373,6 +373,20 @@ impl SharedStore for SqliteStore {
         Box::pin(async move {
             let op = SharedOp::SpendNonce(nonce.to_vec(), expires_ms);
             Ok(self.shared_write(op).await? == 1)
+        })
+    }
+
+    fn spend_nonce_reading_account<'a>(
+        &'a self,
+        nonce: &'a [u8],
+        expires_ms: i64,
+        account: &'a AccountId,
+    ) -> StoreFuture<'a, (bool, Option<Account>)> {
+        // In process, two calls cost no round trip.
+        Box::pin(async move {
+            let fresh = self.spend_nonce(nonce, expires_ms).await?;
+            let account = crate::store::Store::account_by_id(self, account).await?;
+            Ok((fresh, account))
         })
     }
 
