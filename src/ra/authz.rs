@@ -9,6 +9,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::jose::Jwk;
 use crate::model::{Account, Authz, AuthzId, AuthzState, ChallengeType, Timestamp};
 use crate::protocol::{Identifier, IdentifierType};
+use crate::store::challenge_started;
 use crate::va::ValidationRequest;
 
 impl Ra {
@@ -74,6 +75,8 @@ impl Ra {
             authz,
             kind,
         };
+        // The authorization as this request's attempt leaves it, or, if
+        // another request started one first, as stored.
         if self.va.is_inline() {
             let result = self.va.validate_now(&req).await;
             if self
@@ -85,13 +88,16 @@ impl Ra {
                 if result.state == crate::model::AttemptState::Invalid {
                     self.validation_failed(&req.authz).await;
                 }
+                return challenge_started(&req.authz, kind, now, Some(&result));
             }
         } else if self
             .store
             .start_challenge(&req.authz.id, kind, now, None)
             .await?
         {
+            let started = challenge_started(&req.authz, kind, now, None)?;
             self.va.submit(reservation, req);
+            return Ok(started);
         }
         self.store
             .authz_by_id(id)

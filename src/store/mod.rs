@@ -21,8 +21,8 @@ use std::pin::Pin;
 
 use crate::error::Result;
 use crate::model::{
-    Account, AccountId, AttemptState, Authz, AuthzId, CertId, Certificate, ChallengeType, Order,
-    OrderId, Revocation, Timestamp,
+    Account, AccountId, Attempt, AttemptState, Authz, AuthzId, AuthzState, CertId, Certificate,
+    ChallengeType, Order, OrderId, Revocation, Timestamp,
 };
 use crate::protocol::Identifier;
 
@@ -58,6 +58,52 @@ pub(crate) struct ValidationResult {
     pub records: Option<serde_json::Value>,
     /// The authorization's new expiry (a valid one lives longer).
     pub expires: Timestamp,
+}
+
+/// The authorization state a settled attempt leaves; an error for a
+/// result still "processing".
+pub(crate) fn settled_state(state: AttemptState) -> Result<AuthzState> {
+    match state {
+        AttemptState::Valid => Ok(AuthzState::Valid),
+        AttemptState::Invalid => Ok(AuthzState::Invalid),
+        AttemptState::Processing => Err(crate::error::Error::internal(
+            "a validation result cannot be 'processing'",
+        )),
+    }
+}
+
+/// `authz` as [`Store::start_challenge`] leaves it when it returns true,
+/// so the caller need not read it back.
+pub(crate) fn challenge_started(
+    authz: &Authz,
+    kind: ChallengeType,
+    now: Timestamp,
+    settled: Option<&ValidationResult>,
+) -> Result<Authz> {
+    let mut a = authz.clone();
+    a.attempt = Some(match settled {
+        None => Attempt {
+            kind,
+            state: AttemptState::Processing,
+            started_at: now,
+            validated_at: None,
+            error: None,
+            records: None,
+        },
+        Some(r) => {
+            a.state = settled_state(r.state)?;
+            a.expires = r.expires;
+            Attempt {
+                kind,
+                state: r.state,
+                started_at: now,
+                validated_at: Some(r.validated_at),
+                error: r.error.clone(),
+                records: r.records.clone(),
+            }
+        }
+    });
+    Ok(a)
 }
 
 /// An entry of an account's orders list.

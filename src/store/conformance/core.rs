@@ -24,7 +24,9 @@ use crate::model::{
     Certificate, ChallengeType, Order, OrderId, Revocation, RevocationReason, Timestamp,
 };
 use crate::protocol::Identifier;
-use crate::store::{AccountCreation, OrderListEntry, RevokedCert, Store, ValidationResult};
+use crate::store::{
+    challenge_started, AccountCreation, OrderListEntry, RevokedCert, Store, ValidationResult,
+};
 
 /// The store under test.
 type S = Arc<dyn Store>;
@@ -626,10 +628,16 @@ async fn start_challenge_needs_a_pending_unexpired_authz_without_attempt(s: S) {
         .await
         .unwrap());
     assert_eq!(s.authz_by_id(&edge.id).await.unwrap(), Some(edge.clone()));
+    let before = edge.clone();
     assert!(s
         .start_challenge(&edge.id, ChallengeType::TlsAlpn01, NOW - 1, None)
         .await
         .unwrap());
+    // What callers assume instead of reading it back.
+    assert_eq!(
+        s.authz_by_id(&edge.id).await.unwrap(),
+        Some(challenge_started(&before, ChallengeType::TlsAlpn01, NOW - 1, None).unwrap())
+    );
     edge.attempt = Some(Attempt {
         kind: ChallengeType::TlsAlpn01,
         state: AttemptState::Processing,
@@ -667,10 +675,14 @@ async fn start_challenge_settled_at_once(s: S) {
     new_account(&s, "acct").await;
     let mut ok = pending(&s, "ok", "acct", Identifier::dns("ok.example")).await;
     let result = valid_result(NOW, NOW + 9000);
+    let before = ok.clone();
     assert!(s
         .start_challenge(&ok.id, ChallengeType::DnsPersist01, NOW, Some(&result))
         .await
         .unwrap());
+    let assumed =
+        challenge_started(&before, ChallengeType::DnsPersist01, NOW, Some(&result)).unwrap();
+    assert_eq!(s.authz_by_id(&ok.id).await.unwrap(), Some(assumed));
     ok.state = AuthzState::Valid;
     ok.expires = NOW + 9000;
     ok.attempt = Some(Attempt {
@@ -685,10 +697,13 @@ async fn start_challenge_settled_at_once(s: S) {
 
     let mut bad = pending(&s, "bad", "acct", Identifier::dns("bad.example")).await;
     let failed = invalid_result(NOW + 1, NOW + 20);
+    let before = bad.clone();
     assert!(s
         .start_challenge(&bad.id, ChallengeType::Http01, NOW, Some(&failed))
         .await
         .unwrap());
+    let assumed = challenge_started(&before, ChallengeType::Http01, NOW, Some(&failed)).unwrap();
+    assert_eq!(s.authz_by_id(&bad.id).await.unwrap(), Some(assumed));
     bad.state = AuthzState::Invalid;
     bad.expires = NOW + 20;
     bad.attempt = Some(Attempt {

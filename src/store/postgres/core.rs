@@ -24,8 +24,8 @@
 use sqlx::Row;
 
 use super::inserts::{
-    account_where_thumbprint, count, insert_authzs, insert_order, json_text, settled_state,
-    INSERT_ACCOUNT, ORDER_SELECT,
+    account_where_thumbprint, count, insert_authzs, insert_order, json_text, INSERT_ACCOUNT,
+    ORDER_SELECT,
 };
 use super::rows::{
     account_from_row, authz_from_row, cert_from_row, json_err, order_from_row, revoked_from_row,
@@ -38,7 +38,8 @@ use crate::model::{
 };
 use crate::protocol::Identifier;
 use crate::store::{
-    AccountCreation, OrderListEntry, RevokedCert, Store, StoreFuture, ValidationResult,
+    settled_state, AccountCreation, OrderListEntry, RevokedCert, Store, StoreFuture,
+    ValidationResult,
 };
 
 /// The order row with its certificate's id, if one was issued.

@@ -6,8 +6,8 @@ use sqlx::postgres::PgConnection;
 
 use super::db_err;
 use super::rows::{account_from_row, json_err};
-use crate::error::{Error, Result};
-use crate::model::{Account, AttemptState, Authz, AuthzState, Order};
+use crate::error::Result;
+use crate::model::{Account, Authz, Order};
 
 pub(super) const ORDER_SELECT: &str = "SELECT o.*, c.id AS cert_id FROM orders o \
      LEFT JOIN certificates c ON c.order_id = o.id WHERE o.id = $1";
@@ -15,17 +15,6 @@ pub(super) const ORDER_SELECT: &str = "SELECT o.*, c.id AS cert_id FROM orders o
 pub(super) const INSERT_ACCOUNT: &str = "INSERT INTO accounts \
      (id, status, jwk, thumbprint, contact, tos_agreed, created_at) \
      VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (thumbprint) DO NOTHING";
-
-/// The authorization state a settled attempt leaves.
-pub(super) fn settled_state(state: AttemptState) -> Result<AuthzState> {
-    match state {
-        AttemptState::Valid => Ok(AuthzState::Valid),
-        AttemptState::Invalid => Ok(AuthzState::Invalid),
-        AttemptState::Processing => Err(Error::internal(
-            "a validation result cannot be 'processing'",
-        )),
-    }
-}
 
 pub(super) fn json_text(v: &Option<serde_json::Value>) -> Option<String> {
     v.as_ref().map(|v| v.to_string())

@@ -504,7 +504,7 @@ impl Store for SqliteStore {
     ) -> StoreFuture<'a, bool> {
         Box::pin(async move {
             if let Some(r) = settled {
-                ops::settled_state(r.state)?;
+                crate::store::settled_state(r.state)?;
             }
             let op = Op::StartChallenge {
                 authz: authz.clone(),
@@ -522,7 +522,7 @@ impl Store for SqliteStore {
         r: &'a ValidationResult,
     ) -> StoreFuture<'a, bool> {
         Box::pin(async move {
-            ops::settled_state(r.state)?;
+            crate::store::settled_state(r.state)?;
             let op = Op::FinishChallenge(authz.clone(), r.clone());
             Ok(self.writer.write(op).await? == 1)
         })

@@ -11,11 +11,12 @@
 use super::cache::Cache;
 use super::json_err;
 use super::sql::Sql;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::model::{
     Account, AccountId, AccountStatus, Attempt, AttemptState, Authz, AuthzId, AuthzState, CertId,
     Certificate, ChallengeType, Order, OrderId, Revocation, Timestamp,
 };
+use crate::store::settled_state;
 use crate::store::ValidationResult;
 
 /// One write, as the store's methods ask for it.
@@ -411,17 +412,6 @@ fn finish_challenge(sql: &mut Sql, authz: &AuthzId, r: &ValidationResult) -> Res
         .text(&authz.0)?
         .raw(" AND attempt_state = 'processing' AND state = 'pending';\n");
     Ok(1)
-}
-
-/// The authorization state a settled attempt leaves.
-pub(super) fn settled_state(state: AttemptState) -> Result<AuthzState> {
-    match state {
-        AttemptState::Valid => Ok(AuthzState::Valid),
-        AttemptState::Invalid => Ok(AuthzState::Invalid),
-        AttemptState::Processing => Err(Error::internal(
-            "a validation result cannot be 'processing'",
-        )),
-    }
 }
 
 fn json_text(v: &Option<serde_json::Value>) -> Option<String> {
