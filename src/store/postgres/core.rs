@@ -27,9 +27,6 @@ use super::inserts::{
     account_where_thumbprint, count, insert_authzs, insert_order, json_text, INSERT_ACCOUNT,
     ORDER_SELECT,
 };
-use super::rows::{
-    account_from_row, authz_from_row, cert_from_row, json_err, order_from_row, revoked_from_row,
-};
 use super::{db_err, PgStore};
 use crate::error::Error;
 use crate::model::{
@@ -37,6 +34,9 @@ use crate::model::{
     Revocation, Timestamp,
 };
 use crate::protocol::Identifier;
+use crate::store::rows::{
+    account_from_row, authz_from_row, cert_from_row, json_err, order_from_row, revoked_from_row,
+};
 use crate::store::{
     settled_state, AccountCreation, OrderListEntry, RevokedCert, Store, StoreFuture,
     ValidationResult,

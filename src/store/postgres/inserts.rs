@@ -5,9 +5,9 @@
 use sqlx::postgres::PgConnection;
 
 use super::db_err;
-use super::rows::{account_from_row, json_err};
 use crate::error::Result;
 use crate::model::{Account, Authz, Order};
+use crate::store::rows::{account_from_row, json_err};
 
 pub(super) const ORDER_SELECT: &str = "SELECT o.*, c.id AS cert_id FROM orders o \
      LEFT JOIN certificates c ON c.order_id = o.id WHERE o.id = $1";

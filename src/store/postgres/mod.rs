@@ -16,7 +16,6 @@
 mod core;
 mod inserts;
 mod ratelimit;
-mod rows;
 mod schema;
 mod service;
 mod service_rows;

@@ -14,10 +14,7 @@
 
 use sqlx::{PgConnection, Postgres, QueryBuilder, Row};
 
-use super::service_rows::{
-    batch_from_row, cert_row, cert_where, delivery_from_row, json_err, recovery_from_row,
-    request_from_row, service_cert_from_row, Page, CERT_COLUMNS,
-};
+use super::service_rows::{batch_from_row, cert_where, recovery_from_row, Page, CERT_COLUMNS};
 use super::{db_err, PgStore};
 use crate::error::Result;
 use crate::model::service::{
@@ -25,6 +22,9 @@ use crate::model::service::{
     RequestStatus, ServiceCert,
 };
 use crate::model::{Certificate, Timestamp};
+use crate::store::rows::{
+    cert_list_row as cert_row, delivery_from_row, json_err, request_from_row, service_cert_from_row,
+};
 use crate::store::service::{ServiceStore, SERVICE_ACCOUNT};
 use crate::store::StoreFuture;
 

@@ -1,6 +1,7 @@
-//! Reading the service's rows on PostgreSQL: a row of each table as its
-//! record, the certificate list's columns and filter, and one page of a
-//! list with its total. Values are bound (`push_bind`); the SQL fragments
+//! The service's PostgreSQL-only reading: batches and recoveries (whose
+//! approvals are an array here), the certificate list's columns and
+//! filter, and one page of a list with its total (the rows both backends
+//! share are decoded by `store::rows`). Values are bound (`push_bind`); the SQL fragments
 //! are this module's and service.rs's constants.
 
 use sqlx::postgres::{PgPool, PgRow};
@@ -8,40 +9,12 @@ use sqlx::{Postgres, QueryBuilder, Row};
 
 use super::db_err;
 use crate::error::{Error, Result};
-use crate::model::service::{
-    Batch, CertFilter, CertRow, Delivery, Recovery, RecoveryStatus, Request, RequestParams,
-    RequestStatus, ServiceCert,
-};
-use crate::model::{Revocation, RevocationReason, Timestamp};
-
-pub(super) fn json_err(e: serde_json::Error) -> Error {
-    Error::internal(format_args!("stored JSON: {e}"))
-}
+use crate::model::service::{Batch, CertFilter, Recovery, RecoveryStatus};
+use crate::model::Timestamp;
 
 /// A stored count (never negative) or small number as u32/u64.
 fn count_u32(n: i64) -> u32 {
     u32::try_from(n).unwrap_or(u32::MAX)
-}
-
-pub(super) fn request_from_row(row: &PgRow) -> Result<Request> {
-    let status: String = row.try_get("status").map_err(db_err)?;
-    let params: String = row.try_get("params").map_err(db_err)?;
-    Ok(Request {
-        id: row.try_get("id").map_err(db_err)?,
-        status: RequestStatus::parse(&status)
-            .ok_or_else(|| Error::internal(format_args!("bad stored request status {status}")))?,
-        requester: row.try_get("requester").map_err(db_err)?,
-        profile: row.try_get("profile").map_err(db_err)?,
-        entity_id: row.try_get("entity_id").map_err(db_err)?,
-        params: serde_json::from_str::<RequestParams>(&params).map_err(json_err)?,
-        batch_id: row.try_get("batch_id").map_err(db_err)?,
-        serial: row.try_get("serial").map_err(db_err)?,
-        error: row.try_get("error").map_err(db_err)?,
-        created_at: row.try_get("created_at").map_err(db_err)?,
-        decided_by: row.try_get("decided_by").map_err(db_err)?,
-        decided_at: row.try_get("decided_at").map_err(db_err)?,
-        reason: row.try_get("reason").map_err(db_err)?,
-    })
 }
 
 pub(super) fn batch_from_row(r: &PgRow) -> Result<Batch> {
@@ -51,51 +24,6 @@ pub(super) fn batch_from_row(r: &PgRow) -> Result<Batch> {
         requester: r.try_get("requester").map_err(db_err)?,
         profile: r.try_get("profile").map_err(db_err)?,
         created_at: r.try_get("created_at").map_err(db_err)?,
-    })
-}
-
-/// The service columns of `row`, named with `prefix` (`s_` in the
-/// certificate list's LEFT JOIN); None when the serial is NULL (an ACME
-/// certificate there).
-pub(super) fn service_cert_from_row(row: &PgRow, prefix: &str) -> Result<Option<ServiceCert>> {
-    let col = |c: &str| format!("{prefix}{c}");
-    let serial: Option<String> = row.try_get(col("serial").as_str()).map_err(db_err)?;
-    let Some(serial) = serial else {
-        return Ok(None);
-    };
-    Ok(Some(ServiceCert {
-        serial,
-        entity_id: row.try_get(col("entity_id").as_str()).map_err(db_err)?,
-        profile: row.try_get(col("profile").as_str()).map_err(db_err)?,
-        requester: row.try_get(col("requester").as_str()).map_err(db_err)?,
-        key_sealed: row.try_get(col("key_sealed").as_str()).map_err(db_err)?,
-        auto_renew: row.try_get(col("auto_renew").as_str()).map_err(db_err)?,
-        renewed_to: row.try_get(col("renewed_to").as_str()).map_err(db_err)?,
-        request_id: row.try_get(col("request_id").as_str()).map_err(db_err)?,
-        created_at: row.try_get(col("created_at").as_str()).map_err(db_err)?,
-    }))
-}
-
-pub(super) fn cert_row(row: &PgRow) -> Result<CertRow> {
-    let at: Option<i64> = row.try_get("revoked_at").map_err(db_err)?;
-    let code: Option<i64> = row.try_get("revocation_reason").map_err(db_err)?;
-    let revoked = match (at, code) {
-        (Some(at), Some(code)) => Some(Revocation {
-            at,
-            reason: RevocationReason::from_code(code).ok_or_else(|| {
-                Error::internal(format_args!("bad stored revocation reason {code}"))
-            })?,
-        }),
-        _ => None,
-    };
-    Ok(CertRow {
-        serial: row.try_get("serial").map_err(db_err)?,
-        common_name: row.try_get("common_name").map_err(db_err)?,
-        not_before: row.try_get("not_before").map_err(db_err)?,
-        not_after: row.try_get("not_after").map_err(db_err)?,
-        revoked,
-        der: row.try_get("der").map_err(db_err)?,
-        service: service_cert_from_row(row, "s_")?,
     })
 }
 
@@ -159,21 +87,6 @@ pub(super) fn recovery_from_row(row: &PgRow) -> Result<Recovery> {
         decided_by: row.try_get("decided_by").map_err(db_err)?,
         decided_at: row.try_get("decided_at").map_err(db_err)?,
         reason: row.try_get("reason").map_err(db_err)?,
-    })
-}
-
-pub(super) fn delivery_from_row(row: &PgRow) -> Result<Delivery> {
-    let attempts: i64 = row.try_get("attempts").map_err(db_err)?;
-    Ok(Delivery {
-        id: row.try_get("id").map_err(db_err)?,
-        url: row.try_get("url").map_err(db_err)?,
-        event_type: row.try_get("event_type").map_err(db_err)?,
-        body: row.try_get("body").map_err(db_err)?,
-        status: row.try_get("status").map_err(db_err)?,
-        attempts: count_u32(attempts),
-        next_attempt_at: row.try_get("next_attempt_at").map_err(db_err)?,
-        last_error: row.try_get("last_error").map_err(db_err)?,
-        created_at: row.try_get("created_at").map_err(db_err)?,
     })
 }
 

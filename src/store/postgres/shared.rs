@@ -5,14 +5,13 @@
 //! spans rows (download grants, console sessions), or under the row lock of
 //! the one row the change belongs to (a console session's downloads).
 
-use sqlx::postgres::PgRow;
 use sqlx::Row;
 
-use super::rows::account_from_row;
 use super::{db_err, PgStore};
 use crate::error::Result;
 use crate::model::service::Caller;
 use crate::model::{Account, AccountId, Timestamp};
+use crate::store::rows::{account_from_row, download_from_row, grant_from_row};
 use crate::store::shared::{
     session_caller, GrantHold, GrantLimits, SessionLimits, SharedStore, StoredDownload,
     StoredFlash, StoredGrant, StoredSession,
@@ -25,27 +24,6 @@ const GRANTS_LOCK: i64 = 0x67_72_61_6e_74_73;
 /// The advisory lock that serialises starting console sessions (their
 /// bound spans rows): "session" in ASCII.
 const SESSIONS_LOCK: i64 = 0x73_65_73_73_69_6f_6e;
-
-fn download_from_row(row: &PgRow) -> Result<StoredDownload> {
-    Ok(StoredDownload {
-        serial: row.try_get("serial").map_err(db_err)?,
-        format: row.try_get("format").map_err(db_err)?,
-        expires: row.try_get("expires").map_err(db_err)?,
-        recovery: row.try_get("recovery").map_err(db_err)?,
-        token_sealed: row.try_get("token_sealed").map_err(db_err)?,
-    })
-}
-
-fn grant_from_row(row: &PgRow) -> Result<StoredGrant> {
-    Ok(StoredGrant {
-        caller: row.try_get("caller").map_err(db_err)?,
-        serial: row.try_get("serial").map_err(db_err)?,
-        format: row.try_get("format").map_err(db_err)?,
-        password_sealed: row.try_get("password_sealed").map_err(db_err)?,
-        expires: row.try_get("expires").map_err(db_err)?,
-        recovery: row.try_get("recovery").map_err(db_err)?,
-    })
-}
 
 fn count(n: i64) -> u64 {
     u64::try_from(n).unwrap_or(0)

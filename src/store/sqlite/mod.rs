@@ -18,7 +18,6 @@
 mod cache;
 mod ops;
 mod ratelimit;
-mod rows;
 mod schema;
 mod service;
 mod shared;
@@ -46,9 +45,11 @@ use crate::model::{
     Revocation, RevocationReason, Timestamp,
 };
 use crate::protocol::Identifier;
+use crate::store::rows::{
+    account_from_row, authz_from_row, cert_from_row, json_err, order_from_row,
+};
 use cache::Cache;
 use ops::{Op, Replacement};
-use rows::{account_from_row, authz_from_row, cert_from_row, order_from_row};
 use schema::MIGRATIONS;
 use writer::Writer;
 
@@ -67,10 +68,6 @@ pub(crate) struct SqliteStore {
 
 fn db_err(e: sqlx::Error) -> Error {
     Error::internal(format_args!("database: {e}"))
-}
-
-fn json_err(e: serde_json::Error) -> Error {
-    Error::internal(format_args!("stored JSON: {e}"))
 }
 
 /// The order row with its certificate id, if one was issued.

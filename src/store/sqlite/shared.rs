@@ -13,6 +13,7 @@ use super::{db_err, SqliteStore};
 use crate::error::Result;
 use crate::model::service::Caller;
 use crate::model::{Account, AccountId, Timestamp};
+use crate::store::rows::{download_from_row, grant_from_row};
 use crate::store::shared::{
     session_caller, GrantHold, GrantLimits, SessionLimits, SharedStore, StoredDownload,
     StoredFlash, StoredGrant, StoredSession,
@@ -309,27 +310,6 @@ fn hold_grant(sql: &mut Sql, digest: &[u8], g: &StoredGrant, now: Timestamp) -> 
         .opt_text(g.recovery.as_deref())?
         .raw(");\n");
     Ok(())
-}
-
-fn grant_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<StoredGrant> {
-    Ok(StoredGrant {
-        caller: row.try_get("caller").map_err(db_err)?,
-        serial: row.try_get("serial").map_err(db_err)?,
-        format: row.try_get("format").map_err(db_err)?,
-        password_sealed: row.try_get("password_sealed").map_err(db_err)?,
-        expires: row.try_get("expires").map_err(db_err)?,
-        recovery: row.try_get("recovery").map_err(db_err)?,
-    })
-}
-
-fn download_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<StoredDownload> {
-    Ok(StoredDownload {
-        serial: row.try_get("serial").map_err(db_err)?,
-        format: row.try_get("format").map_err(db_err)?,
-        expires: row.try_get("expires").map_err(db_err)?,
-        recovery: row.try_get("recovery").map_err(db_err)?,
-        token_sealed: row.try_get("token_sealed").map_err(db_err)?,
-    })
 }
 
 impl SqliteStore {

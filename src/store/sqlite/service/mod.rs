@@ -16,12 +16,13 @@ use crate::model::service::{
     RequestStatus, ServiceCert,
 };
 use crate::model::{Certificate, Timestamp};
+use crate::store::rows::{
+    cert_list_row as cert_row, delivery_from_row, request_from_row, service_cert_from_row,
+};
 use crate::store::service::ServiceStore;
 use crate::store::StoreFuture;
 pub(super) use ops::ServiceOp;
-use rows::{
-    cert_row, cert_where, delivery_from_row, request_from_row, service_cert_from_row, CERT_COLUMNS,
-};
+use rows::{cert_where, CERT_COLUMNS};
 
 impl SqliteStore {
     async fn recovery_with_approvals(&self, row: &SqliteRow) -> Result<Recovery> {

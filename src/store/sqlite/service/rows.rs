@@ -1,78 +1,10 @@
-//! Reading the service's rows: a row of each table as its record, and the
-//! certificate list's columns and filter.
+//! The certificate list's columns and filter on SQLite (rows are decoded
+//! by `store::rows`, for both backends).
 
-use sqlx::sqlite::SqliteRow;
-use sqlx::{QueryBuilder, Row, Sqlite};
+use sqlx::{QueryBuilder, Sqlite};
 
-use super::super::{db_err, json_err};
-use crate::error::{Error, Result};
-use crate::model::service::{
-    CertFilter, CertRow, Delivery, Request, RequestParams, RequestStatus, ServiceCert,
-};
-use crate::model::{Revocation, RevocationReason, Timestamp};
-
-pub(super) fn request_from_row(row: &SqliteRow) -> Result<Request> {
-    let status: String = row.try_get("status").map_err(db_err)?;
-    let params: String = row.try_get("params").map_err(db_err)?;
-    Ok(Request {
-        id: row.try_get("id").map_err(db_err)?,
-        status: RequestStatus::parse(&status)
-            .ok_or_else(|| Error::internal(format_args!("bad stored request status {status}")))?,
-        requester: row.try_get("requester").map_err(db_err)?,
-        profile: row.try_get("profile").map_err(db_err)?,
-        entity_id: row.try_get("entity_id").map_err(db_err)?,
-        params: serde_json::from_str::<RequestParams>(&params).map_err(json_err)?,
-        batch_id: row.try_get("batch_id").map_err(db_err)?,
-        serial: row.try_get("serial").map_err(db_err)?,
-        error: row.try_get("error").map_err(db_err)?,
-        created_at: row.try_get("created_at").map_err(db_err)?,
-        decided_by: row.try_get("decided_by").map_err(db_err)?,
-        decided_at: row.try_get("decided_at").map_err(db_err)?,
-        reason: row.try_get("reason").map_err(db_err)?,
-    })
-}
-
-pub(super) fn service_cert_from_row(row: &SqliteRow, prefix: &str) -> Result<Option<ServiceCert>> {
-    let col = |c: &str| format!("{prefix}{c}");
-    let serial: Option<String> = row.try_get(col("serial").as_str()).map_err(db_err)?;
-    let Some(serial) = serial else {
-        return Ok(None);
-    };
-    Ok(Some(ServiceCert {
-        serial,
-        entity_id: row.try_get(col("entity_id").as_str()).map_err(db_err)?,
-        profile: row.try_get(col("profile").as_str()).map_err(db_err)?,
-        requester: row.try_get(col("requester").as_str()).map_err(db_err)?,
-        key_sealed: row.try_get(col("key_sealed").as_str()).map_err(db_err)?,
-        auto_renew: row.try_get(col("auto_renew").as_str()).map_err(db_err)?,
-        renewed_to: row.try_get(col("renewed_to").as_str()).map_err(db_err)?,
-        request_id: row.try_get(col("request_id").as_str()).map_err(db_err)?,
-        created_at: row.try_get(col("created_at").as_str()).map_err(db_err)?,
-    }))
-}
-
-pub(super) fn cert_row(row: &SqliteRow) -> Result<CertRow> {
-    let at: Option<i64> = row.try_get("revoked_at").map_err(db_err)?;
-    let code: Option<i64> = row.try_get("revocation_reason").map_err(db_err)?;
-    let revoked = match (at, code) {
-        (Some(at), Some(code)) => Some(Revocation {
-            at,
-            reason: RevocationReason::from_code(code).ok_or_else(|| {
-                Error::internal(format_args!("bad stored revocation reason {code}"))
-            })?,
-        }),
-        _ => None,
-    };
-    Ok(CertRow {
-        serial: row.try_get("serial").map_err(db_err)?,
-        common_name: row.try_get("common_name").map_err(db_err)?,
-        not_before: row.try_get("not_before").map_err(db_err)?,
-        not_after: row.try_get("not_after").map_err(db_err)?,
-        revoked,
-        der: row.try_get("der").map_err(db_err)?,
-        service: service_cert_from_row(row, "s_")?,
-    })
-}
+use crate::model::service::CertFilter;
+use crate::model::Timestamp;
 
 /// A certificate's columns and, prefixed `s_`, its service columns (from
 /// a LEFT JOIN on service_certs `s`).
@@ -116,19 +48,4 @@ pub(super) fn cert_where(q: &mut QueryBuilder<Sqlite>, f: &CertFilter, now: Time
         }
         _ => {}
     }
-}
-
-pub(super) fn delivery_from_row(row: &SqliteRow) -> Result<Delivery> {
-    let attempts: i64 = row.try_get("attempts").map_err(db_err)?;
-    Ok(Delivery {
-        id: row.try_get("id").map_err(db_err)?,
-        url: row.try_get("url").map_err(db_err)?,
-        event_type: row.try_get("event_type").map_err(db_err)?,
-        body: row.try_get("body").map_err(db_err)?,
-        status: row.try_get("status").map_err(db_err)?,
-        attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
-        next_attempt_at: row.try_get("next_attempt_at").map_err(db_err)?,
-        last_error: row.try_get("last_error").map_err(db_err)?,
-        created_at: row.try_get("created_at").map_err(db_err)?,
-    })
 }
