@@ -38,6 +38,13 @@ pub(super) enum SharedOp {
     HoldGrant(Vec<u8>, StoredGrant, Timestamp),
     DropGrant(Vec<u8>),
     CrlNumber(String, i64),
+    /// A console session's write.
+    Session(SessionOp),
+}
+
+/// A write of a console session (see [`SharedOp`]).
+#[derive(Debug, Clone)]
+pub(super) enum SessionOp {
     /// Removes sessions over at `now`, then inserts this one unless `max`
     /// remain.
     CreateSession {
@@ -127,7 +134,17 @@ impl SharedOp {
                          number = max(crl_numbers.number + 1, excluded.number);\n",
                     );
             }
-            SharedOp::CreateSession {
+            SharedOp::Session(op) => return op.render(sql),
+        }
+        Ok(1)
+    }
+}
+
+impl SessionOp {
+    /// Appends the op's statements; returns how many.
+    fn render(&self, sql: &mut Sql) -> Result<usize> {
+        match self {
+            SessionOp::CreateSession {
                 digest,
                 caller,
                 csrf,
@@ -137,7 +154,7 @@ impl SharedOp {
                 create_session(sql, digest, caller, csrf, *now, *limits)?;
                 return Ok(2);
             }
-            SharedOp::TouchSession(digest, now) => {
+            SessionOp::TouchSession(digest, now) => {
                 sql.raw("UPDATE console_sessions SET last_seen = ")
                     .int(*now)
                     .raw(", flash = NULL, flash_failed = NULL WHERE digest = ")
@@ -149,7 +166,7 @@ impl SharedOp {
                     .raw(";\n");
                 return Ok(2);
             }
-            SharedOp::SessionFlash(digest, flash) => {
+            SessionOp::SessionFlash(digest, flash) => {
                 sql.raw("UPDATE console_sessions SET flash = ")
                     .text(&flash.text)?
                     .raw(", flash_failed = ")
@@ -158,7 +175,7 @@ impl SharedOp {
                     .blob(digest)
                     .raw(";\n");
             }
-            SharedOp::AddDownload {
+            SessionOp::AddDownload {
                 digest,
                 download,
                 now,
@@ -167,14 +184,14 @@ impl SharedOp {
                 add_download(sql, digest, download, *now, *max)?;
                 return Ok(3);
             }
-            SharedOp::DropDownload(digest, serial) => {
+            SessionOp::DropDownload(digest, serial) => {
                 sql.raw("DELETE FROM console_downloads WHERE session = ")
                     .blob(digest)
                     .raw(" AND serial = ")
                     .text(serial)?
                     .raw(";\n");
             }
-            SharedOp::RemoveSession(digest) => {
+            SessionOp::RemoveSession(digest) => {
                 sql.raw("DELETE FROM console_sessions WHERE digest = ")
                     .blob(digest)
                     .raw(";\n");
@@ -518,13 +535,13 @@ impl SharedStore for SqliteStore {
         limits: SessionLimits,
     ) -> StoreFuture<'a, bool> {
         Box::pin(async move {
-            let op = SharedOp::CreateSession {
+            let op = SharedOp::Session(SessionOp::CreateSession {
                 digest: digest.to_vec(),
                 caller: caller.clone(),
                 csrf: csrf.to_owned(),
                 now,
                 limits,
-            };
+            });
             Ok(self.shared_write(op).await? == 1)
         })
     }
@@ -550,7 +567,7 @@ impl SharedStore for SqliteStore {
             let created: i64 = row.try_get("created").map_err(db_err)?;
             let last_seen: i64 = row.try_get("last_seen").map_err(db_err)?;
             if !limits.live(created, last_seen, now) {
-                self.shared_write(SharedOp::RemoveSession(digest.to_vec()))
+                self.shared_write(SharedOp::Session(SessionOp::RemoveSession(digest.to_vec())))
                     .await?;
                 return Ok(None);
             }
@@ -568,8 +585,11 @@ impl SharedStore for SqliteStore {
             let role: String = row.try_get("role").map_err(db_err)?;
             let caller = session_caller(row.try_get("caller").map_err(db_err)?, &role)?;
             let csrf = row.try_get("csrf").map_err(db_err)?;
-            self.shared_write(SharedOp::TouchSession(digest.to_vec(), now))
-                .await?;
+            self.shared_write(SharedOp::Session(SessionOp::TouchSession(
+                digest.to_vec(),
+                now,
+            )))
+            .await?;
             let downloads = sqlx::query(
                 "SELECT * FROM console_downloads WHERE session = ? AND expires > ? ORDER BY seq",
             )
@@ -601,7 +621,7 @@ impl SharedStore for SqliteStore {
             // Under the lock: not between another request's read of the
             // message and its clearing.
             let _only = self.exclusive.lock().await;
-            let op = SharedOp::SessionFlash(digest.to_vec(), flash.clone());
+            let op = SharedOp::Session(SessionOp::SessionFlash(digest.to_vec(), flash.clone()));
             self.shared_write(op).await.map(drop)
         })
     }
@@ -614,12 +634,12 @@ impl SharedStore for SqliteStore {
         max: u64,
     ) -> StoreFuture<'a, bool> {
         Box::pin(async move {
-            let op = SharedOp::AddDownload {
+            let op = SharedOp::Session(SessionOp::AddDownload {
                 digest: digest.to_vec(),
                 download: download.clone(),
                 now,
                 max,
-            };
+            });
             Ok(self.shared_write(op).await? == 1)
         })
     }
@@ -643,7 +663,7 @@ impl SharedStore for SqliteStore {
                 return Ok(None);
             };
             let download = download_from_row(&row)?;
-            let op = SharedOp::DropDownload(digest.to_vec(), serial.to_owned());
+            let op = SharedOp::Session(SessionOp::DropDownload(digest.to_vec(), serial.to_owned()));
             let removed = self.shared_write(op).await?;
             Ok((removed == 1 && download.expires > now).then_some(download))
         })
@@ -651,7 +671,7 @@ impl SharedStore for SqliteStore {
 
     fn remove_session<'a>(&'a self, digest: &'a [u8]) -> StoreFuture<'a, ()> {
         Box::pin(async move {
-            self.shared_write(SharedOp::RemoveSession(digest.to_vec()))
+            self.shared_write(SharedOp::Session(SessionOp::RemoveSession(digest.to_vec())))
                 .await
                 .map(drop)
         })
