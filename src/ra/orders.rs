@@ -181,8 +181,7 @@ impl Ra {
         if let Some(previous) = &current {
             // The replacing order is written with the claim, in one
             // transaction: it exists.
-            if let Some(o) = self.store.order_by_id(previous).await? {
-                let authzs = self.store.authzs_by_ids(&o.authz_ids).await?;
+            if let Some((o, authzs)) = self.store.order_with_authzs(previous).await? {
                 if order_status(&o, &authzs, self.now()) != OrderStatus::Invalid {
                     return Err(already_replaced());
                 }
@@ -245,13 +244,12 @@ impl Ra {
         account: &Account,
         id: &OrderId,
     ) -> Result<(Order, Vec<Authz>)> {
-        let order = self
+        let (order, authzs) = self
             .store
-            .order_by_id(id)
+            .order_with_authzs(id)
             .await?
             .ok_or_else(|| Error::not_found("no such order"))?;
         Self::check_owner(account, &order.account_id, "order")?;
-        let authzs = self.store.authzs_by_ids(&order.authz_ids).await?;
         Ok((order, authzs))
     }
 

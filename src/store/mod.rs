@@ -186,6 +186,13 @@ pub(crate) trait Store: Send + Sync + 'static {
     fn order_by_id<'a>(&'a self, id: &'a OrderId) -> StoreFuture<'a, Option<Order>>;
     /// Authorizations by id, in the order asked; missing ids are skipped.
     fn authzs_by_ids<'a>(&'a self, ids: &'a [AuthzId]) -> StoreFuture<'a, Vec<Authz>>;
+    /// An order and its authorizations (as [`Store::authzs_by_ids`] of its
+    /// `authz_ids`), read together: one round trip where the backend has
+    /// them.
+    fn order_with_authzs<'a>(
+        &'a self,
+        id: &'a OrderId,
+    ) -> StoreFuture<'a, Option<(Order, Vec<Authz>)>>;
     fn authz_by_id<'a>(&'a self, id: &'a AuthzId) -> StoreFuture<'a, Option<Authz>>;
     /// One page of an account's orders that are not known to be stale
     /// (unexpired, or with a certificate), after `after` (exclusive).

@@ -73,6 +73,19 @@ impl Columns for SqliteRow {
     }
 }
 
+/// The columns of `row` whose names start with a prefix, read without it
+/// (`a_id` as `id`): a joined table's columns under an alias.
+pub(crate) struct Prefixed<'r, R> {
+    pub row: &'r R,
+    pub prefix: &'static str,
+}
+
+impl<R: Columns> Columns for Prefixed<'_, R> {
+    fn get<T: Column>(&self, col: &str) -> Result<T> {
+        self.row.get(&format!("{}{col}", self.prefix))
+    }
+}
+
 pub(crate) fn json_err(e: serde_json::Error) -> Error {
     Error::internal(format_args!("stored JSON: {e}"))
 }

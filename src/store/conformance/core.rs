@@ -519,6 +519,24 @@ async fn authzs_round_trip_and_come_back_in_the_order_asked(s: S) {
         s.authzs_by_ids(&[zid("missing")]).await.unwrap(),
         Vec::<Authz>::new()
     );
+
+    // An order read with its authorizations: the same as the two reads.
+    let o1 = order("o1", "acct", &["a3", "missing", "a1", "a2"], NOW + 100);
+    s.create_order(&o1, &[], None).await.unwrap();
+    let o0 = order("o0", "acct", &[], NOW + 100);
+    s.create_order(&o0, &[], None).await.unwrap();
+    for o in [&o1, &o0] {
+        let stored = s.order_by_id(&o.id).await.unwrap().unwrap();
+        let authzs = s.authzs_by_ids(&o.authz_ids).await.unwrap();
+        assert_eq!(
+            s.order_with_authzs(&o.id).await.unwrap(),
+            Some((stored, authzs))
+        );
+    }
+    let (_, authzs) = s.order_with_authzs(&o1.id).await.unwrap().unwrap();
+    let ids: Vec<&str> = authzs.iter().map(|a| a.id.0.as_str()).collect();
+    assert_eq!(ids, ["a3", "a1", "a2"]);
+    assert_eq!(s.order_with_authzs(&oid("none")).await.unwrap(), None);
 }
 
 async fn deactivate_authz_only_from_pending_or_valid(s: S) {
@@ -614,6 +632,9 @@ async fn one_attempt_per_authorization_and_one_lease_per_order(s: S) {
     );
     let o = s.order_by_id(&o1).await.unwrap().unwrap();
     assert_eq!(o.cert_id, Some(cid("c1")));
+    let (o, authzs) = s.order_with_authzs(&o1).await.unwrap().unwrap();
+    assert_eq!(o.cert_id, Some(cid("c1")));
+    assert_eq!(authzs.len(), 1);
     let c2 = s.certificate_by_id(&cid("c2")).await.unwrap().unwrap();
     assert_eq!(c2.order_id, None);
 }

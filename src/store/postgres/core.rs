@@ -25,7 +25,7 @@ use sqlx::Row;
 
 use super::inserts::{
     account_where_thumbprint, count, insert_authzs, insert_order, json_text, INSERT_ACCOUNT,
-    ORDER_SELECT,
+    ORDER_SELECT, ORDER_WITH_AUTHZS,
 };
 use super::{db_err, PgStore};
 use crate::error::Error;
@@ -36,6 +36,7 @@ use crate::model::{
 use crate::protocol::Identifier;
 use crate::store::rows::{
     account_from_row, authz_from_row, cert_from_row, json_err, order_from_row, revoked_from_row,
+    Prefixed,
 };
 use crate::store::{
     settled_state, AccountCreation, OrderListEntry, RevokedCert, Store, StoreFuture,
@@ -326,6 +327,40 @@ impl Store for PgStore {
             }
             // In the order asked (an id asked twice comes twice).
             Ok(ids.iter().filter_map(|id| found.get(id).cloned()).collect())
+        })
+    }
+
+    fn order_with_authzs<'a>(
+        &'a self,
+        id: &'a OrderId,
+    ) -> StoreFuture<'a, Option<(Order, Vec<Authz>)>> {
+        Box::pin(async move {
+            // One statement: a row per authorization id of the order (one
+            // row with NULL authorization columns when it has none), each
+            // with the order's columns and the authorization's under `a_`.
+            let rows = sqlx::query(ORDER_WITH_AUTHZS)
+                .bind(&id.0)
+                .fetch_all(self.pool())
+                .await
+                .map_err(db_err)?;
+            let Some(first) = rows.first() else {
+                return Ok(None);
+            };
+            let order = order_from_row(first)?;
+            let mut found = std::collections::HashMap::with_capacity(rows.len());
+            for row in &rows {
+                let a_id: Option<String> = row.try_get("a_id").map_err(db_err)?;
+                if a_id.is_some() {
+                    let a = authz_from_row(&Prefixed { row, prefix: "a_" })?;
+                    found.insert(a.id.clone(), a);
+                }
+            }
+            let authzs = order
+                .authz_ids
+                .iter()
+                .filter_map(|id| found.get(id).cloned())
+                .collect();
+            Ok(Some((order, authzs)))
         })
     }
 

@@ -418,6 +418,21 @@ impl Store for SqliteStore {
         })
     }
 
+    fn order_with_authzs<'a>(
+        &'a self,
+        id: &'a OrderId,
+    ) -> StoreFuture<'a, Option<(Order, Vec<Authz>)>> {
+        // In process (and mostly from the cache): two reads cost no round
+        // trip.
+        Box::pin(async move {
+            let Some(order) = self.order_by_id(id).await? else {
+                return Ok(None);
+            };
+            let authzs = self.authzs_by_ids(&order.authz_ids).await?;
+            Ok(Some((order, authzs)))
+        })
+    }
+
     fn order_by_id<'a>(&'a self, id: &'a OrderId) -> StoreFuture<'a, Option<Order>> {
         Box::pin(self.read_through(
             |c| c.orders.get(id),
