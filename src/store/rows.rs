@@ -15,7 +15,9 @@ use crate::model::{
     Certificate, ChallengeType, Order, OrderId, Revocation, RevocationReason,
 };
 use crate::protocol::{Identifier, IdentifierType};
-use crate::store::shared::{StoredDownload, StoredGrant};
+use crate::store::shared::{
+    session_caller, StoredDownload, StoredFlash, StoredGrant, StoredSession,
+};
 use crate::store::RevokedCert;
 
 /// A row of either backend, read by column name.
@@ -335,5 +337,34 @@ pub(crate) fn download_from_row(row: &impl Columns) -> Result<StoredDownload> {
         expires: row.get("expires")?,
         recovery: row.get("recovery")?,
         token_sealed: row.get("token_sealed")?,
+    })
+}
+
+/// A console session row (its `flash` as read before clearing it), seen
+/// at `last_seen`, with its pending `downloads`.
+pub(crate) fn session_from_row(
+    row: &impl Columns,
+    last_seen: crate::model::Timestamp,
+    downloads: Vec<StoredDownload>,
+) -> Result<StoredSession> {
+    let flash: Option<String> = row.get("flash")?;
+    let flash = match flash {
+        Some(text) => {
+            let failed: Option<bool> = row.get("flash_failed")?;
+            Some(StoredFlash {
+                failed: failed.unwrap_or(false),
+                text,
+            })
+        }
+        None => None,
+    };
+    let role: String = row.get("role")?;
+    Ok(StoredSession {
+        caller: session_caller(row.get("caller")?, &role)?,
+        csrf: row.get("csrf")?,
+        created: row.get("created")?,
+        last_seen,
+        flash,
+        downloads,
     })
 }

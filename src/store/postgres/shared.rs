@@ -11,10 +11,10 @@ use super::{db_err, PgStore};
 use crate::error::Result;
 use crate::model::service::Caller;
 use crate::model::{Account, AccountId, Timestamp};
-use crate::store::rows::{account_from_row, download_from_row, grant_from_row};
+use crate::store::rows::{account_from_row, download_from_row, grant_from_row, session_from_row};
 use crate::store::shared::{
-    session_caller, GrantHold, GrantLimits, SessionLimits, SharedStore, StoredDownload,
-    StoredFlash, StoredGrant, StoredSession,
+    GrantHold, GrantLimits, SessionLimits, SharedStore, StoredDownload, StoredFlash, StoredGrant,
+    StoredSession,
 };
 use crate::store::StoreFuture;
 
@@ -382,19 +382,6 @@ impl SharedStore for PgStore {
                 .map_err(db_err)?;
                 return Ok(None);
             };
-            let flash = row
-                .try_get::<Option<String>, _>("flash")
-                .map_err(db_err)?
-                .map(|text| -> Result<StoredFlash> {
-                    let failed: Option<bool> = row.try_get("flash_failed").map_err(db_err)?;
-                    Ok(StoredFlash {
-                        failed: failed.unwrap_or(false),
-                        text,
-                    })
-                })
-                .transpose()?;
-            let role: String = row.try_get("role").map_err(db_err)?;
-            let caller = session_caller(row.try_get("caller").map_err(db_err)?, &role)?;
             let downloads = sqlx::query(
                 "WITH gone AS (DELETE FROM console_downloads WHERE session = $1 AND expires <= $2) \
                  SELECT * FROM console_downloads WHERE session = $1 AND expires > $2 ORDER BY seq",
@@ -407,14 +394,7 @@ impl SharedStore for PgStore {
             .iter()
             .map(download_from_row)
             .collect::<Result<Vec<_>>>()?;
-            Ok(Some(StoredSession {
-                caller,
-                csrf: row.try_get("csrf").map_err(db_err)?,
-                created: row.try_get("created").map_err(db_err)?,
-                last_seen: now,
-                flash,
-                downloads,
-            }))
+            session_from_row(&row, now, downloads).map(Some)
         })
     }
 

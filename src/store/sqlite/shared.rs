@@ -13,10 +13,10 @@ use super::{db_err, SqliteStore};
 use crate::error::Result;
 use crate::model::service::Caller;
 use crate::model::{Account, AccountId, Timestamp};
-use crate::store::rows::{download_from_row, grant_from_row};
+use crate::store::rows::{download_from_row, grant_from_row, session_from_row};
 use crate::store::shared::{
-    session_caller, GrantHold, GrantLimits, SessionLimits, SharedStore, StoredDownload,
-    StoredFlash, StoredGrant, StoredSession,
+    GrantHold, GrantLimits, SessionLimits, SharedStore, StoredDownload, StoredFlash, StoredGrant,
+    StoredSession,
 };
 use crate::store::StoreFuture;
 
@@ -571,20 +571,6 @@ impl SharedStore for SqliteStore {
                     .await?;
                 return Ok(None);
             }
-            let flash = row
-                .try_get::<Option<String>, _>("flash")
-                .map_err(db_err)?
-                .map(|text| -> Result<StoredFlash> {
-                    let failed: Option<bool> = row.try_get("flash_failed").map_err(db_err)?;
-                    Ok(StoredFlash {
-                        failed: failed.unwrap_or(false),
-                        text,
-                    })
-                })
-                .transpose()?;
-            let role: String = row.try_get("role").map_err(db_err)?;
-            let caller = session_caller(row.try_get("caller").map_err(db_err)?, &role)?;
-            let csrf = row.try_get("csrf").map_err(db_err)?;
             self.shared_write(SharedOp::Session(SessionOp::TouchSession(
                 digest.to_vec(),
                 now,
@@ -601,14 +587,7 @@ impl SharedStore for SqliteStore {
             .iter()
             .map(download_from_row)
             .collect::<Result<Vec<_>>>()?;
-            Ok(Some(StoredSession {
-                caller,
-                csrf,
-                created,
-                last_seen: now,
-                flash,
-                downloads,
-            }))
+            session_from_row(&row, now, downloads).map(Some)
         })
     }
 
