@@ -14,12 +14,12 @@
 
 mod cert_names;
 pub(crate) mod crl;
+mod delegated;
 pub mod ocsp;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use rcgen::KeyPair;
 use time::OffsetDateTime;
 use tokio::sync::{Mutex, Notify};
 
@@ -108,17 +108,10 @@ struct SignedCrl {
     signed_at: Timestamp,
 }
 
-/// A delegated responder: its certificate, key and expiry.
-struct Delegated {
-    cert: Vec<u8>,
-    key: KeyPair,
-    not_after: Timestamp,
-}
-
-/// The key that signs OCSP answers: the intermediate's, or a delegated
-/// responder's, replaced before an answer could outlive it.
+/// The key that signs OCSP answers: the intermediate's, or the fleet's
+/// delegated responder's.
 struct OcspSigner {
-    delegated: Option<std::sync::Mutex<Arc<Delegated>>>,
+    delegated: Option<delegated::DelegatedResponder>,
 }
 
 /// CRLs and OCSP for the signing intermediate.
@@ -134,27 +127,6 @@ pub(crate) struct StatusService {
     hashes: ocsp::IssuerHashes,
     signer: OcspSigner,
     metrics: Arc<Metrics>,
-}
-
-/// A delegated responder certificate valid for two answer lifetimes plus a
-/// day (never past the intermediate): short, since clients do not check
-/// its revocation (ocsp-nocheck).
-fn new_delegated(ca: &Ca, settings: &StatusSettings, now: Timestamp) -> Result<Delegated> {
-    let start = to_time(now)?;
-    let life = time::Duration::seconds(secs(settings.ocsp_lifetime) * 2 + 86400);
-    let not_after = (start + life).min(ca.intermediate_not_after());
-    let (cert, key) = ocsp::make_delegated_responder(
-        ca.issuer(),
-        ca.intermediate_der(),
-        start - time::Duration::hours(1),
-        not_after,
-    )
-    .map_err(|e| Error::internal(format_args!("OCSP responder certificate: {e}")))?;
-    Ok(Delegated {
-        cert,
-        key,
-        not_after: not_after.unix_timestamp(),
-    })
 }
 
 fn to_time(t: Timestamp) -> Result<OffsetDateTime> {
@@ -213,8 +185,11 @@ impl StatusService {
         let hashes = ocsp::IssuerHashes::from_issuer_cert(ca.intermediate_der())
             .map_err(|e| Error::internal(format_args!("OCSP issuer: {e}")))?;
         let delegated = if settings.ocsp_delegated {
-            let first = new_delegated(&ca, &settings, clock.now())?;
-            Some(std::sync::Mutex::new(Arc::new(first)))
+            Some(delegated::DelegatedResponder::new(
+                shared.clone(),
+                ca.clone(),
+                settings.ocsp_lifetime,
+            )?)
         } else {
             None
         };
@@ -345,7 +320,7 @@ impl StatusService {
             })
             .collect();
         let delegated = match &self.signer.delegated {
-            Some(current) => Some(self.delegated_for(current, now).map_err(internal)?),
+            Some(responder) => Some(responder.for_answer(now).await.map_err(internal)?),
             None => None,
         };
         let responder = match &delegated {
@@ -390,23 +365,6 @@ impl StatusService {
         Ok(statuses)
     }
 
-    /// The delegated responder, replaced first if an answer made now could
-    /// outlive its certificate.
-    fn delegated_for(
-        &self,
-        current: &std::sync::Mutex<Arc<Delegated>>,
-        now: Timestamp,
-    ) -> Result<Arc<Delegated>> {
-        let mut d = current
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if now + secs(self.settings.ocsp_lifetime) >= d.not_after {
-            *d = Arc::new(new_delegated(&self.ca, &self.settings, now)?);
-            tracing::info!("issued a new delegated OCSP responder certificate");
-        }
-        Ok(d.clone())
-    }
-
     /// Signs a new CRL soon after revocations (batched over a second) and
     /// every `crl_refresh`, in the background, until the process ends.
     pub(crate) fn spawn_refresher(self: &Arc<Self>, lease: JobLease) {
@@ -429,6 +387,11 @@ impl StatusService {
                 }
                 if let Err(e) = this.crl().await {
                     tracing::warn!(error = %e, "CRL refresh failed");
+                }
+                if let Some(responder) = &this.signer.delegated {
+                    if let Err(e) = responder.renew_if_due(this.clock.now()).await {
+                        tracing::warn!(error = %e, "delegated OCSP responder renewal failed");
+                    }
                 }
             }
         });

@@ -16,7 +16,7 @@ use crate::model::{
 };
 use crate::protocol::{Identifier, IdentifierType};
 use crate::store::shared::{
-    session_caller, StoredDownload, StoredFlash, StoredGrant, StoredSession,
+    session_caller, StoredDownload, StoredFlash, StoredGrant, StoredResponder, StoredSession,
 };
 use crate::store::RevokedCert;
 
@@ -366,5 +366,13 @@ pub(crate) fn session_from_row(
         last_seen,
         flash,
         downloads,
+    })
+}
+
+pub(crate) fn responder_from_row(row: &impl Columns) -> Result<StoredResponder> {
+    Ok(StoredResponder {
+        cert: row.get("cert")?,
+        key_sealed: row.get("key_sealed")?,
+        not_after: row.get("not_after")?,
     })
 }

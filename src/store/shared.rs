@@ -125,6 +125,17 @@ pub(crate) fn session_caller(name: String, role: &str) -> crate::error::Result<C
     Ok(Caller { name, role })
 }
 
+/// The fleet's delegated OCSP responder of one issuer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct StoredResponder {
+    /// The responder certificate, DER.
+    pub cert: Vec<u8>,
+    /// Its private key, sealed by the caller (the store sees bytes).
+    pub key_sealed: Vec<u8>,
+    /// The certificate's notAfter, seconds since the Unix epoch.
+    pub not_after: Timestamp,
+}
+
 pub(crate) trait SharedStore: Send + Sync + 'static {
     /// The secret named `name`: `fresh` if none was stored yet (then
     /// stored), else the one stored first. Every instance gets the same.
@@ -144,6 +155,18 @@ pub(crate) trait SharedStore: Send + Sync + 'static {
         expires_ms: i64,
         account: &'a AccountId,
     ) -> StoreFuture<'a, (bool, Option<Account>)>;
+    /// The delegated OCSP responder stored for `issuer`, if any.
+    fn ocsp_responder<'a>(&'a self, issuer: &'a str) -> StoreFuture<'a, Option<StoredResponder>>;
+    /// Stores `new` as `issuer`'s responder if the stored one is still the
+    /// one whose certificate is `replacing` (None: none is stored yet).
+    /// True if stored; of concurrent replacements of one responder,
+    /// exactly one succeeds.
+    fn replace_ocsp_responder<'a>(
+        &'a self,
+        issuer: &'a str,
+        replacing: Option<&'a [u8]>,
+        new: &'a StoredResponder,
+    ) -> StoreFuture<'a, bool>;
     /// Forgets spent nonces that expired before `now_ms`; how many.
     fn prune_nonces(&self, now_ms: i64) -> StoreFuture<'_, u64>;
 

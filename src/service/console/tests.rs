@@ -1024,6 +1024,20 @@ impl SharedStore for Lost {
     fn prune_nonces(&self, _: i64) -> StoreFuture<'_, u64> {
         lost()
     }
+    fn ocsp_responder<'a>(
+        &'a self,
+        _: &'a str,
+    ) -> StoreFuture<'a, Option<crate::store::shared::StoredResponder>> {
+        lost()
+    }
+    fn replace_ocsp_responder<'a>(
+        &'a self,
+        _: &'a str,
+        _: Option<&'a [u8]>,
+        _: &'a crate::store::shared::StoredResponder,
+    ) -> StoreFuture<'a, bool> {
+        lost()
+    }
     fn take_job<'a>(&'a self, _: &'a str, _: &'a str, _: i64, _: i64) -> StoreFuture<'a, bool> {
         lost()
     }

@@ -7,6 +7,7 @@ use tokio::sync::Barrier;
 use crate::model::service::{Caller, Role};
 use crate::store::shared::{
     GrantHold, GrantLimits, SessionLimits, SharedStore, StoredDownload, StoredFlash, StoredGrant,
+    StoredResponder,
 };
 
 super::both!(crate::store::shared::SharedStore;
@@ -18,6 +19,7 @@ super::both!(crate::store::shared::SharedStore;
     grants_are_bounded_and_taken_once,
     the_revocation_epoch_starts_at_zero,
     crl_numbers_are_distinct_and_increasing,
+    ocsp_responders_are_replaced_once,
     sessions_expire_when_idle_and_at_their_lifetime,
     a_full_session_table_is_swept_at_sign_in_and_bounded_under_races,
     a_session_message_is_shown_once_even_concurrently,
@@ -567,4 +569,63 @@ async fn removing_a_session_removes_its_downloads(s: Arc<dyn SharedStore>) {
         vec![download("0a", 100, b"x")],
         "other sessions keep theirs"
     );
+}
+
+async fn ocsp_responders_are_replaced_once(s: Arc<dyn SharedStore>) {
+    let r = |n: u8| StoredResponder {
+        cert: vec![n; 40],
+        key_sealed: vec![n + 100; 60],
+        not_after: 1_000 + i64::from(n),
+    };
+    assert_eq!(s.ocsp_responder("issuer-a").await.unwrap(), None);
+    assert!(s
+        .replace_ocsp_responder("issuer-a", None, &r(1))
+        .await
+        .unwrap());
+    assert!(
+        !s.replace_ocsp_responder("issuer-a", None, &r(2))
+            .await
+            .unwrap(),
+        "one is stored already"
+    );
+    assert_eq!(s.ocsp_responder("issuer-a").await.unwrap(), Some(r(1)));
+    assert!(
+        !s.replace_ocsp_responder("issuer-a", Some(&r(9).cert), &r(2))
+            .await
+            .unwrap(),
+        "not the stored one"
+    );
+    assert!(s
+        .replace_ocsp_responder("issuer-a", Some(&r(1).cert), &r(2))
+        .await
+        .unwrap());
+    assert_eq!(s.ocsp_responder("issuer-a").await.unwrap(), Some(r(2)));
+    assert_eq!(s.ocsp_responder("issuer-b").await.unwrap(), None);
+    // Concurrent replacements of one responder: exactly one wins.
+    let won = together(8, |i| {
+        let s = s.clone();
+        async move {
+            s.replace_ocsp_responder("issuer-a", Some(&r(2).cert), &r(10 + i as u8))
+                .await
+                .unwrap()
+        }
+    })
+    .await;
+    assert_eq!(won.iter().filter(|w| **w).count(), 1, "{won:?}");
+    let winner = won.iter().position(|w| *w).unwrap();
+    assert_eq!(
+        s.ocsp_responder("issuer-a").await.unwrap(),
+        Some(r(10 + winner as u8))
+    );
+    // Concurrent first stores: exactly one wins too.
+    let won = together(8, |i| {
+        let s = s.clone();
+        async move {
+            s.replace_ocsp_responder("issuer-c", None, &r(30 + i as u8))
+                .await
+                .unwrap()
+        }
+    })
+    .await;
+    assert_eq!(won.iter().filter(|w| **w).count(), 1, "{won:?}");
 }

@@ -248,4 +248,14 @@ ALTER TABLE orders ADD COLUMN certified BOOLEAN NOT NULL DEFAULT false;
 UPDATE orders SET certified = true
     WHERE id IN (SELECT order_id FROM certificates WHERE order_id IS NOT NULL);
 "#,
+    // 5: the fleet's delegated OCSP responder per issuer: its certificate
+    // and its key sealed under a key derived from the issuer's private key.
+    r#"
+CREATE TABLE ocsp_responders (
+    issuer      TEXT PRIMARY KEY,
+    cert        BYTEA NOT NULL,
+    key_sealed  BYTEA NOT NULL,
+    not_after   BIGINT NOT NULL
+);
+"#,
 ];

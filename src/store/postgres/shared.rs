@@ -11,10 +11,12 @@ use super::{db_err, PgStore};
 use crate::error::Result;
 use crate::model::service::Caller;
 use crate::model::{Account, AccountId, Timestamp};
-use crate::store::rows::{account_from_row, download_from_row, grant_from_row, session_from_row};
+use crate::store::rows::{
+    account_from_row, download_from_row, grant_from_row, responder_from_row, session_from_row,
+};
 use crate::store::shared::{
     GrantHold, GrantLimits, SessionLimits, SharedStore, StoredDownload, StoredFlash, StoredGrant,
-    StoredSession,
+    StoredResponder, StoredSession,
 };
 use crate::store::StoreFuture;
 
@@ -92,6 +94,50 @@ impl SharedStore for PgStore {
                 None => None,
             };
             Ok((fresh, account))
+        })
+    }
+
+    fn ocsp_responder<'a>(&'a self, issuer: &'a str) -> StoreFuture<'a, Option<StoredResponder>> {
+        Box::pin(async move {
+            let row = sqlx::query("SELECT * FROM ocsp_responders WHERE issuer = $1")
+                .bind(issuer)
+                .fetch_optional(self.pool())
+                .await
+                .map_err(db_err)?;
+            row.as_ref().map(responder_from_row).transpose()
+        })
+    }
+
+    fn replace_ocsp_responder<'a>(
+        &'a self,
+        issuer: &'a str,
+        replacing: Option<&'a [u8]>,
+        new: &'a StoredResponder,
+    ) -> StoreFuture<'a, bool> {
+        Box::pin(async move {
+            // The condition is on the row itself: of concurrent
+            // replacements one matches, the others (having waited for it)
+            // find another certificate there.
+            let sql = match replacing {
+                None => {
+                    "INSERT INTO ocsp_responders (issuer, cert, key_sealed, not_after) \
+                     VALUES ($1, $2, $3, $4) ON CONFLICT (issuer) DO NOTHING"
+                }
+                Some(_) => {
+                    "UPDATE ocsp_responders SET cert = $2, key_sealed = $3, not_after = $4 \
+                     WHERE issuer = $1 AND cert = $5"
+                }
+            };
+            let mut query = sqlx::query(sql)
+                .bind(issuer)
+                .bind(&new.cert)
+                .bind(&new.key_sealed)
+                .bind(new.not_after);
+            if let Some(old) = replacing {
+                query = query.bind(old);
+            }
+            let done = query.execute(self.pool()).await.map_err(db_err)?;
+            Ok(done.rows_affected() == 1)
         })
     }
 

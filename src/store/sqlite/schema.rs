@@ -246,4 +246,14 @@ CREATE TABLE console_downloads (
     UNIQUE (session, serial)
 );
 "#,
+    // The fleet's delegated OCSP responder per issuer: its certificate and
+    // its key sealed under a key derived from the issuer's private key.
+    r#"
+CREATE TABLE ocsp_responders (
+    issuer      TEXT PRIMARY KEY,
+    cert        BLOB NOT NULL,
+    key_sealed  BLOB NOT NULL,
+    not_after   INTEGER NOT NULL
+) WITHOUT ROWID;
+"#,
 ];

@@ -13,10 +13,10 @@ use super::{db_err, SqliteStore};
 use crate::error::Result;
 use crate::model::service::Caller;
 use crate::model::{Account, AccountId, Timestamp};
-use crate::store::rows::{download_from_row, grant_from_row, session_from_row};
+use crate::store::rows::{download_from_row, grant_from_row, responder_from_row, session_from_row};
 use crate::store::shared::{
     GrantHold, GrantLimits, SessionLimits, SharedStore, StoredDownload, StoredFlash, StoredGrant,
-    StoredSession,
+    StoredResponder, StoredSession,
 };
 use crate::store::StoreFuture;
 
@@ -38,6 +38,9 @@ pub(super) enum SharedOp {
     HoldGrant(Vec<u8>, StoredGrant, Timestamp),
     DropGrant(Vec<u8>),
     CrlNumber(String, i64),
+    /// Stores a responder if the stored one's certificate is still the
+    /// given one (or, for None, none is stored).
+    ReplaceResponder(String, Option<Vec<u8>>, StoredResponder),
     /// A console session's write.
     Session(SessionOp),
 }
@@ -134,6 +137,9 @@ impl SharedOp {
                          number = max(crl_numbers.number + 1, excluded.number);\n",
                     );
             }
+            SharedOp::ReplaceResponder(issuer, replacing, new) => {
+                replace_responder(sql, issuer, replacing.as_deref(), new)?;
+            }
             SharedOp::Session(op) => return op.render(sql),
         }
         Ok(1)
@@ -199,6 +205,43 @@ impl SessionOp {
         }
         Ok(1)
     }
+}
+
+/// One statement: an insert unless a responder is stored (`replacing`
+/// None), else an update of the row whose certificate is `replacing`.
+fn replace_responder(
+    sql: &mut Sql,
+    issuer: &str,
+    replacing: Option<&[u8]>,
+    new: &StoredResponder,
+) -> Result<()> {
+    match replacing {
+        None => {
+            sql.raw("INSERT OR IGNORE INTO ocsp_responders (issuer, cert, key_sealed, not_after) VALUES (")
+                .text(issuer)?
+                .raw(", ")
+                .blob(&new.cert)
+                .raw(", ")
+                .blob(&new.key_sealed)
+                .raw(", ")
+                .int(new.not_after)
+                .raw(");\n");
+        }
+        Some(old) => {
+            sql.raw("UPDATE ocsp_responders SET cert = ")
+                .blob(&new.cert)
+                .raw(", key_sealed = ")
+                .blob(&new.key_sealed)
+                .raw(", not_after = ")
+                .int(new.not_after)
+                .raw(" WHERE issuer = ")
+                .text(issuer)?
+                .raw(" AND cert = ")
+                .blob(old)
+                .raw(";\n");
+        }
+    }
+    Ok(())
 }
 
 /// Sweeps sessions over at `now`, then inserts the new one while fewer than
@@ -523,6 +566,33 @@ impl SharedStore for SqliteStore {
                 .fetch_one(&self.reader)
                 .await
                 .map_err(db_err)
+        })
+    }
+
+    fn ocsp_responder<'a>(&'a self, issuer: &'a str) -> StoreFuture<'a, Option<StoredResponder>> {
+        Box::pin(async move {
+            let row = sqlx::query("SELECT * FROM ocsp_responders WHERE issuer = ?")
+                .bind(issuer)
+                .fetch_optional(&self.reader)
+                .await
+                .map_err(db_err)?;
+            row.as_ref().map(responder_from_row).transpose()
+        })
+    }
+
+    fn replace_ocsp_responder<'a>(
+        &'a self,
+        issuer: &'a str,
+        replacing: Option<&'a [u8]>,
+        new: &'a StoredResponder,
+    ) -> StoreFuture<'a, bool> {
+        Box::pin(async move {
+            let op = SharedOp::ReplaceResponder(
+                issuer.to_owned(),
+                replacing.map(<[u8]>::to_vec),
+                new.clone(),
+            );
+            Ok(self.shared_write(op).await? == 1)
         })
     }
 
