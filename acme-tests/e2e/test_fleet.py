@@ -809,3 +809,47 @@ def test_postgres_stopped_during_load(tmp_path, private_cluster):
               f"outage; errors seen: {summary}")
     finally:
         fleet.stop()
+
+
+def test_one_delegated_ocsp_responder_for_the_fleet(tmp_path, db_url):
+    """With ocsp_delegated, every instance signs OCSP answers with the same
+    responder certificate (made once, kept in the database), and the
+    answers verify under it."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509 import ocsp
+
+    delegated = "\n[status]\nocsp_delegated = true\n"
+    fleet = start_fleet(tmp_path / "fleet", db_url,
+                        extra_toml={i: delegated for i in range(3)})
+    try:
+        a = fleet.instances[0]
+        r = fleet.service("POST", "/certs", inst=a, token=fl.REQUESTER_TOKEN, json={
+            "entity_id": "fleet-ocsp", "profile": "server", "key_type": "ec", "key_size": 256,
+            "names": ["ocsp.fleet.example.com"]})
+        assert r.status_code == 201, r.text
+        serial = r.json()["serial_number"]
+        shown = fleet.service("GET", f"/certs/{serial}", inst=a).json()
+        leaf = x509.load_pem_x509_certificate(shown["certificate"].encode())
+        intermediate = x509.load_pem_x509_certificate(
+            (a.data_dir / "intermediate.pem").read_bytes())
+        request = ocsp.OCSPRequestBuilder().add_certificate(
+            leaf, intermediate, hashes.SHA1()).build().public_bytes(serialization.Encoding.DER)
+        responders = []
+        for inst in fleet.instances:
+            resp = requests.post(inst.status_url + "/ocsp", data=request, timeout=30,
+                                 headers={"Content-Type": "application/ocsp-request"})
+            assert resp.status_code == 200, f"{inst.name}: HTTP {resp.status_code}"
+            parsed = ocsp.load_der_ocsp_response(resp.content)
+            assert parsed.response_status == ocsp.OCSPResponseStatus.SUCCESSFUL
+            assert parsed.certificate_status == ocsp.OCSPCertStatus.GOOD
+            assert len(parsed.certificates) == 1, f"{inst.name}: no responder certificate"
+            responder = parsed.certificates[0]
+            assert responder.issuer == intermediate.subject
+            responder.public_key().verify(parsed.signature, parsed.tbs_response_bytes,
+                                          ec.ECDSA(parsed.signature_hash_algorithm))
+            responders.append(responder.public_bytes(serialization.Encoding.DER))
+        assert responders[0] == responders[1] == responders[2], \
+            "the instances sign with different responders"
+    finally:
+        fleet.stop()
