@@ -303,6 +303,10 @@ class AcmeCaServer(ServerProcess):
                               f"(build it, or set ACME_CA_BIN)")
         return super().start()
 
+    def expected_directory(self) -> str:
+        """The directory URL the server must print before "ready"."""
+        return f"https://127.0.0.1:{self.port}/directory"
+
     def wait_ready(self, deadline: float) -> None:
         prefix = "acme-ca: "
         directory = root = None
@@ -330,7 +334,7 @@ class AcmeCaServer(ServerProcess):
             raise ServerError(self._failure(
                 f"said ready without directory/root-ca lines (directory={directory!r}, "
                 f"root-ca={root!r})"))
-        expected = f"https://127.0.0.1:{self.port}/directory"
+        expected = self.expected_directory()
         if directory != expected:
             raise ServerError(self._failure(f"printed directory {directory!r}, expected {expected!r}"))
         if not os.path.isabs(root) or not os.path.isfile(root):

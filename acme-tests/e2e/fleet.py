@@ -223,35 +223,12 @@ class Instance(ConfiguredAcmeCa):
         env["ACME_CA_DATABASE_URL"] = self.db_url
         return env
 
+    def expected_directory(self) -> str:
+        return f"{self.public_url}/directory"
+
     def wait_ready(self, deadline: float) -> None:
-        prefix = "acme-ca: "
-        directory = root = None
-        while True:
-            line = self.next_line(deadline)
-            if line is None:
-                try:
-                    self.proc.wait(timeout=2)
-                except subprocess.TimeoutExpired:
-                    pass
-                raise ServerError(self._failure("closed stdout before ready"))
-            if not line.startswith(prefix):
-                continue
-            key, _, value = line[len(prefix):].partition(" ")
-            if key == "directory":
-                directory = value.strip()
-            elif key == "root-ca":
-                root = value.strip()
-            elif key == "status":
-                self.status_url = value.strip()
-            elif key == "ready":
-                break
-        expected = f"{self.public_url}/directory"
-        if directory != expected:
-            raise ServerError(self._failure(f"printed directory {directory!r}, "
-                                            f"expected {expected!r}"))
-        if not root or not os.path.isfile(root):
-            raise ServerError(self._failure(f"root-ca {root!r} is not a file"))
-        self.directory, self.root_pem, self.tls_ca = directory, root, root
+        super().wait_ready(deadline)
+        root = self.root_pem
         # The service listener is bound before "ready"; wait until it answers.
         while True:
             try:
