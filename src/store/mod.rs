@@ -9,6 +9,7 @@
 
 pub(crate) mod postgres;
 pub(crate) mod ratelimit;
+pub(crate) mod reuse;
 pub(crate) mod rows;
 pub(crate) mod service;
 pub(crate) mod shared;

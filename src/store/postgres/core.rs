@@ -57,7 +57,8 @@ impl Store for PgStore {
             // for the first to commit or roll back), and two of one key id
             // at the binding's. Every registration takes the two in that
             // order, so none waits for another in a cycle.
-            let mut tx = self.pool().begin().await.map_err(db_err)?;
+            let mut lease = self.pool().lease().await.map_err(db_err)?;
+            let mut tx = lease.begin().await.map_err(db_err)?;
             let inserted = sqlx::query(INSERT_ACCOUNT)
                 .bind(&a.id.0)
                 .bind(a.status.as_str())
@@ -101,13 +102,14 @@ impl Store for PgStore {
                 }
             }
             tx.commit().await.map_err(db_err)?;
+            lease.keep();
             Ok(AccountCreation::Created)
         })
     }
 
     fn create_authz<'a>(&'a self, authz: &'a Authz) -> StoreFuture<'a, ()> {
         Box::pin(async move {
-            let mut conn = self.pool().acquire().await.map_err(db_err)?;
+            let mut conn = self.pool().lease().await.map_err(db_err)?;
             insert_authzs(&mut conn, std::slice::from_ref(authz)).await
         })
     }
@@ -181,7 +183,7 @@ impl Store for PgStore {
         thumbprint: &'a str,
     ) -> StoreFuture<'a, Option<Account>> {
         Box::pin(async move {
-            let mut conn = self.pool().acquire().await.map_err(db_err)?;
+            let mut conn = self.pool().lease().await.map_err(db_err)?;
             account_where_thumbprint(&mut conn, thumbprint).await
         })
     }
@@ -206,7 +208,8 @@ impl Store for PgStore {
 
     fn deactivate_account<'a>(&'a self, id: &'a AccountId) -> StoreFuture<'a, bool> {
         Box::pin(async move {
-            let mut tx = self.pool().begin().await.map_err(db_err)?;
+            let mut lease = self.pool().lease().await.map_err(db_err)?;
+            let mut tx = lease.begin().await.map_err(db_err)?;
             // FOR UPDATE conflicts with the key-share lock a new
             // authorization's foreign key takes on its account: an order
             // being created for this account commits before the update
@@ -236,6 +239,7 @@ impl Store for PgStore {
             .await
             .map_err(db_err)?;
             tx.commit().await.map_err(db_err)?;
+            lease.keep();
             Ok(done.rows_affected() == 1)
         })
     }
@@ -266,7 +270,8 @@ impl Store for PgStore {
                 insert_order(self.pool(), o, authzs).await?;
                 return Ok(true);
             };
-            let mut tx = self.pool().begin().await.map_err(db_err)?;
+            let mut lease = self.pool().lease().await.map_err(db_err)?;
+            let mut tx = lease.begin().await.map_err(db_err)?;
             // RFC 9773: the certificate's replacement moves from the one
             // the caller saw to this order. The condition is on the
             // certificate's own row, so of concurrent orders replacing
@@ -294,6 +299,7 @@ impl Store for PgStore {
             }
             insert_order(&mut *tx, o, authzs).await?;
             tx.commit().await.map_err(db_err)?;
+            lease.keep();
             Ok(true)
         })
     }

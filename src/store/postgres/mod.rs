@@ -29,7 +29,9 @@ mod store_tests;
 use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, Postgres};
+
+use crate::store::reuse::Reuse;
 use sqlx::{ConnectOptions, Connection};
 
 use super::StoreFuture;
@@ -46,7 +48,9 @@ const MIGRATION_LOCK: i64 = 0x61_63_6d_65_2d_63_61;
 
 /// The PostgreSQL store.
 pub(crate) struct PgStore {
-    pool: PgPool,
+    /// Connections kept between statements ([`Reuse`]: no ping, a round
+    /// trip to the database, each time sqlx's pool would take one back).
+    pool: Reuse<Postgres>,
 }
 
 /// How long a client is told to wait when the database is out of reach.
@@ -129,11 +133,13 @@ impl PgStore {
             .await
             .map_err(db_err)?;
         migrate(&pool).await?;
-        Ok(PgStore { pool })
+        Ok(PgStore {
+            pool: Reuse::new(pool, ACQUIRE_TIMEOUT),
+        })
     }
 
     /// The pool (for the trait implementations in this module's files).
-    pub(super) fn pool(&self) -> &PgPool {
+    pub(super) fn pool(&self) -> &Reuse<Postgres> {
         &self.pool
     }
 

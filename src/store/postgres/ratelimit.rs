@@ -134,7 +134,8 @@ impl RateLimitStore for PgStore {
             }
             let spends = sorted(spends)?;
             let keys: Vec<String> = spends.iter().map(|s| s.key.clone()).collect();
-            let mut tx = self.pool().begin().await.map_err(db_err)?;
+            let mut lease = self.pool().lease().await.map_err(db_err)?;
+            let mut tx = lease.begin().await.map_err(db_err)?;
             let tats = lock_buckets(&mut tx, &keys).await?;
             let spent = match new_tats(&spends, &tats, now_ms)? {
                 Some(next) => {
@@ -147,6 +148,7 @@ impl RateLimitStore for PgStore {
                 }
             };
             tx.commit().await.map_err(db_err)?;
+            lease.keep();
             Ok(spent)
         })
     }
@@ -161,7 +163,8 @@ impl RateLimitStore for PgStore {
             let increments: Vec<i64> = spends.iter().map(|s| s.increment).collect();
             // Lock in key order first (as a spend does), then move each TAT
             // back, never below now; a missing bucket is full already.
-            let mut tx = self.pool().begin().await.map_err(db_err)?;
+            let mut lease = self.pool().lease().await.map_err(db_err)?;
+            let mut tx = lease.begin().await.map_err(db_err)?;
             sqlx::query(
                 "SELECT 1 FROM rate_buckets WHERE k = ANY($1) ORDER BY k COLLATE \"C\" FOR UPDATE",
             )
@@ -179,7 +182,9 @@ impl RateLimitStore for PgStore {
             .execute(&mut *tx)
             .await
             .map_err(db_err)?;
-            tx.commit().await.map_err(db_err)
+            tx.commit().await.map_err(db_err)?;
+            lease.keep();
+            Ok(())
         })
     }
 
@@ -225,7 +230,8 @@ impl RateLimitStore for PgStore {
             // another transaction holds (no waiting, no deadlock) and the
             // set just recorded (kept even if already expired, as SQLite
             // does by deleting first).
-            let mut tx = self.pool().begin().await.map_err(db_err)?;
+            let mut lease = self.pool().lease().await.map_err(db_err)?;
+            let mut tx = lease.begin().await.map_err(db_err)?;
             sqlx::query(
                 "INSERT INTO issued_name_sets (hash, not_after) VALUES ($1, $2) \
                  ON CONFLICT (hash) DO UPDATE SET \
@@ -246,7 +252,9 @@ impl RateLimitStore for PgStore {
             .execute(&mut *tx)
             .await
             .map_err(db_err)?;
-            tx.commit().await.map_err(db_err)
+            tx.commit().await.map_err(db_err)?;
+            lease.keep();
+            Ok(())
         })
     }
 

@@ -199,7 +199,8 @@ impl PgStore {
         at: Timestamp,
         reason: Option<&str>,
     ) -> Result<bool> {
-        let mut tx = self.pool().begin().await.map_err(db_err)?;
+        let mut lease = self.pool().lease().await.map_err(db_err)?;
+        let mut tx = lease.begin().await.map_err(db_err)?;
         let moved = match lock_recovery(&mut tx, id).await? {
             Some((status, required)) if status == RecoveryStatus::Pending.as_str() => {
                 approve_if_enough(&mut tx, id, required, by, at, reason).await?
@@ -207,6 +208,7 @@ impl PgStore {
             _ => false,
         };
         tx.commit().await.map_err(db_err)?;
+        lease.keep();
         Ok(moved)
     }
 }
@@ -218,14 +220,17 @@ impl ServiceStore for PgStore {
         requests: &'a [Request],
     ) -> StoreFuture<'a, ()> {
         Box::pin(async move {
-            let mut tx = self.pool().begin().await.map_err(db_err)?;
+            let mut lease = self.pool().lease().await.map_err(db_err)?;
+            let mut tx = lease.begin().await.map_err(db_err)?;
             if let Some(b) = batch {
                 insert_batch(&mut tx, b).await?;
             }
             for r in requests {
                 insert_request(&mut tx, r).await?;
             }
-            tx.commit().await.map_err(db_err)
+            tx.commit().await.map_err(db_err)?;
+            lease.keep();
+            Ok(())
         })
     }
 
@@ -312,10 +317,13 @@ impl ServiceStore for PgStore {
         Box::pin(async move {
             // One transaction: the certificate is never without its service
             // row, and the request is issued only with both.
-            let mut tx = self.pool().begin().await.map_err(db_err)?;
+            let mut lease = self.pool().lease().await.map_err(db_err)?;
+            let mut tx = lease.begin().await.map_err(db_err)?;
             insert_service_certificate(&mut tx, cert).await?;
             insert_service_cert(&mut tx, meta).await?;
-            tx.commit().await.map_err(db_err)
+            tx.commit().await.map_err(db_err)?;
+            lease.keep();
+            Ok(())
         })
     }
 
@@ -452,7 +460,8 @@ impl ServiceStore for PgStore {
             // rejection or approval has committed or waits), the agent's
             // approval is added once (the primary key), and the count read
             // afterwards includes every earlier approver's.
-            let mut tx = self.pool().begin().await.map_err(db_err)?;
+            let mut lease = self.pool().lease().await.map_err(db_err)?;
+            let mut tx = lease.begin().await.map_err(db_err)?;
             let required = match lock_recovery(&mut tx, id).await? {
                 Some((status, required)) if status == RecoveryStatus::Pending.as_str() => required,
                 _ => return Ok(false),
@@ -473,6 +482,7 @@ impl ServiceStore for PgStore {
                 approve_if_enough(&mut tx, id, required, None, at, None).await?;
             }
             tx.commit().await.map_err(db_err)?;
+            lease.keep();
             Ok(added)
         })
     }
@@ -515,7 +525,8 @@ impl ServiceStore for PgStore {
             if d.is_empty() {
                 return Ok(());
             }
-            let mut tx = self.pool().begin().await.map_err(db_err)?;
+            let mut lease = self.pool().lease().await.map_err(db_err)?;
+            let mut tx = lease.begin().await.map_err(db_err)?;
             for x in d {
                 sqlx::query(
                     "INSERT INTO webhook_deliveries (id, url, event_type, body, status, \
@@ -535,7 +546,9 @@ impl ServiceStore for PgStore {
                 .await
                 .map_err(db_err)?;
             }
-            tx.commit().await.map_err(db_err)
+            tx.commit().await.map_err(db_err)?;
+            lease.keep();
+            Ok(())
         })
     }
 

@@ -4,7 +4,7 @@
 //! share are decoded by `store::rows`). Values are bound (`push_bind`); the SQL fragments
 //! are this module's and service.rs's constants.
 
-use sqlx::postgres::{PgPool, PgRow};
+use sqlx::postgres::PgRow;
 use sqlx::{Postgres, QueryBuilder, Row};
 
 use super::db_err;
@@ -105,7 +105,7 @@ pub(super) struct Page {
 impl Page {
     pub(super) async fn fetch(
         &self,
-        pool: &PgPool,
+        pool: &crate::store::reuse::Reuse<Postgres>,
         filter: impl Fn(&mut QueryBuilder<Postgres>),
     ) -> Result<(Vec<PgRow>, u64)> {
         let mut count = QueryBuilder::new("SELECT COUNT(*) FROM ");

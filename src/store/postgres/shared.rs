@@ -224,7 +224,8 @@ impl SharedStore for PgStore {
         limits: GrantLimits,
     ) -> StoreFuture<'a, GrantHold> {
         Box::pin(async move {
-            let mut tx = self.pool().begin().await.map_err(db_err)?;
+            let mut lease = self.pool().lease().await.map_err(db_err)?;
+            let mut tx = lease.begin().await.map_err(db_err)?;
             // The bounds count rows other transactions may be inserting:
             // one holder at a time, released at commit or rollback.
             sqlx::query("SELECT pg_advisory_xact_lock($1)")
@@ -277,6 +278,7 @@ impl SharedStore for PgStore {
             .await
             .map_err(db_err)?;
             tx.commit().await.map_err(db_err)?;
+            lease.keep();
             Ok(GrantHold::Held)
         })
     }
@@ -355,7 +357,8 @@ impl SharedStore for PgStore {
     ) -> StoreFuture<'a, bool> {
         Box::pin(async move {
             let max = i64::try_from(limits.max).unwrap_or(i64::MAX);
-            let mut tx = self.pool().begin().await.map_err(db_err)?;
+            let mut lease = self.pool().lease().await.map_err(db_err)?;
+            let mut tx = lease.begin().await.map_err(db_err)?;
             // The count must not change between it and the insert: one
             // sign-in at a time across the fleet, released at commit.
             sqlx::query("SELECT pg_advisory_xact_lock($1)")
@@ -384,6 +387,7 @@ impl SharedStore for PgStore {
             .await
             .map_err(db_err)?;
             tx.commit().await.map_err(db_err)?;
+            lease.keep();
             Ok(done.rows_affected() == 1)
         })
     }
@@ -472,7 +476,8 @@ impl SharedStore for PgStore {
     ) -> StoreFuture<'a, bool> {
         Box::pin(async move {
             let keep = i64::try_from(max.saturating_sub(1)).unwrap_or(i64::MAX);
-            let mut tx = self.pool().begin().await.map_err(db_err)?;
+            let mut lease = self.pool().lease().await.map_err(db_err)?;
+            let mut tx = lease.begin().await.map_err(db_err)?;
             // The session's row lock orders the additions of one session
             // (and keeps it from ending meanwhile).
             let exists = sqlx::query("SELECT 1 FROM console_sessions WHERE digest = $1 FOR UPDATE")
@@ -519,6 +524,7 @@ impl SharedStore for PgStore {
             .await
             .map_err(db_err)?;
             tx.commit().await.map_err(db_err)?;
+            lease.keep();
             Ok(true)
         })
     }

@@ -33,9 +33,10 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+    Sqlite, SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePoolOptions,
+    SqliteSynchronous,
 };
-use sqlx::{AssertSqlSafe, Row};
+use sqlx::{AssertSqlSafe, ConnectOptions, Row};
 
 use super::{AccountCreation, OrderListEntry, RevokedCert, Store, StoreFuture, ValidationResult};
 use crate::error::{Error, Result};
@@ -45,6 +46,7 @@ use crate::model::{
     Revocation, RevocationReason, Timestamp,
 };
 use crate::protocol::Identifier;
+use crate::store::reuse::Reuse;
 use crate::store::rows::{
     account_from_row, authz_from_row, cert_from_row, json_err, order_from_row,
 };
@@ -57,8 +59,9 @@ pub(crate) use crate::config::Durability;
 
 /// The SQLite store.
 pub(crate) struct SqliteStore {
-    writer_pool: SqlitePool,
-    reader: SqlitePool,
+    /// Read-only connections, kept between reads (no ping: a round trip
+    /// to the connection's thread when sqlx's pool takes one back).
+    reader: Reuse<Sqlite>,
     writer: Writer,
     cache: Arc<Mutex<Cache>>,
     /// Serialises the few operations that read, decide and then write
@@ -100,26 +103,28 @@ impl SqliteStore {
                 Durability::Issuance => SqliteSynchronous::Normal,
                 Durability::Full => SqliteSynchronous::Full,
             });
-        let writer_pool = SqlitePoolOptions::new()
-            .max_connections(1)
-            .min_connections(1)
-            .acquire_timeout(Duration::from_secs(30))
-            .connect_with(base.clone().create_if_missing(true))
+        let mut write_conn = base
+            .clone()
+            .create_if_missing(true)
+            .connect()
             .await
             .map_err(db_err)?;
-        migrate(&writer_pool).await?;
-        backfill_common_names(&writer_pool).await?;
-        let reader = SqlitePoolOptions::new()
+        migrate(&mut write_conn).await?;
+        backfill_common_names(&mut write_conn).await?;
+        let reader_pool = SqlitePoolOptions::new()
             .max_connections(4)
             .min_connections(1)
             .acquire_timeout(Duration::from_secs(30))
+            // A read-only connection to a local file does not go stale: no
+            // ping (a round trip to the connection's thread) before each use.
+            .test_before_acquire(false)
             .connect_with(base.read_only(true))
             .await
             .map_err(db_err)?;
+        let reader = Reuse::new(reader_pool, Duration::from_secs(30));
         let cache = Arc::new(Mutex::new(Cache::new()));
-        let writer = Writer::start(writer_pool.clone(), cache.clone(), durability, metrics);
+        let writer = Writer::start(write_conn, cache.clone(), durability, metrics);
         Ok(SqliteStore {
-            writer_pool,
             reader,
             writer,
             cache,
@@ -133,10 +138,11 @@ impl SqliteStore {
         self.cache.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Closes both pools, waiting for connections in use.
+    /// Closes the readers (waiting for connections in use) and the write
+    /// connection (after the writes queued before).
     pub(crate) async fn close(&self) {
         self.reader.close().await;
-        self.writer_pool.close().await;
+        self.writer.close().await;
     }
 
     /// Reads through the cache: `cached` looks the record up, `load` reads
@@ -168,13 +174,13 @@ impl SqliteStore {
 
 /// Certificates stored before the common_name column existed get it, once:
 /// the subject CN, or the first name when there is none.
-async fn backfill_common_names(pool: &SqlitePool) -> Result<()> {
+async fn backfill_common_names(conn: &mut SqliteConnection) -> Result<()> {
     use x509_cert::der::Decode;
     let mut filled = 0u64;
     loop {
         let rows =
             sqlx::query("SELECT id, der FROM certificates WHERE common_name IS NULL LIMIT 500")
-                .fetch_all(pool)
+                .fetch_all(&mut *conn)
                 .await
                 .map_err(db_err)?;
         if rows.is_empty() {
@@ -195,7 +201,7 @@ async fn backfill_common_names(pool: &SqlitePool) -> Result<()> {
             sqlx::query("UPDATE certificates SET common_name = ? WHERE id = ?")
                 .bind(name)
                 .bind(&id)
-                .execute(pool)
+                .execute(&mut *conn)
                 .await
                 .map_err(db_err)?;
             filled += 1;
@@ -207,8 +213,7 @@ async fn backfill_common_names(pool: &SqlitePool) -> Result<()> {
     Ok(())
 }
 
-async fn migrate(pool: &SqlitePool) -> Result<()> {
-    let mut conn = pool.acquire().await.map_err(db_err)?;
+async fn migrate(conn: &mut SqliteConnection) -> Result<()> {
     let version: i64 = sqlx::query_scalar("PRAGMA user_version")
         .fetch_one(&mut *conn)
         .await

@@ -20,8 +20,8 @@
 use std::sync::{Arc, Mutex};
 
 use futures_util::TryStreamExt;
-use sqlx::sqlite::SqlitePool;
-use sqlx::{AssertSqlSafe, Either};
+use sqlx::sqlite::SqliteConnection;
+use sqlx::{AssertSqlSafe, Connection, Either};
 use tokio::sync::{mpsc, oneshot};
 
 use super::cache::Cache;
@@ -36,9 +36,13 @@ pub(super) const MAX_BATCH: usize = 64;
 /// Ops waiting at most; senders wait beyond.
 const QUEUE: usize = 4096;
 
-struct Job {
-    op: Op,
-    reply: oneshot::Sender<Result<u64>>,
+enum Job {
+    Write {
+        op: Op,
+        reply: oneshot::Sender<Result<u64>>,
+    },
+    /// Close the connection (after the writes queued before) and stop.
+    Close(oneshot::Sender<()>),
 }
 
 /// The handle the store uses to submit writes.
@@ -48,16 +52,28 @@ pub(super) struct Writer {
 }
 
 impl Writer {
-    /// Starts the writer task on the current runtime.
+    /// Starts the writer task on the current runtime. It owns `conn`, the
+    /// only write connection: not a pool's, which would ping the
+    /// connection's thread when it is taken and again when it is given
+    /// back, two more thread round trips per batch.
     pub(super) fn start(
-        pool: SqlitePool,
+        conn: SqliteConnection,
         cache: Arc<Mutex<Cache>>,
         durability: Durability,
         metrics: Arc<Metrics>,
     ) -> Writer {
         let (tx, rx) = mpsc::channel(QUEUE);
-        tokio::spawn(run(pool, cache, durability, metrics, rx));
+        tokio::spawn(run(conn, cache, durability, metrics, rx));
         Writer { tx }
+    }
+
+    /// Commits what is queued, closes the connection and stops the writer;
+    /// later writes fail.
+    pub(super) async fn close(&self) {
+        let (done, closed) = oneshot::channel();
+        if self.tx.send(Job::Close(done)).await.is_ok() {
+            let _ = closed.await;
+        }
     }
 
     /// Commits `op` (with whatever else is queued) and returns the row
@@ -65,7 +81,7 @@ impl Writer {
     pub(super) async fn write(&self, op: Op) -> Result<u64> {
         let (reply, answer) = oneshot::channel();
         self.tx
-            .send(Job { op, reply })
+            .send(Job::Write { op, reply })
             .await
             .map_err(|_| Error::internal("the database writer has stopped"))?;
         answer
@@ -75,56 +91,87 @@ impl Writer {
 }
 
 async fn run(
-    pool: SqlitePool,
+    mut conn: SqliteConnection,
     cache: Arc<Mutex<Cache>>,
     durability: Durability,
     metrics: Arc<Metrics>,
     mut rx: mpsc::Receiver<Job>,
 ) {
     let mut jobs: Vec<Job> = Vec::with_capacity(MAX_BATCH);
+    let mut writes: Vec<(Op, oneshot::Sender<Result<u64>>)> = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut jobs, MAX_BATCH).await > 0 {
-        let ops: Vec<&Op> = jobs.iter().map(|j| &j.op).collect();
-        match timed_commit(&pool, &cache, durability, &metrics, &ops).await {
-            Ok(rows) => {
-                for (job, rows) in jobs.drain(..).zip(rows) {
-                    let _ = job.reply.send(Ok(rows));
-                }
+        let mut close = None;
+        for job in jobs.drain(..) {
+            match job {
+                Job::Write { op, reply } if close.is_none() => writes.push((op, reply)),
+                // Writes after a close are refused (their reply is dropped).
+                Job::Write { .. } => {}
+                Job::Close(done) => close = Some(done),
             }
-            Err(e) if jobs.len() == 1 => {
-                for job in jobs.drain(..) {
-                    let _ = job.reply.send(Err(e.clone()));
-                }
+        }
+        if !writes.is_empty() {
+            let ctx = Ctx {
+                cache: &cache,
+                durability,
+                metrics: &metrics,
+            };
+            commit_batch(&mut conn, &ctx, &mut writes).await;
+        }
+        if let Some(done) = close {
+            if let Err(e) = conn.close().await {
+                tracing::warn!(error = %e, "closing the database write connection");
             }
-            Err(_) => {
-                // Isolate the failure: every op alone, in order.
-                for job in jobs.drain(..) {
-                    let result = timed_commit(&pool, &cache, durability, &metrics, &[&job.op])
-                        .await
-                        .map(|rows| rows[0]);
-                    let _ = job.reply.send(result);
-                }
+            let _ = done.send(());
+            return;
+        }
+    }
+}
+
+struct Ctx<'a> {
+    cache: &'a Mutex<Cache>,
+    durability: Durability,
+    metrics: &'a Metrics,
+}
+
+/// Commits `writes` together and answers each; if the batch fails, each
+/// op alone, in order, so only the failing one sees the error.
+async fn commit_batch(
+    conn: &mut SqliteConnection,
+    ctx: &Ctx<'_>,
+    writes: &mut Vec<(Op, oneshot::Sender<Result<u64>>)>,
+) {
+    let ops: Vec<&Op> = writes.iter().map(|(op, _)| op).collect();
+    match timed_commit(conn, ctx, &ops).await {
+        Ok(rows) => {
+            for ((_, reply), rows) in writes.drain(..).zip(rows) {
+                let _ = reply.send(Ok(rows));
+            }
+        }
+        Err(e) if writes.len() == 1 => {
+            for (_, reply) in writes.drain(..) {
+                let _ = reply.send(Err(e.clone()));
+            }
+        }
+        Err(_) => {
+            for (op, reply) in writes.drain(..) {
+                let result = timed_commit(conn, ctx, &[&op]).await.map(|rows| rows[0]);
+                let _ = reply.send(result);
             }
         }
     }
 }
 
 /// [`commit`], timed into the store metrics.
-async fn timed_commit(
-    pool: &SqlitePool,
-    cache: &Mutex<Cache>,
-    durability: Durability,
-    metrics: &Metrics,
-    ops: &[&Op],
-) -> Result<Vec<u64>> {
+async fn timed_commit(conn: &mut SqliteConnection, ctx: &Ctx<'_>, ops: &[&Op]) -> Result<Vec<u64>> {
     let started = std::time::Instant::now();
-    let result = commit(pool, cache, durability, ops).await;
-    metrics.store_write(ops.len(), started.elapsed());
+    let result = commit(conn, ctx.cache, ctx.durability, ops).await;
+    ctx.metrics.store_write(ops.len(), started.elapsed());
     result
 }
 
 /// Runs `ops` in one transaction; returns each op's last row count.
 async fn commit(
-    pool: &SqlitePool,
+    conn: &mut SqliteConnection,
     cache: &Mutex<Cache>,
     durability: Durability,
     ops: &[&Op],
@@ -152,7 +199,6 @@ async fn commit(
         sql.raw("PRAGMA synchronous = NORMAL;\n");
         statements += 1;
     }
-    let mut conn = pool.acquire().await.map_err(db_err)?;
     // Every value in the text went through Sql's quoting methods.
     let outcome: std::result::Result<Vec<u64>, sqlx::Error> =
         sqlx::raw_sql(AssertSqlSafe(sql.into_string()))

@@ -67,7 +67,7 @@ struct Page {
 impl Page {
     async fn fetch(
         &self,
-        reader: &sqlx::SqlitePool,
+        reader: &crate::store::reuse::Reuse<Sqlite>,
         filter: impl Fn(&mut QueryBuilder<Sqlite>),
     ) -> Result<(Vec<SqliteRow>, u64)> {
         let mut count = QueryBuilder::new("SELECT COUNT(*) FROM ");
