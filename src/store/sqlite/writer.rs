@@ -36,6 +36,9 @@ pub(super) const MAX_BATCH: usize = 64;
 /// Ops waiting at most; senders wait beyond.
 const QUEUE: usize = 4096;
 
+// Nearly every job is a write: boxing its op to shrink the rare close would
+// cost an allocation per write.
+#[allow(clippy::large_enum_variant)]
 enum Job {
     Write {
         op: Op,
