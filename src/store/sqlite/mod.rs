@@ -1,9 +1,11 @@
-//! The embedded SQLite store (sqlx, WAL mode).
+//! The embedded SQLite store (WAL mode; sqlx for reads and migrations,
+//! rusqlite for the write connection).
 //!
-//! - Writes go through one task that owns the single write connection and
-//!   commits concurrent writes together ([`writer`]): no write contends for
-//!   SQLite's lock inside this process, and under load one round trip and
-//!   one fsync serve many requests.
+//! - Writes go through one writer that holds the single write connection
+//!   ([`writer`]): a lone write commits on its caller's thread, concurrent
+//!   ones together on the writer's thread (group commit). No write contends
+//!   for SQLite's lock inside this process, and under load one fsync
+//!   serves many requests.
 //! - Reads are served from a coherent cache of recently used records
 //!   ([`cache`]); misses go to a small pool of read-only connections, which
 //!   WAL lets run beside the writer.
@@ -79,8 +81,8 @@ const ORDER_SELECT: &str = "SELECT o.*, c.id AS cert_id FROM orders o \
 
 impl SqliteStore {
     /// Opens (creating if needed) the database at `path`, migrates it and
-    /// starts the writer task on the current runtime (tests; the server
-    /// counts the writer's batches with [`SqliteStore::open_with_metrics`]).
+    /// starts the writer (tests; the server counts the writer's batches
+    /// with [`SqliteStore::open_with_metrics`]).
     #[cfg(test)]
     pub(crate) async fn open(path: &Path, durability: Durability) -> Result<SqliteStore> {
         SqliteStore::open_with_metrics(path, durability, Arc::new(Metrics::new())).await
@@ -122,8 +124,11 @@ impl SqliteStore {
             .await
             .map_err(db_err)?;
         let reader = Reuse::new(reader_pool, Duration::from_secs(30));
+        // Migrated: from here on the writer's own connection writes.
+        sqlx::Connection::close(write_conn).await.map_err(db_err)?;
+        let conn = writer::open(path, durability)?;
         let cache = Arc::new(Mutex::new(Cache::new()));
-        let writer = Writer::start(write_conn, cache.clone(), durability, metrics);
+        let writer = Writer::start(conn, cache.clone(), durability, metrics)?;
         Ok(SqliteStore {
             reader,
             writer,

@@ -1,80 +1,184 @@
-//! The writer: every write of the store goes through one task that owns the
-//! database's single write connection and commits concurrent writes
-//! together (group commit).
+//! The writer: every write of the store goes through the database's single
+//! write connection, which commits concurrent writes together (group
+//! commit).
 //!
-//! A request's write is an [`Op`]. The writer takes whatever ops are queued
-//! (at most [`MAX_BATCH`]), renders them as one SQL text (`BEGIN; …;
-//! COMMIT;`) and runs it in a single round trip to sqlx's connection thread,
-//! reading each statement's row count back. Under load this replaces several
-//! thread round trips and several fsyncs per order with one of each per
-//! batch; with one op queued it costs what a single statement would. Each
-//! op's outcome is its last statement's row count, so conditional updates
-//! still tell exactly one winner. If a batch fails, it is rolled back and
-//! its ops are run one by one, so only the failing op sees the error.
+//! A request's write is an [`Op`]. Ops are rendered as one SQL text
+//! (`BEGIN; …; COMMIT;`) and run statement by statement on the connection,
+//! reading each statement's row count back; an op's outcome is its last
+//! statement's row count, so conditional updates still tell exactly one
+//! winner.
+//!
+//! The connection is a plain synchronous one (rusqlite on the libsqlite3
+//! that sqlx links), behind a mutex, used in one of two ways:
+//!
+//! - **Inline**, on the caller's thread, when nothing is queued, the mutex
+//!   is free and the op needs no flush to disk: a lone request (the
+//!   concurrency-1 case of a CI job) commits its write without any thread
+//!   hand-off. Such a commit is short (page-cache writes to the WAL, no
+//!   fsync, no checkpoint) and never waits for SQLite's lock: with a busy
+//!   lock it goes to the writer thread instead.
+//! - **On the writer thread** otherwise: it takes whatever ops are queued
+//!   (at most [`MAX_BATCH`]) and commits them in one transaction, so under
+//!   load one fsync serves many requests. Commits that flush to disk (a
+//!   certificate with durability `issuance`, every commit with `full`) and
+//!   WAL checkpoints always run here, never on a runtime thread.
+//!
+//! If a batch fails, it is rolled back and its ops are run one by one, so
+//! only the failing op sees the error.
 //!
 //! What each op writes, and how it changes the read cache, is in
 //! [`super::ops`]; values are written into the text as SQL literals by
 //! [`super::sql::Sql`], whose only way to add a value is a typed method that
 //! quotes it.
 
-use std::sync::{Arc, Mutex};
+use std::cell::Cell;
+use std::os::raw::c_int;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
-use futures_util::TryStreamExt;
-use sqlx::sqlite::SqliteConnection;
-use sqlx::{AssertSqlSafe, Connection, Either};
+use rusqlite::fallible_iterator::FallibleIterator;
+use rusqlite::{Connection, ErrorCode, OpenFlags};
 use tokio::sync::{mpsc, oneshot};
 
 use super::cache::Cache;
 use super::ops::Op;
 use super::sql::Sql;
-use super::{db_err, Durability};
+use super::Durability;
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
 
 /// Ops committed together at most.
 pub(super) const MAX_BATCH: usize = 64;
-/// Ops waiting at most; senders wait beyond.
+/// Jobs waiting at most; senders wait beyond.
 const QUEUE: usize = 4096;
+/// How long the writer thread waits for SQLite's write lock when another
+/// process holds it.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+/// WAL size (pages) after which the writer thread checkpoints: SQLite's own
+/// automatic threshold, which the WAL hook below replaces.
+const CHECKPOINT_PAGES: c_int = 1000;
 
-// Nearly every job is a write: boxing its op to shrink the rare close would
-// cost an allocation per write.
+thread_local! {
+    /// The WAL's size in pages after the last commit made on this thread,
+    /// set by [`record_wal_pages`] during the commit.
+    static WAL_PAGES: Cell<c_int> = const { Cell::new(0) };
+}
+
+/// The connection's WAL hook. Installing it turns SQLite's automatic
+/// checkpoint off (the two share the hook), so a commit never checkpoints
+/// by itself; the committer reads the size back and has the writer thread
+/// checkpoint.
+fn record_wal_pages(_: &rusqlite::hooks::Wal, pages: c_int) -> rusqlite::Result<()> {
+    WAL_PAGES.with(|p| p.set(pages));
+    Ok(())
+}
+
+fn sqlite_err(e: rusqlite::Error) -> Error {
+    Error::internal(format_args!("database: {e}"))
+}
+
+/// Opens the write connection to the (already migrated) database at
+/// `path`, with the same settings as sqlx's connections.
+pub(super) fn open(path: &Path, durability: Durability) -> Result<Connection> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(path, flags).map_err(sqlite_err)?;
+    conn.busy_timeout(BUSY_TIMEOUT).map_err(sqlite_err)?;
+    let synchronous = match durability {
+        Durability::Issuance => "NORMAL",
+        Durability::Full => "FULL",
+    };
+    conn.execute_batch(&format!(
+        "PRAGMA foreign_keys = ON; PRAGMA synchronous = {synchronous};"
+    ))
+    .map_err(sqlite_err)?;
+    let mode: String = conn
+        .pragma_query_value(None, "journal_mode", |row| row.get(0))
+        .map_err(sqlite_err)?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(Error::internal(format_args!(
+            "database: journal mode is {mode}, not wal"
+        )));
+    }
+    conn.wal_hook(Some(record_wal_pages));
+    Ok(conn)
+}
+
+// Nearly every job is a write: boxing its op to shrink the rare others
+// would cost an allocation per write.
 #[allow(clippy::large_enum_variant)]
 enum Job {
     Write {
         op: Op,
         reply: oneshot::Sender<Result<u64>>,
     },
+    /// An inline commit left the WAL past [`CHECKPOINT_PAGES`].
+    Checkpoint,
     /// Close the connection (after the writes queued before) and stop.
     Close(oneshot::Sender<()>),
+}
+
+/// What the store's handles and the writer thread share.
+struct Shared {
+    /// The write connection; `None` once closed.
+    conn: Mutex<Option<Connection>>,
+    cache: Arc<Mutex<Cache>>,
+    durability: Durability,
+    metrics: Arc<Metrics>,
+    /// Jobs sent to the thread and not yet taken by it: an inline commit
+    /// does not overtake queued writes.
+    queued: AtomicUsize,
+    checkpoint_due: AtomicBool,
+}
+
+impl Shared {
+    fn conn(&self) -> MutexGuard<'_, Option<Connection>> {
+        // A panic while holding the connection leaves no transaction open
+        // across calls (each commit ends in COMMIT or ROLLBACK).
+        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
 }
 
 /// The handle the store uses to submit writes.
 #[derive(Clone)]
 pub(super) struct Writer {
     tx: mpsc::Sender<Job>,
+    shared: Arc<Shared>,
 }
 
 impl Writer {
-    /// Starts the writer task on the current runtime. It owns `conn`, the
-    /// only write connection: not a pool's, which would ping the
-    /// connection's thread when it is taken and again when it is given
-    /// back, two more thread round trips per batch.
+    /// Starts the writer thread, which owns the batches and checkpoints of
+    /// `conn`, the only write connection. The thread stops when the last
+    /// handle is dropped or [`Writer::close`] is called.
     pub(super) fn start(
-        conn: SqliteConnection,
+        conn: Connection,
         cache: Arc<Mutex<Cache>>,
         durability: Durability,
         metrics: Arc<Metrics>,
-    ) -> Writer {
+    ) -> Result<Writer> {
         let (tx, rx) = mpsc::channel(QUEUE);
-        tokio::spawn(run(conn, cache, durability, metrics, rx));
-        Writer { tx }
+        let shared = Arc::new(Shared {
+            conn: Mutex::new(Some(conn)),
+            cache,
+            durability,
+            metrics,
+            queued: AtomicUsize::new(0),
+            checkpoint_due: AtomicBool::new(false),
+        });
+        let thread_shared = shared.clone();
+        std::thread::Builder::new()
+            .name("acme-ca-db-writer".into())
+            .spawn(move || run(&thread_shared, rx))
+            .map_err(|e| Error::internal(format_args!("starting the database writer: {e}")))?;
+        Ok(Writer { tx, shared })
     }
 
     /// Commits what is queued, closes the connection and stops the writer;
     /// later writes fail.
     pub(super) async fn close(&self) {
         let (done, closed) = oneshot::channel();
-        if self.tx.send(Job::Close(done)).await.is_ok() {
+        if self.send(Job::Close(done)).await.is_ok() {
             let _ = closed.await;
         }
     }
@@ -82,51 +186,133 @@ impl Writer {
     /// Commits `op` (with whatever else is queued) and returns the row
     /// count of its last statement.
     pub(super) async fn write(&self, op: Op) -> Result<u64> {
+        if let Some(rows) = self.try_inline(&op) {
+            return rows;
+        }
         let (reply, answer) = oneshot::channel();
-        self.tx
-            .send(Job::Write { op, reply })
-            .await
-            .map_err(|_| Error::internal("the database writer has stopped"))?;
+        self.send(Job::Write { op, reply }).await?;
         answer
             .await
             .map_err(|_| Error::internal("the database writer dropped a write"))?
     }
+
+    async fn send(&self, job: Job) -> Result<()> {
+        self.shared.queued.fetch_add(1, Ordering::SeqCst);
+        self.tx.send(job).await.map_err(|_| {
+            self.shared.queued.fetch_sub(1, Ordering::SeqCst);
+            Error::internal("the database writer has stopped")
+        })
+    }
+
+    /// Commits `op` alone on this thread if that needs neither a wait nor
+    /// a flush; `None` if it was not (nothing was written).
+    fn try_inline(&self, op: &Op) -> Option<Result<u64>> {
+        let shared = &*self.shared;
+        if shared.durability == Durability::Full
+            || op.needs_flush()
+            || shared.queued.load(Ordering::SeqCst) > 0
+        {
+            return None;
+        }
+        let Ok(mut guard) = shared.conn.try_lock() else {
+            return None;
+        };
+        let Some(conn) = guard.as_mut() else {
+            return Some(Err(Error::internal("the database writer has stopped")));
+        };
+        // Never wait for the lock of another process here: the writer
+        // thread will.
+        if let Err(e) = conn.busy_timeout(Duration::ZERO) {
+            return Some(Err(sqlite_err(e)));
+        }
+        let ctx = Ctx {
+            cache: &shared.cache,
+            durability: shared.durability,
+            metrics: &shared.metrics,
+        };
+        let outcome = timed_commit(conn, &ctx, &[op]);
+        let restored = conn.busy_timeout(BUSY_TIMEOUT);
+        let pages = WAL_PAGES.with(|p| p.replace(0));
+        drop(guard);
+        if pages >= CHECKPOINT_PAGES && !shared.checkpoint_due.swap(true, Ordering::SeqCst) {
+            // If the queue is full, the thread checkpoints after the batch
+            // it is about to commit anyway.
+            shared.queued.fetch_add(1, Ordering::SeqCst);
+            if self.tx.try_send(Job::Checkpoint).is_err() {
+                shared.queued.fetch_sub(1, Ordering::SeqCst);
+            }
+        }
+        if let Err(e) = restored {
+            // The commit stands either way; the writer thread would not
+            // wait for another process's lock.
+            tracing::warn!(error = %e, "could not restore the database's busy timeout");
+        }
+        match outcome {
+            Err(Failure::Busy) => None,
+            Err(Failure::Error(e)) => Some(Err(e)),
+            Ok(rows) => Some(Ok(rows[0])),
+        }
+    }
 }
 
-async fn run(
-    mut conn: SqliteConnection,
-    cache: Arc<Mutex<Cache>>,
-    durability: Durability,
-    metrics: Arc<Metrics>,
-    mut rx: mpsc::Receiver<Job>,
-) {
-    let mut jobs: Vec<Job> = Vec::with_capacity(MAX_BATCH);
+/// The writer thread: commits queued writes in batches, checkpoints the
+/// WAL when it has grown, closes the connection when asked.
+fn run(shared: &Shared, mut rx: mpsc::Receiver<Job>) {
     let mut writes: Vec<(Op, oneshot::Sender<Result<u64>>)> = Vec::with_capacity(MAX_BATCH);
-    while rx.recv_many(&mut jobs, MAX_BATCH).await > 0 {
+    while let Some(first) = rx.blocking_recv() {
         let mut close = None;
-        for job in jobs.drain(..) {
+        let mut next = Some(first);
+        while let Some(job) = next.take() {
+            shared.queued.fetch_sub(1, Ordering::SeqCst);
             match job {
                 Job::Write { op, reply } if close.is_none() => writes.push((op, reply)),
                 // Writes after a close are refused (their reply is dropped).
                 Job::Write { .. } => {}
+                Job::Checkpoint => {}
                 Job::Close(done) => close = Some(done),
             }
+            if writes.len() < MAX_BATCH {
+                next = rx.try_recv().ok();
+            }
         }
+        let mut guard = shared.conn();
+        let Some(conn) = guard.as_mut() else {
+            writes.clear();
+            if let Some(done) = close {
+                let _ = done.send(());
+            }
+            return;
+        };
         if !writes.is_empty() {
             let ctx = Ctx {
-                cache: &cache,
-                durability,
-                metrics: &metrics,
+                cache: &shared.cache,
+                durability: shared.durability,
+                metrics: &shared.metrics,
             };
-            commit_batch(&mut conn, &ctx, &mut writes).await;
+            commit_batch(conn, &ctx, &mut writes);
+        }
+        let pages = WAL_PAGES.with(|p| p.replace(0));
+        if pages >= CHECKPOINT_PAGES || shared.checkpoint_due.swap(false, Ordering::SeqCst) {
+            checkpoint(conn);
         }
         if let Some(done) = close {
-            if let Err(e) = conn.close().await {
-                tracing::warn!(error = %e, "closing the database write connection");
+            if let Some(conn) = guard.take() {
+                if let Err((_, e)) = conn.close() {
+                    tracing::warn!(error = %e, "closing the database write connection");
+                }
             }
             let _ = done.send(());
             return;
         }
+    }
+}
+
+/// Copies the WAL's frames into the database file without waiting for
+/// readers (what SQLite's automatic checkpoint does).
+fn checkpoint(conn: &Connection) {
+    let result = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+    if let Err(e) = result {
+        tracing::warn!(error = %e, "checkpointing the database's WAL");
     }
 }
 
@@ -136,86 +322,95 @@ struct Ctx<'a> {
     metrics: &'a Metrics,
 }
 
+/// Why a commit failed.
+enum Failure {
+    /// SQLite's write lock is held by another connection (only seen
+    /// inline, where the busy timeout is zero); nothing was written.
+    Busy,
+    Error(Error),
+}
+
 /// Commits `writes` together and answers each; if the batch fails, each
 /// op alone, in order, so only the failing one sees the error.
-async fn commit_batch(
-    conn: &mut SqliteConnection,
+fn commit_batch(
+    conn: &mut Connection,
     ctx: &Ctx<'_>,
     writes: &mut Vec<(Op, oneshot::Sender<Result<u64>>)>,
 ) {
     let ops: Vec<&Op> = writes.iter().map(|(op, _)| op).collect();
-    match timed_commit(conn, ctx, &ops).await {
+    match timed_commit(conn, ctx, &ops) {
         Ok(rows) => {
             for ((_, reply), rows) in writes.drain(..).zip(rows) {
                 let _ = reply.send(Ok(rows));
             }
         }
         Err(e) if writes.len() == 1 => {
+            let e = e.into_error();
             for (_, reply) in writes.drain(..) {
                 let _ = reply.send(Err(e.clone()));
             }
         }
         Err(_) => {
             for (op, reply) in writes.drain(..) {
-                let result = timed_commit(conn, ctx, &[&op]).await.map(|rows| rows[0]);
+                let result = timed_commit(conn, ctx, &[&op])
+                    .map(|rows| rows[0])
+                    .map_err(Failure::into_error);
                 let _ = reply.send(result);
             }
         }
     }
 }
 
+impl Failure {
+    fn into_error(self) -> Error {
+        match self {
+            Failure::Busy => Error::internal("database: locked by another process"),
+            Failure::Error(e) => e,
+        }
+    }
+}
+
 /// [`commit`], timed into the store metrics.
-async fn timed_commit(conn: &mut SqliteConnection, ctx: &Ctx<'_>, ops: &[&Op]) -> Result<Vec<u64>> {
-    let started = std::time::Instant::now();
-    let result = commit(conn, ctx.cache, ctx.durability, ops).await;
+fn timed_commit(
+    conn: &mut Connection,
+    ctx: &Ctx<'_>,
+    ops: &[&Op],
+) -> std::result::Result<Vec<u64>, Failure> {
+    let started = Instant::now();
+    let result = commit(conn, ctx.cache, ctx.durability, ops);
     ctx.metrics.store_write(ops.len(), started.elapsed());
     result
 }
 
 /// Runs `ops` in one transaction; returns each op's last row count.
-async fn commit(
-    conn: &mut SqliteConnection,
+fn commit(
+    conn: &mut Connection,
     cache: &Mutex<Cache>,
     durability: Durability,
     ops: &[&Op],
-) -> Result<Vec<u64>> {
+) -> std::result::Result<Vec<u64>, Failure> {
     // With durability "issuance", a batch holding a certificate is flushed
     // to disk at its commit; the WAL being sequential, that also persists
     // every earlier write.
     let flush = durability == Durability::Issuance && ops.iter().any(|o| o.needs_flush());
     let mut sql = Sql::new();
-    let mut statements = 0;
     if flush {
         sql.raw("PRAGMA synchronous = FULL;\n");
-        statements += 1;
     }
     sql.raw("BEGIN IMMEDIATE;\n");
-    statements += 1;
+    let mut statements = usize::from(flush) + 1;
     let mut last = Vec::with_capacity(ops.len());
     for op in ops {
-        statements += op.render(&mut sql)?;
+        statements += op.render(&mut sql).map_err(Failure::Error)?;
         last.push(statements - 1);
     }
     sql.raw("COMMIT;\n");
-    statements += 1;
     if flush {
         sql.raw("PRAGMA synchronous = NORMAL;\n");
-        statements += 1;
     }
     // Every value in the text went through Sql's quoting methods.
-    let outcome: std::result::Result<Vec<u64>, sqlx::Error> =
-        sqlx::raw_sql(AssertSqlSafe(sql.into_string()))
-            .fetch_many(&mut *conn)
-            .try_filter_map(|step| async move {
-                Ok(match step {
-                    Either::Left(done) => Some(done.rows_affected()),
-                    Either::Right(_) => None,
-                })
-            })
-            .try_collect()
-            .await;
-    match outcome {
-        Ok(counts) if counts.len() == statements => {
+    match run_statements(conn, &sql.into_string()) {
+        Ok(counts) if counts.len() == statements + 1 + usize::from(flush) => {
             let rows: Vec<u64> = last.iter().map(|&i| counts[i]).collect();
             // Still holding the write connection: cache updates happen in
             // commit order.
@@ -226,22 +421,57 @@ async fn commit(
             cache.generation += 1;
             Ok(rows)
         }
-        Ok(counts) => Err(Error::internal(format_args!(
-            "database batch answered {} statements of {statements}",
-            counts.len()
-        ))),
+        Ok(counts) => {
+            // Cannot happen with ops rendering what they count; keep the
+            // database as it was if it does.
+            undo(conn, flush);
+            Err(Failure::Error(Error::internal(format_args!(
+                "database batch ran {} statements, expected {}",
+                counts.len(),
+                statements + 1 + usize::from(flush)
+            ))))
+        }
         Err(e) => {
             // The batch stopped part-way: undo it and restore the setting.
-            let _ = sqlx::raw_sql("ROLLBACK").execute(&mut *conn).await;
-            if flush {
-                if let Err(e) = sqlx::raw_sql("PRAGMA synchronous = NORMAL")
-                    .execute(&mut *conn)
-                    .await
-                {
-                    tracing::warn!(error = %e, "could not restore synchronous = NORMAL");
-                }
+            undo(conn, flush);
+            let busy = matches!(
+                e.sqlite_error_code(),
+                Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked)
+            );
+            if busy && conn.is_autocommit() {
+                Err(Failure::Busy)
+            } else {
+                Err(Failure::Error(sqlite_err(e)))
             }
-            Err(db_err(e))
+        }
+    }
+}
+
+/// Runs every statement of `sql` in turn; returns each one's row count
+/// (SQLite's count of the last insert, update or delete, as sqlx reports
+/// it).
+fn run_statements(conn: &Connection, sql: &str) -> rusqlite::Result<Vec<u64>> {
+    let mut counts = Vec::new();
+    let mut batch = rusqlite::Batch::new(conn, sql);
+    while let Some(mut statement) = batch.next()? {
+        let mut rows = statement.raw_query();
+        while rows.next()?.is_some() {}
+        counts.push(conn.changes());
+    }
+    Ok(counts)
+}
+
+/// Rolls back whatever a failed batch left open and restores
+/// `synchronous = NORMAL` after a flushing one.
+fn undo(conn: &Connection, flush: bool) {
+    if !conn.is_autocommit() {
+        if let Err(e) = conn.execute_batch("ROLLBACK") {
+            tracing::warn!(error = %e, "rolling back a failed database batch");
+        }
+    }
+    if flush {
+        if let Err(e) = conn.execute_batch("PRAGMA synchronous = NORMAL") {
+            tracing::warn!(error = %e, "could not restore synchronous = NORMAL");
         }
     }
 }
