@@ -2,11 +2,11 @@
 //! write connection, which commits concurrent writes together (group
 //! commit).
 //!
-//! A request's write is an [`Op`]. Ops are rendered as one SQL text
-//! (`BEGIN; …; COMMIT;`) and run statement by statement on the connection,
-//! reading each statement's row count back; an op's outcome is its last
-//! statement's row count, so conditional updates still tell exactly one
-//! winner.
+//! A request's write is an [`Op`]. Ops are rendered as one sequence of
+//! statements (`BEGIN; …; COMMIT;`) with bound values and run in turn on
+//! the connection, each prepared once and kept, reading each statement's
+//! row count back; an op's outcome is its last statement's row count, so
+//! conditional updates still tell exactly one winner.
 //!
 //! The connection is a plain synchronous one (rusqlite on the libsqlite3
 //! that sqlx links), behind a mutex, used in one of two ways:
@@ -27,9 +27,8 @@
 //! only the failing op sees the error.
 //!
 //! What each op writes, and how it changes the read cache, is in
-//! [`super::ops`]; values are written into the text as SQL literals by
-//! [`super::sql::Sql`], whose only way to add a value is a typed method that
-//! quotes it.
+//! [`super::ops`]; values are bound to placeholders by
+//! [`super::sql::Sql`], whose only way to add a value is a typed method.
 
 use std::cell::Cell;
 use std::os::raw::c_int;
@@ -38,7 +37,6 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use rusqlite::fallible_iterator::FallibleIterator;
 use rusqlite::{Connection, ErrorCode, OpenFlags};
 use tokio::sync::{mpsc, oneshot};
 
@@ -59,6 +57,10 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 /// WAL size (pages) after which the writer thread checkpoints: SQLite's own
 /// automatic threshold, which the WAL hook below replaces.
 const CHECKPOINT_PAGES: c_int = 1000;
+
+/// Prepared statements kept by the write connection: the ops render a few
+/// dozen distinct statement texts (more with the rate limits' key lists).
+const STATEMENT_CACHE: usize = 256;
 
 thread_local! {
     /// The WAL's size in pages after the last commit made on this thread,
@@ -102,6 +104,8 @@ pub(super) fn open(path: &Path, durability: Durability) -> Result<Connection> {
         )));
     }
     conn.wal_hook(Some(record_wal_pages));
+    // Room for every statement shape the ops render.
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     Ok(conn)
 }
 
@@ -249,7 +253,7 @@ impl Writer {
         }
         match outcome {
             Err(Failure::Busy) => None,
-            Err(Failure::Error(e)) => Some(Err(e)),
+            Err(e) => Some(Err(e.into_error())),
             Ok(rows) => Some(Ok(rows[0])),
         }
     }
@@ -327,6 +331,8 @@ enum Failure {
     /// SQLite's write lock is held by another connection (only seen
     /// inline, where the busy timeout is zero); nothing was written.
     Busy,
+    /// What SQLite answered.
+    Sqlite(rusqlite::Error),
     Error(Error),
 }
 
@@ -365,6 +371,7 @@ impl Failure {
     fn into_error(self) -> Error {
         match self {
             Failure::Busy => Error::internal("database: locked by another process"),
+            Failure::Sqlite(e) => sqlite_err(e),
             Failure::Error(e) => e,
         }
     }
@@ -408,8 +415,7 @@ fn commit(
     if flush {
         sql.raw("PRAGMA synchronous = NORMAL;\n");
     }
-    // Every value in the text went through Sql's quoting methods.
-    match run_statements(conn, &sql.into_string()) {
+    match run_statements(conn, &sql) {
         Ok(counts) if counts.len() == statements + 1 + usize::from(flush) => {
             let rows: Vec<u64> = last.iter().map(|&i| counts[i]).collect();
             // Still holding the write connection: cache updates happen in
@@ -434,28 +440,44 @@ fn commit(
         Err(e) => {
             // The batch stopped part-way: undo it and restore the setting.
             undo(conn, flush);
-            let busy = matches!(
-                e.sqlite_error_code(),
-                Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked)
-            );
-            if busy && conn.is_autocommit() {
-                Err(Failure::Busy)
-            } else {
-                Err(Failure::Error(sqlite_err(e)))
+            match e {
+                Failure::Sqlite(e)
+                    if matches!(
+                        e.sqlite_error_code(),
+                        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked)
+                    ) && conn.is_autocommit() =>
+                {
+                    Err(Failure::Busy)
+                }
+                e => Err(Failure::Error(e.into_error())),
             }
         }
     }
 }
 
-/// Runs every statement of `sql` in turn; returns each one's row count
-/// (SQLite's count of the last insert, update or delete, as sqlx reports
-/// it).
-fn run_statements(conn: &Connection, sql: &str) -> rusqlite::Result<Vec<u64>> {
-    let mut counts = Vec::new();
-    let mut batch = rusqlite::Batch::new(conn, sql);
-    while let Some(mut statement) = batch.next()? {
-        let mut rows = statement.raw_query();
-        while rows.next()?.is_some() {}
+/// Runs every statement of `sql` in turn, each prepared once per
+/// connection and its values bound; returns each one's row count (SQLite's
+/// count of the last insert, update or delete).
+fn run_statements(conn: &Connection, sql: &Sql) -> std::result::Result<Vec<u64>, Failure> {
+    let statements = sql.statements().map_err(Failure::Error)?;
+    let mut counts = Vec::with_capacity(statements.len());
+    for statement in statements {
+        let run = || -> rusqlite::Result<()> {
+            let mut prepared = conn.prepare_cached(statement.text)?;
+            if prepared.parameter_count() != statement.values.len() {
+                return Err(rusqlite::Error::InvalidParameterCount(
+                    statement.values.len(),
+                    prepared.parameter_count(),
+                ));
+            }
+            for (i, value) in statement.values.iter().enumerate() {
+                prepared.raw_bind_parameter(i + 1, value)?;
+            }
+            let mut rows = prepared.raw_query();
+            while rows.next()?.is_some() {}
+            Ok(())
+        };
+        run().map_err(Failure::Sqlite)?;
         counts.push(conn.changes());
     }
     Ok(counts)
