@@ -31,6 +31,8 @@ pub(crate) trait Columns {
 pub(crate) trait Column: Sized {
     fn from_pg(row: &PgRow, col: &str) -> Result<Self>;
     fn from_sqlite(row: &SqliteRow, col: &str) -> Result<Self>;
+    /// The SQLite writer's own connection (store/sqlite/writer.rs).
+    fn from_rusqlite(row: &rusqlite::Row<'_>, col: &str) -> Result<Self>;
 }
 
 fn decode_err(col: &str, e: sqlx::Error) -> Error {
@@ -46,6 +48,11 @@ macro_rules! column_types {
                 }
                 fn from_sqlite(row: &SqliteRow, col: &str) -> Result<Self> {
                     row.try_get(col).map_err(|e| decode_err(col, e))
+                }
+                fn from_rusqlite(row: &rusqlite::Row<'_>, col: &str) -> Result<Self> {
+                    row.get(col).map_err(|e| {
+                        Error::internal(format_args!("stored column {col}: {e}"))
+                    })
                 }
             }
         )*
@@ -72,6 +79,12 @@ impl Columns for PgRow {
 impl Columns for SqliteRow {
     fn get<T: Column>(&self, col: &str) -> Result<T> {
         T::from_sqlite(self, col)
+    }
+}
+
+impl Columns for rusqlite::Row<'_> {
+    fn get<T: Column>(&self, col: &str) -> Result<T> {
+        T::from_rusqlite(self, col)
     }
 }
 

@@ -75,6 +75,12 @@ fn db_err(e: sqlx::Error) -> Error {
     Error::internal(format_args!("database: {e}"))
 }
 
+/// The newest valid authorization of an account for an identifier, valid
+/// until after a time.
+const REUSABLE_AUTHZ: &str = "SELECT * FROM authzs WHERE account_id = ? AND ident_value = ? \
+     AND ident_type = ? AND wildcard = ? AND state = 'valid' AND expires > ? \
+     ORDER BY expires DESC LIMIT 1";
+
 /// The order row with its certificate id, if one was issued.
 const ORDER_SELECT: &str = "SELECT o.*, c.id AS cert_id FROM orders o \
      LEFT JOIN certificates c ON c.order_id = o.id WHERE o.id = ?";
@@ -302,19 +308,32 @@ impl Store for SqliteStore {
         min_expires: Timestamp,
     ) -> StoreFuture<'a, Option<Authz>> {
         Box::pin(async move {
-            let row = sqlx::query(
-                "SELECT * FROM authzs WHERE account_id = ? AND ident_value = ? \
-                 AND ident_type = ? AND wildcard = ? AND state = 'valid' AND expires > ? \
-                 ORDER BY expires DESC LIMIT 1",
-            )
-            .bind(&account.0)
-            .bind(&identifier.value)
-            .bind(identifier.kind.as_str())
-            .bind(wildcard)
-            .bind(min_expires)
-            .fetch_optional(&self.reader)
-            .await
-            .map_err(db_err)?;
+            // Asked by every newOrder, and missed by the cache for a name
+            // not validated before: on the write connection when it is
+            // idle (a lone client), on a reader otherwise.
+            let inline = self.writer.read_inline(|conn| {
+                let mut statement = conn.prepare_cached(REUSABLE_AUTHZ)?;
+                let mut rows = statement.query(rusqlite::params![
+                    account.0,
+                    identifier.value,
+                    identifier.kind.as_str(),
+                    wildcard,
+                    min_expires
+                ])?;
+                Ok(rows.next()?.map(authz_from_row))
+            });
+            if let Some(found) = inline {
+                return found?.transpose();
+            }
+            let row = sqlx::query(REUSABLE_AUTHZ)
+                .bind(&account.0)
+                .bind(&identifier.value)
+                .bind(identifier.kind.as_str())
+                .bind(wildcard)
+                .bind(min_expires)
+                .fetch_optional(&self.reader)
+                .await
+                .map_err(db_err)?;
             row.as_ref().map(authz_from_row).transpose()
         })
     }

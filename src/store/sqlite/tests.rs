@@ -361,3 +361,58 @@ async fn a_failing_write_does_not_sink_its_batch() {
     // 40 distinct ids plus the first "shared" one.
     assert_eq!(ok, 41);
 }
+
+#[tokio::test]
+async fn a_reusable_authorization_reads_the_same_on_either_connection() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Arc::new(open(&dir).await);
+    s.create_account(&account("acct", "t1"), None)
+        .await
+        .unwrap();
+    let mut a = authz("v");
+    a.account_id = AccountId("acct".into());
+    a.wildcard = true;
+    s.create_authz(&a).await.unwrap();
+    assert!(s
+        .start_challenge(&a.id, ChallengeType::Dns01, 10, None)
+        .await
+        .unwrap());
+    let valid = ValidationResult {
+        state: crate::model::AttemptState::Valid,
+        validated_at: 11,
+        error: None,
+        records: Some(serde_json::json!([{"hostname": "example.com"}])),
+        expires: 5_000,
+    };
+    assert!(s.finish_challenge(&a.id, &valid).await.unwrap());
+    let ident = Identifier::dns("example.com");
+    let acct = AccountId("acct".into());
+    // Idle: on the write connection.
+    let inline = s.reusable_authz(&acct, &ident, true, 100).await.unwrap();
+    let back = s.authz_by_id(&a.id).await.unwrap();
+    assert!(inline.is_some());
+    assert_eq!(inline, back);
+    assert_eq!(
+        s.reusable_authz(&acct, &ident, false, 100).await.unwrap(),
+        None
+    );
+    assert_eq!(
+        s.reusable_authz(&acct, &ident, true, 5_000).await.unwrap(),
+        None
+    );
+    // The writer thread busy (waiting for another connection's lock with
+    // the write connection in hand): on a reader connection.
+    let other = hold_write_lock(&dir);
+    let writer = s.clone();
+    let write = tokio::spawn(async move { writer.create_account(&account("b", "t2"), None).await });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let pooled = s.reusable_authz(&acct, &ident, true, 100).await.unwrap();
+    assert!(!write.is_finished());
+    assert_eq!(pooled, inline);
+    assert_eq!(
+        s.reusable_authz(&acct, &ident, false, 100).await.unwrap(),
+        None
+    );
+    other.execute_batch("COMMIT").unwrap();
+    write.await.unwrap().unwrap();
+}

@@ -200,6 +200,41 @@ impl Writer {
             .map_err(|_| Error::internal("the database writer dropped a write"))?
     }
 
+    /// Runs `read` on the write connection, on this thread, if the
+    /// connection is free and no write is queued: a lone request's read
+    /// without a hand-off to a reader connection's thread. `None` if it did
+    /// not run (busy, or SQLite's lock held elsewhere): read elsewhere.
+    /// Only for short reads (a lookup by an index).
+    pub(super) fn read_inline<T>(
+        &self,
+        read: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+    ) -> Option<Result<T>> {
+        let shared = &*self.shared;
+        if shared.queued.load(Ordering::SeqCst) > 0 {
+            return None;
+        }
+        let guard = shared.conn.try_lock().ok()?;
+        let conn = guard.as_ref()?;
+        if let Err(e) = conn.busy_timeout(Duration::ZERO) {
+            return Some(Err(sqlite_err(e)));
+        }
+        let result = read(conn);
+        if let Err(e) = conn.busy_timeout(BUSY_TIMEOUT) {
+            tracing::warn!(error = %e, "could not restore the database's busy timeout");
+        }
+        match result {
+            Err(e)
+                if matches!(
+                    e.sqlite_error_code(),
+                    Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked)
+                ) =>
+            {
+                None
+            }
+            result => Some(result.map_err(sqlite_err)),
+        }
+    }
+
     async fn send(&self, job: Job) -> Result<()> {
         self.shared.queued.fetch_add(1, Ordering::SeqCst);
         self.tx.send(job).await.map_err(|_| {
