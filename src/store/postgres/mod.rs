@@ -15,6 +15,7 @@
 
 mod core;
 mod inserts;
+mod nonces;
 mod ratelimit;
 mod schema;
 mod service;
@@ -27,6 +28,7 @@ mod shared;
 mod store_tests;
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, Postgres};
@@ -50,7 +52,9 @@ const MIGRATION_LOCK: i64 = 0x61_63_6d_65_2d_63_61;
 pub(crate) struct PgStore {
     /// Connections kept between statements ([`Reuse`]: no ping, a round
     /// trip to the database, each time sqlx's pool would take one back).
-    pool: Reuse<Postgres>,
+    pool: Arc<Reuse<Postgres>>,
+    /// Nonces spent together by the requests that arrive at once.
+    nonces: nonces::NonceBatcher,
 }
 
 /// How long a client is told to wait when the database is out of reach.
@@ -133,8 +137,10 @@ impl PgStore {
             .await
             .map_err(db_err)?;
         migrate(&pool).await?;
+        let pool = Arc::new(Reuse::new(pool, ACQUIRE_TIMEOUT));
         Ok(PgStore {
-            pool: Reuse::new(pool, ACQUIRE_TIMEOUT),
+            nonces: nonces::NonceBatcher::new(pool.clone()),
+            pool,
         })
     }
 

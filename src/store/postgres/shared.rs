@@ -11,9 +11,7 @@ use super::{db_err, PgStore};
 use crate::error::Result;
 use crate::model::service::Caller;
 use crate::model::{Account, AccountId, Timestamp};
-use crate::store::rows::{
-    account_from_row, download_from_row, grant_from_row, responder_from_row, session_from_row,
-};
+use crate::store::rows::{download_from_row, grant_from_row, responder_from_row, session_from_row};
 use crate::store::shared::{
     GrantHold, GrantLimits, SessionLimits, SharedStore, StoredDownload, StoredFlash, StoredGrant,
     StoredResponder, StoredSession,
@@ -53,16 +51,8 @@ impl SharedStore for PgStore {
 
     fn spend_nonce<'a>(&'a self, nonce: &'a [u8], expires_ms: i64) -> StoreFuture<'a, bool> {
         Box::pin(async move {
-            let done = sqlx::query(
-                "INSERT INTO spent_nonces (nonce, expires) VALUES ($1, $2) \
-                 ON CONFLICT (nonce) DO NOTHING",
-            )
-            .bind(nonce)
-            .bind(expires_ms)
-            .execute(self.pool())
-            .await
-            .map_err(db_err)?;
-            Ok(done.rows_affected() == 1)
+            let (fresh, _) = self.nonces.spend(nonce, expires_ms, None).await?;
+            Ok(fresh)
         })
     }
 
@@ -72,29 +62,9 @@ impl SharedStore for PgStore {
         expires_ms: i64,
         account: &'a AccountId,
     ) -> StoreFuture<'a, (bool, Option<Account>)> {
-        Box::pin(async move {
-            // One statement: the insert decides the nonce, the outer
-            // SELECT returns one row whether or not the account exists.
-            let row = sqlx::query(
-                "WITH n AS (INSERT INTO spent_nonces (nonce, expires) VALUES ($1, $2) \
-                 ON CONFLICT (nonce) DO NOTHING RETURNING 1) \
-                 SELECT EXISTS (SELECT 1 FROM n) AS nonce_fresh, a.* \
-                 FROM (SELECT 1) AS one LEFT JOIN accounts a ON a.id = $3",
-            )
-            .bind(nonce)
-            .bind(expires_ms)
-            .bind(&account.0)
-            .fetch_one(self.pool())
-            .await
-            .map_err(db_err)?;
-            let fresh: bool = row.try_get("nonce_fresh").map_err(db_err)?;
-            let found: Option<String> = row.try_get("id").map_err(db_err)?;
-            let account = match found {
-                Some(_) => Some(account_from_row(&row)?),
-                None => None,
-            };
-            Ok((fresh, account))
-        })
+        // Batched with the other requests of the moment (nonces.rs): one
+        // statement spends every nonce and reads every account.
+        Box::pin(self.nonces.spend(nonce, expires_ms, Some(account)))
     }
 
     fn ocsp_responder<'a>(&'a self, issuer: &'a str) -> StoreFuture<'a, Option<StoredResponder>> {
