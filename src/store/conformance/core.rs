@@ -539,6 +539,46 @@ async fn authzs_round_trip_and_come_back_in_the_order_asked(s: S) {
     assert_eq!(s.order_with_authzs(&oid("none")).await.unwrap(), None);
 }
 
+/// Reads that overlap (which the PostgreSQL store answers in shared
+/// batches) each get their own authorization, a missing one none, and
+/// see a change made before them.
+async fn authzs_read_at_once_each_come_back_as_asked(s: S) {
+    new_account(&s, "acct").await;
+    let mut made = Vec::new();
+    for i in 0..3 {
+        let host = format!("host{i}.example.com");
+        made.push(pending(&s, &format!("a{i}"), "acct", Identifier::dns(&host)).await);
+    }
+    for round in 0..ROUNDS {
+        let reads = race(4 * N, |i| {
+            let s = s.clone();
+            async move {
+                let id = if i % 4 == 3 {
+                    zid("missing")
+                } else {
+                    zid(&format!("a{}", i % 4))
+                };
+                (i, s.authz_by_id(&id).await.unwrap())
+            }
+        })
+        .await;
+        for (i, got) in reads {
+            let want = made.get(i % 4);
+            assert_eq!(got.as_ref(), want, "round {round}, read {i}");
+        }
+    }
+    assert!(s
+        .start_challenge(&zid("a1"), ChallengeType::Dns01, NOW, None)
+        .await
+        .unwrap());
+    let reads = race(N, |_| {
+        let s = s.clone();
+        async move { s.authz_by_id(&zid("a1")).await.unwrap().unwrap() }
+    })
+    .await;
+    assert!(reads.iter().all(|a| a.attempt.is_some()));
+}
+
 async fn deactivate_authz_only_from_pending_or_valid(s: S) {
     new_account(&s, "acct").await;
     pending(&s, "p", "acct", Identifier::dns("p.example")).await;
@@ -1905,6 +1945,7 @@ super::both!(crate::store::Store;
     deactivate_account_takes_its_pending_authzs,
     change_account_key_rules,
     authzs_round_trip_and_come_back_in_the_order_asked,
+    authzs_read_at_once_each_come_back_as_asked,
     deactivate_authz_only_from_pending_or_valid,
     one_attempt_per_authorization_and_one_lease_per_order,
     start_challenge_needs_a_pending_unexpired_authz_without_attempt,

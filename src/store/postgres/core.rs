@@ -371,14 +371,8 @@ impl Store for PgStore {
     }
 
     fn authz_by_id<'a>(&'a self, id: &'a AuthzId) -> StoreFuture<'a, Option<Authz>> {
-        Box::pin(async move {
-            let row = sqlx::query("SELECT * FROM authzs WHERE id = $1")
-                .bind(&id.0)
-                .fetch_optional(self.pool())
-                .await
-                .map_err(db_err)?;
-            row.as_ref().map(authz_from_row).transpose()
-        })
+        // Batched with the reads of the moment (batch.rs).
+        Box::pin(self.authzs.ask(id.clone()))
     }
 
     fn orders_for_account<'a>(

@@ -13,9 +13,9 @@
 //!   connection is waited for at most [`ACQUIRE_TIMEOUT`]: a lost database
 //!   shows as an error the front ends answer with 503, never as a hang.
 
+mod batch;
 mod core;
 mod inserts;
-mod nonces;
 mod ratelimit;
 mod schema;
 mod service;
@@ -54,7 +54,9 @@ pub(crate) struct PgStore {
     /// trip to the database, each time sqlx's pool would take one back).
     pool: Arc<Reuse<Postgres>>,
     /// Nonces spent together by the requests that arrive at once.
-    nonces: nonces::NonceBatcher,
+    nonces: batch::Batcher<batch::NonceSpend, batch::Spent>,
+    /// Authorizations read together by the requests that arrive at once.
+    authzs: batch::Batcher<crate::model::AuthzId, Option<crate::model::Authz>>,
 }
 
 /// How long a client is told to wait when the database is out of reach.
@@ -139,7 +141,8 @@ impl PgStore {
         migrate(&pool).await?;
         let pool = Arc::new(Reuse::new(pool, ACQUIRE_TIMEOUT));
         Ok(PgStore {
-            nonces: nonces::NonceBatcher::new(pool.clone()),
+            nonces: batch::Batcher::new(pool.clone(), batch::spend_nonces),
+            authzs: batch::Batcher::new(pool.clone(), batch::read_authzs),
             pool,
         })
     }
@@ -147,6 +150,22 @@ impl PgStore {
     /// The pool (for the trait implementations in this module's files).
     pub(super) fn pool(&self) -> &Reuse<Postgres> {
         &self.pool
+    }
+
+    /// Spends `nonce` and reads `account` in the batch of the moment.
+    async fn spend_nonce_batched(
+        &self,
+        nonce: &[u8],
+        expires_ms: i64,
+        account: Option<&crate::model::AccountId>,
+    ) -> Result<batch::Spent> {
+        self.nonces
+            .ask(batch::NonceSpend {
+                nonce: nonce.to_vec(),
+                expires_ms,
+                account: account.cloned(),
+            })
+            .await
     }
 
     /// Closes the pool, waiting for connections in use.

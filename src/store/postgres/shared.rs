@@ -51,7 +51,7 @@ impl SharedStore for PgStore {
 
     fn spend_nonce<'a>(&'a self, nonce: &'a [u8], expires_ms: i64) -> StoreFuture<'a, bool> {
         Box::pin(async move {
-            let (fresh, _) = self.nonces.spend(nonce, expires_ms, None).await?;
+            let (fresh, _) = self.spend_nonce_batched(nonce, expires_ms, None).await?;
             Ok(fresh)
         })
     }
@@ -62,9 +62,9 @@ impl SharedStore for PgStore {
         expires_ms: i64,
         account: &'a AccountId,
     ) -> StoreFuture<'a, (bool, Option<Account>)> {
-        // Batched with the other requests of the moment (nonces.rs): one
+        // Batched with the other requests of the moment (batch.rs): one
         // statement spends every nonce and reads every account.
-        Box::pin(self.nonces.spend(nonce, expires_ms, Some(account)))
+        Box::pin(self.spend_nonce_batched(nonce, expires_ms, Some(account)))
     }
 
     fn ocsp_responder<'a>(&'a self, issuer: &'a str) -> StoreFuture<'a, Option<StoredResponder>> {

@@ -1,0 +1,425 @@
+//! Statements shared by the requests that arrive together. Every signed
+//! ACME request spends a nonce, and most read an authorization, so at load
+//! these are most of the statements an instance sends. A [`Batcher`] lets
+//! requests that arrive while [`IN_FLIGHT`] batches of their kind are
+//! already running wait and go together in the next one: one statement,
+//! one round trip (and for nonces one commit) for all of them, however many
+//! (up to [`MAX_BATCH`]). A lone request goes at once, in a batch of one,
+//! so nothing waits for company.
+//!
+//! A batch runs in a task of its own, so a request that gives up (its
+//! client went away) never strands the others waiting on the same batch. A
+//! request is put in a batch that starts after it arrives, so it sees every
+//! write completed before it was made, as a statement of its own would.
+//!
+//! The kinds:
+//! - [`spend_nonces`]: the insert decides each nonce (a conflict means
+//!   already spent), as for one nonce; a nonce that appears twice in one
+//!   batch is fresh for its first request only, which keeps "exactly once"
+//!   within a batch. Each request's account is read in the same statement.
+//! - [`read_authzs`]: authorizations by id.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+
+use futures_util::future::BoxFuture;
+use sqlx::postgres::Postgres;
+use sqlx::Row;
+use tokio::sync::oneshot;
+
+use super::db_err;
+use crate::error::{Error, Result};
+use crate::model::{Account, AccountId, Authz, AuthzId};
+use crate::store::reuse::Reuse;
+use crate::store::rows::{account_from_row, authz_from_row};
+
+/// Batches of one kind running at once. Two keep the database busy while
+/// the next batch gathers; more would split the waiting requests into
+/// smaller batches for no gain in latency.
+const IN_FLIGHT: usize = 2;
+/// Requests in one batch at most (a bound on the statement's size).
+pub(super) const MAX_BATCH: usize = 256;
+
+/// What one batch statement does: given the requests, one answer each, in
+/// order.
+type Run<Q, A> = for<'a> fn(&'a Reuse<Postgres>, &'a [Q]) -> BoxFuture<'a, Result<Vec<A>>>;
+
+struct Waiting<Q, A> {
+    request: Q,
+    reply: oneshot::Sender<Result<A>>,
+}
+
+struct Queue<Q, A> {
+    waiting: Vec<Waiting<Q, A>>,
+    running: usize,
+}
+
+/// The batches of one kind, of one instance.
+pub(super) struct Batcher<Q, A> {
+    pool: Arc<Reuse<Postgres>>,
+    queue: Arc<Mutex<Queue<Q, A>>>,
+    run: Run<Q, A>,
+}
+
+impl<Q: Send + 'static, A: Send + 'static> Batcher<Q, A> {
+    pub(super) fn new(pool: Arc<Reuse<Postgres>>, run: Run<Q, A>) -> Batcher<Q, A> {
+        Batcher {
+            pool,
+            queue: Arc::new(Mutex::new(Queue {
+                waiting: Vec::new(),
+                running: 0,
+            })),
+            run,
+        }
+    }
+
+    /// `request`'s answer, from the batch it joins.
+    pub(super) async fn ask(&self, request: Q) -> Result<A> {
+        let (reply, answer) = oneshot::channel();
+        let start = {
+            let mut queue = lock(&self.queue);
+            queue.waiting.push(Waiting { request, reply });
+            if queue.running < IN_FLIGHT {
+                queue.running += 1;
+                Some(take_batch(&mut queue))
+            } else {
+                None
+            }
+        };
+        if let Some(batch) = start {
+            tokio::spawn(run(self.running(), batch));
+        }
+        answer
+            .await
+            .map_err(|_| Error::internal("a database batch ended without an answer"))?
+    }
+
+    fn running(&self) -> Running<Q, A> {
+        Running {
+            pool: self.pool.clone(),
+            queue: self.queue.clone(),
+            run: self.run,
+            done: false,
+        }
+    }
+}
+
+fn lock<Q, A>(queue: &Mutex<Queue<Q, A>>) -> std::sync::MutexGuard<'_, Queue<Q, A>> {
+    // The critical sections cannot panic; a poisoned lock still holds a
+    // sound queue.
+    queue.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn take_batch<Q, A>(queue: &mut Queue<Q, A>) -> Vec<Waiting<Q, A>> {
+    let n = queue.waiting.len().min(MAX_BATCH);
+    queue.waiting.drain(..n).collect()
+}
+
+/// Runs `batch`, then whatever gathered meanwhile, until nothing waits.
+async fn run<Q: Send + 'static, A: Send + 'static>(
+    mut running: Running<Q, A>,
+    mut batch: Vec<Waiting<Q, A>>,
+) {
+    loop {
+        let (requests, replies): (Vec<Q>, Vec<_>) =
+            batch.drain(..).map(|w| (w.request, w.reply)).unzip();
+        match (running.run)(&running.pool, &requests).await {
+            Ok(answers) if answers.len() == replies.len() => {
+                for (reply, answer) in replies.into_iter().zip(answers) {
+                    // A receiver gone (its request gave up) needs nothing.
+                    let _ = reply.send(Ok(answer));
+                }
+            }
+            outcome => {
+                let e = match outcome {
+                    Err(e) => e,
+                    Ok(answers) => Error::internal(format_args!(
+                        "a database batch of {} gave {} answers",
+                        replies.len(),
+                        answers.len()
+                    )),
+                };
+                for reply in replies {
+                    let _ = reply.send(Err(e.clone()));
+                }
+            }
+        }
+        let mut q = lock(&running.queue);
+        if q.waiting.is_empty() {
+            // Under the same lock as the look at the queue: a request that
+            // arrives next finds a free place and starts its own batch.
+            q.running -= 1;
+            drop(q);
+            running.done = true;
+            return;
+        }
+        batch = take_batch(&mut q);
+    }
+}
+
+/// A running batch's place in [`IN_FLIGHT`]. Should its task end any other
+/// way than by finding the queue empty (a panic), the requests waiting are
+/// handed to a new task rather than left until the next request arrives.
+struct Running<Q: Send + 'static, A: Send + 'static> {
+    pool: Arc<Reuse<Postgres>>,
+    queue: Arc<Mutex<Queue<Q, A>>>,
+    run: Run<Q, A>,
+    done: bool,
+}
+
+impl<Q: Send + 'static, A: Send + 'static> Drop for Running<Q, A> {
+    fn drop(&mut self) {
+        if self.done {
+            return;
+        }
+        let mut q = lock(&self.queue);
+        if q.waiting.is_empty() {
+            q.running -= 1;
+            return;
+        }
+        let batch = take_batch(&mut q);
+        drop(q);
+        let next = Running {
+            pool: self.pool.clone(),
+            queue: self.queue.clone(),
+            run: self.run,
+            done: false,
+        };
+        tokio::spawn(run(next, batch));
+    }
+}
+
+/// A nonce to spend, when its record may go, and the account to read.
+pub(super) struct NonceSpend {
+    pub nonce: Vec<u8>,
+    pub expires_ms: i64,
+    pub account: Option<AccountId>,
+}
+
+/// One statement for a whole batch of nonce spends: every request gets one
+/// row, in order, with its account when it named one that exists.
+const SPEND: &str = "\
+WITH input AS ( \
+    SELECT * FROM unnest($1::bytea[], $2::int8[], $3::text[]) \
+        WITH ORDINALITY AS t(nonce, expires, account, i)), \
+spent AS ( \
+    INSERT INTO spent_nonces (nonce, expires) SELECT nonce, expires FROM input \
+    ON CONFLICT (nonce) DO NOTHING RETURNING nonce) \
+SELECT input.i, input.nonce IN (SELECT nonce FROM spent) AS nonce_fresh, a.* \
+FROM input LEFT JOIN accounts a ON a.id = input.account \
+ORDER BY input.i";
+
+/// A nonce spend's answer: whether the nonce was fresh, and the account.
+pub(super) type Spent = (bool, Option<Account>);
+
+/// Per request: whether its nonce was fresh, and its account.
+pub(super) fn spend_nonces<'a>(
+    pool: &'a Reuse<Postgres>,
+    batch: &'a [NonceSpend],
+) -> BoxFuture<'a, Result<Vec<Spent>>> {
+    Box::pin(async move {
+        let nonces: Vec<&[u8]> = batch.iter().map(|r| r.nonce.as_slice()).collect();
+        let expires: Vec<i64> = batch.iter().map(|r| r.expires_ms).collect();
+        let accounts: Vec<Option<&str>> = batch
+            .iter()
+            .map(|r| r.account.as_ref().map(|a| a.0.as_str()))
+            .collect();
+        let rows = sqlx::query(SPEND)
+            .bind(nonces)
+            .bind(expires)
+            .bind(accounts)
+            .fetch_all(pool)
+            .await
+            .map_err(db_err)?;
+        let mut seen = HashSet::with_capacity(batch.len());
+        let mut answers = Vec::with_capacity(batch.len());
+        for (request, row) in batch.iter().zip(&rows) {
+            let inserted: bool = row.try_get("nonce_fresh").map_err(db_err)?;
+            // Both copies of a nonce sent twice in one batch see its
+            // insert; only the first request spends it.
+            let fresh = inserted && seen.insert(request.nonce.as_slice());
+            let found: Option<String> = row.try_get("id").map_err(db_err)?;
+            let account = match found {
+                Some(_) => Some(account_from_row(row)?),
+                None => None,
+            };
+            answers.push((fresh, account));
+        }
+        Ok(answers)
+    })
+}
+
+/// Per requested id, the authorization if it exists.
+pub(super) fn read_authzs<'a>(
+    pool: &'a Reuse<Postgres>,
+    batch: &'a [AuthzId],
+) -> BoxFuture<'a, Result<Vec<Option<Authz>>>> {
+    Box::pin(async move {
+        let wanted: Vec<&str> = batch.iter().map(|i| i.0.as_str()).collect();
+        let rows = sqlx::query("SELECT * FROM authzs WHERE id = ANY($1)")
+            .bind(wanted)
+            .fetch_all(pool)
+            .await
+            .map_err(db_err)?;
+        let mut found = HashMap::with_capacity(rows.len());
+        for row in &rows {
+            let a = authz_from_row(row)?;
+            found.insert(a.id.clone(), a);
+        }
+        // An id asked twice in the batch gets its copy each time.
+        Ok(batch.iter().map(|id| found.get(id).cloned()).collect())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::AccountStatus;
+    use crate::store::{AccountCreation, Store};
+
+    fn spend(nonce: &[u8], account: Option<&str>) -> NonceSpend {
+        NonceSpend {
+            nonce: nonce.to_vec(),
+            expires_ms: 10_000,
+            account: account.map(|a| AccountId(a.into())),
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_nonce_twice_in_one_batch_is_fresh_for_its_first_request_only() {
+        let Some((_guard, store)) = crate::store::conformance::postgres().await else {
+            return;
+        };
+        let account = Account {
+            id: AccountId("acct1".into()),
+            status: AccountStatus::Valid,
+            jwk: r#"{"crv":"P-256","kty":"EC","x":"x1","y":"y1"}"#.into(),
+            thumbprint: "t1".into(),
+            contact: vec![],
+            tos_agreed: true,
+            created_at: 1_700_000_000,
+        };
+        assert!(matches!(
+            store.create_account(&account, None).await.unwrap(),
+            AccountCreation::Created
+        ));
+        assert!(store.nonces.ask(spend(b"old", None)).await.unwrap().0);
+        let batch: Vec<NonceSpend> = [
+            (&b"a"[..], Some("acct1")),
+            (b"b", None),
+            (b"a", Some("acct1")),
+            (b"old", None),
+            (b"c", Some("nobody")),
+            (b"b", Some("acct1")),
+        ]
+        .into_iter()
+        .map(|(n, a)| spend(n, a))
+        .collect();
+        let answers = spend_nonces(store.pool(), &batch).await.unwrap();
+        let fresh: Vec<bool> = answers.iter().map(|(f, _)| *f).collect();
+        assert_eq!(fresh, [true, true, false, false, true, false]);
+        let found: Vec<Option<&str>> = answers
+            .iter()
+            .map(|(_, a)| a.as_ref().map(|a| a.id.0.as_str()))
+            .collect();
+        assert_eq!(
+            found,
+            [
+                Some("acct1"),
+                None,
+                Some("acct1"),
+                None,
+                None,
+                Some("acct1")
+            ]
+        );
+        assert_eq!(answers[0].1.as_ref(), Some(&account));
+        // And every one of them is spent now.
+        for n in [&b"a"[..], b"b", b"c"] {
+            assert!(!store.nonces.ask(spend(n, None)).await.unwrap().0);
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn requests_that_arrive_together_share_batches_and_each_gets_its_answer() {
+        // Two instances on one database, 200 requests at once over 50
+        // nonces: every nonce is won exactly once over both.
+        let Some(db) = crate::test_support::pg::fresh_database().await else {
+            return;
+        };
+        let mut stores = Vec::new();
+        for _ in 0..2 {
+            stores.push(Arc::new(
+                super::super::PgStore::open(db.url(), 4).await.unwrap(),
+            ));
+        }
+        let barrier = Arc::new(tokio::sync::Barrier::new(200));
+        let tasks: Vec<_> = (0..200)
+            .map(|i| {
+                let store = stores[i % 2].clone();
+                let barrier = barrier.clone();
+                tokio::spawn(async move {
+                    barrier.wait().await;
+                    let nonce = format!("n{}", i % 50);
+                    let (fresh, _) = store
+                        .nonces
+                        .ask(spend(nonce.as_bytes(), None))
+                        .await
+                        .unwrap();
+                    (i % 50, fresh)
+                })
+            })
+            .collect();
+        let mut wins = [0; 50];
+        for t in tasks {
+            let (n, fresh) = t.await.unwrap();
+            wins[n] += usize::from(fresh);
+        }
+        assert_eq!(wins, [1; 50]);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn requests_that_give_up_leave_the_others_answered() {
+        let Some((_guard, store)) = crate::store::conformance::postgres().await else {
+            return;
+        };
+        for round in 0..20 {
+            let tasks: Vec<_> = (0..16)
+                .map(|i| {
+                    let store = store.clone();
+                    tokio::spawn(async move {
+                        let nonce = format!("r{round}-{i}");
+                        store.nonces.ask(spend(nonce.as_bytes(), None)).await
+                    })
+                })
+                .collect();
+            // Half of them give up at once, some mid-batch.
+            for t in tasks.iter().step_by(2) {
+                t.abort();
+            }
+            for (i, t) in tasks.into_iter().enumerate() {
+                match t.await {
+                    Ok(answer) => assert!(answer.unwrap().0, "round {round}, request {i}"),
+                    Err(e) => assert!(e.is_cancelled() && i % 2 == 0),
+                }
+            }
+        }
+        // Nothing is left holding a place: a new request goes through.
+        let answer = tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            store.nonces.ask(spend(b"after", None)),
+        )
+        .await
+        .expect("answered");
+        assert!(answer.unwrap().0);
+        // The last batch gives its place back just after answering.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while lock(&store.nonces.queue).running != 0 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "a batch kept its place"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
+    }
+}
