@@ -35,7 +35,7 @@ pub(crate) trait Column: Sized {
     fn from_rusqlite(row: &rusqlite::Row<'_>, col: &str) -> Result<Self>;
 }
 
-fn decode_err(col: &str, e: sqlx::Error) -> Error {
+fn decode_err(col: &str, e: impl std::fmt::Display) -> Error {
     Error::internal(format_args!("stored column {col}: {e}"))
 }
 
@@ -50,9 +50,7 @@ macro_rules! column_types {
                     row.try_get(col).map_err(|e| decode_err(col, e))
                 }
                 fn from_rusqlite(row: &rusqlite::Row<'_>, col: &str) -> Result<Self> {
-                    row.get(col).map_err(|e| {
-                        Error::internal(format_args!("stored column {col}: {e}"))
-                    })
+                    row.get(col).map_err(|e| decode_err(col, e))
                 }
             }
         )*

@@ -109,8 +109,10 @@ impl Store for PgStore {
 
     fn create_authz<'a>(&'a self, authz: &'a Authz) -> StoreFuture<'a, ()> {
         Box::pin(async move {
-            let mut conn = self.pool().lease().await.map_err(db_err)?;
-            insert_authzs(&mut conn, std::slice::from_ref(authz)).await
+            let mut lease = self.pool().lease().await.map_err(db_err)?;
+            insert_authzs(&mut lease, std::slice::from_ref(authz)).await?;
+            lease.keep();
+            Ok(())
         })
     }
 
@@ -183,8 +185,10 @@ impl Store for PgStore {
         thumbprint: &'a str,
     ) -> StoreFuture<'a, Option<Account>> {
         Box::pin(async move {
-            let mut conn = self.pool().lease().await.map_err(db_err)?;
-            account_where_thumbprint(&mut conn, thumbprint).await
+            let mut lease = self.pool().lease().await.map_err(db_err)?;
+            let account = account_where_thumbprint(&mut lease, thumbprint).await?;
+            lease.keep();
+            Ok(account)
         })
     }
 

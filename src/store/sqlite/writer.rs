@@ -209,21 +209,8 @@ impl Writer {
         &self,
         read: impl FnOnce(&Connection) -> rusqlite::Result<T>,
     ) -> Option<Result<T>> {
-        let shared = &*self.shared;
-        if shared.queued.load(Ordering::SeqCst) > 0 {
-            return None;
-        }
-        let guard = shared.conn.try_lock().ok()?;
-        let conn = guard.as_ref()?;
-        if let Err(e) = conn.busy_timeout(Duration::ZERO) {
-            return Some(Err(sqlite_err(e)));
-        }
-        let result = read(conn);
-        if let Err(e) = conn.busy_timeout(BUSY_TIMEOUT) {
-            tracing::warn!(error = %e, "could not restore the database's busy timeout");
-        }
-        match result {
-            Err(e)
+        match self.on_idle_connection(|conn| read(conn))? {
+            Err(Some(e))
                 if matches!(
                     e.sqlite_error_code(),
                     Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked)
@@ -231,8 +218,41 @@ impl Writer {
             {
                 None
             }
-            result => Some(result.map_err(sqlite_err)),
+            Err(Some(e)) => Some(Err(sqlite_err(e))),
+            Err(None) => None,
+            Ok(Ok(found)) => Some(Ok(found)),
+            Ok(Err(e)) => Some(Err(sqlite_err(e))),
         }
+    }
+
+    /// Runs `work` on the write connection, on this thread, if nothing is
+    /// queued for the writer thread and the connection is free; `None` if
+    /// not (nothing ran). SQLite's busy timeout is zero meanwhile, so a
+    /// lock another process holds is never waited for on this thread (the
+    /// writer thread will); `Err(Some(e))` if it could not be set,
+    /// `Err(None)` if the writer has stopped.
+    fn on_idle_connection<T>(
+        &self,
+        work: impl FnOnce(&mut Connection) -> T,
+    ) -> Option<std::result::Result<T, Option<rusqlite::Error>>> {
+        let shared = &*self.shared;
+        if shared.queued.load(Ordering::SeqCst) > 0 {
+            return None;
+        }
+        let mut guard = shared.conn.try_lock().ok()?;
+        let Some(conn) = guard.as_mut() else {
+            return Some(Err(None));
+        };
+        if let Err(e) = conn.busy_timeout(Duration::ZERO) {
+            return Some(Err(Some(e)));
+        }
+        let done = work(conn);
+        if let Err(e) = conn.busy_timeout(BUSY_TIMEOUT) {
+            // What ran stands either way; the writer thread would not
+            // wait for another process's lock.
+            tracing::warn!(error = %e, "could not restore the database's busy timeout");
+        }
+        Some(Ok(done))
     }
 
     async fn send(&self, job: Job) -> Result<()> {
@@ -247,32 +267,23 @@ impl Writer {
     /// a flush; `None` if it was not (nothing was written).
     fn try_inline(&self, op: &Op) -> Option<Result<u64>> {
         let shared = &*self.shared;
-        if shared.durability == Durability::Full
-            || op.needs_flush()
-            || shared.queued.load(Ordering::SeqCst) > 0
-        {
+        if shared.durability == Durability::Full || op.needs_flush() {
             return None;
-        }
-        let Ok(mut guard) = shared.conn.try_lock() else {
-            return None;
-        };
-        let Some(conn) = guard.as_mut() else {
-            return Some(Err(Error::internal("the database writer has stopped")));
-        };
-        // Never wait for the lock of another process here: the writer
-        // thread will.
-        if let Err(e) = conn.busy_timeout(Duration::ZERO) {
-            return Some(Err(sqlite_err(e)));
         }
         let ctx = Ctx {
             cache: &shared.cache,
             durability: shared.durability,
             metrics: &shared.metrics,
         };
-        let outcome = timed_commit(conn, &ctx, &[op]);
-        let restored = conn.busy_timeout(BUSY_TIMEOUT);
-        let pages = WAL_PAGES.with(|p| p.replace(0));
-        drop(guard);
+        let ran = self.on_idle_connection(|conn| {
+            let outcome = timed_commit(conn, &ctx, &[op]);
+            (outcome, WAL_PAGES.with(|p| p.replace(0)))
+        })?;
+        let (outcome, pages) = match ran {
+            Ok(done) => done,
+            Err(Some(e)) => return Some(Err(sqlite_err(e))),
+            Err(None) => return Some(Err(Error::internal("the database writer has stopped"))),
+        };
         if pages >= CHECKPOINT_PAGES && !shared.checkpoint_due.swap(true, Ordering::SeqCst) {
             // If the queue is full, the thread checkpoints after the batch
             // it is about to commit anyway.
@@ -280,11 +291,6 @@ impl Writer {
             if self.tx.try_send(Job::Checkpoint).is_err() {
                 shared.queued.fetch_sub(1, Ordering::SeqCst);
             }
-        }
-        if let Err(e) = restored {
-            // The commit stands either way; the writer thread would not
-            // wait for another process's lock.
-            tracing::warn!(error = %e, "could not restore the database's busy timeout");
         }
         match outcome {
             Err(Failure::Busy) => None,
