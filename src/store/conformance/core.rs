@@ -579,6 +579,54 @@ async fn authzs_read_at_once_each_come_back_as_asked(s: S) {
     assert!(reads.iter().all(|a| a.attempt.is_some()));
 }
 
+/// As [`authzs_read_at_once_each_come_back_as_asked`], for orders read
+/// with their authorizations and for certificates.
+async fn orders_and_certificates_read_at_once_each_come_back_as_asked(s: S) {
+    new_account(&s, "acct").await;
+    let a0 = pending(&s, "a0", "acct", Identifier::dns("a0.example.com")).await;
+    let a1 = pending(&s, "a1", "acct", Identifier::dns("a1.example.com")).await;
+    let orders = [
+        order("o0", "acct", &["a1", "a0"], NOW + 100),
+        order("o1", "acct", &["a0", "gone"], NOW + 100),
+        order("o2", "acct", &[], NOW + 100),
+    ];
+    for o in &orders {
+        assert!(s.create_order(o, &[], None).await.unwrap());
+    }
+    let want_authzs = [vec![a1.clone(), a0.clone()], vec![a0.clone()], vec![]];
+    let mut certs = Vec::new();
+    for i in 0..3 {
+        let c = cert(&format!("c{i}"), &format!("0{i}"), "acct", NOW + 1000);
+        certs.push(issue(&s, &format!("for-c{i}"), c).await);
+    }
+    for round in 0..ROUNDS {
+        let reads = race(4 * N, |i| {
+            let s = s.clone();
+            async move {
+                let k = i % 4;
+                let order = s.order_with_authzs(&oid(&format!("o{k}"))).await.unwrap();
+                let cert = s.certificate_by_id(&cid(&format!("c{k}"))).await.unwrap();
+                (k, order, cert)
+            }
+        })
+        .await;
+        for (k, order, cert) in reads {
+            match order {
+                Some((o, authzs)) => {
+                    assert_eq!(o.id, orders[k].id, "round {round}");
+                    assert_eq!(authzs, want_authzs[k], "round {round}, order {k}");
+                }
+                None => assert_eq!(k, 3, "round {round}: order {k} not found"),
+            }
+            assert_eq!(
+                cert.as_ref(),
+                certs.get(k),
+                "round {round}, certificate {k}"
+            );
+        }
+    }
+}
+
 async fn deactivate_authz_only_from_pending_or_valid(s: S) {
     new_account(&s, "acct").await;
     pending(&s, "p", "acct", Identifier::dns("p.example")).await;
@@ -1946,6 +1994,7 @@ super::both!(crate::store::Store;
     change_account_key_rules,
     authzs_round_trip_and_come_back_in_the_order_asked,
     authzs_read_at_once_each_come_back_as_asked,
+    orders_and_certificates_read_at_once_each_come_back_as_asked,
     deactivate_authz_only_from_pending_or_valid,
     one_attempt_per_authorization_and_one_lease_per_order,
     start_challenge_needs_a_pending_unexpired_authz_without_attempt,

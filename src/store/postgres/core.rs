@@ -25,7 +25,7 @@ use sqlx::Row;
 
 use super::inserts::{
     account_where_thumbprint, count, insert_authzs, insert_order, json_text, INSERT_ACCOUNT,
-    ORDER_SELECT, ORDER_WITH_AUTHZS,
+    ORDER_SELECT,
 };
 use super::{db_err, PgStore};
 use crate::error::Error;
@@ -36,7 +36,6 @@ use crate::model::{
 use crate::protocol::Identifier;
 use crate::store::rows::{
     account_from_row, authz_from_row, cert_from_row, json_err, order_from_row, revoked_from_row,
-    Prefixed,
 };
 use crate::store::{
     settled_state, AccountCreation, OrderListEntry, RevokedCert, Store, StoreFuture,
@@ -344,34 +343,8 @@ impl Store for PgStore {
         &'a self,
         id: &'a OrderId,
     ) -> StoreFuture<'a, Option<(Order, Vec<Authz>)>> {
-        Box::pin(async move {
-            // One statement: a row per authorization id of the order (one
-            // row with NULL authorization columns when it has none), each
-            // with the order's columns and the authorization's under `a_`.
-            let rows = sqlx::query(ORDER_WITH_AUTHZS)
-                .bind(&id.0)
-                .fetch_all(self.pool())
-                .await
-                .map_err(db_err)?;
-            let Some(first) = rows.first() else {
-                return Ok(None);
-            };
-            let order = order_from_row(first)?;
-            let mut found = std::collections::HashMap::with_capacity(rows.len());
-            for row in &rows {
-                let a_id: Option<String> = row.try_get("a_id").map_err(db_err)?;
-                if a_id.is_some() {
-                    let a = authz_from_row(&Prefixed { row, prefix: "a_" })?;
-                    found.insert(a.id.clone(), a);
-                }
-            }
-            let authzs = order
-                .authz_ids
-                .iter()
-                .filter_map(|id| found.get(id).cloned())
-                .collect();
-            Ok(Some((order, authzs)))
-        })
+        // Batched with the reads of the moment (batch.rs).
+        Box::pin(self.orders.ask(id.clone()))
     }
 
     fn authz_by_id<'a>(&'a self, id: &'a AuthzId) -> StoreFuture<'a, Option<Authz>> {
@@ -572,14 +545,8 @@ impl Store for PgStore {
     }
 
     fn certificate_by_id<'a>(&'a self, id: &'a CertId) -> StoreFuture<'a, Option<Certificate>> {
-        Box::pin(async move {
-            let row = sqlx::query("SELECT * FROM certificates WHERE id = $1")
-                .bind(&id.0)
-                .fetch_optional(self.pool())
-                .await
-                .map_err(db_err)?;
-            row.as_ref().map(cert_from_row).transpose()
-        })
+        // Batched with the reads of the moment (batch.rs).
+        Box::pin(self.certs.ask(id.clone()))
     }
 
     fn change_account_key<'a>(

@@ -12,11 +12,11 @@ use crate::store::rows::{account_from_row, json_err};
 pub(super) const ORDER_SELECT: &str = "SELECT o.*, c.id AS cert_id FROM orders o \
      LEFT JOIN certificates c ON c.order_id = o.id WHERE o.id = $1";
 
-/// An order (as [`ORDER_SELECT`]) joined with its authorizations, their
-/// columns under `a_`: one row per authorization found (through the
-/// primary key, `= ANY` of the ids: a join on the ids as a set-returning
-/// function would be planned as a scan of every authorization), or one row
-/// with NULL `a_` columns for none.
+/// Orders (as [`ORDER_SELECT`], for each id of the array `$1`) joined with
+/// their authorizations, whose columns are under `a_`: per order, one row
+/// per authorization found (through the primary key, `= ANY` of the ids: a
+/// join on the ids as a set-returning function would be planned as a scan
+/// of every authorization), or one row with NULL `a_` columns for none.
 pub(super) const ORDER_WITH_AUTHZS: &str = "SELECT o.*, c.id AS cert_id, \
      a.id AS a_id, a.account_id AS a_account_id, a.ident_type AS a_ident_type, \
      a.ident_value AS a_ident_value, a.wildcard AS a_wildcard, a.state AS a_state, \
@@ -29,7 +29,7 @@ pub(super) const ORDER_WITH_AUTHZS: &str = "SELECT o.*, c.id AS cert_id, \
      LEFT JOIN certificates c ON c.order_id = o.id \
      LEFT JOIN authzs a \
      ON a.id = ANY (ARRAY(SELECT jsonb_array_elements_text(o.authz_ids::jsonb))) \
-     WHERE o.id = $1";
+     WHERE o.id = ANY($1)";
 
 pub(super) const INSERT_ACCOUNT: &str = "INSERT INTO accounts \
      (id, status, jwk, thumbprint, contact, tos_agreed, created_at) \

@@ -57,6 +57,10 @@ pub(crate) struct PgStore {
     nonces: batch::Batcher<batch::NonceSpend, batch::Spent>,
     /// Authorizations read together by the requests that arrive at once.
     authzs: batch::Batcher<crate::model::AuthzId, Option<crate::model::Authz>>,
+    /// Orders with their authorizations, read likewise.
+    orders: batch::Batcher<crate::model::OrderId, Option<batch::OrderAndAuthzs>>,
+    /// Certificates by id, read likewise.
+    certs: batch::Batcher<crate::model::CertId, Option<crate::model::Certificate>>,
 }
 
 /// How long a client is told to wait when the database is out of reach.
@@ -143,6 +147,8 @@ impl PgStore {
         Ok(PgStore {
             nonces: batch::Batcher::new(pool.clone(), batch::spend_nonces),
             authzs: batch::Batcher::new(pool.clone(), batch::read_authzs),
+            orders: batch::Batcher::new(pool.clone(), batch::read_orders),
+            certs: batch::Batcher::new(pool.clone(), batch::read_certs),
             pool,
         })
     }
