@@ -1005,6 +1005,27 @@ async fn reusable_authz_picks_the_latest_expiring_match(s: S) {
         .await
         .unwrap();
     assert_eq!(theirs.map(|a| a.id), Some(zid("theirs")));
+    // The same questions at once (the PostgreSQL store answers them in
+    // shared batches): the same answers, each to its own question.
+    let questions = [
+        (name(), false, NOW, Some("v2")),
+        (name(), false, NOW + 300, None),
+        (name(), true, NOW, Some("wild")),
+        (Identifier::ip("192.0.2.1"), false, NOW, Some("addr")),
+        (Identifier::dns("192.0.2.1"), false, NOW, None),
+        (Identifier::dns("missing.example"), false, NOW, None),
+    ];
+    for round in 0..ROUNDS {
+        let answers = race(4 * questions.len(), |i| {
+            let (ident, wildcard, min, _) = questions[i % questions.len()].clone();
+            find(ident, wildcard, min)
+        })
+        .await;
+        for (i, got) in answers.iter().enumerate() {
+            let want = questions[i % questions.len()].3;
+            assert_eq!(got.as_deref(), want, "round {round}, question {i}");
+        }
+    }
 }
 
 /// RFC 8555 §7.6: revocation by an account that holds a valid, unexpired
