@@ -24,7 +24,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use futures_util::future::BoxFuture;
-use sqlx::postgres::Postgres;
+use sqlx::postgres::{PgRow, Postgres};
 use sqlx::Row;
 use tokio::sync::oneshot;
 
@@ -259,21 +259,13 @@ pub(super) fn read_authzs<'a>(
     pool: &'a Reuse<Postgres>,
     batch: &'a [AuthzId],
 ) -> BoxFuture<'a, Result<Vec<Option<Authz>>>> {
-    Box::pin(async move {
-        let wanted: Vec<&str> = batch.iter().map(|i| i.0.as_str()).collect();
-        let rows = sqlx::query("SELECT * FROM authzs WHERE id = ANY($1)")
-            .bind(wanted)
-            .fetch_all(pool)
-            .await
-            .map_err(db_err)?;
-        let mut found = HashMap::with_capacity(rows.len());
-        for row in &rows {
-            let a = authz_from_row(row)?;
-            found.insert(a.id.clone(), a);
-        }
-        // An id asked twice in the batch gets its copy each time.
-        Ok(batch.iter().map(|id| found.get(id).cloned()).collect())
-    })
+    Box::pin(read_by_ids(
+        pool,
+        "SELECT * FROM authzs WHERE id = ANY($1)",
+        batch.iter().map(|i| i.0.as_str()),
+        authz_from_row,
+        |a| a.id.0.as_str(),
+    ))
 }
 
 /// An order with its authorizations, in the order of its ids.
@@ -328,20 +320,37 @@ pub(super) fn read_certs<'a>(
     pool: &'a Reuse<Postgres>,
     batch: &'a [CertId],
 ) -> BoxFuture<'a, Result<Vec<Option<Certificate>>>> {
-    Box::pin(async move {
-        let wanted: Vec<&str> = batch.iter().map(|i| i.0.as_str()).collect();
-        let rows = sqlx::query("SELECT * FROM certificates WHERE id = ANY($1)")
-            .bind(wanted)
-            .fetch_all(pool)
-            .await
-            .map_err(db_err)?;
-        let mut found = HashMap::with_capacity(rows.len());
-        for row in &rows {
-            let c = cert_from_row(row)?;
-            found.insert(c.id.clone(), c);
-        }
-        Ok(batch.iter().map(|id| found.get(id).cloned()).collect())
-    })
+    Box::pin(read_by_ids(
+        pool,
+        "SELECT * FROM certificates WHERE id = ANY($1)",
+        batch.iter().map(|i| i.0.as_str()),
+        cert_from_row,
+        |c| c.id.0.as_str(),
+    ))
+}
+
+/// The records of `sql` (selecting by `id = ANY($1)`) for `ids`, in their
+/// order: each decoded once, an id asked twice gets its copy each time, a
+/// missing one None.
+async fn read_by_ids<'a, T: Clone>(
+    pool: &Reuse<Postgres>,
+    sql: &'static str,
+    ids: impl Iterator<Item = &'a str>,
+    decode: fn(&PgRow) -> Result<T>,
+    id_of: fn(&T) -> &str,
+) -> Result<Vec<Option<T>>> {
+    let wanted: Vec<&str> = ids.collect();
+    let rows = sqlx::query(sql)
+        .bind(&wanted)
+        .fetch_all(pool)
+        .await
+        .map_err(db_err)?;
+    let mut found = HashMap::with_capacity(rows.len());
+    for row in &rows {
+        let record = decode(row)?;
+        found.insert(id_of(&record).to_owned(), record);
+    }
+    Ok(wanted.iter().map(|id| found.get(*id).cloned()).collect())
 }
 
 #[cfg(test)]
