@@ -43,7 +43,7 @@ use crate::store::rows::{
 /// PostgreSQL's CPU per order and the flows' latency were higher.)
 const IN_FLIGHT: usize = 1;
 /// Requests in one batch at most (a bound on the statement's size).
-pub(super) const MAX_BATCH: usize = 256;
+const MAX_BATCH: usize = 256;
 
 /// What one batch statement does: given the requests, one answer each, in
 /// order.
@@ -182,6 +182,11 @@ impl<Q: Send + 'static, A: Send + 'static> Drop for Running<Q, A> {
             q.running -= 1;
             return;
         }
+        // Outside a runtime (one being dropped), nothing runs any more:
+        // the waiting requests' answers are dropped with them.
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
         let batch = take_batch(&mut q);
         drop(q);
         let next = Running {
@@ -190,7 +195,7 @@ impl<Q: Send + 'static, A: Send + 'static> Drop for Running<Q, A> {
             run: self.run,
             done: false,
         };
-        tokio::spawn(run(next, batch));
+        runtime.spawn(run(next, batch));
     }
 }
 
@@ -503,5 +508,66 @@ mod tests {
             );
             tokio::time::sleep(std::time::Duration::from_millis(1)).await;
         }
+    }
+
+    /// Set once the test has seen its other requests queued.
+    static OTHERS_QUEUED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+    /// A batch run that doubles, but panics on request 0, once the others
+    /// are waiting behind it.
+    fn doubling_but_not_zero<'a>(
+        _pool: &'a Reuse<Postgres>,
+        batch: &'a [u32],
+    ) -> BoxFuture<'a, Result<Vec<u32>>> {
+        Box::pin(async move {
+            if batch.contains(&0) {
+                while !OTHERS_QUEUED.load(std::sync::atomic::Ordering::SeqCst) {
+                    tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+                }
+                panic!("a batch run that panics");
+            }
+            Ok(batch.iter().map(|n| n * 2).collect())
+        })
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn requests_waiting_behind_a_batch_that_panics_are_still_answered() {
+        // The run never touches the pool: a lazy one connects to nothing.
+        let pool = sqlx::postgres::PgPoolOptions::new()
+            .connect_lazy("postgres://nobody@127.0.0.1:1/none")
+            .unwrap();
+        let pool = Arc::new(Reuse::new(pool, std::time::Duration::from_secs(1)));
+        let batcher = Arc::new(Batcher::new(pool, doubling_but_not_zero));
+        let first = {
+            let batcher = batcher.clone();
+            tokio::spawn(async move { batcher.ask(0).await })
+        };
+        let until = |what: &str, done: &dyn Fn(&Queue<u32, u32>) -> bool| {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+            loop {
+                if done(&lock(&batcher.queue)) {
+                    return;
+                }
+                assert!(std::time::Instant::now() < deadline, "{what}");
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+        };
+        until("request 0's batch started", &|q| q.running == 1);
+        let rest: Vec<_> = (1..=5)
+            .map(|n| {
+                let batcher = batcher.clone();
+                tokio::spawn(async move { batcher.ask(n).await })
+            })
+            .collect();
+        until("the others queued", &|q| q.waiting.len() == 5);
+        OTHERS_QUEUED.store(true, std::sync::atomic::Ordering::SeqCst);
+        assert!(first.await.unwrap().is_err(), "its batch ended unanswered");
+        for (n, t) in (1..=5).zip(rest) {
+            let answer = tokio::time::timeout(std::time::Duration::from_secs(5), t)
+                .await
+                .expect("answered, not stranded");
+            assert_eq!(answer.unwrap().unwrap(), n * 2);
+        }
+        assert_eq!(batcher.ask(21).await.unwrap(), 42);
     }
 }
