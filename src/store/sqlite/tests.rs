@@ -416,3 +416,29 @@ async fn a_reusable_authorization_reads_the_same_on_either_connection() {
     other.execute_batch("COMMIT").unwrap();
     write.await.unwrap().unwrap();
 }
+
+#[tokio::test]
+async fn a_read_the_write_connection_finds_locked_is_left_to_a_reader() {
+    // SQLite's lock held by another process shows as SQLITE_BUSY (or
+    // SQLITE_LOCKED): the inline read gives way (None), and the caller
+    // reads on a reader connection, which waits for the lock. Any other
+    // failure is the read's answer.
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(&dir).await;
+    let failure =
+        |code| rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(code), Some("test".into()));
+    for code in [rusqlite::ffi::SQLITE_BUSY, rusqlite::ffi::SQLITE_LOCKED] {
+        let read = s.writer.read_inline(|_| Err::<(), _>(failure(code)));
+        assert!(read.is_none(), "code {code}");
+    }
+    let read = s
+        .writer
+        .read_inline(|_| Err::<(), _>(failure(rusqlite::ffi::SQLITE_CORRUPT)));
+    assert!(matches!(read, Some(Err(_))));
+    let read = s.writer.read_inline(|conn| {
+        conn.query_row("SELECT count(*) FROM accounts", [], |row| {
+            row.get::<_, i64>(0)
+        })
+    });
+    assert!(matches!(read, Some(Ok(_))));
+}

@@ -210,7 +210,8 @@ impl Writer {
         read: impl FnOnce(&Connection) -> rusqlite::Result<T>,
     ) -> Option<Result<T>> {
         match self.on_idle_connection(|conn| read(conn))? {
-            Err(Some(e))
+            // SQLite's lock held elsewhere: read on a reader connection.
+            Ok(Err(e))
                 if matches!(
                     e.sqlite_error_code(),
                     Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked)
@@ -218,10 +219,9 @@ impl Writer {
             {
                 None
             }
+            Ok(read) => Some(read.map_err(sqlite_err)),
             Err(Some(e)) => Some(Err(sqlite_err(e))),
             Err(None) => None,
-            Ok(Ok(found)) => Some(Ok(found)),
-            Ok(Err(e)) => Some(Err(sqlite_err(e))),
         }
     }
 
