@@ -4,8 +4,11 @@
 //! requests that arrive while [`IN_FLIGHT`] batches of their kind are
 //! already running wait and go together in the next one: one statement,
 //! one round trip (and for nonces one commit) for all of them, however many
-//! (up to [`MAX_BATCH`]). A lone request goes at once, in a batch of one,
-//! so nothing waits for company.
+//! (up to [`MAX_BATCH`]). A request that finds no batch of its kind
+//! running starts one, which first lets the tasks already runnable (and
+//! the connections the runtime finds ready) have their turn, so the
+//! requests they make join it; it never waits on a timer, so a lone
+//! request goes as soon as the runtime has nothing else to do.
 //!
 //! A batch runs in a task of its own, so a request that gives up (its
 //! client went away) never strands the others waiting on the same batch. A
@@ -84,15 +87,14 @@ impl<Q: Send + 'static, A: Send + 'static> Batcher<Q, A> {
         let start = {
             let mut queue = lock(&self.queue);
             queue.waiting.push(Waiting { request, reply });
-            if queue.running < IN_FLIGHT {
+            let start = queue.running < IN_FLIGHT;
+            if start {
                 queue.running += 1;
-                Some(take_batch(&mut queue))
-            } else {
-                None
             }
+            start
         };
-        if let Some(batch) = start {
-            tokio::spawn(run(self.running(), batch));
+        if start {
+            tokio::spawn(run(self.running(), None));
         }
         answer
             .await
@@ -121,10 +123,20 @@ fn take_batch<Q, A>(queue: &mut Queue<Q, A>) -> Vec<Waiting<Q, A>> {
 }
 
 /// Runs `batch`, then whatever gathered meanwhile, until nothing waits.
+/// Without a `batch`, the first is what waits once the tasks already
+/// runnable (and the connections the runtime finds ready) have had their
+/// turn.
 async fn run<Q: Send + 'static, A: Send + 'static>(
     mut running: Running<Q, A>,
-    mut batch: Vec<Waiting<Q, A>>,
+    batch: Option<Vec<Waiting<Q, A>>>,
 ) {
+    let mut batch = match batch {
+        Some(batch) => batch,
+        None => {
+            tokio::task::yield_now().await;
+            take_batch(&mut lock(&running.queue))
+        }
+    };
     loop {
         let (requests, replies): (Vec<Q>, Vec<_>) =
             batch.drain(..).map(|w| (w.request, w.reply)).unzip();
@@ -195,7 +207,7 @@ impl<Q: Send + 'static, A: Send + 'static> Drop for Running<Q, A> {
             run: self.run,
             done: false,
         };
-        runtime.spawn(run(next, batch));
+        runtime.spawn(run(next, Some(batch)));
     }
 }
 
@@ -552,7 +564,9 @@ mod tests {
                 std::thread::sleep(std::time::Duration::from_millis(1));
             }
         };
-        until("request 0's batch started", &|q| q.running == 1);
+        until("request 0's batch took it", &|q| {
+            q.running == 1 && q.waiting.is_empty()
+        });
         let rest: Vec<_> = (1..=5)
             .map(|n| {
                 let batcher = batcher.clone();
@@ -569,5 +583,42 @@ mod tests {
             assert_eq!(answer.unwrap().unwrap(), n * 2);
         }
         assert_eq!(batcher.ask(21).await.unwrap(), 42);
+    }
+
+    /// The sizes of the batches [`recording`] has run.
+    static SIZES: Mutex<Vec<usize>> = Mutex::new(Vec::new());
+
+    fn recording<'a>(
+        _pool: &'a Reuse<Postgres>,
+        batch: &'a [u32],
+    ) -> BoxFuture<'a, Result<Vec<u32>>> {
+        SIZES.lock().unwrap().push(batch.len());
+        Box::pin(async move { Ok(batch.to_vec()) })
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+    async fn requests_runnable_together_start_in_one_batch() {
+        // Ten requests made by tasks that become runnable at once, with no
+        // batch running: the first batch waits for the others' turn and
+        // takes all ten, rather than going with the first alone.
+        let pool = sqlx::postgres::PgPoolOptions::new()
+            .connect_lazy("postgres://nobody@127.0.0.1:1/none")
+            .unwrap();
+        let pool = Arc::new(Reuse::new(pool, std::time::Duration::from_secs(1)));
+        let batcher = Arc::new(Batcher::new(pool, recording));
+        let barrier = Arc::new(tokio::sync::Barrier::new(10));
+        let tasks: Vec<_> = (0..10)
+            .map(|n| {
+                let (batcher, barrier) = (batcher.clone(), barrier.clone());
+                tokio::spawn(async move {
+                    barrier.wait().await;
+                    batcher.ask(n).await
+                })
+            })
+            .collect();
+        for (n, t) in (0..10).zip(tasks) {
+            assert_eq!(t.await.unwrap().unwrap(), n);
+        }
+        assert_eq!(*SIZES.lock().unwrap(), [10]);
     }
 }
