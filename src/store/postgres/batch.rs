@@ -542,14 +542,19 @@ mod tests {
         })
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn requests_waiting_behind_a_batch_that_panics_are_still_answered() {
-        // The run never touches the pool: a lazy one connects to nothing.
+    /// A batcher whose runs never touch the pool: a lazy one, connected to
+    /// nothing.
+    fn without_database(run: Run<u32, u32>) -> Arc<Batcher<u32, u32>> {
         let pool = sqlx::postgres::PgPoolOptions::new()
             .connect_lazy("postgres://nobody@127.0.0.1:1/none")
             .unwrap();
         let pool = Arc::new(Reuse::new(pool, std::time::Duration::from_secs(1)));
-        let batcher = Arc::new(Batcher::new(pool, doubling_but_not_zero));
+        Arc::new(Batcher::new(pool, run))
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn requests_waiting_behind_a_batch_that_panics_are_still_answered() {
+        let batcher = without_database(doubling_but_not_zero);
         let first = {
             let batcher = batcher.clone();
             tokio::spawn(async move { batcher.ask(0).await })
@@ -601,11 +606,7 @@ mod tests {
         // Ten requests made by tasks that become runnable at once, with no
         // batch running: the first batch waits for the others' turn and
         // takes all ten, rather than going with the first alone.
-        let pool = sqlx::postgres::PgPoolOptions::new()
-            .connect_lazy("postgres://nobody@127.0.0.1:1/none")
-            .unwrap();
-        let pool = Arc::new(Reuse::new(pool, std::time::Duration::from_secs(1)));
-        let batcher = Arc::new(Batcher::new(pool, recording));
+        let batcher = without_database(recording);
         let barrier = Arc::new(tokio::sync::Barrier::new(10));
         let tasks: Vec<_> = (0..10)
             .map(|n| {
