@@ -16,6 +16,7 @@ pub(crate) mod management;
 pub(crate) mod monitor;
 pub(crate) mod nonce;
 pub(crate) mod problem;
+mod repoll;
 pub(crate) mod request;
 pub(crate) mod status;
 
@@ -541,10 +542,12 @@ pub(crate) async fn serve(
             handshake_timeout: limits.handshake_timeout,
         };
         let (acceptor, builder, watcher) = (acceptor.clone(), builder.clone(), graceful.watcher());
-        tokio::spawn(async move {
+        // Repoll: hyper's body channel wakes the connection's own task
+        // once per request with a body (see `repoll`).
+        tokio::spawn(repoll::Repoll::new(async move {
             accepted.serve(acceptor, &builder, watcher).await;
             drop((slot, admitted));
-        });
+        }));
     }
     drop(listener);
     if tokio::time::timeout(Duration::from_secs(10), graceful.shutdown())
