@@ -111,25 +111,16 @@ impl Ra {
         // A reused authorization must stay valid a while: a day, or half
         // its lifetime if that is shorter.
         let min_expires = now + secs(self.settings.valid_authz_lifetime / 2).min(86400);
-        // All identifiers' lookups at once: a store that batches them
-        // (PostgreSQL) answers them in one statement.
-        let reusable = match reuse {
-            true => {
-                let lookups = checked
-                    .iter()
-                    .map(|c| self.reusable_authz(account, c, min_expires));
-                futures_util::future::try_join_all(lookups).await?
-            }
-            false => vec![None; checked.len()],
-        };
         let mut authzs = Vec::with_capacity(checked.len());
         let mut new_authzs = Vec::with_capacity(checked.len());
-        for (c, reusable) in checked.iter().zip(reusable) {
-            if let Some(a) = reusable {
-                authzs.push(a);
-                continue;
-            }
+        for c in checked {
             let identifier = c.authz_identifier();
+            if reuse {
+                if let Some(a) = self.reusable_authz(account, c, min_expires).await? {
+                    authzs.push(a);
+                    continue;
+                }
+            }
             let offered = self.offered_challenges(&identifier, c.wildcard);
             let authz = new_authz(account, identifier, c.wildcard, offered, authz_expires, now);
             new_authzs.push(authz.clone());

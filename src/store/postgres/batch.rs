@@ -22,8 +22,6 @@
 //!   within a batch. Each request's account is read in the same statement.
 //! - [`read_authzs`], [`read_orders`], [`read_certs`]: authorizations,
 //!   orders with their authorizations, and certificates, by id.
-//! - [`find_reusable`]: for each identifier of a new order, the account's
-//!   valid authorization that lasts longest, as for one identifier.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -270,59 +268,6 @@ pub(super) fn spend_nonces<'a>(
             answers.push((fresh, account));
         }
         Ok(answers)
-    })
-}
-
-/// A valid authorization wanted for reuse: the account's, for the
-/// identifier (its type, value and whether for a wildcard), expiring after
-/// `min_expires`.
-pub(super) struct Reusable {
-    pub account: AccountId,
-    pub kind: &'static str,
-    pub value: String,
-    pub wildcard: bool,
-    pub min_expires: i64,
-}
-
-/// One statement for a batch of [`Reusable`] lookups: per request, in
-/// order, the matching authorization that expires last (its columns null
-/// where there is none).
-const FIND_REUSABLE: &str = "\
-SELECT q.i, a.* \
-FROM unnest($1::text[], $2::text[], $3::text[], $4::bool[], $5::int8[]) \
-    WITH ORDINALITY AS q(account, kind, value, for_wildcard, min_expires, i) \
-LEFT JOIN LATERAL ( \
-    SELECT * FROM authzs WHERE account_id = q.account AND ident_value = q.value \
-    AND ident_type = q.kind AND wildcard = q.for_wildcard AND state = 'valid' \
-    AND expires > q.min_expires ORDER BY expires DESC LIMIT 1) a ON true \
-ORDER BY q.i";
-
-/// Per lookup, the authorization that may be reused, if any.
-pub(super) fn find_reusable<'a>(
-    pool: &'a Reuse<Postgres>,
-    batch: &'a [Reusable],
-) -> BoxFuture<'a, Result<Vec<Option<Authz>>>> {
-    Box::pin(async move {
-        let rows = sqlx::query(FIND_REUSABLE)
-            .bind(
-                batch
-                    .iter()
-                    .map(|r| r.account.0.as_str())
-                    .collect::<Vec<_>>(),
-            )
-            .bind(batch.iter().map(|r| r.kind).collect::<Vec<_>>())
-            .bind(batch.iter().map(|r| r.value.as_str()).collect::<Vec<_>>())
-            .bind(batch.iter().map(|r| r.wildcard).collect::<Vec<_>>())
-            .bind(batch.iter().map(|r| r.min_expires).collect::<Vec<_>>())
-            .fetch_all(pool)
-            .await
-            .map_err(db_err)?;
-        rows.iter()
-            .map(|row| {
-                let found: Option<String> = row.try_get("id").map_err(db_err)?;
-                found.map(|_| authz_from_row(row)).transpose()
-            })
-            .collect()
     })
 }
 

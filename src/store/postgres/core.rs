@@ -122,13 +122,22 @@ impl Store for PgStore {
         wildcard: bool,
         min_expires: Timestamp,
     ) -> StoreFuture<'a, Option<Authz>> {
-        Box::pin(self.reusable.ask(super::batch::Reusable {
-            account: account.clone(),
-            kind: identifier.kind.as_str(),
-            value: identifier.value.clone(),
-            wildcard,
-            min_expires,
-        }))
+        Box::pin(async move {
+            let row = sqlx::query(
+                "SELECT * FROM authzs WHERE account_id = $1 AND ident_value = $2 \
+                 AND ident_type = $3 AND wildcard = $4 AND state = 'valid' AND expires > $5 \
+                 ORDER BY expires DESC LIMIT 1",
+            )
+            .bind(&account.0)
+            .bind(&identifier.value)
+            .bind(identifier.kind.as_str())
+            .bind(wildcard)
+            .bind(min_expires)
+            .fetch_optional(self.pool())
+            .await
+            .map_err(db_err)?;
+            row.as_ref().map(authz_from_row).transpose()
+        })
     }
 
     fn replacement_of<'a>(&'a self, cert: &'a CertId) -> StoreFuture<'a, Option<OrderId>> {

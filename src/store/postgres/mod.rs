@@ -61,8 +61,6 @@ pub(crate) struct PgStore {
     orders: batch::Batcher<crate::model::OrderId, Option<batch::OrderAndAuthzs>>,
     /// Certificates by id, read likewise.
     certs: batch::Batcher<crate::model::CertId, Option<crate::model::Certificate>>,
-    /// New orders' lookups of authorizations to reuse, likewise.
-    reusable: batch::Batcher<batch::Reusable, Option<crate::model::Authz>>,
 }
 
 /// How long a client is told to wait when the database is out of reach.
@@ -151,7 +149,6 @@ impl PgStore {
             authzs: batch::Batcher::new(pool.clone(), batch::read_authzs),
             orders: batch::Batcher::new(pool.clone(), batch::read_orders),
             certs: batch::Batcher::new(pool.clone(), batch::read_certs),
-            reusable: batch::Batcher::new(pool.clone(), batch::find_reusable),
             pool,
         })
     }

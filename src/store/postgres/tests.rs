@@ -15,7 +15,7 @@ use crate::model::{
     Account, AccountId, AccountStatus, AttemptState, Authz, AuthzId, AuthzState, CertId,
     Certificate, ChallengeType, Order, OrderId, Revocation, RevocationReason,
 };
-use crate::protocol::{Identifier, IdentifierType};
+use crate::protocol::Identifier;
 use crate::store::{AccountCreation, Store, ValidationResult};
 use crate::test_support::pg::{fresh_database, TestDatabase};
 
@@ -1026,62 +1026,4 @@ async fn order_pages(s: &dyn Store) {
         }
     }
     assert_eq!(seen, ["o0", "o1", "o3", "o4", "o5", "o6"]);
-}
-
-/// Lookups of authorizations to reuse, several in one batch statement:
-/// each gets the answer it would get alone, in its place.
-#[tokio::test]
-async fn reusable_lookups_in_one_batch_each_get_their_own_answer() {
-    let Some((_db, s)) = instances(1).await else {
-        return;
-    };
-    let s = &s[0];
-    s.create_account(&account("acct", "t1"), None)
-        .await
-        .unwrap();
-    s.create_account(&account("other", "t2"), None)
-        .await
-        .unwrap();
-    // Two valid authorizations for example.com, the later one expiring
-    // last; a pending one for example.org.
-    for (id, expires) in [("early", 1_800), ("late", 3_000)] {
-        let mut a = authz(id);
-        a.expires = 5_000;
-        s.create_authz(&a).await.unwrap();
-        assert!(s
-            .start_challenge(&a.id, ChallengeType::Http01, 10, Some(&valid(expires)))
-            .await
-            .unwrap());
-    }
-    let mut pending = authz("pending");
-    pending.identifier = Identifier::dns("example.org");
-    s.create_authz(&pending).await.unwrap();
-    let late = s.authz_by_id(&AuthzId("late".into())).await.unwrap();
-    let lookup =
-        |account: &str, value: &str, wildcard: bool, min_expires: i64| super::batch::Reusable {
-            account: AccountId(account.into()),
-            kind: IdentifierType::Dns.as_str(),
-            value: value.into(),
-            wildcard,
-            min_expires,
-        };
-    let batch = [
-        lookup("acct", "example.com", false, 1_000),
-        lookup("acct", "example.com", true, 1_000),
-        lookup("other", "example.com", false, 1_000),
-        lookup("acct", "example.org", false, 1_000),
-        lookup("acct", "example.com", false, 2_000),
-        lookup("acct", "example.com", false, 3_000),
-    ];
-    let found = super::batch::find_reusable(s.pool(), &batch).await.unwrap();
-    assert_eq!(found, [late.clone(), None, None, None, late.clone(), None]);
-    // Alone, through the store, the same answers.
-    for (l, want) in batch.iter().zip(&found) {
-        let ident = Identifier::dns(&l.value);
-        let alone = s
-            .reusable_authz(&l.account, &ident, l.wildcard, l.min_expires)
-            .await
-            .unwrap();
-        assert_eq!(&alone, want);
-    }
 }
