@@ -277,12 +277,13 @@ pub(crate) async fn renewal_info(
 pub(crate) async fn order(
     State(app): State<Arc<App>>,
     PathParams(id): PathParams<String>,
-    post: AcmePost,
+    mut post: AcmePost,
 ) -> Result<Response> {
     let id = path_id(&id, OrderId::parse, "no such order")?;
     post.expect_post_as_get()?;
+    let found = post.found.take();
     let (account, _) = post.account()?;
-    let (order, authzs) = app.ra.order(account, &id).await?;
+    let (order, authzs) = app.ra.order(account, &id, found).await?;
     Ok(render_order(
         &app,
         &post.base,
@@ -300,9 +301,10 @@ const MAX_CSR_B64: usize = 64 * 1024;
 pub(crate) async fn finalize(
     State(app): State<Arc<App>>,
     PathParams(id): PathParams<String>,
-    post: AcmePost,
+    mut post: AcmePost,
 ) -> Result<Response> {
     let id = path_id(&id, OrderId::parse, "no such order")?;
+    let found = post.found.take();
     let (account, _) = post.account()?;
     let req: Finalize = post.json()?;
     if req.csr.len() > MAX_CSR_B64 {
@@ -310,7 +312,7 @@ pub(crate) async fn finalize(
     }
     let der = b64::decode(&req.csr)
         .map_err(|_| Error::bad_csr("the csr field is not base64url without padding"))?;
-    match app.ra.finalize(account, &id, &der).await? {
+    match app.ra.finalize(account, &id, &der, found).await? {
         Finalized::Now(order, authzs) => Ok(render_order(
             &app,
             &post.base,
@@ -387,12 +389,13 @@ pub(crate) struct AuthzUpdate {
 pub(crate) async fn authz(
     State(app): State<Arc<App>>,
     PathParams(id): PathParams<String>,
-    post: AcmePost,
+    mut post: AcmePost,
 ) -> Result<Response> {
     let id = path_id(&id, AuthzId::parse, "no such authorization")?;
+    let found = post.found.take();
     let (account, _) = post.account()?;
     let authz = if post.jws.is_post_as_get() {
-        app.ra.authz(account, &id).await?
+        app.ra.authz(account, &id, found).await?
     } else {
         // §7.5.2: {"status": "deactivated"} is the only change allowed.
         let update: AuthzUpdate = post.json()?;
@@ -401,7 +404,7 @@ pub(crate) async fn authz(
                 "an authorization can only be updated to {\"status\": \"deactivated\"}",
             ));
         }
-        app.ra.deactivate_authz(account, &id).await?
+        app.ra.deactivate_authz(account, &id, found).await?
     };
     let (res, processing) = authz_resource(&app, &post.base, &authz);
     let mut resp = Json(res).into_response();
@@ -416,20 +419,21 @@ pub(crate) async fn authz(
 pub(crate) async fn challenge(
     State(app): State<Arc<App>>,
     PathParams((authz_id, kind)): PathParams<(String, String)>,
-    post: AcmePost,
+    mut post: AcmePost,
 ) -> Result<Response> {
     let id = path_id(&authz_id, AuthzId::parse, "no such challenge")?;
     let kind = path_id(&kind, ChallengeType::parse, "no such challenge")?;
+    let found = post.found.take();
     let (account, jwk) = post.account()?;
     let authz = if post.jws.is_post_as_get() {
-        app.ra.authz(account, &id).await?
+        app.ra.authz(account, &id, found).await?
     } else {
         // §7.5.1: the payload is an empty JSON object; other members are
         // ignored for extensibility, but it must be an object.
         let _: serde_json::Map<String, serde_json::Value> = post.json()?;
         let account_url = post.base.url(&paths::account(&account.id));
         app.ra
-            .answer_challenge(account, jwk, &id, kind, account_url)
+            .answer_challenge(account, jwk, &id, kind, account_url, found)
             .await?
     };
     if !authz.offered.contains(&kind) {
@@ -476,11 +480,12 @@ async fn certificate_chain(
     app: &App,
     id: &CertId,
     chain: usize,
-    post: AcmePost,
+    mut post: AcmePost,
 ) -> Result<Response> {
     post.expect_post_as_get()?;
+    let found = post.found.take();
     let (account, _) = post.account()?;
-    let cert = app.ra.certificate(account, id).await?;
+    let cert = app.ra.certificate(account, id, found).await?;
     let chains = app.ra.chains();
     let mut body = der::pem::encode_string("CERTIFICATE", der::pem::LineEnding::LF, &cert.der)
         .map_err(Error::internal)?;

@@ -14,7 +14,8 @@ use super::paths;
 use super::App;
 use crate::error::{Error, ErrorKind, Result};
 use crate::jose::{Jwk, Jws, KeyRef};
-use crate::model::{Account, AccountId};
+use crate::model::{Account, AccountId, AuthzId, CertId, OrderId};
+use crate::store::shared::{Found, Lookup};
 
 /// The scheme and authority clients use to reach us, e.g.
 /// `https://localhost:14000`: the configured external URL, or else built
@@ -180,6 +181,10 @@ pub(crate) struct AcmePost {
     pub jws: Jws,
     pub signer: Signer,
     pub base: BaseUrl,
+    /// The order, authorization or certificate the URL names, when it was
+    /// read in the nonce's database step (for the handler to pass on to
+    /// the RA, which reads it itself otherwise).
+    pub found: Option<Found>,
 }
 
 impl AcmePost {
@@ -247,11 +252,11 @@ impl FromRequest<Arc<App>> for AcmePost {
         let jws = Jws::parse(&body)?;
         let kid = kid_account(&jws, &base, &parts.extensions)?;
         let known = match &kid {
-            Some(id) => known_signer(&jws, id, app).await?,
+            Some(id) => known_signer(&jws, id, lookup(&parts.uri), app).await?,
             None => None,
         };
-        let (account, key) = match known {
-            Some((account, key)) => (Some(account), key),
+        let (account, key, found) = match known {
+            Some((account, key, found)) => (Some(account), key, found),
             None => {
                 let (account, key) = signer_key(&jws, kid.as_ref(), app).await?;
                 jws.verify(&key)?;
@@ -261,7 +266,7 @@ impl FromRequest<Arc<App>> for AcmePost {
                 if let Some(account) = &account {
                     app.keys.remember_account(account);
                 }
-                (account, key)
+                (account, key, None)
             }
         };
         check_url(&jws.protected.url, &base, &parts.uri)?;
@@ -269,7 +274,12 @@ impl FromRequest<Arc<App>> for AcmePost {
             Some(account) => Signer::Account(account, key),
             None => Signer::Key(Arc::unwrap_or_clone(key)),
         };
-        Ok(AcmePost { jws, signer, base })
+        Ok(AcmePost {
+            jws,
+            signer,
+            base,
+            found,
+        })
     }
 }
 
@@ -336,17 +346,33 @@ async fn signer_key(
     Ok((Some(account), jwk))
 }
 
+/// The record a request's URL names, for the nonce's database step to read
+/// along.
+fn lookup(uri: &Uri) -> Option<Lookup> {
+    Some(match paths::named(uri.path())? {
+        paths::Named::Order(id) => Lookup::Order(OrderId::parse(id)?),
+        paths::Named::Authz(id) => Lookup::Authz(AuthzId::parse(id)?),
+        paths::Named::Cert(id) => Lookup::Cert(CertId::parse(id)?),
+    })
+}
+
 /// With fleet nonces, a request signed by an account whose key this
-/// process has read before takes one database round trip instead of two:
+/// process has read before takes one database round trip instead of three:
 /// the signature is checked with the remembered key first, then the nonce
-/// is spent and the account read in one step (so its status is current).
+/// is spent, the account read (so its status is current) and the record
+/// the URL names read (`lookup`), in one step.
 /// If the key changed meanwhile (a rollover at another instance), the
 /// request must verify under the current one. None when this path does
 /// not apply (no fleet nonces, an unknown account, a signature that does
 /// not verify with the remembered key, a nonce refused without a database
 /// write): the caller then takes the usual path, which gives the usual
 /// answers.
-async fn known_signer(jws: &Jws, id: &AccountId, app: &App) -> Result<Option<(Account, Arc<Jwk>)>> {
+async fn known_signer(
+    jws: &Jws,
+    id: &AccountId,
+    lookup: Option<Lookup>,
+    app: &App,
+) -> Result<Option<(Account, Arc<Jwk>, Option<Found>)>> {
     let NonceService::Shared(nonces) = &app.nonces else {
         return Ok(None);
     };
@@ -363,9 +389,9 @@ async fn known_signer(jws: &Jws, id: &AccountId, app: &App) -> Result<Option<(Ac
     let Some(ticket) = nonces.ticket(nonce) else {
         return Ok(None);
     };
-    let (account, fresh) = app
+    let (account, fresh, found) = app
         .ra
-        .account_for_kid_spending_nonce(id, &ticket.id, ticket.keep_until_ms)
+        .account_for_kid_spending_nonce(id, &ticket.id, ticket.keep_until_ms, lookup.as_ref())
         .await?;
     let key = if account.jwk == remembered {
         key
@@ -376,7 +402,7 @@ async fn known_signer(jws: &Jws, id: &AccountId, app: &App) -> Result<Option<(Ac
         current
     };
     nonce_outcome(nonce, fresh, app)?;
-    Ok(Some((account, key)))
+    Ok(Some((account, key, found)))
 }
 
 /// Spends the JWS's nonce, or says `badNonce`.

@@ -951,6 +951,111 @@ async fn a_remembered_account_is_read_fresh_on_every_request_in_a_fleet() {
     assert_eq!(r.json()["detail"], "the account is deactivated");
 }
 
+/// Two instances on one PostgreSQL database, each having read the account:
+/// the order, authorization or certificate a request's URL names is read
+/// with its nonce, so it must be as current as the account (a change made
+/// at the other instance just before shows), and still only the account's
+/// own.
+#[tokio::test]
+async fn records_read_with_the_nonce_are_current_and_the_accounts_own_in_a_fleet() {
+    let Some(db) = crate::test_support::pg::fresh_database().await else {
+        return;
+    };
+    let on_db = |c: &mut Config| c.store.url = Some(db.url().to_owned());
+    let a = harness_with(on_db).await;
+    let b = harness_with(on_db).await;
+    let mut c = Client::new();
+    a.register(&mut c).await;
+    let kid = c.kid.clone().unwrap();
+    for h in [&a, &b] {
+        assert_eq!(h.post(&c, &kid, None).await.status, StatusCode::OK);
+    }
+    let r = a
+        .post(
+            &c,
+            "/acme/new-order",
+            Some(&json!({"identifiers": [{"type": "dns", "value": "fleet.example.com"}]})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED);
+    let order_url = r.header("location").unwrap();
+    let authz_url = r.json()["authorizations"][0].as_str().unwrap().to_owned();
+    let authz = b.post(&c, &authz_url, None).await.json();
+    assert_eq!(authz["status"], "pending");
+    assert_eq!(
+        b.post(&c, &order_url, None).await.json()["status"],
+        "pending"
+    );
+    // Validated at A, seen at B at once, through every URL naming it.
+    assert_eq!(a.answer_http01(&c, &authz).await.json()["status"], "valid");
+    assert_eq!(b.post(&c, &authz_url, None).await.json()["status"], "valid");
+    let chall = authz["challenges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|ch| ch["type"] == "http-01")
+        .unwrap()["url"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(b.post(&c, &chall, None).await.json()["status"], "valid");
+    let order = b.post(&c, &order_url, None).await.json();
+    assert_eq!(order["status"], "ready");
+    // Finalized at B, read at A.
+    let finalize = order["finalize"].as_str().unwrap();
+    let csr = json!({"csr": csr_for(&["fleet.example.com"])});
+    let r = b.post(&c, finalize, Some(&csr)).await;
+    assert_eq!(
+        r.status,
+        StatusCode::OK,
+        "{}",
+        String::from_utf8_lossy(&r.body)
+    );
+    let cert_url = r.json()["certificate"].as_str().unwrap().to_owned();
+    let order = a.post(&c, &order_url, None).await.json();
+    assert_eq!(order["status"], "valid");
+    assert_eq!(order["certificate"], cert_url.as_str());
+    let r = a.post(&c, &cert_url, None).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(String::from_utf8(r.body)
+        .unwrap()
+        .starts_with("-----BEGIN CERTIFICATE-----"));
+    // Deactivated at B, seen at A.
+    let r = b
+        .post(&c, &authz_url, Some(&json!({"status": "deactivated"})))
+        .await;
+    assert_eq!(r.json()["status"], "deactivated");
+    assert_eq!(
+        a.post(&c, &authz_url, None).await.json()["status"],
+        "deactivated"
+    );
+
+    // Another account, known at B too: none of them are its.
+    let mut other = Client::new();
+    b.register(&mut other).await;
+    let other_kid = other.kid.clone().unwrap();
+    assert_eq!(
+        b.post(&other, &other_kid, None).await.status,
+        StatusCode::OK
+    );
+    for url in [&order_url, &authz_url, &chall, &cert_url] {
+        assert_eq!(
+            b.post(&other, url, None).await.problem(),
+            "unauthorized",
+            "{url}"
+        );
+    }
+    // Records that do not exist.
+    for url in [
+        "/acme/order/nothere",
+        "/acme/authz/nothere",
+        "/acme/cert/nothere",
+    ] {
+        let r = b.post(&other, &format!("{BASE}{url}"), None).await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND, "{url}");
+    }
+}
+
 /// Issues a certificate for `names` to `c`; returns its DER and the
 /// certificate key as PKCS#8.
 async fn issue(h: &Harness, c: &Client, names: &[&str]) -> (Vec<u8>, Vec<u8>) {

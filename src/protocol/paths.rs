@@ -92,9 +92,79 @@ pub(crate) fn cert_alternate(id: impl Display, n: usize) -> String {
     format!("/acme/cert/{id}/alt/{n}")
 }
 
+/// A record a request's URL path names, with its id as the path has it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Named<'a> {
+    /// An order: its path, or its finalize path.
+    Order(&'a str),
+    /// An authorization: its path, or the path of one of its challenges.
+    Authz(&'a str),
+    /// A certificate: its path, or the path of one of its alternate chains.
+    Cert(&'a str),
+}
+
+/// The record `path` (a request's path, without its query) names, if it is
+/// one of the paths above that name an order, an authorization or a
+/// certificate.
+pub(crate) fn named(path: &str) -> Option<Named<'_>> {
+    let rest = path.strip_prefix("/acme/")?;
+    let (kind, rest) = rest.split_once('/')?;
+    let (id, tail) = match rest.split_once('/') {
+        Some((id, tail)) => (id, Some(tail)),
+        None => (rest, None),
+    };
+    if id.is_empty() {
+        return None;
+    }
+    let alt = |tail: &str| {
+        tail.strip_prefix("alt/")
+            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+    };
+    match (kind, tail) {
+        ("order", None | Some("finalize")) => Some(Named::Order(id)),
+        ("authz", None) => Some(Named::Authz(id)),
+        ("chall", Some(t)) if !t.is_empty() && !t.contains('/') => Some(Named::Authz(id)),
+        ("cert", None) => Some(Named::Cert(id)),
+        ("cert", Some(t)) if alt(t) => Some(Named::Cert(id)),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_record_a_path_names() {
+        assert_eq!(named(&order("o1")), Some(Named::Order("o1")));
+        assert_eq!(named(&finalize("o1")), Some(Named::Order("o1")));
+        assert_eq!(named(&authz("a1")), Some(Named::Authz("a1")));
+        assert_eq!(named(&challenge("a1", "http-01")), Some(Named::Authz("a1")));
+        assert_eq!(named(&cert("c1")), Some(Named::Cert("c1")));
+        assert_eq!(named(&cert_alternate("c1", 2)), Some(Named::Cert("c1")));
+        for other in [
+            account("x").as_str(),
+            orders("x").as_str(),
+            NEW_ORDER,
+            REVOKE_CERT,
+            ISSUER_CERT,
+            "/acme/order/",
+            "/acme/order//finalize",
+            "/acme/order/o1/finalize/x",
+            "/acme/order/o1/other",
+            "/acme/authz/a1/",
+            "/acme/chall/a1",
+            "/acme/chall/a1/",
+            "/acme/chall/a1/http-01/x",
+            "/acme/cert/c1/alt/",
+            "/acme/cert/c1/alt/x",
+            "/acme/cert/c1/other",
+            "/acme/unknown/x",
+            "/other/order/o1",
+        ] {
+            assert_eq!(named(other), None, "{other}");
+        }
+    }
 
     #[test]
     fn resource_paths() {

@@ -8,6 +8,7 @@ use crate::jose::eab;
 use crate::jose::{Jwk, Jws, KeyRef};
 use crate::model::{Account, AccountId, AccountStatus};
 use crate::protocol::{KeyChange, NewAccount};
+use crate::store::shared::{Found, Lookup};
 use crate::store::AccountCreation;
 
 /// The most contacts an account may list.
@@ -148,21 +149,24 @@ impl Ra {
         usable_for_kid(self.store.account_by_id(id).await?)
     }
 
-    /// [`Ra::account_for_kid`] with a fleet nonce spent in the same
-    /// database step (one round trip on PostgreSQL): the account, and
-    /// whether the nonce was fresh. The nonce is spent even when the
-    /// account turns out unusable.
+    /// [`Ra::account_for_kid`] with a fleet nonce spent, and the record
+    /// `lookup` names read, in the same database step (one round trip on
+    /// PostgreSQL): the account, whether the nonce was fresh, and what the
+    /// lookup found (for [`Ra::authz`], [`Ra::order`] and
+    /// [`Ra::certificate`], which check it is the account's). The nonce is
+    /// spent even when the account turns out unusable.
     pub(crate) async fn account_for_kid_spending_nonce(
         &self,
         id: &AccountId,
         nonce: &[u8],
         keep_until_ms: i64,
-    ) -> Result<(Account, bool)> {
-        let (fresh, account) = self
+        lookup: Option<&Lookup>,
+    ) -> Result<(Account, bool, Option<Found>)> {
+        let spent = self
             .shared
-            .spend_nonce_reading_account(nonce, keep_until_ms, id)
+            .spend_nonce_reading_account(nonce, keep_until_ms, id, lookup)
             .await?;
-        Ok((usable_for_kid(account)?, fresh))
+        Ok((usable_for_kid(spent.account)?, spent.fresh, spent.found))
     }
 
     /// Account update or deactivation (RFC 8555 §7.3.2, §7.3.6).

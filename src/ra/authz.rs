@@ -10,24 +10,36 @@ use crate::jose::Jwk;
 use crate::model::{Account, Authz, AuthzId, AuthzState, ChallengeType, Timestamp};
 use crate::protocol::{Identifier, IdentifierType};
 use crate::store::challenge_started;
+use crate::store::shared::Found;
 use crate::va::ValidationRequest;
 
 impl Ra {
-    /// An authorization of `account`.
-    pub(crate) async fn authz(&self, account: &Account, id: &AuthzId) -> Result<Authz> {
-        let authz = self
-            .store
-            .authz_by_id(id)
-            .await?
-            .ok_or_else(|| Error::not_found("no such authorization"))?;
+    /// An authorization of `account`: as `found` if the request's nonce
+    /// step read it already, else read now.
+    pub(crate) async fn authz(
+        &self,
+        account: &Account,
+        id: &AuthzId,
+        found: Option<Found>,
+    ) -> Result<Authz> {
+        let authz = match found.and_then(|f| f.authz(id)) {
+            Some(read) => read,
+            None => self.store.authz_by_id(id).await?,
+        }
+        .ok_or_else(|| Error::not_found("no such authorization"))?;
         Self::check_owner(account, &authz.account_id, "authorization")?;
         Ok(authz)
     }
 
     /// Authorization deactivation (RFC 8555 §7.5.2): a pending or valid
     /// authorization of `account` becomes deactivated.
-    pub(crate) async fn deactivate_authz(&self, account: &Account, id: &AuthzId) -> Result<Authz> {
-        let authz = self.authz(account, id).await?;
+    pub(crate) async fn deactivate_authz(
+        &self,
+        account: &Account,
+        id: &AuthzId,
+        found: Option<Found>,
+    ) -> Result<Authz> {
+        let authz = self.authz(account, id, found).await?;
         let status = state::authz_status(&authz, self.now());
         let live = matches!(
             status,
@@ -39,7 +51,7 @@ impl Ra {
                 status.as_str()
             )));
         }
-        self.authz(account, id).await
+        self.authz(account, id, None).await
     }
 
     /// POST to a challenge (RFC 8555 §7.5.1): starts its validation if the
@@ -57,8 +69,9 @@ impl Ra {
         id: &AuthzId,
         kind: ChallengeType,
         account_url: String,
+        found: Option<Found>,
     ) -> Result<Authz> {
-        let authz = self.authz(account, id).await?;
+        let authz = self.authz(account, id, found).await?;
         if !authz.offered.contains(&kind) {
             return Err(Error::not_found("no such challenge"));
         }

@@ -11,6 +11,7 @@ use crate::ca::csr::{self, CheckedCsr};
 use crate::error::{Error, ErrorKind, Result};
 use crate::model::{Account, Authz, CertId, Certificate, Order, OrderId, Timestamp};
 use crate::protocol::Identifier;
+use crate::store::shared::Found;
 
 /// What finalize did.
 #[derive(Debug)]
@@ -46,10 +47,11 @@ impl Ra {
         account: &Account,
         id: &OrderId,
         csr_der: &[u8],
+        found: Option<Found>,
     ) -> Result<Finalized> {
         use crate::metrics::FinalizeOutcome;
         let started = std::time::Instant::now();
-        let result = self.finalize_inner(account, id, csr_der).await;
+        let result = self.finalize_inner(account, id, csr_der, found).await;
         let outcome = match &result {
             Ok(Finalized::Now(order, _)) if order.cert_id.is_some() => FinalizeOutcome::Issued,
             Ok(Finalized::Later { .. }) => return result,
@@ -88,8 +90,11 @@ impl Ra {
         account: &Account,
         id: &OrderId,
         csr_der: &[u8],
+        found: Option<Found>,
     ) -> Result<Finalized> {
-        let (order, authzs) = self.order(account, id).await?;
+        // The order as read before the claim below, which is conditional:
+        // a read at the nonce's step is as good as one now.
+        let (order, authzs) = self.order(account, id, found).await?;
         let now = self.now();
         let status = order_status(&order, &authzs, now);
         if status != OrderStatus::Ready {
@@ -133,7 +138,7 @@ impl Ra {
         }
         if let Some(delay) = delay {
             // Chaos: answer processing now, sign later.
-            let (order, authzs) = self.order(account, id).await?;
+            let (order, authzs) = self.order(account, id, None).await?;
             let job = Box::new(DeferredFinalize {
                 account: account.clone(),
                 order: order.clone(),
@@ -279,13 +284,19 @@ impl Ra {
         Ok(Some(limits.spend(&txns).await?))
     }
 
-    /// A certificate of `account`.
-    pub(crate) async fn certificate(&self, account: &Account, id: &CertId) -> Result<Certificate> {
-        let cert = self
-            .store
-            .certificate_by_id(id)
-            .await?
-            .ok_or_else(|| Error::not_found("no such certificate"))?;
+    /// A certificate of `account`: as `found` if the request's nonce step
+    /// read it already, else read now.
+    pub(crate) async fn certificate(
+        &self,
+        account: &Account,
+        id: &CertId,
+        found: Option<Found>,
+    ) -> Result<Certificate> {
+        let cert = match found.and_then(|f| f.cert(id)) {
+            Some(read) => read,
+            None => self.store.certificate_by_id(id).await?,
+        }
+        .ok_or_else(|| Error::not_found("no such certificate"))?;
         Self::check_owner(account, &cert.account_id, "certificate")?;
         if cert.revoked.is_some() && !self.settings.serve_revoked_certificates {
             return Err(Error::not_found("this certificate has been revoked"));

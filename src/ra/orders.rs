@@ -12,6 +12,7 @@ use crate::ca::csr;
 use crate::error::{Error, ErrorKind, Result};
 use crate::model::{Account, Authz, CertId, ChallengeType, Order, OrderId, Timestamp};
 use crate::protocol::{Identifier, NewOrder};
+use crate::store::shared::Found;
 use crate::store::OrderListEntry;
 
 impl Ra {
@@ -243,12 +244,13 @@ impl Ra {
         &self,
         account: &Account,
         id: &OrderId,
+        found: Option<Found>,
     ) -> Result<(Order, Vec<Authz>)> {
-        let (order, authzs) = self
-            .store
-            .order_with_authzs(id)
-            .await?
-            .ok_or_else(|| Error::not_found("no such order"))?;
+        let (order, authzs) = match found.and_then(|f| f.order(id)) {
+            Some(read) => read,
+            None => self.store.order_with_authzs(id).await?,
+        }
+        .ok_or_else(|| Error::not_found("no such order"))?;
         Self::check_owner(account, &order.account_id, "order")?;
         Ok((order, authzs))
     }

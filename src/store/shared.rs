@@ -10,7 +10,83 @@
 
 use super::StoreFuture;
 use crate::model::service::Caller;
-use crate::model::{Account, AccountId, Timestamp};
+use crate::model::{
+    Account, AccountId, Authz, AuthzId, CertId, Certificate, Order, OrderId, Timestamp,
+};
+
+/// A record a signed request goes on to read, named by its URL, which
+/// [`SharedStore::spend_nonce_reading_account`] reads in the same step as
+/// the nonce (on PostgreSQL, in the same statement).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Lookup {
+    /// As [`crate::store::Store::authz_by_id`].
+    Authz(AuthzId),
+    /// As [`crate::store::Store::order_with_authzs`].
+    Order(OrderId),
+    /// As [`crate::store::Store::certificate_by_id`].
+    Cert(CertId),
+}
+
+/// What a [`Lookup`] read: the record as it stood when the nonce was
+/// spent, or None if there is no such record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Found {
+    Authz(AuthzId, Option<Authz>),
+    Order(OrderId, Option<(Order, Vec<Authz>)>),
+    Cert(CertId, Option<Certificate>),
+}
+
+impl Found {
+    /// The authorization read, if this read `id`'s.
+    pub(crate) fn authz(self, id: &AuthzId) -> Option<Option<Authz>> {
+        match self {
+            Found::Authz(read, found) if &read == id => Some(found),
+            _ => None,
+        }
+    }
+
+    /// The order and its authorizations read, if this read `id`'s.
+    pub(crate) fn order(self, id: &OrderId) -> Option<Option<(Order, Vec<Authz>)>> {
+        match self {
+            Found::Order(read, found) if &read == id => Some(found),
+            _ => None,
+        }
+    }
+
+    /// The certificate read, if this read `id`'s.
+    pub(crate) fn cert(self, id: &CertId) -> Option<Option<Certificate>> {
+        match self {
+            Found::Cert(read, found) if &read == id => Some(found),
+            _ => None,
+        }
+    }
+}
+
+impl Lookup {
+    /// The record this names, read the usual way (for a backend that has
+    /// no single step to read it with the nonce).
+    pub(crate) async fn read<S: super::Store + ?Sized>(
+        &self,
+        store: &S,
+    ) -> crate::error::Result<Found> {
+        Ok(match self {
+            Lookup::Authz(id) => Found::Authz(id.clone(), store.authz_by_id(id).await?),
+            Lookup::Order(id) => Found::Order(id.clone(), store.order_with_authzs(id).await?),
+            Lookup::Cert(id) => Found::Cert(id.clone(), store.certificate_by_id(id).await?),
+        })
+    }
+}
+
+/// The answer of [`SharedStore::spend_nonce_reading_account`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct NonceSpent {
+    /// The nonce was fresh (and is now spent).
+    pub fresh: bool,
+    /// The account, if it exists.
+    pub account: Option<Account>,
+    /// What the lookup asked for read, if one was asked.
+    pub found: Option<Found>,
+}
 
 /// A download grant as stored: what a single-use download token allows.
 /// The token itself is never stored, only its SHA-256 digest.
@@ -145,16 +221,18 @@ pub(crate) trait SharedStore: Send + Sync + 'static {
     /// record is kept until `expires` (milliseconds since the epoch), after
     /// which the nonce is refused by its age anyway.
     fn spend_nonce<'a>(&'a self, nonce: &'a [u8], expires_ms: i64) -> StoreFuture<'a, bool>;
-    /// [`SharedStore::spend_nonce`] and the account `account` (as
-    /// [`crate::store::Store::account_by_id`]) in one step, so a request
-    /// signed by a known account costs one database round trip for both:
-    /// whether the nonce was fresh, and the account if it exists.
+    /// [`SharedStore::spend_nonce`], the account `account` (as
+    /// [`crate::store::Store::account_by_id`]) and the record `lookup`
+    /// names in one step, so a request signed by a known account costs one
+    /// database round trip for all three: whether the nonce was fresh, the
+    /// account if it exists, and what the lookup found.
     fn spend_nonce_reading_account<'a>(
         &'a self,
         nonce: &'a [u8],
         expires_ms: i64,
         account: &'a AccountId,
-    ) -> StoreFuture<'a, (bool, Option<Account>)>;
+        lookup: Option<&'a Lookup>,
+    ) -> StoreFuture<'a, NonceSpent>;
     /// The delegated OCSP responder stored for `issuer`, if any.
     fn ocsp_responder<'a>(&'a self, issuer: &'a str) -> StoreFuture<'a, Option<StoredResponder>>;
     /// Stores `new` as `issuer`'s responder if the stored one is still the

@@ -1018,7 +1018,8 @@ impl SharedStore for Lost {
         _: &'a [u8],
         _: i64,
         _: &'a crate::model::AccountId,
-    ) -> StoreFuture<'a, (bool, Option<crate::model::Account>)> {
+        _: Option<&'a crate::store::shared::Lookup>,
+    ) -> StoreFuture<'a, crate::store::shared::NonceSpent> {
         lost()
     }
     fn prune_nonces(&self, _: i64) -> StoreFuture<'_, u64> {

@@ -29,19 +29,19 @@ use crate::store::{
 };
 
 /// The store under test.
-type S = Arc<dyn Store>;
+pub(super) type S = Arc<dyn Store>;
 
 /// "Now" for every test: far from zero, so that times before it are
 /// positive too.
-const NOW: Timestamp = 1_700_000_000;
+pub(super) const NOW: Timestamp = 1_700_000_000;
 /// Tasks per race.
-const N: usize = 16;
+pub(super) const N: usize = 16;
 /// Rounds per race, each on fresh rows.
 const ROUNDS: usize = 4;
 
 // Records.
 
-fn account(id: &str, thumbprint: &str) -> Account {
+pub(super) fn account(id: &str, thumbprint: &str) -> Account {
     Account {
         id: AccountId(id.into()),
         status: AccountStatus::Valid,
@@ -54,7 +54,7 @@ fn account(id: &str, thumbprint: &str) -> Account {
 }
 
 /// A pending authorization of `account` for `identifier`.
-fn authz(id: &str, account: &str, identifier: Identifier, expires: Timestamp) -> Authz {
+pub(super) fn authz(id: &str, account: &str, identifier: Identifier, expires: Timestamp) -> Authz {
     Authz {
         id: AuthzId(id.into()),
         account_id: AccountId(account.into()),
@@ -69,7 +69,7 @@ fn authz(id: &str, account: &str, identifier: Identifier, expires: Timestamp) ->
     }
 }
 
-fn order(id: &str, account: &str, authz_ids: &[&str], expires: Timestamp) -> Order {
+pub(super) fn order(id: &str, account: &str, authz_ids: &[&str], expires: Timestamp) -> Order {
     Order {
         id: OrderId(id.into()),
         account_id: AccountId(account.into()),
@@ -89,7 +89,7 @@ fn order(id: &str, account: &str, authz_ids: &[&str], expires: Timestamp) -> Ord
 
 /// A certificate of `account` (not linked yet: `store_certificate` links
 /// it to its order).
-fn cert(id: &str, serial: &str, account: &str, not_after: Timestamp) -> Certificate {
+pub(super) fn cert(id: &str, serial: &str, account: &str, not_after: Timestamp) -> Certificate {
     Certificate {
         id: CertId(id.into()),
         serial: serial.into(),
@@ -128,19 +128,19 @@ fn invalid_result(validated_at: Timestamp, expires: Timestamp) -> ValidationResu
     }
 }
 
-fn aid(id: &str) -> AccountId {
+pub(super) fn aid(id: &str) -> AccountId {
     AccountId(id.into())
 }
 
-fn zid(id: &str) -> AuthzId {
+pub(super) fn zid(id: &str) -> AuthzId {
     AuthzId(id.into())
 }
 
-fn oid(id: &str) -> OrderId {
+pub(super) fn oid(id: &str) -> OrderId {
     OrderId(id.into())
 }
 
-fn cid(id: &str) -> CertId {
+pub(super) fn cid(id: &str) -> CertId {
     CertId(id.into())
 }
 
@@ -154,7 +154,7 @@ fn revocation(at: Timestamp, code: i64) -> Revocation {
 // Steps most tests take.
 
 /// Creates account `id` with key `key-{id}`.
-async fn new_account(s: &S, id: &str) -> Account {
+pub(super) async fn new_account(s: &S, id: &str) -> Account {
     let a = account(id, &format!("key-{id}"));
     assert_eq!(
         s.create_account(&a, None).await.unwrap(),
@@ -164,7 +164,7 @@ async fn new_account(s: &S, id: &str) -> Account {
 }
 
 /// Creates a standalone pending authorization and returns it as stored.
-async fn pending(s: &S, id: &str, account: &str, identifier: Identifier) -> Authz {
+pub(super) async fn pending(s: &S, id: &str, account: &str, identifier: Identifier) -> Authz {
     let a = authz(id, account, identifier, NOW + 1000);
     s.create_authz(&a).await.unwrap();
     a
@@ -198,7 +198,7 @@ async fn authz_state(s: &S, id: &str) -> AuthzState {
 
 /// Creates order `order_id` (no authorizations) and records `c` as its
 /// certificate; returns the certificate as stored.
-async fn issue(s: &S, order_id: &str, c: Certificate) -> Certificate {
+pub(super) async fn issue(s: &S, order_id: &str, c: Certificate) -> Certificate {
     let o = order(order_id, &c.account_id.0, &[], NOW + 100);
     assert!(s.create_order(&o, &[], None).await.unwrap());
     assert!(s.store_certificate(&c, &o.id).await.unwrap());
@@ -207,7 +207,7 @@ async fn issue(s: &S, order_id: &str, c: Certificate) -> Certificate {
 
 /// Starts `n` tasks made by `make`, releases them together, and returns
 /// their results in task order.
-async fn race<T, F, Fut>(n: usize, mut make: F) -> Vec<T>
+pub(super) async fn race<T, F, Fut>(n: usize, mut make: F) -> Vec<T>
 where
     F: FnMut(usize) -> Fut,
     Fut: Future<Output = T> + Send + 'static,

@@ -24,21 +24,24 @@
 //!   orders with their authorizations, and certificates, by id.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, LazyLock, Mutex};
 
 use futures_util::future::BoxFuture;
 use sqlx::postgres::{PgRow, Postgres};
-use sqlx::Row;
+use sqlx::{AssertSqlSafe, Row};
 use tokio::sync::oneshot;
 
 use super::db_err;
-use super::inserts::ORDER_WITH_AUTHZS;
+use super::inserts::{
+    join_order_authzs, prefixed, AUTHZ_COLUMNS, CERT_COLUMNS, ORDER_COLUMNS, ORDER_WITH_AUTHZS,
+};
 use crate::error::{Error, Result};
-use crate::model::{Account, AccountId, Authz, AuthzId, CertId, Certificate, Order, OrderId};
+use crate::model::{AccountId, Authz, AuthzId, CertId, Certificate, Order, OrderId};
 use crate::store::reuse::Reuse;
 use crate::store::rows::{
     account_from_row, authz_from_row, cert_from_row, order_from_row, Prefixed,
 };
+use crate::store::shared::{Found, Lookup, NonceSpent};
 
 /// Batches of one kind running at once. One: the requests that arrive
 /// meanwhile make the next batch as large as the wait allows. (With two,
@@ -211,34 +214,63 @@ impl<Q: Send + 'static, A: Send + 'static> Drop for Running<Q, A> {
     }
 }
 
-/// A nonce to spend, when its record may go, and the account to read.
+/// A nonce to spend, when its record may go, the account to read, and the
+/// record the request goes on to read.
 pub(super) struct NonceSpend {
     pub nonce: Vec<u8>,
     pub expires_ms: i64,
     pub account: Option<AccountId>,
+    pub lookup: Option<Lookup>,
 }
 
 /// One statement for a whole batch of nonce spends: every request gets one
-/// row, in order, with its account when it named one that exists.
-const SPEND: &str = "\
-WITH input AS ( \
-    SELECT * FROM unnest($1::bytea[], $2::int8[], $3::text[]) \
-        WITH ORDINALITY AS t(nonce, expires, account, i)), \
-spent AS ( \
-    INSERT INTO spent_nonces (nonce, expires) SELECT nonce, expires FROM input \
-    ON CONFLICT (nonce) DO NOTHING RETURNING nonce) \
-SELECT input.i, input.nonce IN (SELECT nonce FROM spent) AS nonce_fresh, a.* \
-FROM input LEFT JOIN accounts a ON a.id = input.account \
-ORDER BY input.i";
+/// row or more, in order (more for an order with several authorizations),
+/// with its account when it named one that exists, and the record its
+/// lookup names (the authorization under `z_`, the certificate under `c_`,
+/// the order under `o_` with its authorizations under `oa_`).
+///
+/// Each record is read in a `LATERAL` subquery that `OFFSET 0` keeps from
+/// being merged into the join: so each is one primary-key lookup per
+/// request, whatever the table's size was when the connection's cached
+/// generic plan was made. (Planned as joins, a plan cached while the
+/// tables were nearly empty hashed whole tables on every statement, and
+/// cost more the larger the database grew.)
+static SPEND: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "WITH input AS ( \
+             SELECT * FROM unnest($1::bytea[], $2::int8[], $3::text[], $4::text[], \
+                 $5::text[], $6::text[]) \
+                 WITH ORDINALITY AS t(nonce, expires, account, authz, ord, cert, i)), \
+         spent AS ( \
+             INSERT INTO spent_nonces (nonce, expires) SELECT nonce, expires FROM input \
+             ON CONFLICT (nonce) DO NOTHING RETURNING nonce) \
+         SELECT input.i, input.nonce IN (SELECT nonce FROM spent) AS nonce_fresh, \
+             a.*, z.*, c.*, o.* \
+         FROM input \
+         LEFT JOIN LATERAL (SELECT * FROM accounts WHERE id = input.account OFFSET 0) a \
+             ON true \
+         LEFT JOIN LATERAL (SELECT {z} FROM authzs z WHERE z.id = input.authz OFFSET 0) z \
+             ON true \
+         LEFT JOIN LATERAL (SELECT {c} FROM certificates c WHERE c.id = input.cert OFFSET 0) c \
+             ON true \
+         LEFT JOIN LATERAL (SELECT {o}, oc.id AS o_cert_id, {oa} FROM orders o \
+             LEFT JOIN certificates oc ON oc.order_id = o.id {join} \
+             WHERE o.id = input.ord OFFSET 0) o ON true \
+         ORDER BY input.i",
+        z = prefixed("z", "z_", AUTHZ_COLUMNS),
+        c = prefixed("c", "c_", CERT_COLUMNS),
+        o = prefixed("o", "o_", ORDER_COLUMNS),
+        oa = prefixed("oa", "oa_", AUTHZ_COLUMNS),
+        join = join_order_authzs("oa"),
+    )
+});
 
-/// A nonce spend's answer: whether the nonce was fresh, and the account.
-pub(super) type Spent = (bool, Option<Account>);
-
-/// Per request: whether its nonce was fresh, and its account.
+/// Per request: whether its nonce was fresh, its account, and what its
+/// lookup found.
 pub(super) fn spend_nonces<'a>(
     pool: &'a Reuse<Postgres>,
     batch: &'a [NonceSpend],
-) -> BoxFuture<'a, Result<Vec<Spent>>> {
+) -> BoxFuture<'a, Result<Vec<NonceSpent>>> {
     Box::pin(async move {
         let nonces: Vec<&[u8]> = batch.iter().map(|r| r.nonce.as_slice()).collect();
         let expires: Vec<i64> = batch.iter().map(|r| r.expires_ms).collect();
@@ -246,29 +278,126 @@ pub(super) fn spend_nonces<'a>(
             .iter()
             .map(|r| r.account.as_ref().map(|a| a.0.as_str()))
             .collect();
-        let rows = sqlx::query(SPEND)
+        let named = |pick: fn(&Lookup) -> Option<&str>| -> Vec<Option<&str>> {
+            batch
+                .iter()
+                .map(|r| r.lookup.as_ref().and_then(pick))
+                .collect()
+        };
+        let authzs = named(|l| match l {
+            Lookup::Authz(id) => Some(&id.0),
+            _ => None,
+        });
+        let orders = named(|l| match l {
+            Lookup::Order(id) => Some(&id.0),
+            _ => None,
+        });
+        let certs = named(|l| match l {
+            Lookup::Cert(id) => Some(&id.0),
+            _ => None,
+        });
+        let rows = sqlx::query(AssertSqlSafe(SPEND.as_str()))
             .bind(nonces)
             .bind(expires)
             .bind(accounts)
+            .bind(authzs)
+            .bind(orders)
+            .bind(certs)
             .fetch_all(pool)
             .await
             .map_err(db_err)?;
+        // Each request's rows, in order.
+        let mut each: Vec<Vec<&PgRow>> = vec![Vec::new(); batch.len()];
+        for row in &rows {
+            let i: i64 = row.try_get("i").map_err(db_err)?;
+            let slot = usize::try_from(i - 1)
+                .ok()
+                .and_then(|i| each.get_mut(i))
+                .ok_or_else(|| {
+                    Error::internal("a nonce batch answered a request it was not asked")
+                })?;
+            slot.push(row);
+        }
         let mut seen = HashSet::with_capacity(batch.len());
         let mut answers = Vec::with_capacity(batch.len());
-        for (request, row) in batch.iter().zip(&rows) {
+        for (request, rows) in batch.iter().zip(&each) {
+            let Some(&row) = rows.first() else {
+                return Err(Error::internal("a nonce batch left a request unanswered"));
+            };
             let inserted: bool = row.try_get("nonce_fresh").map_err(db_err)?;
             // Both copies of a nonce sent twice in one batch see its
             // insert; only the first request spends it.
             let fresh = inserted && seen.insert(request.nonce.as_slice());
-            let found: Option<String> = row.try_get("id").map_err(db_err)?;
-            let account = match found {
+            let account = match row.try_get::<Option<String>, _>("id").map_err(db_err)? {
                 Some(_) => Some(account_from_row(row)?),
                 None => None,
             };
-            answers.push((fresh, account));
+            let found = match &request.lookup {
+                None => None,
+                Some(Lookup::Authz(id)) => Some(Found::Authz(
+                    id.clone(),
+                    present(row, "z_", |r| authz_from_row(r))?,
+                )),
+                Some(Lookup::Cert(id)) => Some(Found::Cert(
+                    id.clone(),
+                    present(row, "c_", |r| cert_from_row(r))?,
+                )),
+                Some(Lookup::Order(id)) => Some(Found::Order(
+                    id.clone(),
+                    order_from_rows(rows, "o_", "oa_")?,
+                )),
+            };
+            answers.push(NonceSpent {
+                fresh,
+                account,
+                found,
+            });
         }
         Ok(answers)
     })
+}
+
+/// The record under `prefix` in `row`, or None where the join found none.
+fn present<T>(
+    row: &PgRow,
+    prefix: &'static str,
+    decode: impl FnOnce(&Prefixed<'_, PgRow>) -> Result<T>,
+) -> Result<Option<T>> {
+    let id: Option<String> = row
+        .try_get(format!("{prefix}id").as_str())
+        .map_err(db_err)?;
+    match id {
+        Some(_) => Ok(Some(decode(&Prefixed { row, prefix })?)),
+        None => Ok(None),
+    }
+}
+
+/// One order (its columns under `order` on every row) and its
+/// authorizations (one per row, under `authz`, in the order's own order),
+/// or None if the rows hold no order.
+fn order_from_rows(
+    rows: &[&PgRow],
+    order: &'static str,
+    authz: &'static str,
+) -> Result<Option<OrderAndAuthzs>> {
+    let Some(&first) = rows.first() else {
+        return Ok(None);
+    };
+    let Some(found) = present(first, order, |r| order_from_row(r))? else {
+        return Ok(None);
+    };
+    let mut authzs = HashMap::with_capacity(rows.len());
+    for &row in rows {
+        if let Some(a) = present(row, authz, |r| authz_from_row(r))? {
+            authzs.insert(a.id.clone(), a);
+        }
+    }
+    let ordered = found
+        .authz_ids
+        .iter()
+        .filter_map(|a| authzs.remove(a))
+        .collect();
+    Ok(Some((found, ordered)))
 }
 
 /// Per requested id, the authorization if it exists.
@@ -295,40 +424,25 @@ pub(super) fn read_orders<'a>(
 ) -> BoxFuture<'a, Result<Vec<Option<OrderAndAuthzs>>>> {
     Box::pin(async move {
         let wanted: Vec<&str> = batch.iter().map(|i| i.0.as_str()).collect();
-        let rows = sqlx::query(ORDER_WITH_AUTHZS)
+        let rows = sqlx::query(AssertSqlSafe(ORDER_WITH_AUTHZS.as_str()))
             .bind(wanted)
             .fetch_all(pool)
             .await
             .map_err(db_err)?;
         // Each order's rows: its columns on every one, and one of its
         // authorizations (or none) under `a_`.
-        let mut orders: HashMap<String, (Order, HashMap<AuthzId, Authz>)> = HashMap::new();
+        let mut by_id: HashMap<String, Vec<&PgRow>> = HashMap::new();
         for row in &rows {
             let id: String = row.try_get("id").map_err(db_err)?;
-            let entry = match orders.entry(id) {
-                std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
-                std::collections::hash_map::Entry::Vacant(e) => {
-                    e.insert((order_from_row(row)?, HashMap::new()))
-                }
-            };
-            let a_id: Option<String> = row.try_get("a_id").map_err(db_err)?;
-            if a_id.is_some() {
-                let a = authz_from_row(&Prefixed { row, prefix: "a_" })?;
-                entry.1.insert(a.id.clone(), a);
+            by_id.entry(id).or_default().push(row);
+        }
+        let mut orders = HashMap::with_capacity(by_id.len());
+        for (id, rows) in by_id {
+            if let Some(found) = order_from_rows(&rows, "", "a_")? {
+                orders.insert(id, found);
             }
         }
-        Ok(batch
-            .iter()
-            .map(|id| {
-                let (order, found) = orders.get(&id.0)?;
-                let authzs = order
-                    .authz_ids
-                    .iter()
-                    .filter_map(|a| found.get(a).cloned())
-                    .collect();
-                Some((order.clone(), authzs))
-            })
-            .collect())
+        Ok(batch.iter().map(|id| orders.get(&id.0).cloned()).collect())
     })
 }
 
@@ -373,7 +487,7 @@ async fn read_by_ids<'a, T: Clone>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::AccountStatus;
+    use crate::model::{Account, AccountStatus};
     use crate::store::{AccountCreation, Store};
 
     fn spend(nonce: &[u8], account: Option<&str>) -> NonceSpend {
@@ -381,6 +495,7 @@ mod tests {
             nonce: nonce.to_vec(),
             expires_ms: 10_000,
             account: account.map(|a| AccountId(a.into())),
+            lookup: None,
         }
     }
 
@@ -402,7 +517,7 @@ mod tests {
             store.create_account(&account, None).await.unwrap(),
             AccountCreation::Created
         ));
-        assert!(store.nonces.ask(spend(b"old", None)).await.unwrap().0);
+        assert!(store.nonces.ask(spend(b"old", None)).await.unwrap().fresh);
         let batch: Vec<NonceSpend> = [
             (&b"a"[..], Some("acct1")),
             (b"b", None),
@@ -415,11 +530,11 @@ mod tests {
         .map(|(n, a)| spend(n, a))
         .collect();
         let answers = spend_nonces(store.pool(), &batch).await.unwrap();
-        let fresh: Vec<bool> = answers.iter().map(|(f, _)| *f).collect();
+        let fresh: Vec<bool> = answers.iter().map(|a| a.fresh).collect();
         assert_eq!(fresh, [true, true, false, false, true, false]);
         let found: Vec<Option<&str>> = answers
             .iter()
-            .map(|(_, a)| a.as_ref().map(|a| a.id.0.as_str()))
+            .map(|a| a.account.as_ref().map(|a| a.id.0.as_str()))
             .collect();
         assert_eq!(
             found,
@@ -432,10 +547,10 @@ mod tests {
                 Some("acct1")
             ]
         );
-        assert_eq!(answers[0].1.as_ref(), Some(&account));
+        assert_eq!(answers[0].account.as_ref(), Some(&account));
         // And every one of them is spent now.
         for n in [&b"a"[..], b"b", b"c"] {
-            assert!(!store.nonces.ask(spend(n, None)).await.unwrap().0);
+            assert!(!store.nonces.ask(spend(n, None)).await.unwrap().fresh);
         }
     }
 
@@ -460,12 +575,12 @@ mod tests {
                 tokio::spawn(async move {
                     barrier.wait().await;
                     let nonce = format!("n{}", i % 50);
-                    let (fresh, _) = store
+                    let spent = store
                         .nonces
                         .ask(spend(nonce.as_bytes(), None))
                         .await
                         .unwrap();
-                    (i % 50, fresh)
+                    (i % 50, spent.fresh)
                 })
             })
             .collect();
@@ -498,7 +613,7 @@ mod tests {
             }
             for (i, t) in tasks.into_iter().enumerate() {
                 match t.await {
-                    Ok(answer) => assert!(answer.unwrap().0, "round {round}, request {i}"),
+                    Ok(answer) => assert!(answer.unwrap().fresh, "round {round}, request {i}"),
                     Err(e) => assert!(e.is_cancelled() && i % 2 == 0),
                 }
             }
@@ -510,7 +625,7 @@ mod tests {
         )
         .await
         .expect("answered");
-        assert!(answer.unwrap().0);
+        assert!(answer.unwrap().fresh);
         // The last batch gives its place back just after answering.
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
         while lock(&store.nonces.queue).running != 0 {

@@ -12,24 +12,92 @@ use crate::store::rows::{account_from_row, json_err};
 pub(super) const ORDER_SELECT: &str = "SELECT o.*, c.id AS cert_id FROM orders o \
      LEFT JOIN certificates c ON c.order_id = o.id WHERE o.id = $1";
 
+/// The columns of `authzs` that [`crate::store::rows::authz_from_row`]
+/// reads.
+pub(super) const AUTHZ_COLUMNS: &[&str] = &[
+    "id",
+    "account_id",
+    "ident_type",
+    "ident_value",
+    "wildcard",
+    "state",
+    "expires",
+    "token",
+    "offered",
+    "attempt_type",
+    "attempt_state",
+    "attempt_started",
+    "attempt_validated",
+    "attempt_error",
+    "attempt_records",
+    "created_at",
+];
+
+/// The columns of `orders` that [`crate::store::rows::order_from_row`]
+/// reads (besides `cert_id`, which is the certificate's).
+pub(super) const ORDER_COLUMNS: &[&str] = &[
+    "id",
+    "account_id",
+    "identifiers",
+    "authz_ids",
+    "expires",
+    "not_before",
+    "not_after",
+    "processing_until",
+    "error",
+    "created_at",
+    "profile",
+    "replaces",
+];
+
+/// The columns of `certificates` that [`crate::store::rows::cert_from_row`]
+/// reads.
+pub(super) const CERT_COLUMNS: &[&str] = &[
+    "id",
+    "serial",
+    "account_id",
+    "order_id",
+    "der",
+    "not_before",
+    "not_after",
+    "issued_at",
+    "revoked_at",
+    "revocation_reason",
+    "common_name",
+];
+
+/// A select list of `columns` of the table aliased `alias`, each renamed
+/// with `prefix` (for [`crate::store::rows::Prefixed`]).
+pub(super) fn prefixed(alias: &str, prefix: &str, columns: &[&str]) -> String {
+    columns
+        .iter()
+        .map(|c| format!("{alias}.{c} AS {prefix}{c}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The join that gives each row of the orders aliased `o` its
+/// authorizations, as the table aliased `alias`: through the primary key,
+/// `= ANY` of the ids (a join on the ids as a set-returning function would
+/// be planned as a scan of every authorization).
+pub(super) fn join_order_authzs(alias: &str) -> String {
+    format!(
+        "LEFT JOIN authzs {alias} \
+         ON {alias}.id = ANY (ARRAY(SELECT jsonb_array_elements_text(o.authz_ids::jsonb)))"
+    )
+}
+
 /// Orders (as [`ORDER_SELECT`], for each id of the array `$1`) joined with
 /// their authorizations, whose columns are under `a_`: per order, one row
-/// per authorization found (through the primary key, `= ANY` of the ids: a
-/// join on the ids as a set-returning function would be planned as a scan
-/// of every authorization), or one row with NULL `a_` columns for none.
-pub(super) const ORDER_WITH_AUTHZS: &str = "SELECT o.*, c.id AS cert_id, \
-     a.id AS a_id, a.account_id AS a_account_id, a.ident_type AS a_ident_type, \
-     a.ident_value AS a_ident_value, a.wildcard AS a_wildcard, a.state AS a_state, \
-     a.expires AS a_expires, a.token AS a_token, a.offered AS a_offered, \
-     a.attempt_type AS a_attempt_type, a.attempt_state AS a_attempt_state, \
-     a.attempt_started AS a_attempt_started, a.attempt_validated AS a_attempt_validated, \
-     a.attempt_error AS a_attempt_error, a.attempt_records AS a_attempt_records, \
-     a.created_at AS a_created_at \
-     FROM orders o \
-     LEFT JOIN certificates c ON c.order_id = o.id \
-     LEFT JOIN authzs a \
-     ON a.id = ANY (ARRAY(SELECT jsonb_array_elements_text(o.authz_ids::jsonb))) \
-     WHERE o.id = ANY($1)";
+/// per authorization found, or one row with NULL `a_` columns for none.
+pub(super) static ORDER_WITH_AUTHZS: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "SELECT o.*, c.id AS cert_id, {} FROM orders o \
+             LEFT JOIN certificates c ON c.order_id = o.id {} WHERE o.id = ANY($1)",
+        prefixed("a", "a_", AUTHZ_COLUMNS),
+        join_order_authzs("a"),
+    )
+});
 
 pub(super) const INSERT_ACCOUNT: &str = "INSERT INTO accounts \
      (id, status, jwk, thumbprint, contact, tos_agreed, created_at) \

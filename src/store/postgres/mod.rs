@@ -54,7 +54,7 @@ pub(crate) struct PgStore {
     /// trip to the database, each time sqlx's pool would take one back).
     pool: Arc<Reuse<Postgres>>,
     /// Nonces spent together by the requests that arrive at once.
-    nonces: batch::Batcher<batch::NonceSpend, batch::Spent>,
+    nonces: batch::Batcher<batch::NonceSpend, crate::store::shared::NonceSpent>,
     /// Authorizations read together by the requests that arrive at once.
     authzs: batch::Batcher<crate::model::AuthzId, Option<crate::model::Authz>>,
     /// Orders with their authorizations, read likewise.
@@ -158,18 +158,21 @@ impl PgStore {
         &self.pool
     }
 
-    /// Spends `nonce` and reads `account` in the batch of the moment.
+    /// Spends `nonce` and reads `account` and `lookup`'s record in the
+    /// batch of the moment.
     async fn spend_nonce_batched(
         &self,
         nonce: &[u8],
         expires_ms: i64,
         account: Option<&crate::model::AccountId>,
-    ) -> Result<batch::Spent> {
+        lookup: Option<&crate::store::shared::Lookup>,
+    ) -> Result<crate::store::shared::NonceSpent> {
         self.nonces
             .ask(batch::NonceSpend {
                 nonce: nonce.to_vec(),
                 expires_ms,
                 account: account.cloned(),
+                lookup: lookup.cloned(),
             })
             .await
     }

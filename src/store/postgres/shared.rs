@@ -10,11 +10,11 @@ use sqlx::Row;
 use super::{db_err, PgStore};
 use crate::error::Result;
 use crate::model::service::Caller;
-use crate::model::{Account, AccountId, Timestamp};
+use crate::model::{AccountId, Timestamp};
 use crate::store::rows::{download_from_row, grant_from_row, responder_from_row, session_from_row};
 use crate::store::shared::{
-    GrantHold, GrantLimits, SessionLimits, SharedStore, StoredDownload, StoredFlash, StoredGrant,
-    StoredResponder, StoredSession,
+    GrantHold, GrantLimits, Lookup, NonceSpent, SessionLimits, SharedStore, StoredDownload,
+    StoredFlash, StoredGrant, StoredResponder, StoredSession,
 };
 use crate::store::StoreFuture;
 
@@ -51,8 +51,10 @@ impl SharedStore for PgStore {
 
     fn spend_nonce<'a>(&'a self, nonce: &'a [u8], expires_ms: i64) -> StoreFuture<'a, bool> {
         Box::pin(async move {
-            let (fresh, _) = self.spend_nonce_batched(nonce, expires_ms, None).await?;
-            Ok(fresh)
+            let spent = self
+                .spend_nonce_batched(nonce, expires_ms, None, None)
+                .await?;
+            Ok(spent.fresh)
         })
     }
 
@@ -61,10 +63,11 @@ impl SharedStore for PgStore {
         nonce: &'a [u8],
         expires_ms: i64,
         account: &'a AccountId,
-    ) -> StoreFuture<'a, (bool, Option<Account>)> {
+        lookup: Option<&'a Lookup>,
+    ) -> StoreFuture<'a, NonceSpent> {
         // Batched with the other requests of the moment (batch.rs): one
-        // statement spends every nonce and reads every account.
-        Box::pin(self.spend_nonce_batched(nonce, expires_ms, Some(account)))
+        // statement spends every nonce and reads every account and record.
+        Box::pin(self.spend_nonce_batched(nonce, expires_ms, Some(account), lookup))
     }
 
     fn ocsp_responder<'a>(&'a self, issuer: &'a str) -> StoreFuture<'a, Option<StoredResponder>> {

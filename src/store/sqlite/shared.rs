@@ -12,11 +12,11 @@ use super::sql::Sql;
 use super::{db_err, SqliteStore};
 use crate::error::Result;
 use crate::model::service::Caller;
-use crate::model::{Account, AccountId, Timestamp};
+use crate::model::{AccountId, Timestamp};
 use crate::store::rows::{download_from_row, grant_from_row, responder_from_row, session_from_row};
 use crate::store::shared::{
-    GrantHold, GrantLimits, SessionLimits, SharedStore, StoredDownload, StoredFlash, StoredGrant,
-    StoredResponder, StoredSession,
+    GrantHold, GrantLimits, Lookup, NonceSpent, SessionLimits, SharedStore, StoredDownload,
+    StoredFlash, StoredGrant, StoredResponder, StoredSession,
 };
 use crate::store::StoreFuture;
 
@@ -421,12 +421,21 @@ impl SharedStore for SqliteStore {
         nonce: &'a [u8],
         expires_ms: i64,
         account: &'a AccountId,
-    ) -> StoreFuture<'a, (bool, Option<Account>)> {
-        // In process, two calls cost no round trip.
+        lookup: Option<&'a Lookup>,
+    ) -> StoreFuture<'a, NonceSpent> {
+        // In process, separate calls cost no round trip.
         Box::pin(async move {
             let fresh = self.spend_nonce(nonce, expires_ms).await?;
             let account = crate::store::Store::account_by_id(self, account).await?;
-            Ok((fresh, account))
+            let found = match lookup {
+                Some(lookup) => Some(lookup.read(self).await?),
+                None => None,
+            };
+            Ok(NonceSpent {
+                fresh,
+                account,
+                found,
+            })
         })
     }
 
