@@ -546,7 +546,8 @@ pub struct StoreConfig {
     /// store is that database instead of the SQLite file, and several
     /// instances may share it. Also `ACME_CA_DATABASE_URL`.
     pub url: Option<String>,
-    /// PostgreSQL: the most connections this instance opens.
+    /// PostgreSQL: the most connections this instance opens (a quarter
+    /// of them, one to four, for the statements batched across requests).
     pub max_connections: u32,
 }
 

@@ -244,8 +244,12 @@ impl StatusConfig {
 
 impl StoreConfig {
     fn validate(&self) -> Result<(), String> {
-        if !(1..=1000).contains(&self.max_connections) {
-            return Err("store.max_connections must be 1 to 1000".into());
+        if !(2..=1000).contains(&self.max_connections) {
+            return Err(
+                "store.max_connections must be 2 to 1000 (the statements batched across \
+                 requests have connections of their own)"
+                    .into(),
+            );
         }
         let Some(url) = &self.url else {
             return Ok(());

@@ -42,7 +42,7 @@ pub(crate) struct Reuse<DB: Database> {
 impl<DB: Database> fmt::Debug for Reuse<DB> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Reuse")
-            .field("size", &self.pool.options().get_max_connections())
+            .field("size", &self.size())
             .finish_non_exhaustive()
     }
 }
@@ -67,6 +67,11 @@ impl<DB: Database> Reuse<DB> {
             permits: Semaphore::new(size.max(1)),
             acquire_timeout,
         }
+    }
+
+    /// The most connections the pool opens.
+    pub(crate) fn size(&self) -> u32 {
+        self.pool.options().get_max_connections()
     }
 
     /// A connection for a caller that runs several statements on it (a

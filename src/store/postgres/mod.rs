@@ -42,6 +42,9 @@ use schema::MIGRATIONS;
 
 /// How long a request waits for a pool connection.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Connections for the batched statements at most: one per kind of batch
+/// (batch.rs), each kind running one batch at a time.
+const BATCH_CONNECTIONS: u32 = 4;
 /// How long one statement may run.
 const STATEMENT_TIMEOUT: &str = "15s";
 /// The advisory lock that serialises migrations between instances starting
@@ -53,6 +56,8 @@ pub(crate) struct PgStore {
     /// Connections kept between statements ([`Reuse`]: no ping, a round
     /// trip to the database, each time sqlx's pool would take one back).
     pool: Arc<Reuse<Postgres>>,
+    /// The connections of the batched statements (generic plans only).
+    batches: Arc<Reuse<Postgres>>,
     /// Nonces spent together by the requests that arrive at once.
     nonces: batch::Batcher<batch::NonceSpend, crate::store::shared::NonceSpent>,
     /// Authorizations read together by the requests that arrive at once.
@@ -111,7 +116,8 @@ pub(crate) fn describe_url(url: &str) -> String {
 
 impl PgStore {
     /// Connects to `url`, migrates the schema (refusing one newer than this
-    /// binary knows) and keeps a pool of at most `max_connections`.
+    /// binary knows) and keeps at most `max_connections` connections (a
+    /// quarter of them, one to four, for the batched statements).
     pub(crate) async fn open(url: &str, max_connections: u32) -> Result<PgStore> {
         let options = PgConnectOptions::from_str(url)
             .map_err(|e| Error::internal(format_args!("store.url: {e}")))?
@@ -131,25 +137,35 @@ impl PgStore {
                 ))
             }
         }
-        let pool = PgPoolOptions::new()
-            .max_connections(max_connections)
-            .min_connections(1)
-            .acquire_timeout(ACQUIRE_TIMEOUT)
-            // No ping before each use (a round trip per query): a
-            // connection the database dropped fails its next query, which
-            // is answered 503 (`db_err`), and the pool replaces it.
-            .test_before_acquire(false)
-            .connect_with(options)
-            .await
-            .map_err(db_err)?;
-        migrate(&pool).await?;
-        let pool = Arc::new(Reuse::new(pool, ACQUIRE_TIMEOUT));
+        // The batched statements get a few connections of their own, on
+        // which PostgreSQL always uses the statement's generic plan.
+        // Otherwise its plan cache picks, per connection, between planning
+        // each execution for its parameters and one generic plan, by the
+        // costs of the first five executions: a connection whose first
+        // batches were small planned every batch statement anew (at two
+        // instances, every nonce spend: half of PostgreSQL's time on it).
+        // Their plans are primary-key lookups whatever the batch's size.
+        let batch_connections = (max_connections / 4).clamp(1, BATCH_CONNECTIONS);
+        let general = connect(
+            options.clone(),
+            max_connections.saturating_sub(batch_connections).max(1),
+        )
+        .await?;
+        migrate(&general).await?;
+        let batches = connect(
+            options.options([("plan_cache_mode", "force_generic_plan")]),
+            batch_connections,
+        )
+        .await?;
+        let pool = Arc::new(Reuse::new(general, ACQUIRE_TIMEOUT));
+        let batches = Arc::new(Reuse::new(batches, ACQUIRE_TIMEOUT));
         Ok(PgStore {
-            nonces: batch::Batcher::new(pool.clone(), batch::spend_nonces),
-            authzs: batch::Batcher::new(pool.clone(), batch::read_authzs),
-            orders: batch::Batcher::new(pool.clone(), batch::read_orders),
-            certs: batch::Batcher::new(pool.clone(), batch::read_certs),
+            nonces: batch::Batcher::new(batches.clone(), batch::spend_nonces),
+            authzs: batch::Batcher::new(batches.clone(), batch::read_authzs),
+            orders: batch::Batcher::new(batches.clone(), batch::read_orders),
+            certs: batch::Batcher::new(batches.clone(), batch::read_certs),
             pool,
+            batches,
         })
     }
 
@@ -177,9 +193,10 @@ impl PgStore {
             .await
     }
 
-    /// Closes the pool, waiting for connections in use.
+    /// Closes the pools, waiting for connections in use.
     pub(crate) async fn close(&self) {
         self.pool.close().await;
+        self.batches.close().await;
     }
 }
 
@@ -194,6 +211,21 @@ impl super::Database for PgStore {
             Ok(())
         })
     }
+}
+
+/// A pool of at most `max` connections made with `options`.
+async fn connect(options: PgConnectOptions, max: u32) -> Result<PgPool> {
+    PgPoolOptions::new()
+        .max_connections(max)
+        .min_connections(1)
+        .acquire_timeout(ACQUIRE_TIMEOUT)
+        // No ping before each use (a round trip per query): a connection
+        // the database dropped fails its next query, which is answered 503
+        // (`db_err`), and the pool replaces it.
+        .test_before_acquire(false)
+        .connect_with(options)
+        .await
+        .map_err(db_err)
 }
 
 /// Applies the migrations this database lacks, each in its own transaction,
@@ -252,6 +284,31 @@ async fn migrate_locked(conn: &mut sqlx::PgConnection) -> Result<()> {
 mod tests {
     use super::*;
     use crate::test_support::pg;
+
+    /// The batched statements' connections always use generic plans; the
+    /// others leave the choice to PostgreSQL. Within `max_connections`.
+    #[tokio::test]
+    async fn batches_have_connections_of_their_own_with_generic_plans() {
+        let Some(db) = pg::fresh_database().await else {
+            return;
+        };
+        let store = PgStore::open(db.url(), 8).await.unwrap();
+        for (pool, want) in [
+            (&store.batches, "force_generic_plan"),
+            (&store.pool, "auto"),
+        ] {
+            let mode: String = sqlx::query_scalar("SHOW plan_cache_mode")
+                .fetch_one(pool.as_ref())
+                .await
+                .unwrap();
+            assert_eq!(mode, want);
+        }
+        // 8 in all: 2 for the batches, 6 for the rest; and at the least,
+        // one each.
+        assert_eq!((store.batches.size(), store.pool.size()), (2, 6));
+        let small = PgStore::open(db.url(), 2).await.unwrap();
+        assert_eq!((small.batches.size(), small.pool.size()), (1, 1));
+    }
 
     #[tokio::test]
     async fn migrates_once_and_refuses_a_newer_schema() {
