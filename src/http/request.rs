@@ -252,7 +252,7 @@ impl FromRequest<Arc<App>> for AcmePost {
         let jws = Jws::parse(&body)?;
         let kid = kid_account(&jws, &base, &parts.extensions)?;
         let known = match &kid {
-            Some(id) => known_signer(&jws, id, lookup(&parts.uri), app).await?,
+            Some(id) => known_signer(&jws, id, &parts.uri, app).await?,
             None => None,
         };
         let (account, key, found) = match known {
@@ -360,7 +360,7 @@ fn lookup(uri: &Uri) -> Option<Lookup> {
 /// process has read before takes one database round trip instead of three:
 /// the signature is checked with the remembered key first, then the nonce
 /// is spent, the account read (so its status is current) and the record
-/// the URL names read (`lookup`), in one step.
+/// the URL names read ([`lookup`] of `uri`), in one step.
 /// If the key changed meanwhile (a rollover at another instance), the
 /// request must verify under the current one. None when this path does
 /// not apply (no fleet nonces, an unknown account, a signature that does
@@ -370,7 +370,7 @@ fn lookup(uri: &Uri) -> Option<Lookup> {
 async fn known_signer(
     jws: &Jws,
     id: &AccountId,
-    lookup: Option<Lookup>,
+    uri: &Uri,
     app: &App,
 ) -> Result<Option<(Account, Arc<Jwk>, Option<Found>)>> {
     let NonceService::Shared(nonces) = &app.nonces else {
@@ -391,7 +391,7 @@ async fn known_signer(
     };
     let (account, fresh, found) = app
         .ra
-        .account_for_kid_spending_nonce(id, &ticket.id, ticket.keep_until_ms, lookup.as_ref())
+        .account_for_kid_spending_nonce(id, &ticket.id, ticket.keep_until_ms, lookup(uri).as_ref())
         .await?;
     let key = if account.jwk == remembered {
         key
