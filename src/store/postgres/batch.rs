@@ -306,54 +306,67 @@ pub(super) fn spend_nonces<'a>(
             .fetch_all(pool)
             .await
             .map_err(db_err)?;
-        // Each request's rows, in order.
-        let mut each: Vec<Vec<&PgRow>> = vec![Vec::new(); batch.len()];
-        for row in &rows {
-            let i: i64 = row.try_get("i").map_err(db_err)?;
-            let slot = usize::try_from(i - 1)
-                .ok()
-                .and_then(|i| each.get_mut(i))
-                .ok_or_else(|| {
-                    Error::internal("a nonce batch answered a request it was not asked")
-                })?;
-            slot.push(row);
-        }
+        let each = rows_by_request(&rows, batch.len())?;
         let mut seen = HashSet::with_capacity(batch.len());
-        let mut answers = Vec::with_capacity(batch.len());
-        for (request, rows) in batch.iter().zip(&each) {
-            let Some(&row) = rows.first() else {
-                return Err(Error::internal("a nonce batch left a request unanswered"));
-            };
-            let inserted: bool = row.try_get("nonce_fresh").map_err(db_err)?;
-            // Both copies of a nonce sent twice in one batch see its
-            // insert; only the first request spends it.
-            let fresh = inserted && seen.insert(request.nonce.as_slice());
-            let account = match row.try_get::<Option<String>, _>("id").map_err(db_err)? {
-                Some(_) => Some(account_from_row(row)?),
-                None => None,
-            };
-            let found = match &request.lookup {
-                None => None,
-                Some(Lookup::Authz(id)) => Some(Found::Authz(
-                    id.clone(),
-                    present(row, "z_", |r| authz_from_row(r))?,
-                )),
-                Some(Lookup::Cert(id)) => Some(Found::Cert(
-                    id.clone(),
-                    present(row, "c_", |r| cert_from_row(r))?,
-                )),
-                Some(Lookup::Order(id)) => Some(Found::Order(
-                    id.clone(),
-                    order_from_rows(rows, "o_", "oa_")?,
-                )),
-            };
-            answers.push(NonceSpent {
-                fresh,
-                account,
-                found,
-            });
-        }
-        Ok(answers)
+        batch
+            .iter()
+            .zip(&each)
+            .map(|(request, rows)| {
+                let spent = spent_from_rows(request, rows)?;
+                // Both copies of a nonce sent twice in one batch see its
+                // insert; only the first request spends it.
+                let fresh = spent.fresh && seen.insert(request.nonce.as_slice());
+                Ok(NonceSpent { fresh, ..spent })
+            })
+            .collect()
+    })
+}
+
+/// The rows of a batch statement grouped by their request (the 1-based
+/// `i` column), for `n` requests.
+fn rows_by_request(rows: &[PgRow], n: usize) -> Result<Vec<Vec<&PgRow>>> {
+    let mut each: Vec<Vec<&PgRow>> = vec![Vec::new(); n];
+    for row in rows {
+        let i: i64 = row.try_get("i").map_err(db_err)?;
+        let slot = usize::try_from(i - 1)
+            .ok()
+            .and_then(|i| each.get_mut(i))
+            .ok_or_else(|| Error::internal("a nonce batch answered a request it was not asked"))?;
+        slot.push(row);
+    }
+    Ok(each)
+}
+
+/// One request's answer from its rows of [`SPEND`] (`fresh` as its
+/// nonce's insert says).
+fn spent_from_rows(request: &NonceSpend, rows: &[&PgRow]) -> Result<NonceSpent> {
+    let Some(&row) = rows.first() else {
+        return Err(Error::internal("a nonce batch left a request unanswered"));
+    };
+    let fresh: bool = row.try_get("nonce_fresh").map_err(db_err)?;
+    let account = match row.try_get::<Option<String>, _>("id").map_err(db_err)? {
+        Some(_) => Some(account_from_row(row)?),
+        None => None,
+    };
+    let found = match &request.lookup {
+        None => None,
+        Some(Lookup::Authz(id)) => Some(Found::Authz(
+            id.clone(),
+            present(row, "z_", |r| authz_from_row(r))?,
+        )),
+        Some(Lookup::Cert(id)) => Some(Found::Cert(
+            id.clone(),
+            present(row, "c_", |r| cert_from_row(r))?,
+        )),
+        Some(Lookup::Order(id)) => Some(Found::Order(
+            id.clone(),
+            order_from_rows(rows, "o_", "oa_")?,
+        )),
+    };
+    Ok(NonceSpent {
+        fresh,
+        account,
+        found,
     })
 }
 
