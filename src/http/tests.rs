@@ -903,12 +903,9 @@ async fn key_change_moves_the_account_to_the_new_key() {
 /// A at once (old key refused, new key accepted), and so is a deactivation.
 #[tokio::test]
 async fn a_remembered_account_is_read_fresh_on_every_request_in_a_fleet() {
-    let Some(db) = crate::test_support::pg::fresh_database().await else {
+    let Some((_db, a, b)) = two_instances().await else {
         return;
     };
-    let on_db = |c: &mut Config| c.store.url = Some(db.url().to_owned());
-    let a = harness_with(on_db).await;
-    let b = harness_with(on_db).await;
     let mut old = Client::new();
     a.register(&mut old).await;
     let kid = old.kid.clone().unwrap();
@@ -958,12 +955,9 @@ async fn a_remembered_account_is_read_fresh_on_every_request_in_a_fleet() {
 /// own.
 #[tokio::test]
 async fn records_read_with_the_nonce_are_current_and_the_accounts_own_in_a_fleet() {
-    let Some(db) = crate::test_support::pg::fresh_database().await else {
+    let Some((_db, a, b)) = two_instances().await else {
         return;
     };
-    let on_db = |c: &mut Config| c.store.url = Some(db.url().to_owned());
-    let a = harness_with(on_db).await;
-    let b = harness_with(on_db).await;
     let mut c = Client::new();
     a.register(&mut c).await;
     let kid = c.kid.clone().unwrap();
@@ -1054,6 +1048,17 @@ async fn records_read_with_the_nonce_are_current_and_the_accounts_own_in_a_fleet
         let r = b.post(&other, &format!("{BASE}{url}"), None).await;
         assert_eq!(r.status, StatusCode::NOT_FOUND, "{url}");
     }
+}
+
+/// Two instances on one fresh PostgreSQL database, or None without a test
+/// cluster. Bind the database to a name declared first, so that it is
+/// dropped after the instances.
+async fn two_instances() -> Option<(crate::test_support::pg::TestDatabase, Harness, Harness)> {
+    let db = crate::test_support::pg::fresh_database().await?;
+    let on_db = |c: &mut Config| c.store.url = Some(db.url().to_owned());
+    let a = harness_with(on_db).await;
+    let b = harness_with(on_db).await;
+    Some((db, a, b))
 }
 
 /// Issues a certificate for `names` to `c`; returns its DER and the

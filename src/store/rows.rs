@@ -95,6 +95,9 @@ pub(crate) struct Prefixed<'r, R> {
 
 impl<R: Columns> Columns for Prefixed<'_, R> {
     fn get<T: Column>(&self, col: &str) -> Result<T> {
+        if self.prefix.is_empty() {
+            return self.row.get(col);
+        }
         self.row.get(&format!("{}{col}", self.prefix))
     }
 }

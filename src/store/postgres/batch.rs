@@ -19,7 +19,9 @@
 //! - [`spend_nonces`]: the insert decides each nonce (a conflict means
 //!   already spent), as for one nonce; a nonce that appears twice in one
 //!   batch is fresh for its first request only, which keeps "exactly once"
-//!   within a batch. Each request's account is read in the same statement.
+//!   within a batch. Each request's account, and the record its URL names
+//!   (an authorization, an order with its authorizations, or a
+//!   certificate), are read in the same statement.
 //! - [`read_authzs`], [`read_orders`], [`read_certs`]: authorizations,
 //!   orders with their authorizations, and certificates, by id.
 
