@@ -324,8 +324,8 @@ pub(super) fn spend_nonces<'a>(
     })
 }
 
-/// The rows of a batch statement grouped by their request (the 1-based
-/// `i` column), for `n` requests.
+/// The rows of [`SPEND`] grouped by their request (the 1-based `i`
+/// column), for `n` requests.
 fn rows_by_request(rows: &[PgRow], n: usize) -> Result<Vec<Vec<&PgRow>>> {
     let mut each: Vec<Vec<&PgRow>> = vec![Vec::new(); n];
     for row in rows {
