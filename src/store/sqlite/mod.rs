@@ -18,6 +18,7 @@
 //! write. `durability = "full"` flushes every commit instead.
 
 mod cache;
+mod leases;
 mod ops;
 mod ratelimit;
 mod schema;
@@ -53,6 +54,7 @@ use crate::store::rows::{
     account_from_row, authz_from_row, cert_from_row, json_err, order_from_row,
 };
 use cache::Cache;
+use leases::Leases;
 use ops::{Op, Replacement};
 use schema::MIGRATIONS;
 use writer::Writer;
@@ -69,6 +71,8 @@ pub(crate) struct SqliteStore {
     /// Serialises the few operations that read, decide and then write
     /// (src/store/sqlite/shared.rs).
     exclusive: tokio::sync::Mutex<()>,
+    /// Finalize leases, held in this process ([`leases`]).
+    leases: Leases,
 }
 
 fn db_err(e: sqlx::Error) -> Error {
@@ -140,6 +144,7 @@ impl SqliteStore {
             writer,
             cache,
             exclusive: tokio::sync::Mutex::new(()),
+            leases: Leases::default(),
         })
     }
 
@@ -463,18 +468,23 @@ impl Store for SqliteStore {
     }
 
     fn order_by_id<'a>(&'a self, id: &'a OrderId) -> StoreFuture<'a, Option<Order>> {
-        Box::pin(self.read_through(
-            |c| c.orders.get(id),
-            async move {
-                let row = sqlx::query(ORDER_SELECT)
-                    .bind(&id.0)
-                    .fetch_optional(&self.reader)
-                    .await
-                    .map_err(db_err)?;
-                row.as_ref().map(order_from_row).transpose()
-            },
-            |c, o| c.orders.put(o.id.clone(), o),
-        ))
+        Box::pin(async move {
+            let order = self
+                .read_through(
+                    |c| c.orders.get(id),
+                    async move {
+                        let row = sqlx::query(ORDER_SELECT)
+                            .bind(&id.0)
+                            .fetch_optional(&self.reader)
+                            .await
+                            .map_err(db_err)?;
+                        row.as_ref().map(order_from_row).transpose()
+                    },
+                    |c, o| c.orders.put(o.id.clone(), o),
+                )
+                .await?;
+            Ok(order.map(|o| self.leases.overlay(o)))
+        })
     }
 
     fn authzs_by_ids<'a>(&'a self, ids: &'a [AuthzId]) -> StoreFuture<'a, Vec<Authz>> {
@@ -587,20 +597,16 @@ impl Store for SqliteStore {
         until: Timestamp,
     ) -> StoreFuture<'a, bool> {
         Box::pin(async move {
-            let op = Op::ClaimOrder {
-                order: id.clone(),
-                owner: owner.to_owned(),
-                now,
-                until,
+            let Some(order) = self.order_by_id(id).await? else {
+                return Ok(false);
             };
-            Ok(self.writer.write(op).await? == 1)
+            Ok(self.leases.claim(&order, owner, now, until))
         })
     }
 
     fn release_order<'a>(&'a self, id: &'a OrderId, owner: &'a str) -> StoreFuture<'a, ()> {
         Box::pin(async move {
-            let op = Op::ReleaseOrder(id.clone(), owner.to_owned());
-            self.writer.write(op).await?;
+            self.leases.release(id, owner);
             Ok(())
         })
     }
@@ -616,12 +622,13 @@ impl Store for SqliteStore {
             // The certificate row is the order's link to it
             // (certificates.order_id is UNIQUE): recording it and making the
             // order valid are one atomic, flushed write.
-            if self
+            let linked = self
                 .writer
                 .write(Op::StoreCertificate(cert.clone()))
                 .await?
-                == 1
-            {
+                == 1;
+            self.leases.end(order);
+            if linked {
                 return Ok(true);
             }
             // The order got a certificate from another request (its lease
@@ -718,9 +725,11 @@ impl Store for SqliteStore {
 
     fn release_all_leases(&self) -> StoreFuture<'_, u64> {
         Box::pin(async move {
-            // Read first: a start with nothing left processing writes
-            // nothing, so a full or read-only disk does not keep the server
-            // (and its OCSP, CRL and downloads) from starting.
+            let held = self.leases.release_all();
+            // Leases an earlier version recorded in the orders table. Read
+            // first: a start with none writes nothing, so a full or
+            // read-only disk does not keep the server (and its OCSP, CRL
+            // and downloads) from starting.
             let (left,): (i64,) = sqlx::query_as(
                 "SELECT COUNT(*) FROM orders WHERE processing_until IS NOT NULL \
                  AND NOT EXISTS (SELECT 1 FROM certificates c WHERE c.order_id = orders.id)",
@@ -729,17 +738,20 @@ impl Store for SqliteStore {
             .await
             .map_err(db_err)?;
             if left == 0 {
-                return Ok(0);
+                return Ok(held);
             }
-            self.writer.write(Op::ReleaseAllLeases).await
+            Ok(held + self.writer.write(Op::ReleaseAllLeases).await?)
         })
     }
 
     fn release_leases_of<'a>(&'a self, owner: &'a str) -> StoreFuture<'a, u64> {
         Box::pin(async move {
-            self.writer
+            let held = self.leases.release_all_of(owner);
+            let recorded = self
+                .writer
                 .write(Op::ReleaseLeasesOf(owner.to_owned()))
-                .await
+                .await?;
+            Ok(held + recorded)
         })
     }
 

@@ -43,14 +43,6 @@ pub(super) enum Op {
         settled: Option<ValidationResult>,
     },
     FinishChallenge(AuthzId, ValidationResult),
-    ClaimOrder {
-        order: OrderId,
-        owner: String,
-        now: Timestamp,
-        until: Timestamp,
-    },
-    /// Gives a lease back, if its owner still holds it.
-    ReleaseOrder(OrderId, String),
     /// Insert a certificate; its `order_id`, if any, links it to its order.
     StoreCertificate(Certificate),
     ReleaseAllLeases,
@@ -101,13 +93,6 @@ impl Op {
                 settled,
             } => start_challenge(sql, authz, *kind, *now, settled.as_ref()),
             Op::FinishChallenge(authz, r) => finish_challenge(sql, authz, r),
-            Op::ClaimOrder {
-                order,
-                owner,
-                now,
-                until,
-            } => claim_order(sql, order, owner, *now, *until),
-            Op::ReleaseOrder(order, owner) => release_order(sql, order, owner),
             Op::StoreCertificate(c) => store_certificate(sql, c),
             Op::ChangeKey {
                 account,
@@ -185,10 +170,6 @@ impl Op {
                 }
             }),
             Op::FinishChallenge(authz, r) => cache.authzs.update(authz, |a| settle(a, r)),
-            Op::ClaimOrder { order, until, .. } => cache
-                .orders
-                .update(order, |o| o.processing_until = Some(*until)),
-            Op::ReleaseOrder(order, _) => cache.orders.update(order, |o| o.processing_until = None),
             Op::StoreCertificate(cert) => {
                 if let Some(order) = &cert.order_id {
                     cache.orders.update(order, |o| {
@@ -541,41 +522,8 @@ fn insert_order(sql: &mut Sql, o: &Order, guard: Option<(&Replacement, &OrderId)
     Ok(())
 }
 
-/// Takes an order's finalize lease until `until`: only if it has no error,
-/// no certificate, and no lease still running at `now`.
-fn claim_order(
-    sql: &mut Sql,
-    order: &OrderId,
-    owner: &str,
-    now: Timestamp,
-    until: Timestamp,
-) -> Result<usize> {
-    sql.raw("UPDATE orders SET processing_until = ")
-        .int(until)
-        .raw(", processing_owner = ")
-        .text(owner)?
-        .raw(" WHERE id = ")
-        .text(&order.0)?
-        .raw(" AND error IS NULL AND (processing_until IS NULL OR processing_until <= ")
-        .int(now)
-        .raw(
-            ") AND NOT EXISTS (SELECT 1 FROM certificates c \
-             WHERE c.order_id = orders.id);\n",
-        );
-    Ok(1)
-}
-
-/// Gives an order's finalize lease back.
-fn release_order(sql: &mut Sql, order: &OrderId, owner: &str) -> Result<usize> {
-    sql.raw("UPDATE orders SET processing_until = NULL, processing_owner = NULL WHERE id = ")
-        .text(&order.0)?
-        .raw(" AND processing_owner = ")
-        .text(owner)?
-        .raw(";\n");
-    Ok(1)
-}
-
-/// Orders left processing by a previous run: marked, and no certificate.
+/// Orders left processing in the database by an earlier version (which
+/// kept its leases there): marked, and no certificate.
 fn release_all_leases(sql: &mut Sql) -> Result<usize> {
     sql.raw(
         "UPDATE orders SET processing_until = NULL \

@@ -78,6 +78,7 @@ async fn open(dir: &tempfile::TempDir) -> SqliteStore {
 #[tokio::test]
 async fn state_survives_reopening_and_leases_are_dropped() {
     let dir = tempfile::tempdir().unwrap();
+    let (o1, o2) = (OrderId("o1".into()), OrderId("o2".into()));
     {
         let s = open(&dir).await;
         s.create_account(&account("acct", "t1"), None)
@@ -89,46 +90,98 @@ async fn state_survives_reopening_and_leases_are_dropped() {
         s.create_order(&order("o2", "a2"), &[authz("a2")], None)
             .await
             .unwrap();
-        assert!(s
-            .claim_order(&OrderId("o1".into()), "i1", 10, 1_000)
-            .await
-            .unwrap());
-        assert!(s
-            .claim_order(&OrderId("o2".into()), "i1", 10, 1_000)
-            .await
-            .unwrap());
-        assert!(s
-            .store_certificate(&cert("c1", "0a"), &OrderId("o1".into()))
-            .await
-            .unwrap());
+        assert!(s.claim_order(&o1, "i1", 10, 1_000).await.unwrap());
+        assert!(s.claim_order(&o2, "i1", 10, 1_000).await.unwrap());
+        let o2_read = s.order_by_id(&o2).await.unwrap().unwrap();
+        assert_eq!(o2_read.processing_until, Some(1_000), "a lease shows");
+        assert!(s.store_certificate(&cert("c1", "0a"), &o1).await.unwrap());
+        // o1's lease ended with its certificate; o2's is held.
+        assert_eq!(s.leases.len(), 1);
         s.close().await;
     }
+    // The leases went with the process that held them: nothing is left
+    // in the database to release, and o2 can be claimed again.
     let s = open(&dir).await;
-    // Only o2 was left processing: o1's marker went with its certificate.
-    assert_eq!(s.release_all_leases().await.unwrap(), 1);
-    let o1 = s.order_by_id(&OrderId("o1".into())).await.unwrap().unwrap();
-    assert_eq!(o1.cert_id, Some(CertId("c1".into())));
-    assert_eq!(o1.processing_until, None);
-    let o2 = s.order_by_id(&OrderId("o2".into())).await.unwrap().unwrap();
-    assert_eq!(o2.processing_until, None);
-    assert!(s
-        .claim_order(&OrderId("o2".into()), "i1", 11, 40)
-        .await
-        .unwrap());
+    assert_eq!(s.release_all_leases().await.unwrap(), 0);
+    let o1_read = s.order_by_id(&o1).await.unwrap().unwrap();
+    assert_eq!(o1_read.cert_id, Some(CertId("c1".into())));
+    assert_eq!(o1_read.processing_until, None);
+    let o2_read = s.order_by_id(&o2).await.unwrap().unwrap();
+    assert_eq!(o2_read.processing_until, None);
+    assert!(s.claim_order(&o2, "i1", 11, 40).await.unwrap());
     let c = s
         .certificate_by_id(&CertId("c1".into()))
         .await
         .unwrap()
         .unwrap();
     assert_eq!(c.der, vec![0x30, 0x03, 0x02, 0x01, 0x27]);
-    // o2 is claimed again (as a live finalize would): reopening releases
-    // it; one more reopen finds nothing left and writes nothing.
     s.close().await;
+    // A lease an earlier version recorded in the orders table is
+    // released at start, once.
+    {
+        let conn = rusqlite::Connection::open(dir.path().join("db.sqlite3")).unwrap();
+        conn.execute(
+            "UPDATE orders SET processing_until = 1000, processing_owner = 'old' WHERE id = 'o2'",
+            [],
+        )
+        .unwrap();
+    }
     let s = open(&dir).await;
     assert_eq!(s.release_all_leases().await.unwrap(), 1);
+    let o2_read = s.order_by_id(&o2).await.unwrap().unwrap();
+    assert_eq!(o2_read.processing_until, None);
     s.close().await;
     let s = open(&dir).await;
     assert_eq!(s.release_all_leases().await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn leases_are_released_by_their_owner_and_swept_once_run_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(&dir).await;
+    s.create_account(&account("acct", "t1"), None)
+        .await
+        .unwrap();
+    s.create_order(&order("o1", "a1"), &[authz("a1")], None)
+        .await
+        .unwrap();
+    let o1 = OrderId("o1".into());
+    assert!(s.claim_order(&o1, "i1", 10, 50).await.unwrap());
+    s.release_order(&o1, "i2").await.unwrap();
+    assert!(!s.claim_order(&o1, "i1", 11, 51).await.unwrap(), "not i2's");
+    s.release_order(&o1, "i1").await.unwrap();
+    assert_eq!(
+        s.order_by_id(&o1).await.unwrap().unwrap().processing_until,
+        None
+    );
+    assert!(s.claim_order(&o1, "i1", 12, 52).await.unwrap());
+    // Leases a dropped request never gave back: run out, swept when the
+    // map is full, the live one kept.
+    for i in 0..super::leases::SWEEP_AT {
+        let id = format!("x{i}");
+        s.create_order(
+            &order(&id, &format!("ax{i}")),
+            &[authz(&format!("ax{i}"))],
+            None,
+        )
+        .await
+        .unwrap();
+        assert!(s.claim_order(&OrderId(id), "i1", 12, 20).await.unwrap());
+    }
+    assert_eq!(s.leases.len(), super::leases::SWEEP_AT + 1);
+    s.create_order(&order("o2", "a2"), &[authz("a2")], None)
+        .await
+        .unwrap();
+    assert!(s
+        .claim_order(&OrderId("o2".into()), "i1", 30, 60)
+        .await
+        .unwrap());
+    assert_eq!(s.leases.len(), 2, "o1's and o2's");
+    assert!(
+        !s.claim_order(&o1, "i1", 31, 61).await.unwrap(),
+        "o1's kept"
+    );
+    s.close().await;
 }
 
 /// A self-signed certificate's DER naming `names` in its subjectAltName.
@@ -248,8 +301,10 @@ async fn concurrent_writes_are_committed_together_and_each_answered() {
     for t in tasks {
         t.await.unwrap();
     }
+    assert_eq!(s.leases.len(), 200);
     let s = Arc::try_unwrap(s).ok().unwrap();
     s.close().await;
+    // Every order was committed; the leases were this process's.
     let s = open(&dir).await;
     for i in [0, 99, 199] {
         let o = s
@@ -257,7 +312,7 @@ async fn concurrent_writes_are_committed_together_and_each_answered() {
             .await
             .unwrap()
             .unwrap();
-        assert_eq!(o.processing_until, Some(40));
+        assert_eq!(o.processing_until, None);
     }
 }
 
