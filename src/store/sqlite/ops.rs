@@ -549,13 +549,11 @@ fn release_leases_of(sql: &mut Sql, owner: &str) -> Result<usize> {
 
 // Certificates and CRLs.
 
-/// Inserts a certificate and clears its order's finalize marker in the
-/// same transaction, so no issued order stays marked.
+/// Inserts a certificate. Its order's lease is in the process
+/// (leases.rs), none in the table: leases an earlier version recorded
+/// there were released at start.
 fn store_certificate(sql: &mut Sql, c: &Certificate) -> Result<usize> {
     let order = c.order_id.as_ref().map(|o| o.0.as_str());
-    sql.raw("UPDATE orders SET processing_until = NULL WHERE id = ")
-        .opt_text(order)?
-        .raw(" AND processing_until IS NOT NULL;\n");
     sql.raw(
         "INSERT INTO certificates (id, serial, account_id, order_id, der, \
          not_before, not_after, issued_at, common_name) VALUES (",
@@ -580,7 +578,7 @@ fn store_certificate(sql: &mut Sql, c: &Certificate) -> Result<usize> {
     // The order already has a certificate: nothing is inserted
     // (0 rows) and the caller records this one unlinked.
     .raw(") ON CONFLICT(order_id) DO NOTHING;\n");
-    Ok(2)
+    Ok(1)
 }
 
 /// Revokes a certificate that is not revoked yet.
