@@ -75,21 +75,27 @@ async fn open(dir: &tempfile::TempDir) -> SqliteStore {
         .unwrap()
 }
 
+/// The account "acct" and its orders o1…on, each with its authorization
+/// a1…an.
+async fn account_and_orders(s: &SqliteStore, n: usize) {
+    s.create_account(&account("acct", "t1"), None)
+        .await
+        .unwrap();
+    for i in 1..=n {
+        let a = format!("a{i}");
+        s.create_order(&order(&format!("o{i}"), &a), &[authz(&a)], None)
+            .await
+            .unwrap();
+    }
+}
+
 #[tokio::test]
 async fn state_survives_reopening_and_leases_are_dropped() {
     let dir = tempfile::tempdir().unwrap();
     let (o1, o2) = (OrderId("o1".into()), OrderId("o2".into()));
     {
         let s = open(&dir).await;
-        s.create_account(&account("acct", "t1"), None)
-            .await
-            .unwrap();
-        s.create_order(&order("o1", "a1"), &[authz("a1")], None)
-            .await
-            .unwrap();
-        s.create_order(&order("o2", "a2"), &[authz("a2")], None)
-            .await
-            .unwrap();
+        account_and_orders(&s, 2).await;
         assert!(s.claim_order(&o1, "i1", 10, 1_000).await.unwrap());
         assert!(s.claim_order(&o2, "i1", 10, 1_000).await.unwrap());
         let o2_read = s.order_by_id(&o2).await.unwrap().unwrap();
@@ -139,12 +145,7 @@ async fn state_survives_reopening_and_leases_are_dropped() {
 async fn leases_are_released_by_their_owner_and_swept_once_run_out() {
     let dir = tempfile::tempdir().unwrap();
     let s = open(&dir).await;
-    s.create_account(&account("acct", "t1"), None)
-        .await
-        .unwrap();
-    s.create_order(&order("o1", "a1"), &[authz("a1")], None)
-        .await
-        .unwrap();
+    account_and_orders(&s, 2).await;
     let o1 = OrderId("o1".into());
     assert!(s.claim_order(&o1, "i1", 10, 50).await.unwrap());
     s.release_order(&o1, "i2").await.unwrap();
@@ -169,9 +170,6 @@ async fn leases_are_released_by_their_owner_and_swept_once_run_out() {
         assert!(s.claim_order(&OrderId(id), "i1", 12, 20).await.unwrap());
     }
     assert_eq!(s.leases.len(), super::leases::SWEEP_AT + 1);
-    s.create_order(&order("o2", "a2"), &[authz("a2")], None)
-        .await
-        .unwrap();
     assert!(s
         .claim_order(&OrderId("o2".into()), "i1", 30, 60)
         .await
@@ -197,15 +195,7 @@ async fn certificates_without_a_common_name_get_their_first_name_at_open() {
     let dir = tempfile::tempdir().unwrap();
     {
         let s = open(&dir).await;
-        s.create_account(&account("acct", "t1"), None)
-            .await
-            .unwrap();
-        s.create_order(&order("o1", "a1"), &[authz("a1")], None)
-            .await
-            .unwrap();
-        s.create_order(&order("o2", "a2"), &[authz("a2")], None)
-            .await
-            .unwrap();
+        account_and_orders(&s, 2).await;
         let mut named = cert("c1", "0a");
         named.der = der_naming(vec![
             rcgen::SanType::IpAddress("192.0.2.7".parse().unwrap()),
