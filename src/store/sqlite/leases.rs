@@ -10,8 +10,9 @@
 //! fleet shares, keeps its leases in the orders table.
 //!
 //! An entry leaves the map when its certificate is stored, when it is
-//! given back (alone, or with every lease or its owner's), or (for a finalize whose request was dropped part-way) when
-//! the map has grown to [`SWEEP_AT`] entries and this one has run out.
+//! given back (alone, or with every lease or its owner's), or, for a
+//! finalize whose request was dropped part-way, when the map has grown to
+//! [`SWEEP_AT`] entries and this one has run out.
 
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
@@ -32,8 +33,8 @@ pub(super) struct Leases(Mutex<HashMap<OrderId, Lease>>);
 
 impl Leases {
     fn map(&self) -> MutexGuard<'_, HashMap<OrderId, Lease>> {
-        // Every update below is a single map operation: a poisoned lock
-        // still holds a consistent map.
+        // Nothing below can panic part-way through an update: a poisoned
+        // lock still holds a consistent map.
         self.0.lock().unwrap_or_else(|p| p.into_inner())
     }
 
