@@ -38,27 +38,25 @@ impl Leases {
         self.0.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Takes `order`'s lease for `owner` until `until`, if the order as
-    /// read has no error and no certificate and no lease runs at `now`.
+    /// Takes `order`'s lease for `owner` until `until`, if no lease on it
+    /// runs at `now`. The caller then checks the order, read after this,
+    /// and gives the lease back if the order cannot be finalized.
     pub(super) fn claim(
         &self,
-        order: &Order,
+        order: &OrderId,
         owner: &str,
         now: Timestamp,
         until: Timestamp,
     ) -> bool {
-        if order.error.is_some() || order.cert_id.is_some() {
-            return false;
-        }
         let mut map = self.map();
-        if map.get(&order.id).is_some_and(|l| l.until > now) {
+        if map.get(order).is_some_and(|l| l.until > now) {
             return false;
         }
         if map.len() >= SWEEP_AT {
             map.retain(|_, l| l.until > now);
         }
         map.insert(
-            order.id.clone(),
+            order.clone(),
             Lease {
                 owner: owner.to_owned(),
                 until,

@@ -597,10 +597,23 @@ impl Store for SqliteStore {
         until: Timestamp,
     ) -> StoreFuture<'a, bool> {
         Box::pin(async move {
-            let Some(order) = self.order_by_id(id).await? else {
+            if !self.leases.claim(id, owner, now, until) {
                 return Ok(false);
+            }
+            // Read with the lease held: a certificate stored before it was
+            // taken (whose write ended the lease before) is seen here, so
+            // two requests cannot both sign for one order.
+            let finalizable = match self.order_by_id(id).await {
+                Ok(order) => order.is_some_and(|o| o.error.is_none() && o.cert_id.is_none()),
+                Err(e) => {
+                    self.leases.release(id, owner);
+                    return Err(e);
+                }
             };
-            Ok(self.leases.claim(&order, owner, now, until))
+            if !finalizable {
+                self.leases.release(id, owner);
+            }
+            Ok(finalizable)
         })
     }
 

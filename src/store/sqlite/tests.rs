@@ -103,6 +103,12 @@ async fn state_survives_reopening_and_leases_are_dropped() {
         assert!(s.store_certificate(&cert("c1", "0a"), &o1).await.unwrap());
         // o1's lease ended with its certificate; o2's is held.
         assert_eq!(s.leases.len(), 1);
+        // An order with its certificate, or none at all, is not claimed,
+        // and the claim leaves no lease behind.
+        assert!(!s.claim_order(&o1, "i1", 20, 1_000).await.unwrap());
+        let none = OrderId("none".into());
+        assert!(!s.claim_order(&none, "i1", 20, 1_000).await.unwrap());
+        assert_eq!(s.leases.len(), 1);
         s.close().await;
     }
     // The leases went with the process that held them: nothing is left
