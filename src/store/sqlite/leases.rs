@@ -65,6 +65,22 @@ impl Leases {
         true
     }
 
+    /// After a claim, with `order` read while the lease was held (a
+    /// certificate stored before the claim is then seen): keeps the lease
+    /// if the order can be finalized, gives it back otherwise.
+    pub(super) fn keep_if_finalizable(
+        &self,
+        id: &OrderId,
+        owner: &str,
+        order: Option<&Order>,
+    ) -> bool {
+        let ok = order.is_some_and(|o| o.error.is_none() && o.cert_id.is_none());
+        if !ok {
+            self.release(id, owner);
+        }
+        ok
+    }
+
     /// Gives `order`'s lease back if `owner` holds it.
     pub(super) fn release(&self, order: &OrderId, owner: &str) {
         let mut map = self.map();

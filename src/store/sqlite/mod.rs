@@ -600,20 +600,11 @@ impl Store for SqliteStore {
             if !self.leases.claim(id, owner, now, until) {
                 return Ok(false);
             }
-            // Read with the lease held: a certificate stored before it was
-            // taken (whose write ended the lease before) is seen here, so
-            // two requests cannot both sign for one order.
-            let finalizable = match self.order_by_id(id).await {
-                Ok(order) => order.is_some_and(|o| o.error.is_none() && o.cert_id.is_none()),
-                Err(e) => {
-                    self.leases.release(id, owner);
-                    return Err(e);
-                }
-            };
-            if !finalizable {
-                self.leases.release(id, owner);
-            }
-            Ok(finalizable)
+            // Read with the lease held: a certificate stored before is seen.
+            let read = self.order_by_id(id).await;
+            let order = read.as_ref().ok().and_then(Option::as_ref);
+            let kept = self.leases.keep_if_finalizable(id, owner, order);
+            read.map(|_| kept)
         })
     }
 
