@@ -13,6 +13,12 @@ use acme_ca::server::{default_base_url, Server};
 
 mod admin;
 
+/// mimalloc instead of glibc's allocator: about 4 % less CPU per order at
+/// concurrency 1 and 32, with the resident memory no higher
+/// (docs/DESIGN.md, "Memory allocator"; docs/PERFORMANCE.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "acme-ca",
